@@ -1,0 +1,72 @@
+/**
+ * A neutral XML tree. The codec builds and reads this shape only, so it stays pure and independent of the
+ * two `@xmpp/xml` versions in play (the component's 0.13 and the client's 0.14): each XMPP facade converts
+ * to its own library's elements on the way out, and ltx elements coming in already have this shape
+ * (`name`, `attrs`, `children`).
+ */
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string | undefined>;
+  children: XmlNode[];
+}
+export type XmlNode = XmlElement | string;
+
+export function el(name: string, attrs: Record<string, string | undefined> = {}, ...children: XmlNode[]): XmlElement {
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) clean[k] = v;
+  return { name, attrs: clean, children };
+}
+
+export function isElement(node: unknown): node is XmlElement {
+  return typeof node === "object" && node !== null && typeof (node as XmlElement).name === "string"
+    && typeof (node as XmlElement).attrs === "object" && Array.isArray((node as XmlElement).children);
+}
+
+export function childElements(parent: XmlElement): XmlElement[] {
+  return parent.children.filter(isElement);
+}
+
+/** The first child with this local name (and namespace, when given: declared on the child itself). */
+export function findChild(parent: XmlElement, name: string, xmlns?: string): XmlElement | undefined {
+  return childElements(parent).find((c) => c.name === name && (xmlns === undefined || c.attrs.xmlns === xmlns));
+}
+
+/** Concatenated text of the direct text children (ltx splits text around entities into several strings). */
+export function textOf(node: XmlElement): string {
+  let out = "";
+  for (const c of node.children) if (typeof c === "string") out += c;
+  return out;
+}
+
+const TEXT_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+const ATTR_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, '"': "&quot;", "'": "&apos;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;" };
+
+export function escapeText(s: string): string {
+  return s.replace(/[&<>]/g, (c) => TEXT_ESCAPES[c] ?? c);
+}
+
+export function escapeAttr(s: string): string {
+  return s.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c);
+}
+
+/** Serializes a tree to a string (used for `<xml>` bodies, whose bytes are the re-serialized XML). */
+export function serialize(node: XmlNode): string {
+  if (typeof node === "string") return escapeText(node);
+  let out = `<${node.name}`;
+  for (const [k, v] of Object.entries(node.attrs)) if (v !== undefined) out += ` ${k}="${escapeAttr(v)}"`;
+  if (node.children.length === 0) return `${out}/>`;
+  out += ">";
+  for (const c of node.children) out += serialize(c);
+  return `${out}</${node.name}>`;
+}
+
+/**
+ * Characters XML 1.0 forbids (§2.2 Char): C0 controls other than TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF.
+ * Such text cannot travel in an XMPP stream at all.
+ */
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function hasForbiddenXmlChars(s: string): boolean {
+  return FORBIDDEN_XML_CHARS.test(s);
+}

@@ -1,0 +1,17 @@
+import { childElements, type XmlElement } from "../xep0332/xml.js";
+
+export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/** RFC 6120 §8.3: the defined condition of an `<iq type='error'>`, and its optional text. */
+export function stanzaErrorOf(stanza: XmlElement): { condition: string; text?: string } {
+  const error = childElements(stanza).find((c) => c.name === "error");
+  if (!error) return { condition: "undefined-condition" };
+  let condition = "undefined-condition";
+  let text: string | undefined;
+  for (const c of childElements(error)) {
+    if (c.attrs.xmlns !== NS_STANZAS) continue;
+    if (c.name === "text") text = c.children.filter((t): t is string => typeof t === "string").join("");
+    else condition = c.name;
+  }
+  return text === undefined ? { condition } : { condition, text };
+}

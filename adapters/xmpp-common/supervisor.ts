@@ -1,0 +1,123 @@
+import type { EventEmitter } from "node:events";
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+
+/** The part of an xmpp.js entity (client or component) that supervision needs. */
+export interface SupervisedEntity extends EventEmitter {
+  status: string;
+  socket: { setEncoding?(enc: BufferEncoding): unknown } | null;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  reconnect: { stop(): void; reconnect(): Promise<void> };
+}
+
+export interface SupervisorEvents {
+  /** A state change worth a log line: online, offline, retry scheduled, error. */
+  onEvent(event: "online" | "offline" | "retry" | "error", fields: Record<string, unknown>): void;
+  onOnlineChange?(online: boolean): void;
+}
+
+/**
+ * Keeps one xmpp.js connection up. It replaces the library's fixed 1 s reconnect with jittered exponential
+ * backoff (so instances that lose the server together do not return together, and a standby component
+ * refused with `conflict` does not hammer the server), sinks `error` events (an unhandled one would crash
+ * the process), and makes sockets decode UTF-8 across reads: xmpp.js turns every TCP read into text on its
+ * own, which corrupts a multi-byte character split over two reads.
+ */
+export class ConnectionSupervisor {
+  private readonly backoff: Backoff;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private isOnline = false;
+  private readonly decodedSockets = new WeakSet<object>();
+  private waiters: Array<() => void> = [];
+
+  constructor(private readonly entity: SupervisedEntity, private readonly events: SupervisorEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+    this.backoff = new Backoff(backoff);
+    entity.reconnect.stop();
+    entity.on("error", (err: unknown) => this.events.onEvent("error", { err: describe(err) }));
+    entity.on("status", () => this.ensureUtf8Decoding());
+    entity.on("online", () => {
+      this.backoff.reset();
+      this.setOnline(true);
+      this.events.onEvent("online", {});
+      for (const w of this.waiters.splice(0)) w();
+    });
+    entity.on("disconnect", () => {
+      if (this.isOnline) this.events.onEvent("offline", {});
+      this.setOnline(false);
+      this.scheduleReconnect();
+    });
+  }
+
+  get online(): boolean {
+    return this.isOnline;
+  }
+
+  /** Starts connecting; does not wait for success (retries go on in the background). */
+  async start(): Promise<void> {
+    this.stopping = false;
+    try {
+      await this.entity.start();
+    } catch {
+      // The failure was emitted as `error` and the socket's close schedules the retry.
+    }
+  }
+
+  waitOnline(timeoutMs: number): Promise<void> {
+    if (this.isOnline) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`not online after ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const wasOnline = this.isOnline;
+    this.setOnline(false);
+    if (this.entity.status === "offline") return;
+    try {
+      await this.entity.stop();
+    } catch {
+      // Closing a half-open stream can fail; the socket is gone either way.
+    }
+    if (wasOnline) this.events.onEvent("offline", { reason: "stopped" });
+  }
+
+  private setOnline(online: boolean): void {
+    if (online === this.isOnline) return;
+    this.isOnline = online;
+    this.events.onOnlineChange?.(online);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.timer) return;
+    const delayMs = this.backoff.next();
+    this.events.onEvent("retry", { delayMs, attempt: this.backoff.attempts });
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopping || this.entity.status !== "disconnect") return;
+      this.entity.reconnect.reconnect().catch(() => {
+        // Emitted as `error`; the next `disconnect` schedules another attempt.
+      });
+    }, delayMs);
+    this.timer.unref?.();
+  }
+
+  private ensureUtf8Decoding(): void {
+    const socket = this.entity.socket;
+    if (!socket || this.decodedSockets.has(socket) || typeof socket.setEncoding !== "function") return;
+    socket.setEncoding("utf8");
+    this.decodedSockets.add(socket);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

@@ -1,0 +1,64 @@
+import { hostname } from "node:os";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
+import { EnvReader, type Env } from "./env.js";
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+/** Everything the gateway is configured with; every field comes from one environment variable (README table). */
+export interface Config {
+  http: { host: string; port: number; maxBodyBytes: number };
+  redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
+  xmpp: { service: string; domain: string; secret: string };
+  devices: { jidTemplate: string };
+  exchange: {
+    timeoutMs: number;
+    maxReplyBytes: number;
+    chunkThresholdBytes: number;
+    chunkSizeBytes: number;
+    offlineRetryAfterS: number;
+  };
+  /** How long a stopping instance lets requests in flight finish. */
+  drainTimeoutMs: number;
+  instanceId: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export function loadConfig(env: Env): Config {
+  const r = new EnvReader(env);
+  const jidTemplate = r.string("DEVICE_JID_TEMPLATE", "{id}@localhost/agent");
+  r.check("DEVICE_JID_TEMPLATE", jidTemplate, /^[^@/]*\{id\}[^@/]*@[^@/]+\/[^/]+$/.test(jidTemplate),
+    "must be a full JID with {id} in the localpart, e.g. {id}@devices.example.com/agent");
+  const domain = r.string("XMPP_COMPONENT_DOMAIN", "gateway.localhost");
+  r.check("XMPP_COMPONENT_DOMAIN", domain, /^[A-Za-z0-9.-]+$/.test(domain), "must be a domain name");
+
+  const config: Config = {
+    http: {
+      host: r.string("GATEWAY_HOST", "0.0.0.0"),
+      port: r.int("GATEWAY_PORT", 8080, 0, 65535),
+      maxBodyBytes: r.int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
+    },
+    redis: {
+      url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
+      keyPrefix: r.string("REDIS_KEY_PREFIX", "gw:"),
+      commandTimeoutMs: r.int("REDIS_COMMAND_TIMEOUT_MS", 2000, 50),
+    },
+    xmpp: {
+      service: r.url("XMPP_COMPONENT_SERVICE", "xmpp://127.0.0.1:5347", ["xmpp:"]),
+      domain,
+      secret: r.required("XMPP_COMPONENT_SECRET"),
+    },
+    devices: { jidTemplate },
+    exchange: {
+      timeoutMs: r.int("GATEWAY_REQUEST_TIMEOUT_MS", 30_000, 1),
+      maxReplyBytes: r.int("GATEWAY_MAX_REPLY_BYTES", 10 * 1024 * 1024, 0),
+      chunkThresholdBytes: r.int("GATEWAY_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
+      chunkSizeBytes: r.int("GATEWAY_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+      offlineRetryAfterS: r.int("GATEWAY_OFFLINE_RETRY_AFTER_S", 30, 0),
+    },
+    drainTimeoutMs: r.int("GATEWAY_DRAIN_TIMEOUT_MS", 25_000, 0),
+    instanceId: r.string("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
+    logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+  };
+  r.done();
+  return config;
+}

@@ -1,0 +1,75 @@
+/**
+ * Typed readers for environment variables. Each bad value becomes one line naming the variable, and all of
+ * them are reported together, so an operator fixes a deployment in one round.
+ */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  required(name: string): string {
+    const v = this.raw(name);
+    if (v === undefined) this.problems.push(`${name} is required`);
+    return v ?? "";
+  }
+
+  optional(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  int(name: string, fallback: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return Number(v);
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(v)) {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be one of ${allowed.join(", ")}`);
+      return fallback;
+    }
+    return v as T;
+  }
+
+  url(name: string, fallback: string, protocols: readonly string[]): string {
+    const v = this.raw(name) ?? fallback;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) throw new Error("protocol");
+    } catch {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+    }
+    return v;
+  }
+
+  check(name: string, value: string, ok: boolean, rule: string): void {
+    if (!ok) this.problems.push(`${name}=${JSON.stringify(value)} ${rule}`);
+  }
+
+  done(): void {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+  }
+}

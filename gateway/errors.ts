@@ -1,0 +1,63 @@
+/**
+ * The error catalogue (DESIGN.md §6): every error the gateway makes has a stable code, one HTTP status and
+ * a default message. Clients and tests rely on the codes; the messages may change.
+ */
+export const CATALOGUE = {
+  GW_BAD_DEVICE_ID: { status: 400, message: "device id must be 1-64 of [A-Za-z0-9._-]" },
+  GW_UNKNOWN_DEVICE: { status: 404, message: "no such device" },
+  GW_NOT_A_DEVICE: { status: 403, message: "target is not a registered device" },
+  GW_METHOD_NOT_ALLOWED: { status: 405, message: "method is not carried to devices" },
+  GW_PAYLOAD_TOO_LARGE: { status: 413, message: "request body is over the limit" },
+  GW_DEVICE_BUSY: { status: 429, message: "device has too many requests in flight" },
+  GW_DEVICE_OFFLINE: { status: 503, message: "device is not connected" },
+  GW_DEVICE_TIMEOUT: { status: 504, message: "device did not answer in time" },
+  GW_BAD_DEVICE_REPLY: { status: 502, message: "device reply is not valid XEP-0332" },
+  GW_DEVICE_ERROR: { status: 502, message: "device answered with an XMPP error" },
+  GW_UPSTREAM_UNREACHABLE: { status: 502, message: "device HTTP server refused or reset the connection" },
+  GW_UPSTREAM_TIMEOUT: { status: 504, message: "device HTTP server did not answer in time" },
+  GW_XMPP_UNAVAILABLE: { status: 503, message: "gateway is not connected to the XMPP server" },
+  GW_STORE_UNAVAILABLE: { status: 503, message: "gateway store (Redis) is unreachable" },
+  GW_SHUTTING_DOWN: { status: 503, message: "gateway instance is shutting down" },
+  GW_NOT_FOUND: { status: 404, message: "no such route" },
+  GW_INTERNAL: { status: 500, message: "internal gateway error" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+export interface GatewayErrorOptions {
+  message?: string;
+  /** Overrides the catalogue status where the code's status depends on the case (GW_DEVICE_ERROR). */
+  status?: number;
+  /** Seconds, for 429 and 503: when a retry may succeed. */
+  retryAfterS?: number;
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  override readonly name = "GatewayError";
+  readonly status: number;
+  readonly retryAfterS: number | undefined;
+
+  constructor(readonly code: ErrorCode, opts: GatewayErrorOptions = {}) {
+    super(opts.message ?? CATALOGUE[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.status = opts.status ?? CATALOGUE[code].status;
+    this.retryAfterS = opts.retryAfterS;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Anything thrown that is not already a catalogue error is an internal error: its details stay in the log. */
+export function toGatewayError(err: unknown): GatewayError {
+  return isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err });
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; deviceId?: string; requestId: string };
+}
+
+export function errorBody(err: GatewayError, requestId: string, deviceId?: string): ErrorBody {
+  return { error: { code: err.code, message: err.message, ...(deviceId ? { deviceId } : {}), requestId } };
+}

@@ -1,0 +1,39 @@
+import express, { type Express } from "express";
+import type { Registry } from "prom-client";
+import { GatewayError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { accessLog } from "./access-log.js";
+import { errorHandler, sendError } from "./error-response.js";
+import { refuseWhileDraining } from "./draining.js";
+import { requestId } from "./request-id.js";
+import { deviceRoutes, type DeviceRouteDeps } from "./routes/devices.js";
+import { healthRoutes, type ReadinessCheck } from "./routes/health.js";
+import { metricsRoutes } from "./routes/metrics.js";
+
+export interface AppDeps {
+  logger: Logger;
+  metrics: Metrics;
+  registry: Registry;
+  readiness: ReadinessCheck;
+  devices: DeviceRouteDeps;
+  instanceId: string;
+  isDraining: () => boolean;
+}
+
+/** The HTTP application. It never listens: `server.ts` does, and tests may hand it to supertest directly. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.disable("etag"); // device replies are passed through as they are
+  app.set("query parser", false); // the device sees the raw query string; the gateway never parses it
+  app.use(requestId());
+  app.use(accessLog(deps.logger, deps.metrics, deps.instanceId));
+  app.use(refuseWhileDraining(deps.isDraining));
+  app.use(healthRoutes(deps.readiness));
+  app.use(metricsRoutes(deps.registry));
+  app.use(deviceRoutes(deps.devices));
+  app.use((_req, res) => sendError(res, new GatewayError("GW_NOT_FOUND")));
+  app.use(errorHandler(deps.logger));
+  return app;
+}

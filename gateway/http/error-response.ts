@@ -1,0 +1,32 @@
+import type { ErrorRequestHandler, Response } from "express";
+import { errorBody, GatewayError, toGatewayError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { facts } from "./context.js";
+
+/** Writes a catalogue error as JSON (DESIGN.md §6), with Retry-After where the error has one. */
+export function sendError(res: Response, err: GatewayError): void {
+  const f = facts(res);
+  f.errorCode = err.code;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err.retryAfterS !== undefined) res.setHeader("Retry-After", String(err.retryAfterS));
+  res.status(err.status).json(errorBody(err, f.requestId, f.deviceId));
+}
+
+/** Last handler: anything thrown becomes a catalogue error; unexpected ones are logged with their stack. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const gwErr = toGatewayError(normalizeExpressError(err));
+    if (gwErr.code === "GW_INTERNAL") logger.error({ err: gwErr.cause ?? err, requestId: facts(res).requestId }, "unexpected error");
+    sendError(res, gwErr);
+  };
+}
+
+/** Express and body parsers signal client errors with `status`/`type`; keep them 4xx, not 500. */
+function normalizeExpressError(err: unknown): unknown {
+  const e = err as { status?: number; type?: string };
+  if (e?.type === "entity.too.large" || e?.status === 413) return new GatewayError("GW_PAYLOAD_TOO_LARGE");
+  return err;
+}

@@ -1,0 +1,43 @@
+import type { Request, Response, Router } from "express";
+import express from "express";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../../adapters/xep0332/message.js";
+import { toGatewayError } from "../../errors.js";
+import type { DeviceResolver } from "../../registry/resolver.js";
+import { readBody } from "../body.js";
+import { facts } from "../context.js";
+import { parseDevicePath } from "../device-address.js";
+import { deadlineMs, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
+import { sendError } from "../error-response.js";
+
+export interface DeviceRouteDeps {
+  resolver: DeviceResolver;
+  exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
+  maxBodyBytes: number;
+}
+
+/** `ANY /devices/{deviceId}/{rest}` (DESIGN.md §2, path addressing). */
+export function deviceRoutes(deps: DeviceRouteDeps): Router {
+  const router = express.Router();
+  router.all(/^\/devices(\/.*)?$/, (req, res) => {
+    void handle(deps, req, res);
+  });
+  return router;
+}
+
+async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promise<void> {
+  const f = facts(res);
+  try {
+    const address = parseDevicePath(req.originalUrl);
+    f.deviceId = address.deviceId;
+    const body = await readBody(req, deps.maxBodyBytes);
+    const route = await deps.resolver.resolve(address.deviceId);
+    f.transport = route.transport;
+    const message = toDeviceRequest(req, address.resource, body, f.requestId);
+    const reply = await deps.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: deadlineMs(req, route.timeoutMs) });
+    writeDeviceResponse(req, res, reply);
+  } catch (err) {
+    const gwErr = toGatewayError(err);
+    if (gwErr.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
+    sendError(res, gwErr);
+  }
+}

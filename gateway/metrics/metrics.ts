@@ -1,0 +1,46 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type DropReason = "late" | "duplicate" | "unknown" | "spoofed" | "malformed";
+export type Transport = "xmpp" | "http" | "none";
+
+/**
+ * All metrics of one gateway instance, on a registry of its own (no prom-client global state), named as
+ * DESIGN.md §7 says. Labels take bounded values only: never a device id or a path.
+ */
+export function createMetrics(registry: Registry = new Registry()) {
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "gateway_http_requests_total",
+      help: "HTTP requests answered, by transport, method and status class.",
+      labelNames: ["transport", "method", "status_class"] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "gateway_http_request_duration_seconds",
+      help: "Time from request to response, by transport.",
+      labelNames: ["transport"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    iqInflight: new Gauge({ name: "gateway_xmpp_iq_inflight", help: "XMPP exchanges waiting for a device reply.", registers }),
+    iqTimeouts: new Counter({ name: "gateway_xmpp_iq_timeouts_total", help: "XMPP exchanges that reached their deadline.", registers }),
+    repliesDropped: new Counter({
+      name: "gateway_replies_dropped_total",
+      help: "Device replies and chunks dropped instead of being written to a client, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    repliesForwarded: new Counter({ name: "gateway_replies_forwarded_total", help: "Replies forwarded to the instance that owns the exchange.", registers }),
+    xmppConnected: new Gauge({ name: "gateway_xmpp_connected", help: "1 while the XMPP component connection is online.", registers }),
+    redisConnected: new Gauge({ name: "gateway_redis_connected", help: "1 while Redis is ready.", registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}

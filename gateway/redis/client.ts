@@ -1,0 +1,78 @@
+import { Redis } from "ioredis";
+import { Backoff } from "../../adapters/xmpp-common/backoff.js";
+import { GatewayError } from "../errors.js";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Logger } from "../log.js";
+
+export interface RedisOptions {
+  url: string;
+  keyPrefix: string;
+  /** A command that gets no answer within this bound fails (a hung Redis must not hang requests). */
+  commandTimeoutMs: number;
+}
+
+/**
+ * The gateway's one door to ioredis. Commands never wait for a connection: with the offline queue off, a
+ * command while Redis is down fails at once and becomes 503 GW_STORE_UNAVAILABLE, and the client keeps
+ * reconnecting (jittered backoff) until Redis returns, with no restart of the gateway.
+ */
+export class RedisStore implements Lifecycle {
+  readonly client: Redis;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: RedisOptions, deps: { logger: Logger; onReadyChange?: (ready: boolean) => void }) {
+    this.log = deps.logger.child({ component: "redis" });
+    const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
+    this.client = new Redis(opts.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: 5000,
+      retryStrategy: () => backoff.next(),
+    });
+    this.client.on("ready", () => {
+      backoff.reset();
+      this.log.info({ event: "ready" }, "redis ready");
+      deps.onReadyChange?.(true);
+    });
+    this.client.on("close", () => deps.onReadyChange?.(false));
+    // ioredis reports every failed reconnect here; without a listener it prints to stderr.
+    this.client.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "redis error"));
+  }
+
+  get ready(): boolean {
+    return this.client.status === "ready";
+  }
+
+  key(...parts: string[]): string {
+    return this.opts.keyPrefix + parts.join(":");
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.client.connect();
+    } catch (err) {
+      // Not fatal: the gateway starts unready and the client keeps retrying.
+      this.log.warn({ event: "connect-failed", err: (err as Error).message }, "redis not reachable at start");
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.client.status === "end") return;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+
+  /** Runs one command; any Redis failure becomes the catalogue's GW_STORE_UNAVAILABLE. */
+  async run<T>(command: (client: Redis) => Promise<T>): Promise<T> {
+    try {
+      return await command(this.client);
+    } catch (err) {
+      throw new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
+    }
+  }
+}
