@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
-import { EnvReader, type Env } from "./env.js";
+import { EnvReader, type Env } from "../adapters/shared/env.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 

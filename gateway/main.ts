@@ -1,4 +1,4 @@
-import { ConfigError } from "./env.js";
+import { ConfigError } from "../adapters/shared/env.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";

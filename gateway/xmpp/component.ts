@@ -1,9 +1,9 @@
 import xmppComponent from "@xmpp/component";
 import type { Component, LtxElement } from "@xmpp/component";
-import type { BackoffOptions } from "../../adapters/xmpp-common/backoff.js";
-import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../adapters/xmpp-common/disco.js";
-import { asXmlElement, toLibraryElement } from "../../adapters/xmpp-common/elements.js";
-import { ConnectionSupervisor } from "../../adapters/xmpp-common/supervisor.js";
+import type { BackoffOptions } from "../../adapters/shared/backoff.js";
+import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../adapters/shared/disco.js";
+import { asXmlElement, toLibraryElement } from "../../adapters/shared/elements.js";
+import { ConnectionSupervisor } from "../../adapters/shared/supervisor.js";
 import type { XmlElement } from "../../adapters/xep0332/xml.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";

@@ -2,9 +2,9 @@ import { decodeChunk, encodeClose, isChunk, type Chunk } from "../../adapters/xe
 import { CodecError } from "../../adapters/xep0332/errors.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
-import { InboundStreams, StreamCancelled } from "../../adapters/xmpp-common/inbound-streams.js";
-import { sameJid } from "../../adapters/xmpp-common/jid.js";
-import { stanzaErrorOf } from "../../adapters/xmpp-common/stanza-error.js";
+import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
+import { sameJid } from "../../adapters/shared/jid.js";
+import { stanzaErrorOf } from "../../adapters/shared/stanza-error.js";
 import { newId } from "../correlation/ids.js";
 import type { PendingExchange, PendingExchanges } from "../correlation/pending.js";
 import type { CorrelationStore } from "../correlation/store.js";

@@ -1,0 +1,169 @@
+import type { Agent as HttpAgent } from "node:http";
+import { CodecError } from "../xep0332/errors.js";
+import { decodeChunk, isChunk, isClose } from "../xep0332/chunks.js";
+import { decodeRequest, encodeResponse, type HttpRequestMessage } from "../xep0332/message.js";
+import { childElements, el, type XmlElement } from "../xep0332/xml.js";
+import type { BackoffOptions } from "../shared/backoff.js";
+import { InboundStreams } from "../shared/inbound-streams.js";
+import { bareJid } from "../shared/jid.js";
+import { NS_STANZAS } from "../shared/stanza-error.js";
+import { callLocal } from "./local-http.js";
+import { DeviceConnection } from "./xmpp-client.js";
+import { randomBytes } from "node:crypto";
+
+/** One device identity: who it is on XMPP and where its own HTTP server listens. */
+export interface AgentIdentity {
+  username: string;
+  password: string;
+  resource: string;
+  localUrl: string;
+}
+
+export interface AgentOptions extends AgentIdentity {
+  service: string;
+  domain: string;
+  /** The gateway's component JID: the only sender whose requests are served, and where presence goes. */
+  gatewayJid: string;
+  localTimeoutMs: number;
+  maxBodyBytes: number;
+  chunkThresholdBytes: number;
+  chunkSizeBytes: number;
+  saslMechanism?: string;
+  backoff?: BackoffOptions;
+}
+
+export interface AgentLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+/**
+ * Runs next to a legacy device: each XEP-0332 `<req>` from the gateway becomes a call on the device's own
+ * HTTP server, and its answer goes back as `<resp>` (chunked above the threshold). Many agents can share
+ * one process and one keep-alive HTTP agent (a fleet simulator does).
+ */
+export class DeviceAgent {
+  private readonly connection: DeviceConnection;
+  private readonly streams: InboundStreams;
+  private readonly localUrl: URL;
+  readonly jid: string;
+
+  constructor(private readonly opts: AgentOptions, private readonly deps: { log: AgentLog; httpAgent?: HttpAgent }) {
+    this.localUrl = new URL(opts.localUrl);
+    this.jid = `${opts.username}@${opts.domain}/${opts.resource}`;
+    const fields = { device: this.jid };
+    this.connection = new DeviceConnection(opts, {
+      onEvent: (event, extra) => (event === "online" ? deps.log.info : deps.log.warn)({ event, ...fields, ...extra }, `agent ${event}`),
+      onOnline: () => this.announce(),
+    });
+    // Request bodies arrive as chunks from the gateway only; early ones may wait for their IQ.
+    this.streams = new InboundStreams({ maxEarlyBytes: opts.maxBodyBytes, maxEarlyAgeMs: opts.localTimeoutMs }, (from) => this.isGateway(from));
+    this.connection.onRequest((stanza, payload) => this.serve(stanza, payload));
+    this.connection.onStanza((stanza) => this.onStanza(stanza));
+  }
+
+  get online(): boolean {
+    return this.connection.online;
+  }
+
+  async start(): Promise<void> {
+    await this.connection.start();
+  }
+
+  waitOnline(timeoutMs: number): Promise<void> {
+    return this.connection.waitOnline(timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.connection.stop();
+  }
+
+  /** Directed presence tells the gateway this device is reachable now (DESIGN.md §4). */
+  private announce(): void {
+    this.connection.send(el("presence", { to: this.opts.gatewayJid })).catch(() => undefined);
+  }
+
+  private isGateway(from: string | undefined): boolean {
+    return from !== undefined && bareJid(from) === bareJid(this.opts.gatewayJid);
+  }
+
+  private onStanza(stanza: XmlElement): void {
+    if (stanza.name !== "message" || !this.isGateway(stanza.attrs.from)) return;
+    const from = stanza.attrs.from as string;
+    for (const child of childElements(stanza)) {
+      if (isChunk(child)) {
+        try {
+          this.streams.offer(from, decodeChunk(child));
+        } catch (err) {
+          if (child.attrs.streamId) this.streams.fail(from, child.attrs.streamId, err);
+        }
+      } else if (isClose(child) && child.attrs.streamId) {
+        this.streams.fail(from, child.attrs.streamId);
+      }
+    }
+  }
+
+  private async serve(stanza: XmlElement, payload: XmlElement): Promise<{ reply: XmlElement; after?: () => void }> {
+    const from = stanza.attrs.from ?? "";
+    if (!this.isGateway(from)) return { reply: stanzaError("cancel", "forbidden") };
+    let request: HttpRequestMessage;
+    let maxChunkSize: number | undefined;
+    try {
+      const decoded = decodeRequest(payload);
+      maxChunkSize = decoded.maxChunkSize;
+      const body = decoded.body.kind === "inline" ? decoded.body.bytes : await this.receiveBody(from, decoded.body.streamId);
+      request = { method: decoded.method, resource: decoded.resource, headers: decoded.headers, body };
+    } catch (err) {
+      this.deps.log.warn({ event: "bad-request", device: this.jid, err: (err as Error).message }, "request refused");
+      return { reply: codecErrorToStanzaError(err) };
+    }
+    const response = await callLocal(this.localUrl, request, {
+      timeoutMs: this.opts.localTimeoutMs,
+      maxBodyBytes: this.opts.maxBodyBytes,
+      ...(this.deps.httpAgent ? { agent: this.deps.httpAgent } : {}),
+    });
+    const encoded = encodeResponse(response, {
+      chunkThreshold: this.opts.chunkThresholdBytes,
+      chunkSize: Math.min(this.opts.chunkSizeBytes, maxChunkSize ?? this.opts.chunkSizeBytes),
+      newStreamId: () => randomBytes(12).toString("base64url"),
+    });
+    if (encoded.chunks.length === 0) return { reply: encoded.payload };
+    return {
+      reply: encoded.payload,
+      after: () => void this.sendChunks(from, encoded.chunks),
+    };
+  }
+
+  private async sendChunks(to: string, chunks: XmlElement[]): Promise<void> {
+    try {
+      for (const chunk of chunks) await this.connection.send(el("message", { to }, chunk));
+    } catch (err) {
+      // The connection dropped mid-stream: the gateway's deadline answers the client (504).
+      this.deps.log.warn({ event: "chunks-not-sent", device: this.jid, err: (err as Error).message }, "reply stream cut");
+    }
+  }
+
+  /** Waits for a chunked request body, no longer than the local timeout. */
+  private receiveBody(from: string, streamId: string): Promise<Buffer> {
+    const body = this.streams.expect(from, streamId, this.opts.maxBodyBytes);
+    const timer = setTimeout(
+      () => this.streams.fail(from, streamId, new CodecError("malformed", `request body stream ${streamId} incomplete after ${this.opts.localTimeoutMs} ms`)),
+      this.opts.localTimeoutMs,
+    );
+    return body.finally(() => clearTimeout(timer));
+  }
+}
+
+function stanzaError(type: string, condition: string, text?: string): XmlElement {
+  const children = [el(condition, { xmlns: NS_STANZAS })];
+  if (text) children.push(el("text", { xmlns: NS_STANZAS }, text));
+  return el("error", { type }, ...children);
+}
+
+/** RFC 6120 §8.3.3: a request we cannot decode is `bad-request`; a form we do not carry, `feature-not-implemented`. */
+function codecErrorToStanzaError(err: unknown): XmlElement {
+  const message = (err as Error).message;
+  if (err instanceof CodecError && err.reason === "unsupported") return stanzaError("cancel", "feature-not-implemented", message);
+  if (err instanceof CodecError && err.reason === "too-large") return stanzaError("modify", "not-acceptable", message);
+  return stanzaError("modify", "bad-request", message);
+}

@@ -1,0 +1,65 @@
+import { readFileSync } from "node:fs";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
+import { ConfigError, EnvReader, type Env } from "../shared/env.js";
+import type { AgentIdentity, AgentOptions } from "./agent.js";
+
+export interface AgentConfig {
+  /** One entry per device identity this process runs. */
+  agents: AgentOptions[];
+  logLevel: string;
+}
+
+/**
+ * The agent's environment (README, "Device agent"). One identity from AGENT_USERNAME/AGENT_PASSWORD/
+ * AGENT_LOCAL_URL, or many from AGENT_FLEET_FILE (a JSON array of {username, password, localUrl, resource?})
+ * sharing the rest of the settings.
+ */
+export function loadAgentConfig(env: Env): AgentConfig {
+  const r = new EnvReader(env);
+  const service = r.url("AGENT_SERVICE", "xmpp://127.0.0.1:5222", ["xmpp:", "xmpps:"]);
+  const domain = r.string("AGENT_DOMAIN", "localhost");
+  const resource = r.string("AGENT_RESOURCE", "agent");
+  const shared = {
+    service,
+    domain,
+    gatewayJid: r.string("AGENT_GATEWAY_JID", "gateway.localhost"),
+    localTimeoutMs: r.int("AGENT_LOCAL_TIMEOUT_MS", 25_000, 1),
+    maxBodyBytes: r.int("AGENT_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
+    chunkThresholdBytes: r.int("AGENT_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
+    chunkSizeBytes: r.int("AGENT_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+    ...(r.optional("AGENT_SASL_MECHANISM") ? { saslMechanism: r.oneOf("AGENT_SASL_MECHANISM", "PLAIN", ["PLAIN", "SCRAM-SHA-1"]) } : {}),
+  };
+  const fleetFile = r.optional("AGENT_FLEET_FILE");
+  let identities: AgentIdentity[] = [];
+  if (fleetFile) {
+    identities = readFleet(fleetFile, resource, r.problems);
+  } else {
+    const localUrl = r.url("AGENT_LOCAL_URL", "http://127.0.0.1:80", ["http:", "https:"]);
+    identities = [{ username: r.required("AGENT_USERNAME"), password: r.required("AGENT_PASSWORD"), resource, localUrl }];
+  }
+  const logLevel = r.string("LOG_LEVEL", "info");
+  r.done();
+  return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel };
+}
+
+function readFleet(file: string, resource: string, problems: string[]): AgentIdentity[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    problems.push(`AGENT_FLEET_FILE=${JSON.stringify(file)} cannot be read as JSON: ${(err as Error).message}`);
+    return [];
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) {
+    problems.push(`AGENT_FLEET_FILE=${JSON.stringify(file)} must hold a non-empty JSON array`);
+    return [];
+  }
+  return parsed.map((entry: Partial<AgentIdentity>, i) => {
+    for (const field of ["username", "password", "localUrl"] as const) {
+      if (typeof entry?.[field] !== "string" || entry[field] === "") problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
+    }
+    return { username: entry.username ?? "", password: entry.password ?? "", localUrl: entry.localUrl ?? "", resource: entry.resource ?? resource };
+  });
+}
+
+export { ConfigError };

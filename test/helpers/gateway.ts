@@ -1,0 +1,41 @@
+// Starts a whole gateway in this process against a harness stack, on a free port, with silent logs.
+import { randomBytes } from "node:crypto";
+import { loadConfig, type Config } from "../../gateway/config.js";
+import { createGateway, type Gateway } from "../../gateway/compose.js";
+import { createLogger } from "../../gateway/log.js";
+import type { Env } from "../../adapters/shared/env.js";
+import type { Stack } from "./stack.js";
+
+export interface RunningGateway {
+  gateway: Gateway;
+  config: Config;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The environment a gateway needs to reach a harness stack; tests add their own overrides. */
+export function gatewayEnv(stack: Pick<Stack, "redis" | "prosody">, overrides: Env = {}): Env {
+  const component = stack.prosody.components[0];
+  return {
+    GATEWAY_HOST: "127.0.0.1",
+    GATEWAY_PORT: "0",
+    REDIS_URL: stack.redis.url,
+    // Each gateway gets its own key space, so suites sharing a Redis never see each other's ids.
+    REDIS_KEY_PREFIX: `t-${randomBytes(4).toString("hex")}:`,
+    XMPP_COMPONENT_SERVICE: stack.prosody.componentService,
+    XMPP_COMPONENT_DOMAIN: component?.domain ?? "gateway.localhost",
+    XMPP_COMPONENT_SECRET: component?.secret ?? "test-secret",
+    DEVICE_JID_TEMPLATE: `{id}@${stack.prosody.vhost}/agent`,
+    GATEWAY_DRAIN_TIMEOUT_MS: "2000",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...overrides,
+  };
+}
+
+export async function startGateway(stack: Pick<Stack, "redis" | "prosody">, overrides: Env = {}): Promise<RunningGateway> {
+  const config = loadConfig(gatewayEnv(stack, overrides));
+  const gateway = createGateway(config, createLogger(config.logLevel));
+  await gateway.start();
+  await gateway.component.waitOnline(10_000);
+  return { gateway, config, url: `http://127.0.0.1:${gateway.http.port}`, stop: () => gateway.stop() };
+}

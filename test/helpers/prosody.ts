@@ -1,0 +1,306 @@
+// A throwaway Prosody per test file (config as in shared/RECIPES.md): free ports, temp dir,
+// plain-text auth on loopback, one Component block per gateway domain, accounts created in
+// bulk through `prosodyctl shell`.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, open, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { freePort, pollUntil, waitForPort } from './ports.js';
+import { readFileTail, spawnChild, type ChildHandle } from './process.js';
+import { makeTempDir, removeDir } from './tempdir.js';
+
+export interface ComponentSpec {
+  domain: string;
+  secret: string;
+  /** What Prosody does when a second connection claims the domain (Prosody's default: kick_new). */
+  conflictResolve?: 'kick_new' | 'kick_old';
+}
+
+export interface ProsodyOptions {
+  /** Default: one component, DEFAULT_COMPONENT. With [] the component port stays closed. */
+  components?: ComponentSpec[];
+  /** Default: 'localhost'. */
+  vhost?: string;
+}
+
+export interface XmppUser {
+  /** Localpart only ("dev1"); Prosody stores it lower-cased. */
+  username: string;
+  password: string;
+}
+
+export interface ProsodyServer {
+  readonly c2sPort: number;
+  readonly componentPort: number;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly vhost: string;
+  readonly components: readonly ComponentSpec[];
+  /** xmpp://127.0.0.1:C2S, for @xmpp/client. */
+  readonly service: string;
+  /** xmpp://127.0.0.1:COMP, for @xmpp/component. */
+  readonly componentService: string;
+  /** PID of the current prosody process (changes on restart). */
+  readonly pid: number;
+  /** Creates all accounts in one `prosodyctl shell` session, then checks they exist. */
+  createUsers(users: readonly XmppUser[]): Promise<void>;
+  /** Bare JIDs of all accounts on the vhost. */
+  listUsers(): Promise<string[]>;
+  /** Runs console commands; throws if the shell fails or prints an error line. */
+  shell(lines: readonly string[]): Promise<string>;
+  /** Stops it (SIGTERM, SIGKILL after 5 s) and removes its dir. */
+  stop(): Promise<void>;
+  /** Stops it if running and starts it again with the same config, ports and accounts. */
+  restart(): Promise<void>;
+  /** SIGKILL, like a crash; restart() or stop() afterwards. */
+  kill(): Promise<void>;
+  /** The last part of prosody.log, for failure messages. */
+  logTail(maxBytes?: number): Promise<string>;
+}
+
+export const DEFAULT_COMPONENT: Readonly<ComponentSpec> = { domain: 'gateway.localhost', secret: 'test-secret' };
+
+/** A Lua string literal: safe for any JID, password or path in the config and the shell. */
+export function luaString(value: string): string {
+  const escaped = value
+    .replace(/[\\"]/g, '\\$&')
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString().padStart(3, '0')}`);
+  return `"${escaped}"`;
+}
+
+interface Layout {
+  dir: string;
+  configPath: string;
+  logPath: string;
+  socketPath: string;
+  vhost: string;
+  components: readonly ComponentSpec[];
+}
+
+function renderConfig(l: Layout, c2sPort: number, componentPort: number): string {
+  const q = luaString;
+  const lines = [
+    '-- Written by test/helpers/prosody.ts for one test run.',
+    'run_as_root = true -- we are root; without it 0.12.3 logs a refusal and then hangs',
+    `pidfile = ${q(path.join(l.dir, 'prosody.pid'))}`,
+    `data_path = ${q(path.join(l.dir, 'data'))}`,
+    `certificates = ${q(path.join(l.dir, 'certs'))} -- empty: no TLS, no certmanager noise`,
+    `log = { { levels = { min = "info" }, to = "file", filename = ${q(l.logPath)} } }`,
+    'interfaces = { "127.0.0.1" }',
+    `c2s_ports = { ${c2sPort} }`,
+    `component_ports = { ${componentPort} }`,
+    'component_interface = "127.0.0.1"',
+    's2s_ports = { }',
+    'c2s_direct_tls_ports = { }',
+    `admin_socket = ${q(l.socketPath)}`,
+    'modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "admin_shell"; "posix" }',
+    'modules_disabled = { "s2s"; "offline" }',
+    'authentication = "internal_plain"',
+    'storage = "internal"',
+    'c2s_require_encryption = false',
+    'allow_unencrypted_plain_auth = true',
+    '',
+    `VirtualHost ${q(l.vhost)}`,
+  ];
+  for (const c of l.components) {
+    lines.push('', `Component ${q(c.domain)}`);
+    lines.push(`    component_secret = ${q(c.secret)}`);
+    lines.push(`    component_conflict_resolve = ${q(c.conflictResolve ?? 'kick_new')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Prosody could not bind a port (it logs this and keeps running): retry with new ports. */
+class PortTaken extends Error {}
+
+async function fileSize(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function readFrom(file: string, offset: number): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = Buffer.alloc(Math.max(0, size - offset));
+    await handle.read(buffer, 0, buffer.length, offset);
+    return buffer.toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** True once something accepts on the admin socket (a stale file left by a SIGKILL does not). */
+function socketAccepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ path: socketPath });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function launch(l: Layout, c2sPort: number, componentPort: number): Promise<ChildHandle> {
+  const logStart = await fileSize(l.logPath); // restarts append to the same log
+  const handle = await spawnChild('prosody', ['--config', l.configPath, '-F'], {
+    name: `prosody:${c2sPort}`,
+    cwd: l.dir,
+  });
+  const early = new AbortController();
+  void handle.exited.then((e) => early.abort(new Error(`prosody exited (code ${e.code}, signal ${e.signal})`)));
+  try {
+    // Open ports alone prove nothing: Prosody keeps running when a bind fails, and the port
+    // may then be someone else's. Its log says which services it really activated.
+    const c2sLine = `Activated service 'c2s' on [127.0.0.1]:${c2sPort}`;
+    // With no Component block, Prosody never opens the component port.
+    const needComponent = l.components.length > 0;
+    const compLine = `Activated service 'component' on [127.0.0.1]:${componentPort}`;
+    await pollUntil(
+      `prosody to activate c2s on ${c2sPort} and component on ${componentPort}`,
+      async () => {
+        const log = existsSync(l.logPath) ? await readFrom(l.logPath, logStart) : '';
+        const failed = /Failed to open server port.*/.exec(log);
+        if (failed) early.abort(new PortTaken(failed[0])); // fail now, not at the bound
+        const portsUp = log.includes(c2sLine) && (!needComponent || log.includes(compLine));
+        return portsUp && (await socketAccepts(l.socketPath));
+      },
+      { timeoutMs: 10_000, signal: early.signal },
+    );
+    await waitForPort(c2sPort, { timeoutMs: 2_000 });
+    if (needComponent) await waitForPort(componentPort, { timeoutMs: 2_000 });
+    return handle;
+  } catch (err) {
+    await handle.stop('SIGKILL').catch(() => {});
+    const message =
+      `prosody failed to start (c2s ${c2sPort}, component ${componentPort}): ${(err as Error).message}\n` +
+      `--- prosody.log (tail) ---\n${await readFileTail(l.logPath, 4_000)}\n` +
+      `--- output ---\n${handle.output().slice(-2_000)}`;
+    throw err instanceof PortTaken ? new PortTaken(message) : new Error(message);
+  }
+}
+
+/** Runs `prosodyctl shell` with the lines on stdin; the server must be running. */
+async function runShell(configPath: string, lines: readonly string[], timeoutMs = 30_000): Promise<string> {
+  const child = spawn('prosodyctl', ['--config', configPath, 'shell'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+  child.stderr.setEncoding('utf8').on('data', (t: string) => (out += t));
+  child.stdin.on('error', () => {}); // EPIPE if it quits early: the exit code tells why
+  child.stdin.end(`${lines.join('\n')}\n`);
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c, s) => resolve({ code: c, signal: s }));
+    },
+  );
+  if (code !== 0) {
+    throw new Error(`prosodyctl shell failed (code ${code}, signal ${signal}):\n${out.slice(-4_000)}`);
+  }
+  // Failures still exit 0 ("! Error: User exists", "! Sorry, I couldn't understand that..."),
+  // so error lines are the only signal.
+  const errors = out.split('\n').filter((line) => /^(prosody> )?! /.test(line));
+  if (errors.length > 0) {
+    throw new Error(`prosodyctl shell reported ${errors.length} error(s):\n${errors.slice(0, 20).join('\n')}`);
+  }
+  return out;
+}
+
+export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyServer> {
+  const dir = await makeTempDir('prosody-');
+  const layout: Layout = {
+    dir,
+    configPath: path.join(dir, 'prosody.cfg.lua'),
+    logPath: path.join(dir, 'prosody.log'),
+    socketPath: path.join(dir, 'data', 'prosody.sock'),
+    vhost: opts.vhost ?? 'localhost',
+    components: opts.components ?? [DEFAULT_COMPONENT],
+  };
+  let c2sPort = 0;
+  let componentPort = 0;
+  let handle: ChildHandle | undefined;
+  try {
+    await mkdir(path.join(dir, 'data'));
+    await mkdir(path.join(dir, 'certs'));
+    for (let attempt = 1; !handle; attempt++) {
+      c2sPort = await freePort();
+      do componentPort = await freePort();
+      while (componentPort === c2sPort);
+      await writeFile(layout.configPath, renderConfig(layout, c2sPort, componentPort));
+      try {
+        handle = await launch(layout, c2sPort, componentPort);
+      } catch (err) {
+        if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+      }
+    }
+  } catch (err) {
+    await removeDir(dir);
+    throw err;
+  }
+
+  let current: ChildHandle = handle;
+  const { vhost, configPath } = layout;
+  const shell = (lines: readonly string[]): Promise<string> => runShell(configPath, lines);
+
+  const listUsers = async (): Promise<string[]> => {
+    const out = await shell([`user:list(${luaString(vhost)})`]);
+    return out
+      .split('\n')
+      .filter((line) => line.startsWith('| ') && !line.startsWith('| OK:'))
+      .map((line) => line.slice(2).trim());
+  };
+
+  const createUsers = async (users: readonly XmppUser[]): Promise<void> => {
+    if (users.length === 0) return;
+    for (const u of users) {
+      if (!u.username || /[@/\s]/.test(u.username)) throw new Error(`createUsers: bad username ${JSON.stringify(u.username)}`);
+    }
+    const out = await shell(users.map((u) => `user:create(${luaString(`${u.username}@${vhost}`)}, ${luaString(u.password)})`));
+    const created = out.split('\n').filter((line) => line.includes('| OK: User created')).length;
+    if (created !== users.length) {
+      throw new Error(`createUsers: shell confirmed ${created} of ${users.length} accounts:\n${out.slice(-4_000)}`);
+    }
+    // Trust but verify: every account must now be listed.
+    const listed = new Set(await listUsers());
+    const missing = users.map((u) => `${u.username.toLowerCase()}@${vhost}`).filter((jid) => !listed.has(jid));
+    if (missing.length > 0) throw new Error(`createUsers: ${missing.length} accounts missing, e.g. ${missing.slice(0, 10).join(', ')}`);
+  };
+
+  return {
+    c2sPort,
+    componentPort,
+    dir,
+    configPath,
+    vhost,
+    components: layout.components,
+    service: `xmpp://127.0.0.1:${c2sPort}`,
+    componentService: `xmpp://127.0.0.1:${componentPort}`,
+    get pid() {
+      return current.pid;
+    },
+    createUsers,
+    listUsers,
+    shell,
+    async stop() {
+      await current.stop();
+      await removeDir(dir);
+    },
+    async restart() {
+      await current.stop();
+      current = await launch(layout, c2sPort, componentPort);
+    },
+    async kill() {
+      await current.stop('SIGKILL');
+    },
+    logTail: (maxBytes = 8_192) => readFileTail(layout.logPath, maxBytes),
+  };
+}
