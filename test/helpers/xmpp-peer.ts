@@ -1,0 +1,86 @@
+// A scripted XMPP client standing in for a device: the test decides what it answers, when, and from whom.
+import { client, xml, type Client } from "@xmpp/client";
+import type { Element } from "@xmpp/xml";
+import { NS_HTTP } from "../../adapters/xep0332/constants.js";
+import type { XmlElement } from "../../adapters/xep0332/xml.js";
+import { toLibraryElement, type XmlFactory } from "../../adapters/shared/elements.js";
+import type { ProsodyServer } from "./prosody.js";
+
+export interface IncomingRequest {
+  id: string;
+  from: string;
+  stanza: Element;
+}
+
+export interface Peer {
+  jid: string;
+  /** The next XEP-0332 request addressed to this peer (left unanswered until the test sends something). */
+  nextRequest(timeoutMs?: number): Promise<IncomingRequest>;
+  /** Every stanza received, for assertions on chunks, presence, errors. */
+  received: Element[];
+  send(node: XmlElement): Promise<void>;
+  /** Writes raw text on the stream: for input no XML builder would produce. */
+  sendRaw(text: string): Promise<void>;
+  /** Sends an IQ get/set and resolves with the reply stanza. */
+  query(to: string, payload: XmlElement, timeoutMs?: number): Promise<Element>;
+  stop(): Promise<void>;
+}
+
+const factory = xml as unknown as XmlFactory<Element>;
+
+export async function startPeer(prosody: ProsodyServer, username: string, opts: { resource?: string; createAccount?: boolean } = {}): Promise<Peer> {
+  const password = `pw-${username}`;
+  if (opts.createAccount !== false) await prosody.createUsers([{ username, password }]);
+  const entity: Client = client({
+    service: prosody.service,
+    domain: prosody.vhost,
+    resource: opts.resource ?? "agent",
+    credentials: (auth, _mechs) => auth({ username, password }, "PLAIN", undefined as unknown as Element),
+  });
+  entity.reconnect.stop();
+  entity.on("error", () => undefined);
+  const received: Element[] = [];
+  const queue: IncomingRequest[] = [];
+  const waiters: Array<(r: IncomingRequest) => void> = [];
+  entity.on("stanza", (stanza: Element) => received.push(stanza));
+  // Returning a promise that never settles keeps xmpp.js from answering for us: the test answers.
+  for (const name of ["req", "request"]) {
+    entity.iqCallee.set(NS_HTTP, name, (ctx: { stanza: Element }) => {
+      const r = { id: ctx.stanza.attrs.id as string, from: ctx.stanza.attrs.from as string, stanza: ctx.stanza };
+      const w = waiters.shift();
+      if (w) w(r);
+      else queue.push(r);
+      return new Promise(() => undefined);
+    });
+  }
+  const online = new Promise<void>((resolve) => entity.once("online", () => resolve()));
+  await entity.start();
+  await online;
+  const jid = `${username}@${prosody.vhost}/${opts.resource ?? "agent"}`;
+  return {
+    jid,
+    received,
+    nextRequest(timeoutMs = 10_000) {
+      const ready = queue.shift();
+      if (ready) return Promise.resolve(ready);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`${jid}: no request within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push((r) => {
+          clearTimeout(t);
+          resolve(r);
+        });
+      });
+    },
+    send: (node) => entity.send(toLibraryElement(factory, node)),
+    sendRaw: (text) => (entity as unknown as { write(s: string): Promise<void> }).write(text),
+    query: (to, payload, timeoutMs = 5000) =>
+      entity.iqCaller.request(xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)), timeoutMs),
+    stop: async () => {
+      try {
+        await entity.stop();
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
