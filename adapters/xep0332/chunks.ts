@@ -17,6 +17,7 @@ export interface Chunk {
 }
 
 export function splitIntoChunks(streamId: string, body: Buffer, chunkSize: number): XmlElement[] {
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`chunk size ${chunkSize} is not a positive integer`);
   const out: XmlElement[] = [];
   const count = Math.max(1, Math.ceil(body.length / chunkSize));
   for (let nr = 0; nr < count; nr++) {

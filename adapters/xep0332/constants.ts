@@ -24,6 +24,8 @@ export const MAX_CHUNK_SIZE = 65536;
 export const DEFAULT_CHUNK_THRESHOLD = 65536;
 export const DEFAULT_CHUNK_SIZE = 32768;
 
+/** A chunk size within XEP-0332's bounds; NaN (an unparsable setting) means the default. */
 export function clampChunkSize(n: number): number {
+  if (Number.isNaN(n)) return DEFAULT_CHUNK_SIZE;
   return Math.min(MAX_CHUNK_SIZE, Math.max(MIN_CHUNK_SIZE, Math.floor(n)));
 }
