@@ -53,7 +53,10 @@ export class DeviceAgent {
     this.jid = `${opts.username}@${opts.domain}/${opts.resource}`;
     const fields = { device: this.jid };
     this.connection = new DeviceConnection(opts, {
-      onEvent: (event, extra) => (event === "online" ? deps.log.info : deps.log.warn)({ event, ...fields, ...extra }, `agent ${event}`),
+      onEvent: (event, extra) => {
+        if (event === "online") deps.log.info({ event, ...fields, ...extra }, "agent online");
+        else deps.log.warn({ event, ...fields, ...extra }, `agent ${event}`);
+      },
       onOnline: () => this.announce(),
     });
     // Request bodies arrive as chunks from the gateway only; early ones may wait for their IQ.

@@ -106,7 +106,7 @@ export class ConnectionSupervisor {
         // Emitted as `error`; the next `disconnect` schedules another attempt.
       });
     }, delayMs);
-    this.timer.unref?.();
+    // Not unref'd: while disconnected this timer may be all that keeps a device agent process alive.
   }
 
   private ensureUtf8Decoding(): void {

@@ -35,7 +35,10 @@ export class XmppComponent implements Lifecycle {
     this.supervisor = new ConnectionSupervisor(
       this.entity,
       {
-        onEvent: (event, fields) => (event === "error" || event === "retry" ? log.warn : log.info).call(log, { event, ...fields }, `xmpp component ${event}`),
+        onEvent: (event, fields) => {
+          if (event === "error" || event === "retry") log.warn({ event, ...fields }, `xmpp component ${event}`);
+          else log.info({ event, ...fields }, `xmpp component ${event}`);
+        },
         ...(deps.onOnlineChange ? { onOnlineChange: deps.onOnlineChange } : {}),
       },
       opts.backoff,
