@@ -9,7 +9,7 @@ import { NS_STANZAS } from "../../adapters/shared/stanza-error.js";
 import { startFleet } from "../helpers/fleet.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { pollUntil } from "../helpers/ports.js";
+import { pollUntil } from "../../deploy/local/ports.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
 

@@ -6,8 +6,8 @@ import type { Env } from "../../adapters/shared/env.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
-import { freePort, pollUntil } from "../helpers/ports.js";
-import { spawnChild, type ChildHandle } from "../helpers/process.js";
+import { freePort, pollUntil } from "../../deploy/local/ports.js";
+import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 const TSX = ["--import", "tsx"];

@@ -2,7 +2,7 @@
 import { Agent } from "node:http";
 import { DeviceAgent, type AgentOptions } from "../../adapters/device-agent/agent.js";
 import { startDeviceServer, type DeviceHandler, type DeviceServer } from "./http-device.js";
-import type { ProsodyServer } from "./prosody.js";
+import type { ProsodyServer } from "../../deploy/local/prosody.js";
 
 export interface SimulatedDevice {
   id: string;

@@ -4,7 +4,7 @@ import type { Element } from "@xmpp/xml";
 import { NS_HTTP } from "../../adapters/xep0332/constants.js";
 import type { XmlElement } from "../../adapters/xep0332/xml.js";
 import { toLibraryElement, type XmlFactory } from "../../adapters/shared/elements.js";
-import type { ProsodyServer } from "./prosody.js";
+import type { ProsodyServer } from "../../deploy/local/prosody.js";
 
 export interface IncomingRequest {
   id: string;

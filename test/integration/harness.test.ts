@@ -8,10 +8,10 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { startDeviceServer } from '../helpers/http-device.js';
-import { isPortOpen, pollUntil, waitForPort } from '../helpers/ports.js';
-import { isAlive, spawnChild } from '../helpers/process.js';
-import { startProsody, type ProsodyServer } from '../helpers/prosody.js';
-import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.js';
+import { isPortOpen, pollUntil, waitForPort } from '../../deploy/local/ports.js';
+import { isAlive, spawnChild } from '../../deploy/local/process.js';
+import { startProsody, type ProsodyServer } from '../../deploy/local/prosody.js';
+import { redisCommand, startRedis, type RedisServer } from '../../deploy/local/redis.js';
 import { startStack, Teardown } from '../helpers/stack.js';
 
 const teardown = new Teardown();

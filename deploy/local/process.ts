@@ -1,6 +1,6 @@
-// Server processes for tests: spawned directly (no shell, so the PID is the server's own),
-// stopped with a bound, their recent output kept for failure messages, and killed at exit
-// if a test file dies before its teardown.
+// Server processes of the local stack (tests, demo, bench): spawned directly (no shell, so the PID
+// is the server's own), stopped with a bound, their recent output kept for failure messages, and
+// killed at exit if their owner dies before its teardown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';

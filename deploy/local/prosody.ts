@@ -1,6 +1,6 @@
-// A throwaway Prosody per test file (config as in shared/RECIPES.md): free ports, temp dir,
-// plain-text auth on loopback, one Component block per gateway domain, accounts created in
-// bulk through `prosodyctl shell`.
+// A throwaway Prosody (per test file, demo or bench run): free ports, temp dir, plain-text auth on
+// loopback only, one Component block per gateway domain, accounts created in bulk through
+// `prosodyctl shell`.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, stat, writeFile } from 'node:fs/promises';
@@ -81,7 +81,7 @@ interface Layout {
 function renderConfig(l: Layout, c2sPort: number, componentPort: number): string {
   const q = luaString;
   const lines = [
-    '-- Written by test/helpers/prosody.ts for one test run.',
+    '-- Written by deploy/local/prosody.ts for one throwaway run.',
     'run_as_root = true -- we are root; without it 0.12.3 logs a refusal and then hangs',
     `pidfile = ${q(path.join(l.dir, 'prosody.pid'))}`,
     `data_path = ${q(path.join(l.dir, 'data'))}`,

@@ -1,5 +1,5 @@
-// Ports and bounded polling: how tests find a free port and wait for a server
-// to listen (or to stop listening) without ever sleeping a fixed time.
+// Ports and bounded polling: how the local stack (tests, demo, bench) finds a free port and waits
+// for a server to listen (or to stop listening) without ever sleeping a fixed time.
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 

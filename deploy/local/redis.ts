@@ -1,5 +1,5 @@
-// A throwaway redis-server per test file: free port, temp dir, no persistence, and a
-// restart on the same port so outage tests can take Redis away and bring it back.
+// A throwaway redis-server (per test file, demo or bench run): free port, temp dir, no persistence,
+// and a restart on the same port so outage tests can take Redis away and bring it back.
 import net from 'node:net';
 import path from 'node:path';
 import { pollUntil, freePort } from './ports.js';
