@@ -58,7 +58,7 @@ export function createGateway(config: Config, logger: Logger): Gateway {
       await redis.start();
       await component.start();
       await http.start();
-      logger.info({ event: "started", port: http.port, instance: config.instanceId }, "gateway listening");
+      logger.info({ event: "started", port: http.port }, "gateway listening");
     },
     /** Drain (DESIGN.md §7): refuse new work, let exchanges in flight finish within the bound, then close. */
     async stop() {
