@@ -25,7 +25,9 @@ export interface Gateway extends Lifecycle {
  * The composition root: config → Redis → XMPP component → correlation → HTTP app, each part handed its
  * dependencies explicitly. Nothing here is global, so several gateways can run in one process (tests do).
  */
-export function createGateway(config: Config, logger: Logger): Gateway {
+export function createGateway(config: Config, baseLogger: Logger): Gateway {
+  // Every line of this instance says which instance wrote it.
+  const logger = baseLogger.child({ instance: config.instanceId });
   const metrics = createMetrics(new Registry());
   const redis = new RedisStore(config.redis, { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) });
   const component = new XmppComponent(config.xmpp, { logger, onOnlineChange: (online) => metrics.xmppConnected.set(online ? 1 : 0) });
@@ -41,7 +43,6 @@ export function createGateway(config: Config, logger: Logger): Gateway {
     logger,
     metrics,
     registry: metrics.registry,
-    instanceId: config.instanceId,
     isDraining: () => draining,
     readiness: { checks: () => ({ redis: redis.ready, xmpp: component.online, accepting: !draining }) },
     devices: { resolver, exchange: (req) => exchanger.exchange(req), maxBodyBytes: config.http.maxBodyBytes },

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel, { instance: config.instanceId });
+  const logger = createLogger(config.logLevel);
   const gateway = createGateway(config, logger);
   let stopping = false;
   const shutdown = (signal: string) => {

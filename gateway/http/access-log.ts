@@ -4,7 +4,7 @@ import { statusClass, type Metrics } from "../metrics/metrics.js";
 import { facts } from "./context.js";
 
 /** One JSON log line and one metric sample per request, written when the response is done (or aborted). */
-export function accessLog(logger: Logger, metrics: Metrics, instanceId: string): RequestHandler {
+export function accessLog(logger: Logger, metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     res.once("close", () => {
@@ -18,7 +18,6 @@ export function accessLog(logger: Logger, metrics: Metrics, instanceId: string):
       logger.info(
         {
           requestId: f.requestId,
-          instance: instanceId,
           method: req.method,
           path: req.path.length > 200 ? `${req.path.slice(0, 200)}…` : req.path,
           deviceId: f.deviceId,

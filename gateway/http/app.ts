@@ -17,7 +17,6 @@ export interface AppDeps {
   registry: Registry;
   readiness: ReadinessCheck;
   devices: DeviceRouteDeps;
-  instanceId: string;
   isDraining: () => boolean;
 }
 
@@ -28,7 +27,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable("etag"); // device replies are passed through as they are
   app.set("query parser", false); // the device sees the raw query string; the gateway never parses it
   app.use(requestId());
-  app.use(accessLog(deps.logger, deps.metrics, deps.instanceId));
+  app.use(accessLog(deps.logger, deps.metrics));
   app.use(refuseWhileDraining(deps.isDraining));
   app.use(healthRoutes(deps.readiness));
   app.use(metricsRoutes(deps.registry));
