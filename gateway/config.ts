@@ -1,8 +1,6 @@
 import { hostname } from "node:os";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
-import { EnvReader, type Env } from "../adapters/shared/env.js";
-
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (README table). */
 export interface Config {
@@ -20,7 +18,7 @@ export interface Config {
   /** How long a stopping instance lets requests in flight finish. */
   drainTimeoutMs: number;
   instanceId: string;
-  logLevel: (typeof LOG_LEVELS)[number];
+  logLevel: LogLevel;
 }
 
 export function loadConfig(env: Env): Config {

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
-import { ConfigError, EnvReader, type Env } from "../shared/env.js";
+import { ConfigError, EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 
 export interface AgentConfig {
   /** One entry per device identity this process runs. */
   agents: AgentOptions[];
-  logLevel: string;
+  logLevel: LogLevel;
 }
 
 /**
@@ -37,7 +37,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     const localUrl = r.url("AGENT_LOCAL_URL", "http://127.0.0.1:80", ["http:", "https:"]);
     identities = [{ username: r.required("AGENT_USERNAME"), password: r.required("AGENT_PASSWORD"), resource, localUrl }];
   }
-  const logLevel = r.string("LOG_LEVEL", "info");
+  const logLevel = r.oneOf("LOG_LEVEL", "info", LOG_LEVELS);
   r.done();
   return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel };
 }
@@ -54,9 +54,14 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
     problems.push(`AGENT_FLEET_FILE=${JSON.stringify(file)} must hold a non-empty JSON array`);
     return [];
   }
-  return parsed.map((entry: Partial<AgentIdentity>, i) => {
+  return parsed.map((raw: unknown, i) => {
+    const entry = (typeof raw === "object" && raw !== null ? raw : {}) as Partial<AgentIdentity>;
+    if (entry !== raw) problems.push(`AGENT_FLEET_FILE entry ${i} must be an object`);
     for (const field of ["username", "password", "localUrl"] as const) {
-      if (typeof entry?.[field] !== "string" || entry[field] === "") problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
+      if (entry === raw && (typeof entry[field] !== "string" || entry[field] === "")) problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
+    }
+    if (typeof entry.localUrl === "string" && entry.localUrl !== "" && !isUrlWith(entry.localUrl, ["http:", "https:"])) {
+      problems.push(`AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(entry.localUrl)} must be a URL starting with http:// or https://`);
     }
     return { username: entry.username ?? "", password: entry.password ?? "", localUrl: entry.localUrl ?? "", resource: entry.resource ?? resource };
   });

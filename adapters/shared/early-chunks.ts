@@ -36,7 +36,8 @@ export class EarlyChunks {
     return true;
   }
 
-  take(jid: string, streamId: string): Chunk[] {
+  take(jid: string, streamId: string, now = Date.now()): Chunk[] {
+    this.expire(now);
     const key = `${normalizeJid(jid)}\n${streamId}`;
     const stream = this.streams.get(key);
     if (!stream) return [];

@@ -11,6 +11,18 @@ export class ConfigError extends Error {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** True when `value` parses as a URL with one of these protocols (e.g. `["http:", "https:"]`). */
+export function isUrlWith(value: string, protocols: readonly string[]): boolean {
+  try {
+    return protocols.includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 export class EnvReader {
   readonly problems: string[] = [];
   constructor(private readonly env: Env) {}
@@ -56,10 +68,7 @@ export class EnvReader {
 
   url(name: string, fallback: string, protocols: readonly string[]): string {
     const v = this.raw(name) ?? fallback;
-    try {
-      const u = new URL(v);
-      if (!protocols.includes(u.protocol)) throw new Error("protocol");
-    } catch {
+    if (!isUrlWith(v, protocols)) {
       this.problems.push(`${name}=${JSON.stringify(v)} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
     }
     return v;

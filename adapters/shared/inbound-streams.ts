@@ -1,4 +1,5 @@
 import { ChunkAssembler, type Chunk } from "../xep0332/chunks.js";
+import { CodecError } from "../xep0332/errors.js";
 import { EarlyChunks } from "./early-chunks.js";
 import { normalizeJid } from "./jid.js";
 
@@ -37,6 +38,8 @@ export class InboundStreams {
   /** Resolves with the whole body in `nr` order; rejects with a CodecError, or StreamCancelled. */
   expect(from: string, streamId: string, maxBytes: number): Promise<Buffer> {
     const key = streamKey(from, streamId);
+    // A sender reusing a stream id that is still open cannot be told apart: the newcomer is refused.
+    if (this.active.has(key)) return Promise.reject(new CodecError("malformed", `stream ${streamId} is already open`));
     const promise = new Promise<Buffer>((resolve, reject) => {
       this.active.set(key, { assembler: new ChunkAssembler(maxBytes), resolve, reject });
     });

@@ -4,7 +4,7 @@ import { GatewayError } from "../errors.js";
  * XEP-0086 (Error Condition Mappings) table, read backwards: the HTTP status a device's stanza error stands for.
  * Conditions the table does not list map to 502.
  */
-const XEP0086_STATUS: Record<string, number> = {
+const XEP0086_STATUS: ReadonlyMap<string, number> = new Map(Object.entries({
   "bad-request": 400,
   "not-authorized": 401,
   "payment-required": 402,
@@ -19,7 +19,7 @@ const XEP0086_STATUS: Record<string, number> = {
   "feature-not-implemented": 501,
   "service-unavailable": 503,
   "remote-server-timeout": 504,
-};
+}));
 
 /**
  * A stanza error on the exchange. `service-unavailable` and `recipient-unavailable` are what Prosody and
@@ -30,7 +30,8 @@ export function stanzaErrorToGatewayError(condition: string, text: string | unde
   if (condition === "service-unavailable" || condition === "recipient-unavailable") {
     return new GatewayError("GW_DEVICE_OFFLINE", { retryAfterS });
   }
-  const status = XEP0086_STATUS[condition] ?? 502;
+  // A Map, not an object: the condition is the device's text, and `constructor` must not find Object.
+  const status = XEP0086_STATUS.get(condition) ?? 502;
   const message = `device answered with stanza error ${condition}${text ? `: ${text}` : ""}`;
   return new GatewayError("GW_DEVICE_ERROR", { status, message, ...(status === 429 ? { retryAfterS } : {}) });
 }

@@ -74,6 +74,7 @@ describe("device replies", () => {
     ["wait", "resource-constraint", 429, "GW_DEVICE_ERROR"],
     ["cancel", "internal-server-error", 500, "GW_DEVICE_ERROR"],
     ["cancel", "gone", 502, "GW_DEVICE_ERROR"],
+    ["cancel", "constructor", 502, "GW_DEVICE_ERROR"], // a name found on Object.prototype once crashed the gateway
     ["cancel", "service-unavailable", 503, "GW_DEVICE_OFFLINE"],
   ];
   for (const [type, condition, status, code] of stanzaErrors) {

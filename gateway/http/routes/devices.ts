@@ -18,8 +18,10 @@ export interface DeviceRouteDeps {
 /** `ANY /devices/{deviceId}/{rest}` (DESIGN.md §2, path addressing). */
 export function deviceRoutes(deps: DeviceRouteDeps): Router {
   const router = express.Router();
-  router.all(/^\/devices(\/.*)?$/, (req, res) => {
-    void handle(deps, req, res);
+  router.all(/^\/devices(\/.*)?$/, (req, res, next) => {
+    // Whatever escapes the handler (even from writing an error) goes to the error handler, never
+    // becomes an unhandled rejection, which would end the process with every exchange in flight.
+    handle(deps, req, res).catch(next);
   });
   return router;
 }

@@ -1,0 +1,307 @@
+/**
+ * EnvReader (typed, all-problems-at-once environment parsing) and the gateway's loadConfig: defaults,
+ * validation lines that name their variable, whitespace-only values treated as unset.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { hostname } from "node:os";
+import { ConfigError, EnvReader } from "../../adapters/shared/env.js";
+import { loadConfig } from "../../gateway/config.js";
+
+const SECRET = { XMPP_COMPONENT_SECRET: "s3cret" };
+
+function configError(fn: () => unknown): ConfigError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
+  assert.equal(caught.name, "ConfigError");
+  assert.equal(caught.message, caught.problems.join("\n"));
+  return caught;
+}
+
+/** The lines naming `name` (each line starts with the variable it is about). */
+function linesFor(err: ConfigError, name: string): string[] {
+  return err.problems.filter((p) => p.startsWith(`${name}=`) || p.startsWith(`${name} `));
+}
+
+describe("EnvReader", () => {
+  it("string: value trimmed, fallback when unset, empty or whitespace-only", () => {
+    const r = new EnvReader({ A: "  x  ", B: "", C: " \t\n " });
+    assert.equal(r.string("A", "d"), "x");
+    assert.equal(r.string("B", "d"), "d");
+    assert.equal(r.string("C", "d"), "d");
+    assert.equal(r.string("MISSING", "d"), "d");
+    assert.deepEqual(r.problems, []);
+  });
+
+  it("required: a missing or whitespace-only value is one problem naming the variable", () => {
+    const r = new EnvReader({ B: "   " });
+    assert.equal(r.required("A"), "");
+    assert.equal(r.required("B"), "");
+    assert.equal(r.problems.length, 2);
+    assert.match(r.problems[0] ?? "", /^A\b/);
+    assert.match(r.problems[1] ?? "", /^B\b/);
+  });
+
+  it("optional: undefined when unset or blank, trimmed otherwise", () => {
+    const r = new EnvReader({ A: " v ", B: "  " });
+    assert.equal(r.optional("A"), "v");
+    assert.equal(r.optional("B"), undefined);
+    assert.equal(r.optional("C"), undefined);
+  });
+
+  it("int: accepts whole numbers within bounds, inclusive", () => {
+    const r = new EnvReader({ A: "0", B: "65535", C: " 42 " });
+    assert.equal(r.int("A", 7, 0, 65535), 0);
+    assert.equal(r.int("B", 7, 0, 65535), 65535);
+    assert.equal(r.int("C", 7, 0), 42);
+    assert.equal(r.int("D", 7, 0), 7);
+    assert.deepEqual(r.problems, []);
+  });
+
+  it("int: rejects out of range, negative, fractional, exponent, signed and non-numeric values", () => {
+    const bad = { A: "65536", B: "-1", C: "1.5", D: "1e3", E: "+5", F: "abc", G: "0x10", H: "9" };
+    const r = new EnvReader(bad);
+    for (const name of ["A", "B", "C", "D", "E", "F", "G"]) assert.equal(r.int(name, 123, 0, 65535), 123, name);
+    assert.equal(r.int("H", 123, 10), 123); // below min
+    assert.equal(r.problems.length, 8);
+    for (const [i, name] of ["A", "B", "C", "D", "E", "F", "G", "H"].entries()) {
+      assert.ok(r.problems[i]?.startsWith(`${name}=`), `problem ${i} should name ${name}: ${r.problems[i]}`);
+    }
+  });
+
+  it("oneOf: accepts listed values only", () => {
+    const r = new EnvReader({ A: "b", B: "z" });
+    assert.equal(r.oneOf("A", "a", ["a", "b"]), "b");
+    assert.equal(r.oneOf("B", "a", ["a", "b"]), "a");
+    assert.equal(r.oneOf("C", "a", ["a", "b"]), "a");
+    assert.equal(r.problems.length, 1);
+    assert.match(r.problems[0] ?? "", /^B="z" .*a, b/);
+  });
+
+  it("url: checks the scheme, including of the fallback", () => {
+    const r = new EnvReader({ A: "rediss://h:1", B: "http://h", C: "not a url" });
+    assert.equal(r.url("A", "redis://x", ["redis:", "rediss:"]), "rediss://h:1");
+    r.url("B", "redis://x", ["redis:"]);
+    r.url("C", "redis://x", ["redis:"]);
+    r.url("D", "ftp://x", ["redis:"]);
+    assert.equal(r.problems.length, 3);
+    assert.ok(r.problems[0]?.startsWith("B="));
+    assert.ok(r.problems[1]?.startsWith("C="));
+    assert.ok(r.problems[2]?.startsWith("D="));
+  });
+
+  it("check and done: done throws a ConfigError with every problem, and nothing when clean", () => {
+    const clean = new EnvReader({});
+    clean.check("X", "v", true, "never");
+    clean.done();
+    const r = new EnvReader({});
+    r.check("X", "v", false, "must be good");
+    r.required("Y");
+    const err = configError(() => r.done());
+    assert.deepEqual(err.problems, ['X="v" must be good', "Y is required"]);
+  });
+});
+
+describe("loadConfig", () => {
+  it("has the documented defaults when only XMPP_COMPONENT_SECRET is set", () => {
+    const config = loadConfig(SECRET);
+    assert.deepEqual(config, {
+      http: { host: "0.0.0.0", port: 8080, maxBodyBytes: 10_485_760 },
+      redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
+      xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
+      devices: { jidTemplate: "{id}@localhost/agent" },
+      exchange: {
+        timeoutMs: 30_000,
+        maxReplyBytes: 10_485_760,
+        chunkThresholdBytes: 65_536,
+        chunkSizeBytes: 32_768,
+        offlineRetryAfterS: 30,
+      },
+      drainTimeoutMs: 25_000,
+      instanceId: `${hostname()}-${process.pid}`,
+      logLevel: "info",
+    });
+  });
+
+  it("reads every variable when set", () => {
+    const config = loadConfig({
+      XMPP_COMPONENT_SECRET: "x",
+      GATEWAY_PORT: "9090",
+      GATEWAY_HOST: "127.0.0.1",
+      GATEWAY_MAX_BODY_BYTES: "1000",
+      REDIS_URL: "rediss://cache:6380/2",
+      REDIS_KEY_PREFIX: "t1:",
+      REDIS_COMMAND_TIMEOUT_MS: "500",
+      XMPP_COMPONENT_SERVICE: "xmpp://prosody:5347",
+      XMPP_COMPONENT_DOMAIN: "gw.example.com",
+      DEVICE_JID_TEMPLATE: "dev-{id}@devices.example.com/agent",
+      GATEWAY_REQUEST_TIMEOUT_MS: "1500",
+      GATEWAY_MAX_REPLY_BYTES: "2000",
+      GATEWAY_CHUNK_THRESHOLD_BYTES: "4096",
+      GATEWAY_CHUNK_SIZE_BYTES: "1024",
+      GATEWAY_OFFLINE_RETRY_AFTER_S: "5",
+      GATEWAY_DRAIN_TIMEOUT_MS: "100",
+      GATEWAY_INSTANCE_ID: "gw-a",
+      LOG_LEVEL: "debug",
+    });
+    assert.deepEqual(config, {
+      http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000 },
+      redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
+      xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
+      devices: { jidTemplate: "dev-{id}@devices.example.com/agent" },
+      exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
+      drainTimeoutMs: 100,
+      instanceId: "gw-a",
+      logLevel: "debug",
+    });
+  });
+
+  it("without XMPP_COMPONENT_SECRET throws a ConfigError naming it", () => {
+    const err = configError(() => loadConfig({}));
+    assert.equal(err.problems.length, 1);
+    assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
+  });
+
+  it("treats a whitespace-only secret as unset", () => {
+    const err = configError(() => loadConfig({ XMPP_COMPONENT_SECRET: "  \t " }));
+    assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
+  });
+
+  it("treats whitespace-only values as unset and uses the defaults", () => {
+    const blank = "   ";
+    const config = loadConfig({
+      ...SECRET,
+      GATEWAY_PORT: blank,
+      GATEWAY_HOST: blank,
+      REDIS_URL: blank,
+      XMPP_COMPONENT_DOMAIN: blank,
+      DEVICE_JID_TEMPLATE: blank,
+      GATEWAY_REQUEST_TIMEOUT_MS: blank,
+      GATEWAY_INSTANCE_ID: blank,
+      LOG_LEVEL: blank,
+    });
+    assert.equal(config.http.port, 8080);
+    assert.equal(config.http.host, "0.0.0.0");
+    assert.equal(config.redis.url, "redis://127.0.0.1:6379");
+    assert.equal(config.xmpp.domain, "gateway.localhost");
+    assert.equal(config.devices.jidTemplate, "{id}@localhost/agent");
+    assert.equal(config.exchange.timeoutMs, 30_000);
+    assert.equal(config.instanceId, `${hostname()}-${process.pid}`);
+    assert.equal(config.logLevel, "info");
+  });
+
+  it("trims values around real content", () => {
+    const config = loadConfig({ ...SECRET, GATEWAY_PORT: " 9000 ", LOG_LEVEL: " warn " });
+    assert.equal(config.http.port, 9000);
+    assert.equal(config.logLevel, "warn");
+  });
+
+  it("reports every bad value at once, one line per variable", () => {
+    const err = configError(() =>
+      loadConfig({
+        GATEWAY_PORT: "70000",
+        GATEWAY_MAX_BODY_BYTES: "abc",
+        GATEWAY_REQUEST_TIMEOUT_MS: "-5",
+        REDIS_URL: "http://127.0.0.1:6379",
+        XMPP_COMPONENT_SERVICE: "tcp://127.0.0.1:5347",
+        DEVICE_JID_TEMPLATE: "dev@localhost/agent",
+        LOG_LEVEL: "verbose",
+      }),
+    );
+    const names = [
+      "GATEWAY_PORT",
+      "GATEWAY_MAX_BODY_BYTES",
+      "GATEWAY_REQUEST_TIMEOUT_MS",
+      "REDIS_URL",
+      "XMPP_COMPONENT_SERVICE",
+      "DEVICE_JID_TEMPLATE",
+      "LOG_LEVEL",
+      "XMPP_COMPONENT_SECRET",
+    ];
+    assert.equal(err.problems.length, names.length, err.problems.join("\n"));
+    for (const name of names) assert.equal(linesFor(err, name).length, 1, `one line for ${name}:\n${err.message}`);
+    // The offending value is quoted in the line.
+    assert.ok(linesFor(err, "GATEWAY_PORT")[0]?.includes('"70000"'));
+    assert.ok(linesFor(err, "REDIS_URL")[0]?.includes("http://127.0.0.1:6379"));
+  });
+
+  for (const [label, value] of [
+    ["above 65535", "70000"],
+    ["not a number", "abc"],
+    ["negative", "-1"],
+    ["fractional", "80.5"],
+  ] as const) {
+    it(`rejects GATEWAY_PORT ${label} (${value})`, () => {
+      const err = configError(() => loadConfig({ ...SECRET, GATEWAY_PORT: value }));
+      assert.equal(err.problems.length, 1);
+      assert.equal(linesFor(err, "GATEWAY_PORT").length, 1);
+    });
+  }
+
+  it("accepts GATEWAY_PORT 0 (any free port) and 65535", () => {
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_PORT: "0" }).http.port, 0);
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_PORT: "65535" }).http.port, 65535);
+  });
+
+  it("accepts rediss:// and rejects other schemes for REDIS_URL", () => {
+    assert.equal(loadConfig({ ...SECRET, REDIS_URL: "rediss://h:6380" }).redis.url, "rediss://h:6380");
+    for (const bad of ["http://h:6379", "h:6379x", "not a url"]) {
+      const err = configError(() => loadConfig({ ...SECRET, REDIS_URL: bad }));
+      assert.equal(linesFor(err, "REDIS_URL").length, 1, bad);
+    }
+  });
+
+  for (const [label, template] of [
+    ["without {id}", "dev@localhost/agent"],
+    ["without a resource", "{id}@localhost"],
+    ["with an empty resource", "{id}@localhost/"],
+    ["without a domain", "{id}/agent"],
+    ["with {id} in the domain", "dev@{id}.localhost/agent"],
+    ["with {id} only in the resource", "dev@localhost/{id}"],
+  ] as const) {
+    it(`rejects DEVICE_JID_TEMPLATE ${label}`, () => {
+      const err = configError(() => loadConfig({ ...SECRET, DEVICE_JID_TEMPLATE: template }));
+      assert.equal(err.problems.length, 1, err.message);
+      assert.equal(linesFor(err, "DEVICE_JID_TEMPLATE").length, 1);
+    });
+  }
+
+  it("accepts DEVICE_JID_TEMPLATE with a prefix and suffix around {id}", () => {
+    const t = "meter-{id}-v2@devices.example.com/agent";
+    assert.equal(loadConfig({ ...SECRET, DEVICE_JID_TEMPLATE: t }).devices.jidTemplate, t);
+  });
+
+  it("rejects a bad LOG_LEVEL and accepts every pino level", () => {
+    const err = configError(() => loadConfig({ ...SECRET, LOG_LEVEL: "verbose" }));
+    assert.equal(linesFor(err, "LOG_LEVEL").length, 1);
+    for (const level of ["trace", "debug", "info", "warn", "error", "fatal", "silent"]) {
+      assert.equal(loadConfig({ ...SECRET, LOG_LEVEL: level }).logLevel, level);
+    }
+  });
+
+  it("rejects an XMPP_COMPONENT_DOMAIN that is not a domain name", () => {
+    const err = configError(() => loadConfig({ ...SECRET, XMPP_COMPONENT_DOMAIN: "gateway local" }));
+    assert.equal(linesFor(err, "XMPP_COMPONENT_DOMAIN").length, 1);
+  });
+
+  it("keeps chunk sizes within XEP-0332's 256..65536 and the threshold within 128 KiB", () => {
+    for (const [name, value] of [
+      ["GATEWAY_CHUNK_SIZE_BYTES", "255"],
+      ["GATEWAY_CHUNK_SIZE_BYTES", "65537"],
+      ["GATEWAY_CHUNK_THRESHOLD_BYTES", String(128 * 1024 + 1)],
+      ["GATEWAY_REQUEST_TIMEOUT_MS", "0"],
+      ["REDIS_COMMAND_TIMEOUT_MS", "49"],
+    ] as const) {
+      const err = configError(() => loadConfig({ ...SECRET, [name]: value }));
+      assert.equal(linesFor(err, name).length, 1, `${name}=${value}`);
+    }
+    const ok = loadConfig({ ...SECRET, GATEWAY_CHUNK_SIZE_BYTES: "256", GATEWAY_CHUNK_THRESHOLD_BYTES: "131072" });
+    assert.equal(ok.exchange.chunkSizeBytes, 256);
+    assert.equal(ok.exchange.chunkThresholdBytes, 131_072);
+  });
+});
