@@ -1,20 +1,11 @@
-import { ConfigError } from "../adapters/shared/env.js";
+import { loadOrExit } from "../adapters/shared/env.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
 
 /** Process entry: configuration from the environment, signals, exit codes. All wiring is in compose.ts. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadOrExit(loadConfig);
   const logger = createLogger(config.logLevel);
   const gateway = createGateway(config, logger);
   let stopping = false;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
-import { ConfigError, EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
+import { EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 
 export interface AgentConfig {
@@ -66,5 +66,3 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
     return { username: entry.username ?? "", password: entry.password ?? "", localUrl: entry.localUrl ?? "", resource: entry.resource ?? resource };
   });
 }
-
-export { ConfigError };

@@ -1,20 +1,12 @@
 import { Agent } from "node:http";
 import { pino } from "pino";
 import { DeviceAgent } from "./agent.js";
-import { ConfigError, loadAgentConfig } from "./config.js";
+import { loadOrExit } from "../shared/env.js";
+import { loadAgentConfig } from "./config.js";
 
 /** Process entry of the device agent: environment, signals, one or many device identities. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadAgentConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadOrExit(loadAgentConfig);
   const log = pino({ level: config.logLevel, timestamp: pino.stdTimeFunctions.isoTime });
   const httpAgent = new Agent({ keepAlive: true });
   const agents = config.agents.map((opts) => new DeviceAgent(opts, { log, httpAgent }));

@@ -4,7 +4,8 @@ import { NS_HTTP } from "../xep0332/constants.js";
 import type { XmlElement } from "../xep0332/xml.js";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { discoInfo, NS_DISCO_INFO, NS_PING } from "../shared/disco.js";
-import { asXmlElement, toLibraryElement, type XmlFactory } from "../shared/elements.js";
+import { asXmlElement, type XmlFactory } from "../shared/elements.js";
+import { SupervisedConnection } from "../shared/supervised-connection.js";
 import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../shared/supervisor.js";
 
 export interface DeviceConnectionOptions {
@@ -25,14 +26,12 @@ export type RequestHandler = (stanza: XmlElement, payload: XmlElement) => Promis
  * The agent's one door to `@xmpp/client`: a device's c2s connection, kept up by the shared supervisor,
  * answering disco#info and XEP-0199 pings, and routing XEP-0332 requests to one handler.
  */
-export class DeviceConnection {
+export class DeviceConnection extends SupervisedConnection<Element> {
   private readonly entity: Client;
-  private readonly supervisor: ConnectionSupervisor;
-  private readonly xml = xml as unknown as XmlFactory<Element>;
 
   constructor(opts: DeviceConnectionOptions, events: SupervisorEvents & { onOnline?: () => void }) {
     const mechanism = opts.saslMechanism;
-    this.entity = client({
+    const entity = client({
       service: opts.service,
       domain: opts.domain,
       resource: opts.resource,
@@ -41,15 +40,13 @@ export class DeviceConnection {
         await authenticate({ username: opts.username, password: opts.password }, chosen as string, undefined as unknown as Element); // no user agent: plain SASL (RFC 4422), not SASL2
       },
     });
-    this.supervisor = new ConnectionSupervisor(this.entity as unknown as SupervisedEntity, events, opts.backoff);
-    this.entity.on("online", () => events.onOnline?.());
-    this.entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
+    const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff);
+    super(supervisor, xml as unknown as XmlFactory<Element>, (el) => entity.send(el));
+    this.entity = entity;
+    entity.on("online", () => events.onOnline?.());
+    entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })));
-    this.entity.iqCallee.get(NS_PING, "ping", () => true);
-  }
-
-  get online(): boolean {
-    return this.supervisor.online;
+    entity.iqCallee.get(NS_PING, "ping", () => true);
   }
 
   /** Routes `<req>` (and slixmpp's `<request>`) IQ sets to the handler. */
@@ -69,24 +66,7 @@ export class DeviceConnection {
     this.entity.on("stanza", (stanza: Element) => handler(asXmlElement(stanza)));
   }
 
-  async start(): Promise<void> {
-    await this.supervisor.start();
-  }
-
-  waitOnline(timeoutMs: number): Promise<void> {
-    return this.supervisor.waitOnline(timeoutMs);
-  }
-
-  async stop(): Promise<void> {
-    await this.supervisor.stop();
-  }
-
-  async send(node: XmlElement): Promise<void> {
-    if (!this.supervisor.online) throw new Error("device connection is offline");
-    await this.entity.send(this.toElement(node));
-  }
-
-  private toElement(node: XmlElement): Element {
-    return toLibraryElement(this.xml, node);
+  protected unavailable(cause?: unknown): Error {
+    return new Error("device connection is offline", cause === undefined ? undefined : { cause });
   }
 }

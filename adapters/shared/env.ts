@@ -82,3 +82,17 @@ export class EnvReader {
     if (this.problems.length > 0) throw new ConfigError(this.problems);
   }
 }
+
+/**
+ * For process entry points: the configuration, or one `config: …` line per problem on stderr and exit
+ * code 2, so a bad deployment says exactly what to fix.
+ */
+export function loadOrExit<T>(load: (env: Env) => T, env: Env = process.env): T {
+  try {
+    return load(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`);
+    process.exit(2);
+  }
+}

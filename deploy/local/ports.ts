@@ -101,3 +101,21 @@ export async function waitForPortClosed(
     timeoutMs,
   });
 }
+
+/** A server could not bind the port it was given: someone took it between our probe and its bind. */
+export class PortTaken extends Error {}
+
+/**
+ * Launches a server on freshly chosen ports, again with new ports when they were taken in the meantime
+ * (a free port is only free until someone binds it), at most `attempts` times. Any other failure, or the
+ * last one, is thrown.
+ */
+export async function onFreePorts<T>(launch: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch();
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= attempts) throw err;
+    }
+  }
+}

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, pollUntil, waitForPort } from './ports.js';
+import { freePort, onFreePorts, pollUntil, PortTaken, waitForPort } from './ports.js';
 import { readFileTail, spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 
@@ -112,7 +112,6 @@ function renderConfig(l: Layout, c2sPort: number, componentPort: number): string
 }
 
 /** Prosody could not bind a port (it logs this and keeps running): retry with new ports. */
-class PortTaken extends Error {}
 
 async function fileSize(file: string): Promise<number> {
   try {
@@ -227,21 +226,17 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
   };
   let c2sPort = 0;
   let componentPort = 0;
-  let handle: ChildHandle | undefined;
+  let handle: ChildHandle;
   try {
     await mkdir(path.join(dir, 'data'));
     await mkdir(path.join(dir, 'certs'));
-    for (let attempt = 1; !handle; attempt++) {
+    handle = await onFreePorts(async () => {
       c2sPort = await freePort();
       do componentPort = await freePort();
       while (componentPort === c2sPort);
       await writeFile(layout.configPath, renderConfig(layout, c2sPort, componentPort));
-      try {
-        handle = await launch(layout, c2sPort, componentPort);
-      } catch (err) {
-        if (!(err instanceof PortTaken) || attempt >= 3) throw err;
-      }
-    }
+      return launch(layout, c2sPort, componentPort);
+    });
   } catch (err) {
     await removeDir(dir);
     throw err;

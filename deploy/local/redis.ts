@@ -2,7 +2,7 @@
 // and a restart on the same port so outage tests can take Redis away and bring it back.
 import net from 'node:net';
 import path from 'node:path';
-import { pollUntil, freePort } from './ports.js';
+import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
 import { spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 
@@ -71,7 +71,6 @@ export function redisCommand(
 }
 
 /** Another process grabbed the port between freePort() and the bind: worth a retry. */
-class PortTaken extends Error {}
 
 async function launch(dir: string, port: number): Promise<ChildHandle> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
@@ -105,16 +104,12 @@ async function launch(dir: string, port: number): Promise<ChildHandle> {
 export async function startRedis(): Promise<RedisServer> {
   const dir = await makeTempDir('redis-');
   let port = 0;
-  let handle: ChildHandle | undefined;
+  let handle: ChildHandle;
   try {
-    for (let attempt = 1; !handle; attempt++) {
+    handle = await onFreePorts(async () => {
       port = await freePort();
-      try {
-        handle = await launch(dir, port);
-      } catch (err) {
-        if (!(err instanceof PortTaken) || attempt >= 3) throw err;
-      }
-    }
+      return launch(dir, port);
+    });
   } catch (err) {
     await removeDir(dir);
     throw err;

@@ -7,20 +7,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, loadAgentConfig } from "../../adapters/device-agent/config.js";
+import { loadAgentConfig } from "../../adapters/device-agent/config.js";
+import { expectConfigError } from "../helpers/thrown.js";
 
 const IDENTITY = { AGENT_USERNAME: "dev-17", AGENT_PASSWORD: "pw17" };
 
-function configError(fn: () => unknown): ConfigError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
-  return caught;
-}
 
 describe("loadAgentConfig: one identity from the environment", () => {
   it("has the documented defaults", () => {
@@ -83,19 +74,19 @@ describe("loadAgentConfig: one identity from the environment", () => {
   });
 
   it("reports a missing username and password together", () => {
-    const err = configError(() => loadAgentConfig({}));
+    const err = expectConfigError(() => loadAgentConfig({}));
     assert.equal(err.problems.length, 2, err.message);
     assert.ok(err.problems.some((p) => p.startsWith("AGENT_USERNAME")));
     assert.ok(err.problems.some((p) => p.startsWith("AGENT_PASSWORD")));
   });
 
   it("treats a whitespace-only password as missing", () => {
-    const err = configError(() => loadAgentConfig({ AGENT_USERNAME: "d", AGENT_PASSWORD: "  " }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_USERNAME: "d", AGENT_PASSWORD: "  " }));
     assert.deepEqual(err.problems.map((p) => p.split(/[ =]/)[0]), ["AGENT_PASSWORD"]);
   });
 
   it("reports bad service, local URL, numbers and SASL mechanism, each naming its variable", () => {
-    const err = configError(() =>
+    const err = expectConfigError(() =>
       loadAgentConfig({
         ...IDENTITY,
         AGENT_SERVICE: "http://xmpp:5222",
@@ -111,7 +102,7 @@ describe("loadAgentConfig: one identity from the environment", () => {
   });
 
   it("reports a bad LOG_LEVEL as a ConfigError", () => {
-    configError(() => loadAgentConfig({ ...IDENTITY, LOG_LEVEL: "verbose" }));
+    expectConfigError(() => loadAgentConfig({ ...IDENTITY, LOG_LEVEL: "verbose" }));
   });
 });
 
@@ -165,7 +156,7 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
 
   it("reports malformed JSON naming AGENT_FLEET_FILE", () => {
     const file = fleetFile('[{"username": "dev-1",');
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
     assert.equal(err.problems.length, 1);
     assert.ok(err.problems[0]?.startsWith("AGENT_FLEET_FILE="));
     assert.ok(err.problems[0]?.includes(file));
@@ -173,14 +164,14 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
 
   it("reports a file that does not exist", () => {
     const file = join(dir, "missing.json");
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
     assert.equal(err.problems.length, 1);
     assert.ok(err.problems[0]?.startsWith("AGENT_FLEET_FILE="));
   });
 
   it("reports an empty array, and a JSON value that is not an array", () => {
     for (const content of ["[]", '{"username":"dev-1"}', '"dev-1"']) {
-      const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: fleetFile(content) }));
+      const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: fleetFile(content) }));
       assert.equal(err.problems.length, 1, content);
       assert.match(err.problems[0] ?? "", /^AGENT_FLEET_FILE=.*non-empty JSON array/, content);
     }
@@ -195,7 +186,7 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
         { username: 3, password: "p3", localUrl: "http://10.0.0.3" },
       ]),
     );
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
     assert.deepEqual(err.problems, [
       'AGENT_FLEET_FILE entry 1: "password" is required',
       'AGENT_FLEET_FILE entry 1: "localUrl" is required',
@@ -206,19 +197,19 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
 
   it("reports a null entry as a ConfigError", () => {
     const file = fleetFile(JSON.stringify([{ username: "dev-0", password: "p0", localUrl: "http://10.0.0.1" }, null]));
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
     assert.ok(err.problems.some((p) => p.includes("entry 1")));
   });
 
   it("reports an entry whose localUrl is not an http(s) URL", () => {
     const file = fleetFile(JSON.stringify([{ username: "dev-0", password: "p0", localUrl: "10.0.0.1:8080" }]));
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file }));
     assert.ok(err.problems.some((p) => p.includes("entry 0") && p.includes("localUrl")));
   });
 
   it("reports fleet problems together with bad shared settings", () => {
     const file = fleetFile(JSON.stringify([{ password: "p" , localUrl: "http://h" }]));
-    const err = configError(() => loadAgentConfig({ AGENT_FLEET_FILE: file, AGENT_SERVICE: "tcp://h" }));
+    const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file, AGENT_SERVICE: "tcp://h" }));
     assert.equal(err.problems.length, 2, err.message);
     assert.ok(err.problems.some((p) => p.startsWith("AGENT_SERVICE=")));
     assert.ok(err.problems.some((p) => p.includes("entry 0") && p.includes('"username"')));

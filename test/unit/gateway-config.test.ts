@@ -7,21 +7,10 @@ import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { ConfigError, EnvReader } from "../../adapters/shared/env.js";
 import { loadConfig } from "../../gateway/config.js";
+import { expectConfigError } from "../helpers/thrown.js";
 
 const SECRET = { XMPP_COMPONENT_SECRET: "s3cret" };
 
-function configError(fn: () => unknown): ConfigError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
-  assert.equal(caught.name, "ConfigError");
-  assert.equal(caught.message, caught.problems.join("\n"));
-  return caught;
-}
 
 /** The lines naming `name` (each line starts with the variable it is about). */
 function linesFor(err: ConfigError, name: string): string[] {
@@ -102,7 +91,7 @@ describe("EnvReader", () => {
     const r = new EnvReader({});
     r.check("X", "v", false, "must be good");
     r.required("Y");
-    const err = configError(() => r.done());
+    const err = expectConfigError(() => r.done());
     assert.deepEqual(err.problems, ['X="v" must be good', "Y is required"]);
   });
 });
@@ -162,13 +151,13 @@ describe("loadConfig", () => {
   });
 
   it("without XMPP_COMPONENT_SECRET throws a ConfigError naming it", () => {
-    const err = configError(() => loadConfig({}));
+    const err = expectConfigError(() => loadConfig({}));
     assert.equal(err.problems.length, 1);
     assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
   });
 
   it("treats a whitespace-only secret as unset", () => {
-    const err = configError(() => loadConfig({ XMPP_COMPONENT_SECRET: "  \t " }));
+    const err = expectConfigError(() => loadConfig({ XMPP_COMPONENT_SECRET: "  \t " }));
     assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
   });
 
@@ -202,7 +191,7 @@ describe("loadConfig", () => {
   });
 
   it("reports every bad value at once, one line per variable", () => {
-    const err = configError(() =>
+    const err = expectConfigError(() =>
       loadConfig({
         GATEWAY_PORT: "70000",
         GATEWAY_MAX_BODY_BYTES: "abc",
@@ -237,7 +226,7 @@ describe("loadConfig", () => {
     ["fractional", "80.5"],
   ] as const) {
     it(`rejects GATEWAY_PORT ${label} (${value})`, () => {
-      const err = configError(() => loadConfig({ ...SECRET, GATEWAY_PORT: value }));
+      const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_PORT: value }));
       assert.equal(err.problems.length, 1);
       assert.equal(linesFor(err, "GATEWAY_PORT").length, 1);
     });
@@ -251,7 +240,7 @@ describe("loadConfig", () => {
   it("accepts rediss:// and rejects other schemes for REDIS_URL", () => {
     assert.equal(loadConfig({ ...SECRET, REDIS_URL: "rediss://h:6380" }).redis.url, "rediss://h:6380");
     for (const bad of ["http://h:6379", "h:6379x", "not a url"]) {
-      const err = configError(() => loadConfig({ ...SECRET, REDIS_URL: bad }));
+      const err = expectConfigError(() => loadConfig({ ...SECRET, REDIS_URL: bad }));
       assert.equal(linesFor(err, "REDIS_URL").length, 1, bad);
     }
   });
@@ -265,7 +254,7 @@ describe("loadConfig", () => {
     ["with {id} only in the resource", "dev@localhost/{id}"],
   ] as const) {
     it(`rejects DEVICE_JID_TEMPLATE ${label}`, () => {
-      const err = configError(() => loadConfig({ ...SECRET, DEVICE_JID_TEMPLATE: template }));
+      const err = expectConfigError(() => loadConfig({ ...SECRET, DEVICE_JID_TEMPLATE: template }));
       assert.equal(err.problems.length, 1, err.message);
       assert.equal(linesFor(err, "DEVICE_JID_TEMPLATE").length, 1);
     });
@@ -277,7 +266,7 @@ describe("loadConfig", () => {
   });
 
   it("rejects a bad LOG_LEVEL and accepts every pino level", () => {
-    const err = configError(() => loadConfig({ ...SECRET, LOG_LEVEL: "verbose" }));
+    const err = expectConfigError(() => loadConfig({ ...SECRET, LOG_LEVEL: "verbose" }));
     assert.equal(linesFor(err, "LOG_LEVEL").length, 1);
     for (const level of ["trace", "debug", "info", "warn", "error", "fatal", "silent"]) {
       assert.equal(loadConfig({ ...SECRET, LOG_LEVEL: level }).logLevel, level);
@@ -285,7 +274,7 @@ describe("loadConfig", () => {
   });
 
   it("rejects an XMPP_COMPONENT_DOMAIN that is not a domain name", () => {
-    const err = configError(() => loadConfig({ ...SECRET, XMPP_COMPONENT_DOMAIN: "gateway local" }));
+    const err = expectConfigError(() => loadConfig({ ...SECRET, XMPP_COMPONENT_DOMAIN: "gateway local" }));
     assert.equal(linesFor(err, "XMPP_COMPONENT_DOMAIN").length, 1);
   });
 
@@ -297,7 +286,7 @@ describe("loadConfig", () => {
       ["GATEWAY_REQUEST_TIMEOUT_MS", "0"],
       ["REDIS_COMMAND_TIMEOUT_MS", "49"],
     ] as const) {
-      const err = configError(() => loadConfig({ ...SECRET, [name]: value }));
+      const err = expectConfigError(() => loadConfig({ ...SECRET, [name]: value }));
       assert.equal(linesFor(err, name).length, 1, `${name}=${value}`);
     }
     const ok = loadConfig({ ...SECRET, GATEWAY_CHUNK_SIZE_BYTES: "256", GATEWAY_CHUNK_THRESHOLD_BYTES: "131072" });

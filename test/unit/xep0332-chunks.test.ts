@@ -5,10 +5,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { parse as ltxParse } from "ltx";
 import {
   ChunkAssembler,
-  CodecError,
   NS_HTTP,
   decodeChunk,
   el,
@@ -19,28 +17,12 @@ import {
   splitIntoChunks,
   textOf,
   type Chunk,
-  type CodecErrorReason,
   type XmlElement,
 } from "../../adapters/xep0332/index.js";
+import { parseXml } from "../helpers/xml.js";
+import { expectCodecError } from "../helpers/thrown.js";
 
-function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
-}
 
-function expectCodecError(fn: () => unknown, reason: CodecErrorReason, label = ""): CodecError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  if (!(caught instanceof CodecError)) {
-    const got = caught instanceof Error ? `${caught.constructor.name}: ${caught.message}` : `no exception (${String(caught)})`;
-    assert.fail(`${label}: expected CodecError(${reason}), got ${got}`);
-  }
-  assert.equal(caught.reason, reason, `${label}: ${caught.message}`);
-  return caught;
-}
 
 const chunkXml = (attrs: string, text = "QUJD"): string => `<chunk xmlns='urn:xmpp:http' ${attrs}>${text}</chunk>`;
 

@@ -5,8 +5,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { parse as ltxParse } from "ltx";
 import {
   ChunkAssembler,
   CodecError,
@@ -21,20 +19,15 @@ import {
   encodeResponse,
   findChild,
   serialize,
-  type CodecErrorReason,
   type XmlElement,
   type XmlNode,
 } from "../../adapters/xep0332/index.js";
+import { parseXml, fixture } from "../helpers/xml.js";
+import { expectCodecError } from "../helpers/thrown.js";
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
-}
 
-function fixture(name: string): XmlElement {
-  return parseXml(readFileSync(new URL(`../fixtures/xep0332/${name}`, import.meta.url), "utf8"));
-}
 
 /** The IQ's (or message's) single payload element. */
 function payloadOf(stanza: XmlElement): XmlElement {
@@ -43,22 +36,6 @@ function payloadOf(stanza: XmlElement): XmlElement {
   return kids[0] as XmlElement;
 }
 
-function expectCodecError(fn: () => unknown, reason: CodecErrorReason, label = ""): CodecError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  if (!(caught instanceof CodecError)) {
-    const got = caught instanceof Error ? `${caught.constructor.name}: ${caught.message}` : `no exception (${String(caught)})`;
-    assert.fail(`${label}: expected CodecError(${reason}), got ${got}`);
-  }
-  assert.equal(caught.reason, reason, `${label}: ${caught.message}`);
-  assert.equal(caught.name, "CodecError");
-  assert.ok(caught.message.length > 0);
-  return caught;
-}
 
 function inlineBytes(body: ReturnType<typeof decodeData>): Buffer {
   assert.equal(body.kind, "inline");

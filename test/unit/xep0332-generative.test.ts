@@ -6,28 +6,23 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parse as ltxParse } from "ltx";
 import {
   ChunkAssembler,
   HTTP_METHODS,
-  childElements,
   clampChunkSize,
   decodeChunk,
   decodeRequest,
   decodeResponse,
   encodeRequest,
   encodeResponse,
-  findChild,
   serialize,
   textOf,
   type DecodedBody,
   type EncodeOptions,
   type XmlElement,
 } from "../../adapters/xep0332/index.js";
+import { parseXml, formOf } from "../helpers/xml.js";
 
-function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
-}
 
 /** mulberry32: small, fast, seedable. */
 function prng(seed: number): { next: () => number; int: (lo: number, hi: number) => number; pick: <T>(xs: readonly T[]) => T; chance: (p: number) => boolean } {
@@ -172,10 +167,6 @@ function randomOpts(rng: Rng, seed: number): EncodeOptions & { maxChunkSize?: nu
   };
 }
 
-function formOf(payload: XmlElement): string {
-  const data = findChild(payload, "data");
-  return data ? (childElements(data)[0] as XmlElement).name : "none";
-}
 
 function reassemble(body: DecodedBody, chunks: XmlElement[], chunkSize: number, rng: Rng, label: string): Buffer {
   if (body.kind === "inline") {

@@ -4,7 +4,6 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parse as ltxParse } from "ltx";
 import {
   CodecError,
   HTTP_METHODS,
@@ -34,10 +33,8 @@ import {
   type HeaderList,
   type XmlElement,
 } from "../../adapters/xep0332/index.js";
+import { parseXml } from "../helpers/xml.js";
 
-function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
-}
 
 describe("xep0332 stripHopByHop", () => {
   it("removes every hop-by-hop header, case-insensitively, and keeps the rest in order", () => {

@@ -5,7 +5,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { parse as ltxParse } from "ltx";
 import {
   ChunkAssembler,
   HTTP_METHODS,
@@ -28,13 +27,10 @@ import {
   type HttpMethod,
   type XmlElement,
 } from "../../adapters/xep0332/index.js";
+import { parseXml, formOf } from "../helpers/xml.js";
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-/** Real XML text → tree, through the same parser family the XMPP libraries use. */
-function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
-}
 
 /** What the peer sees: the element as XML text, parsed again. */
 function overTheWire(node: XmlElement): XmlElement {
@@ -83,13 +79,6 @@ function bodyBytes(body: DecodedBody, chunks: XmlElement[], seed = 1): Buffer {
   return assembler.take();
 }
 
-function formOf(payload: XmlElement): string {
-  const data = findChild(payload, "data");
-  if (!data) return "none";
-  const forms = childElements(data);
-  assert.equal(forms.length, 1, "<data> holds exactly one form");
-  return (forms[0] as XmlElement).name;
-}
 
 function sha(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex");
