@@ -1,6 +1,7 @@
 // The core path against real servers: client → gateway → Prosody → device agent → device HTTP server, and back.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import request from "supertest";
 import { echoDevice, sha256, type EchoReport } from "../helpers/echo-device.js";
@@ -157,6 +158,19 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
     assert.equal(res.status, 413);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, "GW_PAYLOAD_TOO_LARGE");
     assert.equal(served.get("dev-7") ?? 0, before, "the device was reached");
+  });
+
+  it("shrugs off a client that hangs up in the middle of its body: the device is not reached", async () => {
+    const before = served.get("dev-9") ?? 0;
+    const socket = connect(Number(new URL(gw.url).port), "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write("POST /devices/dev-9/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial");
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.destroy();
+    await closed;
+    const res = await request(gw.url).get("/devices/dev-9/after").expect(200);
+    assert.equal((res.body as EchoReport).url, "/after");
+    assert.equal(served.get("dev-9"), before + 1, "only the second request reached the device");
   });
 
   it("refuses bad device ids with 400 GW_BAD_DEVICE_ID", async () => {

@@ -1,7 +1,7 @@
 import type { Request, Response, Router } from "express";
 import express from "express";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../../adapters/xep0332/message.js";
-import { toGatewayError } from "../../errors.js";
+import { isGatewayError } from "../../errors.js";
 import type { DeviceResolver } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
@@ -38,8 +38,11 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promi
     const reply = await deps.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: deadlineMs(req, route.timeoutMs) });
     writeDeviceResponse(req, res, reply);
   } catch (err) {
-    const gwErr = toGatewayError(err);
-    if (gwErr.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
-    sendError(res, gwErr);
+    // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
+    if (req.destroyed && !res.headersSent) return;
+    // Anything that is not a catalogue error is a bug: the central handler logs it and answers 500.
+    if (!isGatewayError(err)) throw err;
+    if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
+    sendError(res, err);
   }
 }
