@@ -39,7 +39,8 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promi
     writeDeviceResponse(req, res, reply);
   } catch (err) {
     // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
-    if (req.destroyed && !res.headersSent) return;
+    // (The response's state, not the request's: a request stream is destroyed once fully read.)
+    if (res.destroyed) return;
     // Anything that is not a catalogue error is a bug: the central handler logs it and answers 500.
     if (!isGatewayError(err)) throw err;
     if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
