@@ -1,7 +1,9 @@
 import { Registry } from "prom-client";
 import type { Config } from "./config.js";
 import { PendingExchanges, type PendingHooks } from "./correlation/pending.js";
+import { ReplyBus } from "./correlation/reply-bus.js";
 import { CorrelationStore } from "./correlation/store.js";
+import { StreamRoutes } from "./correlation/stream-routes.js";
 import { GatewayError } from "./errors.js";
 import { createApp } from "./http/app.js";
 import { HttpServer } from "./http/server.js";
@@ -12,6 +14,7 @@ import { RedisStore } from "./redis/client.js";
 import { TemplateResolver } from "./registry/resolver.js";
 import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
+import { ReplyRouter } from "./xmpp/reply-router.js";
 
 export interface Gateway extends Lifecycle {
   readonly http: HttpServer;
@@ -34,8 +37,11 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const store = new CorrelationStore(redis);
   const pendingHooks: PendingHooks = { onTimeout: () => metrics.iqTimeouts.inc() };
   const pending = new PendingExchanges(pendingHooks);
-  const exchanger = new XmppExchanger({ component, store, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange });
+  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096 });
+  const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange });
   pendingHooks.onSettled = (p) => exchanger.release(p);
+  const bus = new ReplyBus(redis, config.instanceId, logger);
+  new ReplyRouter({ component, bus, exchanger, pending, store, streamRoutes, metrics, instanceId: config.instanceId });
   const resolver = new TemplateResolver(config.devices.jidTemplate, config.exchange.timeoutMs);
 
   let draining = false;
@@ -57,6 +63,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     redis,
     async start() {
       await redis.start();
+      await bus.start();
       await component.start();
       await http.start();
       logger.info({ event: "started", port: http.port }, "gateway listening");
@@ -72,6 +79,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         await drained;
       }
       await component.stop();
+      await bus.stop();
       await redis.stop();
       logger.info({ event: "stopped" }, "gateway stopped");
     },

@@ -12,7 +12,7 @@ export interface SupervisedEntity extends EventEmitter {
 
 export interface SupervisorEvents {
   /** A state change worth a log line: online, offline, retry scheduled, error. */
-  onEvent(event: "online" | "offline" | "retry" | "error", fields: Record<string, unknown>): void;
+  onEvent(event: "online" | "offline" | "retry" | "error" | "replaced", fields: Record<string, unknown>): void;
   onOnlineChange?(online: boolean): void;
 }
 
@@ -22,11 +22,18 @@ export interface SupervisorEvents {
  * refused with `conflict` does not hammer the server), sinks `error` events (an unhandled one would crash
  * the process), and makes sockets decode UTF-8 across reads: xmpp.js turns every TCP read into text on its
  * own, which corrupts a multi-byte character split over two reads.
+ *
+ * One loss is final: a `conflict` stream error while online means the server gave our address to a newer
+ * connection (RFC 6120 §4.9.3.3; Prosody's `component_conflict_resolve = "kick_old"` during a rolling
+ * replacement). Reconnecting would kick the newcomer, which would kick us back: two instances flapping.
+ * So a replaced connection stays down until `start()` is called again. A `conflict` before we are online
+ * (the server keeps the older connection: `kick_new`) is a standby's normal retry.
  */
 export class ConnectionSupervisor {
   private readonly backoff: Backoff;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private replaced = false;
   private isOnline = false;
   private readonly decodedSockets = new WeakSet<object>();
   private waiters: Array<() => void> = [];
@@ -34,7 +41,10 @@ export class ConnectionSupervisor {
   constructor(private readonly entity: SupervisedEntity, private readonly events: SupervisorEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
     this.backoff = new Backoff(backoff);
     entity.reconnect.stop();
-    entity.on("error", (err: unknown) => this.events.onEvent("error", { err: describe(err) }));
+    entity.on("error", (err: unknown) => {
+      if (this.isOnline && (err as { condition?: string } | undefined)?.condition === "conflict") this.replaced = true;
+      this.events.onEvent("error", { err: describe(err) });
+    });
     entity.on("status", () => this.ensureUtf8Decoding());
     entity.on("online", () => {
       this.backoff.reset();
@@ -45,7 +55,8 @@ export class ConnectionSupervisor {
     entity.on("disconnect", () => {
       if (this.isOnline) this.events.onEvent("offline", {});
       this.setOnline(false);
-      this.scheduleReconnect();
+      if (this.replaced) this.events.onEvent("replaced", { reconnect: false });
+      else this.scheduleReconnect();
     });
   }
 
@@ -53,9 +64,15 @@ export class ConnectionSupervisor {
     return this.isOnline;
   }
 
+  /** True after a newer connection took our address; no reconnect follows (see the class comment). */
+  get wasReplaced(): boolean {
+    return this.replaced;
+  }
+
   /** Starts connecting; does not wait for success (retries go on in the background). */
   async start(): Promise<void> {
     this.stopping = false;
+    this.replaced = false;
     try {
       await this.entity.start();
     } catch {

@@ -34,7 +34,8 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
       entity,
       {
         onEvent: (event, fields) => {
-          if (event === "error" || event === "retry") log.warn({ event, ...fields }, `xmpp component ${event}`);
+          if (event === "replaced") log.error({ event, ...fields }, "xmpp component replaced by a newer connection: staying off XMPP (rolling replacement)");
+          else if (event === "error" || event === "retry") log.warn({ event, ...fields }, `xmpp component ${event}`);
           else log.info({ event, ...fields }, `xmpp component ${event}`);
         },
         ...(deps.onOnlineChange ? { onOnlineChange: deps.onOnlineChange } : {}),

@@ -1,4 +1,4 @@
-import { decodeChunk, encodeClose, isChunk, type Chunk } from "../../adapters/xep0332/chunks.js";
+import { decodeChunk, encodeClose } from "../../adapters/xep0332/chunks.js";
 import { CodecError } from "../../adapters/xep0332/errors.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
@@ -8,6 +8,7 @@ import { stanzaErrorOf } from "../../adapters/shared/stanza-error.js";
 import { newId } from "../correlation/ids.js";
 import type { PendingExchange, PendingExchanges } from "../correlation/pending.js";
 import type { CorrelationStore } from "../correlation/store.js";
+import type { StreamRoutes } from "../correlation/stream-routes.js";
 import { GatewayError, toGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { DropReason, Metrics } from "../metrics/metrics.js";
@@ -31,6 +32,7 @@ export interface ExchangeRequest {
 export interface ExchangeDeps {
   component: XmppComponent;
   store: CorrelationStore;
+  streamRoutes: StreamRoutes;
   pending: PendingExchanges;
   metrics: Metrics;
   logger: Logger;
@@ -38,23 +40,22 @@ export interface ExchangeDeps {
   limits: ExchangeLimits;
 }
 
+/** What became of a reply or chunk offered to this instance's exchanges. */
+export type Offer = "taken" | "not-mine";
+
 /**
  * One HTTP exchange with a device over XEP-0332: IQ `set` with `<req>` out, IQ `result` with `<resp>` (and
- * `<chunk>` messages for large bodies) back. A reply counts only if it comes from the JID the request went
- * to; everything else is dropped and counted, never written to a client.
+ * `<chunk>` messages for large bodies) back. Replies to exchanges of this instance are finished here; the
+ * ReplyRouter decides what reaches it (local, forwarded by another instance, or dropped).
  */
 export class XmppExchanger {
-  /** Chunked reply bodies; early chunks are kept only from devices with an exchange in flight. */
-  readonly streams: InboundStreams;
+  /** Chunked reply bodies of this instance's exchanges. No early buffer here: an unclaimed chunk may be
+   * another instance's, so it is parked in Redis instead (StreamRoutes). */
+  readonly streams = new InboundStreams({ maxEarlyBytes: 0, maxEarlyAgeMs: 0 }, () => false);
   private readonly log: Logger;
 
   constructor(private readonly deps: ExchangeDeps) {
     this.log = deps.logger.child({ component: "exchange" });
-    this.streams = new InboundStreams(
-      { maxEarlyBytes: 4 * Math.max(deps.limits.maxReplyBytes, 1 << 20), maxEarlyAgeMs: 60_000 },
-      (from) => deps.pending.hasJid(from),
-    );
-    deps.component.onStanza((stanza) => this.onStanza(stanza));
   }
 
   /** Wire into PendingExchanges' onSettled: an exchange that ends (deadline, drain) releases its stream. */
@@ -92,30 +93,24 @@ export class XmppExchanger {
     }
   }
 
-  private onStanza(stanza: XmlElement): void {
-    const type = stanza.attrs.type;
-    if (stanza.name === "iq" && (type === "result" || type === "error")) {
-      this.onIqReply(stanza);
-      return;
-    }
-    if (stanza.name === "message") {
-      const chunk = childElements(stanza).find(isChunk);
-      if (chunk) this.onChunk(stanza.attrs.from ?? "", chunk);
-    }
-  }
-
-  private onIqReply(stanza: XmlElement): void {
+  /** An IQ result or error: finished here when this instance is waiting for it. */
+  offerReply(stanza: XmlElement): Offer {
     const { pending } = this.deps;
     const id = stanza.attrs.id ?? "";
     const entry = pending.get(id);
-    if (!entry) return this.drop(pending.recent.get(id) ?? "unknown", { id, from: stanza.attrs.from });
-    if (!sameJid(stanza.attrs.from, entry.jid)) return this.drop("spoofed", { id, from: stanza.attrs.from, expected: entry.jid });
-    if (entry.streamId) return this.drop("duplicate", { id });
-
+    if (!entry) return "not-mine";
+    if (!sameJid(stanza.attrs.from, entry.jid)) {
+      this.drop("spoofed", { id, from: stanza.attrs.from, expected: entry.jid });
+      return "taken";
+    }
+    if (entry.streamId) {
+      this.drop("duplicate", { id });
+      return "taken";
+    }
     if (stanza.attrs.type === "error") {
       const { condition, text } = stanzaErrorOf(stanza);
       pending.settle(id, stanzaErrorToGatewayError(condition, text, this.deps.limits.offlineRetryAfterS));
-      return;
+      return "taken";
     }
     let decoded;
     try {
@@ -125,39 +120,54 @@ export class XmppExchanger {
       if (decoded.statusCode < 200) throw new CodecError("malformed", `interim status ${decoded.statusCode} as a final reply`);
     } catch (err) {
       this.badReply(entry, err);
-      return;
+      return "taken";
     }
     const head = { statusCode: decoded.statusCode, statusMessage: decoded.statusMessage, headers: decoded.headers };
     if (decoded.body.kind === "inline") {
       if (decoded.body.bytes.length > this.deps.limits.maxReplyBytes) {
         this.badReply(entry, new CodecError("too-large", `reply body over ${this.deps.limits.maxReplyBytes} bytes`));
-        return;
+      } else {
+        pending.settle(id, { ...head, body: decoded.body.bytes });
       }
-      pending.settle(id, { ...head, body: decoded.body.bytes });
-      return;
+      return "taken";
     }
-    const streamId = decoded.body.streamId;
-    pending.markStreaming(id, streamId);
-    this.streams.expect(entry.jid, streamId, this.deps.limits.maxReplyBytes).then(
-      (body) => pending.settle(id, { ...head, body }),
+    this.awaitBody(entry, head, decoded.body.streamId);
+    return "taken";
+  }
+
+  /** A `<chunk>` (inside its message): taken when it belongs to a stream this instance is receiving. */
+  offerChunk(from: string, chunk: XmlElement): Offer {
+    const streamId = chunk.attrs.streamId;
+    if (!streamId || !this.streams.has(from, streamId)) return "not-mine";
+    try {
+      this.streams.offer(from, decodeChunk(chunk));
+    } catch (err) {
+      this.streams.fail(from, streamId, err); // fails the exchange with 502 (see awaitBody)
+    }
+    return "taken";
+  }
+
+  /** The reply's head announced a chunked body: receive it here, and claim the stream for this instance. */
+  private awaitBody(entry: PendingExchange, head: Omit<HttpResponseMessage, "body">, streamId: string): void {
+    const { pending, streamRoutes, instanceId, limits } = this.deps;
+    pending.markStreaming(entry.id, streamId);
+    // Listen first, then claim: a chunk forwarded because of the claim always finds the stream here.
+    this.streams.expect(entry.jid, streamId, limits.maxReplyBytes).then(
+      (body) => pending.settle(entry.id, { ...head, body }),
       (err: unknown) => {
         if (!(err instanceof StreamCancelled)) this.badReply(entry, err, streamId);
       },
     );
-  }
-
-  private onChunk(from: string, node: XmlElement): void {
-    let chunk: Chunk;
-    try {
-      chunk = decodeChunk(node);
-    } catch (err) {
-      const streamId = node.attrs.streamId;
-      // A broken chunk of a stream we expect fails that stream (and so its exchange, with 502).
-      if (streamId && this.streams.has(from, streamId)) this.streams.fail(from, streamId, err);
-      else this.drop("malformed", { from, err: (err as Error).message });
-      return;
-    }
-    if (!this.streams.offer(from, chunk)) this.drop("unknown", { from, streamId: chunk.streamId });
+    streamRoutes.claim(entry.jid, streamId, instanceId, entry.deadline - Date.now()).then(
+      (parked) => {
+        for (const raw of parked) {
+          const chunk = parseParked(raw);
+          if (chunk) this.offerChunk(entry.jid, chunk);
+        }
+      },
+      // Without the claim, chunks that reach other instances cannot find us: the deadline answers (504).
+      (err: unknown) => this.log.warn({ event: "claim-failed", id: entry.id, err: (err as Error).message }, "stream claim failed"),
+    );
   }
 
   /** A reply that is not valid XEP-0332 fails its exchange with 502, and a stream in progress is closed. */
@@ -171,8 +181,16 @@ export class XmppExchanger {
     this.deps.pending.settle(entry.id, new GatewayError("GW_BAD_DEVICE_REPLY", message ? { message } : {}));
   }
 
-  private drop(reason: DropReason, fields: Record<string, unknown>): void {
+  drop(reason: DropReason, fields: Record<string, unknown>): void {
     this.deps.metrics.repliesDropped.inc({ reason });
     this.log.warn({ event: "reply-dropped", reason, ...fields }, `device reply dropped: ${reason}`);
+  }
+}
+
+function parseParked(raw: string): XmlElement | undefined {
+  try {
+    return JSON.parse(raw) as XmlElement;
+  } catch {
+    return undefined;
   }
 }

@@ -1,0 +1,76 @@
+import type { Redis } from "ioredis";
+import { isElement, type XmlElement, type XmlNode } from "../../adapters/xep0332/xml.js";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Logger } from "../log.js";
+import type { RedisStore } from "../redis/client.js";
+
+export type ForwardedHandler = (stanza: XmlElement) => void;
+
+/**
+ * Stanzas for exchanges another instance owns (DESIGN.md §5): the XMPP server may deliver a device's reply
+ * to any connection of the component domain (ejabberd spreads them at random; after a rolling replacement
+ * only the new instance is connected), so the receiver publishes it on `{prefix}reply:{owner}` and the owner
+ * finishes the exchange. Each instance listens on its own channel, on a connection of its own (a Redis
+ * connection in subscriber mode can do nothing else).
+ */
+export class ReplyBus implements Lifecycle {
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+  private readonly handlers: ForwardedHandler[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly redis: RedisStore, instanceId: string, logger: Logger) {
+    this.log = logger.child({ component: "reply-bus" });
+    this.channel = redis.key("reply", instanceId);
+    this.subscriber = redis.client.duplicate();
+    this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "reply bus error"));
+    // (Re)subscribe whenever the connection becomes ready: at start, and after Redis comes back.
+    this.subscriber.on("ready", () => {
+      this.subscriber.subscribe(this.channel).catch((err: Error) => this.log.warn({ event: "subscribe-failed", err: err.message }, "reply bus subscribe failed"));
+    });
+    this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
+  }
+
+  onForwarded(handler: ForwardedHandler): void {
+    this.handlers.push(handler);
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.subscriber.connect();
+    } catch {
+      // Reconnects by itself; `ready` subscribes then.
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.subscriber.status === "end") return;
+    try {
+      await this.subscriber.quit();
+    } catch {
+      this.subscriber.disconnect();
+    }
+  }
+
+  /** Publishes a stanza to its owner; false when no instance listens there (the owner is gone). */
+  async forward(owner: string, stanza: XmlElement): Promise<boolean> {
+    const receivers = await this.redis.run((c) => c.publish(this.redis.key("reply", owner), JSON.stringify(plain(stanza))));
+    return receivers > 0;
+  }
+
+  private receive(message: string): void {
+    let stanza: unknown;
+    try {
+      stanza = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (!isElement(stanza)) return;
+    for (const h of this.handlers) h(stanza);
+  }
+}
+
+/** The tree without ltx's back-references (`parent`), which JSON cannot hold. */
+export function plain(node: XmlElement): XmlElement {
+  return { name: node.name, attrs: { ...node.attrs }, children: node.children.map((c: XmlNode) => (typeof c === "string" ? c : plain(c))) };
+}

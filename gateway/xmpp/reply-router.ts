@@ -1,0 +1,89 @@
+import { isChunk } from "../../adapters/xep0332/chunks.js";
+import { childElements, type XmlElement } from "../../adapters/xep0332/xml.js";
+import { sameJid } from "../../adapters/shared/jid.js";
+import type { PendingExchanges } from "../correlation/pending.js";
+import { plain, type ReplyBus } from "../correlation/reply-bus.js";
+import type { CorrelationStore } from "../correlation/store.js";
+import type { StreamRoutes } from "../correlation/stream-routes.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { XmppComponent } from "./component.js";
+import type { XmppExchanger } from "./exchange.js";
+
+export interface ReplyRouterDeps {
+  component: XmppComponent;
+  bus: ReplyBus;
+  exchanger: XmppExchanger;
+  pending: PendingExchanges;
+  store: CorrelationStore;
+  streamRoutes: StreamRoutes;
+  metrics: Metrics;
+  instanceId: string;
+}
+
+/**
+ * Every device reply and chunk, from the XMPP server or forwarded by another instance, goes one of three
+ * ways: to an exchange of this instance, to the instance that owns it (through Redis), or dropped and
+ * counted. A forwarded stanza is never forwarded again, so nothing can loop between instances.
+ */
+export class ReplyRouter {
+  constructor(private readonly deps: ReplyRouterDeps) {
+    deps.component.onStanza((stanza) => this.route(stanza, false));
+    deps.bus.onForwarded((stanza) => this.route(stanza, true));
+  }
+
+  private route(stanza: XmlElement, forwarded: boolean): void {
+    const type = stanza.attrs.type;
+    if (stanza.name === "iq" && (type === "result" || type === "error")) {
+      if (this.deps.exchanger.offerReply(stanza) === "taken") return;
+      if (forwarded) this.dropUnclaimed(stanza.attrs.id ?? "", "unknown");
+      else void this.forwardReply(stanza);
+      return;
+    }
+    if (stanza.name !== "message") return;
+    const from = stanza.attrs.from ?? "";
+    const chunk = childElements(stanza).find(isChunk);
+    if (!chunk || this.deps.exchanger.offerChunk(from, chunk) === "taken") return;
+    if (forwarded) this.deps.exchanger.drop("unknown", { from, streamId: chunk.attrs.streamId, forwarded });
+    else void this.routeChunk(from, stanza, chunk);
+  }
+
+  /** A reply for an exchange this instance does not have: its owner is in the correlation entry. */
+  private async forwardReply(stanza: XmlElement): Promise<void> {
+    const id = stanza.attrs.id ?? "";
+    const from = stanza.attrs.from;
+    try {
+      const entry = await this.deps.store.get(id);
+      if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
+      // Checked here too, so that a spoofed reply costs its sender more than it costs the owner.
+      if (!sameJid(from, entry.jid)) return this.deps.exchanger.drop("spoofed", { id, from, expected: entry.jid });
+      await this.forward(entry.owner, stanza, { id });
+    } catch (err) {
+      this.deps.exchanger.drop("unknown", { id, from, err: (err as Error).message });
+    }
+  }
+
+  /** A chunk of a stream that is not received here: to its owner, or parked until the owner claims it. */
+  private async routeChunk(from: string, stanza: XmlElement, chunk: XmlElement): Promise<void> {
+    const streamId = chunk.attrs.streamId;
+    if (!streamId) return this.deps.exchanger.drop("malformed", { from, err: "<chunk> without a streamId" });
+    try {
+      const where = await this.deps.streamRoutes.route(from, streamId, JSON.stringify(plain(chunk)));
+      if ("parked" in where) return;
+      if ("full" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "too many unclaimed chunks" });
+      // Our own claim, but the stream is no longer here: it ended (deadline or complete).
+      if (where.owner === this.deps.instanceId) return this.deps.exchanger.drop("late", { from, streamId });
+      await this.forward(where.owner, stanza, { streamId });
+    } catch (err) {
+      this.deps.exchanger.drop("unknown", { from, streamId, err: (err as Error).message });
+    }
+  }
+
+  private async forward(owner: string, stanza: XmlElement, fields: Record<string, unknown>): Promise<void> {
+    if (await this.deps.bus.forward(owner, stanza)) this.deps.metrics.repliesForwarded.inc();
+    else this.deps.exchanger.drop("unknown", { ...fields, owner, err: "owner instance is gone" });
+  }
+
+  private dropUnclaimed(id: string, fallback: "unknown"): void {
+    this.deps.exchanger.drop(this.deps.pending.recent.get(id) ?? fallback, { id });
+  }
+}
