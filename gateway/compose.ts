@@ -4,14 +4,24 @@ import { PendingExchanges, type PendingHooks } from "./correlation/pending.js";
 import { ReplyBus } from "./correlation/reply-bus.js";
 import { CorrelationStore } from "./correlation/store.js";
 import { StreamRoutes } from "./correlation/stream-routes.js";
+import { AsyncRequests } from "./delivery/async-requests.js";
+import { DeviceDelivery } from "./delivery/deliver.js";
+import { IdempotencyStore } from "./delivery/idempotency.js";
+import { OfflineQueue } from "./delivery/offline-queue.js";
+import { DevicePipeline } from "./delivery/pipeline.js";
 import { GatewayError } from "./errors.js";
 import { createApp } from "./http/app.js";
 import { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
-import { createMetrics, type Metrics } from "./metrics/metrics.js";
+import { DeviceLimiter } from "./limits/device-limiter.js";
+import { createMetrics, type Metrics, type MetricSources } from "./metrics/metrics.js";
+import { PresenceStore } from "./presence/presence-store.js";
+import { PresenceTracker } from "./presence/tracker.js";
 import { RedisStore } from "./redis/client.js";
-import { TemplateResolver } from "./registry/resolver.js";
+import { importDevices, loadDevicesFile } from "./registry/import.js";
+import { RedisDeviceRegistry } from "./registry/redis-registry.js";
+import { RegistryResolver } from "./registry/resolver.js";
 import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
 import { ReplyRouter } from "./xmpp/reply-router.js";
@@ -22,6 +32,7 @@ export interface Gateway extends Lifecycle {
   readonly pending: PendingExchanges;
   readonly component: XmppComponent;
   readonly redis: RedisStore;
+  readonly registry: RedisDeviceRegistry;
 }
 
 /**
@@ -31,7 +42,8 @@ export interface Gateway extends Lifecycle {
 export function createGateway(config: Config, baseLogger: Logger): Gateway {
   // Every line of this instance says which instance wrote it.
   const logger = baseLogger.child({ instance: config.instanceId });
-  const metrics = createMetrics(new Registry());
+  const metricSources: MetricSources = {};
+  const metrics = createMetrics(new Registry(), metricSources);
   const redis = new RedisStore(config.redis, { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) });
   const component = new XmppComponent(config.xmpp, { logger, onOnlineChange: (online) => metrics.xmppConnected.set(online ? 1 : 0) });
   const store = new CorrelationStore(redis);
@@ -41,17 +53,56 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange });
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
+  // Subscribes itself to the component's stanzas and to the bus.
   new ReplyRouter({ component, bus, exchanger, pending, store, streamRoutes, metrics, instanceId: config.instanceId });
-  const resolver = new TemplateResolver(config.devices.jidTemplate, config.exchange.timeoutMs);
+  const registry = new RedisDeviceRegistry(redis);
+  const resolver = new RegistryResolver(registry, { ...config.devices, timeoutMs: config.exchange.timeoutMs });
 
-  let draining = false;
+  const presence = new PresenceStore(redis, config.presence);
+  const tracker = new PresenceTracker(presence, logger);
+  component.onStanza((stanza) => tracker.handle(stanza));
+  metricSources.devicesOnline = () => presence.countOnline();
+  const delivery = new DeviceDelivery({
+    presence,
+    limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
+    xmpp: exchanger,
+    offlineRetryAfterS: config.exchange.offlineRetryAfterS,
+  });
+  const asyncRequests = new AsyncRequests(redis, config.requests.resultTtlMs);
+  const pipeline = new DevicePipeline({
+    resolver,
+    delivery,
+    idempotency: new IdempotencyStore(redis, config.requests.idempotencyTtlMs),
+    asyncRequests,
+    queue: new OfflineQueue(redis, logger),
+    queueTtlMs: config.requests.queueTtlMs,
+    logger,
+  });
+  // A device that comes online gets what waited for it, in order.
+  tracker.onAvailable((jid) => void pipeline.deliverQueued(jid).catch((err: unknown) => logger.warn({ event: "queue-drain-failed", jid, err: (err as Error).message }, "offline queue not drained")));
+
+  // serving → unready (SIGTERM: readiness fails, requests still served until load balancers notice)
+  // → draining (new requests refused, requests in flight finish).
+  let phase: "serving" | "unready" | "draining" = "serving";
   const app = createApp({
     logger,
     metrics,
     registry: metrics.registry,
-    isDraining: () => draining,
-    readiness: { checks: () => ({ redis: redis.ready, xmpp: component.online, accepting: !draining }) },
-    devices: { resolver, exchange: (req) => exchanger.exchange(req), maxBodyBytes: config.http.maxBodyBytes },
+    isDraining: () => phase === "draining",
+    readiness: { checks: () => ({ redis: redis.ready, xmpp: component.online, accepting: phase === "serving" }) },
+    devices: { pipeline, maxBodyBytes: config.http.maxBodyBytes },
+    admin: {
+      token: config.admin.token,
+      registry,
+      logger,
+      presence: {
+        isOnline: async (id) => {
+          const state = await presence.state((await resolver.resolve(id)).jid);
+          return state === "unknown" ? null : state === "online";
+        },
+      },
+    },
+    asyncRequests,
   });
   const http = new HttpServer(app, config.http);
 
@@ -61,16 +112,33 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     pending,
     component,
     redis,
+    registry,
     async start() {
+      // A bad devices file stops the start before anything connects.
+      const imported = config.devices.file !== undefined ? await loadDevicesFile(config.devices.file) : undefined;
       await redis.start();
+      if (imported) {
+        const counts = await importDevices(registry, imported).catch(async (err: unknown) => {
+          await redis.stop();
+          throw err;
+        });
+        logger.info({ event: "devices-imported", file: config.devices.file, ...counts }, "devices file imported");
+      }
       await bus.start();
       await component.start();
       await http.start();
       logger.info({ event: "started", port: http.port }, "gateway listening");
     },
-    /** Drain (DESIGN.md §7): refuse new work, let exchanges in flight finish within the bound, then close. */
+    /**
+     * Drain (DESIGN.md §7): readiness fails at once, but requests are served for GATEWAY_DRAIN_GRACE_MS more,
+     * until the load balancer's health check has taken the instance out (else they would get 503); then new
+     * requests are refused and those in flight finish within GATEWAY_DRAIN_TIMEOUT_MS.
+     */
     async stop() {
-      draining = true;
+      phase = "unready";
+      logger.info({ event: "draining", graceMs: config.drainGraceMs }, "readiness failed; serving until load balancers notice");
+      await new Promise((resolve) => setTimeout(resolve, config.drainGraceMs));
+      phase = "draining";
       const drained = http.stop();
       const bound = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), config.drainTimeoutMs).unref());
       if ((await Promise.race([drained, bound])) === "timeout") {

@@ -7,7 +7,17 @@ export interface Config {
   http: { host: string; port: number; maxBodyBytes: number };
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
   xmpp: { service: string; domain: string; secret: string };
-  devices: { jidTemplate: string };
+  devices: {
+    jidTemplate: string;
+    /** Devices without a registry entry: `xmpp` at the JID template, or `none` (404 GW_UNKNOWN_DEVICE). */
+    defaultTransport: "xmpp" | "none";
+    /** maxInFlight of a device whose entry does not say. */
+    maxInFlight: number;
+    /** JSON or YAML list of registry entries imported at start. */
+    file?: string;
+  };
+  /** Admin API bearer token; absent: the admin API is off. */
+  admin: { token?: string };
   exchange: {
     timeoutMs: number;
     maxReplyBytes: number;
@@ -15,6 +25,24 @@ export interface Config {
     chunkSizeBytes: number;
     offlineRetryAfterS: number;
   };
+  presence: {
+    /** A device's presence counts this long after its last announcement (agents re-announce every minute). */
+    onlineTtlMs: number;
+    /** A device that said goodbye is refused at once for this long, or until it announces itself again. */
+    offlineTtlMs: number;
+  };
+  requests: {
+    /** How long asynchronous results stay readable at /requests/{id}. */
+    resultTtlMs: number;
+    /** How long an asynchronous request waits in the queue for an offline device. */
+    queueTtlMs: number;
+    /** How long an Idempotency-Key remembers its request and outcome. */
+    idempotencyTtlMs: number;
+    /** Retry-After on 429 GW_DEVICE_BUSY. */
+    busyRetryAfterS: number;
+  };
+  /** After SIGTERM: how long readiness fails while requests are still served (load balancers notice). */
+  drainGraceMs: number;
   /** How long a stopping instance lets requests in flight finish. */
   drainTimeoutMs: number;
   instanceId: string;
@@ -28,6 +56,12 @@ export function loadConfig(env: Env): Config {
     "must be a full JID with {id} in the localpart, e.g. {id}@devices.example.com/agent");
   const domain = r.string("XMPP_COMPONENT_DOMAIN", "gateway.localhost");
   r.check("XMPP_COMPONENT_DOMAIN", domain, /^[A-Za-z0-9.-]+$/.test(domain), "must be a domain name");
+  const adminToken = r.optional("GATEWAY_ADMIN_TOKEN");
+  if (adminToken !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(adminToken)) {
+    // The value is a secret: the line gives its length only.
+    r.problems.push(`GATEWAY_ADMIN_TOKEN (${adminToken.length} characters) must be 16-1024 visible ASCII characters`);
+  }
+  const devicesFile = r.optional("GATEWAY_DEVICES_FILE");
 
   const config: Config = {
     http: {
@@ -45,7 +79,13 @@ export function loadConfig(env: Env): Config {
       domain,
       secret: r.required("XMPP_COMPONENT_SECRET"),
     },
-    devices: { jidTemplate },
+    devices: {
+      jidTemplate,
+      defaultTransport: r.oneOf("DEFAULT_TRANSPORT", "xmpp", ["xmpp", "none"] as const),
+      maxInFlight: r.int("GATEWAY_DEVICE_MAX_IN_FLIGHT", 16, 1, 10_000),
+      ...(devicesFile !== undefined ? { file: devicesFile } : {}),
+    },
+    admin: adminToken !== undefined ? { token: adminToken } : {},
     exchange: {
       timeoutMs: r.int("GATEWAY_REQUEST_TIMEOUT_MS", 30_000, 1),
       maxReplyBytes: r.int("GATEWAY_MAX_REPLY_BYTES", 10 * 1024 * 1024, 0),
@@ -53,6 +93,17 @@ export function loadConfig(env: Env): Config {
       chunkSizeBytes: r.int("GATEWAY_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
       offlineRetryAfterS: r.int("GATEWAY_OFFLINE_RETRY_AFTER_S", 30, 0),
     },
+    presence: {
+      onlineTtlMs: r.int("GATEWAY_PRESENCE_TTL_S", 180, 1) * 1000,
+      offlineTtlMs: r.int("GATEWAY_OFFLINE_TTL_S", 86_400, 1) * 1000,
+    },
+    requests: {
+      resultTtlMs: r.int("GATEWAY_RESULT_TTL_S", 3600, 1) * 1000,
+      queueTtlMs: r.int("GATEWAY_QUEUE_TTL_S", 3600, 1) * 1000,
+      idempotencyTtlMs: r.int("GATEWAY_IDEMPOTENCY_TTL_S", 86_400, 1) * 1000,
+      busyRetryAfterS: r.int("GATEWAY_BUSY_RETRY_AFTER_S", 1, 0),
+    },
+    drainGraceMs: r.int("GATEWAY_DRAIN_GRACE_MS", 3000, 0),
     drainTimeoutMs: r.int("GATEWAY_DRAIN_TIMEOUT_MS", 25_000, 0),
     instanceId: r.string("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),

@@ -18,7 +18,13 @@ export const CATALOGUE = {
   GW_XMPP_UNAVAILABLE: { status: 503, message: "gateway is not connected to the XMPP server" },
   GW_STORE_UNAVAILABLE: { status: 503, message: "gateway store (Redis) is unreachable" },
   GW_SHUTTING_DOWN: { status: 503, message: "gateway instance is shutting down" },
+  GW_IDEMPOTENCY_MISMATCH: { status: 422, message: "Idempotency-Key was used for another request" },
+  GW_IDEMPOTENCY_IN_FLIGHT: { status: 409, message: "a request with this Idempotency-Key is still running" },
+  GW_UNKNOWN_REQUEST: { status: 404, message: "no such asynchronous request, or its result expired" },
   GW_NOT_FOUND: { status: 404, message: "no such route" },
+  GW_INVALID_FIELD: { status: 400, message: "a field of the request is not valid" },
+  GW_UNAUTHORIZED: { status: 401, message: "missing or wrong bearer token" },
+  GW_CONFLICT: { status: 409, message: "conflicts with another device's entry" },
   GW_INTERNAL: { status: 500, message: "internal gateway error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -30,6 +36,8 @@ export interface GatewayErrorOptions {
   status?: number;
   /** Seconds, for 429 and 503: when a retry may succeed. */
   retryAfterS?: number;
+  /** For GW_INVALID_FIELD (and GW_CONFLICT): the input field at fault, as `field` in the JSON body. */
+  field?: string;
   cause?: unknown;
 }
 
@@ -37,11 +45,13 @@ export class GatewayError extends Error {
   override readonly name = "GatewayError";
   readonly status: number;
   readonly retryAfterS: number | undefined;
+  readonly field: string | undefined;
 
   constructor(readonly code: ErrorCode, opts: GatewayErrorOptions = {}) {
     super(opts.message ?? CATALOGUE[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.status = opts.status ?? CATALOGUE[code].status;
     this.retryAfterS = opts.retryAfterS;
+    this.field = opts.field;
   }
 }
 
@@ -55,9 +65,10 @@ export function toGatewayError(err: unknown): GatewayError {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; deviceId?: string; requestId: string };
+  error: { code: ErrorCode; message: string; field?: string; deviceId?: string; requestId: string };
 }
 
 export function errorBody(err: GatewayError, requestId: string, deviceId?: string): ErrorBody {
-  return { error: { code: err.code, message: err.message, ...(deviceId ? { deviceId } : {}), requestId } };
+  const field = err.field !== undefined ? { field: err.field } : {};
+  return { error: { code: err.code, message: err.message, ...field, ...(deviceId ? { deviceId } : {}), requestId } };
 }

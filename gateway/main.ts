@@ -1,4 +1,4 @@
-import { loadOrExit } from "../adapters/shared/env.js";
+import { ConfigError, exitWithConfigError, loadOrExit } from "../adapters/shared/env.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ConfigError) exitWithConfigError(err); // e.g. a bad GATEWAY_DEVICES_FILE
   process.stderr.write(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -25,11 +25,15 @@ export interface AgentOptions extends AgentIdentity {
   /** The gateway's component JID: the only sender whose requests are served, and where presence goes. */
   gatewayJid: string;
   localTimeoutMs: number;
+  /** Presence is sent again this often, so the gateway's record of it never expires while we are here. */
+  presenceIntervalMs: number;
   maxBodyBytes: number;
   chunkThresholdBytes: number;
   chunkSizeBytes: number;
   saslMechanism?: string;
   backoff?: BackoffOptions;
+  /** An XMPP connection attempt not online within this bound is abandoned and retried. */
+  attemptTimeoutMs?: number;
 }
 
 export interface AgentLog {
@@ -46,6 +50,7 @@ export class DeviceAgent {
   private readonly connection: DeviceConnection;
   private readonly streams: InboundStreams;
   private readonly localUrl: URL;
+  private presenceTimer: NodeJS.Timeout | undefined;
   readonly jid: string;
 
   constructor(private readonly opts: AgentOptions, private readonly deps: { log: AgentLog; httpAgent?: HttpAgent }) {
@@ -78,12 +83,23 @@ export class DeviceAgent {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.presenceTimer);
     await this.connection.stop();
   }
 
-  /** Directed presence tells the gateway this device is reachable now (DESIGN.md §4). */
+  /**
+   * Directed presence (RFC 6121 §4.6) tells the gateway this device is reachable (DESIGN.md §4); the server
+   * tells it when our session ends. Sent again periodically: the gateway may have been away when we came
+   * online (presence to an absent component bounces), and a device that vanished without a word must age out.
+   */
   private announce(): void {
-    this.connection.send(el("presence", { to: this.opts.gatewayJid })).catch(() => undefined);
+    const send = () => {
+      if (this.connection.online) this.connection.send(el("presence", { to: this.opts.gatewayJid })).catch(() => undefined);
+    };
+    send();
+    clearInterval(this.presenceTimer);
+    this.presenceTimer = setInterval(send, this.opts.presenceIntervalMs);
+    this.presenceTimer.unref(); // the connection, not this timer, keeps an agent process alive
   }
 
   private isGateway(from: string | undefined): boolean {

@@ -24,6 +24,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     domain,
     gatewayJid: r.string("AGENT_GATEWAY_JID", "gateway.localhost"),
     localTimeoutMs: r.int("AGENT_LOCAL_TIMEOUT_MS", 25_000, 1),
+    presenceIntervalMs: r.int("AGENT_PRESENCE_INTERVAL_S", 60, 1, 86_400) * 1000,
     maxBodyBytes: r.int("AGENT_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
     chunkThresholdBytes: r.int("AGENT_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
     chunkSizeBytes: r.int("AGENT_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),

@@ -17,6 +17,8 @@ export interface DeviceConnectionOptions {
   /** Force a SASL mechanism. PLAIN on loopback or under TLS logs in ~100x faster than SCRAM-SHA-1 (PBKDF2). */
   saslMechanism?: string;
   backoff?: BackoffOptions;
+  /** An attempt not online within this bound is abandoned and retried (default 10 s). */
+  attemptTimeoutMs?: number;
 }
 
 /** Answers an incoming XEP-0332 request: the `<resp>` (or a stanza `<error>`), plus work to run after it is sent. */
@@ -40,7 +42,7 @@ export class DeviceConnection extends SupervisedConnection<Element> {
         await authenticate({ username: opts.username, password: opts.password }, chosen as string, undefined as unknown as Element); // no user agent: plain SASL (RFC 4422), not SASL2
       },
     });
-    const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff);
+    const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff, opts.attemptTimeoutMs);
     super(supervisor, xml as unknown as XmlFactory<Element>, (el) => entity.send(el));
     this.entity = entity;
     entity.on("online", () => events.onOnline?.());

@@ -91,8 +91,13 @@ export function loadOrExit<T>(load: (env: Env) => T, env: Env = process.env): T 
   try {
     return load(env);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`);
-    process.exit(2);
+    if (err instanceof ConfigError) exitWithConfigError(err);
+    throw err;
   }
+}
+
+/** One `config: …` line per problem, exit code 2: for configuration found bad later (files read at start). */
+export function exitWithConfigError(err: ConfigError): never {
+  for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`);
+  process.exit(2);
 }

@@ -4,7 +4,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 /** The part of an xmpp.js entity (client or component) that supervision needs. */
 export interface SupervisedEntity extends EventEmitter {
   status: string;
-  socket: { setEncoding?(enc: BufferEncoding): unknown } | null;
+  socket: { setEncoding?(enc: BufferEncoding): unknown; destroy?(): unknown } | null;
   start(): Promise<unknown>;
   stop(): Promise<unknown>;
   reconnect: { stop(): void; reconnect(): Promise<void> };
@@ -28,6 +28,10 @@ export interface SupervisorEvents {
  * replacement). Reconnecting would kick the newcomer, which would kick us back: two instances flapping.
  * So a replaced connection stays down until `start()` is called again. A `conflict` before we are online
  * (the server keeps the older connection: `kick_new`) is a standby's normal retry.
+ *
+ * Every attempt must end online or disconnected within a bound: xmpp.js lets an attempt that fails after
+ * the TCP connect (a server still starting, a stream that never opens, a login that hangs) leave its
+ * socket open, and without a `disconnect` no retry would ever follow. The watchdog closes such a socket.
  */
 export class ConnectionSupervisor {
   private readonly backoff: Backoff;
@@ -37,22 +41,33 @@ export class ConnectionSupervisor {
   private isOnline = false;
   private readonly decodedSockets = new WeakSet<object>();
   private waiters: Array<() => void> = [];
+  private watchdog: NodeJS.Timeout | undefined;
 
-  constructor(private readonly entity: SupervisedEntity, private readonly events: SupervisorEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  constructor(
+    private readonly entity: SupervisedEntity,
+    private readonly events: SupervisorEvents,
+    backoff: BackoffOptions = DEFAULT_BACKOFF,
+    private readonly attemptTimeoutMs = 10_000,
+  ) {
     this.backoff = new Backoff(backoff);
     entity.reconnect.stop();
     entity.on("error", (err: unknown) => {
       if (this.isOnline && (err as { condition?: string } | undefined)?.condition === "conflict") this.replaced = true;
       this.events.onEvent("error", { err: describe(err) });
     });
-    entity.on("status", () => this.ensureUtf8Decoding());
+    entity.on("status", (status: string) => {
+      this.ensureUtf8Decoding();
+      if (status === "connecting") this.watchAttempt();
+    });
     entity.on("online", () => {
+      clearTimeout(this.watchdog);
       this.backoff.reset();
       this.setOnline(true);
       this.events.onEvent("online", {});
       for (const w of this.waiters.splice(0)) w();
     });
     entity.on("disconnect", () => {
+      clearTimeout(this.watchdog);
       if (this.isOnline) this.events.onEvent("offline", {});
       this.setOnline(false);
       if (this.replaced) this.events.onEvent("replaced", { reconnect: false });
@@ -62,11 +77,6 @@ export class ConnectionSupervisor {
 
   get online(): boolean {
     return this.isOnline;
-  }
-
-  /** True after a newer connection took our address; no reconnect follows (see the class comment). */
-  get wasReplaced(): boolean {
-    return this.replaced;
   }
 
   /** Starts connecting; does not wait for success (retries go on in the background). */
@@ -93,6 +103,7 @@ export class ConnectionSupervisor {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.watchdog);
     clearTimeout(this.timer);
     this.timer = undefined;
     const wasOnline = this.isOnline;
@@ -124,6 +135,17 @@ export class ConnectionSupervisor {
       });
     }, delayMs);
     // Not unref'd: while disconnected this timer may be all that keeps a device agent process alive.
+  }
+
+  /** An attempt that is neither online nor disconnected in time gets its socket closed (→ `disconnect`). */
+  private watchAttempt(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.stopping || this.isOnline) return;
+      this.events.onEvent("error", { err: `not online ${this.attemptTimeoutMs} ms after connecting; closing the socket to retry` });
+      this.entity.socket?.destroy?.();
+    }, this.attemptTimeoutMs);
+    this.watchdog.unref();
   }
 
   private ensureUtf8Decoding(): void {

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the local stack needs (Prosody, Redis) when they are missing, and the
-# npm packages when node_modules is absent. Used by `npm run demo` and by CI on a fresh machine.
+# Installs the Debian packages the local stack needs (Prosody, Redis, ejabberd, HAProxy) when they are
+# missing, and the npm packages when node_modules is absent. Used by `npm run demo` and by CI on a fresh
+# machine. The servers always run as throwaway children of the tests (deploy/local/*.ts), never as the
+# system services these packages install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 missing=()
 command -v prosody >/dev/null 2>&1 || missing+=(prosody)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# ejabberdctl and haproxy live in /usr/sbin, which a normal user's PATH may lack: look there too.
+command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
@@ -18,6 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Without a policy-rc.d that forbids it (Docker images have one), installing starts each package's
+  # system service: a system ejabberd busy-waits a core and takes 5222/5269/5280/..., Prosody and
+  # Redis take their default ports. Stop and disable only what this run just installed.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for pkg in "${missing[@]}"; do
+      case "$pkg" in prosody | redis-server | ejabberd | haproxy) ;; *) continue ;; esac
+      if systemctl is-active --quiet "$pkg" 2>/dev/null; then
+        echo "Stopping the system $pkg service that the install started ..."
+        systemctl disable --now "$pkg" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

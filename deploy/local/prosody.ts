@@ -3,12 +3,14 @@
 // `prosodyctl shell`.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort, onFreePorts, pollUntil, PortTaken, waitForPort } from './ports.js';
 import { readFileTail, spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
+import { fillPlaceholders } from './template.js';
 
 export interface ComponentSpec {
   domain: string;
@@ -78,37 +80,23 @@ interface Layout {
   components: readonly ComponentSpec[];
 }
 
-function renderConfig(l: Layout, c2sPort: number, componentPort: number): string {
+/** The shipped configuration, deploy/prosody/prosody.cfg.lua, with this run's ports, paths and components. */
+const TEMPLATE = fileURLToPath(new URL('../prosody/prosody.cfg.lua', import.meta.url));
+
+async function renderConfig(l: Layout, c2sPort: number, componentPort: number): Promise<string> {
   const q = luaString;
-  const lines = [
-    '-- Written by deploy/local/prosody.ts for one throwaway run.',
-    'run_as_root = true -- we are root; without it 0.12.3 logs a refusal and then hangs',
-    `pidfile = ${q(path.join(l.dir, 'prosody.pid'))}`,
-    `data_path = ${q(path.join(l.dir, 'data'))}`,
-    `certificates = ${q(path.join(l.dir, 'certs'))} -- empty: no TLS, no certmanager noise`,
-    `log = { { levels = { min = "info" }, to = "file", filename = ${q(l.logPath)} } }`,
-    'interfaces = { "127.0.0.1" }',
-    `c2s_ports = { ${c2sPort} }`,
-    `component_ports = { ${componentPort} }`,
-    'component_interface = "127.0.0.1"',
-    's2s_ports = { }',
-    'c2s_direct_tls_ports = { }',
-    `admin_socket = ${q(l.socketPath)}`,
-    'modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "admin_shell"; "posix" }',
-    'modules_disabled = { "s2s"; "offline" }',
-    'authentication = "internal_plain"',
-    'storage = "internal"',
-    'c2s_require_encryption = false',
-    'allow_unencrypted_plain_auth = true',
-    '',
-    `VirtualHost ${q(l.vhost)}`,
-  ];
-  for (const c of l.components) {
-    lines.push('', `Component ${q(c.domain)}`);
-    lines.push(`    component_secret = ${q(c.secret)}`);
-    lines.push(`    component_conflict_resolve = ${q(c.conflictResolve ?? 'kick_new')}`);
-  }
-  return `${lines.join('\n')}\n`;
+  const components = l.components
+    .map((c) => [`Component ${q(c.domain)}`, `    component_secret = ${q(c.secret)}`, `    component_conflict_resolve = ${q(c.conflictResolve ?? 'kick_new')}`].join('\n'))
+    .join('\n\n');
+  const values: Record<string, string> = {
+    DIR: l.dir,
+    INTERFACE: '127.0.0.1',
+    C2S_PORT: String(c2sPort),
+    COMPONENT_PORT: String(componentPort),
+    VHOST: l.vhost,
+    COMPONENTS: components,
+  };
+  return fillPlaceholders(await readFile(TEMPLATE, 'utf8'), values, { comment: /^\s*--/, what: TEMPLATE });
 }
 
 /** Prosody could not bind a port (it logs this and keeps running): retry with new ports. */
@@ -234,7 +222,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
       c2sPort = await freePort();
       do componentPort = await freePort();
       while (componentPort === c2sPort);
-      await writeFile(layout.configPath, renderConfig(layout, c2sPort, componentPort));
+      await writeFile(layout.configPath, await renderConfig(layout, c2sPort, componentPort));
       return launch(layout, c2sPort, componentPort);
     });
   } catch (err) {
@@ -254,20 +242,24 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
       .map((line) => line.slice(2).trim());
   };
 
-  const createUsers = async (users: readonly XmppUser[]): Promise<void> => {
-    if (users.length === 0) return;
-    for (const u of users) {
+  // Accounts this server already has from us: creating one again is a no-op, so callers need not track them.
+  const created = new Set<string>();
+  const createUsers = async (requested: readonly XmppUser[]): Promise<void> => {
+    for (const u of requested) {
       if (!u.username || /[@/\s]/.test(u.username)) throw new Error(`createUsers: bad username ${JSON.stringify(u.username)}`);
     }
+    const users = requested.filter((u) => !created.has(u.username.toLowerCase()));
+    if (users.length === 0) return;
     const out = await shell(users.map((u) => `user:create(${luaString(`${u.username}@${vhost}`)}, ${luaString(u.password)})`));
-    const created = out.split('\n').filter((line) => line.includes('| OK: User created')).length;
-    if (created !== users.length) {
-      throw new Error(`createUsers: shell confirmed ${created} of ${users.length} accounts:\n${out.slice(-4_000)}`);
+    const confirmed = out.split('\n').filter((line) => line.includes('| OK: User created')).length;
+    if (confirmed !== users.length) {
+      throw new Error(`createUsers: shell confirmed ${confirmed} of ${users.length} accounts:\n${out.slice(-4_000)}`);
     }
     // Trust but verify: every account must now be listed.
     const listed = new Set(await listUsers());
     const missing = users.map((u) => `${u.username.toLowerCase()}@${vhost}`).filter((jid) => !listed.has(jid));
     if (missing.length > 0) throw new Error(`createUsers: ${missing.length} accounts missing, e.g. ${missing.slice(0, 10).join(', ')}`);
+    for (const u of users) created.add(u.username.toLowerCase());
   };
 
   return {

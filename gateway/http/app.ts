@@ -7,6 +7,9 @@ import { accessLog } from "./access-log.js";
 import { errorHandler, sendError } from "./error-response.js";
 import { refuseWhileDraining } from "./draining.js";
 import { requestId } from "./request-id.js";
+import { adminRoutes, type AdminRouteDeps } from "./routes/admin.js";
+import { requestRoutes } from "./routes/requests.js";
+import type { AsyncRequests } from "../delivery/async-requests.js";
 import { deviceRoutes, type DeviceRouteDeps } from "./routes/devices.js";
 import { healthRoutes, type ReadinessCheck } from "./routes/health.js";
 import { metricsRoutes } from "./routes/metrics.js";
@@ -17,6 +20,9 @@ export interface AppDeps {
   registry: Registry;
   readiness: ReadinessCheck;
   devices: DeviceRouteDeps;
+  /** The registry's admin API; absent (or without a token): off. */
+  admin?: AdminRouteDeps;
+  asyncRequests: Pick<AsyncRequests, "get">;
   isDraining: () => boolean;
 }
 
@@ -31,6 +37,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(refuseWhileDraining(deps.isDraining));
   app.use(healthRoutes(deps.readiness));
   app.use(metricsRoutes(deps.registry));
+  if (deps.admin) app.use(adminRoutes(deps.admin));
+  app.use(requestRoutes(deps.asyncRequests));
   app.use(deviceRoutes(deps.devices));
   app.use((_req, res) => sendError(res, new GatewayError("GW_NOT_FOUND")));
   app.use(errorHandler(deps.logger));

@@ -26,9 +26,19 @@ export function toDeviceRequest(req: Request, resource: string, body: Buffer, re
  * `X-Gateway-Timeout` (milliseconds). A client can shorten the wait, never lengthen it.
  */
 export function deadlineMs(req: Request, configuredMs: number): number {
+  return Math.min(configuredMs, askedTimeoutMs(req) ?? Infinity);
+}
+
+/** The client's `X-Gateway-Timeout` in milliseconds, when it is a positive whole number. */
+export function askedTimeoutMs(req: Request): number | undefined {
   const asked = req.get("x-gateway-timeout");
-  if (asked && /^\d{1,9}$/.test(asked) && Number(asked) > 0) return Math.min(configuredMs, Number(asked));
-  return configuredMs;
+  return asked && /^\d{1,9}$/.test(asked) && Number(asked) > 0 ? Number(asked) : undefined;
+}
+
+/** RFC 7240 §4.1: `Prefer: respond-async`, among other preferences, in any case. */
+export function prefersAsync(req: Request): boolean {
+  const prefer = req.get("prefer");
+  return prefer !== undefined && prefer.split(",").some((p) => p.split(";")[0]?.trim().toLowerCase() === "respond-async");
 }
 
 /** Content-Length is recomputed from the body we hold, except where the body is absent by definition. */

@@ -7,7 +7,12 @@ export type Transport = "xmpp" | "http" | "none";
  * All metrics of one gateway instance, on a registry of its own (no prom-client global state), named as
  * DESIGN.md §7 says. Labels take bounded values only: never a device id or a path.
  */
-export function createMetrics(registry: Registry = new Registry()) {
+/** Values read from elsewhere at scrape time; set by the composition root once their owners exist. */
+export interface MetricSources {
+  devicesOnline?: () => Promise<number>;
+}
+
+export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}) {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
@@ -33,7 +38,20 @@ export function createMetrics(registry: Registry = new Registry()) {
       labelNames: ["reason"] as const,
       registers,
     }),
-    repliesForwarded: new Counter({ name: "gateway_replies_forwarded_total", help: "Replies forwarded to the instance that owns the exchange.", registers }),
+    repliesForwarded: new Counter({
+      name: "gateway_replies_forwarded_total",
+      help: "Device replies (IQ results) and body chunks forwarded to the instance that owns the exchange.",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    devicesOnline: new Gauge({
+      name: "gateway_devices_online",
+      help: "Devices whose presence is current (shared by all instances).",
+      registers,
+      async collect() {
+        if (sources.devicesOnline) this.set(await sources.devicesOnline().catch(() => 0));
+      },
+    }),
     xmppConnected: new Gauge({ name: "gateway_xmpp_connected", help: "1 while the XMPP component connection is online.", registers }),
     redisConnected: new Gauge({ name: "gateway_redis_connected", help: "1 while Redis is ready.", registers }),
   };

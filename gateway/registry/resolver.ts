@@ -1,20 +1,55 @@
-/** Where and how a device is reached. The Redis-backed registry extends this; the template is its default rule. */
+import { GatewayError } from "../errors.js";
+import type { DeviceRegistry, Transport } from "./device.js";
+
+/** Where and how a device is reached, every optional setting of its entry filled in from configuration. */
 export interface DeviceRoute {
   deviceId: string;
-  transport: "xmpp";
+  transport: Transport;
+  /** Full JID of the device agent (the entry's, else DEVICE_JID_TEMPLATE's), whatever the transport. */
   jid: string;
+  /** Legacy base URL; always set when transport is `http`. */
+  httpTarget?: string;
   timeoutMs: number;
+  maxInFlight: number;
 }
 
 export interface DeviceResolver {
   resolve(deviceId: string): Promise<DeviceRoute>;
 }
 
-/** The default rule: every valid device id is an XMPP device at `DEVICE_JID_TEMPLATE` with `{id}` filled in. */
-export class TemplateResolver implements DeviceResolver {
-  constructor(private readonly jidTemplate: string, private readonly timeoutMs: number) {}
+export interface ResolverDefaults {
+  /** Devices without an entry: `xmpp` at the JID template, or `none` (404 GW_UNKNOWN_DEVICE). */
+  defaultTransport: "xmpp" | "none";
+  jidTemplate: string;
+  timeoutMs: number;
+  maxInFlight: number;
+}
+
+/**
+ * The registry entry when there is one (read on every request, so a change applies on the next request on
+ * every instance), else the default rule (DESIGN.md §3).
+ */
+export class RegistryResolver implements DeviceResolver {
+  constructor(private readonly registry: Pick<DeviceRegistry, "get">, private readonly defaults: ResolverDefaults) {}
 
   async resolve(deviceId: string): Promise<DeviceRoute> {
-    return { deviceId, transport: "xmpp", jid: this.jidTemplate.replaceAll("{id}", deviceId), timeoutMs: this.timeoutMs };
+    const d = this.defaults;
+    const record = await this.registry.get(deviceId);
+    if (record) {
+      return {
+        deviceId,
+        transport: record.transport,
+        jid: record.jid ?? this.templateJid(deviceId),
+        ...(record.httpTarget !== undefined ? { httpTarget: record.httpTarget } : {}),
+        timeoutMs: record.timeoutMs ?? d.timeoutMs,
+        maxInFlight: record.maxInFlight ?? d.maxInFlight,
+      };
+    }
+    if (d.defaultTransport === "none") throw new GatewayError("GW_UNKNOWN_DEVICE", { message: `no device ${deviceId} in the registry` });
+    return { deviceId, transport: "xmpp", jid: this.templateJid(deviceId), timeoutMs: d.timeoutMs, maxInFlight: d.maxInFlight };
+  }
+
+  private templateJid(deviceId: string): string {
+    return this.defaults.jidTemplate.replaceAll("{id}", deviceId);
   }
 }

@@ -56,7 +56,7 @@ export class ReplyRouter {
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
       // Checked here too, so that a spoofed reply costs its sender more than it costs the owner.
       if (!sameJid(from, entry.jid)) return this.deps.exchanger.drop("spoofed", { id, from, expected: entry.jid });
-      await this.forward(entry.owner, stanza, { id });
+      await this.forward(entry.owner, stanza, "iq", { id });
     } catch (err) {
       this.deps.exchanger.drop("unknown", { id, from, err: (err as Error).message });
     }
@@ -72,14 +72,14 @@ export class ReplyRouter {
       if ("full" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "too many unclaimed chunks" });
       // Our own claim, but the stream is no longer here: it ended (deadline or complete).
       if (where.owner === this.deps.instanceId) return this.deps.exchanger.drop("late", { from, streamId });
-      await this.forward(where.owner, stanza, { streamId });
+      await this.forward(where.owner, stanza, "chunk", { streamId });
     } catch (err) {
       this.deps.exchanger.drop("unknown", { from, streamId, err: (err as Error).message });
     }
   }
 
-  private async forward(owner: string, stanza: XmlElement, fields: Record<string, unknown>): Promise<void> {
-    if (await this.deps.bus.forward(owner, stanza)) this.deps.metrics.repliesForwarded.inc();
+  private async forward(owner: string, stanza: XmlElement, kind: "iq" | "chunk", fields: Record<string, unknown>): Promise<void> {
+    if (await this.deps.bus.forward(owner, stanza)) this.deps.metrics.repliesForwarded.inc({ kind });
     else this.deps.exchanger.drop("unknown", { ...fields, owner, err: "owner instance is gone" });
   }
 

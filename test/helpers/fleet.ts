@@ -4,6 +4,9 @@ import { DeviceAgent, type AgentOptions } from "../../adapters/device-agent/agen
 import { startDeviceServer, type DeviceHandler, type DeviceServer } from "./http-device.js";
 import type { ProsodyServer } from "../../deploy/local/prosody.js";
 
+/** What a fleet needs of an XMPP server: Prosody and ejabberd both offer it. */
+export type XmppServer = Pick<ProsodyServer, "service" | "vhost" | "components" | "createUsers">;
+
 export interface SimulatedDevice {
   id: string;
   server: DeviceServer;
@@ -18,7 +21,7 @@ export interface Fleet {
 
 const quiet = { info: () => undefined, warn: () => undefined };
 
-export function agentOptions(prosody: ProsodyServer, id: string, localUrl: string, overrides: Partial<AgentOptions> = {}): AgentOptions {
+export function agentOptions(prosody: XmppServer, id: string, localUrl: string, overrides: Partial<AgentOptions> = {}): AgentOptions {
   return {
     service: prosody.service,
     domain: prosody.vhost,
@@ -28,6 +31,7 @@ export function agentOptions(prosody: ProsodyServer, id: string, localUrl: strin
     localUrl,
     gatewayJid: prosody.components[0]?.domain ?? "gateway.localhost",
     localTimeoutMs: 10_000,
+    presenceIntervalMs: 60_000,
     maxBodyBytes: 10 * 1024 * 1024,
     chunkThresholdBytes: 65536,
     chunkSizeBytes: 32768,
@@ -39,7 +43,7 @@ export function agentOptions(prosody: ProsodyServer, id: string, localUrl: strin
 
 /** Creates the accounts, starts one device server and one agent per id, and waits until all are online. */
 export async function startFleet(
-  prosody: ProsodyServer,
+  prosody: XmppServer,
   ids: string[],
   handlerFor: (id: string) => DeviceHandler,
   overrides: Partial<AgentOptions> = {},

@@ -27,6 +27,7 @@ export function gatewayEnv(stack: Pick<Stack, "redis" | "prosody">, overrides: E
     XMPP_COMPONENT_SECRET: component?.secret ?? "test-secret",
     DEVICE_JID_TEMPLATE: `{id}@${stack.prosody.vhost}/agent`,
     GATEWAY_DRAIN_TIMEOUT_MS: "2000",
+    GATEWAY_DRAIN_GRACE_MS: "0",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...overrides,
   };

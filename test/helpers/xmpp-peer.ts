@@ -28,7 +28,10 @@ export interface Peer {
 
 const factory = xml as unknown as XmlFactory<Element>;
 
-export async function startPeer(prosody: ProsodyServer, username: string, opts: { resource?: string; createAccount?: boolean } = {}): Promise<Peer> {
+/** Any server with ProsodyServer's shape for these three members: Prosody or ejabberd (deploy/local/). */
+export type PeerServer = Pick<ProsodyServer, "service" | "vhost" | "createUsers">;
+
+export async function startPeer(prosody: PeerServer, username: string, opts: { resource?: string; createAccount?: boolean } = {}): Promise<Peer> {
   const password = `pw-${username}`;
   if (opts.createAccount !== false) await prosody.createUsers([{ username, password }]);
   const entity: Client = client({

@@ -165,7 +165,12 @@ describe('prosody helper', () => {
   });
 
   it('surfaces shell errors', async () => {
-    await assert.rejects(prosody.createUsers([{ username: 'dev1', password: 'x' }]), /User exists/);
+    await assert.rejects(prosody.shell(['user:create("dev1@localhost", "x")']), /User exists/);
+  });
+
+  it('creates an account it already made only once', async () => {
+    await prosody.createUsers([{ username: 'dev1', password: 'pw1' }, { username: 'once-more', password: 'p' }]);
+    assert.ok((await prosody.listUsers()).includes('once-more@localhost'));
   });
 
   it('restarts on the same ports and keeps its accounts', async () => {

@@ -22,12 +22,19 @@ const DESIGN_TABLE: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_XMPP_UNAVAILABLE", 503],
   ["GW_STORE_UNAVAILABLE", 503],
   ["GW_SHUTTING_DOWN", 503],
+  // §5 (Idempotency-Key)
+  ["GW_IDEMPOTENCY_MISMATCH", 422],
+  ["GW_IDEMPOTENCY_IN_FLIGHT", 409],
 ];
 
 /** Codes the gateway adds beyond the §6 table. */
 const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_METHOD_NOT_ALLOWED", 405],
   ["GW_NOT_FOUND", 404],
+  ["GW_INVALID_FIELD", 400],
+  ["GW_UNAUTHORIZED", 401],
+  ["GW_CONFLICT", 409],
+  ["GW_UNKNOWN_REQUEST", 404],
   ["GW_INTERNAL", 500],
 ];
 

@@ -1,17 +1,15 @@
 import type { Request, Response, Router } from "express";
 import express from "express";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../../adapters/xep0332/message.js";
+import type { DevicePipeline } from "../../delivery/pipeline.js";
 import { isGatewayError } from "../../errors.js";
-import type { DeviceResolver } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
 import { parseDevicePath } from "../device-address.js";
-import { deadlineMs, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
+import { askedTimeoutMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
 
 export interface DeviceRouteDeps {
-  resolver: DeviceResolver;
-  exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
+  pipeline: Pick<DevicePipeline, "handle">;
   maxBodyBytes: number;
 }
 
@@ -32,11 +30,24 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promi
     const address = parseDevicePath(req.originalUrl);
     f.deviceId = address.deviceId;
     const body = await readBody(req, deps.maxBodyBytes);
-    const route = await deps.resolver.resolve(address.deviceId);
-    f.transport = route.transport;
-    const message = toDeviceRequest(req, address.resource, body, f.requestId);
-    const reply = await deps.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: deadlineMs(req, route.timeoutMs) });
-    writeDeviceResponse(req, res, reply);
+    const idempotencyKey = req.get("idempotency-key");
+    const maxTimeoutMs = askedTimeoutMs(req);
+    const result = await deps.pipeline.handle({
+      deviceId: address.deviceId,
+      message: toDeviceRequest(req, address.resource, body, f.requestId),
+      respondAsync: prefersAsync(req),
+      onRoute: (route) => {
+        f.transport = route.transport;
+      },
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+      ...(maxTimeoutMs ? { maxTimeoutMs } : {}),
+    });
+    if (result.kind === "reply") {
+      writeDeviceResponse(req, res, result.reply);
+      return;
+    }
+    res.status(202).setHeader("Location", `/requests/${result.id}`).setHeader("Preference-Applied", "respond-async");
+    res.json({ requestId: result.id, status: result.state });
   } catch (err) {
     // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
     // (The response's state, not the request's: a request stream is destroyed once fully read.)

@@ -1,0 +1,52 @@
+import { newId } from "../correlation/ids.js";
+import { GatewayError } from "../errors.js";
+import type { RedisStore } from "../redis/client.js";
+import { storeError, type StoredOutcome } from "./stored-outcome.js";
+
+/** An asynchronous request as any instance can report it (`GET /requests/{id}`). */
+export type AsyncState =
+  | { state: "pending" | "queued"; deviceId: string; deadline: number }
+  | { state: "done"; deviceId: string; outcome: StoredOutcome };
+
+/**
+ * `Prefer: respond-async` (RFC 7240 §4.1; DESIGN.md §5): the client gets 202 and a Location at once; the
+ * outcome lands in `{prefix}request:{id}` for GATEWAY_RESULT_TTL_S, readable from every instance. A request
+ * still pending or queued after its deadline reads as expired (504 GW_DEVICE_TIMEOUT): a device that never
+ * came back, or an instance that died mid-exchange, cannot leave a request pending forever.
+ */
+const EXPIRY_GRACE_MS = 1000;
+
+export class AsyncRequests {
+  constructor(private readonly redis: RedisStore, private readonly resultTtlMs: number) {}
+
+  async accept(deviceId: string, state: "pending" | "queued", deadline: number): Promise<string> {
+    const id = newId();
+    await this.write(id, { state, deviceId, deadline });
+    return id;
+  }
+
+  async complete(id: string, deviceId: string, outcome: StoredOutcome): Promise<void> {
+    await this.write(id, { state: "done", deviceId, outcome });
+  }
+
+  async get(id: string, now = Date.now()): Promise<AsyncState | undefined> {
+    const raw = await this.redis.run((c) => c.get(this.key(id)));
+    if (!raw) return undefined;
+    const entry = JSON.parse(raw) as AsyncState;
+    // A grace period, so that an exchange ending right at its deadline is not reported expired first.
+    if (entry.state !== "done" && now > entry.deadline + EXPIRY_GRACE_MS) {
+      const expired: AsyncState = { state: "done", deviceId: entry.deviceId, outcome: storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not answer before the request expired" })) };
+      await this.write(id, expired);
+      return expired;
+    }
+    return entry;
+  }
+
+  private async write(id: string, entry: AsyncState): Promise<void> {
+    await this.redis.run((c) => c.set(this.key(id), JSON.stringify(entry), "PX", this.resultTtlMs));
+  }
+
+  private key(id: string): string {
+    return this.redis.key("request", id);
+  }
+}

@@ -1,0 +1,157 @@
+import { GatewayError } from "../errors.js";
+import type { RedisStore } from "../redis/client.js";
+import type { DeviceRecord, DeviceRegistry } from "./device.js";
+import { normalizeLegacyAddress } from "./validate.js";
+
+/** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
+export class LegacyAddressConflict extends GatewayError {
+  constructor(readonly legacyAddress: string, readonly owner: string) {
+    super("GW_CONFLICT", { field: "legacyAddress", message: `legacyAddress ${legacyAddress} already belongs to device ${owner}` });
+  }
+}
+
+/** The registry as the admin API and the forward proxy use it: the DeviceRegistry contract and two more. */
+export interface DeviceStore extends DeviceRegistry {
+  /** put(), answering the record as stored (with its updatedAt). Throws LegacyAddressConflict. */
+  upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }>;
+  /** The device that registered this `host:port` (any spelling normalizeLegacyAddress accepts). */
+  findByLegacyAddress(hostPort: string): Promise<DeviceRecord | undefined>;
+}
+
+/**
+ * Writes one entry atomically: the record, the id set and the legacy-address index change together or not
+ * at all, and the ownership check of the address happens in the same step, so two instances registering
+ * one address at once cannot both win. (A script rather than MULTI/EXEC: MULTI cannot make a write depend
+ * on a read, and WATCH is unsafe on the shared, auto-pipelined connection.)
+ *
+ * KEYS: record, id set. ARGV: id, JSON, new legacy address or "", legacy index key prefix.
+ * Answers {"conflict", owner} | {"created"} | {"replaced"}.
+ */
+const PUT_SCRIPT = `
+local id, json, address, indexPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if address ~= '' then
+  local owner = redis.call('GET', indexPrefix .. address)
+  if owner and owner ~= id then return {'conflict', owner} end
+end
+local old = redis.call('GET', KEYS[1])
+if old then
+  local ok, rec = pcall(cjson.decode, old)
+  local before = ok and type(rec) == 'table' and rec.legacyAddress
+  if type(before) == 'string' and before ~= address and redis.call('GET', indexPrefix .. before) == id then
+    redis.call('DEL', indexPrefix .. before)
+  end
+end
+redis.call('SET', KEYS[1], json)
+redis.call('SADD', KEYS[2], id)
+if address ~= '' then redis.call('SET', indexPrefix .. address, id) end
+if old then return {'replaced'} end
+return {'created'}
+`;
+
+/** KEYS: record, id set. ARGV: id, legacy index key prefix. Answers 1 when there was an entry, else 0. */
+const DELETE_SCRIPT = `
+local id, indexPrefix = ARGV[1], ARGV[2]
+local old = redis.call('GET', KEYS[1])
+redis.call('SREM', KEYS[2], id)
+if not old then return 0 end
+local ok, rec = pcall(cjson.decode, old)
+local address = ok and type(rec) == 'table' and rec.legacyAddress
+if type(address) == 'string' and redis.call('GET', indexPrefix .. address) == id then
+  redis.call('DEL', indexPrefix .. address)
+end
+redis.call('DEL', KEYS[1])
+return 1
+`;
+
+const MGET_BATCH = 500;
+
+/**
+ * The device registry on Redis (DESIGN.md §3), shared by every instance and read on every request, so a
+ * change is seen everywhere on the next request. Keys: `{prefix}device:{id}` (the record as JSON),
+ * `{prefix}devices` (the set of ids), `{prefix}legacy:{host:port}` (the id owning a legacy address).
+ * Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
+ */
+export class RedisDeviceRegistry implements DeviceStore {
+  constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {}
+
+  async get(id: string): Promise<DeviceRecord | undefined> {
+    const json = await this.redis.run((c) => c.get(this.recordKey(id)));
+    return json === null ? undefined : decode(json, id);
+  }
+
+  async put(record: DeviceRecord): Promise<boolean> {
+    return (await this.upsert(record)).created;
+  }
+
+  async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
+    const stored: DeviceRecord = { ...record, updatedAt: this.now().toISOString() };
+    let address = "";
+    if (stored.legacyAddress !== undefined) {
+      const normalized = normalizeLegacyAddress(stored.legacyAddress);
+      if (normalized === undefined) {
+        throw new GatewayError("GW_INVALID_FIELD", { field: "legacyAddress", message: "legacyAddress must be host:port" });
+      }
+      stored.legacyAddress = address = normalized;
+    }
+    const reply = await this.redis.run(
+      (c) => c.eval(PUT_SCRIPT, 2, this.recordKey(record.id), this.setKey(), record.id, JSON.stringify(stored), address, this.indexPrefix()) as Promise<unknown>,
+    );
+    const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
+    if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);
+    return { created: outcome === "created", record: stored };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const reply = await this.redis.run((c) => c.eval(DELETE_SCRIPT, 2, this.recordKey(id), this.setKey(), id, this.indexPrefix()) as Promise<unknown>);
+    return reply === 1;
+  }
+
+  async list(): Promise<DeviceRecord[]> {
+    const ids = (await this.redis.run((c) => c.smembers(this.setKey()))).sort(byCodePoint);
+    const records: DeviceRecord[] = [];
+    for (let i = 0; i < ids.length; i += MGET_BATCH) {
+      const batch = ids.slice(i, i + MGET_BATCH);
+      const values = await this.redis.run((c) => c.mget(batch.map((id) => this.recordKey(id))));
+      values.forEach((json, j) => {
+        // Deleted between SMEMBERS and MGET: skip it.
+        if (json !== null) records.push(decode(json, batch[j] as string));
+      });
+    }
+    return records;
+  }
+
+  async findByLegacyAddress(hostPort: string): Promise<DeviceRecord | undefined> {
+    const address = normalizeLegacyAddress(hostPort);
+    if (address === undefined) return undefined;
+    const id = await this.redis.run((c) => c.get(this.indexPrefix() + address));
+    if (id === null) return undefined;
+    const record = await this.get(id);
+    // Changed between the two reads: the index no longer speaks for this record.
+    return record?.legacyAddress === address ? record : undefined;
+  }
+
+  private recordKey(id: string): string {
+    return this.redis.key("device", id);
+  }
+
+  private setKey(): string {
+    return this.redis.key("devices");
+  }
+
+  private indexPrefix(): string {
+    return this.redis.key("legacy", "");
+  }
+}
+
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function decode(json: string, id: string): DeviceRecord {
+  try {
+    return JSON.parse(json) as DeviceRecord;
+  } catch (err) {
+    throw new GatewayError("GW_INTERNAL", { message: `registry entry of ${id} is not valid JSON`, cause: err });
+  }
+}

@@ -1,0 +1,165 @@
+// State every instance shares through Redis: presence, asynchronous requests and the offline queue,
+// Idempotency-Key, and the per-device limit on requests in flight. Two gateway instances share one Redis
+// key space; only A holds the component domain the devices serve (Prosody admits one connection per domain).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { after, before, describe, it } from "node:test";
+import { pollUntil } from "../../deploy/local/ports.js";
+import { startFleet, type Fleet } from "../helpers/fleet.js";
+import { startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+describe("state shared by instances", () => {
+  const teardown = new Teardown();
+  let stack: Stack;
+  let a: RunningGateway;
+  let b: RunningGateway;
+  const prefix = `shared-${randomBytes(3).toString("hex")}:`;
+  const seen: string[] = [];
+  const held: ServerResponse[] = [];
+  let actuations = 0;
+
+  // The device: `/hold` waits for the test; `/bulb` counts actuations; anything else answers its path.
+  const device = (id: string) => (req: import("node:http").IncomingMessage, res: ServerResponse) => {
+    const parts: Buffer[] = [];
+    req.on("data", (c: Buffer) => parts.push(c));
+    req.on("end", () => {
+      seen.push(`${id} ${req.method} ${req.url}`);
+      if (req.url === "/hold") held.push(res);
+      else if (req.url === "/bulb") res.end(`actuation ${++actuations}: ${Buffer.concat(parts).toString()}`);
+      else res.end(`${id} answers ${req.url}`);
+    });
+  };
+
+  async function fleetOf(id: string): Promise<Fleet> {
+    return teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], device));
+  }
+
+  before(async () => {
+    stack = teardown.stopLater(
+      "stack",
+      await startStack({
+        prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }, { domain: "gw3.localhost", secret: "s3" }] },
+      }),
+    );
+    const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "20" };
+    a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
+    b = teardown.stopLater("gateway B", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+  });
+  after(() => teardown.run());
+
+  it("tracks presence in Redis: online while the agent is there, refused at once after it signs off", async () => {
+    const fleet = await fleetOf("pres-dev");
+    await pollUntil("online", async () => (await a.gateway.metrics.devicesOnline.get()).values[0]?.value === 1, { timeoutMs: 5000 });
+    await fleet.stop();
+    const res = await pollUntil("known offline", async () => {
+      const r = await fetch(`${b.url}/devices/pres-dev/x`);
+      const body = (await r.json()) as ErrorBody;
+      return body.error.message.includes("signed off") ? { r, body } : undefined;
+    }, { timeoutMs: 5000 });
+    assert.equal(res.r.status, 503);
+    assert.equal(res.body.error.code, "GW_DEVICE_OFFLINE");
+    assert.ok(Number(res.r.headers.get("retry-after")) > 0);
+    assert.equal((await a.gateway.metrics.devicesOnline.get()).values[0]?.value, 0);
+  });
+
+  it("answers Prefer: respond-async with 202, and any instance reports the result", async () => {
+    await fleetOf("async-dev");
+    const accepted = await fetch(`${a.url}/devices/async-dev/reading`, { headers: { Prefer: "respond-async, wait=10" } });
+    assert.equal(accepted.status, 202);
+    assert.equal(accepted.headers.get("preference-applied"), "respond-async");
+    const location = accepted.headers.get("location") ?? "";
+    assert.match(location, /^\/requests\/[A-Za-z0-9_-]+$/);
+    const done = await pollUntil("result stored", async () => {
+      const r = await fetch(`${b.url}${location}`);
+      return r.status === 200 ? r : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.equal(await done.text(), "async-dev answers /reading");
+    assert.equal((await fetch(`${b.url}/requests/never-issued`)).status, 404);
+  });
+
+  it("queues asynchronous requests for an offline device and delivers them in order when it returns", async () => {
+    const first = await fleetOf("queue-dev");
+    await first.stop(); // it signs off: now known offline
+    await pollUntil("known offline", async () => (await fetch(`${a.url}/devices/queue-dev/x`)).status === 503, { timeoutMs: 5000 });
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const r = await fetch(`${b.url}/devices/queue-dev/step${n}`, { method: "POST", headers: { Prefer: "respond-async" }, body: `s${n}` });
+      assert.equal(r.status, 202);
+      assert.equal(((await r.json()) as { status: string }).status, "queued");
+      ids.push(r.headers.get("location") ?? "");
+    }
+    assert.equal((await fetch(`${a.url}${ids[0]}`)).status, 202, "still queued");
+    await fleetOf("queue-dev"); // back online: its presence triggers delivery
+    for (const [i, location] of ids.entries()) {
+      const r = await pollUntil("delivered", async () => {
+        const x = await fetch(`${a.url}${location}`);
+        return x.status === 200 ? x : undefined;
+      }, { timeoutMs: 10_000 });
+      assert.equal(await r.text(), `queue-dev answers /step${i + 1}`);
+    }
+    const order = seen.filter((s) => s.startsWith("queue-dev POST"));
+    assert.deepEqual(order, ["queue-dev POST /step1", "queue-dev POST /step2", "queue-dev POST /step3"]);
+  });
+
+  it("expires a queued request whose device never returns: 504 GW_DEVICE_TIMEOUT", async () => {
+    // C shares the key space, but keeps queued requests for one second only.
+    const c = teardown.stopLater("gateway C", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "1", GATEWAY_INSTANCE_ID: "c", XMPP_COMPONENT_DOMAIN: "gw3.localhost", XMPP_COMPONENT_SECRET: "s3" }));
+    const gone = await fleetOf("gone-dev");
+    await gone.stop();
+    await pollUntil("known offline", async () => (await fetch(`${c.url}/devices/gone-dev/x`)).status === 503, { timeoutMs: 5000 });
+    const accepted = await fetch(`${c.url}/devices/gone-dev/x`, { headers: { Prefer: "respond-async" } });
+    assert.equal(((await accepted.json()) as { status: string }).status, "queued");
+    const expired = await pollUntil("expired", async () => {
+      const r = await fetch(`${a.url}${accepted.headers.get("location")}`);
+      return r.status === 202 ? undefined : r;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+    assert.equal(expired.status, 504);
+    assert.equal(((await expired.json()) as ErrorBody).error.code, "GW_DEVICE_TIMEOUT");
+  });
+
+  it("answers a retried actuation with the stored outcome, reaching the device once", async () => {
+    await fleetOf("bulb-dev");
+    const send = (url: string, body: string, key = "k-1") => fetch(`${url}/devices/bulb-dev/bulb`, { method: "POST", headers: { "Idempotency-Key": key }, body });
+    const first = await send(a.url, "on");
+    assert.equal(await first.text(), "actuation 1: on");
+    const retry = await send(b.url, "on");
+    assert.equal(retry.status, 200);
+    assert.equal(await retry.text(), "actuation 1: on", "a retry must not actuate again");
+    const other = await send(a.url, "off");
+    assert.equal(other.status, 422);
+    assert.equal(((await other.json()) as ErrorBody).error.code, "GW_IDEMPOTENCY_MISMATCH");
+    assert.equal(await (await send(a.url, "off", "k-2")).text(), "actuation 2: off", "a new key actuates");
+    assert.equal(actuations, 2);
+  });
+
+  it("answers 409 while the first request with a key is still running", async () => {
+    await fleetOf("hold-dev");
+    const first = fetch(`${a.url}/devices/hold-dev/hold`, { method: "PUT", headers: { "Idempotency-Key": "h-1" }, body: "x" });
+    await pollUntil("held", () => held.length === 1, { timeoutMs: 5000 });
+    const retry = await fetch(`${b.url}/devices/hold-dev/hold`, { method: "PUT", headers: { "Idempotency-Key": "h-1" }, body: "x" });
+    assert.equal(retry.status, 409);
+    assert.equal(((await retry.json()) as ErrorBody).error.code, "GW_IDEMPOTENCY_IN_FLIGHT");
+    held.shift()?.end("done");
+    assert.equal(await (await first).text(), "done");
+  });
+
+  it("limits a device's requests in flight across instances: 429 GW_DEVICE_BUSY with Retry-After", async () => {
+    await fleetOf("busy-dev");
+    await a.gateway.registry.put({ id: "busy-dev", transport: "xmpp", maxInFlight: 1 });
+    const first = fetch(`${a.url}/devices/busy-dev/hold`);
+    await pollUntil("held", () => held.length === 1, { timeoutMs: 5000 });
+    const second = await fetch(`${b.url}/devices/busy-dev/other`);
+    assert.equal(second.status, 429);
+    assert.equal(((await second.json()) as ErrorBody).error.code, "GW_DEVICE_BUSY");
+    assert.ok(Number(second.headers.get("retry-after")) >= 1);
+    held.shift()?.end("released");
+    assert.equal(await (await first).text(), "released");
+    assert.equal(await (await fetch(`${a.url}/devices/busy-dev/after`)).text(), "busy-dev answers /after", "the slot was given back");
+  });
+});
