@@ -14,7 +14,13 @@ export interface RunningGateway {
 }
 
 /** The environment a gateway needs to reach a harness stack; tests add their own overrides. */
-export function gatewayEnv(stack: Pick<Stack, "redis" | "prosody">, overrides: Env = {}): Env {
+/** Where a gateway connects: a Redis, and an XMPP server (Prosody or ejabberd) with a component. */
+export interface GatewayTargets {
+  redis: Pick<Stack["redis"], "url">;
+  prosody: Pick<Stack["prosody"], "components" | "componentService" | "vhost">;
+}
+
+export function gatewayEnv(stack: GatewayTargets, overrides: Env = {}): Env {
   const component = stack.prosody.components[0];
   return {
     GATEWAY_HOST: "127.0.0.1",
@@ -33,7 +39,7 @@ export function gatewayEnv(stack: Pick<Stack, "redis" | "prosody">, overrides: E
   };
 }
 
-export async function startGateway(stack: Pick<Stack, "redis" | "prosody">, overrides: Env = {}): Promise<RunningGateway> {
+export async function startGateway(stack: GatewayTargets, overrides: Env = {}): Promise<RunningGateway> {
   const config = loadConfig(gatewayEnv(stack, overrides));
   const gateway = createGateway(config, createLogger(config.logLevel));
   await gateway.start();
