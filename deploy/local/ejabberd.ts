@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { isAlive, readFileTail, spawnChild, type ChildHandle } from './process.j
 import { DEFAULT_COMPONENT, type ComponentSpec, type XmppUser } from './prosody.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 import { fillPlaceholders } from './template.js';
+import { fileSize, readFrom } from './log-file.js';
 
 export interface EjabberdOptions {
   /** Default: DEFAULT_COMPONENT.domain ('gateway.localhost'), as for the Prosody helper. */
@@ -129,25 +130,6 @@ function ctlArgs(l: Layout, args: readonly string[]): string[] {
   return ['--config-dir', l.etcDir, '--spool', l.spoolDir, '--logs', l.logDir, ...args];
 }
 
-async function fileSize(file: string): Promise<number> {
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return 0;
-  }
-}
-
-async function readFrom(file: string, offset: number): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    const buffer = Buffer.alloc(Math.max(0, size - offset));
-    await handle.read(buffer, 0, buffer.length, offset);
-    return buffer.toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
 
 async function readPid(pidPath: string): Promise<number | undefined> {
   try {

@@ -3,7 +3,7 @@
 // `prosodyctl shell`.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { freePort, onFreePorts, pollUntil, PortTaken, waitForPort } from './port
 import { readFileTail, spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 import { fillPlaceholders } from './template.js';
+import { fileSize, readFrom } from './log-file.js';
 
 export interface ComponentSpec {
   domain: string;
@@ -99,27 +100,6 @@ async function renderConfig(l: Layout, c2sPort: number, componentPort: number): 
   return fillPlaceholders(await readFile(TEMPLATE, 'utf8'), values, { comment: /^\s*--/, what: TEMPLATE });
 }
 
-/** Prosody could not bind a port (it logs this and keeps running): retry with new ports. */
-
-async function fileSize(file: string): Promise<number> {
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return 0;
-  }
-}
-
-async function readFrom(file: string, offset: number): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    const buffer = Buffer.alloc(Math.max(0, size - offset));
-    await handle.read(buffer, 0, buffer.length, offset);
-    return buffer.toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
 
 /** True once something accepts on the admin socket (a stale file left by a SIGKILL does not). */
 function socketAccepts(socketPath: string): Promise<boolean> {
