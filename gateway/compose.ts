@@ -63,10 +63,8 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
   const delivery = new DeviceDelivery({
-    presence,
     limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
     xmpp: exchanger,
-    offlineRetryAfterS: config.exchange.offlineRetryAfterS,
   });
   const asyncRequests = new AsyncRequests(redis, config.requests.resultTtlMs);
   const pipeline = new DevicePipeline({
@@ -75,6 +73,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     idempotency: new IdempotencyStore(redis, config.requests.idempotencyTtlMs),
     asyncRequests,
     queue: new OfflineQueue(redis, logger),
+    presence,
     queueTtlMs: config.requests.queueTtlMs,
     logger,
   });

@@ -19,10 +19,15 @@ const EXPIRY_GRACE_MS = 1000;
 export class AsyncRequests {
   constructor(private readonly redis: RedisStore, private readonly resultTtlMs: number) {}
 
-  async accept(deviceId: string, state: "pending" | "queued", deadline: number): Promise<string> {
+  async accept(deviceId: string, deadline: number): Promise<string> {
     const id = newId();
-    await this.write(id, { state, deviceId, deadline });
+    await this.write(id, { state: "pending", deviceId, deadline });
     return id;
+  }
+
+  /** The device turned out to be offline: the request now waits in the queue until `deadline`. */
+  async markQueued(id: string, deviceId: string, deadline: number): Promise<void> {
+    await this.write(id, { state: "queued", deviceId, deadline });
   }
 
   async complete(id: string, deviceId: string, outcome: StoredOutcome): Promise<void> {

@@ -3,6 +3,7 @@ import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
 import type { AsyncRequests } from "./async-requests.js";
+import type { PresenceStore } from "../presence/presence-store.js";
 import type { DeviceDelivery } from "./deliver.js";
 import { IdempotencyStore, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
@@ -19,7 +20,7 @@ export interface DeviceRequest {
   onRoute?: (route: DeviceRoute) => void;
 }
 
-export type PipelineResult = { kind: "reply"; reply: HttpResponseMessage } | { kind: "accepted"; id: string; state: "pending" | "queued" };
+export type PipelineResult = { kind: "reply"; reply: HttpResponseMessage } | { kind: "accepted"; id: string; state: "pending" };
 
 export interface PipelineDeps {
   resolver: DeviceResolver;
@@ -27,6 +28,7 @@ export interface PipelineDeps {
   idempotency: IdempotencyStore;
   asyncRequests: AsyncRequests;
   queue: OfflineQueue;
+  presence: Pick<PresenceStore, "state">;
   /** How long an asynchronous request may wait for an offline device. */
   queueTtlMs: number;
   logger: Logger;
@@ -82,19 +84,27 @@ export class DevicePipeline {
     key: string | undefined,
     settle: (outcome: StoredOutcome) => Promise<void>,
   ): Promise<PipelineResult> {
-    const { asyncRequests, delivery, queue } = this.deps;
-    if (await delivery.isOffline(route)) {
-      const queuedUntil = Date.now() + this.deps.queueTtlMs;
-      const id = await asyncRequests.accept(route.deviceId, "queued", queuedUntil);
-      await queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, key));
-      return { kind: "accepted", id, state: "queued" };
-    }
-    const id = await asyncRequests.accept(route.deviceId, "pending", Date.now() + timeoutMs);
+    const { asyncRequests } = this.deps;
+    const id = await asyncRequests.accept(route.deviceId, Date.now() + timeoutMs);
     void this.run(route, message, timeoutMs).then(async (outcome) => {
+      // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
+      if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, key);
       await settle(outcome);
       await asyncRequests.complete(id, route.deviceId, outcome).catch((err: unknown) => this.lost(id, err));
     });
     return { kind: "accepted", id, state: "pending" };
+  }
+
+  private async enqueue(id: string, route: DeviceRoute, message: HttpRequestMessage, key: string | undefined): Promise<void> {
+    const queuedUntil = Date.now() + this.deps.queueTtlMs;
+    try {
+      await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
+      await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, key));
+      // The device may have announced itself between the bounce and the queueing: then nobody else drains.
+      if ((await this.deps.presence.state(route.jid)) === "online") await this.deliverQueued(route.jid);
+    } catch (err) {
+      this.lost(id, err);
+    }
   }
 
   private async completeQueued(item: QueuedRequest): Promise<void> {
