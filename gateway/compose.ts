@@ -54,7 +54,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
   // Subscribes itself to the component's stanzas and to the bus.
-  new ReplyRouter({ component, bus, exchanger, pending, store, streamRoutes, metrics, instanceId: config.instanceId });
+  const router = new ReplyRouter({ component, bus, exchanger, pending, store, streamRoutes, metrics, instanceId: config.instanceId });
   const registry = new RedisDeviceRegistry(redis);
   const resolver = new RegistryResolver(registry, { ...config.devices, timeoutMs: config.exchange.timeoutMs });
 
@@ -146,6 +146,8 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         await drained;
       }
       await component.stop();
+      // Replies that arrived while the component was closing may still be on their way to their owner.
+      await router.settle(config.redis.commandTimeoutMs * 2);
       await bus.stop();
       await redis.stop();
       logger.info({ event: "stopped" }, "gateway stopped");

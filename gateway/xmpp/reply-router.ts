@@ -26,6 +26,9 @@ export interface ReplyRouterDeps {
  * counted. A forwarded stanza is never forwarded again, so nothing can loop between instances.
  */
 export class ReplyRouter {
+  /** Forwards under way: a stopping instance lets them finish before it closes Redis (see `settle`). */
+  private readonly inProgress = new Set<Promise<void>>();
+
   constructor(private readonly deps: ReplyRouterDeps) {
     deps.component.onStanza((stanza) => this.route(stanza, false));
     deps.bus.onForwarded((stanza) => this.route(stanza, true));
@@ -36,7 +39,7 @@ export class ReplyRouter {
     if (stanza.name === "iq" && (type === "result" || type === "error")) {
       if (this.deps.exchanger.offerReply(stanza) === "taken") return;
       if (forwarded) this.dropUnclaimed(stanza.attrs.id ?? "", "unknown");
-      else void this.forwardReply(stanza);
+      else this.track(this.forwardReply(stanza));
       return;
     }
     if (stanza.name !== "message") return;
@@ -44,7 +47,27 @@ export class ReplyRouter {
     const chunk = childElements(stanza).find(isChunk);
     if (!chunk || this.deps.exchanger.offerChunk(from, chunk) === "taken") return;
     if (forwarded) this.deps.exchanger.drop("unknown", { from, streamId: chunk.attrs.streamId, forwarded });
-    else void this.routeChunk(from, stanza, chunk);
+    else this.track(this.routeChunk(from, stanza, chunk));
+  }
+
+  /**
+   * Waits, at most `boundMs`, for the forwards under way. Called when the component has stopped and before
+   * Redis closes: a reply that reached this instance while it was leaving is another instance's client's
+   * answer, and must still get there.
+   */
+  async settle(boundMs: number): Promise<void> {
+    if (this.inProgress.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, boundMs);
+    });
+    await Promise.race([Promise.allSettled([...this.inProgress]), bound]);
+    clearTimeout(timer);
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked: Promise<void> = work.catch(() => undefined).finally(() => this.inProgress.delete(tracked));
+    this.inProgress.add(tracked);
   }
 
   /** A reply for an exchange this instance does not have: its owner is in the correlation entry. */
