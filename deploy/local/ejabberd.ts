@@ -13,10 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { xml } from '@xmpp/client';
 import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
 import { isAlive, readFileTail, spawnChild, type ChildHandle } from './process.js';
-import { DEFAULT_COMPONENT, type ComponentSpec, type XmppUser } from './prosody.js';
+import { DEFAULT_COMPONENT } from './prosody.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 import { fillPlaceholders } from './template.js';
 import { fileSize, readFrom } from './log-file.js';
+import type { ComponentSpec, XmppServer, XmppUser } from './xmpp-server.js';
 
 export interface EjabberdOptions {
   /** Default: DEFAULT_COMPONENT.domain ('gateway.localhost'), as for the Prosody helper. */
@@ -25,41 +26,11 @@ export interface EjabberdOptions {
   componentSecret?: string;
 }
 
-export interface EjabberdServer {
-  readonly c2sPort: number;
-  readonly componentPort: number;
-  readonly dir: string;
-  /** DIR/etc/ejabberd.yml, rendered from deploy/ejabberd/ejabberd.yml. */
-  readonly configPath: string;
-  /** Always 'localhost'. */
-  readonly vhost: string;
-  /** The one component domain; ejabberd accepts SEVERAL connections on it and spreads stanzas at random. */
-  readonly components: readonly ComponentSpec[];
-  /** xmpp://127.0.0.1:C2S, for @xmpp/client. */
-  readonly service: string;
-  /** xmpp://127.0.0.1:COMP, for @xmpp/component. */
-  readonly componentService: string;
+export interface EjabberdServer extends XmppServer {
   /** The Erlang node name (e.g. ejb_1a2b3c4d@localhost); it appears in the beam's command line. */
   readonly node: string;
-  /** PID of the current beam.smp (the server itself, not the ejabberdctl wrapper; changes on restart). */
-  readonly pid: number;
-  /**
-   * Creates the accounts not created before (by this handle) in one PIEFXIS import, then checks that
-   * they exist. Usernames are stored lower-cased, like Prosody does.
-   */
-  createUsers(users: readonly XmppUser[]): Promise<void>;
-  /** Bare JIDs of all accounts on the vhost. */
-  listUsers(): Promise<string[]>;
   /** Runs one ejabberdctl command against this node; throws with its output on a non-zero exit. */
   ctl(args: readonly string[], timeoutMs?: number): Promise<string>;
-  /** Stops it (SIGTERM to the beam, SIGKILL after 10 s) and removes its dir. */
-  stop(): Promise<void>;
-  /** Stops it if running and starts it again with the same config, ports, node name and accounts. */
-  restart(): Promise<void>;
-  /** SIGKILL to the beam, like a crash; restart() or stop() afterwards. */
-  kill(): Promise<void>;
-  /** The last part of ejabberd.log, for failure messages. */
-  logTail(maxBytes?: number): Promise<string>;
 }
 
 /** The shipped template (deploy/ejabberd/ejabberd.yml). */

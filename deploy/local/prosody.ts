@@ -12,13 +12,7 @@ import { readFileTail, spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 import { fillPlaceholders } from './template.js';
 import { fileSize, readFrom } from './log-file.js';
-
-export interface ComponentSpec {
-  domain: string;
-  secret: string;
-  /** What Prosody does when a second connection claims the domain (Prosody's default: kick_new). */
-  conflictResolve?: 'kick_new' | 'kick_old';
-}
+import type { ComponentSpec, XmppServer, XmppUser } from './xmpp-server.js';
 
 export interface ProsodyOptions {
   /** Default: one component, DEFAULT_COMPONENT. With [] the component port stays closed. */
@@ -27,39 +21,9 @@ export interface ProsodyOptions {
   vhost?: string;
 }
 
-export interface XmppUser {
-  /** Localpart only ("dev1"); Prosody stores it lower-cased. */
-  username: string;
-  password: string;
-}
-
-export interface ProsodyServer {
-  readonly c2sPort: number;
-  readonly componentPort: number;
-  readonly dir: string;
-  readonly configPath: string;
-  readonly vhost: string;
-  readonly components: readonly ComponentSpec[];
-  /** xmpp://127.0.0.1:C2S, for @xmpp/client. */
-  readonly service: string;
-  /** xmpp://127.0.0.1:COMP, for @xmpp/component. */
-  readonly componentService: string;
-  /** PID of the current prosody process (changes on restart). */
-  readonly pid: number;
-  /** Creates all accounts in one `prosodyctl shell` session, then checks they exist. */
-  createUsers(users: readonly XmppUser[]): Promise<void>;
-  /** Bare JIDs of all accounts on the vhost. */
-  listUsers(): Promise<string[]>;
+export interface ProsodyServer extends XmppServer {
   /** Runs console commands; throws if the shell fails or prints an error line. */
   shell(lines: readonly string[]): Promise<string>;
-  /** Stops it (SIGTERM, SIGKILL after 5 s) and removes its dir. */
-  stop(): Promise<void>;
-  /** Stops it if running and starts it again with the same config, ports and accounts. */
-  restart(): Promise<void>;
-  /** SIGKILL, like a crash; restart() or stop() afterwards. */
-  kill(): Promise<void>;
-  /** The last part of prosody.log, for failure messages. */
-  logTail(maxBytes?: number): Promise<string>;
 }
 
 export const DEFAULT_COMPONENT: Readonly<ComponentSpec> = { domain: 'gateway.localhost', secret: 'test-secret' };
@@ -271,3 +235,5 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
     logTail: (maxBytes = 8_192) => readFileTail(layout.logPath, maxBytes),
   };
 }
+
+export type { ComponentSpec, XmppUser } from './xmpp-server.js';

@@ -2,10 +2,10 @@
 import { Agent } from "node:http";
 import { DeviceAgent, type AgentOptions } from "../../adapters/device-agent/agent.js";
 import { startDeviceServer, type DeviceHandler, type DeviceServer } from "./http-device.js";
-import type { ProsodyServer } from "../../deploy/local/prosody.js";
+import type { XmppServer as LocalXmppServer } from "../../deploy/local/xmpp-server.js";
 
 /** What a fleet needs of an XMPP server: Prosody and ejabberd both offer it. */
-export type XmppServer = Pick<ProsodyServer, "service" | "vhost" | "components" | "createUsers">;
+export type XmppServer = Pick<LocalXmppServer, "service" | "vhost" | "components" | "createUsers">;
 
 export interface SimulatedDevice {
   id: string;
