@@ -10,6 +10,7 @@ import { IdempotencyStore } from "./delivery/idempotency.js";
 import { OfflineQueue } from "./delivery/offline-queue.js";
 import { DevicePipeline } from "./delivery/pipeline.js";
 import { GatewayError } from "./errors.js";
+import { DeviceAddressing } from "./http/addressing.js";
 import { createApp } from "./http/app.js";
 import { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
@@ -17,6 +18,7 @@ import type { Logger } from "./log.js";
 import { DeviceLimiter } from "./limits/device-limiter.js";
 import { createMetrics, type Metrics, type MetricSources } from "./metrics/metrics.js";
 import { PresenceStore } from "./presence/presence-store.js";
+import { HttpPassThrough } from "./proxy/pass-through.js";
 import { PresenceTracker } from "./presence/tracker.js";
 import { RedisStore } from "./redis/client.js";
 import { importDevices, loadDevicesFile } from "./registry/import.js";
@@ -59,12 +61,18 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const resolver = new RegistryResolver(registry, { ...config.devices, timeoutMs: config.exchange.timeoutMs });
 
   const presence = new PresenceStore(redis, config.presence);
-  const tracker = new PresenceTracker(presence, logger);
+  const tracker = new PresenceTracker(presence, logger, {
+    registry,
+    jidTemplate: config.devices.jidTemplate,
+    defaultTransport: config.devices.defaultTransport,
+  });
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
+  const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes }, { metrics });
   const delivery = new DeviceDelivery({
     limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
     xmpp: exchanger,
+    http: passThrough,
   });
   const asyncRequests = new AsyncRequests(redis, config.requests.resultTtlMs);
   const pipeline = new DevicePipeline({
@@ -89,7 +97,13 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     registry: metrics.registry,
     isDraining: () => phase === "draining",
     readiness: { checks: () => ({ redis: redis.ready, xmpp: component.online, accepting: phase === "serving" }) },
-    devices: { pipeline, maxBodyBytes: config.http.maxBodyBytes },
+    devices: {
+      addressing: new DeviceAddressing({ hostSuffix: config.http.deviceHostSuffix }, { registry }),
+      resolver,
+      pipeline,
+      delivery,
+      maxBodyBytes: config.http.maxBodyBytes,
+    },
     admin: {
       token: config.admin.token,
       registry,
@@ -103,7 +117,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     },
     asyncRequests,
   });
-  const http = new HttpServer(app, config.http);
+  const http = new HttpServer(app, config.http, logger);
 
   return {
     http,
@@ -145,6 +159,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
         await drained;
       }
+      await passThrough.stop();
       await component.stop();
       // Replies that arrived while the component was closing may still be on their way to their owner.
       await router.settle(config.redis.commandTimeoutMs * 2);

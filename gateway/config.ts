@@ -1,10 +1,20 @@
 import { hostname } from "node:os";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
+import { isHostName } from "../adapters/shared/legacy-address.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (README table). */
 export interface Config {
-  http: { host: string; port: number; maxBodyBytes: number };
+  http: {
+    host: string;
+    port: number;
+    maxBodyBytes: number;
+    /**
+     * GATEWAY_DEVICE_HOST_SUFFIX, lower-cased: `Host: {id}.{suffix}` addresses device `{id}` (DESIGN.md §2);
+     * absent: no Host addressing.
+     */
+    deviceHostSuffix?: string;
+  };
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
   xmpp: { service: string; domain: string; secret: string };
   devices: {
@@ -62,12 +72,18 @@ export function loadConfig(env: Env): Config {
     r.problems.push(`GATEWAY_ADMIN_TOKEN (${adminToken.length} characters) must be 16-1024 visible ASCII characters`);
   }
   const devicesFile = r.optional("GATEWAY_DEVICES_FILE");
+  const hostSuffix = r.optional("GATEWAY_DEVICE_HOST_SUFFIX");
+  if (hostSuffix !== undefined) {
+    r.check("GATEWAY_DEVICE_HOST_SUFFIX", hostSuffix, isHostName(hostSuffix),
+      "must be a DNS name without a leading dot or a port, e.g. devices.example.com (device dev-17 is then dev-17.devices.example.com)");
+  }
 
   const config: Config = {
     http: {
       host: r.string("GATEWAY_HOST", "0.0.0.0"),
       port: r.int("GATEWAY_PORT", 8080, 0, 65535),
       maxBodyBytes: r.int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
+      ...(hostSuffix !== undefined ? { deviceHostSuffix: hostSuffix.toLowerCase() } : {}),
     },
     redis: {
       url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),

@@ -6,6 +6,7 @@ import { childElements, el, type XmlElement } from "../xep0332/xml.js";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { InboundStreams } from "../shared/inbound-streams.js";
 import { bareJid } from "../shared/jid.js";
+import { deviceAnnouncement, normalizeLegacyAddress } from "../shared/legacy-address.js";
 import { NS_STANZAS } from "../shared/stanza-error.js";
 import { callLocal } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
@@ -17,6 +18,11 @@ export interface AgentIdentity {
   password: string;
   resource: string;
   localUrl: string;
+  /**
+   * The `host:port` legacy clients used for this device (AGENT_LEGACY_ADDRESS): announced in every presence,
+   * so the gateway's forward-proxy mode maps it to this device. Absent: nothing announced.
+   */
+  legacyAddress?: string;
 }
 
 export interface AgentOptions extends AgentIdentity {
@@ -51,10 +57,19 @@ export class DeviceAgent {
   private readonly streams: InboundStreams;
   private readonly localUrl: URL;
   private presenceTimer: NodeJS.Timeout | undefined;
+  /** What each presence carries besides itself: the legacy address, when there is one. */
+  private readonly announcement: XmlElement[];
   readonly jid: string;
 
   constructor(private readonly opts: AgentOptions, private readonly deps: { log: AgentLog; httpAgent?: HttpAgent }) {
     this.localUrl = new URL(opts.localUrl);
+    if (opts.legacyAddress !== undefined) {
+      const legacyAddress = normalizeLegacyAddress(opts.legacyAddress);
+      if (legacyAddress === undefined) throw new Error(`legacyAddress ${JSON.stringify(opts.legacyAddress)} must be host:port, e.g. 10.0.0.17:8080`);
+      this.announcement = [deviceAnnouncement(legacyAddress)];
+    } else {
+      this.announcement = [];
+    }
     this.jid = `${opts.username}@${opts.domain}/${opts.resource}`;
     const fields = { device: this.jid };
     this.connection = new DeviceConnection(opts, {
@@ -91,10 +106,12 @@ export class DeviceAgent {
    * Directed presence (RFC 6121 §4.6) tells the gateway this device is reachable (DESIGN.md §4); the server
    * tells it when our session ends. Sent again periodically: the gateway may have been away when we came
    * online (presence to an absent component bounces), and a device that vanished without a word must age out.
+   * With a legacy address configured, each presence carries it (`<device xmlns='urn:xmpp-http-gateway:device:0'
+   * legacyAddress='…'/>`, the gateway's own extension), and the gateway records it for forward-proxy mode.
    */
   private announce(): void {
     const send = () => {
-      if (this.connection.online) this.connection.send(el("presence", { to: this.opts.gatewayJid })).catch(() => undefined);
+      if (this.connection.online) this.connection.send(el("presence", { to: this.opts.gatewayJid }, ...this.announcement)).catch(() => undefined);
     };
     send();
     clearInterval(this.presenceTimer);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
 import { EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
+import { normalizeLegacyAddress } from "../shared/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 
 export interface AgentConfig {
@@ -9,10 +10,12 @@ export interface AgentConfig {
   logLevel: LogLevel;
 }
 
+const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080";
+
 /**
  * The agent's environment (README, "Device agent"). One identity from AGENT_USERNAME/AGENT_PASSWORD/
- * AGENT_LOCAL_URL, or many from AGENT_FLEET_FILE (a JSON array of {username, password, localUrl, resource?})
- * sharing the rest of the settings.
+ * AGENT_LOCAL_URL (and AGENT_LEGACY_ADDRESS), or many from AGENT_FLEET_FILE (a JSON array of {username,
+ * password, localUrl, resource?, legacyAddress?}) sharing the rest of the settings.
  */
 export function loadAgentConfig(env: Env): AgentConfig {
   const r = new EnvReader(env);
@@ -31,12 +34,23 @@ export function loadAgentConfig(env: Env): AgentConfig {
     ...(r.optional("AGENT_SASL_MECHANISM") ? { saslMechanism: r.oneOf("AGENT_SASL_MECHANISM", "PLAIN", ["PLAIN", "SCRAM-SHA-1"]) } : {}),
   };
   const fleetFile = r.optional("AGENT_FLEET_FILE");
+  const legacyAddressText = r.optional("AGENT_LEGACY_ADDRESS");
+  const legacyAddress = legacyAddressText === undefined ? undefined : normalizeLegacyAddress(legacyAddressText);
+  if (legacyAddressText !== undefined && legacyAddress === undefined) {
+    r.problems.push(`AGENT_LEGACY_ADDRESS=${JSON.stringify(legacyAddressText)} ${LEGACY_ADDRESS_RULE}`);
+  }
   let identities: AgentIdentity[] = [];
   if (fleetFile) {
+    if (legacyAddressText !== undefined) {
+      // One address for every device of a fleet would make them all claim it: the first one would win.
+      r.problems.push('AGENT_LEGACY_ADDRESS is for a single identity: with AGENT_FLEET_FILE, give each entry its own "legacyAddress"');
+    }
     identities = readFleet(fleetFile, resource, r.problems);
   } else {
     const localUrl = r.url("AGENT_LOCAL_URL", "http://127.0.0.1:80", ["http:", "https:"]);
-    identities = [{ username: r.required("AGENT_USERNAME"), password: r.required("AGENT_PASSWORD"), resource, localUrl }];
+    identities = [
+      { username: r.required("AGENT_USERNAME"), password: r.required("AGENT_PASSWORD"), resource, localUrl, ...(legacyAddress !== undefined ? { legacyAddress } : {}) },
+    ];
   }
   const logLevel = r.oneOf("LOG_LEVEL", "info", LOG_LEVELS);
   r.done();
@@ -55,6 +69,7 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
     problems.push(`AGENT_FLEET_FILE=${JSON.stringify(file)} must hold a non-empty JSON array`);
     return [];
   }
+  const byAddress = new Map<string, number>();
   return parsed.map((raw: unknown, i) => {
     const entry = (typeof raw === "object" && raw !== null ? raw : {}) as Partial<AgentIdentity>;
     if (entry !== raw) problems.push(`AGENT_FLEET_FILE entry ${i} must be an object`);
@@ -64,6 +79,21 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
     if (typeof entry.localUrl === "string" && entry.localUrl !== "" && !isUrlWith(entry.localUrl, ["http:", "https:"])) {
       problems.push(`AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(entry.localUrl)} must be a URL starting with http:// or https://`);
     }
-    return { username: entry.username ?? "", password: entry.password ?? "", localUrl: entry.localUrl ?? "", resource: entry.resource ?? resource };
+    let legacyAddress: string | undefined;
+    const announced: unknown = entry.legacyAddress; // as parsed: any JSON value
+    if (announced !== undefined) {
+      legacyAddress = typeof announced === "string" ? normalizeLegacyAddress(announced) : undefined;
+      const other = legacyAddress === undefined ? undefined : byAddress.get(legacyAddress);
+      if (legacyAddress === undefined) problems.push(`AGENT_FLEET_FILE entry ${i}: "legacyAddress" ${JSON.stringify(announced)} ${LEGACY_ADDRESS_RULE}`);
+      else if (other !== undefined) problems.push(`AGENT_FLEET_FILE entry ${i}: "legacyAddress" ${legacyAddress} is also entry ${other}'s`);
+      else byAddress.set(legacyAddress, i);
+    }
+    return {
+      username: entry.username ?? "",
+      password: entry.password ?? "",
+      localUrl: entry.localUrl ?? "",
+      resource: entry.resource ?? resource,
+      ...(legacyAddress !== undefined ? { legacyAddress } : {}),
+    };
   });
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { DeviceLimiter } from "../limits/device-limiter.js";
@@ -7,22 +8,43 @@ export interface Exchanger {
   exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
 }
 
+/** The HTTP pass-through (gateway/proxy): streams a client request to a device's legacy address and back. */
+export interface PassThrough {
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: { httpTarget: string; resource: string; timeoutMs: number; requestId: string },
+    bufferedBody?: Buffer,
+  ): Promise<void>;
+}
+
 /**
- * One request to one device, now: refused at once when the device already has its fill of requests in
- * flight (429), else carried over its transport. Whether the device is connected is not decided from the
- * presence kept in Redis: that record goes stale (announcements bounce while the component reconnects),
- * whereas the XMPP server answers an IQ to a device without a session at once, with authority (503).
+ * One request to one device, now, over its transport, holding one of the device's in-flight slots (429
+ * when it has none left). Whether the device is connected is not decided from the presence kept in Redis:
+ * that record goes stale (announcements bounce while the component reconnects), whereas the XMPP server
+ * answers an IQ to a device without a session at once, with authority (503).
  */
 export class DeviceDelivery {
-  constructor(private readonly deps: { limiter: DeviceLimiter; xmpp: Exchanger }) {}
+  constructor(private readonly deps: { limiter: DeviceLimiter; xmpp: Exchanger; http: PassThrough }) {}
 
+  /** Over XMPP (XEP-0332), with the body read beforehand. */
   async deliver(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number): Promise<HttpResponseMessage> {
-    if (route.transport !== "xmpp") {
-      throw new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: `transport ${route.transport} is not available in this gateway version` });
-    }
+    if (route.transport !== "xmpp") throw new GatewayError("GW_INTERNAL", { message: `deliver() is the XMPP path, not ${route.transport}` });
+    return this.withSlot(route, timeoutMs, () => this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs }));
+  }
+
+  /** Over HTTP to the device's legacy address from the registry (never from the request), streamed. */
+  async proxy(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: { resource: string; timeoutMs: number; requestId: string; body?: Buffer }): Promise<void> {
+    const httpTarget = route.httpTarget;
+    if (!httpTarget) throw new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" });
+    await this.withSlot(route, call.timeoutMs, () =>
+      this.deps.http.forward(req, res, { httpTarget, resource: call.resource, timeoutMs: call.timeoutMs, requestId: call.requestId }, call.body));
+  }
+
+  private async withSlot<T>(route: DeviceRoute, timeoutMs: number, work: () => Promise<T>): Promise<T> {
     const release = await this.deps.limiter.acquire(route.deviceId, route.maxInFlight, timeoutMs);
     try {
-      return await this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs });
+      return await work();
     } finally {
       release();
     }

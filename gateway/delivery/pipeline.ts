@@ -10,14 +10,12 @@ import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./of
 import { deviceWasReached, errorOf, replyOf, storeError, storeReply, type StoredOutcome } from "./stored-outcome.js";
 
 export interface DeviceRequest {
-  deviceId: string;
+  route: DeviceRoute;
   message: HttpRequestMessage;
   /** The client's own deadline (X-Gateway-Timeout), if shorter than the device's. */
   maxTimeoutMs?: number;
   respondAsync: boolean;
   idempotencyKey?: string;
-  /** Told where the request goes, once it is known (for the access log and metrics). */
-  onRoute?: (route: DeviceRoute) => void;
 }
 
 export type PipelineResult = { kind: "reply"; reply: HttpResponseMessage } | { kind: "accepted"; id: string; state: "pending" };
@@ -46,8 +44,7 @@ export class DevicePipeline {
   }
 
   async handle(req: DeviceRequest): Promise<PipelineResult> {
-    const route = await this.deps.resolver.resolve(req.deviceId);
-    req.onRoute?.(route);
+    const route = req.route;
     const timeoutMs = Math.min(route.timeoutMs, req.maxTimeoutMs ?? Infinity);
     const key = req.idempotencyKey && UNSAFE_METHODS.has(req.message.method) ? req.idempotencyKey : undefined;
     const fingerprint = key ? IdempotencyStore.fingerprint(req.message) : "";

@@ -10,7 +10,7 @@ import { requestId } from "./request-id.js";
 import { adminRoutes, type AdminRouteDeps } from "./routes/admin.js";
 import { requestRoutes } from "./routes/requests.js";
 import type { AsyncRequests } from "../delivery/async-requests.js";
-import { deviceRoutes, type DeviceRouteDeps } from "./routes/devices.js";
+import { deviceRequests, type DeviceRouteDeps } from "./routes/devices.js";
 import { healthRoutes, type ReadinessCheck } from "./routes/health.js";
 import { metricsRoutes } from "./routes/metrics.js";
 
@@ -35,11 +35,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestId());
   app.use(accessLog(deps.logger, deps.metrics));
   app.use(refuseWhileDraining(deps.isDraining));
+  // Device requests first: with Host or forward-proxy addressing any path may be a device's own.
+  app.use(deviceRequests(deps.devices));
   app.use(healthRoutes(deps.readiness));
   app.use(metricsRoutes(deps.registry));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   app.use(requestRoutes(deps.asyncRequests));
-  app.use(deviceRoutes(deps.devices));
   app.use((_req, res) => sendError(res, new GatewayError("GW_NOT_FOUND")));
   app.use(errorHandler(deps.logger));
   return app;

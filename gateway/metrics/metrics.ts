@@ -54,6 +54,12 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     }),
     xmppConnected: new Gauge({ name: "gateway_xmpp_connected", help: "1 while the XMPP component connection is online.", registers }),
     redisConnected: new Gauge({ name: "gateway_redis_connected", help: "1 while Redis is ready.", registers }),
+    proxyErrors: new Counter({
+      name: "gateway_proxy_errors_total",
+      help: "HTTP pass-through requests that failed, by catalogue error code (GW_UPSTREAM_UNREACHABLE, GW_UPSTREAM_TIMEOUT, ...).",
+      labelNames: ["code"] as const,
+      registers,
+    }),
   };
 }
 

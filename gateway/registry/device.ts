@@ -20,6 +20,8 @@ export interface DeviceRecord {
   timeoutMs?: number;
   /** Requests in flight at once, across all instances; absent: GATEWAY_DEVICE_MAX_IN_FLIGHT. */
   maxInFlight?: number;
+  /** An XMPP device that is offline is reached at its `httpTarget` instead (during a migration). */
+  fallback?: "http";
   /** ISO time of the last change, set by the registry. */
   updatedAt?: string;
 }

@@ -9,6 +9,8 @@ export interface DeviceRoute {
   jid: string;
   /** Legacy base URL; always set when transport is `http`. */
   httpTarget?: string;
+  /** `http`: an offline XMPP device is reached at httpTarget instead. */
+  fallback?: "http";
   timeoutMs: number;
   maxInFlight: number;
 }
@@ -41,6 +43,7 @@ export class RegistryResolver implements DeviceResolver {
         transport: record.transport,
         jid: record.jid ?? this.templateJid(deviceId),
         ...(record.httpTarget !== undefined ? { httpTarget: record.httpTarget } : {}),
+        ...(record.fallback !== undefined ? { fallback: record.fallback } : {}),
         timeoutMs: record.timeoutMs ?? d.timeoutMs,
         maxInFlight: record.maxInFlight ?? d.maxInFlight,
       };

@@ -1,7 +1,11 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
 import { GatewayError } from "../errors.js";
 import { DEVICE_ID } from "../http/device-address.js";
 import { TRANSPORTS, type DeviceRecord } from "./device.js";
+
+// Shared with the device agent, which checks the address it announces (AGENT_LEGACY_ADDRESS) the same way.
+export { normalizeLegacyAddress };
 
 /**
  * Admin input (API bodies, the import file) checked field by field into a DeviceRecord. Pure: no I/O, no
@@ -9,7 +13,7 @@ import { TRANSPORTS, type DeviceRecord } from "./device.js";
  */
 
 /** The fields a client may set. */
-export const DEVICE_FIELDS = ["id", "transport", "jid", "httpTarget", "legacyAddress", "codec", "timeoutMs", "maxInFlight"] as const;
+export const DEVICE_FIELDS = ["id", "transport", "jid", "httpTarget", "legacyAddress", "codec", "timeoutMs", "maxInFlight", "fallback"] as const;
 export type DeviceField = (typeof DEVICE_FIELDS)[number];
 
 /**
@@ -38,7 +42,6 @@ export type DeviceCheck = { ok: true; record: DeviceRecord } | { ok: false; prob
 const UNSAFE_CHARS = /[\s\x00-\x1f\x7f-\x9f\u2028\u2029]/u;
 /** RFC 7622 §3.3.1: characters a localpart may not hold. */
 const LOCALPART_FORBIDDEN = /["&'/:<>@]/;
-const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 const known = new Set<string>([...DEVICE_FIELDS, ...READ_ONLY_FIELDS]);
 
@@ -90,6 +93,13 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
     const normalized = typeof legacyAddress === "string" ? normalizeLegacyAddress(legacyAddress) : undefined;
     if (normalized === undefined) problem("legacyAddress", "legacyAddress must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080");
     else record.legacyAddress = normalized;
+  }
+
+  const fallback = fields.fallback;
+  if (fallback !== undefined) {
+    if (fallback !== "http") problem("fallback", 'fallback must be "http"');
+    else if (httpTarget === undefined) problem("fallback", "fallback http needs httpTarget: the device's legacy base URL");
+    else record.fallback = fallback;
   }
 
   const codec = fields.codec;
@@ -180,38 +190,4 @@ export function httpTargetProblem(value: string): string | undefined {
   if (value.includes("?")) return `${shape}, without a query string`;
   if (value.includes("#")) return `${shape}, without a fragment`;
   return undefined;
-}
-
-/**
- * `host:port` in the one form the registry stores and looks up: host names lower-cased, IPv6 compressed
- * (`[0:0::1]:80` → `[::1]:80`), port without leading zeros. Undefined when `value` is not such an address.
- */
-export function normalizeLegacyAddress(value: string): string | undefined {
-  const match = /^(\[[^\]]*\]|[^:[\]]+):(\d{1,5})$/.exec(value);
-  if (!match) return undefined;
-  const [, host = "", portText = ""] = match;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return undefined;
-  let canonical: string;
-  if (host.startsWith("[")) {
-    const inner = host.slice(1, -1);
-    if (!isIPv6(inner) || inner.includes("%")) return undefined; // no zone ids (fe80::1%eth0)
-    canonical = new URL(`http://[${inner}]/`).hostname;
-  } else if (/^[0-9.]+$/.test(host)) {
-    if (!isIPv4(host)) return undefined; // dotted decimal only: no octal, no short forms
-    canonical = host;
-  } else if (isHostName(host)) {
-    canonical = host.toLowerCase();
-  } else {
-    return undefined;
-  }
-  return `${canonical}:${port}`;
-}
-
-/** An RFC 1123 host name (ASCII labels), not ending in an all-numeric label (which reads as an IPv4 form). */
-function isHostName(host: string): boolean {
-  if (host.length > 253) return false;
-  const labels = host.split(".");
-  if (!labels.every((l) => HOST_LABEL.test(l))) return false;
-  return !/^\d+$/.test(labels[labels.length - 1] ?? "");
 }

@@ -1,53 +1,57 @@
-import type { Request, Response, Router } from "express";
-import express from "express";
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { DeviceDelivery } from "../../delivery/deliver.js";
 import type { DevicePipeline } from "../../delivery/pipeline.js";
 import { isGatewayError } from "../../errors.js";
+import type { DeviceResolver, DeviceRoute } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
-import { parseDevicePath } from "../device-address.js";
+import type { DeviceAddress } from "../device-address.js";
 import { askedTimeoutMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
 
+/** Which device a request is for, if any (DESIGN.md §2: path, Host or forward-proxy addressing). */
+export interface Addressing {
+  address(req: Request): Promise<DeviceAddress | undefined>;
+}
+
 export interface DeviceRouteDeps {
+  addressing: Addressing;
+  resolver: DeviceResolver;
   pipeline: Pick<DevicePipeline, "handle">;
+  delivery: Pick<DeviceDelivery, "proxy">;
   maxBodyBytes: number;
 }
 
-/** `ANY /devices/{deviceId}/{rest}` (DESIGN.md §2, path addressing). */
-export function deviceRoutes(deps: DeviceRouteDeps): Router {
-  const router = express.Router();
-  router.all(/^\/devices(\/.*)?$/, (req, res, next) => {
-    // Whatever escapes the handler (even from writing an error) goes to the error handler, never
-    // becomes an unhandled rejection, which would end the process with every exchange in flight.
-    handle(deps, req, res).catch(next);
-  });
-  return router;
+/**
+ * Requests for devices, however they are addressed. Mounted before the gateway's own routes: with Host or
+ * forward-proxy addressing, `GET /healthz` may well be a device's own path. Anything that is not a device
+ * request goes on to the gateway's routes.
+ */
+export function deviceRequests(deps: DeviceRouteDeps): RequestHandler {
+  // Whatever escapes the handler (even from writing an error) goes to the error handler, never becomes an
+  // unhandled rejection, which would end the process with every exchange in flight.
+  return (req, res, next) => {
+    handle(deps, req, res, next).catch(next);
+  };
 }
 
-async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promise<void> {
+async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: NextFunction): Promise<void> {
   const f = facts(res);
   try {
-    const address = parseDevicePath(req.originalUrl);
-    f.deviceId = address.deviceId;
-    const body = await readBody(req, deps.maxBodyBytes);
-    const idempotencyKey = req.get("idempotency-key");
-    const maxTimeoutMs = askedTimeoutMs(req);
-    const result = await deps.pipeline.handle({
-      deviceId: address.deviceId,
-      message: toDeviceRequest(req, address.resource, body, f.requestId),
-      respondAsync: prefersAsync(req),
-      onRoute: (route) => {
-        f.transport = route.transport;
-      },
-      ...(idempotencyKey ? { idempotencyKey } : {}),
-      ...(maxTimeoutMs ? { maxTimeoutMs } : {}),
-    });
-    if (result.kind === "reply") {
-      writeDeviceResponse(req, res, result.reply);
+    const address = await deps.addressing.address(req);
+    if (!address) {
+      next();
       return;
     }
-    res.status(202).setHeader("Location", `/requests/${result.id}`).setHeader("Preference-Applied", "respond-async");
-    res.json({ requestId: result.id, status: result.state });
+    f.deviceId = address.deviceId;
+    const route = await deps.resolver.resolve(address.deviceId);
+    f.transport = route.transport;
+    const timeoutMs = Math.min(route.timeoutMs, askedTimeoutMs(req) ?? Infinity);
+    if (route.transport === "http") {
+      await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId });
+      return;
+    }
+    await overXmpp(deps, route, address, timeoutMs, req, res);
   } catch (err) {
     // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
     // (The response's state, not the request's: a request stream is destroyed once fully read.)
@@ -57,4 +61,35 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response): Promi
     if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
     sendError(res, err);
   }
+}
+
+async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: DeviceAddress, timeoutMs: number, req: Request, res: Response): Promise<void> {
+  const f = facts(res);
+  const body = await readBody(req, deps.maxBodyBytes);
+  const idempotencyKey = req.get("idempotency-key");
+  const respondAsync = prefersAsync(req);
+  let result;
+  try {
+    result = await deps.pipeline.handle({
+      route,
+      message: toDeviceRequest(req, address.resource, body, f.requestId),
+      respondAsync,
+      maxTimeoutMs: timeoutMs,
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+    });
+  } catch (err) {
+    // During a migration, an XMPP device that is offline may still answer at its legacy address.
+    if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE" && route.fallback === "http") {
+      f.transport = "http";
+      await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId, body });
+      return;
+    }
+    throw err;
+  }
+  if (result.kind === "reply") {
+    writeDeviceResponse(req, res, result.reply);
+    return;
+  }
+  res.status(202).setHeader("Location", `/requests/${result.id}`).setHeader("Preference-Applied", "respond-async");
+  res.json({ requestId: result.id, status: result.state });
 }

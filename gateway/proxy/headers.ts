@@ -1,0 +1,120 @@
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { fromRawHeaders, stripHopByHop } from "../../adapters/xep0332/headers.js";
+
+/**
+ * What the device sees of a client request and what the client gets back of the device's answer, on the
+ * HTTP pass-through. Pure functions over header lists; the proxy library is not involved here.
+ */
+
+/** Headers meant for the gateway (as on the XMPP path, http/device-exchange.ts), or that the gateway sets. */
+const NOT_FORWARDED = new Set(["x-gateway-timeout", "x-request-id"]);
+
+/**
+ * Names http-proxy-3 reads or writes under their lower-case spelling (changeOrigin sets `host`, xfwd appends
+ * to `x-forwarded-*`, its `deleteLength` pass looks at the framing headers). Under any other spelling the
+ * library would add a second field instead of replacing or appending to ours. Every other name keeps the
+ * client's spelling (RFC 9110 §5.1: names are case-insensitive, but legacy devices are not always forgiving).
+ */
+const LIBRARY_SPELLING = new Set([
+  "host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
+]);
+
+/** List-valued fields that may be combined into one line with commas (RFC 9110 §5.3). */
+const COMBINED = new Set(["x-forwarded-for", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto"]);
+
+/**
+ * How the request body is delimited on the hop to the device (RFC 9112 §6): one framing header, or none when
+ * the request has no body (RFC 9112 §6.3: a request without Content-Length or Transfer-Encoding has none).
+ */
+export type Framing = readonly [name: "content-length" | "transfer-encoding", value: string] | undefined;
+
+export function requestFraming(req: IncomingMessage, bufferedBody: Buffer | undefined): Framing {
+  const declared = req.headers["content-length"];
+  const codings = req.headers["transfer-encoding"];
+  if (bufferedBody !== undefined) {
+    const hadBody = bufferedBody.length > 0 || declared !== undefined || codings !== undefined;
+    return hadBody ? ["content-length", String(bufferedBody.length)] : undefined;
+  }
+  // Transfer-Encoding is hop-by-hop, but the bytes node hands us are only de-chunked: re-sending the
+  // client's codings (which end in `chunked`, or node's parser would have refused the request) describes them
+  // exactly. It overrides any Content-Length (RFC 9112 §6.3), which node refuses alongside it anyway.
+  if (codings !== undefined) return ["transfer-encoding", codings];
+  if (declared !== undefined) return ["content-length", declared];
+  return undefined;
+}
+
+/** Puts exactly our framing on an outgoing header object, whatever was there before. */
+export function applyFraming(headers: IncomingHttpHeaders, framing: Framing): void {
+  delete headers["content-length"];
+  delete headers["transfer-encoding"];
+  if (framing) headers[framing[0]] = framing[1];
+}
+
+/**
+ * The request header fields for the device, as the header object http-proxy-3 copies into its request:
+ * - hop-by-hop fields dropped (RFC 9110 §7.6.1: Connection and the fields it names, Keep-Alive, Proxy-*,
+ *   TE, Trailer, Transfer-Encoding, Upgrade), and the gateway's own ones;
+ * - every other field kept, repeated fields as repeated lines, names in the client's spelling;
+ * - `X-Request-Id` set to the gateway's request id (the client's is replaced);
+ * - `X-Forwarded-Host` with the client's Host appended to any list already there (http-proxy-3's xfwd appends
+ *   to X-Forwarded-For/-Port/-Proto, but keeps an X-Forwarded-Host that is present and appends nothing);
+ * - the body's framing (see `requestFraming`).
+ * `host` stays the client's: http-proxy-3 reads it for X-Forwarded-Host/-Port, then changeOrigin replaces it.
+ */
+export function deviceRequestHeaders(req: IncomingMessage, requestId: string, framing: Framing): IncomingHttpHeaders {
+  // No prototype: a field named `__proto__` is just a field.
+  const out = Object.create(null) as Record<string, string | string[]>;
+  const keyOf = new Map<string, string>();
+  for (const [name, value] of stripHopByHop(fromRawHeaders(req.rawHeaders))) {
+    const lower = name.toLowerCase();
+    if (NOT_FORWARDED.has(lower) || lower === "host" || lower === "content-length") continue;
+    const key = keyOf.get(lower) ?? (LIBRARY_SPELLING.has(lower) ? lower : name);
+    keyOf.set(lower, key);
+    const previous = out[key];
+    if (previous === undefined) out[key] = value;
+    else if (COMBINED.has(lower)) out[key] = `${String(previous)}, ${value}`;
+    else out[key] = [...(Array.isArray(previous) ? previous : [previous]), value];
+  }
+  const host = req.headers.host;
+  if (host !== undefined) {
+    out.host = host;
+    const forwardedHost = out["x-forwarded-host"];
+    if (typeof forwardedHost === "string") out["x-forwarded-host"] = `${forwardedHost},${host}`;
+  }
+  out["X-Request-Id"] = requestId;
+  applyFraming(out, framing);
+  return out;
+}
+
+/** The path the device sees: the registry's base path (e.g. `/api` of `http://10.0.0.17:8080/api/`), then the resource, verbatim. */
+export function devicePath(base: URL, resource: string): string {
+  const prefix = base.pathname.replace(/\/+$/, "");
+  return prefix + (resource.startsWith("/") ? resource : `/${resource}`);
+}
+
+/**
+ * The device's response header fields for the client, in the device's order and spelling, repeats kept
+ * (Set-Cookie!): hop-by-hop fields dropped as above; Content-Length dropped when the device framed the body
+ * with Transfer-Encoding (RFC 9112 §6.3: a proxy MUST remove it then); the device's X-Request-Id dropped
+ * (the gateway's goes on every response).
+ */
+export function clientResponseHeaders(proxyRes: IncomingMessage): Array<[string, string]> {
+  const chunked = proxyRes.headers["transfer-encoding"] !== undefined;
+  return stripHopByHop(fromRawHeaders(proxyRes.rawHeaders)).filter(([name]) => {
+    const lower = name.toLowerCase();
+    return lower !== "x-request-id" && !(chunked && lower === "content-length");
+  });
+}
+
+/**
+ * Whether the client asks to switch protocols (RFC 9110 §7.8: Upgrade, with `upgrade` among the Connection
+ * options). An offer of h2c only is not: RFC 9113 §3.1 deprecates it and a server MAY ignore an Upgrade
+ * (RFC 9110 §7.8), which is what stripping it does (curl --http2 sends one on plain http).
+ */
+export function asksToSwitchProtocols(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  const connection = req.headers.connection;
+  if (!upgrade || !connection) return false;
+  if (!connection.split(",").some((option) => option.trim().toLowerCase() === "upgrade")) return false;
+  return upgrade.split(",").some((protocol) => protocol.trim().toLowerCase() !== "h2c");
+}

@@ -1,0 +1,261 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
+// http-proxy-3 1.23.x: the maintained TypeScript rewrite of http-proxy 1.18.1 (unmaintained), same API.
+// Its 2.x needs Node 22; the gateway runs on Node 20. This file is the one place that imports it.
+import { ProxyServer } from "http-proxy-3";
+import { isHttpMethod } from "../../adapters/xep0332/constants.js";
+import { GatewayError, type ErrorCode } from "../errors.js";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { BodyLimit } from "./body-limit.js";
+import { Exchange } from "./exchange.js";
+import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
+
+export interface PassThroughOptions {
+  /** GATEWAY_MAX_BODY_BYTES: a larger request body is 413 GW_PAYLOAD_TOO_LARGE and never reaches the device whole. */
+  maxBodyBytes: number;
+  /**
+   * Per device origin: connections open at once, and idle ones kept alive for reuse (default 16, the
+   * default `maxInFlight`). A request beyond it waits for a connection, within its deadline.
+   */
+  keepAliveMaxSockets?: number;
+}
+
+export interface PassThroughTarget {
+  /** The device's base URL from the registry (`http://10.0.0.17:8080`, maybe with a path prefix); never from the request. */
+  httpTarget: string;
+  /** Path and query the device must see, verbatim (`/TEMPERATURE?x=1`). */
+  resource: string;
+  /** Deadline for the device's response head, from the call (the request's deadline). */
+  timeoutMs: number;
+  /** The gateway's request id: the device gets it as X-Request-Id, and so does the client. */
+  requestId: string;
+}
+
+export interface ConnectionCounts {
+  /** Connections carrying a request now. */
+  active: number;
+  /** Keep-alive connections waiting for the next request. */
+  idle: number;
+  /** Requests waiting for a connection (at keepAliveMaxSockets for their origin). */
+  waiting: number;
+}
+
+const DEFAULT_MAX_SOCKETS = 16;
+/**
+ * An idle connection is closed after this long, and sooner when the device announces a shorter
+ * `Keep-Alive: timeout` (node's agent only applies that hint when it has a timeout of its own): below the
+ * 5 s that many servers (node's included) keep one, so the gateway does not send on a connection the
+ * device is closing.
+ */
+const IDLE_SOCKET_TIMEOUT_MS = 4000;
+
+/**
+ * The HTTP pass-through (DESIGN.md §1, step 2a): a client request streamed to a device's legacy HTTP server,
+ * and its response streamed back, for devices not (yet) on XMPP. The one facade over http-proxy-3.
+ *
+ * What the library does and what is filled in here (and in headers.ts / exchange.ts):
+ * - target, agent: per call, from the registry and this instance's keep-alive agents. The request's own
+ *   Host or absolute URI never picks the destination (no SSRF): the library connects to `target` only.
+ * - path: the library re-parses req.url with WHATWG URL (resolving `..` and `%2e%2e`, percent-encoding `'`,
+ *   `{`...) unless `toProxy`; with toProxy and prependPath off, the path we give goes out verbatim, except that
+ *   its urlJoin drops a bare trailing `?` (an empty query).
+ * - request headers: the library copies `req.headers` (node's merged view: duplicates folded or dropped,
+ *   names lower-cased) and strips only `Trailer`. We hand it our own view (headers.ts: hop-by-hop stripped
+ *   per RFC 9110 §7.6.1, repeats kept, X-Request-Id replaced, X-Forwarded-Host appended to), swapped into
+ *   req for the synchronous part of web() and swapped back.
+ * - changeOrigin (Host = the device's host:port) and xfwd (X-Forwarded-For/-Port/-Proto appended): the
+ *   library's, as they are.
+ * - body framing: the library's `deleteLength` pass turns a DELETE/OPTIONS body without Content-Length into
+ *   `Content-Length: 0` and drops Transfer-Encoding, and would then stream the body anyway: the device would
+ *   read it as the next request on the connection (request smuggling). A pass of ours, just before the
+ *   library's `stream`, puts our framing back (RFC 9112 §6).
+ * - response: selfHandleResponse. The library's own response passes copy `proxyRes.headers` (node's merged
+ *   view), keep Connection, Keep-Alive, Proxy-* and Upgrade and set a Connection of their own; ours writes the
+ *   device's status, reason phrase and raw header list minus hop-by-hop fields (exchange.ts).
+ * - deadlines: not the library's `proxyTimeout`, an idle timer on the socket ending in a plain destroy() that
+ *   surfaces as "socket hang up", indistinguishable from a reset (no 504 possible), and blind to time spent
+ *   waiting for a connection. Exchange has a deadline of its own and cancels through an AbortSignal given to
+ *   http.request; `timeout` is not used either (it arms a timer on the *client's* socket).
+ * - errors: per call through web()'s callback, mapped to the catalogue (exchange.ts).
+ * - bodies stream both ways: `buffer` is the client request through a byte counter (body-limit.ts), or the
+ *   body a caller already read.
+ * - the library's fetch code path (taken with its `fetch`/`fetchOptions` options, never set here, or with
+ *   FORCE_FETCH_PATH=true in the environment) bypasses the agent and most of the above: the constructor
+ *   refuses to run with that variable set.
+ */
+export class HttpPassThrough implements Lifecycle {
+  private readonly proxy: ProxyServer;
+  private readonly agents: { http: http.Agent; https: https.Agent };
+  private readonly exchanges = new Map<ServerResponse, Exchange>();
+  private stopped = false;
+
+  constructor(
+    private readonly opts: PassThroughOptions,
+    private readonly deps: { metrics: Pick<Metrics, "proxyErrors"> },
+  ) {
+    if (process.env.FORCE_FETCH_PATH === "true") {
+      throw new Error("FORCE_FETCH_PATH=true switches http-proxy-3 to its fetch path, which the HTTP pass-through does not support");
+    }
+    const maxSockets = opts.keepAliveMaxSockets ?? DEFAULT_MAX_SOCKETS;
+    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: IDLE_SOCKET_TIMEOUT_MS };
+    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    this.proxy = new ProxyServer({
+      changeOrigin: true,
+      xfwd: true,
+      toProxy: true,
+      prependPath: false,
+      selfHandleResponse: true,
+    });
+    this.proxy.before("web", "stream", (req, res) => {
+      const exchange = this.exchanges.get(res);
+      if (exchange) applyFraming(req.headers, exchange.call.framing);
+    });
+    this.proxy.on("proxyRes", (proxyRes, _req, res) => {
+      const exchange = this.exchanges.get(res);
+      if (exchange) exchange.respond(proxyRes);
+      else proxyRes.destroy();
+    });
+    // Errors come through web()'s callback; without a listener of ours the library would throw this one.
+    this.proxy.on("error", (err, _req, res) => this.exchanges.get(res as ServerResponse)?.upstreamError(err));
+    for (const code of COUNTED) deps.metrics.proxyErrors.inc({ code }, 0);
+  }
+
+  async start(): Promise<void> {}
+
+  /** Cancels what is still in flight (503 GW_SHUTTING_DOWN, or a truncated response) and closes every connection. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const exchange of [...this.exchanges.values()]) exchange.fail("GW_SHUTTING_DOWN");
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  /**
+   * Forwards `req` to `target` and streams the device's response into `res`. Resolves once the response is
+   * written whole (or the client went away, or it broke off after its head: `res` is destroyed then).
+   * Rejects with a catalogue error only while nothing was written to `res`, for the caller to answer:
+   * GW_UPSTREAM_UNREACHABLE (refused, reset, DNS), GW_UPSTREAM_TIMEOUT, GW_PAYLOAD_TOO_LARGE (declared, before
+   * connecting; or streamed, the upstream request then cancelled), GW_METHOD_NOT_ALLOWED (methods XEP-0332
+   * does not carry, protocol upgrades), GW_SHUTTING_DOWN. `bufferedBody`, when given, is sent instead of
+   * reading `req` (for callers that read it already).
+   */
+  forward(req: IncomingMessage, res: ServerResponse, target: PassThroughTarget, bufferedBody?: Buffer): Promise<void> {
+    const base = httpBaseUrl(target.httpTarget);
+    const refusal = this.refusal(req, base, bufferedBody);
+    if (refusal || !base) {
+      const err = refusal ?? new GatewayError("GW_UPSTREAM_UNREACHABLE");
+      this.count(err.code);
+      return Promise.reject(err);
+    }
+    const framing = requestFraming(req, bufferedBody);
+    const headers = deviceRequestHeaders(req, target.requestId, framing);
+    const path = devicePath(base, target.resource);
+    return new Promise<void>((resolve, reject) => {
+      const exchange = new Exchange(
+        { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing },
+        { countFailure: (code) => this.count(code), done: () => this.exchanges.delete(res), resolve, reject },
+      );
+      this.exchanges.set(res, exchange);
+      const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : this.limited(req, exchange);
+      const own = { url: req.url, headers: req.headers };
+      req.url = path;
+      req.headers = headers;
+      try {
+        this.proxy.web(
+          req,
+          res,
+          {
+            target: base.origin,
+            agent: base.protocol === "https:" ? this.agents.https : this.agents.http,
+            buffer: body,
+            // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
+            // http.request an option it does not know, here the signal that cancels the upstream request
+            // even while it waits in the agent's queue, where no socket (and no `proxyReq` event) exists yet.
+            ssl: { signal: exchange.upstream.signal },
+          },
+          (err) => exchange.upstreamError(err),
+        );
+      } catch (err) {
+        if (bufferedBody === undefined) req.unpipe().resume();
+        exchange.fail("GW_INTERNAL", err);
+      } finally {
+        req.url = own.url;
+        req.headers = own.headers;
+      }
+    });
+  }
+
+  /** The agents' connections, all origins together (for tests and diagnostics). */
+  connections(): ConnectionCounts {
+    const counts: ConnectionCounts = { active: 0, idle: 0, waiting: 0 };
+    for (const agent of [this.agents.http, this.agents.https]) {
+      counts.active += total(agent.sockets);
+      counts.idle += total(agent.freeSockets);
+      counts.waiting += total(agent.requests);
+    }
+    return counts;
+  }
+
+  /** Why the request is answered without reaching the device, if it is. */
+  private refusal(req: IncomingMessage, base: URL | undefined, bufferedBody: Buffer | undefined): GatewayError | undefined {
+    if (this.stopped) return new GatewayError("GW_SHUTTING_DOWN");
+    const method = req.method ?? "";
+    if (!isHttpMethod(method)) {
+      return new GatewayError("GW_METHOD_NOT_ALLOWED", { message: `method ${method} is not carried to devices` });
+    }
+    // Upgrades (WebSocket...) are not proxied: devices are plain HTTP/1.1 request/response servers, the XMPP
+    // path cannot carry them either (so a device could not keep them after its migration), and a tunnel would
+    // escape the deadline and in-flight limit of the request that opened it.
+    if (asksToSwitchProtocols(req)) {
+      return new GatewayError("GW_METHOD_NOT_ALLOWED", { message: "protocol upgrades (WebSocket) are not carried to devices" });
+    }
+    const size = bufferedBody?.length ?? Number(req.headers["content-length"] ?? 0);
+    if (size > this.opts.maxBodyBytes) {
+      return new GatewayError("GW_PAYLOAD_TOO_LARGE", { message: `request body is over the limit of ${this.opts.maxBodyBytes} bytes` });
+    }
+    if (bufferedBody === undefined && req.readableEnded && requestFraming(req, undefined) !== undefined) {
+      return new GatewayError("GW_INTERNAL", { message: "the request body was read before forward() and not passed as bufferedBody" });
+    }
+    if (!base) return new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "the device's httpTarget is not an http(s) URL" });
+    return undefined;
+  }
+
+  /** The client's body, counted on its way: over the limit, the upstream request is cancelled (413). */
+  private limited(req: IncomingMessage, exchange: Exchange): BodyLimit {
+    const limit = new BodyLimit(this.opts.maxBodyBytes, () => {
+      req.unpipe(limit);
+      // The rest is read and dropped, so the client can read the 413 (which the caller sends with
+      // Connection: close, ending the read) instead of being reset while it still sends.
+      req.resume();
+      exchange.tooLarge(this.opts.maxBodyBytes);
+    });
+    req.pipe(limit);
+    return limit;
+  }
+
+  private count(code: ErrorCode): void {
+    this.deps.metrics.proxyErrors.inc({ code });
+  }
+}
+
+/** The codes forward() can end with: their series exist from the start, at 0. */
+const COUNTED: readonly ErrorCode[] = [
+  "GW_UPSTREAM_UNREACHABLE", "GW_UPSTREAM_TIMEOUT", "GW_PAYLOAD_TOO_LARGE", "GW_METHOD_NOT_ALLOWED", "GW_SHUTTING_DOWN", "GW_INTERNAL",
+];
+
+function httpBaseUrl(httpTarget: string): URL | undefined {
+  try {
+    const url = new URL(httpTarget);
+    return url.protocol === "http:" || url.protocol === "https:" ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function total(byOrigin: NodeJS.ReadOnlyDict<readonly unknown[]>): number {
+  let n = 0;
+  for (const list of Object.values(byOrigin)) n += list?.length ?? 0;
+  return n;
+}

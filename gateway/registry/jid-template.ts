@@ -1,0 +1,49 @@
+import { sameJid } from "../../adapters/shared/jid.js";
+
+/** DEVICE_JID_TEMPLATE both ways: device id → JID (as the resolver does), and JID → device id. */
+export interface JidTemplate {
+  jidFor(deviceId: string): string;
+  /**
+   * The device id whose template JID this full JID is, compared as XMPP compares (local part and domain
+   * case-insensitive, resource exact); undefined when it is no device's template JID. The id is spelled as
+   * in `jid`: servers report local parts in lower case, so `Dev-17`'s agent comes back as `dev-17`.
+   */
+  deviceIdOf(jid: string): string | undefined;
+}
+
+/** The characters of a device id (DESIGN.md §2), at most 64 of them. */
+const ID = "([A-Za-z0-9._-]{1,64})";
+
+/**
+ * Compiles a template such as `{id}@devices.example.com/agent` or `meter-{id}@localhost/agent` (config.ts
+ * checks its shape: `{id}` in the local part, a domain and a resource). Pure.
+ */
+export function compileJidTemplate(template: string): JidTemplate {
+  const jidFor = (deviceId: string) => template.replaceAll("{id}", deviceId);
+  const at = template.indexOf("@");
+  const slash = template.indexOf("/", at + 1);
+  const localTemplate = template.slice(0, Math.max(at, 0));
+  if (at <= 0 || slash === -1 || !localTemplate.includes("{id}")) return { jidFor, deviceIdOf: () => undefined };
+  const domain = template.slice(at + 1, slash).toLowerCase();
+  const resource = template.slice(slash + 1);
+  // `{id}` may appear more than once: the first occurrence captures, the others must repeat it.
+  const [before = "", after = "", ...others] = localTemplate.split("{id}");
+  const local = new RegExp(`^${escape(before)}${ID}${escape(after)}${others.map((part) => `\\1${escape(part)}`).join("")}$`, "i");
+
+  return {
+    jidFor,
+    deviceIdOf(jid) {
+      const jidAt = jid.indexOf("@");
+      const jidSlash = jid.indexOf("/", jidAt + 1);
+      if (jidAt <= 0 || jidSlash === -1) return undefined;
+      if (jid.slice(jidSlash + 1) !== resource || jid.slice(jidAt + 1, jidSlash).toLowerCase() !== domain) return undefined;
+      const deviceId = local.exec(jid.slice(0, jidAt))?.[1];
+      // The round trip is the proof: the id's own JID must be this one.
+      return deviceId !== undefined && sameJid(jidFor(deviceId), jid) ? deviceId : undefined;
+    },
+  };
+}
+
+function escape(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
+}
