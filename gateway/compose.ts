@@ -9,6 +9,7 @@ import { DeviceDelivery } from "./delivery/deliver.js";
 import { IdempotencyStore } from "./delivery/idempotency.js";
 import { OfflineQueue } from "./delivery/offline-queue.js";
 import { DevicePipeline } from "./delivery/pipeline.js";
+import { ShadowComparisons } from "./delivery/shadow.js";
 import { GatewayError } from "./errors.js";
 import { DeviceAddressing } from "./http/addressing.js";
 import { createApp } from "./http/app.js";
@@ -22,6 +23,7 @@ import { HttpPassThrough } from "./proxy/pass-through.js";
 import { PresenceTracker } from "./presence/tracker.js";
 import { RedisStore } from "./redis/client.js";
 import { importDevices, loadDevicesFile } from "./registry/import.js";
+import { MigrationView } from "./registry/migration.js";
 import { RedisDeviceRegistry } from "./registry/redis-registry.js";
 import { RegistryResolver } from "./registry/resolver.js";
 import { XmppComponent } from "./xmpp/component.js";
@@ -75,6 +77,9 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     http: passThrough,
   });
   const asyncRequests = new AsyncRequests(redis, config.requests.resultTtlMs);
+  const shadow = new ShadowComparisons(redis, metrics, logger);
+  const migration = new MigrationView({ registry, presence, shadow });
+  metricSources.devicesByTransport = () => migration.byTransport();
   const pipeline = new DevicePipeline({
     resolver,
     delivery,
@@ -102,11 +107,13 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       resolver,
       pipeline,
       delivery,
+      shadow,
       maxBodyBytes: config.http.maxBodyBytes,
     },
     admin: {
       token: config.admin.token,
       registry,
+      migration,
       logger,
       presence: {
         isOnline: async (id) => {

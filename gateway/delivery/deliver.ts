@@ -8,14 +8,19 @@ export interface Exchanger {
   exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
 }
 
+export interface ProxyCall {
+  resource: string;
+  timeoutMs: number;
+  requestId: string;
+  /** The body, when it was read already (fallback, shadow); else it streams from the request. */
+  body?: Buffer;
+  /** Sees the device's response while it streams to the client (shadow mode). */
+  observe?: (response: IncomingMessage) => void;
+}
+
 /** The HTTP pass-through (gateway/proxy): streams a client request to a device's legacy address and back. */
 export interface PassThrough {
-  forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: { httpTarget: string; resource: string; timeoutMs: number; requestId: string },
-    bufferedBody?: Buffer,
-  ): Promise<void>;
+  forward(req: IncomingMessage, res: ServerResponse, target: Omit<ProxyCall, "body"> & { httpTarget: string }, bufferedBody?: Buffer): Promise<void>;
 }
 
 /**
@@ -34,11 +39,11 @@ export class DeviceDelivery {
   }
 
   /** Over HTTP to the device's legacy address from the registry (never from the request), streamed. */
-  async proxy(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: { resource: string; timeoutMs: number; requestId: string; body?: Buffer }): Promise<void> {
+  async proxy(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: ProxyCall): Promise<void> {
     const httpTarget = route.httpTarget;
     if (!httpTarget) throw new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" });
-    await this.withSlot(route, call.timeoutMs, () =>
-      this.deps.http.forward(req, res, { httpTarget, resource: call.resource, timeoutMs: call.timeoutMs, requestId: call.requestId }, call.body));
+    const { body, ...target } = call;
+    await this.withSlot(route, call.timeoutMs, () => this.deps.http.forward(req, res, { httpTarget, ...target }, body));
   }
 
   private async withSlot<T>(route: DeviceRoute, timeoutMs: number, work: () => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export type DropReason = "late" | "duplicate" | "unknown" | "spoofed" | "malformed";
-export type Transport = "xmpp" | "http" | "none";
+export type Transport = "xmpp" | "http" | "shadow" | "none";
 
 /**
  * All metrics of one gateway instance, on a registry of its own (no prom-client global state), named as
@@ -10,6 +10,7 @@ export type Transport = "xmpp" | "http" | "none";
 /** Values read from elsewhere at scrape time; set by the composition root once their owners exist. */
 export interface MetricSources {
   devicesOnline?: () => Promise<number>;
+  devicesByTransport?: () => Promise<Record<string, number>>;
 }
 
 export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}) {
@@ -51,6 +52,28 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       async collect() {
         if (sources.devicesOnline) this.set(await sources.devicesOnline().catch(() => 0));
       },
+    }),
+    devices: new Gauge({
+      name: "gateway_devices",
+      help: "Devices in the registry, by transport (the migration's progress).",
+      labelNames: ["transport"] as const,
+      registers,
+      async collect() {
+        if (!sources.devicesByTransport) return;
+        const counts = await sources.devicesByTransport().catch(() => undefined);
+        for (const [transport, n] of Object.entries(counts ?? {})) this.set({ transport }, n);
+      },
+    }),
+    shadowComparisons: new Counter({
+      name: "gateway_shadow_comparisons_total",
+      help: "Requests to shadow-mode devices answered both ways and compared, by outcome.",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    shadowMismatches: new Counter({
+      name: "gateway_shadow_mismatches_total",
+      help: "Shadow comparisons whose XMPP answer differed from the HTTP one (per device: GET /admin/migration).",
+      registers,
     }),
     xmppConnected: new Gauge({ name: "gateway_xmpp_connected", help: "1 while the XMPP component connection is online.", registers }),
     redisConnected: new Gauge({ name: "gateway_redis_connected", help: "1 while Redis is ready.", registers }),

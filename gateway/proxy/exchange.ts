@@ -9,6 +9,8 @@ export interface ExchangeCall {
   requestId: string;
   /** How the body goes to the device; re-applied after http-proxy-3's passes (see pass-through.ts). */
   framing: Framing;
+  /** Sees the device's response as it streams to the client (shadow mode compares it). */
+  observe?: (response: IncomingMessage) => void;
 }
 
 export interface ExchangeHooks {
@@ -57,6 +59,7 @@ export class Exchange {
     }
     const { res, requestId } = this.call;
     this.proxyRes = proxyRes;
+    this.call.observe?.(proxyRes);
     this.timer.refresh();
     const headers = clientResponseHeaders(proxyRes);
     try {

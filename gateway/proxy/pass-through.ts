@@ -31,6 +31,8 @@ export interface PassThroughTarget {
   timeoutMs: number;
   /** The gateway's request id: the device gets it as X-Request-Id, and so does the client. */
   requestId: string;
+  /** Sees the device's response (status, headers, body as a stream) while it is written to the client. */
+  observe?: (response: IncomingMessage) => void;
 }
 
 export interface ConnectionCounts {
@@ -154,7 +156,7 @@ export class HttpPassThrough implements Lifecycle {
     const path = devicePath(base, target.resource);
     return new Promise<void>((resolve, reject) => {
       const exchange = new Exchange(
-        { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing },
+        { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing, ...(target.observe ? { observe: target.observe } : {}) },
         { countFailure: (code) => this.count(code), done: () => this.exchanges.delete(res), resolve, reject },
       );
       this.exchanges.set(res, exchange);

@@ -2,7 +2,8 @@
  * A device's registry entry (DESIGN.md §3): how the gateway reaches it. Stored in Redis, shared by every
  * instance, read on each request: a change is seen by all instances on their next request.
  */
-export const TRANSPORTS = ["xmpp", "http"] as const;
+/** `shadow`: safe requests go both ways, the HTTP answer is returned and the two are compared. */
+export const TRANSPORTS = ["xmpp", "http", "shadow"] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export interface DeviceRecord {

@@ -84,8 +84,8 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
     const why = typeof httpTarget === "string" ? httpTargetProblem(httpTarget) : "must be a string";
     if (why) problem("httpTarget", `httpTarget ${why}`);
     else record.httpTarget = httpTarget;
-  } else if (transport === "http") {
-    problem("httpTarget", "httpTarget is required when transport is http: the device's base URL, e.g. http://10.0.0.17:8080");
+  } else if (transport === "http" || transport === "shadow") {
+    problem("httpTarget", `httpTarget is required when transport is ${transport}: the device's base URL, e.g. http://10.0.0.17:8080`);
   }
 
   const legacyAddress = fields.legacyAddress;

@@ -30,7 +30,10 @@ function legacyDevice(id: string, seen: Seen[]) {
       const token = url.searchParams.get("token");
       if (token) seen.push({ token, via: req.headers["x-forwarded-for"] ? "proxy" : "agent" });
       res.setHeader("X-Device", id);
-      if (url.pathname === "/status") {
+      if (url.pathname === "/planted") {
+        // A planted difference: the answer depends on the path the request came by.
+        res.end(req.headers["x-forwarded-for"] ? "over http" : "over xmpp");
+      } else if (url.pathname === "/status") {
         res.statusCode = Number(url.searchParams.get("code") ?? 200);
         res.setHeader("Content-Type", "text/plain; charset=utf-8");
         res.end(`status ${res.statusCode}`);
@@ -143,6 +146,38 @@ describe("migrating a device from HTTP to XMPP", () => {
     const { agent, proxy } = viaCount();
     process.stdout.write(`# cut-over: ${sent.length} requests, ${agent} over XMPP, ${proxy} over HTTP\n`);
     assert.ok(agent >= 40 && proxy >= 40);
+  });
+
+  it("shadow mode: answers over HTTP, compares with XMPP, finds a planted difference, never duplicates unsafe requests", async () => {
+    const device = fleet.byId("mig-2");
+    assert.equal((await admin("mig-2", { transport: "shadow", httpTarget: device.server.url })).status < 300, true);
+    const comparisons = async (outcome: string) => (await gw.gateway.metrics.shadowComparisons.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${gw.url}/devices/mig-2/reading?token=shadow-${i}`);
+      assert.equal(res.status, 200);
+      // Both paths reached the device, and the client got the HTTP one.
+      await pollUntil("both paths", () => seen.filter((s) => s.token === `shadow-${i}`).length === 2, { timeoutMs: 5000 });
+    }
+    await pollUntil("three matches", async () => (await comparisons("match")) === 3, { timeoutMs: 5000 });
+    assert.equal(await comparisons("mismatch"), 0, "agreeing answers are not mismatches");
+
+    assert.equal(await (await fetch(`${gw.url}/devices/mig-2/planted`)).text(), "over http");
+    await pollUntil("the planted mismatch", async () => (await comparisons("mismatch")) === 1, { timeoutMs: 5000 });
+
+    const before = seen.length;
+    assert.equal((await fetch(`${gw.url}/devices/mig-2/echo?token=unsafe-1`, { method: "POST", body: "once" })).status, 200);
+    assert.equal(seen.length, before + 1, "an unsafe request went to the device more than once");
+    assert.equal(seen[seen.length - 1]?.via, "proxy");
+
+    const view = (await (await fetch(`${gw.url}/admin/migration`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as {
+      devices: { registered: number; byTransport: Record<string, number> };
+      shadowMismatches: Record<string, number>;
+    };
+    assert.equal(view.devices.byTransport.shadow, 1);
+    assert.deepEqual(view.shadowMismatches, { "mig-2": 1 });
+    const scrape = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(scrape, /^gateway_devices\{transport="shadow"\} 1$/m);
+    assert.match(scrape, /^gateway_shadow_mismatches_total 1$/m);
   });
 
   it("falls back to HTTP for an offline XMPP device with fallback: http", async () => {

@@ -9,6 +9,7 @@ import { DEVICE_FIELDS, invalidField, READ_ONLY_FIELDS, validateDevice } from ".
 import { readBody } from "../body.js";
 import { DEVICE_ID } from "../device-address.js";
 import { sendError } from "../error-response.js";
+import type { MigrationView } from "../../registry/migration.js";
 
 /** Whether a device is connected now; null when this instance cannot tell. */
 export interface PresenceLookup {
@@ -22,6 +23,8 @@ export interface AdminRouteDeps {
   logger: Logger;
   /** Fills `online` in a single-device answer; without it, `online` is null. */
   presence?: PresenceLookup;
+  /** `GET /admin/migration`; without it, that path is 404. */
+  migration?: Pick<MigrationView, "summary">;
   /** Largest JSON body accepted (413 GW_PAYLOAD_TOO_LARGE above it). */
   maxBodyBytes?: number;
 }
@@ -51,6 +54,11 @@ async function handle(deps: AdminRouteDeps, expected: Buffer, req: Request, res:
   res.setHeader("Cache-Control", "no-store");
   try {
     authorize(req, expected);
+    if (req.path === "/admin/migration" && deps.migration) {
+      if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(res, "GET, HEAD");
+      res.json(await deps.migration.summary());
+      return;
+    }
     if (COLLECTION.test(req.path)) {
       if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(res, "GET, HEAD");
       res.json(await deps.registry.list());

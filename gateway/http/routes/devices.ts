@@ -8,6 +8,7 @@ import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { askedTimeoutMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
+import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "../../delivery/shadow.js";
 
 /** Which device a request is for, if any (DESIGN.md §2: path, Host or forward-proxy addressing). */
 export interface Addressing {
@@ -18,7 +19,8 @@ export interface DeviceRouteDeps {
   addressing: Addressing;
   resolver: DeviceResolver;
   pipeline: Pick<DevicePipeline, "handle">;
-  delivery: Pick<DeviceDelivery, "proxy">;
+  delivery: Pick<DeviceDelivery, "proxy" | "deliver">;
+  shadow: Pick<ShadowComparisons, "record">;
   maxBodyBytes: number;
 }
 
@@ -49,6 +51,10 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
     const timeoutMs = Math.min(route.timeoutMs, askedTimeoutMs(req) ?? Infinity);
     if (route.transport === "http") {
       await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId });
+      return;
+    }
+    if (route.transport === "shadow") {
+      await inShadow(deps, route, address, timeoutMs, req, res);
       return;
     }
     await overXmpp(deps, route, address, timeoutMs, req, res);
@@ -92,4 +98,32 @@ async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
   }
   res.status(202).setHeader("Location", `/requests/${result.id}`).setHeader("Preference-Applied", "respond-async");
   res.json({ requestId: result.id, status: result.state });
+}
+
+/** Safe methods (RFC 9110 §9.2.1): only these are ever sent twice. */
+const SAFE = new Set(["GET", "HEAD"]);
+
+/**
+ * Shadow mode: the client gets the HTTP answer, as before the migration; safe requests also go over XMPP,
+ * and the two answers are compared after the fact. Unsafe requests are never duplicated (a device must not
+ * switch a bulb twice): they go over HTTP only.
+ */
+async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: DeviceAddress, timeoutMs: number, req: Request, res: Response): Promise<void> {
+  const f = facts(res);
+  const call = { resource: address.resource, timeoutMs, requestId: f.requestId };
+  if (!SAFE.has(req.method)) {
+    await deps.delivery.proxy(route, req, res, call);
+    return;
+  }
+  const body = await readBody(req, deps.maxBodyBytes);
+  const overXmppToo: Promise<Side> = deps.delivery
+    .deliver({ ...route, transport: "xmpp" }, toDeviceRequest(req, address.resource, body, f.requestId), timeoutMs)
+    .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
+  let observed: Promise<Answer> | undefined;
+  await deps.delivery.proxy(route, req, res, { ...call, body, observe: (response) => (observed = observeAnswer(response)) });
+  // Compared once both are in; the client already has its answer.
+  void Promise.all([observed, overXmppToo]).then(
+    ([http, xmpp]) => (http ? deps.shadow.record(route.deviceId, f.requestId, http, xmpp) : undefined),
+    () => undefined, // the HTTP answer broke off mid-body: nothing to compare
+  );
 }
