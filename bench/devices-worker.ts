@@ -1,11 +1,20 @@
 // Child process holding the simulated fleet: one device HTTP server and one device agent per id, the same
-// for (a) and (b), so the device side does identical work on both paths. Started by bench/run.ts.
+// for every path, so the device side does identical work on all of them: (a) and (b) reach the servers
+// through the agents, (c) and (d) reach the same servers directly over HTTP, at the URLs this worker
+// reports in its "ready" event. Started by bench/run.ts.
 import { startFleet, type Fleet } from "../test/helpers/fleet.js";
 import { temperatureDevice } from "./device.js";
 import { emit, fail, listen, workerConfig } from "./worker-io.js";
 
 /** The Prosody handle startFleet takes, wherever the harness declares it. */
 type FleetProsody = Parameters<typeof startFleet>[0];
+
+/** The "ready" event: each device's own HTTP server, by id (http://127.0.0.1:PORT). */
+export interface DevicesReady {
+  pid: number;
+  devices: number;
+  servers: Record<string, string>;
+}
 
 export interface DevicesConfig {
   service: string;
@@ -37,7 +46,12 @@ async function main(): Promise<void> {
   );
   fleet = await startFleet(view as FleetProsody, config.ids, () => temperatureDevice);
   if (stopping) return; // told to stop while starting: the stop handler above finishes the job
-  emit("ready", { pid: process.pid, devices: fleet.devices.length });
+  const ready: DevicesReady = {
+    pid: process.pid,
+    devices: fleet.devices.length,
+    servers: Object.fromEntries(fleet.devices.map((d) => [d.id, d.server.url])),
+  };
+  emit("ready", { ...ready });
 }
 
 /**

@@ -1,5 +1,5 @@
-// The client for (b): node:http with a keep-alive agent, the cheapest HTTP client Node has, so that the
-// load process spends as little as possible per request.
+// The client for (b), (c) and (d): node:http with a keep-alive agent, the cheapest HTTP client Node has, so
+// that the load process spends as little as possible per request.
 import http from "node:http";
 
 export interface HttpGetter {

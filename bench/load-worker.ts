@@ -1,6 +1,7 @@
 // Child process generating the load, so the gateway's event loop is not shared with its own clients.
-// mode "raw-iq": a bare component sends the IQs itself, path (a); mode "http": node:http GETs through the
-// gateway, path (b). It reports window-start/window-end as they happen (the parent samples CPU then) and
+// mode "raw-iq": a bare component sends the IQs itself, path (a); mode "http": node:http GETs of
+// `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d) and the bare proxy for (c).
+// It reports window-start/window-end as they happen (the parent samples CPU then) and
 // the result at the end. Started by bench/run.ts.
 import { runLoad, type Issue, type LoadPlan } from "./load.js";
 import { httpGetter } from "./http-get.js";
@@ -13,7 +14,7 @@ export type LoadConfig = Omit<LoadPlan, "targets"> & {
   requestTimeoutMs: number;
 } & (
     | { mode: "raw-iq"; componentService: string; componentDomain: string; componentSecret: string; deviceJidTemplate: string }
-    | { mode: "http"; gatewayUrl: string }
+    | { mode: "http"; baseUrl: string }
   );
 
 interface Driver {
@@ -24,7 +25,7 @@ interface Driver {
 
 async function driverFor(config: LoadConfig): Promise<Driver> {
   if (config.mode === "http") {
-    const http = httpGetter(config.gatewayUrl, config.concurrency, config.requestTimeoutMs);
+    const http = httpGetter(config.baseUrl, config.concurrency, config.requestTimeoutMs);
     return { call: (id) => http.get(`/devices/${id}/TEMPERATURE`), close: async () => http.close() };
   }
   const raw = await startRawIq({

@@ -7,9 +7,22 @@ import type { LoadConfig } from "./load-worker.js";
 import { perRequest, type PathResult } from "./report.js";
 import { WorkerProcess } from "./worker-process.js";
 
-export async function measurePath(label: string, config: LoadConfig, pids: Pids, hz: number, teardown: Teardown): Promise<PathResult> {
-  const worker = WorkerProcess.start(`load:${config.mode}`, "./load-worker.ts", config);
-  teardown.add(`load worker (${config.mode})`, () => worker.stop());
+/** Called as the measured window opens and closes (after the CPU samples), e.g. to profile just the window. */
+export interface WindowHooks {
+  onWindowStart?(): void;
+  onWindowEnd?(): void;
+}
+
+export async function measurePath(
+  label: string,
+  config: LoadConfig,
+  pids: Pids,
+  hz: number,
+  teardown: Teardown,
+  hooks: WindowHooks = {},
+): Promise<PathResult> {
+  const worker = WorkerProcess.start(`load ${label}`, "./load-worker.ts", config);
+  teardown.add(`load worker ${label}`, () => worker.stop());
   const all = (): Pids => ({ ...pids, load: worker.pid });
   let before: ReturnType<typeof sampleTicks> | undefined;
   let after: ReturnType<typeof sampleTicks> | undefined;
@@ -20,9 +33,11 @@ export async function measurePath(label: string, config: LoadConfig, pids: Pids,
     if (e.event === "window-start") {
       before = sampleTicks(all());
       machine = [machineBusyTicks()];
+      hooks.onWindowStart?.();
     } else if (e.event === "window-end") {
       after = sampleTicks(all());
       machine.push(machineBusyTicks());
+      hooks.onWindowEnd?.();
     }
   });
   try {
