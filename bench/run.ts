@@ -150,15 +150,13 @@ async function bench(args: BenchArgs, teardown: Teardown): Promise<BenchReport> 
   const stamp = startedAt.replace(/[:.]/g, "-");
   const profile = (path: string) => (args.cpuProfDir ? { dir: args.cpuProfDir, name: `gateway-${path}-${stamp}` } : undefined);
 
-  progress(`(b) gateway XMPP path: ${args.warmupS} s warm-up + ${args.durationS} s`);
-  const xmppLoad: LoadConfig = { ...plan, mode: "http", baseUrl: gw.url };
-  const b = await measureGatewayPath(
-    gw,
-    "xmpp",
-    (hooks) => measurePath("(b) gateway XMPP path", xmppLoad, gatewayPids, hz, teardown, hooks),
-    profile("b"),
-    teardown,
-  );
+  // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
+  const throughGateway = (label: string, transport: "xmpp" | "http", key: string) => {
+    progress(`${label}: ${args.warmupS} s warm-up + ${args.durationS} s`);
+    const load: LoadConfig = { ...plan, mode: "http", baseUrl: gw.url };
+    return measureGatewayPath(gw, transport, (hooks) => measurePath(label, load, gatewayPids, hz, teardown, hooks), profile(key), teardown);
+  };
+  const b = await throughGateway("(b) gateway XMPP path", "xmpp", "b");
 
   progress(`registering the ${DEVICE_COUNT} devices as transport "http" through the admin API`);
   const admin = adminClient(gw.url, adminToken);
@@ -169,15 +167,7 @@ async function bench(args: BenchArgs, teardown: Teardown): Promise<BenchReport> 
     }
   }
 
-  progress(`(d) gateway HTTP pass-through: ${args.warmupS} s warm-up + ${args.durationS} s`);
-  const passThroughLoad: LoadConfig = { ...plan, mode: "http", baseUrl: gw.url };
-  const d = await measureGatewayPath(
-    gw,
-    "http",
-    (hooks) => measurePath("(d) gateway HTTP pass-through", passThroughLoad, gatewayPids, hz, teardown, hooks),
-    profile("d"),
-    teardown,
-  );
+  const d = await throughGateway("(d) gateway HTTP pass-through", "http", "d");
 
   return {
     startedAt,
