@@ -12,7 +12,7 @@ import { DevicePipeline } from "./delivery/pipeline.js";
 import { ShadowComparisons } from "./delivery/shadow.js";
 import { GatewayError } from "./errors.js";
 import { DeviceAddressing } from "./http/addressing.js";
-import { createApp } from "./http/app.js";
+import { createApp, createMetricsApp } from "./http/app.js";
 import { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
@@ -26,12 +26,15 @@ import { importDevices, loadDevicesFile } from "./registry/import.js";
 import { MigrationView } from "./registry/migration.js";
 import { RedisDeviceRegistry } from "./registry/redis-registry.js";
 import { RegistryResolver } from "./registry/resolver.js";
+import { gatewayVersion } from "./version.js";
 import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
 import { ReplyRouter } from "./xmpp/reply-router.js";
 
 export interface Gateway extends Lifecycle {
   readonly http: HttpServer;
+  /** The metrics listener, when GATEWAY_METRICS_PORT is set. */
+  readonly metricsHttp: HttpServer | undefined;
   readonly metrics: Metrics;
   readonly pending: PendingExchanges;
   readonly component: XmppComponent;
@@ -47,7 +50,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   // Every line of this instance says which instance wrote it.
   const logger = baseLogger.child({ instance: config.instanceId });
   const metricSources: MetricSources = {};
-  const metrics = createMetrics(new Registry(), metricSources);
+  const metrics = createMetrics(new Registry(), metricSources, gatewayVersion());
   const redis = new RedisStore(config.redis, { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) });
   const component = new XmppComponent(config.xmpp, { logger, onOnlineChange: (online) => metrics.xmppConnected.set(online ? 1 : 0) });
   const store = new CorrelationStore(redis);
@@ -123,11 +126,15 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       },
     },
     asyncRequests,
+    serveMetrics: config.http.metricsPort === undefined,
   });
   const http = new HttpServer(app, config.http, logger);
+  const metricsHttp =
+    config.http.metricsPort === undefined ? undefined : new HttpServer(createMetricsApp(metrics.registry), { host: config.http.host, port: config.http.metricsPort });
 
   return {
     http,
+    metricsHttp,
     metrics,
     pending,
     component,
@@ -146,6 +153,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       }
       await bus.start();
       await component.start();
+      await metricsHttp?.start();
       await http.start();
       logger.info({ event: "started", port: http.port }, "gateway listening");
     },
@@ -166,6 +174,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
         await drained;
       }
+      await metricsHttp?.stop();
       await passThrough.stop();
       await component.stop();
       // Replies that arrived while the component was closing may still be on their way to their owner.

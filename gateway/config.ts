@@ -14,6 +14,8 @@ export interface Config {
      * absent: no Host addressing.
      */
     deviceHostSuffix?: string;
+    /** GATEWAY_METRICS_PORT: `/metrics` is served on this port only (same host); absent: on the main port. */
+    metricsPort?: number;
   };
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
   xmpp: { service: string; domain: string; secret: string };
@@ -84,6 +86,7 @@ export function loadConfig(env: Env): Config {
       port: r.int("GATEWAY_PORT", 8080, 0, 65535),
       maxBodyBytes: r.int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
       ...(hostSuffix !== undefined ? { deviceHostSuffix: hostSuffix.toLowerCase() } : {}),
+      ...(r.optional("GATEWAY_METRICS_PORT") !== undefined ? { metricsPort: r.int("GATEWAY_METRICS_PORT", 0, 0, 65535) } : {}),
     },
     redis: {
       url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),

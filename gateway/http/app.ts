@@ -1,6 +1,6 @@
 import express, { type Express } from "express";
 import type { Registry } from "prom-client";
-import { GatewayError } from "../errors.js";
+import { CATALOGUE, GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { accessLog } from "./access-log.js";
@@ -24,6 +24,8 @@ export interface AppDeps {
   admin?: AdminRouteDeps;
   asyncRequests: Pick<AsyncRequests, "get">;
   isDraining: () => boolean;
+  /** False when /metrics has a listener of its own (GATEWAY_METRICS_PORT). */
+  serveMetrics: boolean;
 }
 
 /** The HTTP application. It never listens: `server.ts` does, and tests may hand it to supertest directly. */
@@ -38,10 +40,21 @@ export function createApp(deps: AppDeps): Express {
   // Device requests first: with Host or forward-proxy addressing any path may be a device's own.
   app.use(deviceRequests(deps.devices));
   app.use(healthRoutes(deps.readiness));
-  app.use(metricsRoutes(deps.registry));
+  if (deps.serveMetrics) app.use(metricsRoutes(deps.registry));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   app.use(requestRoutes(deps.asyncRequests));
   app.use((_req, res) => sendError(res, new GatewayError("GW_NOT_FOUND")));
   app.use(errorHandler(deps.logger));
+  return app;
+}
+
+/** The metrics listener of its own (GATEWAY_METRICS_PORT): /metrics, and 404 for anything else. */
+export function createMetricsApp(registry: Registry): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(metricsRoutes(registry));
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: "GW_NOT_FOUND", message: CATALOGUE.GW_NOT_FOUND.message } });
+  });
   return app;
 }

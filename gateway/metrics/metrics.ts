@@ -13,9 +13,16 @@ export interface MetricSources {
   devicesByTransport?: () => Promise<Record<string, number>>;
 }
 
-export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}) {
+export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}, version = "unknown") {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const buildInfo = new Gauge({
+    name: "gateway_build_info",
+    help: "Always 1; its labels say which gateway version (and Node.js) this instance runs.",
+    labelNames: ["version", "node"] as const,
+    registers,
+  });
+  buildInfo.set({ version, node: process.version }, 1);
   return {
     registry,
     httpRequests: new Counter({
