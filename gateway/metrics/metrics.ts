@@ -16,6 +16,11 @@ export interface MetricSources {
 export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}, version = "unknown") {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // prom-client also names three gauges with a `_total` suffix, which promtool rejects (a counter's suffix).
+  // They are only sums of nodejs_active_handles, _requests and _resources (by type), which stay.
+  for (const misnamed of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(misnamed);
+  }
   const buildInfo = new Gauge({
     name: "gateway_build_info",
     help: "Always 1; its labels say which gateway version (and Node.js) this instance runs.",
