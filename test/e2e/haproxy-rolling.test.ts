@@ -456,10 +456,15 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
       [],
       "a request started after the kill is never lost (HAProxy retries a refused connection elsewhere)",
     );
+    // ejabberd spreads replies over the component connections at random: a reply for a request the survivor
+    // holds may be passing through the victim's connection at the instant of the crash, and is lost with it.
+    // Such a request can only have been in flight at the kill, and ends at its deadline (504), never wrong.
     assert.deepEqual(
-      failed.filter((o) => survivorLog.has(o.token)).map((o) => describeOutcome(o, marks, servedBy)),
+      failed
+        .filter((o) => survivorLog.has(o.token) && !(o.startedAt <= killAt && o.status === 504 && o.why === "GW_DEVICE_TIMEOUT"))
+        .map((o) => describeOutcome(o, marks, servedBy)),
       [],
-      "no request the survivor held fails",
+      "a request the survivor held fails only if its reply was on its way through the crashed connection",
     );
     assert.deepEqual(afterDown.filter((o) => !o.ok).map((o) => describeOutcome(o, marks, servedBy)), [], "nothing started after DOWN fails");
     const notOnSurvivor = afterDown.filter((o) => survivorLog.get(o.token)?.status !== 200);
