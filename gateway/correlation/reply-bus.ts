@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { isElement, type XmlElement, type XmlNode } from "../../adapters/xep0332/xml.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
-import type { RedisStore } from "../redis/client.js";
+import { closeConnection, type RedisStore } from "../redis/client.js";
 
 export type ForwardedHandler = (stanza: XmlElement) => void;
 
@@ -22,7 +22,7 @@ export class ReplyBus implements Lifecycle {
   constructor(private readonly redis: RedisStore, instanceId: string, logger: Logger) {
     this.log = logger.child({ component: "reply-bus" });
     this.channel = redis.key("reply", instanceId);
-    this.subscriber = redis.client.duplicate();
+    this.subscriber = redis.subscriberConnection();
     this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "reply bus error"));
     // (Re)subscribe whenever the connection becomes ready: at start, and after Redis comes back.
     this.subscriber.on("ready", () => {
@@ -44,12 +44,7 @@ export class ReplyBus implements Lifecycle {
   }
 
   async stop(): Promise<void> {
-    if (this.subscriber.status === "end") return;
-    try {
-      await this.subscriber.quit();
-    } catch {
-      this.subscriber.disconnect();
-    }
+    await closeConnection(this.subscriber);
   }
 
   /** Publishes a stanza to its owner; false when no instance listens there (the owner is gone). */

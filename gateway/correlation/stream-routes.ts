@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { normalizeJid } from "../../adapters/shared/jid.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -23,26 +22,23 @@ local parked = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
 return parked`;
 
-type Scripted = Redis & {
-  routeChunk(streamKey: string, parkKey: string, payload: string, ttlMs: number, maxParked: number): Promise<string | number>;
-  claimStream(streamKey: string, parkKey: string, owner: string, ttlMs: number): Promise<string[]>;
-};
-
 export type RouteResult = { owner: string } | { parked: true } | { full: true };
 
 export class StreamRoutes {
-  private readonly client: Scripted;
+  /** (stream key, park key, payload, park ttl, max parked) → the owner, 1 parked, or 0 full. */
+  private readonly routeChunk: (...args: Array<string | number>) => Promise<string | number>;
+  /** (stream key, park key, owner, ttl) → the chunks that were parked. */
+  private readonly claimStream: (...args: Array<string | number>) => Promise<string[]>;
 
   constructor(private readonly redis: RedisStore, private readonly limits: { parkTtlMs: number; maxParked: number }) {
-    this.client = redis.client as Scripted;
-    this.client.defineCommand("routeChunk", { numberOfKeys: 2, lua: ROUTE });
-    this.client.defineCommand("claimStream", { numberOfKeys: 2, lua: CLAIM });
+    this.routeChunk = redis.script<string | number>("routeChunk", 2, ROUTE);
+    this.claimStream = redis.script<string[]>("claimStream", 2, CLAIM);
   }
 
   /** For a chunk whose stream is not local: its owner, or parked until the owner claims the stream. */
   async route(jid: string, streamId: string, payload: string): Promise<RouteResult> {
     const [streamKey, parkKey] = this.keys(jid, streamId);
-    const r = await this.redis.run(() => this.client.routeChunk(streamKey, parkKey, payload, this.limits.parkTtlMs, this.limits.maxParked));
+    const r = await this.routeChunk(streamKey, parkKey, payload, this.limits.parkTtlMs, this.limits.maxParked);
     if (typeof r === "string") return { owner: r };
     return r === 1 ? { parked: true } : { full: true };
   }
@@ -50,7 +46,7 @@ export class StreamRoutes {
   /** Ties the stream to its owner until `ttlMs`, and hands back the chunks that were parked for it. */
   async claim(jid: string, streamId: string, owner: string, ttlMs: number): Promise<string[]> {
     const [streamKey, parkKey] = this.keys(jid, streamId);
-    return this.redis.run(() => this.client.claimStream(streamKey, parkKey, owner, Math.max(1, ttlMs)));
+    return this.claimStream(streamKey, parkKey, owner, Math.max(1, ttlMs));
   }
 
   private keys(jid: string, streamId: string): [string, string] {

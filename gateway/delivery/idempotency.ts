@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { HttpRequestMessage } from "../../adapters/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
@@ -24,7 +23,6 @@ if not v then
 end
 return v`;
 
-type Scripted = Redis & { idempotencyBegin(key: string, fingerprint: string, ttlMs: number): Promise<string> };
 
 interface Entry {
   state: "running" | "done";
@@ -33,11 +31,11 @@ interface Entry {
 }
 
 export class IdempotencyStore {
-  private readonly client: Scripted;
+  /** (key, fingerprint, ttl) → "new", or the entry already there. */
+  private readonly beginScript: (...args: Array<string | number>) => Promise<string>;
 
   constructor(private readonly redis: RedisStore, private readonly ttlMs: number) {
-    this.client = redis.client as Scripted;
-    this.client.defineCommand("idempotencyBegin", { numberOfKeys: 1, lua: BEGIN });
+    this.beginScript = redis.script<string>("idempotencyBegin", 1, BEGIN);
   }
 
   /** What the request is to this key: a fingerprint over method, resource and body (not the headers). */
@@ -46,7 +44,7 @@ export class IdempotencyStore {
   }
 
   async begin(deviceId: string, key: string, fingerprint: string): Promise<IdempotencyBegin> {
-    const raw = await this.redis.run(() => this.client.idempotencyBegin(this.key(deviceId, key), fingerprint, this.ttlMs));
+    const raw = await this.beginScript(this.key(deviceId, key), fingerprint, this.ttlMs);
     if (raw === "new") return { state: "new" };
     const entry = JSON.parse(raw) as Entry;
     if (entry.fingerprint !== fingerprint) throw new GatewayError("GW_IDEMPOTENCY_MISMATCH");

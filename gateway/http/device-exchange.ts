@@ -30,7 +30,7 @@ export function deadlineMs(req: Request, configuredMs: number): number {
 }
 
 /** The client's `X-Gateway-Timeout` in milliseconds, when it is a positive whole number. */
-export function askedTimeoutMs(req: Request): number | undefined {
+function askedTimeoutMs(req: Request): number | undefined {
   const asked = req.get("x-gateway-timeout");
   return asked && /^\d{1,9}$/.test(asked) && Number(asked) > 0 ? Number(asked) : undefined;
 }

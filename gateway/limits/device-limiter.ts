@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -15,15 +14,14 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1`;
 
-type Scripted = Redis & { acquireSlot(key: string, now: number, max: number, deadline: number, id: string): Promise<number> };
 
 export class DeviceLimiter {
-  private readonly client: Scripted;
+  /** (key, now, max, deadline, slot id) → 1 taken, 0 full. */
+  private readonly acquireSlot: (...args: Array<string | number>) => Promise<number>;
   private slots = 0;
 
   constructor(private readonly redis: RedisStore, private readonly slot: { instanceId: string; retryAfterS: number }) {
-    this.client = redis.client as Scripted;
-    this.client.defineCommand("acquireSlot", { numberOfKeys: 1, lua: ACQUIRE });
+    this.acquireSlot = redis.script<number>("acquireSlot", 1, ACQUIRE);
   }
 
   /** Takes a slot or throws 429 GW_DEVICE_BUSY; the returned function gives the slot back. */
@@ -31,7 +29,7 @@ export class DeviceLimiter {
     const key = this.redis.key("inflight", deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
     const now = Date.now();
-    const ok = await this.redis.run(() => this.client.acquireSlot(key, now, maxInFlight, now + timeoutMs + 1000, id));
+    const ok = await this.acquireSlot(key, now, maxInFlight, now + timeoutMs + 1000, id);
     if (ok !== 1) {
       throw new GatewayError("GW_DEVICE_BUSY", { message: `device already has ${maxInFlight} requests in flight`, retryAfterS: this.slot.retryAfterS });
     }

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { normalizeJid } from "../../adapters/shared/jid.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -17,15 +16,14 @@ if score and tonumber(score) > tonumber(ARGV[2]) then return 1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return -1`;
 
-type Scripted = Redis & { presenceState(onlineKey: string, offlineKey: string, jid: string, now: number): Promise<number> };
 
 export class PresenceStore {
-  private readonly client: Scripted;
+  /** (online key, offline key, jid, now) → 1 online, 0 offline, -1 unknown. */
+  private readonly presenceState: (...args: Array<string | number>) => Promise<number>;
   private readonly onlineKey: string;
 
   constructor(private readonly redis: RedisStore, private readonly ttl: { onlineTtlMs: number; offlineTtlMs: number }) {
-    this.client = redis.client as Scripted;
-    this.client.defineCommand("presenceState", { numberOfKeys: 2, lua: STATE });
+    this.presenceState = redis.script<number>("presenceState", 2, STATE);
     this.onlineKey = redis.key("online");
   }
 
@@ -40,7 +38,7 @@ export class PresenceStore {
   }
 
   async state(jid: string, now = Date.now()): Promise<PresenceState> {
-    const r = await this.redis.run(() => this.client.presenceState(this.onlineKey, this.offlineKey(normalizeJid(jid)), normalizeJid(jid), now));
+    const r = await this.presenceState(this.onlineKey, this.offlineKey(normalizeJid(jid)), normalizeJid(jid), now);
     return r === 1 ? "online" : r === 0 ? "offline" : "unknown";
   }
 

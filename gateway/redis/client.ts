@@ -62,12 +62,27 @@ export class RedisStore implements Lifecycle {
   }
 
   async stop(): Promise<void> {
-    if (this.client.status === "end") return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    await closeConnection(this.client);
+  }
+
+  /**
+   * A connection of its own with the same settings, for subscriber mode (in which a Redis connection can do
+   * nothing else). Its owner connects and closes it (`closeConnection`).
+   */
+  subscriberConnection(): Redis {
+    return this.client.duplicate();
+  }
+
+  /**
+   * A Lua script as a function: sent once and then run by its SHA (ioredis' defineCommand falls back to
+   * EVAL when Redis lost it), with failures as GW_STORE_UNAVAILABLE like every other command. Arguments are
+   * the `numberOfKeys` keys first, then the script's ARGV.
+   */
+  script<R>(name: string, numberOfKeys: number, lua: string): (...args: Array<string | number>) => Promise<R> {
+    this.client.defineCommand(name, { numberOfKeys, lua });
+    const command = (this.client as unknown as Record<string, (...args: Array<string | number>) => Promise<R>>)[name];
+    if (!command) throw new Error(`ioredis did not define the script command ${name}`);
+    return (...args) => this.run(() => command.apply(this.client, args));
   }
 
   /** Runs one command; any Redis failure becomes the catalogue's GW_STORE_UNAVAILABLE. */
@@ -77,5 +92,15 @@ export class RedisStore implements Lifecycle {
     } catch (err) {
       throw new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
     }
+  }
+}
+
+/** Closes a connection politely (QUIT), or at once when it is not connected. */
+export async function closeConnection(client: Redis): Promise<void> {
+  if (client.status === "end") return;
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
   }
 }

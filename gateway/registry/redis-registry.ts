@@ -72,7 +72,13 @@ const MGET_BATCH = 500;
  * Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
  */
 export class RedisDeviceRegistry implements DeviceStore {
-  constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {}
+  private readonly putScript: (...args: Array<string | number>) => Promise<unknown>;
+  private readonly deleteScript: (...args: Array<string | number>) => Promise<unknown>;
+
+  constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {
+    this.putScript = redis.script<unknown>("registryPut", 2, PUT_SCRIPT);
+    this.deleteScript = redis.script<unknown>("registryDelete", 2, DELETE_SCRIPT);
+  }
 
   async get(id: string): Promise<DeviceRecord | undefined> {
     const json = await this.redis.run((c) => c.get(this.recordKey(id)));
@@ -93,9 +99,7 @@ export class RedisDeviceRegistry implements DeviceStore {
       }
       stored.legacyAddress = address = normalized;
     }
-    const reply = await this.redis.run(
-      (c) => c.eval(PUT_SCRIPT, 2, this.recordKey(record.id), this.setKey(), record.id, JSON.stringify(stored), address, this.indexPrefix()) as Promise<unknown>,
-    );
+    const reply = await this.putScript(this.recordKey(record.id), this.setKey(), record.id, JSON.stringify(stored), address, this.indexPrefix());
     const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
     if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);
@@ -103,7 +107,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const reply = await this.redis.run((c) => c.eval(DELETE_SCRIPT, 2, this.recordKey(id), this.setKey(), id, this.indexPrefix()) as Promise<unknown>);
+    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), id, this.indexPrefix());
     return reply === 1;
   }
 

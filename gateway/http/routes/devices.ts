@@ -6,7 +6,7 @@ import type { DeviceResolver, DeviceRoute } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
-import { askedTimeoutMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
+import { deadlineMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
 import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "../../delivery/shadow.js";
 
@@ -48,7 +48,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
     f.deviceId = address.deviceId;
     const route = await deps.resolver.resolve(address.deviceId);
     f.transport = route.transport;
-    const timeoutMs = Math.min(route.timeoutMs, askedTimeoutMs(req) ?? Infinity);
+    const timeoutMs = deadlineMs(req, route.timeoutMs);
     if (route.transport === "http") {
       await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId });
       return;
