@@ -160,7 +160,9 @@ export class HttpPassThrough implements Lifecycle {
         { countFailure: (code) => this.count(code), done: () => this.exchanges.delete(res), resolve, reject },
       );
       this.exchanges.set(res, exchange);
-      const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : this.limited(req, exchange);
+      // A request without framing has no body (RFC 9112 §6.3): nothing to count, and the library pipes the
+      // (empty) request itself, which ends the upstream request at once.
+      const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : framing ? this.limited(req, exchange) : undefined;
       const own = { url: req.url, headers: req.headers };
       req.url = path;
       req.headers = headers;
@@ -171,7 +173,7 @@ export class HttpPassThrough implements Lifecycle {
           {
             target: base.origin,
             agent: base.protocol === "https:" ? this.agents.https : this.agents.http,
-            buffer: body,
+            ...(body ? { buffer: body } : {}),
             // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
             // http.request an option it does not know, here the signal that cancels the upstream request
             // even while it waits in the agent's queue, where no socket (and no `proxyReq` event) exists yet.
