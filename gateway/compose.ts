@@ -16,7 +16,10 @@ import { createApp, createMetricsApp } from "./http/app.js";
 import { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
+import { Admission } from "./limits/admission.js";
+import { ClientRateLimiter } from "./limits/client-rate-limiter.js";
 import { DeviceLimiter } from "./limits/device-limiter.js";
+import { InFlightCap } from "./limits/in-flight-cap.js";
 import { createMetrics, type Metrics, type MetricSources } from "./metrics/metrics.js";
 import { PresenceStore } from "./presence/presence-store.js";
 import { HttpPassThrough } from "./proxy/pass-through.js";
@@ -111,6 +114,14 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       pipeline,
       delivery,
       shadow,
+      admission: new Admission({
+        cap: new InFlightCap(config.limits.maxInFlight),
+        ...(config.limits.clientRate
+          ? { rate: { limiter: new ClientRateLimiter(redis, config.limits.clientRate), key: config.limits.clientRate.key } }
+          : {}),
+        metrics,
+        overloadRetryAfterS: 1,
+      }),
       maxBodyBytes: config.http.maxBodyBytes,
     },
     admin: {
@@ -172,6 +183,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       if ((await Promise.race([drained, bound])) === "timeout") {
         logger.warn({ event: "drain-timeout", inFlight: pending.size }, "drain bound reached; failing what is left");
         pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
+        await passThrough.stop(); // the HTTP pass-through's exchanges too, else a hung device holds the stop
         await drained;
       }
       await metricsHttp?.stop();

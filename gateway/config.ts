@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
 import { isHostName } from "../adapters/shared/legacy-address.js";
+import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (README table). */
 export interface Config {
@@ -27,6 +28,16 @@ export interface Config {
     maxInFlight: number;
     /** JSON or YAML list of registry entries imported at start. */
     file?: string;
+  };
+  limits: {
+    /** GATEWAY_MAX_IN_FLIGHT: device requests this instance holds at once; beyond, 503 GW_OVERLOADED. */
+    maxInFlight: number;
+    /**
+     * Per-client rate limit shared by the instances: GATEWAY_CLIENT_RATE_LIMIT requests per
+     * GATEWAY_CLIENT_RATE_WINDOW_S on average, up to GATEWAY_CLIENT_RATE_BURST at once. Absent
+     * (GATEWAY_CLIENT_RATE_LIMIT=0, the default): off.
+     */
+    clientRate?: { ratePerS: number; burst: number; key: ClientKeyMode };
   };
   /** Admin API bearer token; absent: the admin API is off. */
   admin: { token?: string };
@@ -80,6 +91,11 @@ export function loadConfig(env: Env): Config {
       "must be a DNS name without a leading dot or a port, e.g. devices.example.com (device dev-17 is then dev-17.devices.example.com)");
   }
 
+  const clientRate = r.int("GATEWAY_CLIENT_RATE_LIMIT", 0, 0, 1_000_000);
+  const clientKeyValue = r.string("GATEWAY_CLIENT_KEY", "ip");
+  const clientKeyMode = parseClientKeyMode(clientKeyValue);
+  r.check("GATEWAY_CLIENT_KEY", clientKeyValue, clientKeyMode !== undefined, "must be ip, x-forwarded-for or header:<field-name>");
+
   const config: Config = {
     http: {
       host: r.string("GATEWAY_HOST", "0.0.0.0"),
@@ -103,6 +119,18 @@ export function loadConfig(env: Env): Config {
       defaultTransport: r.oneOf("DEFAULT_TRANSPORT", "xmpp", ["xmpp", "none"] as const),
       maxInFlight: r.int("GATEWAY_DEVICE_MAX_IN_FLIGHT", 16, 1, 10_000),
       ...(devicesFile !== undefined ? { file: devicesFile } : {}),
+    },
+    limits: {
+      maxInFlight: r.int("GATEWAY_MAX_IN_FLIGHT", 10_000, 1),
+      ...(clientRate > 0 && clientKeyMode
+        ? {
+          clientRate: {
+            ratePerS: clientRate / r.int("GATEWAY_CLIENT_RATE_WINDOW_S", 1, 1, 86_400),
+            burst: r.int("GATEWAY_CLIENT_RATE_BURST", clientRate, 1),
+            key: clientKeyMode,
+          },
+        }
+        : {}),
     },
     admin: adminToken !== undefined ? { token: adminToken } : {},
     exchange: {

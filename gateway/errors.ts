@@ -9,6 +9,8 @@ export const CATALOGUE = {
   GW_METHOD_NOT_ALLOWED: { status: 405, message: "method is not carried to devices" },
   GW_PAYLOAD_TOO_LARGE: { status: 413, message: "request body is over the limit" },
   GW_DEVICE_BUSY: { status: 429, message: "device has too many requests in flight" },
+  GW_RATE_LIMITED: { status: 429, message: "client sent more requests than its rate limit allows" },
+  GW_OVERLOADED: { status: 503, message: "gateway instance holds as many requests as it may" },
   GW_DEVICE_OFFLINE: { status: 503, message: "device is not connected" },
   GW_DEVICE_TIMEOUT: { status: 504, message: "device did not answer in time" },
   GW_BAD_DEVICE_REPLY: { status: 502, message: "device reply is not valid XEP-0332" },

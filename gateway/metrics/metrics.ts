@@ -43,6 +43,12 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
+    admissionRefusals: new Counter({
+      name: "gateway_admission_refusals_total",
+      help: "Device requests refused before any device work: instance in-flight ceiling (overloaded), client rate limit (rate_limited).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
     iqInflight: new Gauge({ name: "gateway_xmpp_iq_inflight", help: "XMPP exchanges waiting for a device reply.", registers }),
     iqTimeouts: new Counter({ name: "gateway_xmpp_iq_timeouts_total", help: "XMPP exchanges that reached their deadline.", registers }),
     repliesDropped: new Counter({

@@ -104,6 +104,7 @@ describe("loadConfig", () => {
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16 },
+      limits: { maxInFlight: 10_000 },
       admin: {},
       exchange: {
         timeoutMs: 30_000,
@@ -152,12 +153,18 @@ describe("loadConfig", () => {
       GATEWAY_DEVICE_MAX_IN_FLIGHT: "4",
       GATEWAY_ADMIN_TOKEN: "admin-token-0123456789",
       GATEWAY_DEVICES_FILE: "/etc/gateway/devices.yaml",
+      GATEWAY_MAX_IN_FLIGHT: "500",
+      GATEWAY_CLIENT_RATE_LIMIT: "120",
+      GATEWAY_CLIENT_RATE_WINDOW_S: "60",
+      GATEWAY_CLIENT_RATE_BURST: "10",
+      GATEWAY_CLIENT_KEY: "header:X-Api-Key",
     });
     assert.deepEqual(config, {
       http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000 },
       redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
       devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, file: "/etc/gateway/devices.yaml" },
+      limits: { maxInFlight: 500, clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } } },
       admin: { token: "admin-token-0123456789" },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
@@ -167,6 +174,14 @@ describe("loadConfig", () => {
       instanceId: "gw-a",
       logLevel: "debug",
     });
+  });
+
+  it("client rate limit: off at 0, burst defaults to the limit, a bad key mode is named", () => {
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "0", GATEWAY_CLIENT_KEY: "x-forwarded-for" }).limits.clientRate, undefined);
+    assert.deepEqual(loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "50" }).limits.clientRate, { ratePerS: 50, burst: 50, key: { kind: "ip" } });
+    const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_CLIENT_KEY: "cookie:sid", GATEWAY_MAX_IN_FLIGHT: "0" }));
+    assert.equal(linesFor(err, "GATEWAY_CLIENT_KEY").length, 1);
+    assert.equal(linesFor(err, "GATEWAY_MAX_IN_FLIGHT").length, 1);
   });
 
   it("without XMPP_COMPONENT_SECRET throws a ConfigError naming it", () => {

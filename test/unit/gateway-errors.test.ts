@@ -35,6 +35,8 @@ const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_UNAUTHORIZED", 401],
   ["GW_CONFLICT", 409],
   ["GW_UNKNOWN_REQUEST", 404],
+  ["GW_RATE_LIMITED", 429],
+  ["GW_OVERLOADED", 503],
   ["GW_INTERNAL", 500],
 ];
 

@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { DeviceDelivery } from "../../delivery/deliver.js";
 import type { DevicePipeline } from "../../delivery/pipeline.js";
 import { isGatewayError } from "../../errors.js";
+import type { Admission } from "../../limits/admission.js";
 import type { DeviceResolver, DeviceRoute } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
@@ -21,6 +22,8 @@ export interface DeviceRouteDeps {
   pipeline: Pick<DevicePipeline, "handle">;
   delivery: Pick<DeviceDelivery, "proxy" | "deliver">;
   shadow: Pick<ShadowComparisons, "record">;
+  /** The instance's in-flight ceiling and the per-client rate limit, passed before any device work. */
+  admission: Pick<Admission, "admit">;
   maxBodyBytes: number;
 }
 
@@ -46,6 +49,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
       return;
     }
     f.deviceId = address.deviceId;
+    await deps.admission.admit(req, res);
     const route = await deps.resolver.resolve(address.deviceId);
     f.transport = route.transport;
     const timeoutMs = deadlineMs(req, route.timeoutMs);
