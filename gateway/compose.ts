@@ -137,6 +137,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       },
     },
     asyncRequests,
+    maxHeaders: config.http.maxHeaders,
     serveMetrics: config.http.metricsPort === undefined,
   });
   const http = new HttpServer(app, config.http, logger);

@@ -17,6 +17,12 @@ export interface Config {
     deviceHostSuffix?: string;
     /** GATEWAY_METRICS_PORT: `/metrics` is served on this port only (same host); absent: on the main port. */
     metricsPort?: number;
+    /** A request's head must be in this long after its first byte (408 GW_REQUEST_TIMEOUT: slowloris). */
+    headersTimeoutMs: number;
+    /** The whole request, head and body, must be in this long after its first byte. */
+    receiveTimeoutMs: number;
+    /** More header fields than this: 431 GW_HEADERS_TOO_LARGE. */
+    maxHeaders: number;
   };
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
   xmpp: { service: string; domain: string; secret: string };
@@ -96,6 +102,11 @@ export function loadConfig(env: Env): Config {
   const clientKeyMode = parseClientKeyMode(clientKeyValue);
   r.check("GATEWAY_CLIENT_KEY", clientKeyValue, clientKeyMode !== undefined, "must be ip, x-forwarded-for or header:<field-name>");
 
+  const headersTimeoutMs = r.int("GATEWAY_HEADERS_TIMEOUT_MS", 20_000, 100);
+  const receiveTimeoutMs = r.int("GATEWAY_RECEIVE_TIMEOUT_MS", 300_000, 100);
+  // Node refuses a request timeout below the headers timeout: the head is part of the request.
+  r.check("GATEWAY_RECEIVE_TIMEOUT_MS", String(receiveTimeoutMs), receiveTimeoutMs >= headersTimeoutMs, "must not be below GATEWAY_HEADERS_TIMEOUT_MS");
+
   const config: Config = {
     http: {
       host: r.string("GATEWAY_HOST", "0.0.0.0"),
@@ -103,6 +114,9 @@ export function loadConfig(env: Env): Config {
       maxBodyBytes: r.int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
       ...(hostSuffix !== undefined ? { deviceHostSuffix: hostSuffix.toLowerCase() } : {}),
       ...(r.optional("GATEWAY_METRICS_PORT") !== undefined ? { metricsPort: r.int("GATEWAY_METRICS_PORT", 0, 0, 65535) } : {}),
+      headersTimeoutMs,
+      receiveTimeoutMs,
+      maxHeaders: r.int("GATEWAY_MAX_HEADERS", 100, 1, 10_000),
     },
     redis: {
       url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),

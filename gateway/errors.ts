@@ -27,6 +27,9 @@ export const CATALOGUE = {
   GW_INVALID_FIELD: { status: 400, message: "a field of the request is not valid" },
   GW_UNAUTHORIZED: { status: 401, message: "missing or wrong bearer token" },
   GW_CONFLICT: { status: 409, message: "conflicts with another device's entry" },
+  GW_BAD_REQUEST: { status: 400, message: "request is not valid HTTP/1.1" },
+  GW_REQUEST_TIMEOUT: { status: 408, message: "request did not arrive in time" },
+  GW_HEADERS_TOO_LARGE: { status: 431, message: "request has too many or too large header fields" },
   GW_INTERNAL: { status: 500, message: "internal gateway error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { DEVICE_ID, parseDevicePath, type DeviceAddress } from "./device-address.js";
+import { isDeviceId, parseDevicePath, type DeviceAddress } from "./device-address.js";
 
 export type AddressingMode = "path" | "host" | "proxy";
 
@@ -149,7 +149,7 @@ export class DeviceAddressing {
     const name = host.endsWith(".") ? host.slice(0, -1) : host; // the absolute (FQDN) spelling
     if (!name.toLowerCase().endsWith(`.${this.hostSuffix}`)) return undefined;
     const label = name.slice(0, name.length - this.hostSuffix.length - 1);
-    if (!DEVICE_ID.test(label)) {
+    if (!isDeviceId(label)) {
       throw new GatewayError("GW_BAD_DEVICE_ID", { message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: 1-64 of [A-Za-z0-9._-]` });
     }
     return label;

@@ -6,6 +6,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { accessLog } from "./access-log.js";
 import { errorHandler, sendError } from "./error-response.js";
 import { refuseWhileDraining } from "./draining.js";
+import { checkRequestHead } from "./head-checks.js";
 import { requestId } from "./request-id.js";
 import { adminRoutes, type AdminRouteDeps } from "./routes/admin.js";
 import { requestRoutes } from "./routes/requests.js";
@@ -24,6 +25,8 @@ export interface AppDeps {
   admin?: AdminRouteDeps;
   asyncRequests: Pick<AsyncRequests, "get">;
   isDraining: () => boolean;
+  /** GATEWAY_MAX_HEADERS: more header fields is 431. */
+  maxHeaders: number;
   /** False when /metrics has a listener of its own (GATEWAY_METRICS_PORT). */
   serveMetrics: boolean;
 }
@@ -36,6 +39,7 @@ export function createApp(deps: AppDeps): Express {
   app.set("query parser", false); // the device sees the raw query string; the gateway never parses it
   app.use(requestId());
   app.use(accessLog(deps.logger, deps.metrics));
+  app.use(checkRequestHead(deps.maxHeaders));
   app.use(refuseWhileDraining(deps.isDraining));
   // Device requests first: with Host or forward-proxy addressing any path may be a device's own.
   app.use(deviceRequests(deps.devices));

@@ -1,12 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { errorBody } from "../errors.js";
 import type { Logger } from "../log.js";
 import { connectRefused, DEVICE_METHODS } from "./addressing.js";
-
-/** request-id.ts's rule: the caller's X-Request-Id when it is a sane token, else a new UUID. */
-const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+import { requestIdOf, writeRawError } from "./raw-error.js";
 
 /**
  * Node hands a CONNECT request to the server's `connect` event, never to the app (whose router could not
@@ -20,19 +16,8 @@ const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function answerConnect(logger?: Pick<Logger, "info">): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket) => {
     const err = connectRefused();
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && ACCEPTABLE_ID.test(given) ? given : randomUUID();
-    const body = JSON.stringify(errorBody(err, requestId));
-    socket.on("error", () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${err.status} Method Not Allowed\r\n` +
-        `Allow: ${DEVICE_METHODS}\r\n` +
-        "Content-Type: application/json; charset=utf-8\r\n" +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Request-Id: ${requestId}\r\n` +
-        "Connection: close\r\n\r\n" +
-        body,
-    );
+    const requestId = requestIdOf(req.headers);
+    writeRawError(socket, err, requestId, { Allow: DEVICE_METHODS });
     const target = req.url ?? "";
     logger?.info(
       { requestId, method: "CONNECT", target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code },

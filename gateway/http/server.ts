@@ -1,9 +1,26 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Express } from "express";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
+import { clientErrorOf } from "./client-error.js";
 import { answerConnect } from "./connect.js";
+import { ConnectionTracker } from "./connections.js";
+import { writeErrorResponse, writeRawError } from "./raw-error.js";
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** GATEWAY_HEADERS_TIMEOUT_MS: a request's head must be in this long after its first byte (408). */
+  headersTimeoutMs?: number;
+  /** GATEWAY_RECEIVE_TIMEOUT_MS: the whole request, head and body, must be in this long after its first byte. */
+  receiveTimeoutMs?: number;
+}
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+const DEFAULT_RECEIVE_TIMEOUT_MS = 300_000;
 
 /** How often a stopping server ends the connections that fell idle since the last look. */
 const IDLE_SWEEP_MS = 100;
@@ -11,22 +28,38 @@ const IDLE_SWEEP_MS = 100;
 /** Listens for the app; `port` 0 picks a free port, read back from `address` once started. */
 export class HttpServer implements Lifecycle {
   private server: Server | undefined;
-  private readonly requestsBySocket = new Map<Socket, number>();
+  private readonly connections = new ConnectionTracker();
 
-  constructor(private readonly app: Express, private readonly opts: { host: string; port: number }, private readonly logger?: Logger) {}
+  constructor(private readonly app: Express, private readonly opts: HttpServerOptions, private readonly logger?: Logger) {}
 
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
 
   async start(): Promise<void> {
-    const server = createServer(this.app);
-    this.trackConnections(server);
+    const headersTimeout = this.opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const server = createServer(
+      {
+        headersTimeout,
+        requestTimeout: this.opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS,
+        // Node looks for expired requests this often (30 s by default): a timeout is only as sharp as that.
+        connectionsCheckingInterval: Math.min(5000, Math.max(100, Math.floor(headersTimeout / 4))),
+        // Checked by the app instead (head-checks.ts), so that this 400 too is a JSON catalogue error.
+        requireHostHeader: false,
+      },
+      this.app,
+    );
+    // Node keeps the first 2000 header fields and silently drops the rest; the app refuses floods itself
+    // (GATEWAY_MAX_HEADERS, 431) rather than pass a cut list on to a device. The head stays bounded by
+    // Node's 16 KiB in any case.
+    server.maxHeadersCount = 0;
+    this.connections.attach(server);
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.answerClientError(err, socket));
     // Node hands CONNECT to this event, never to the app: answer it (405), or the client just sees a close.
     server.on("connect", answerConnect(this.logger));
     // Keep-alive sockets from load balancers should outlive their idle timers, not the other way round.
+    // (headersTimeout runs from a request's first byte, not over the idle time between requests.)
     server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(this.opts.port, this.opts.host, () => {
@@ -48,7 +81,7 @@ export class HttpServer implements Lifecycle {
     this.server = undefined;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const endIdle = () => {
-      for (const [socket, requests] of this.requestsBySocket) if (requests === 0) socket.end();
+      for (const socket of this.connections.idle()) socket.end();
     };
     endIdle();
     const sweep = setInterval(endIdle, IDLE_SWEEP_MS);
@@ -59,19 +92,30 @@ export class HttpServer implements Lifecycle {
     }
   }
 
-  /** Counts the requests in progress on each connection, so that stop() knows which ones are idle. */
-  private trackConnections(server: Server): void {
-    server.on("connection", (socket: Socket) => {
-      this.requestsBySocket.set(socket, 0);
-      socket.once("close", () => this.requestsBySocket.delete(socket));
-    });
-    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      const socket = req.socket;
-      this.requestsBySocket.set(socket, (this.requestsBySocket.get(socket) ?? 0) + 1);
-      res.once("close", () => {
-        const left = this.requestsBySocket.get(socket);
-        if (left !== undefined) this.requestsBySocket.set(socket, left - 1);
-      });
-    });
+  /**
+   * A request Node refused (malformed, head too large, too slow): the JSON error every gateway error has,
+   * then the connection closed. When the request was already handed to the app (its body broke off or came
+   * too slowly), the error goes out as that request's response if it has not started, else the connection
+   * is only closed.
+   */
+  private answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const gwErr = clientErrorOf(err);
+    const inProgress = [...this.connections.inProgress(socket as Socket)];
+    if (inProgress.length === 0) {
+      const requestId = randomUUID();
+      writeRawError(socket, gwErr, requestId);
+      this.logger?.info({ requestId, status: gwErr.status, code: gwErr.code, parser: err.code }, "request");
+      return;
+    }
+    const res = inProgress[0];
+    if (inProgress.length > 1 || !res || res.headersSent) {
+      socket.destroy();
+      return;
+    }
+    writeErrorResponse(res, gwErr);
   }
 }

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { DEVICE_ID } from "../http/device-address.js";
+import { isDeviceId } from "../http/device-address.js";
 import { TRANSPORTS, type DeviceRecord } from "./device.js";
 
 // Shared with the device agent, which checks the address it announces (AGENT_LEGACY_ADDRESS) the same way.
@@ -136,7 +136,7 @@ export function invalidField(field: string, message: string): GatewayError {
 function checkId(value: unknown, pathId: string | undefined, problem: (field: string, message: string) => void): string | undefined {
   const rule = "1-64 of [A-Za-z0-9._-]";
   if (pathId !== undefined) {
-    if (!DEVICE_ID.test(pathId)) {
+    if (!isDeviceId(pathId)) {
       problem("id", `id in the path must be ${rule}`);
       return undefined;
     }
@@ -144,7 +144,7 @@ function checkId(value: unknown, pathId: string | undefined, problem: (field: st
     return pathId;
   }
   if (value === undefined) problem("id", `id is required: ${rule}`);
-  else if (typeof value !== "string" || !DEVICE_ID.test(value)) problem("id", `id must be ${rule}`);
+  else if (typeof value !== "string" || !isDeviceId(value)) problem("id", `id must be ${rule}`);
   else return value;
   return undefined;
 }

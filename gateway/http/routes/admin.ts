@@ -7,7 +7,7 @@ import type { DeviceRecord } from "../../registry/device.js";
 import type { DeviceStore } from "../../registry/redis-registry.js";
 import { DEVICE_FIELDS, invalidField, READ_ONLY_FIELDS, validateDevice } from "../../registry/validate.js";
 import { readBody } from "../body.js";
-import { DEVICE_ID } from "../device-address.js";
+import { isDeviceId } from "../device-address.js";
 import { sendError } from "../error-response.js";
 import type { MigrationView } from "../../registry/migration.js";
 
@@ -67,7 +67,7 @@ async function handle(deps: AdminRouteDeps, expected: Buffer, req: Request, res:
     const item = ITEM.exec(req.path);
     if (!item) throw new GatewayError("GW_NOT_FOUND");
     const id = item[1] ?? "";
-    if (!DEVICE_ID.test(id)) throw invalidField("id", "id in the path must be 1-64 of [A-Za-z0-9._-]");
+    if (!isDeviceId(id)) throw invalidField("id", "id in the path must be 1-64 of [A-Za-z0-9._-]");
     switch (req.method) {
       case "GET":
       case "HEAD":
