@@ -30,6 +30,7 @@ export const CATALOGUE = {
   GW_BAD_REQUEST: { status: 400, message: "request is not valid HTTP/1.1" },
   GW_REQUEST_TIMEOUT: { status: 408, message: "request did not arrive in time" },
   GW_HEADERS_TOO_LARGE: { status: 431, message: "request has too many or too large header fields" },
+  GW_EXPECTATION_FAILED: { status: 417, message: "the gateway meets no expectation but 100-continue" },
   GW_INTERNAL: { status: 500, message: "internal gateway error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

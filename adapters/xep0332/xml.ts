@@ -49,15 +49,39 @@ export function escapeAttr(s: string): string {
   return s.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c);
 }
 
-/** Serializes a tree to a string (used for `<xml>` bodies, whose bytes are the re-serialized XML). */
+/** A closing tag still to be written, kept apart from text nodes on serialize's stack. */
+class EndTag {
+  constructor(readonly name: string) {}
+}
+
+/**
+ * Serializes a tree to a string (used for `<xml>` bodies, whose bytes are the re-serialized XML).
+ * Iterative: a peer chooses the depth of an `<xml>` body, and recursion overflows V8's stack at a few
+ * thousand levels (a RangeError, where nothing but a CodecError may escape the codec).
+ */
 export function serialize(node: XmlNode): string {
-  if (typeof node === "string") return escapeText(node);
-  let out = `<${node.name}`;
-  for (const [k, v] of Object.entries(node.attrs)) if (v !== undefined) out += ` ${k}="${escapeAttr(v)}"`;
-  if (node.children.length === 0) return `${out}/>`;
-  out += ">";
-  for (const c of node.children) out += serialize(c);
-  return `${out}</${node.name}>`;
+  let out = "";
+  const pending: Array<XmlNode | EndTag> = [node];
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    if (typeof item === "string") {
+      out += escapeText(item);
+      continue;
+    }
+    if (item instanceof EndTag) {
+      out += `</${item.name}>`;
+      continue;
+    }
+    out += `<${item.name}`;
+    for (const [k, v] of Object.entries(item.attrs)) if (v !== undefined) out += ` ${k}="${escapeAttr(v)}"`;
+    if (item.children.length === 0) {
+      out += "/>";
+      continue;
+    }
+    out += ">";
+    pending.push(new EndTag(item.name));
+    for (let i = item.children.length - 1; i >= 0; i--) pending.push(item.children[i] as XmlNode);
+  }
+  return out;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from "express";
-import { errorBody, GatewayError, toGatewayError } from "../errors.js";
+import { errorBody, GatewayError, isGatewayError, toGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { facts } from "./context.js";
 
@@ -24,9 +24,16 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
-/** Express and body parsers signal client errors with `status`/`type`; keep them 4xx, not 500. */
+/**
+ * Express, its router and body parsers signal client errors with `status`/`type` (a route parameter that is
+ * not valid percent-encoding is a URIError with status 400): keep them 4xx, not 500.
+ */
 function normalizeExpressError(err: unknown): unknown {
-  const e = err as { status?: number; type?: string };
+  if (isGatewayError(err)) return err;
+  const e = err as { status?: number; type?: string; message?: string };
   if (e?.type === "entity.too.large" || e?.status === 413) return new GatewayError("GW_PAYLOAD_TOO_LARGE");
+  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
+    return new GatewayError("GW_BAD_REQUEST", { message: typeof e.message === "string" ? e.message.slice(0, 200) : undefined, cause: err });
+  }
   return err;
 }

@@ -1,14 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Express } from "express";
+import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 import { clientErrorOf } from "./client-error.js";
 import { answerConnect } from "./connect.js";
 import { ConnectionTracker } from "./connections.js";
 import { writeErrorResponse, writeRawError } from "./raw-error.js";
+
+/** An Express app called as a plain handler with a final callback of its own (Express's `app(req, res, next)`). */
+type Handler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
 
 export interface HttpServerOptions {
   host: string;
@@ -47,8 +51,12 @@ export class HttpServer implements Lifecycle {
         // Checked by the app instead (head-checks.ts), so that this 400 too is a JSON catalogue error.
         requireHostHeader: false,
       },
-      this.app,
+      // The app's final handler, for what Express's router never hands to the app's middleware at all: a
+      // target it cannot find a path in (`OPTIONS http://[`). Without it Express answers an HTML 404.
+      (req, res) => (this.app as unknown as Handler)(req, res, () => this.answerUnroutable(req, res)),
     );
+    // Node answers an Expect other than 100-continue with a bare 417; this one is the JSON error.
+    server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => writeErrorResponse(res, new GatewayError("GW_EXPECTATION_FAILED")));
     // Node keeps the first 2000 header fields and silently drops the rest; the app refuses floods itself
     // (GATEWAY_MAX_HEADERS, 431) rather than pass a cut list on to a device. The head stays bounded by
     // Node's 16 KiB in any case.
@@ -90,6 +98,17 @@ export class HttpServer implements Lifecycle {
     } finally {
       clearInterval(sweep);
     }
+  }
+
+  private answerUnroutable(req: IncomingMessage, res: ServerResponse): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const err = new GatewayError("GW_BAD_REQUEST", { message: "the request target cannot be read as a path or an absolute URI" });
+    writeErrorResponse(res, err);
+    const target = req.url ?? "";
+    this.logger?.info({ method: req.method, target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code }, "request");
   }
 
   /**

@@ -40,6 +40,7 @@ const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_BAD_REQUEST", 400],
   ["GW_REQUEST_TIMEOUT", 408],
   ["GW_HEADERS_TOO_LARGE", 431],
+  ["GW_EXPECTATION_FAILED", 417],
   ["GW_INTERNAL", 500],
 ];
 
