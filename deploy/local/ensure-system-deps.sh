@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack needs (Prosody, Redis, ejabberd, HAProxy) when they are
-# missing, and the npm packages when node_modules is absent. Used by `npm run demo` and by CI on a fresh
-# machine. The servers always run as throwaway children of the tests (deploy/local/*.ts), never as the
-# system services these packages install.
+# missing, the checkers of the deployment kit (promtool, a Compose file validator, kubectl for kustomize),
+# and the npm packages when node_modules is absent. Used by `npm run demo` and by CI on a fresh machine.
+# The servers always run as throwaway children of the tests (deploy/local/*.ts), never as the system
+# services these packages install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,17 +14,28 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# `kubectl kustomize` renders deploy/k8s offline; any kubectl will do (Debian's is 1.20).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Validates deploy/docker-compose.yml without a Docker engine. Installed without its recommended
+# packages: those are the Docker engine itself, which the check does not need.
+bare=()
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || bare+=(docker-compose)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "Missing Debian packages: ${missing[*]}. Install them (as root: apt-get install -y ${missing[*]})." >&2
+    echo "Missing Debian packages: ${missing[*]} ${bare[*]}. Install them (as root: apt-get install -y ${missing[*]}; apt-get install -y --no-install-recommends ${bare[*]})." >&2
     exit 1
   fi
-  echo "Installing ${missing[*]} ..."
+  echo "Installing ${missing[*]} ${bare[*]} ..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ ${#bare[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+  fi
   # Without a policy-rc.d that forbids it (Docker images have one), installing starts each package's
   # system service: a system ejabberd busy-waits a core and takes 5222/5269/5280/..., Prosody and
   # Redis take their default ports. Stop and disable only what this run just installed.
