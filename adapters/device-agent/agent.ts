@@ -10,6 +10,7 @@ import { deviceAnnouncement, normalizeLegacyAddress } from "../shared/legacy-add
 import { NS_STANZAS } from "../shared/stanza-error.js";
 import { callLocal } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
+import type { AgentTlsOptions } from "./tls.js";
 import { randomBytes } from "node:crypto";
 
 /** One device identity: who it is on XMPP and where its own HTTP server listens. */
@@ -37,6 +38,8 @@ export interface AgentOptions extends AgentIdentity {
   chunkThresholdBytes: number;
   chunkSizeBytes: number;
   saslMechanism?: string;
+  /** TLS on the XMPP connection (AGENT_TLS, AGENT_TLS_CA_FILE); absent: see `defaultTlsMode`. */
+  tls?: AgentTlsOptions;
   backoff?: BackoffOptions;
   /** An XMPP connection attempt not online within this bound is abandoned and retried. */
   attemptTimeoutMs?: number;
@@ -74,7 +77,8 @@ export class DeviceAgent {
     const fields = { device: this.jid };
     this.connection = new DeviceConnection(opts, {
       onEvent: (event, extra) => {
-        if (event === "online") deps.log.info({ event, ...fields, ...extra }, "agent online");
+        // Whether the link is encrypted is worth a field on every connection: an operator can check it.
+        if (event === "online") deps.log.info({ event, ...fields, ...extra, tls: this.connection.tlsProtocol ?? "none" }, "agent online");
         else deps.log.warn({ event, ...fields, ...extra }, `agent ${event}`);
       },
       onOnline: () => this.announce(),
@@ -87,6 +91,11 @@ export class DeviceAgent {
 
   get online(): boolean {
     return this.connection.online;
+  }
+
+  /** The TLS version of the XMPP connection (`TLSv1.3`), or undefined while it is not encrypted. */
+  get tlsProtocol(): string | undefined {
+    return this.connection.tlsProtocol;
   }
 
   async start(): Promise<void> {

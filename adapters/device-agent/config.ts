@@ -3,6 +3,7 @@ import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_
 import { EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
 import { normalizeLegacyAddress } from "../shared/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
+import { readCaFile, TLS_MODES, type AgentTlsOptions, type TlsMode } from "./tls.js";
 
 export interface AgentConfig {
   /** One entry per device identity this process runs. */
@@ -32,6 +33,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     chunkThresholdBytes: r.int("AGENT_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
     chunkSizeBytes: r.int("AGENT_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
     ...(r.optional("AGENT_SASL_MECHANISM") ? { saslMechanism: r.oneOf("AGENT_SASL_MECHANISM", "PLAIN", ["PLAIN", "SCRAM-SHA-1"]) } : {}),
+    ...readTls(r, service),
   };
   const fleetFile = r.optional("AGENT_FLEET_FILE");
   const legacyAddressText = r.optional("AGENT_LEGACY_ADDRESS");
@@ -55,6 +57,30 @@ export function loadAgentConfig(env: Env): AgentConfig {
   const logLevel = r.oneOf("LOG_LEVEL", "info", LOG_LEVELS);
   r.done();
   return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel };
+}
+
+/**
+ * AGENT_TLS and AGENT_TLS_CA_FILE; nothing when neither is set (the connection then applies
+ * `defaultTlsMode`). The CA file is read once, here, so a bad one stops the start instead of every attempt.
+ */
+function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
+  const modeText = r.optional("AGENT_TLS");
+  const caFile = r.optional("AGENT_TLS_CA_FILE");
+  if (modeText === undefined && caFile === undefined) return {};
+  const tls: AgentTlsOptions = {};
+  if (modeText !== undefined) tls.mode = r.oneOf<TlsMode>("AGENT_TLS", "required", TLS_MODES);
+  if (tls.mode === "off" && service.startsWith("xmpps:")) {
+    r.problems.push(`AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(service)}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`);
+  }
+  if (caFile !== undefined) {
+    if (tls.mode === "off") r.problems.push("AGENT_TLS_CA_FILE is set but AGENT_TLS=off: nothing would check the server's certificate");
+    try {
+      tls.ca = readCaFile(caFile);
+    } catch (err) {
+      r.problems.push(`AGENT_TLS_CA_FILE=${JSON.stringify(caFile)} ${(err as Error).message}`);
+    }
+  }
+  return { tls };
 }
 
 function readFleet(file: string, resource: string, problems: string[]): AgentIdentity[] {

@@ -7,6 +7,7 @@ import { discoInfo, NS_DISCO_INFO, NS_PING } from "../shared/disco.js";
 import { asXmlElement, type XmlFactory } from "../shared/elements.js";
 import { SupervisedConnection } from "../shared/supervised-connection.js";
 import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../shared/supervisor.js";
+import { ClientTls, type AgentTlsOptions, type TlsEntity } from "./tls.js";
 
 export interface DeviceConnectionOptions {
   service: string;
@@ -16,6 +17,8 @@ export interface DeviceConnectionOptions {
   resource: string;
   /** Force a SASL mechanism. PLAIN on loopback or under TLS logs in ~100x faster than SCRAM-SHA-1 (PBKDF2). */
   saslMechanism?: string;
+  /** TLS policy and trust anchors (tls.ts); absent: required, except plain text for xmpp:// on loopback. */
+  tls?: AgentTlsOptions;
   backoff?: BackoffOptions;
   /** An attempt not online within this bound is abandoned and retried (default 10 s). */
   attemptTimeoutMs?: number;
@@ -30,6 +33,7 @@ export type RequestHandler = (stanza: XmlElement, payload: XmlElement) => Promis
  */
 export class DeviceConnection extends SupervisedConnection<Element> {
   private readonly entity: Client;
+  private readonly tls: ClientTls;
 
   constructor(opts: DeviceConnectionOptions, events: SupervisorEvents & { onOnline?: () => void }) {
     const mechanism = opts.saslMechanism;
@@ -45,10 +49,16 @@ export class DeviceConnection extends SupervisedConnection<Element> {
     const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff, opts.attemptTimeoutMs);
     super(supervisor, xml as unknown as XmlFactory<Element>, (el) => entity.send(el));
     this.entity = entity;
+    this.tls = new ClientTls(entity as unknown as TlsEntity, xml as unknown as XmlFactory<Element>, opts);
     entity.on("online", () => events.onOnline?.());
     entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })));
     entity.iqCallee.get(NS_PING, "ping", () => true);
+  }
+
+  /** The TLS version of the current connection (`TLSv1.3`), or undefined when it is not encrypted. */
+  get tlsProtocol(): string | undefined {
+    return this.tls.protocol;
   }
 
   /** Routes `<req>` (and slixmpp's `<request>`) IQ sets to the handler. */

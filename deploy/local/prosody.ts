@@ -1,6 +1,6 @@
 // A throwaway Prosody (per test file, demo or bench run): free ports, temp dir, plain-text auth on
-// loopback only, one Component block per gateway domain, accounts created in bulk through
-// `prosodyctl shell`.
+// loopback only (or c2s TLS with a given certificate), one Component block per gateway domain, accounts
+// created in bulk through `prosodyctl shell`.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +19,20 @@ export interface ProsodyOptions {
   components?: ComponentSpec[];
   /** Default: 'localhost'. */
   vhost?: string;
+  /** c2s TLS, required, for the virtual host. Default: none (plain text on loopback, no STARTTLS offered). */
+  tls?: ProsodyTls;
+}
+
+/**
+ * A certificate for the virtual host: Prosody then offers STARTTLS on the c2s port (RFC 6120 §5) and
+ * requires it before authentication, so the server is unusable in plain text. The component port is not
+ * affected: XEP-0114 has no TLS.
+ */
+export interface ProsodyTls {
+  /** PEM certificate (leaf first, then any intermediates) naming the virtual host. */
+  certFile: string;
+  /** Its PEM private key. */
+  keyFile: string;
 }
 
 export interface ProsodyServer extends XmppServer {
@@ -43,6 +57,7 @@ interface Layout {
   socketPath: string;
   vhost: string;
   components: readonly ComponentSpec[];
+  tls: ProsodyTls | undefined;
 }
 
 /** The shipped configuration, deploy/prosody/prosody.cfg.lua, with this run's ports, paths and components. */
@@ -61,7 +76,28 @@ async function renderConfig(l: Layout, c2sPort: number, componentPort: number): 
     VHOST: l.vhost,
     COMPONENTS: components,
   };
-  return fillPlaceholders(await readFile(TEMPLATE, 'utf8'), values, { comment: /^\s*--/, what: TEMPLATE });
+  const filled = fillPlaceholders(await readFile(TEMPLATE, 'utf8'), values, { comment: /^\s*--/, what: TEMPLATE });
+  return l.tls ? `${filled.trimEnd()}\n${tlsSection(l.vhost, l.tls)}` : filled;
+}
+
+/**
+ * The virtual host's TLS settings, appended after the template's sections: naming the host again reopens
+ * its section (these options are all per host in Prosody, and add to the global ones), so the shipped
+ * template, which other renderings share, stays as it is. mod_tls offers STARTTLS on c2s; with encryption
+ * required, mod_saslauth offers no mechanism before it, so nothing can log in without TLS.
+ */
+function tlsSection(vhost: string, tls: ProsodyTls): string {
+  const q = luaString;
+  return [
+    '',
+    `-- c2s TLS for this run (deploy/local/prosody.ts, ProsodyOptions.tls): STARTTLS, RFC 6120 §5.`,
+    `VirtualHost ${q(vhost)}`,
+    `    modules_enabled = { "tls" }`,
+    `    ssl = { certificate = ${q(tls.certFile)}; key = ${q(tls.keyFile)} }`,
+    `    c2s_require_encryption = true`,
+    `    allow_unencrypted_plain_auth = false`,
+    '',
+  ].join('\n');
 }
 
 
@@ -98,8 +134,13 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
         const log = existsSync(l.logPath) ? await readFrom(l.logPath, logStart) : '';
         const failed = /Failed to open server port.*/.exec(log);
         if (failed) early.abort(new PortTaken(failed[0])); // fail now, not at the bound
+        // A certificate Prosody cannot load leaves it running without STARTTLS: say so here, not as a
+        // puzzling refusal in a client later.
+        const badCert = l.tls ? /Error creating context for c2s.*/.exec(log) : null;
+        if (badCert) early.abort(new Error(badCert[0]));
+        const tlsReady = !l.tls || log.includes('Certificates loaded');
         const portsUp = log.includes(c2sLine) && (!needComponent || log.includes(compLine));
-        return portsUp && (await socketAccepts(l.socketPath));
+        return portsUp && tlsReady && (await socketAccepts(l.socketPath));
       },
       { timeoutMs: 10_000, signal: early.signal },
     );
@@ -155,6 +196,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
     socketPath: path.join(dir, 'data', 'prosody.sock'),
     vhost: opts.vhost ?? 'localhost',
     components: opts.components ?? [DEFAULT_COMPONENT],
+    tls: opts.tls,
   };
   let c2sPort = 0;
   let componentPort = 0;
