@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
@@ -24,7 +25,17 @@ export interface Config {
     /** More header fields than this: 431 GW_HEADERS_TOO_LARGE. */
     maxHeaders: number;
   };
-  redis: { url: string; keyPrefix: string; commandTimeoutMs: number };
+  redis: {
+    url: string;
+    keyPrefix: string;
+    commandTimeoutMs: number;
+    /** REDIS_USERNAME: a Redis 6+ ACL user (AUTH username password); absent: the default user. */
+    username?: string;
+    /** REDIS_PASSWORD or REDIS_PASSWORD_FILE; overrides a password in REDIS_URL. */
+    password?: string;
+    /** REDIS_TLS_CA_FILE's PEM text: trusted for `rediss://` instead of Node's default roots. */
+    tlsCa?: string;
+  };
   xmpp: { service: string; domain: string; secret: string };
   devices: {
     jidTemplate: string;
@@ -85,7 +96,7 @@ export function loadConfig(env: Env): Config {
     "must be a full JID with {id} in the localpart, e.g. {id}@devices.example.com/agent");
   const domain = r.string("XMPP_COMPONENT_DOMAIN", "gateway.localhost");
   r.check("XMPP_COMPONENT_DOMAIN", domain, /^[A-Za-z0-9.-]+$/.test(domain), "must be a domain name");
-  const adminToken = r.optional("GATEWAY_ADMIN_TOKEN");
+  const adminToken = r.secret("GATEWAY_ADMIN_TOKEN");
   if (adminToken !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(adminToken)) {
     // The value is a secret: the line gives its length only.
     r.problems.push(`GATEWAY_ADMIN_TOKEN (${adminToken.length} characters) must be 16-1024 visible ASCII characters`);
@@ -102,6 +113,18 @@ export function loadConfig(env: Env): Config {
   const clientKeyMode = parseClientKeyMode(clientKeyValue);
   r.check("GATEWAY_CLIENT_KEY", clientKeyValue, clientKeyMode !== undefined, "must be ip, x-forwarded-for or header:<field-name>");
 
+  const redisUsername = r.optional("REDIS_USERNAME");
+  const redisPassword = r.secret("REDIS_PASSWORD");
+  const redisCaFile = r.optional("REDIS_TLS_CA_FILE");
+  let redisCa: string | undefined;
+  if (redisCaFile !== undefined) {
+    // Read now, so that a wrong path stops the start instead of failing every reconnect.
+    try {
+      redisCa = readFileSync(redisCaFile, "utf8");
+    } catch (err) {
+      r.problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(redisCaFile)} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  }
   const headersTimeoutMs = r.int("GATEWAY_HEADERS_TIMEOUT_MS", 20_000, 100);
   const receiveTimeoutMs = r.int("GATEWAY_RECEIVE_TIMEOUT_MS", 300_000, 100);
   // Node refuses a request timeout below the headers timeout: the head is part of the request.
@@ -122,11 +145,14 @@ export function loadConfig(env: Env): Config {
       url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
       keyPrefix: r.string("REDIS_KEY_PREFIX", "gw:"),
       commandTimeoutMs: r.int("REDIS_COMMAND_TIMEOUT_MS", 2000, 50),
+      ...(redisUsername !== undefined ? { username: redisUsername } : {}),
+      ...(redisPassword !== undefined ? { password: redisPassword } : {}),
+      ...(redisCa !== undefined ? { tlsCa: redisCa } : {}),
     },
     xmpp: {
       service: r.url("XMPP_COMPONENT_SERVICE", "xmpp://127.0.0.1:5347", ["xmpp:"]),
       domain,
-      secret: r.required("XMPP_COMPONENT_SECRET"),
+      secret: r.requiredSecret("XMPP_COMPONENT_SECRET"),
     },
     devices: {
       jidTemplate,
@@ -169,6 +195,9 @@ export function loadConfig(env: Env): Config {
     instanceId: r.string("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
   };
+  if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
+    r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS");
+  }
   r.done();
   return config;
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /**
  * Typed readers for environment variables. Each bad value becomes one line naming the variable, and all of
  * them are reported together, so an operator fixes a deployment in one round.
@@ -54,6 +56,44 @@ export class EnvReader {
       return fallback;
     }
     return Number(v);
+  }
+
+  /**
+   * A secret, from `NAME` or from the file named by `NAME_FILE` (how Docker and Kubernetes hand out
+   * secrets: a mounted file keeps the value out of the process environment, which `ps e`, crash reports and
+   * child processes can see). One trailing newline of the file is dropped. A problem line never quotes the
+   * value, only where it came from.
+   */
+  secret(name: string): string | undefined {
+    const direct = this.raw(name);
+    const file = this.raw(`${name}_FILE`);
+    if (file === undefined) return direct;
+    if (direct !== undefined) {
+      this.problems.push(`${name} and ${name}_FILE are both set: keep one`);
+      return direct;
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      this.problems.push(`${name}_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      return undefined;
+    }
+    const value = text.replace(/\r?\n$/, "");
+    if (value.trim() === "") {
+      this.problems.push(`${name}_FILE=${JSON.stringify(file)} is empty`);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A secret that must be set (`NAME` or `NAME_FILE`). */
+  requiredSecret(name: string): string {
+    const value = this.secret(name);
+    if (value === undefined && !this.problems.some((p) => p.startsWith(`${name}_FILE=`) || p.startsWith(`${name} and`))) {
+      this.problems.push(`${name} (or ${name}_FILE) is required`);
+    }
+    return value ?? "";
   }
 
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {

@@ -5,10 +5,16 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
 export interface RedisOptions {
+  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. */
   url: string;
   keyPrefix: string;
   /** A command that gets no answer within this bound fails (a hung Redis must not hang requests). */
   commandTimeoutMs: number;
+  /** A Redis 6+ ACL user. */
+  username?: string;
+  password?: string;
+  /** PEM text of the CAs trusted for `rediss://` (else Node's default roots); the certificate is always verified. */
+  tlsCa?: string;
 }
 
 /**
@@ -33,6 +39,9 @@ export class RedisStore implements Lifecycle {
       commandTimeout: opts.commandTimeoutMs,
       connectTimeout: 5000,
       retryStrategy: () => backoff.next(),
+      ...(opts.username !== undefined ? { username: opts.username } : {}),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+      ...(opts.url.startsWith("rediss:") ? { tls: opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {} } : {}),
     });
     this.client.on("ready", () => {
       backoff.reset();

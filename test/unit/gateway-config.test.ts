@@ -4,7 +4,9 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { hostname } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import path from "node:path";
 import { ConfigError, EnvReader } from "../../adapters/shared/env.js";
 import { loadConfig } from "../../gateway/config.js";
 import { expectConfigError } from "../helpers/thrown.js";
@@ -82,6 +84,28 @@ describe("EnvReader", () => {
     assert.ok(r.problems[0]?.startsWith("B="));
     assert.ok(r.problems[1]?.startsWith("C="));
     assert.ok(r.problems[2]?.startsWith("D="));
+  });
+
+  it("secret: from NAME, or from NAME_FILE without its trailing newline; problems name the file, never the value", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "env-secret-"));
+    try {
+      const file = path.join(dir, "s");
+      writeFileSync(file, "from-a-file\n");
+      const empty = path.join(dir, "empty");
+      writeFileSync(empty, "\n");
+      const r = new EnvReader({ A: "direct", B_FILE: file, C: "x", C_FILE: file, D_FILE: path.join(dir, "missing"), E_FILE: empty });
+      assert.equal(r.secret("A"), "direct");
+      assert.equal(r.secret("B"), "from-a-file");
+      r.secret("C");
+      assert.equal(r.secret("D"), undefined);
+      assert.equal(r.secret("E"), undefined);
+      assert.equal(r.secret("F"), undefined);
+      assert.equal(r.requiredSecret("G"), "");
+      assert.deepEqual(r.problems.map((p) => p.split(/[ =]/)[0]), ["C", "D_FILE", "E_FILE", "G"]);
+      assert.ok(r.problems.every((p) => !p.includes("from-a-file") && !p.includes("direct")));
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it("check and done: done throws a ConfigError with every problem, and nothing when clean", () => {
@@ -196,6 +220,13 @@ describe("loadConfig", () => {
     const err = expectConfigError(() => loadConfig({}));
     assert.equal(err.problems.length, 1);
     assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
+  });
+
+  it("takes the Redis user, password and CA; a CA without rediss:// is a problem", () => {
+    const config = loadConfig({ ...SECRET, REDIS_URL: "rediss://cache:6380", REDIS_USERNAME: "gw", REDIS_PASSWORD: "pw" });
+    assert.deepEqual([config.redis.username, config.redis.password], ["gw", "pw"]);
+    const err = expectConfigError(() => loadConfig({ ...SECRET, REDIS_TLS_CA_FILE: "/nonexistent/ca.pem" }));
+    assert.deepEqual(err.problems.map((p) => p.split(/[ =]/)[0]), ["REDIS_TLS_CA_FILE", "REDIS_TLS_CA_FILE"]);
   });
 
   it("treats a whitespace-only secret as unset", () => {
