@@ -40,6 +40,8 @@ export interface Gateway extends Lifecycle {
   readonly metricsHttp: HttpServer | undefined;
   readonly metrics: Metrics;
   readonly pending: PendingExchanges;
+  /** XEP-0332 exchanges of this instance, with the chunked reply bodies being received (`exchanger.streams`). */
+  readonly exchanger: XmppExchanger;
   readonly component: XmppComponent;
   readonly redis: RedisStore;
   readonly registry: RedisDeviceRegistry;
@@ -59,7 +61,9 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const store = new CorrelationStore(redis);
   const pendingHooks: PendingHooks = { onTimeout: () => metrics.iqTimeouts.inc() };
   const pending = new PendingExchanges(pendingHooks);
-  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096 });
+  // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
+  // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
+  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange });
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
@@ -149,6 +153,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     metricsHttp,
     metrics,
     pending,
+    exchanger,
     component,
     redis,
     registry,

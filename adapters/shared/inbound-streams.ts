@@ -35,6 +35,11 @@ export class InboundStreams {
     return this.early.bufferedBytes;
   }
 
+  /** Streams with chunks waiting in the early buffer (zero-length chunks hold no bytes, but do hold entries). */
+  get earlyCount(): number {
+    return this.early.streamCount;
+  }
+
   /** Resolves with the whole body in `nr` order; rejects with a CodecError, or StreamCancelled. */
   expect(from: string, streamId: string, maxBytes: number): Promise<Buffer> {
     const key = streamKey(from, streamId);
@@ -70,13 +75,17 @@ export class InboundStreams {
     return true;
   }
 
-  /** Ends a stream with an error (a malformed chunk), or as cancelled by its owner. */
-  fail(from: string, streamId: string, err: unknown = new StreamCancelled(`stream ${streamId} cancelled`)): void {
+  /**
+   * Ends a stream with an error (a malformed chunk), or as cancelled by its owner. True when the stream was
+   * still open: its sender may still be sending, and is worth a `<close>`.
+   */
+  fail(from: string, streamId: string, err: unknown = new StreamCancelled(`stream ${streamId} cancelled`)): boolean {
     const key = streamKey(from, streamId);
     const stream = this.active.get(key);
-    if (!stream) return;
+    if (!stream) return false;
     this.active.delete(key);
     stream.reject(err);
+    return true;
   }
 }
 

@@ -1,4 +1,4 @@
-import { NS_HTTP } from "./constants.js";
+import { MIN_CHUNK_SIZE, NS_HTTP } from "./constants.js";
 import { CodecError, malformed } from "./errors.js";
 import { decodeBase64 } from "./body.js";
 import { el, textOf, type XmlElement } from "./xml.js";
@@ -55,16 +55,27 @@ export function decodeChunk(node: XmlElement): Chunk {
 }
 
 /**
- * Reassembles one stream: accepts chunks in any order, refuses duplicates, numbers past the last one and
- * more bytes than the receiver allows. Pure state; the caller owns timing (a stream that never ends is the
- * caller's deadline to enforce).
+ * The most chunks a stream of at most `maxBytes` bytes may take. XEP-0332 §9 lets a receiver ask for chunks
+ * of no less than MIN_CHUNK_SIZE (256) bytes, and a sender cuts every chunk but the last at the size asked
+ * for: so `maxBytes / 256` full chunks, plus a short (or empty) last one. Bytes alone do not bound a stream:
+ * a zero-length chunk costs nothing against `maxBytes`, yet each one is an entry held until the stream ends.
+ */
+export function maxChunksFor(maxBytes: number): number {
+  return Math.floor(maxBytes / MIN_CHUNK_SIZE) + 1;
+}
+
+/**
+ * Reassembles one stream: accepts chunks in any order, refuses duplicates, numbers past the last one, more
+ * bytes than the receiver allows, and numbers at or past `maxChunks` (which bounds the chunks held, as `nr`s
+ * are distinct). Pure state; the caller owns timing (a stream that never ends is the caller's deadline to
+ * enforce).
  */
 export class ChunkAssembler {
   private readonly parts = new Map<number, Buffer>();
   private lastNr: number | undefined;
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(private readonly maxBytes: number, private readonly maxChunks = maxChunksFor(maxBytes)) {}
 
   get bufferedBytes(): number {
     return this.bytes;
@@ -76,6 +87,10 @@ export class ChunkAssembler {
 
   add(chunk: Chunk): void {
     if (this.parts.has(chunk.nr)) throw malformed(`duplicate chunk nr ${chunk.nr}`);
+    // Also refuses a number far ahead at once (a stream that skips to nr 999999 can never complete).
+    if (chunk.nr >= this.maxChunks) {
+      throw new CodecError("too-large", `chunk nr ${chunk.nr} is past the ${this.maxChunks} chunks a stream of at most ${this.maxBytes} bytes may take`);
+    }
     if (this.lastNr !== undefined && chunk.nr > this.lastNr) throw malformed(`chunk nr ${chunk.nr} after the last (${this.lastNr})`);
     if (chunk.last) {
       if (this.lastNr !== undefined) throw malformed("two chunks marked last");

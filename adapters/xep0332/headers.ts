@@ -23,6 +23,27 @@ export function isLegalHeader(name: string, value: string): boolean {
   return TOKEN.test(name) && FIELD_VALUE.test(value);
 }
 
+/**
+ * Bounds on a response head the gateway writes to its clients. Each field is legal on its own (RFC 9110 §5),
+ * but a client cannot read an unbounded head: past its own limit it just sees a broken connection, never a
+ * status. 100 fields is what Apache httpd (LimitRequestFields) and Envoy (max_headers_count) allow by
+ * default; 64 KiB of head (as on the HTTP/1.1 wire) is above what legitimate replies carry and below what
+ * curl and browsers read. A reply over either is a bad reply (502), not a head cut short.
+ */
+export const MAX_HEAD_FIELDS = 100;
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+/** Refuses a head with more fields or more bytes than the bounds; the reason phrase counts toward the bytes. */
+export function checkHeadLimits(headers: HeaderList, reasonPhrase = "", limits = { fields: MAX_HEAD_FIELDS, bytes: MAX_HEAD_BYTES }): void {
+  if (headers.length > limits.fields) {
+    throw new CodecError("too-large", `${headers.length} header fields, over the limit of ${limits.fields}`);
+  }
+  // `name: value` and CRLF per field. Legal values are at most U+00FF, one byte each on the wire.
+  let bytes = reasonPhrase.length;
+  for (const [name, value] of headers) bytes += name.length + value.length + 4;
+  if (bytes > limits.bytes) throw new CodecError("too-large", `response head of ${bytes} bytes, over the limit of ${limits.bytes}`);
+}
+
 /** Drops hop-by-hop headers and any header the Connection header lists. Order of the rest is kept. */
 export function stripHopByHop(headers: HeaderList): Array<[string, string]> {
   const named = new Set<string>();
@@ -61,18 +82,30 @@ export function encodeHeaders(headers: HeaderList): XmlElement | undefined {
 }
 
 /**
+ * RFC 9110 §8.6: Content-Length = 1*DIGIT. A list ("5, 6") or a second field makes the length ambiguous; a
+ * recipient may refuse such a message, and clients' HTTP parsers do. The length of a HEAD or 304 reply is
+ * passed on as the device declared it, so a bad one would reach the client as a response it cannot parse.
+ */
+const CONTENT_LENGTH = /^\d{1,15}$/;
+
+/**
  * Decodes `<headers xmlns='http://jabber.org/protocol/shim'>`. A header that is not legal HTTP is refused
- * (a reply carrying CR/LF in a value would otherwise be a response-splitting vector).
+ * (a reply carrying CR/LF in a value would otherwise be a response-splitting vector), and so is a
+ * Content-Length that is not one decimal number.
  */
 export function decodeHeaders(container: XmlElement | undefined): Array<[string, string]> {
   if (!container) return [];
   const out: Array<[string, string]> = [];
+  let contentLengths = 0;
   for (const h of childElements(container)) {
     if (h.name !== "header") throw new CodecError("malformed", `unexpected <${h.name}> in <headers>`);
     const name = h.attrs.name;
     if (!name) throw new CodecError("malformed", "<header> without a name");
     const value = textOf(h);
     if (!isLegalHeader(name, value)) throw new CodecError("bad-header", `header ${JSON.stringify(name)} is not legal HTTP`);
+    if (name.toLowerCase() === "content-length" && (++contentLengths > 1 || !CONTENT_LENGTH.test(value))) {
+      throw new CodecError("bad-header", `Content-Length ${JSON.stringify(value)} is not one decimal length`);
+    }
     out.push([name, value]);
   }
   return out;

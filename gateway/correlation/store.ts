@@ -1,3 +1,4 @@
+import { normalizeJid } from "../../adapters/shared/jid.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -9,14 +10,39 @@ export interface CorrelationEntry {
   deadline: number;
 }
 
+/**
+ * The entry, and the exchange's id in `{prefix}exchanges:{jid}`, a sorted set scored by deadline that says
+ * which senders may have a reply on its way (StreamRoutes parks early chunks only for those). The set lives
+ * as long as its latest deadline.
+ */
+const PUT = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
+const REMOVE = `
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`;
+
 /** `{prefix}corr:{id}` entries: written before the IQ leaves, expiring by themselves at the deadline. */
 export class CorrelationStore {
-  constructor(private readonly redis: RedisStore) {}
+  /** (entry key, JID key, entry, ttl, deadline, id) → 1 written, 0 the id exists. */
+  private readonly putEntry: (...args: Array<string | number>) => Promise<number>;
+  /** (entry key, JID key, id). */
+  private readonly removeEntry: (...args: Array<string | number>) => Promise<number>;
+
+  constructor(private readonly redis: RedisStore) {
+    this.putEntry = redis.script<number>("putCorrelation", 2, PUT);
+    this.removeEntry = redis.script<number>("removeCorrelation", 2, REMOVE);
+  }
 
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
-    const ok = await this.redis.run((c) => c.set(this.redis.key("corr", id), JSON.stringify(entry), "PX", Math.max(1, ttlMs), "NX"));
+    const ttl = Math.max(1, ttlMs);
+    const ok = await this.putEntry(this.redis.key("corr", id), exchangesKey(this.redis, entry.jid), JSON.stringify(entry), ttl, entry.deadline, id);
     // 96 random bits make a collision practically impossible; if one happens, refuse rather than share an id.
-    if (ok !== "OK") throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
+    if (ok !== 1) throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
   }
 
   async get(id: string): Promise<CorrelationEntry | undefined> {
@@ -24,7 +50,12 @@ export class CorrelationStore {
     return raw ? (JSON.parse(raw) as CorrelationEntry) : undefined;
   }
 
-  async remove(id: string): Promise<void> {
-    await this.redis.run((c) => c.del(this.redis.key("corr", id)));
+  async remove(id: string, jid: string): Promise<void> {
+    await this.removeEntry(this.redis.key("corr", id), exchangesKey(this.redis, jid), id);
   }
+}
+
+/** `{prefix}exchanges:{normalized JID}`: the ids of the exchanges in flight to that JID, by deadline. */
+export function exchangesKey(redis: RedisStore, jid: string): string {
+  return redis.key("exchanges", normalizeJid(jid));
 }

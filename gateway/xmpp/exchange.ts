@@ -1,5 +1,6 @@
 import { decodeChunk, encodeClose } from "../../adapters/xep0332/chunks.js";
 import { CodecError } from "../../adapters/xep0332/errors.js";
+import { checkHeadLimits } from "../../adapters/xep0332/headers.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
 import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
@@ -58,9 +59,12 @@ export class XmppExchanger {
     this.log = deps.logger.child({ component: "exchange" });
   }
 
-  /** Wire into PendingExchanges' onSettled: an exchange that ends (deadline, drain) releases its stream. */
+  /**
+   * Wire into PendingExchanges' onSettled: an exchange that ends (deadline, drain) releases its stream, and
+   * a stream cut off that way is closed at the device too (XEP-0332 `<close>`), which may still be sending.
+   */
   release(p: PendingExchange): void {
-    if (p.streamId) this.streams.fail(p.jid, p.streamId);
+    if (p.streamId && this.streams.fail(p.jid, p.streamId)) this.sendClose(p.jid, p.streamId);
   }
 
   async exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
@@ -89,7 +93,7 @@ export class XmppExchanger {
       return await reply;
     } finally {
       this.deps.metrics.iqInflight.set(pending.size);
-      store.remove(id).catch(() => undefined); // it expires by itself at the deadline anyway
+      store.remove(id, req.jid).catch(() => undefined); // it expires by itself at the deadline anyway
     }
   }
 
@@ -118,6 +122,8 @@ export class XmppExchanger {
       if (!payload) throw new CodecError("malformed", "IQ result without a <resp>");
       decoded = decodeResponse(payload);
       if (decoded.statusCode < 200) throw new CodecError("malformed", `interim status ${decoded.statusCode} as a final reply`);
+      // Every field may be legal and the head still more than a client can read (thousands of fields).
+      checkHeadLimits(decoded.headers, decoded.statusMessage);
     } catch (err) {
       this.badReply(entry, err);
       return "taken";
@@ -150,6 +156,13 @@ export class XmppExchanger {
   /** The reply's head announced a chunked body: receive it here, and claim the stream for this instance. */
   private awaitBody(entry: PendingExchange, head: Omit<HttpResponseMessage, "body">, streamId: string): void {
     const { pending, streamRoutes, instanceId, limits } = this.deps;
+    // The device announced a stream id it already uses for another exchange still receiving: chunks cannot
+    // be told apart, so this reply is refused, and the open stream is left alone (no <close>, and not marked
+    // as this exchange's, so that its end does not release the other's).
+    if (this.streams.has(entry.jid, streamId)) {
+      this.badReply(entry, new CodecError("malformed", `stream ${streamId} is already open for another exchange`));
+      return;
+    }
     pending.markStreaming(entry.id, streamId);
     // Listen first, then claim: a chunk forwarded because of the claim always finds the stream here.
     this.streams.expect(entry.jid, streamId, limits.maxReplyBytes).then(
@@ -159,10 +172,13 @@ export class XmppExchanger {
       },
     );
     streamRoutes.claim(entry.jid, streamId, instanceId, entry.deadline - Date.now()).then(
-      (parked) => {
+      ({ parked, overflowed }) => {
+        // Chunks of this stream were refused while it waited (the sender parked more than its bound).
+        if (overflowed) this.streams.fail(entry.jid, streamId, new CodecError("too-large", `chunks sent ahead of the reply exceed what may wait for it`));
         for (const raw of parked) {
           const chunk = parseParked(raw);
-          if (chunk) this.offerChunk(entry.jid, chunk);
+          // Counted like any chunk that comes after its stream ended (failed, or past its deadline).
+          if (!chunk || this.offerChunk(entry.jid, chunk) === "not-mine") this.drop("late", { id: entry.id, streamId, parked: true });
         }
       },
       // Without the claim, chunks that reach other instances cannot find us: the deadline answers (504).
@@ -174,11 +190,12 @@ export class XmppExchanger {
   private badReply(entry: PendingExchange, err: unknown, streamId?: string): void {
     const message = err instanceof CodecError ? `device reply is not valid XEP-0332: ${err.message}` : undefined;
     this.drop("malformed", { id: entry.id, deviceId: entry.deviceId, err: (err as Error).message });
-    if (streamId) {
-      const close = el("message", { to: entry.jid, from: this.deps.component.domain }, encodeClose(streamId));
-      this.deps.component.send(close).catch(() => undefined);
-    }
+    if (streamId) this.sendClose(entry.jid, streamId);
     this.deps.pending.settle(entry.id, new GatewayError("GW_BAD_DEVICE_REPLY", message ? { message } : {}));
+  }
+
+  private sendClose(jid: string, streamId: string): void {
+    this.deps.component.send(el("message", { to: jid, from: this.deps.component.domain }, encodeClose(streamId))).catch(() => undefined);
   }
 
   drop(reason: DropReason, fields: Record<string, unknown>): void {

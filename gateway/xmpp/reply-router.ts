@@ -93,6 +93,7 @@ export class ReplyRouter {
       const where = await this.deps.streamRoutes.route(from, streamId, JSON.stringify(plain(chunk)));
       if ("parked" in where) return;
       if ("full" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "too many unclaimed chunks" });
+      if ("stranger" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "no exchange in flight to the sender" });
       // Our own claim, but the stream is no longer here: it ended (deadline or complete).
       if (where.owner === this.deps.instanceId) return this.deps.exchanger.drop("late", { from, streamId });
       await this.forward(where.owner, stanza, "chunk", { streamId });

@@ -19,8 +19,12 @@ export interface Peer {
   /** Every stanza received, for assertions on chunks, presence, errors. */
   received: Element[];
   send(node: XmlElement): Promise<void>;
-  /** Writes raw text on the stream: for input no XML builder would produce. */
-  sendRaw(text: string): Promise<void>;
+  /** Writes raw text (or bytes: invalid UTF-8) on the stream: for input no XML builder would produce. */
+  sendRaw(text: string | Buffer): Promise<void>;
+  /** True while the stream is up; false once the server closed it (a stream error) or the peer stopped. */
+  readonly online: boolean;
+  /** Errors the connection reported, e.g. the server's stream error before it closed the stream. */
+  errors: Error[];
   /** Sends an IQ get/set and resolves with the reply stanza. */
   query(to: string, payload: XmlElement, timeoutMs?: number): Promise<Element>;
   stop(): Promise<void>;
@@ -41,7 +45,8 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
     credentials: (auth, _mechs) => auth({ username, password }, "PLAIN", undefined as unknown as Element),
   });
   entity.reconnect.stop();
-  entity.on("error", () => undefined);
+  const errors: Error[] = [];
+  entity.on("error", (err: Error) => errors.push(err));
   const received: Element[] = [];
   const queue: IncomingRequest[] = [];
   const waiters: Array<(r: IncomingRequest) => void> = [];
@@ -63,6 +68,10 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
   return {
     jid,
     received,
+    errors,
+    get online() {
+      return entity.status === "online";
+    },
     nextRequest(timeoutMs = 10_000) {
       const ready = queue.shift();
       if (ready) return Promise.resolve(ready);
@@ -75,7 +84,8 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
       });
     },
     send: (node) => entity.send(toLibraryElement(factory, node)),
-    sendRaw: (text) => (entity as unknown as { write(s: string): Promise<void> }).write(text),
+    // Connection.write hands its argument to socket.write, which takes bytes as well as text.
+    sendRaw: (text) => (entity as unknown as { write(s: string | Buffer): Promise<void> }).write(text),
     query: (to, payload, timeoutMs = 5000) =>
       entity.iqCaller.request(xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)), timeoutMs),
     stop: async () => {

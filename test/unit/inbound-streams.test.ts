@@ -281,6 +281,44 @@ describe("InboundStreams", () => {
     await assert.rejects(p, (e: unknown) => e === err);
   });
 
+  it("fail() says whether it cut an open stream off (the owner then tells the sender to stop)", async () => {
+    const streams = new InboundStreams(limits, () => false);
+    const p = streams.expect(DEV, "S", 1024);
+    p.catch(() => undefined);
+    assert.equal(streams.fail(DEV, "S"), true);
+    assert.equal(streams.fail(DEV, "S"), false, "already ended");
+    const done = streams.expect(DEV, "T", 1024);
+    streams.offer(DEV, chunk("T", 0, "x", true));
+    await done;
+    assert.equal(streams.fail(DEV, "T"), false, "completed streams are not cut off");
+    const broken = streams.expect(DEV, "U", 1024);
+    broken.catch(() => undefined);
+    streams.offer(DEV, chunk("U", 0, "a"));
+    streams.offer(DEV, chunk("U", 0, "a"));
+    assert.equal(streams.fail(DEV, "U"), false, "a stream a bad chunk failed is already gone");
+  });
+
+  it("ends a flood of empty chunks at the stream's count bound and forgets the stream", async () => {
+    const streams = new InboundStreams(limits, () => false);
+    const p = streams.expect(DEV, "S", 1024); // at most 5 chunks: four of 256 bytes and a short last one
+    for (let nr = 0; nr < 1000; nr++) streams.offer(DEV, chunk("S", nr, ""));
+    await assert.rejects(p, (err: unknown) => err instanceof CodecError && err.reason === "too-large" && /nr 5 /.test(err.message));
+    assert.equal(streams.activeCount, 0);
+    assert.equal(streams.offer(DEV, chunk("S", 999, "")), false, "later chunks find no stream");
+  });
+
+  it("earlyCount counts the streams waiting in the early buffer, empty chunks included", async () => {
+    const streams = new InboundStreams(limits, () => true);
+    streams.offer(DEV, chunk("S", 0, ""));
+    streams.offer(DEV, chunk("T", 0, ""));
+    streams.offer(DEV, chunk("T", 1, "x", true));
+    assert.equal(streams.earlyCount, 2);
+    assert.equal(streams.earlyBytes, 1);
+    streams.offer(DEV, chunk("S", 1, "y", true));
+    assert.equal((await streams.expect(DEV, "S", 1024)).toString(), "y");
+    assert.equal(streams.earlyCount, 1);
+  });
+
   it("fail() of an unknown stream is a no-op", async () => {
     const streams = new InboundStreams(limits, () => false);
     const t = track(streams.expect(DEV, "S", 1024));

@@ -13,6 +13,7 @@ import {
   encodeClose,
   isChunk,
   isClose,
+  maxChunksFor,
   serialize,
   splitIntoChunks,
   textOf,
@@ -194,15 +195,16 @@ describe("xep0332 ChunkAssembler", () => {
     expectCodecError(() => a.add(chunk(1, "y", true)), "malformed", "duplicate last");
   });
 
+  // The tests below use chunks of a few bytes: they give a count bound of their own (maxChunks, tested apart).
   it("refuses a chunk numbered after the last one", () => {
-    const a = new ChunkAssembler(1000);
+    const a = new ChunkAssembler(1000, 100);
     a.add(chunk(1, "b", true));
     expectCodecError(() => a.add(chunk(2, "c")), "malformed", "after last");
     expectCodecError(() => a.add(chunk(5, "c")), "malformed", "far after last");
   });
 
   it("refuses a last chunk numbered below a chunk already received", () => {
-    const a = new ChunkAssembler(1000);
+    const a = new ChunkAssembler(1000, 100);
     a.add(chunk(4, "e"));
     expectCodecError(() => a.add(chunk(2, "c", true)), "malformed", "last below received");
   });
@@ -214,7 +216,7 @@ describe("xep0332 ChunkAssembler", () => {
   });
 
   it("accepts exactly maxBytes and refuses one byte more as too-large", () => {
-    const a = new ChunkAssembler(10);
+    const a = new ChunkAssembler(10, 100);
     a.add(chunk(0, "12345"));
     a.add(chunk(1, "67890"));
     assert.equal(a.bufferedBytes, 10);
@@ -225,7 +227,7 @@ describe("xep0332 ChunkAssembler", () => {
   });
 
   it("leaves its state unchanged when it refuses a chunk", () => {
-    const a = new ChunkAssembler(10);
+    const a = new ChunkAssembler(10, 100);
     a.add(chunk(0, "123456"));
     expectCodecError(() => a.add(chunk(1, "78901", true)), "too-large", "too big last chunk");
     assert.equal(a.bufferedBytes, 6);
@@ -238,6 +240,50 @@ describe("xep0332 ChunkAssembler", () => {
     b.add(chunk(0, "a"));
     expectCodecError(() => b.add(chunk(0, "a")), "malformed", "duplicate");
     assert.equal(b.bufferedBytes, 1);
+  });
+
+  it("bounds the chunk count by default: maxBytes / 256 full chunks plus a short or empty last one", () => {
+    assert.equal(maxChunksFor(0), 1);
+    assert.equal(maxChunksFor(255), 1);
+    assert.equal(maxChunksFor(256), 2);
+    assert.equal(maxChunksFor(1000), 4);
+    assert.equal(maxChunksFor(128 * 1024), 513);
+    // A body of exactly maxBytes in 256-byte chunks, closed by an empty last chunk, fits.
+    const a = new ChunkAssembler(512);
+    a.add(chunk(0, Buffer.alloc(256)));
+    a.add(chunk(1, Buffer.alloc(256)));
+    a.add(chunk(2, "", true));
+    assert.equal(a.take().length, 512);
+  });
+
+  it("refuses a chunk numbered at or past maxChunks as too-large, without holding it", () => {
+    const a = new ChunkAssembler(1_000_000, 3);
+    a.add(chunk(2, "c"));
+    expectCodecError(() => a.add(chunk(3, "d")), "too-large", "first past the bound");
+    expectCodecError(() => a.add(chunk(999_999, "z", true)), "too-large", "far ahead");
+    assert.equal(a.bufferedBytes, 1);
+    a.add(chunk(0, "a"));
+    a.add(chunk(1, "b"));
+    assert.equal(a.complete, false, "no last chunk yet");
+  });
+
+  it("ends a flood of empty chunks at the count bound, although they cost no bytes", () => {
+    const a = new ChunkAssembler(128 * 1024);
+    let refused: unknown;
+    let nr = 0;
+    for (; nr < 10_000; nr++) {
+      try {
+        a.add(chunk(nr, ""));
+      } catch (err) {
+        refused = err;
+        break;
+      }
+    }
+    assert.equal(nr, 513);
+    assert.equal(a.bufferedBytes, 0);
+    expectCodecError(() => {
+      throw refused;
+    }, "too-large", "empty flood");
   });
 
   it("reassembles a large stream split by splitIntoChunks in random order", () => {

@@ -11,6 +11,7 @@ import {
   MIN_CHUNK_SIZE,
   NS_SHIM,
   asXmlSafeText,
+  checkHeadLimits,
   childElements,
   clampChunkSize,
   decodeHeaders,
@@ -27,6 +28,8 @@ import {
   isHttpMethod,
   isLegalHeader,
   isTextualContentType,
+  MAX_HEAD_BYTES,
+  MAX_HEAD_FIELDS,
   serialize,
   stripHopByHop,
   textOf,
@@ -34,6 +37,7 @@ import {
   type XmlElement,
 } from "../../adapters/xep0332/index.js";
 import { parseXml } from "../helpers/xml.js";
+import { expectCodecError } from "../helpers/thrown.js";
 
 
 describe("xep0332 stripHopByHop", () => {
@@ -170,6 +174,56 @@ describe("xep0332 header legality and SHIM encoding", () => {
   it("reports illegal headers as CodecError bad-header", () => {
     const node = el("headers", { xmlns: NS_SHIM }, el("header", { name: "X" }, "a\r\nInjected: 1"));
     assert.throws(() => decodeHeaders(node), (e: unknown) => e instanceof CodecError && e.reason === "bad-header");
+  });
+});
+
+describe("xep0332 Content-Length and head limits", () => {
+  const shim = (...fields: Array<[string, string]>): XmlElement => el("headers", { xmlns: NS_SHIM }, ...fields.map(([n, v]) => el("header", { name: n }, v)));
+
+  it("accepts one Content-Length of decimal digits, in any case", () => {
+    assert.deepEqual(decodeHeaders(shim(["content-length", "0"])), [["content-length", "0"]]);
+    assert.deepEqual(decodeHeaders(shim(["Content-Length", "123456789012345"], ["X", "1"])), [["Content-Length", "123456789012345"], ["X", "1"]]);
+  });
+
+  it("refuses a Content-Length that is not one decimal length (RFC 9110 §8.6): a client's parser would choke on it", () => {
+    const bad: Array<Array<[string, string]>> = [
+      [["Content-Length", "abc"]],
+      [["Content-Length", "-1"]],
+      [["Content-Length", "1e3"]],
+      [["Content-Length", "0x10"]],
+      [["Content-Length", "1, 2"]],
+      [["Content-Length", "5, 5"]],
+      [["Content-Length", " 5"]],
+      [["Content-Length", ""]],
+      [["Content-Length", "1234567890123456"]],
+      [["Content-Length", "5"], ["content-length", "5"]],
+      [["Content-Length", "5"], ["X", "y"], ["CONTENT-LENGTH", "6"]],
+    ];
+    for (const fields of bad) {
+      expectCodecError(() => decodeHeaders(shim(...fields)), "bad-header", JSON.stringify(fields));
+    }
+  });
+
+  it(`allows ${MAX_HEAD_FIELDS} fields and refuses one more as too-large`, () => {
+    const fields = (n: number): HeaderList => Array.from({ length: n }, (_, i): [string, string] => [`X-${i}`, "v"]);
+    checkHeadLimits(fields(MAX_HEAD_FIELDS));
+    expectCodecError(() => checkHeadLimits(fields(MAX_HEAD_FIELDS + 1)), "too-large", "one field more");
+    expectCodecError(() => checkHeadLimits(fields(5000)), "too-large", "thousands");
+  });
+
+  it(`counts the head as on the wire (name: value CRLF, and the reason phrase) against ${MAX_HEAD_BYTES} bytes`, () => {
+    const fill = (n: number): [string, string] => ["X", "v".repeat(n - 5)]; // "X: " + value + CRLF = n bytes
+    checkHeadLimits([fill(MAX_HEAD_BYTES)]);
+    expectCodecError(() => checkHeadLimits([fill(MAX_HEAD_BYTES + 1)]), "too-large", "one byte more");
+    checkHeadLimits([fill(MAX_HEAD_BYTES - 10)], "0123456789");
+    expectCodecError(() => checkHeadLimits([fill(MAX_HEAD_BYTES - 10)], "0123456789x"), "too-large", "reason phrase counts");
+    expectCodecError(() => checkHeadLimits([], "r".repeat(MAX_HEAD_BYTES + 1)), "too-large", "a reason phrase alone");
+  });
+
+  it("takes other limits when given", () => {
+    expectCodecError(() => checkHeadLimits([["A", "1"], ["B", "2"]], "", { fields: 1, bytes: 1000 }), "too-large", "fields");
+    expectCodecError(() => checkHeadLimits([["A", "1"]], "", { fields: 10, bytes: 5 }), "too-large", "bytes");
+    checkHeadLimits([["A", "1"]], "", { fields: 1, bytes: 6 });
   });
 });
 
