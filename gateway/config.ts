@@ -4,6 +4,7 @@ import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
 import { isHostName } from "../adapters/shared/legacy-address.js";
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
+import type { RedisOptions } from "./redis/client.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (README table). */
 export interface Config {
@@ -25,17 +26,8 @@ export interface Config {
     /** More header fields than this: 431 GW_HEADERS_TOO_LARGE. */
     maxHeaders: number;
   };
-  redis: {
-    url: string;
-    keyPrefix: string;
-    commandTimeoutMs: number;
-    /** REDIS_USERNAME: a Redis 6+ ACL user (AUTH username password); absent: the default user. */
-    username?: string;
-    /** REDIS_PASSWORD or REDIS_PASSWORD_FILE; overrides a password in REDIS_URL. */
-    password?: string;
-    /** REDIS_TLS_CA_FILE's PEM text: trusted for `rediss://` instead of Node's default roots. */
-    tlsCa?: string;
-  };
+  /** REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_USERNAME, REDIS_PASSWORD(_FILE), REDIS_TLS_CA_FILE (read). */
+  redis: RedisOptions;
   xmpp: { service: string; domain: string; secret: string };
   devices: {
     jidTemplate: string;
