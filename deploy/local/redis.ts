@@ -1,21 +1,35 @@
-// A throwaway redis-server (per test file, demo or bench run): free port, temp dir, no persistence,
-// and a restart on the same port so outage tests can take Redis away and bring it back.
+// A throwaway redis-server (per test file, demo or bench run): free port, temp dir, no persistence
+// unless asked for, and a restart on the same port so outage tests can take Redis away and bring it back.
 import net from 'node:net';
 import path from 'node:path';
 import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
 import { spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 
+export interface RedisOptions {
+  /**
+   * Keep the data across kill() and restart(): an append-only file in the server's dir, fsynced before
+   * every write is acknowledged (appendfsync always), so even a SIGKILL loses nothing a client was told
+   * is written. Default false: nothing is persisted, and a restart comes back empty.
+   */
+  persistent?: boolean;
+}
+
 export interface RedisServer {
   readonly port: number;
   /** redis://127.0.0.1:PORT */
   readonly url: string;
   readonly dir: string;
+  /** Whether it was started with `persistent`: its data survives kill() and restart(). */
+  readonly persistent: boolean;
   /** PID of the current redis-server (changes on restart). */
   readonly pid: number;
   /** Stops it (SIGTERM, SIGKILL after 5 s) and removes its dir. */
   stop(): Promise<void>;
-  /** Stops it if running, then starts a fresh one on the SAME port (data is gone: no persistence). */
+  /**
+   * Stops it if running, then starts it again on the SAME port and dir: empty, or, when `persistent`,
+   * with every write it acknowledged (replayed from its append-only file).
+   */
   restart(): Promise<void>;
   /** SIGKILL, like a crash; restart() or stop() afterwards. */
   kill(): Promise<void>;
@@ -72,8 +86,10 @@ export function redisCommand(
 
 /** Another process grabbed the port between freePort() and the bind: worth a retry. */
 
-async function launch(dir: string, port: number): Promise<ChildHandle> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+async function launch(dir: string, port: number, persistent: boolean): Promise<ChildHandle> {
+  // No RDB snapshots either way; persistence, when asked for, is the append-only file alone.
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
+  args.push(...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
   args.push('--dir', dir, '--daemonize', 'no'); // no --logfile: stdout is captured and teed to redis.log
   const handle = await spawnChild('redis-server', args, {
     name: `redis-server:${port}`,
@@ -101,14 +117,15 @@ async function launch(dir: string, port: number): Promise<ChildHandle> {
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
+  const persistent = opts.persistent ?? false;
   const dir = await makeTempDir('redis-');
   let port = 0;
   let handle: ChildHandle;
   try {
     handle = await onFreePorts(async () => {
       port = await freePort();
-      return launch(dir, port);
+      return launch(dir, port, persistent);
     });
   } catch (err) {
     await removeDir(dir);
@@ -119,6 +136,7 @@ export async function startRedis(): Promise<RedisServer> {
     port,
     url: `redis://127.0.0.1:${port}`,
     dir,
+    persistent,
     get pid() {
       return current.pid;
     },
@@ -128,7 +146,7 @@ export async function startRedis(): Promise<RedisServer> {
     },
     async restart() {
       await current.stop();
-      current = await launch(dir, port);
+      current = await launch(dir, port, persistent);
     },
     async kill() {
       await current.stop('SIGKILL');

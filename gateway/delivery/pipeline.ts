@@ -5,8 +5,9 @@ import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
 import type { AsyncRequests } from "./async-requests.js";
 import type { PresenceStore } from "../presence/presence-store.js";
 import type { DeviceDelivery } from "./deliver.js";
-import { IdempotencyStore, UNSAFE_METHODS } from "./idempotency.js";
+import { IdempotencyStore, RUNNING_GRACE_MS, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
+import { retryWhileStoreAway } from "./store-retry.js";
 import { deviceWasReached, errorOf, replyOf, storeError, storeReply, type StoredOutcome } from "./stored-outcome.js";
 
 export interface DeviceRequest {
@@ -16,6 +17,18 @@ export interface DeviceRequest {
   maxTimeoutMs?: number;
   respondAsync: boolean;
   idempotencyKey?: string;
+}
+
+/** A request that holds an Idempotency-Key: what its key's entry is found by, and which request it is for logs. */
+interface KeyedRequest {
+  deviceId: string;
+  key: string;
+  fingerprint: string;
+  requestId: string | undefined;
+}
+
+function requestIdOf(message: HttpRequestMessage): string | undefined {
+  return message.headers.find(([name]) => name.toLowerCase() === "x-request-id")?.[1];
 }
 
 export type PipelineResult = { kind: "reply"; reply: HttpResponseMessage } | { kind: "accepted"; id: string; state: "pending" };
@@ -46,15 +59,17 @@ export class DevicePipeline {
   async handle(req: DeviceRequest): Promise<PipelineResult> {
     const route = req.route;
     const timeoutMs = Math.min(route.timeoutMs, req.maxTimeoutMs ?? Infinity);
+    const deadline = Date.now() + timeoutMs;
     const key = req.idempotencyKey && UNSAFE_METHODS.has(req.message.method) ? req.idempotencyKey : undefined;
     const fingerprint = key ? IdempotencyStore.fingerprint(req.message) : "";
     if (key) {
-      const begun = await this.deps.idempotency.begin(route.deviceId, key, fingerprint);
+      const begun = await this.deps.idempotency.begin(route.deviceId, key, fingerprint, deadline);
       if (begun.state === "done") return { kind: "reply", reply: this.replay(begun.outcome) };
     }
-    const settle = (outcome: StoredOutcome) => this.settleIdempotency(route.deviceId, key, fingerprint, outcome);
+    const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: requestIdOf(req.message) } : undefined;
+    const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
-    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, key, settle);
+    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle);
     try {
       const reply = await this.deps.delivery.deliver(route, req.message, timeoutMs);
       await settle(storeReply(reply));
@@ -70,7 +85,8 @@ export class DevicePipeline {
     await this.deps.queue.drain(
       jid,
       async (item) => this.completeQueued(item),
-      async (item) => this.finishAsync(item.id, item.deviceId, storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not come online before the request expired" })), item.idempotencyKey),
+      // With its message: an expired request with an Idempotency-Key settles its key too.
+      async (item) => this.finishAsync(item, storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not come online before the request expired" })), item.deadline),
     );
   }
 
@@ -78,25 +94,28 @@ export class DevicePipeline {
     route: DeviceRoute,
     message: HttpRequestMessage,
     timeoutMs: number,
-    key: string | undefined,
+    idem: KeyedRequest | undefined,
     settle: (outcome: StoredOutcome) => Promise<void>,
   ): Promise<PipelineResult> {
     const { asyncRequests } = this.deps;
-    const id = await asyncRequests.accept(route.deviceId, Date.now() + timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    const id = await asyncRequests.accept(route.deviceId, deadline);
     void this.run(route, message, timeoutMs).then(async (outcome) => {
       // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
-      if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, key);
+      if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem);
       await settle(outcome);
-      await asyncRequests.complete(id, route.deviceId, outcome).catch((err: unknown) => this.lost(id, err));
+      await this.storeResult(id, route.deviceId, outcome, deadline);
     });
     return { kind: "accepted", id, state: "pending" };
   }
 
-  private async enqueue(id: string, route: DeviceRoute, message: HttpRequestMessage, key: string | undefined): Promise<void> {
+  private async enqueue(id: string, route: DeviceRoute, message: HttpRequestMessage, idem: KeyedRequest | undefined): Promise<void> {
     const queuedUntil = Date.now() + this.deps.queueTtlMs;
     try {
       await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
-      await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, key));
+      // The key now runs until the queue's deadline and the delivery after it, not the first attempt's.
+      if (idem) await this.deps.idempotency.extend(idem.deviceId, idem.key, idem.fingerprint, queuedUntil + route.timeoutMs);
+      await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, idem?.key));
       // The device may have announced itself between the bounce and the queueing: then nobody else drains.
       if ((await this.deps.presence.state(route.jid)) === "online") await this.deliverQueued(route.jid);
     } catch (err) {
@@ -107,12 +126,22 @@ export class DevicePipeline {
   private async completeQueued(item: QueuedRequest): Promise<void> {
     const route = await this.deps.resolver.resolve(item.deviceId);
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
-    await this.finishAsync(item.id, item.deviceId, outcome, item.idempotencyKey, messageOf(item));
+    await this.finishAsync(item, outcome, Date.now());
   }
 
-  private async finishAsync(id: string, deviceId: string, outcome: StoredOutcome, key?: string, message?: HttpRequestMessage): Promise<void> {
-    if (key && message) await this.settleIdempotency(deviceId, key, IdempotencyStore.fingerprint(message), outcome);
-    await this.deps.asyncRequests.complete(id, deviceId, outcome).catch((err: unknown) => this.lost(id, err));
+  /** A queued request's end: its key (when it has one) and its result, kept until `deadline` + grace. */
+  private async finishAsync(item: QueuedRequest, outcome: StoredOutcome, deadline: number): Promise<void> {
+    const message = messageOf(item);
+    const idem = item.idempotencyKey
+      ? { deviceId: item.deviceId, key: item.idempotencyKey, fingerprint: IdempotencyStore.fingerprint(message), requestId: requestIdOf(message) }
+      : undefined;
+    await this.settleIdempotency(idem, outcome, deadline);
+    await this.storeResult(item.id, item.deviceId, outcome, deadline);
+  }
+
+  /** An asynchronous request's outcome, written again while Redis is away (until `deadline` + grace). */
+  private async storeResult(id: string, deviceId: string, outcome: StoredOutcome, deadline: number): Promise<void> {
+    await retryWhileStoreAway(() => this.deps.asyncRequests.complete(id, deviceId, outcome), deadline + RUNNING_GRACE_MS).catch((err: unknown) => this.lost(id, err));
   }
 
   /** Runs a delivery to its end and says how it ended; never throws. */
@@ -124,16 +153,28 @@ export class DevicePipeline {
     }
   }
 
-  /** Keeps an outcome that may have actuated the device as the answer to retries; else frees the key. */
-  private async settleIdempotency(deviceId: string, key: string | undefined, fingerprint: string, outcome: StoredOutcome): Promise<void> {
-    if (!key) return;
+  /**
+   * Keeps an outcome that may have actuated the device as the answer to retries; else frees the key. The
+   * client's answer does not wait for a store that is away: the write is tried again in the background
+   * until the request's deadline + grace (retries meanwhile get 409), after which the key answers "outcome
+   * unknown" (504), never a second actuation.
+   */
+  private async settleIdempotency(idem: KeyedRequest | undefined, outcome: StoredOutcome, deadline: number): Promise<void> {
+    if (!idem) return;
     const { idempotency } = this.deps;
+    const write = () =>
+      deviceWasReached(outcome)
+        ? idempotency.finish(idem.deviceId, idem.key, idem.fingerprint, outcome)
+        : idempotency.abandon(idem.deviceId, idem.key, idem.fingerprint);
+    const fields = { deviceId: idem.deviceId, requestId: idem.requestId };
     try {
-      if (deviceWasReached(outcome)) await idempotency.finish(deviceId, key, fingerprint, outcome);
-      else await idempotency.abandon(deviceId, key);
+      await write();
     } catch (err) {
-      // The key stays "running" until its TTL: retries get 409 rather than a second actuation.
-      this.log.warn({ event: "idempotency-not-recorded", deviceId, err: (err as Error).message }, "idempotency outcome not recorded");
+      this.log.warn({ event: "idempotency-not-recorded", ...fields, err: (err as Error).message }, "idempotency outcome not recorded yet; retrying");
+      void retryWhileStoreAway(write, deadline + RUNNING_GRACE_MS).then(
+        () => this.log.info({ event: "idempotency-recorded-late", ...fields }, "idempotency outcome recorded after a retry"),
+        (late: unknown) => this.log.warn({ event: "idempotency-not-recorded", ...fields, final: true, err: (late as Error).message }, "idempotency outcome not recorded: retries of this key will answer 504 (outcome unknown)"),
+      );
     }
   }
 

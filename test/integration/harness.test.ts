@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
@@ -128,6 +129,37 @@ describe('redis helper', () => {
     assert.equal(isAlive(pid), false);
     assert.equal(await isPortOpen(port), false);
     assert.equal(existsSync(dir), false);
+  });
+});
+
+describe('redis helper, persistent', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = teardown.stopLater('persistent redis', await startRedis({ persistent: true }));
+  });
+
+  it('keeps every acknowledged write across a SIGKILL and a restart on the same port', async () => {
+    assert.equal(redis.persistent, true);
+    for (let i = 0; i < 20; i++) assert.equal(await redisCommand(redis.port, ['SET', `k${i}`, `v${i}`]), 'OK');
+    assert.equal(await redisCommand(redis.port, ['RPUSH', 'list', 'a']), '1');
+    const { pid, port } = redis;
+    await redis.kill();
+    assert.equal(isAlive(pid), false);
+    await redis.restart();
+    assert.equal(redis.port, port);
+    assert.notEqual(redis.pid, pid);
+    for (let i = 0; i < 20; i++) assert.equal(await redisCommand(redis.port, ['GET', `k${i}`]), `v${i}`);
+    assert.equal(await redisCommand(redis.port, ['LPOP', 'list']), 'a');
+    assert.ok(existsSync(path.join(redis.dir, 'appendonlydir')), 'the append-only files are in its dir');
+  });
+
+  it('is not the default: a plain one comes back empty', async () => {
+    const plain = teardown.stopLater('plain redis', await startRedis());
+    assert.equal(plain.persistent, false);
+    await redisCommand(plain.port, ['SET', 'gone', 'yes']);
+    await plain.kill();
+    await plain.restart();
+    assert.equal(await redisCommand(plain.port, ['GET', 'gone']), '');
   });
 });
 
