@@ -1,39 +1,152 @@
 // Command-line flags of `npm run bench`.
 
+/** paths: the default four-path comparison; soak: many requests held at once; fleet: many devices in one agent. */
+export type BenchMode = "paths" | "soak" | "fleet";
+
+export type SoakPhase = "xmpp" | "http";
+
+export interface SoakArgs {
+  /** Requests issued once each, all meant to be outstanding together. */
+  requests: number;
+  /** Devices the requests are spread over, round robin. */
+  devices: number;
+  /** How long each device holds a request before answering. */
+  holdS: number;
+  /** Requests are issued at an even pace over this long (a burst of 10,000 connects overflows listen backlogs). */
+  rampS: number;
+  phases: SoakPhase[];
+}
+
+export interface FleetArgs {
+  devices: number;
+}
+
 export interface BenchArgs {
+  mode: BenchMode;
   durationS: number;
   warmupS: number;
   json: boolean;
-  /** Directory for CPU profiles of the in-process gateway over the measured windows of (b) and (d). */
+  /**
+   * Default mode: directory for CPU profiles of the in-process gateway over the measured windows of (b) and
+   * (d). Soak and fleet: the gateway (and, in fleet mode, the agent) process is profiled from start to exit.
+   */
   cpuProfDir: string | undefined;
+  /**
+   * Soak and fleet: NODE_OPTIONS for the gateway process (e.g. "--max-old-space-size=256"), to see how V8's
+   * heap sizing moves its RSS.
+   */
+  gatewayNodeOptions: string | undefined;
+  soak: SoakArgs;
+  fleet: FleetArgs;
 }
 
 export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--json] [--cpu-prof DIR]
+       npm run bench -- --soak [--requests N] [--devices N] [--hold S] [--ramp S] [--xmpp-only | --http-only]
+                           [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
+       npm run bench -- --fleet [--devices N] [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
+
+default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load
   --duration S     measured seconds per path (default 10), after a 2 s warm-up
   --quick          3 s per path after a 1 s warm-up, for smoke runs
-  --json           print only the JSON result on stdout (progress still goes to stderr)
   --cpu-prof DIR   write a V8 CPU profile of the gateway over the measured window of (b) and of (d) to DIR
-                   (open in Chrome DevTools); profiling slows the gateway: such a run's numbers are not comparable`;
+                   (open in Chrome DevTools); profiling slows the gateway: such a run's numbers are not comparable
+
+--soak: requests held in flight all at once against slow devices, through the gateway's XMPP path, then
+        through its HTTP pass-through; reports errors by status and code, the peak in flight, the gateway's RSS
+  --requests N     requests per phase (default 10000)
+  --devices N      simulated devices they are spread over (default 500)
+  --hold S         seconds each device holds a request before it answers (default 20)
+  --ramp S         seconds over which the requests are issued, at an even pace (default 5)
+  --xmpp-only      skip the HTTP pass-through phase
+  --http-only      skip the XMPP phase (the pass-through then starts on a fresh gateway, heap and all)
+  --cpu-prof DIR   profile the gateway process over the whole run (written when it exits)
+
+--fleet: devices connected through ONE device agent process (AGENT_FLEET_FILE); reports the time until the
+         gateway tracks them all as online, the agent's RSS and CPU, the gateway's RSS, and one request to each
+  --devices N      devices in the agent process (default 1000)
+  --cpu-prof DIR   profile the gateway and the agent processes over the whole run (written when they exit)
+
+--soak and --fleet run the gateway and the agent compiled (tsconfig.build.json), as they ship, each in its
+own process; the gateway's RSS is its own
+  --gateway-node-options OPTS   NODE_OPTIONS for the gateway process, e.g. "--max-old-space-size=256"
+
+  --json           print only the JSON result on stdout (progress still goes to stderr)`;
+
+const DEFAULT_SOAK: SoakArgs = { requests: 10_000, devices: 500, holdS: 20, rampS: 5, phases: ["xmpp", "http"] };
+const DEFAULT_FLEET: FleetArgs = { devices: 1000 };
+
+/** Flags that only make sense in one mode, to refuse a combination that would be silently ignored. */
+const MODE_OF_FLAG: Record<string, BenchMode[]> = {
+  "--duration": ["paths"],
+  "--quick": ["paths"],
+  "--requests": ["soak"],
+  "--hold": ["soak"],
+  "--ramp": ["soak"],
+  "--xmpp-only": ["soak"],
+  "--http-only": ["soak"],
+  "--devices": ["soak", "fleet"],
+  "--gateway-node-options": ["soak", "fleet"],
+};
+
+function numberFlag(name: string, value: string | undefined, min: number, max: number, integer: boolean): number {
+  const n = Number(value);
+  const ok = value !== undefined && value !== "" && Number.isFinite(n) && n >= min && n <= max && (!integer || Number.isInteger(n));
+  if (!ok) throw new Error(`${name} wants ${integer ? "an integer" : "a number"} in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  return n;
+}
 
 export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
-  const args: BenchArgs = { durationS: 10, warmupS: 2, json: false, cpuProfDir: undefined };
+  const args: BenchArgs = {
+    mode: "paths",
+    durationS: 10,
+    warmupS: 2,
+    json: false,
+    cpuProfDir: undefined,
+    gatewayNodeOptions: undefined,
+    soak: { ...DEFAULT_SOAK, phases: [...DEFAULT_SOAK.phases] },
+    fleet: { ...DEFAULT_FLEET },
+  };
+  const seen: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+    const arg = argv[i] ?? "";
+    const name = arg.includes("=") ? arg.slice(0, arg.indexOf("=")) : arg;
+    const value = (): string | undefined => (arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i]);
+    seen.push(name);
     if (arg === "--help" || arg === "-h") return "help";
     else if (arg === "--json") args.json = true;
-    else if (arg === "--quick") {
+    else if (arg === "--soak" || arg === "--fleet") {
+      if (args.mode !== "paths") throw new Error("--soak and --fleet are separate runs: give one of them");
+      args.mode = arg === "--soak" ? "soak" : "fleet";
+    } else if (arg === "--quick") {
       args.durationS = 3;
       args.warmupS = 1;
-    } else if (arg === "--duration" || arg?.startsWith("--duration=")) {
-      const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
-      const n = Number(value);
-      if (!value || !Number.isFinite(n) || n <= 0 || n > 3600) throw new Error(`--duration wants seconds in (0, 3600], got ${JSON.stringify(value)}`);
-      args.durationS = n;
-    } else if (arg === "--cpu-prof" || arg?.startsWith("--cpu-prof=")) {
-      const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
-      if (!value) throw new Error("--cpu-prof wants a directory");
-      args.cpuProfDir = value;
+    } else if (name === "--duration") args.durationS = numberFlag("--duration", value(), Number.MIN_VALUE, 3600, false);
+    else if (name === "--cpu-prof") {
+      const dir = value();
+      if (!dir) throw new Error("--cpu-prof wants a directory");
+      args.cpuProfDir = dir;
+    } else if (name === "--gateway-node-options") {
+      const opts = value();
+      if (!opts) throw new Error("--gateway-node-options wants node options, e.g. --gateway-node-options=--max-old-space-size=256");
+      args.gatewayNodeOptions = opts;
+    } else if (name === "--requests") args.soak.requests = numberFlag("--requests", value(), 1, 100_000, true);
+    else if (name === "--hold") args.soak.holdS = numberFlag("--hold", value(), 0, 600, false);
+    else if (name === "--ramp") args.soak.rampS = numberFlag("--ramp", value(), 0, 600, false);
+    else if (arg === "--xmpp-only" || arg === "--http-only") {
+      if (args.soak.phases.length === 1) throw new Error("--xmpp-only and --http-only leave nothing to run together");
+      args.soak.phases = [arg === "--xmpp-only" ? "xmpp" : "http"];
+    }
+    else if (name === "--devices") {
+      const n = numberFlag("--devices", value(), 1, 100_000, true);
+      args.soak.devices = n;
+      args.fleet.devices = n;
     } else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+  }
+  for (const flag of seen) {
+    const modes = MODE_OF_FLAG[flag];
+    if (modes && !modes.includes(args.mode)) {
+      throw new Error(`${flag} applies to ${modes.map((m) => (m === "paths" ? "the default run" : `--${m}`)).join(" and ")} only`);
+    }
   }
   return args;
 }

@@ -12,3 +12,11 @@ export function temperatureDevice(req: IncomingMessage, res: ServerResponse): vo
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("not found");
 }
+
+/**
+ * What a device of the soak and fleet runs answers on `/TEMPERATURE`: a reading that names the device, so
+ * that the client can tell it got the answer of the device it asked, not just any answer.
+ */
+export function readingBody(deviceId: string): string {
+  return JSON.stringify({ device: deviceId, celsius: 21.5 });
+}

@@ -123,10 +123,10 @@ export function formatTable(r: BenchReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Writes bench/results/bench-<timestamp>.json and returns its path. */
-export async function writeReport(r: BenchReport, dir: string): Promise<string> {
+/** Writes bench/results/<kind>-<timestamp>.json (kind: bench, soak, fleet) and returns its path. */
+export async function writeReport(r: { startedAt: string }, dir: string, kind = "bench"): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `bench-${r.startedAt.replace(/[:.]/g, "-")}.json`);
+  const file = path.join(dir, `${kind}-${r.startedAt.replace(/[:.]/g, "-")}.json`);
   await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
   return file;
 }

@@ -1,4 +1,7 @@
-// `npm run bench`: four paths, one after the other, on the same Prosody, Redis and simulated devices, with
+// `npm run bench`: the default run, below; `--soak` (bench/soak.ts) and `--fleet` (bench/fleet.ts) are runs of
+// their own, with their own reports.
+//
+// The default run: four paths, one after the other, on the same Prosody, Redis and simulated devices, with
 // the same load (64 closed-loop clients over 10 devices, same warm-up and duration):
 //   (a) raw IQ round trip            a bare @xmpp/component ↔ device agents: the baseline of (b)
 //   (b) gateway XMPP path            HTTP clients → gateway → XEP-0332 over Prosody → agents → device servers
@@ -32,11 +35,16 @@ import { parseArgs, USAGE, type BenchArgs } from "./args.js";
 import { clockTicksPerSecond } from "./cpu.js";
 import { TEMPERATURE_BODY } from "./device.js";
 import type { DevicesConfig, DevicesReady } from "./devices-worker.js";
+import { runFleet } from "./fleet.js";
+import { formatFleetTable } from "./fleet-report.js";
 import type { LoadConfig } from "./load-worker.js";
 import { measurePath, type WindowHooks } from "./measure.js";
 import { windowProfiler } from "./profile.js";
+import { progress } from "./progress.js";
 import type { ProxyConfig, ProxyReady } from "./proxy-worker.js";
 import { compare, formatTable, HTTP_TARGETS, TARGETS, writeReport, type BenchReport, type PathResult } from "./report.js";
+import { runSoak } from "./soak.js";
+import { formatSoakTable } from "./soak-report.js";
 import { WorkerProcess } from "./worker-process.js";
 
 const CONCURRENCY = 64;
@@ -47,10 +55,6 @@ const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
 /** Set by the first stop signal: what fails after it is the interruption, not a finding. */
 let interrupted = false;
-
-const progress = (message: string): void => {
-  process.stderr.write(`[bench] ${message}\n`);
-};
 
 /** Requests the gateway answered 2xx, by transport, from its own metrics (everything since it started). */
 async function answeredByTransport(gw: RunningGateway): Promise<Record<string, number>> {
@@ -191,6 +195,26 @@ async function bench(args: BenchArgs, teardown: Teardown): Promise<BenchReport> 
   };
 }
 
+/** What a run hands back: its report (the JSON), its table, and the name its file goes under. */
+interface Outcome {
+  kind: "bench" | "soak" | "fleet";
+  report: { startedAt: string };
+  table: string;
+}
+
+async function runMode(args: BenchArgs, teardown: Teardown): Promise<Outcome> {
+  if (args.mode === "soak") {
+    const report = await runSoak(args, teardown);
+    return { kind: "soak", report, table: formatSoakTable(report) };
+  }
+  if (args.mode === "fleet") {
+    const report = await runFleet(args, teardown);
+    return { kind: "fleet", report, table: formatFleetTable(report) };
+  }
+  const report = await bench(args, teardown);
+  return { kind: "bench", report, table: formatTable(report) };
+}
+
 async function main(): Promise<void> {
   let args: BenchArgs;
   try {
@@ -218,16 +242,16 @@ async function main(): Promise<void> {
     });
   }
 
-  let report: BenchReport;
+  let outcome: Outcome;
   try {
-    report = await bench(args, teardown);
+    outcome = await runMode(args, teardown);
   } finally {
     progress("stopping");
     await teardown.run();
   }
-  const file = await writeReport(report, RESULTS_DIR);
-  if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(`\n${formatTable(report)}\nwritten to ${file}\n`);
+  const file = await writeReport(outcome.report, RESULTS_DIR, outcome.kind);
+  if (args.json) process.stdout.write(`${JSON.stringify(outcome.report, null, 2)}\n`);
+  else process.stdout.write(`\n${outcome.table}\nwritten to ${file}\n`);
 }
 
 main().catch((err: unknown) => {

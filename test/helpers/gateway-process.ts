@@ -13,10 +13,16 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-export async function startGatewayProcess(targets: GatewayTargets, overrides: Env = {}, port?: number): Promise<GatewayProcess> {
+export interface GatewayProcessOptions {
+  /** Node's arguments that start the gateway (e.g. a compiled `dist/gateway/main.js`); default: its sources through tsx. */
+  nodeArgs?: readonly string[];
+}
+
+export async function startGatewayProcess(targets: GatewayTargets, overrides: Env = {}, port?: number, opts: GatewayProcessOptions = {}): Promise<GatewayProcess> {
   const listen = port ?? (await freePort());
   const env = gatewayEnv(targets, { GATEWAY_PORT: String(listen), ...overrides });
-  const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], { name: `gateway-${env.GATEWAY_INSTANCE_ID ?? listen}`, env });
+  const nodeArgs = opts.nodeArgs ?? ["--import", "tsx", "gateway/main.ts"];
+  const child = await spawnChild(process.execPath, [...nodeArgs], { name: `gateway-${env.GATEWAY_INSTANCE_ID ?? listen}`, env });
   const url = `http://127.0.0.1:${listen}`;
   await pollUntil(`gateway on ${listen} ready`, async () => {
     if (child.hasExited()) throw new Error(`gateway exited:\n${child.output()}`);
