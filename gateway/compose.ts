@@ -81,6 +81,9 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
   const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes }, { metrics });
+  metricSources.proxyConnections = () => passThrough.connections();
+  const cap = new InFlightCap(config.limits.maxInFlight);
+  metricSources.requestsInFlight = () => cap.size;
   const delivery = new DeviceDelivery({
     limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
     xmpp: exchanger,
@@ -119,7 +122,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       delivery,
       shadow,
       admission: new Admission({
-        cap: new InFlightCap(config.limits.maxInFlight),
+        cap,
         ...(config.limits.clientRate
           ? { rate: { limiter: new ClientRateLimiter(redis, config.limits.clientRate), key: config.limits.clientRate.key } }
           : {}),

@@ -19,6 +19,9 @@ component_interface = "*"
 s2s_ports = { }
 c2s_direct_tls_ports = { }
 admin_socket = "/var/lib/prosody/data/prosody.sock"
+-- A fleet reconnecting at once (after a restart of this server) queues its connections in the kernel's
+-- accept backlog; at the default of 128 the rest are dropped and retried a second later.
+network_settings = { tcp_backlog = 1024 }
 
 -- ping: XEP-0199, answered for devices' keepalives. admin_shell: bulk account creation (prosodyctl shell).
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "admin_shell"; "posix" }

@@ -24,6 +24,7 @@ export interface HttpServerOptions {
 }
 
 const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+const LISTEN_BACKLOG = 4096;
 const DEFAULT_RECEIVE_TIMEOUT_MS = 300_000;
 
 /** How often a stopping server ends the connections that fell idle since the last look. */
@@ -70,7 +71,10 @@ export class HttpServer implements Lifecycle {
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.opts.port, this.opts.host, () => {
+      // A burst of new connections (a fleet's clients reconnecting at once) waits in the kernel's accept queue
+      // while the event loop is busy; Node's default of 511 overflows first, and the clients then see
+      // resets. The kernel caps it at net.core.somaxconn.
+      server.listen({ port: this.opts.port, host: this.opts.host, backlog: LISTEN_BACKLOG }, () => {
         server.off("error", reject);
         resolve();
       });

@@ -11,6 +11,10 @@ export type Transport = "xmpp" | "http" | "shadow" | "none";
 export interface MetricSources {
   devicesOnline?: () => Promise<number>;
   devicesByTransport?: () => Promise<Record<string, number>>;
+  /** Device requests this instance holds now (what GATEWAY_MAX_IN_FLIGHT bounds). */
+  requestsInFlight?: () => number;
+  /** The HTTP pass-through's connections to devices, by state. */
+  proxyConnections?: () => { active: number; idle: number; waiting: number };
 }
 
 export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}, version = "unknown") {
@@ -80,6 +84,24 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
         if (!sources.devicesByTransport) return;
         const counts = await sources.devicesByTransport().catch(() => undefined);
         for (const [transport, n] of Object.entries(counts ?? {})) this.set({ transport }, n);
+      },
+    }),
+    requestsInFlight: new Gauge({
+      name: "gateway_requests_inflight",
+      help: "Device requests this instance holds now, every transport (GATEWAY_MAX_IN_FLIGHT bounds it).",
+      registers,
+      collect() {
+        if (sources.requestsInFlight) this.set(sources.requestsInFlight());
+      },
+    }),
+    proxyConnections: new Gauge({
+      name: "gateway_proxy_connections",
+      help: "HTTP pass-through connections to devices: active (carrying a request), idle (kept alive), waiting (requests queued for a connection).",
+      labelNames: ["state"] as const,
+      registers,
+      collect() {
+        if (!sources.proxyConnections) return;
+        for (const [state, n] of Object.entries(sources.proxyConnections())) this.set({ state }, n);
       },
     }),
     shadowComparisons: new Counter({

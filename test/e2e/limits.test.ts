@@ -97,6 +97,9 @@ describe("limits and fairness", () => {
   it("refuses a request beyond the instance's in-flight ceiling with 503 GW_OVERLOADED, before it reaches the device", async () => {
     const inFlight = [get(a, "/devices/held/x", tenant()), get(a, "/devices/held/x", tenant()), get(a, "/devices/held/x", tenant())];
     await pollUntil("three requests held by the device", () => held.waiting === 3, { timeoutMs: 5000 });
+    assert.equal((await a.gateway.metrics.requestsInFlight.get()).values[0]?.value, 3, "gateway_requests_inflight");
+    const connections = (await a.gateway.metrics.proxyConnections.get()).values;
+    assert.equal(connections.find((v) => v.labels.state === "active")?.value, 3, "gateway_proxy_connections{state=active}");
     const refused = await get(a, "/devices/quick/x", tenant());
     assert.equal(refused.status, 503);
     assert.equal(((await refused.json()) as ErrorBody).error.code, "GW_OVERLOADED");
