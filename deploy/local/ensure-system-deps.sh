@@ -41,7 +41,7 @@ if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
   # Redis take their default ports. Stop and disable only what this run just installed.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     for pkg in "${missing[@]}"; do
-      case "$pkg" in prosody | redis-server | ejabberd | haproxy) ;; *) continue ;; esac
+      case "$pkg" in prosody | redis-server | ejabberd | haproxy | prometheus) ;; *) continue ;; esac
       if systemctl is-active --quiet "$pkg" 2>/dev/null; then
         echo "Stopping the system $pkg service that the install started ..."
         systemctl disable --now "$pkg" >/dev/null 2>&1 || true
