@@ -6,23 +6,21 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import type { Env } from "../../adapters/shared/env.js";
 import { startEjabberd, type EjabberdServer } from "../../deploy/local/ejabberd.js";
 import { startHaproxy, type HaproxyServer } from "../../deploy/local/haproxy.js";
 import { freePort, pollUntil } from "../../deploy/local/ports.js";
-import { isAlive, spawnChild, type ChildHandle, type ExitInfo } from "../../deploy/local/process.js";
+import { isAlive } from "../../deploy/local/process.js";
 import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
 import { makeTempDir, removeDir } from "../../deploy/local/tempdir.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
+import { GatewayIncarnations } from "../helpers/gateway-incarnations.js";
 import { Teardown } from "../helpers/stack.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DEVICES = Array.from({ length: 10 }, (_, i) => `roll-dev${i + 1}`);
 const CLIENTS = 4;
 const SLOW_MS = 300;
@@ -150,67 +148,23 @@ interface LogEntry {
   code?: string;
 }
 
-class GatewayProcess {
-  handle: ChildHandle | undefined;
-  incarnation = "";
-  readonly pids: number[] = [];
-  readonly logFiles: Array<{ incarnation: string; file: string }> = [];
-  private count = 0;
-
-  constructor(
-    readonly name: string,
-    readonly port: number,
-    private readonly env: (instanceId: string) => Record<string, string | undefined>,
-    private readonly logDir: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.incarnation = `${this.name}.${++this.count}`;
-    const file = path.join(this.logDir, `${this.incarnation}.log`);
-    const handle = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
-      name: `gateway ${this.incarnation}`,
-      cwd: ROOT,
-      env: this.env(this.incarnation),
-      logFile: file,
-    });
-    this.handle = handle;
-    this.pids.push(handle.pid);
-    this.logFiles.push({ incarnation: this.incarnation, file });
-    const early = new AbortController();
-    void handle.exited.then((e) => early.abort(new Error(`${this.incarnation} exited (code ${e.code}, signal ${e.signal})`)));
-    await pollUntil(
-      `${this.incarnation} ready`,
-      async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`).catch(() => undefined))?.status === 200,
-      { timeoutMs: 20_000, intervalMs: 50, signal: early.signal },
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n--- output ---\n${handle.output().slice(-3_000)}`);
-    });
+/** A gateway instance whose start waits for readiness, with its device request lines. */
+class GatewayProcess extends GatewayIncarnations {
+  constructor(name: string, port: number, env: (instanceId: string) => Env, logDir: string) {
+    super(name, port, env, logDir, { waitFor: "ready" });
   }
 
-  /** Sends `signal` and waits (bounded) for the exit. */
-  async signal(signal: NodeJS.Signals, timeoutMs: number): Promise<ExitInfo> {
-    const handle = this.handle;
-    assert.ok(handle && !handle.hasExited(), `${this.name} is not running`);
-    process.kill(handle.pid, signal);
-    await pollUntil(`${this.incarnation} to exit after ${signal}`, () => handle.hasExited(), { timeoutMs, intervalMs: 10 });
-    return handle.exited;
-  }
-
-  async stop(): Promise<void> {
-    await this.handle?.stop("SIGTERM", DRAIN_GRACE_MS + DRAIN_TIMEOUT_MS + 3_000);
+  override async stop(): Promise<void> {
+    await super.stop(DRAIN_GRACE_MS + DRAIN_TIMEOUT_MS + 3_000);
   }
 
   /** Device request lines of every incarnation so far (its access log: one JSON line per request). */
   async requestLog(): Promise<LogEntry[]> {
     const entries: LogEntry[] = [];
-    for (const { incarnation, file } of this.logFiles) {
-      const text = await readFile(file, "utf8").catch(() => "");
-      for (const line of text.split("\n")) {
-        if (!line.startsWith("{") || !line.includes('"msg":"request"')) continue;
-        const e = JSON.parse(line) as { requestId: string; deviceId?: string; status: number; code?: string };
-        if (e.deviceId === undefined) continue; // /readyz, /metrics
-        entries.push({ incarnation, requestId: e.requestId, status: e.status, ...(e.code ? { code: e.code } : {}) });
-      }
+    for (const { incarnation, line } of await this.logLines()) {
+      const e = line as { msg?: string; requestId: string; deviceId?: string; status: number; code?: string };
+      if (e.msg !== "request" || e.deviceId === undefined) continue; // /readyz, /metrics
+      entries.push({ incarnation, requestId: e.requestId, status: e.status, ...(e.code ? { code: e.code } : {}) });
     }
     return entries;
   }
@@ -396,7 +350,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
       "a rolling restart must lose no request and mix up none",
     );
     for (const g of [a, b]) {
-      for (const { incarnation } of g.logFiles) {
+      for (const incarnation of g.incarnations) {
         assert.ok((share(await g.requestLog(), tokens)[incarnation] ?? 0) > 0, `${incarnation} served part of the load`);
       }
     }

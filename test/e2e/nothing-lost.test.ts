@@ -43,26 +43,22 @@
 // must answer, after its deadline, with the kept "outcome unknown" 504, never 409 for the key's lifetime.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import http from "node:http";
-import path from "node:path";
 import { setTimeout as pause } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { RUNNING_GRACE_MS } from "../../gateway/delivery/idempotency.js";
 import type { Env } from "../../adapters/shared/env.js";
 import { startHaproxy, type HaproxyServer } from "../../deploy/local/haproxy.js";
 import { freePort, pollUntil } from "../../deploy/local/ports.js";
-import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
 import { startProsody, type ProsodyServer } from "../../deploy/local/prosody.js";
 import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
 import { makeTempDir, removeDir } from "../../deploy/local/tempdir.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
+import { GatewayIncarnations } from "../helpers/gateway-incarnations.js";
 import { Teardown } from "../helpers/stack.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DEVICES = Array.from({ length: 10 }, (_, i) => `nl-dev${i}`);
 /** Client loops, each one request at a time (its retries and replays included), paced. */
 const CLIENTS = 6;
@@ -362,45 +358,16 @@ async function send(spec: Spec, targets: readonly Target[], label: string, windo
 // Gateway processes: `node --import tsx gateway/main.ts`, one incarnation after another on a fixed port, each
 // logging (info: one line per request) to a file of its own.
 
-interface LogLine {
-  incarnation: string;
-  line: Record<string, unknown>;
-}
-
-class GatewayInstance {
-  handle: ChildHandle | undefined;
-  incarnation = "";
+/** A gateway instance whose start waits for its port only (a hot standby is never ready), with a client agent of its own. */
+class GatewayInstance extends GatewayIncarnations {
   readonly agent = new http.Agent({ keepAlive: true });
-  readonly logFiles: Array<{ incarnation: string; file: string }> = [];
-  private count = 0;
 
-  constructor(readonly name: string, readonly port: number, private readonly env: (incarnation: string) => Env, private readonly logDir: string) {}
+  constructor(name: string, port: number, env: (incarnation: string) => Env, logDir: string) {
+    super(name, port, env, logDir, { waitFor: "listening" });
+  }
 
   get target(): Target {
     return { name: this.name, port: this.port, agent: this.agent };
-  }
-
-  /** Starts an incarnation and waits until it listens (not until it is ready: a standby never is). */
-  async start(): Promise<void> {
-    this.incarnation = `${this.name}.${++this.count}`;
-    const file = path.join(this.logDir, `${this.incarnation}.log`);
-    const handle = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
-      name: `gateway ${this.incarnation}`,
-      cwd: ROOT,
-      env: this.env(this.incarnation),
-      logFile: file,
-    });
-    this.handle = handle;
-    this.logFiles.push({ incarnation: this.incarnation, file });
-    const early = new AbortController();
-    void handle.exited.then((e) => early.abort(new Error(`${this.incarnation} exited (code ${e.code}, signal ${e.signal})`)));
-    await pollUntil(
-      `${this.incarnation} listening`,
-      async () => (await fetch(`http://127.0.0.1:${this.port}/healthz`).catch(() => undefined))?.status === 200,
-      { timeoutMs: 30_000, intervalMs: 50, signal: early.signal },
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n--- output ---\n${handle.output().slice(-3_000)}`);
-    });
   }
 
   /** /readyz: its status and checks, or undefined when nothing answers. */
@@ -413,28 +380,9 @@ class GatewayInstance {
     }
   }
 
-  async kill(): Promise<void> {
-    await this.handle?.stop("SIGKILL");
-  }
-
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     this.agent.destroy();
-    await this.handle?.stop("SIGTERM", 8_000);
-  }
-
-  async logLines(): Promise<LogLine[]> {
-    const lines: LogLine[] = [];
-    for (const { incarnation, file } of this.logFiles) {
-      for (const text of (await readFile(file, "utf8").catch(() => "")).split("\n")) {
-        if (!text.startsWith("{")) continue;
-        try {
-          lines.push({ incarnation, line: JSON.parse(text) as Record<string, unknown> });
-        } catch {
-          // a line cut by the SIGKILL
-        }
-      }
-    }
-    return lines;
+    await super.stop(8_000);
   }
 }
 
