@@ -126,7 +126,7 @@ describe("agent and gateway processes", () => {
     const child = await spawnChild(process.execPath, [...TSX, "gateway/main.ts"], { name: "bad-gateway", env });
     const { code } = await child.exited;
     assert.equal(code, 2);
-    assert.match(child.output(), /^config: XMPP_COMPONENT_SECRET is required$/m);
+    assert.match(child.output(), /^config: XMPP_COMPONENT_SECRET \(or XMPP_COMPONENT_SECRET_FILE\) is required$/m);
     assert.match(child.output(), /^config: GATEWAY_PORT="99999"/m);
   });
 

@@ -171,7 +171,7 @@ it("the runtime stage's production install loads the gateway, the agent and the 
   // Every module loads with production dependencies only; each entry point then stops on its config.
   const gateway = image.node(["dist/gateway/main.js"], {});
   assert.equal(gateway.status, 2, gateway.out);
-  assert.match(gateway.out, /^config: XMPP_COMPONENT_SECRET is required$/m);
+  assert.match(gateway.out, /^config: XMPP_COMPONENT_SECRET \(or XMPP_COMPONENT_SECRET_FILE\) is required$/m);
   const agent = image.node(["dist/adapters/device-agent/main.js"], {});
   assert.equal(agent.status, 2, agent.out);
   assert.match(agent.out, /^config: AGENT_USERNAME is required$/m);
