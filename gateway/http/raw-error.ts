@@ -4,9 +4,9 @@ import type { Duplex } from "node:stream";
 import { errorBody, type GatewayError } from "../errors.js";
 import type { RequestFacts } from "./context.js";
 
-/** request-id.ts's rule: the caller's X-Request-Id when it is a sane token, else a new UUID. */
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A request's id: the caller's X-Request-Id when it is a sane token, else a new UUID. */
 export function requestIdOf(headers: IncomingHttpHeaders | undefined): string {
   const given = headers?.["x-request-id"];
   return typeof given === "string" && ACCEPTABLE_ID.test(given) ? given : randomUUID();

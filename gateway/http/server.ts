@@ -1,15 +1,13 @@
-import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { AddressInfo } from "node:net";
 import type { Express } from "express";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
-import { clientErrorOf } from "./client-error.js";
+import { answerClientError, answerUnroutable } from "./client-error.js";
 import { answerConnect } from "./connect.js";
 import { ConnectionTracker } from "./connections.js";
-import { writeErrorResponse, writeRawError } from "./raw-error.js";
+import { writeErrorResponse } from "./raw-error.js";
 
 /** An Express app called as a plain handler with a final callback of its own (Express's `app(req, res, next)`). */
 type Handler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
@@ -24,8 +22,8 @@ export interface HttpServerOptions {
 }
 
 const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
-const LISTEN_BACKLOG = 4096;
 const DEFAULT_RECEIVE_TIMEOUT_MS = 300_000;
+const LISTEN_BACKLOG = 4096;
 
 /** How often a stopping server ends the connections that fell idle since the last look. */
 const IDLE_SWEEP_MS = 100;
@@ -43,6 +41,7 @@ export class HttpServer implements Lifecycle {
 
   async start(): Promise<void> {
     const headersTimeout = this.opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const unroutable = answerUnroutable(this.logger);
     const server = createServer(
       {
         headersTimeout,
@@ -52,9 +51,8 @@ export class HttpServer implements Lifecycle {
         // Checked by the app instead (head-checks.ts), so that this 400 too is a JSON catalogue error.
         requireHostHeader: false,
       },
-      // The app's final handler, for what Express's router never hands to the app's middleware at all: a
-      // target it cannot find a path in (`OPTIONS http://[`). Without it Express answers an HTML 404.
-      (req, res) => (this.app as unknown as Handler)(req, res, () => this.answerUnroutable(req, res)),
+      // Express called with a final handler of ours (answerUnroutable, client-error.ts).
+      (req, res) => (this.app as unknown as Handler)(req, res, () => unroutable(req, res)),
     );
     // Node answers an Expect other than 100-continue with a bare 417; this one is the JSON error.
     server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => writeErrorResponse(res, new GatewayError("GW_EXPECTATION_FAILED")));
@@ -63,7 +61,7 @@ export class HttpServer implements Lifecycle {
     // Node's 16 KiB in any case.
     server.maxHeadersCount = 0;
     this.connections.attach(server);
-    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.answerClientError(err, socket));
+    server.on("clientError", answerClientError(this.connections, this.logger));
     // Node hands CONNECT to this event, never to the app: answer it (405), or the client just sees a close.
     server.on("connect", answerConnect(this.logger));
     // Keep-alive sockets from load balancers should outlive their idle timers, not the other way round.
@@ -85,7 +83,8 @@ export class HttpServer implements Lifecycle {
   /**
    * Stops accepting, lets responses in progress finish, and ends connections as they fall idle. Node's own
    * closeIdleConnections() is not enough: it looks once, and it skips a connection that has not sent a
-   * (first or next) request yet, which it keeps until headersTimeout (66 s), holding the drain that long.
+   * (first or next) request yet, which then stays open until the client or a timeout ends it (a minute and
+   * more), holding the drain that long.
    */
   async stop(): Promise<void> {
     const server = this.server;
@@ -102,43 +101,5 @@ export class HttpServer implements Lifecycle {
     } finally {
       clearInterval(sweep);
     }
-  }
-
-  private answerUnroutable(req: IncomingMessage, res: ServerResponse): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const err = new GatewayError("GW_BAD_REQUEST", { message: "the request target cannot be read as a path or an absolute URI" });
-    writeErrorResponse(res, err);
-    const target = req.url ?? "";
-    this.logger?.info({ method: req.method, target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code }, "request");
-  }
-
-  /**
-   * A request Node refused (malformed, head too large, too slow): the JSON error every gateway error has,
-   * then the connection closed. When the request was already handed to the app (its body broke off or came
-   * too slowly), the error goes out as that request's response if it has not started, else the connection
-   * is only closed.
-   */
-  private answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    if (err.code === "ECONNRESET" || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const gwErr = clientErrorOf(err);
-    const inProgress = [...this.connections.inProgress(socket as Socket)];
-    if (inProgress.length === 0) {
-      const requestId = randomUUID();
-      writeRawError(socket, gwErr, requestId);
-      this.logger?.info({ requestId, status: gwErr.status, code: gwErr.code, parser: err.code }, "request");
-      return;
-    }
-    const res = inProgress[0];
-    if (inProgress.length > 1 || !res || res.headersSent) {
-      socket.destroy();
-      return;
-    }
-    writeErrorResponse(res, gwErr);
   }
 }
