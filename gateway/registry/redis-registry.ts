@@ -1,6 +1,7 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 import type { DeviceRecord, DeviceRegistry } from "./device.js";
+import { canonicalDeviceId } from "../http/device-address.js";
 import { normalizeLegacyAddress } from "./validate.js";
 
 /** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
@@ -90,7 +91,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
-    const stored: DeviceRecord = { ...record, updatedAt: this.now().toISOString() };
+    const stored: DeviceRecord = { ...record, id: canonical(record.id), updatedAt: this.now().toISOString() };
     let address = "";
     if (stored.legacyAddress !== undefined) {
       const normalized = normalizeLegacyAddress(stored.legacyAddress);
@@ -99,7 +100,7 @@ export class RedisDeviceRegistry implements DeviceStore {
       }
       stored.legacyAddress = address = normalized;
     }
-    const reply = await this.putScript(this.recordKey(record.id), this.setKey(), record.id, JSON.stringify(stored), address, this.indexPrefix());
+    const reply = await this.putScript(this.recordKey(stored.id), this.setKey(), stored.id, JSON.stringify(stored), address, this.indexPrefix());
     const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
     if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);
@@ -107,7 +108,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), id, this.indexPrefix());
+    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), canonical(id), this.indexPrefix());
     return reply === 1;
   }
 
@@ -135,8 +136,9 @@ export class RedisDeviceRegistry implements DeviceStore {
     return record?.legacyAddress === address ? record : undefined;
   }
 
+  /** Ids are looked up in any case, by their canonical spelling (README "Device ids"). */
   private recordKey(id: string): string {
-    return this.redis.key("device", id);
+    return this.redis.key("device", canonical(id));
   }
 
   private setKey(): string {
@@ -146,6 +148,11 @@ export class RedisDeviceRegistry implements DeviceStore {
   private indexPrefix(): string {
     return this.redis.key("legacy", "");
   }
+}
+
+/** The canonical id; anything that is no device id is kept as given (it finds nothing). */
+function canonical(id: string): string {
+  return canonicalDeviceId(id) ?? id;
 }
 
 function byCodePoint(a: string, b: string): number {
