@@ -188,6 +188,13 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         });
         logger.info({ event: "devices-imported", file: config.devices.file, ...counts }, "devices file imported");
       }
+      // Entries written before device ids were canonical (README "Device ids"): moved to their lower-case id.
+      await registry.canonicalizeIds().then(
+        ({ renamed, dropped }) => {
+          if (renamed.length + dropped.length > 0) logger.warn({ event: "device-ids-canonicalized", renamed, dropped }, "registry entries moved to their lower-case id");
+        },
+        (err: unknown) => logger.warn({ event: "device-ids-not-canonicalized", err: (err as Error).message }, "registry ids not checked for capitals (Redis unreachable)"),
+      );
       await bus.start();
       await slotNotices.start();
       await component.start();

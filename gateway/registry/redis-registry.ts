@@ -64,6 +64,39 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
+/**
+ * Moves an entry written before ids were canonical (README "Device ids") to its lower-case id, index and
+ * id set included, in one step. When an entry by the lower-case id exists already, that one is what every
+ * lookup found all along: the old spelling is dropped.
+ *
+ * KEYS: old record, new record, id set. ARGV: old id, new id, legacy index key prefix.
+ * Answers "renamed", "dropped" or "gone".
+ */
+const CANONICALIZE_SCRIPT = `
+local json = redis.call('GET', KEYS[1])
+if not json then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return 'gone'
+end
+local ok, rec = pcall(cjson.decode, json)
+if not ok or type(rec) ~= 'table' then return 'gone' end
+local address = rec.legacyAddress
+local indexed = type(address) == 'string' and redis.call('GET', ARGV[3] .. address) == ARGV[1]
+local outcome = 'dropped'
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  rec.id = ARGV[2]
+  redis.call('SET', KEYS[2], cjson.encode(rec))
+  redis.call('SADD', KEYS[3], ARGV[2])
+  if indexed then redis.call('SET', ARGV[3] .. address, ARGV[2]) end
+  outcome = 'renamed'
+elseif indexed then
+  redis.call('DEL', ARGV[3] .. address)
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return outcome
+`;
+
 const MGET_BATCH = 500;
 
 /**
@@ -75,10 +108,30 @@ const MGET_BATCH = 500;
 export class RedisDeviceRegistry implements DeviceStore {
   private readonly putScript: (...args: Array<string | number>) => Promise<unknown>;
   private readonly deleteScript: (...args: Array<string | number>) => Promise<unknown>;
+  private readonly canonicalizeScript: (...args: Array<string | number>) => Promise<string>;
 
   constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {
     this.putScript = redis.script<unknown>("registryPut", 2, PUT_SCRIPT);
     this.deleteScript = redis.script<unknown>("registryDelete", 2, DELETE_SCRIPT);
+    this.canonicalizeScript = redis.script<string>("registryCanonicalize", 3, CANONICALIZE_SCRIPT);
+  }
+
+  /**
+   * Entries whose id has capitals (written before ids were canonical) moved to their lower-case id; run at
+   * start. Answers the ids renamed and those dropped for an existing lower-case entry.
+   */
+  async canonicalizeIds(): Promise<{ renamed: string[]; dropped: string[] }> {
+    const ids = await this.redis.run((c) => c.smembers(this.setKey()));
+    const renamed: string[] = [];
+    const dropped: string[] = [];
+    for (const id of ids.sort(byCodePoint)) {
+      const canonicalId = canonicalDeviceId(id);
+      if (canonicalId === undefined || canonicalId === id) continue;
+      const outcome = await this.canonicalizeScript(this.redis.key("device", id), this.recordKey(canonicalId), this.setKey(), id, canonicalId, this.indexPrefix());
+      if (outcome === "renamed") renamed.push(id);
+      else if (outcome === "dropped") dropped.push(id);
+    }
+    return { renamed, dropped };
   }
 
   async get(id: string): Promise<DeviceRecord | undefined> {

@@ -362,6 +362,24 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       assert.equal(answer, "200 host-17 answers /x");
     });
 
+    it("entries written with capitals before ids were canonical are moved to their lower-case id (as at start)", async () => {
+      const redis = a.gateway.redis.client;
+      const legacy = (id: string, address: string) => JSON.stringify({ id, transport: "http", httpTarget: "http://10.9.9.9:80", legacyAddress: address, maxInFlight: 7 });
+      await redis.set(`${prefix}device:OLD-19`, legacy("OLD-19", "10.9.9.19:80"));
+      await redis.set(`${prefix}legacy:10.9.9.19:80`, "OLD-19");
+      await redis.set(`${prefix}device:DUP-19`, legacy("DUP-19", "10.9.9.20:80"));
+      await redis.set(`${prefix}legacy:10.9.9.20:80`, "DUP-19");
+      await redis.sadd(`${prefix}devices`, "OLD-19", "DUP-19");
+      await a.gateway.registry.put({ id: "dup-19", transport: "xmpp" });
+      assert.deepEqual(await a.gateway.registry.canonicalizeIds(), { renamed: ["OLD-19"], dropped: ["DUP-19"] });
+      assert.deepEqual([(await a.gateway.registry.get("Old-19"))?.id, (await a.gateway.registry.get("old-19"))?.maxInFlight], ["old-19", 7]);
+      assert.equal((await a.gateway.registry.findByLegacyAddress("10.9.9.19:80"))?.id, "old-19", "the legacy address moved with it");
+      assert.equal((await a.gateway.registry.get("dup-19"))?.transport, "xmpp", "the lower-case entry, which lookups found all along, stays");
+      assert.equal(await a.gateway.registry.findByLegacyAddress("10.9.9.20:80"), undefined);
+      assert.deepEqual([await redis.exists(`${prefix}device:OLD-19`, `${prefix}device:DUP-19`), await redis.smismember(`${prefix}devices`, "OLD-19", "DUP-19", "old-19")], [0, [0, 0, 1]]);
+      assert.deepEqual(await a.gateway.registry.canonicalizeIds(), { renamed: [], dropped: [] }, "nothing left to move");
+    });
+
     it("admin API: created as DEV-18, it is read, replaced and deleted as dev-18 or Dev-18, one entry throughout", async () => {
       const admin = (method: string, spelling: string, body?: unknown) =>
         fetch(`${a.url}/admin/devices/${spelling}`, {
