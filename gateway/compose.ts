@@ -217,6 +217,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       if ((await Promise.race([drained, bound])) === "timeout") {
         logger.warn({ event: "drain-timeout", inFlight: pending.size }, "drain bound reached; failing what is left");
         pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
+        deviceQueue.failAll(new GatewayError("GW_SHUTTING_DOWN")); // requests still waiting for a device's slot
         await passThrough.stop(); // the HTTP pass-through's exchanges too, else a hung device holds the stop
         await drained;
       }

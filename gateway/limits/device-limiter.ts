@@ -82,13 +82,7 @@ export class DeviceLimiter {
     };
   }
 
-  /** Takes a slot or throws 429 GW_DEVICE_BUSY at once; the returned function gives the slot back. */
-  async acquire(deviceId: string, maxInFlight: number, timeoutMs: number): Promise<() => void> {
-    const attempt = await this.tryAcquire(deviceId, maxInFlight, timeoutMs);
-    if (!attempt.taken) throw this.busy(`device already has ${maxInFlight} requests in flight`);
-    return attempt.release;
-  }
-
+  /** 429 GW_DEVICE_BUSY with the configured Retry-After. */
   busy(message: string): GatewayError {
     return new GatewayError("GW_DEVICE_BUSY", { message, retryAfterS: this.slot.retryAfterS });
   }

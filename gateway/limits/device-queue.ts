@@ -123,6 +123,11 @@ export class DeviceQueue {
     return this.enqueue(line, deadline, wait);
   }
 
+  /** Fails every waiter (the drain's bound reached: GW_SHUTTING_DOWN). */
+  failAll(err: Error): void {
+    for (const line of [...this.lines.values()]) for (const waiter of [...line.waiters]) this.leave(line, waiter, err);
+  }
+
   /** A slot of this device was released (here, or on another instance): the head of the line tries again. */
   wake(deviceId: string): void {
     const line = this.lines.get(deviceId);
