@@ -199,9 +199,10 @@ export class DeviceQueue {
   }
 
   /**
-   * Tries for the head of the line: one attempt per waiter, up to the device's maxInFlight at once (sent
-   * together, answered in order by Redis), until an attempt finds the set full. One pump per line at a
-   * time; a wake meanwhile makes it go round again.
+   * Tries for the head of the line until an attempt finds the set full: one attempt first (a wake usually
+   * means one slot freed), then twice as many each round while all succeed (sent together, answered in
+   * order by Redis), up to the device's maxInFlight. One pump per line at a time; a wake meanwhile makes it
+   * go round again.
    */
   private pump(line: Line): void {
     if (line.pumping) {
@@ -216,9 +217,10 @@ export class DeviceQueue {
   }
 
   private async pumpRounds(line: Line): Promise<void> {
+    let size = 1;
     do {
       line.again = false;
-      const batch = line.waiters.slice(0, Math.min(line.maxInFlight, MAX_BATCH));
+      const batch = line.waiters.slice(0, Math.min(size, line.maxInFlight, MAX_BATCH));
       if (batch.length === 0) return;
       const attempts = await Promise.all(
         batch.map((w) =>
@@ -247,6 +249,9 @@ export class DeviceQueue {
       if (full !== undefined) {
         this.retryIn(line, full);
         if (!line.again) return;
+        size = 1;
+      } else {
+        size *= 2;
       }
     } while (line.waiters.length > 0);
   }
