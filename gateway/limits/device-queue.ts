@@ -115,9 +115,11 @@ export class DeviceQueue {
         return { release: attempt.release, remainingMs: Math.max(1, deadline - Date.now()) };
       }
       const queued = this.enqueue(line, deadline, wait);
-      // A slot freed between the attempt and now: its wake found nobody waiting yet.
-      if (line.wakes !== wakes) this.pump(line);
-      else this.retryIn(line, attempt.retryInMs);
+      if (line.waiters.length > 0) {
+        // A slot freed between the attempt and now: its wake found nobody waiting yet.
+        if (line.wakes !== wakes) this.pump(line);
+        else this.retryIn(line, attempt.retryInMs);
+      }
       return queued;
     }
     return this.enqueue(line, deadline, wait);

@@ -28,9 +28,15 @@ export class SlotNotices implements Lifecycle, SlotFreedNotices {
     this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "slot notices error"));
     this.subscriber.on("ready", () => {
       const channels = [...this.listeners.keys()];
-      if (channels.length > 0) this.subscriber.subscribe(...channels).catch((err: Error) => this.failed(err));
-      // Whatever was freed while the connection was down is found by the waiters' next attempt.
-      for (const set of this.listeners.values()) for (const h of set) h();
+      if (channels.length === 0) return;
+      // Whatever was freed while the connection was down is found by the waiters' attempt once subscribed.
+      const wakeAll = () => {
+        for (const set of this.listeners.values()) for (const h of set) h();
+      };
+      this.subscriber.subscribe(...channels).then(wakeAll, (err: Error) => {
+        this.failed(err);
+        wakeAll();
+      });
     });
     this.subscriber.on("message", (channel: string, from: string) => {
       if (from === this.instanceId) return; // this instance woke its own waiters already
