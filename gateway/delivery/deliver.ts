@@ -25,13 +25,12 @@ export interface PassThrough {
 
 /**
  * One request to one device, over its transport, holding one of the device's in-flight slots. Both paths
- * share one contract (DeviceQueue): beyond maxInFlight a request waits its turn within its deadline, and only
- * a full queue answers 429 GW_DEVICE_BUSY. A deadline reached while waiting fails as a slow device would on
- * that path (504 GW_DEVICE_TIMEOUT over XMPP, 504 GW_UPSTREAM_TIMEOUT over HTTP), so a client sees one
- * answer for "too slow" whatever the cause. Time spent waiting counts against the request's deadline.
- * Whether the device is connected is not decided from the presence kept in Redis: that record goes stale
- * (announcements bounce while the component reconnects), whereas the XMPP server answers an IQ to a
- * device without a session at once, with authority (503).
+ * share one contract (DeviceQueue): beyond maxInFlight a request waits its turn within its deadline (504
+ * GW_DEVICE_QUEUE_TIMEOUT when none came free), and only a full queue answers 429 GW_DEVICE_BUSY. Time
+ * spent waiting counts against the request's deadline. Whether the device is connected is not decided from
+ * the presence kept in Redis: that record goes stale (announcements bounce while the component
+ * reconnects), whereas the XMPP server answers an IQ to a device without a session at once, with
+ * authority (503).
  */
 export class DeviceDelivery {
   constructor(private readonly deps: { queue: Pick<DeviceQueue, "acquire">; xmpp: Exchanger; http: PassThrough }) {}
@@ -42,8 +41,7 @@ export class DeviceDelivery {
    */
   deliver(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponseMessage> {
     if (route.transport !== "xmpp") return Promise.reject(new GatewayError("GW_INTERNAL", { message: `deliver() is the XMPP path, not ${route.transport}` }));
-    const timeoutError = () => new GatewayError("GW_DEVICE_TIMEOUT", { message: `no slot of the device's ${route.maxInFlight} came free within ${timeoutMs} ms` });
-    return this.withSlot(route, { timeoutMs, signal, timeoutError }, (remainingMs) =>
+    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) =>
       this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: remainingMs }),
     );
   }
@@ -53,8 +51,7 @@ export class DeviceDelivery {
     const httpTarget = route.httpTarget;
     if (!httpTarget) return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
     const { body, ...target } = call;
-    const timeoutError = () => new GatewayError("GW_UPSTREAM_TIMEOUT", { message: `no slot of the device's ${route.maxInFlight} came free within ${call.timeoutMs} ms` });
-    return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res), timeoutError }, (remainingMs) =>
+    return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res) }, (remainingMs) =>
       this.deps.http.forward(req, res, { httpTarget, ...target, timeoutMs: remainingMs }, body),
     );
   }

@@ -16,8 +16,6 @@ export interface SlotWait {
   timeoutMs: number;
   /** Aborted when the client hung up: the request leaves the queue. */
   signal?: AbortSignal | undefined;
-  /** What a request whose deadline passed while it waited fails with: its path's timeout error. */
-  timeoutError: () => GatewayError;
 }
 
 /** A slot held, and what is left of the request's budget for the exchange. */
@@ -57,8 +55,8 @@ const RETRY_SLACK_MS = 5;
 /**
  * A bounded, fair wait for a device's in-flight slots (DeviceLimiter). A request beyond the device's
  * maxInFlight waits, first come first served per device on this instance, until a slot is free or its
- * deadline passes (then it fails with its path's timeout error, as if the device had been slow); only a
- * full queue answers 429 GW_DEVICE_BUSY. A waiter is woken when:
+ * deadline passes (504 GW_DEVICE_QUEUE_TIMEOUT); only a full queue answers 429 GW_DEVICE_BUSY. A waiter is
+ * woken when:
  * - a slot of this instance is released (at once, no Redis round trip to learn it);
  * - another instance publishes a release on the device's channel (SlotNotices);
  * - the earliest slot's deadline passes: the slot of a crashed instance is reclaimed then, and a lost
@@ -164,7 +162,7 @@ export class DeviceQueue {
     }
     return new Promise<HeldSlot>((resolve, reject) => {
       const waiter: Waiter = { deadline, resolve, reject, cleanup: () => undefined, done: false };
-      const timer = setTimeout(() => this.leave(line, waiter, wait.timeoutError()), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(() => this.leave(line, waiter, queueTimeout(line, wait.timeoutMs)), Math.max(0, deadline - Date.now()));
       const onAbort = () => this.leave(line, waiter, clientGone());
       wait.signal?.addEventListener("abort", onAbort, { once: true });
       waiter.cleanup = () => {
@@ -277,6 +275,16 @@ export class DeviceQueue {
     line.notices = undefined;
     if (this.lines.get(line.deviceId) === line) this.lines.delete(line.deviceId);
   }
+}
+
+/**
+ * The deadline passed while the request waited: one code on both paths, since the cause is the device's
+ * queue, not its transport. 504 like any timeout for a client that reads the status only; a code of its
+ * own because, unlike a device timeout, it proves the device was not reached: an Idempotency-Key is freed
+ * (stored-outcome.ts), so a retry may go to the device.
+ */
+function queueTimeout(line: Line, timeoutMs: number): GatewayError {
+  return new GatewayError("GW_DEVICE_QUEUE_TIMEOUT", { message: `no slot of the device's ${line.maxInFlight} came free within ${timeoutMs} ms; the device was not reached` });
 }
 
 /** The client hung up while its request waited: nobody reads the answer, and the device was not reached. */

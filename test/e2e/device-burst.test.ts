@@ -279,6 +279,32 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       assert.equal(await waiting(b), 0);
     });
 
+    it(`${transport}: a request still waiting at its deadline is 504 GW_DEVICE_QUEUE_TIMEOUT, never reaches the device, and frees its Idempotency-Key`, async () => {
+      const id = `late-${transport}`;
+      const dev = await holding(id, transport, { maxInFlight: 1 });
+      const first = fetch(`${a.url}/devices/${id}/hold/first`);
+      await pollUntil("first request held", () => dev.held === 1, { timeoutMs: 10_000 });
+      const post = (headers: Record<string, string>) => fetch(`${a.url}/devices/${id}/hold/keyed`, { method: "POST", body: "on", headers: { "Idempotency-Key": "late-1", ...headers } });
+      const late = await post({ "X-Gateway-Timeout": "300" });
+      assert.equal(late.status, 504);
+      assert.equal(((await late.json()) as ErrorBody).error.code, "GW_DEVICE_QUEUE_TIMEOUT");
+      assert.equal(await waiting(a), 0);
+      await dev.releaseAll();
+      assert.equal(await (await first).text(), `released ${id}`);
+      assert.deepEqual(dev.seen, ["/hold/first"], "the late request never reached the device");
+      // Over XMPP the key is honoured: the device was not reached, so the retry goes to it (the HTTP
+      // device answers a POST at once; the XMPP peer holds it until released).
+      const retry = post({});
+      if (transport === "xmpp") {
+        await pollUntil("the retry reached the device", () => dev.held === 1, { timeoutMs: 10_000 });
+        await dev.releaseAll();
+      }
+      const r = await retry;
+      assert.equal(r.status, 200);
+      assert.match(await r.text(), new RegExp(`^(released ${id}|${id} actuation 1)$`));
+      assert.deepEqual(dev.seen, ["/hold/first", "/hold/keyed"]);
+    });
+
     it(`${transport}: a waiter whose client hangs up leaves the queue and never reaches the device`, async () => {
       const id = `quit-${transport}`;
       const dev = await device(id, transport, { maxInFlight: 1 });

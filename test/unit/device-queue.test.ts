@@ -75,9 +75,8 @@ function setup(opts: { maxPerDevice?: number; maxTotal?: number; retryInMs?: num
   const refusals: string[] = [];
   const metrics = { deviceQueueRefusals: { inc: (labels: { bound: string }, n = 1) => n > 0 && refusals.push(labels.bound) } } as unknown as Pick<Metrics, "deviceQueueRefusals">;
   const queue = new DeviceQueue({ limiter: slots.limiter, notices, metrics }, { maxPerDevice: opts.maxPerDevice ?? 10, maxTotal: opts.maxTotal ?? 100 });
-  const timeoutError = () => new GatewayError("GW_DEVICE_TIMEOUT");
   const acquire = (deviceId: string, max: number, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
-    queue.acquire(deviceId, max, { timeoutMs: extra.timeoutMs ?? 60_000, signal: extra.signal, timeoutError });
+    queue.acquire(deviceId, max, { timeoutMs: extra.timeoutMs ?? 60_000, signal: extra.signal });
   return { slots, notices, refusals, queue, acquire };
 }
 
@@ -157,10 +156,10 @@ describe("DeviceQueue", () => {
     (await acquire("d", 1)).release();
   });
 
-  it("fails a waiter at its deadline with its path's timeout error", async () => {
+  it("fails a waiter at its deadline with 504 GW_DEVICE_QUEUE_TIMEOUT", async () => {
     const { queue, acquire } = setup();
     const first = await acquire("d", 1);
-    assert.equal(await codeOf(acquire("d", 1, { timeoutMs: 20 })), "GW_DEVICE_TIMEOUT");
+    assert.equal(await codeOf(acquire("d", 1, { timeoutMs: 20 })), "GW_DEVICE_QUEUE_TIMEOUT");
     assert.equal(queue.size, 0);
     first.release();
   });
