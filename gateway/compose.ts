@@ -19,6 +19,8 @@ import type { Logger } from "./log.js";
 import { Admission } from "./limits/admission.js";
 import { ClientRateLimiter } from "./limits/client-rate-limiter.js";
 import { DeviceLimiter } from "./limits/device-limiter.js";
+import { DeviceQueue } from "./limits/device-queue.js";
+import { SlotNotices } from "./limits/slot-notices.js";
 import { InFlightCap } from "./limits/in-flight-cap.js";
 import { createMetrics, type Metrics, type MetricSources } from "./metrics/metrics.js";
 import { PresenceStore } from "./presence/presence-store.js";
@@ -29,6 +31,7 @@ import { importDevices, loadDevicesFile } from "./registry/import.js";
 import { MigrationView } from "./registry/migration.js";
 import { RedisDeviceRegistry } from "./registry/redis-registry.js";
 import { RegistryResolver } from "./registry/resolver.js";
+import { MAX_IN_FLIGHT } from "./registry/validate.js";
 import { gatewayVersion } from "./version.js";
 import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
@@ -80,12 +83,26 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   });
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
-  const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes }, { metrics });
+  // Per device origin, as many connections as the registry may allow a device (MAX_IN_FLIGHT.max): the
+  // device's slots (DeviceQueue) are the one limit, not a second, smaller queue inside the agent.
+  const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes, keepAliveMaxSockets: MAX_IN_FLIGHT.max }, { metrics });
   metricSources.proxyConnections = () => passThrough.connections();
   const cap = new InFlightCap(config.limits.maxInFlight);
   metricSources.requestsInFlight = () => cap.size;
+  const slotNotices = new SlotNotices(redis, config.instanceId, logger);
+  const deviceQueue = new DeviceQueue(
+    {
+      limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
+      notices: slotNotices,
+      metrics,
+    },
+    // Waiting requests hold a place in the instance's ceiling, except those of Prefer: respond-async (their
+    // client has its 202): the queue bounds its total by the same number itself.
+    { maxPerDevice: config.devices.queueMax, maxTotal: config.limits.maxInFlight },
+  );
+  metricSources.deviceQueueWaiting = () => deviceQueue.size;
   const delivery = new DeviceDelivery({
-    limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
+    queue: deviceQueue,
     xmpp: exchanger,
     http: passThrough,
   });
@@ -171,7 +188,15 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         });
         logger.info({ event: "devices-imported", file: config.devices.file, ...counts }, "devices file imported");
       }
+      // Entries written before device ids were canonical (README "Device ids"): moved to their lower-case id.
+      await registry.canonicalizeIds().then(
+        ({ renamed, dropped }) => {
+          if (renamed.length + dropped.length > 0) logger.warn({ event: "device-ids-canonicalized", renamed, dropped }, "registry entries moved to their lower-case id");
+        },
+        (err: unknown) => logger.warn({ event: "device-ids-not-canonicalized", err: (err as Error).message }, "registry ids not checked for capitals (Redis unreachable)"),
+      );
       await bus.start();
+      await slotNotices.start();
       await component.start();
       await metricsHttp?.start();
       await http.start();
@@ -192,6 +217,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       if ((await Promise.race([drained, bound])) === "timeout") {
         logger.warn({ event: "drain-timeout", inFlight: pending.size }, "drain bound reached; failing what is left");
         pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
+        deviceQueue.failAll(new GatewayError("GW_SHUTTING_DOWN")); // requests still waiting for a device's slot
         await passThrough.stop(); // the HTTP pass-through's exchanges too, else a hung device holds the stop
         await drained;
       }
@@ -201,6 +227,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       // Replies that arrived while the component was closing may still be on their way to their owner.
       await router.settle(config.redis.commandTimeoutMs * 2);
       await bus.stop();
+      await slotNotices.stop();
       await redis.stop();
       logger.info({ event: "stopped" }, "gateway stopped");
     },

@@ -35,6 +35,11 @@ export interface Config {
     defaultTransport: "xmpp" | "none";
     /** maxInFlight of a device whose entry does not say. */
     maxInFlight: number;
+    /**
+     * GATEWAY_DEVICE_QUEUE_MAX: requests of one device that wait on this instance for one of its slots,
+     * beyond maxInFlight; beyond, 429 GW_DEVICE_BUSY. 0: none wait (429 as soon as the device is full).
+     */
+    queueMax: number;
     /** JSON or YAML list of registry entries imported at start. */
     file?: string;
   };
@@ -150,6 +155,7 @@ export function loadConfig(env: Env): Config {
       jidTemplate,
       defaultTransport: r.oneOf("DEFAULT_TRANSPORT", "xmpp", ["xmpp", "none"] as const),
       maxInFlight: r.int("GATEWAY_DEVICE_MAX_IN_FLIGHT", 16, 1, 10_000),
+      queueMax: r.int("GATEWAY_DEVICE_QUEUE_MAX", 256, 0, 100_000),
       ...(devicesFile !== undefined ? { file: devicesFile } : {}),
     },
     limits: {

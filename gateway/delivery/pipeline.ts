@@ -17,6 +17,8 @@ export interface DeviceRequest {
   maxTimeoutMs?: number;
   respondAsync: boolean;
   idempotencyKey?: string;
+  /** The client hung up: a request still waiting for a device slot leaves the queue. */
+  signal?: AbortSignal;
 }
 
 /** A request that holds an Idempotency-Key: what its key's entry is found by, and which request it is for logs. */
@@ -71,7 +73,7 @@ export class DevicePipeline {
 
     if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle);
     try {
-      const reply = await this.deps.delivery.deliver(route, req.message, timeoutMs);
+      const reply = await this.deps.delivery.deliver(route, req.message, timeoutMs, req.signal);
       await settle(storeReply(reply));
       return { kind: "reply", reply };
     } catch (err) {

@@ -36,7 +36,7 @@ export function errorOf(outcome: Extract<StoredOutcome, { kind: "error" }>): Gat
  * (a reply, a timeout, a broken reply) may have actuated it, so it is kept as the answer to retries.
  */
 const NOT_REACHED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "GW_DEVICE_OFFLINE", "GW_DEVICE_BUSY", "GW_XMPP_UNAVAILABLE", "GW_STORE_UNAVAILABLE", "GW_SHUTTING_DOWN", "GW_UNKNOWN_DEVICE",
+  "GW_DEVICE_OFFLINE", "GW_DEVICE_BUSY", "GW_DEVICE_QUEUE_TIMEOUT", "GW_XMPP_UNAVAILABLE", "GW_STORE_UNAVAILABLE", "GW_SHUTTING_DOWN", "GW_UNKNOWN_DEVICE",
 ]);
 
 export function deviceWasReached(outcome: StoredOutcome): boolean {

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { isDeviceId, parseDevicePath, type DeviceAddress } from "./device-address.js";
+import { canonicalDeviceId, parseDevicePath, type DeviceAddress } from "./device-address.js";
 
 export type AddressingMode = "path" | "host" | "proxy";
 
@@ -52,7 +52,8 @@ const REG_NAME = /^[A-Za-z0-9._~!$&'()*+,;=%-]+$/;
 const HTTP_DEFAULT_PORT = 80;
 
 /**
- * Which device a request is for (DESIGN.md §2), from the raw request target and the Host header:
+ * Which device a request is for (DESIGN.md §2), from the raw request target and the Host header; the id is
+ * always the canonical one (canonicalDeviceId: lower case), however the client spelled it:
  *
  * - **forward proxy**: an absolute-form target (`GET http://10.0.0.17:8080/TEMPERATURE/`) names the device
  *   that registered `10.0.0.17:8080` as its `legacyAddress`. The URI's host is only ever a key into the
@@ -140,7 +141,8 @@ export class DeviceAddressing {
     if (!owner) {
       throw new GatewayError("GW_NOT_A_DEVICE", { message: `${show(`http://${host}:${port}`)} is not a registered device's address, and the gateway is not an open proxy` });
     }
-    return { deviceId: owner.id, resource, mode: "proxy" };
+    // An entry written before ids were canonical may still spell its id with capitals.
+    return { deviceId: canonicalDeviceId(owner.id) ?? owner.id, resource, mode: "proxy" };
   }
 
   /** The device id `host` names under the suffix; undefined when it is not under it (or is the suffix itself). */
@@ -149,10 +151,11 @@ export class DeviceAddressing {
     const name = host.endsWith(".") ? host.slice(0, -1) : host; // the absolute (FQDN) spelling
     if (!name.toLowerCase().endsWith(`.${this.hostSuffix}`)) return undefined;
     const label = name.slice(0, name.length - this.hostSuffix.length - 1);
-    if (!isDeviceId(label)) {
+    const deviceId = canonicalDeviceId(label);
+    if (deviceId === undefined) {
       throw new GatewayError("GW_BAD_DEVICE_ID", { message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: 1-64 of [A-Za-z0-9._-]` });
     }
-    return label;
+    return deviceId;
   }
 }
 

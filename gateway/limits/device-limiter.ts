@@ -2,39 +2,88 @@ import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
 /**
- * A device's requests in flight, counted across all instances (DESIGN.md §6 GW_DEVICE_BUSY): small devices
- * answer one request at a time, and a burst must not pile up behind a slow one. Each request holds a slot
- * in `{prefix}inflight:{deviceId}`, a sorted set scored by the request's deadline; slots of requests whose
- * instance died are reclaimed when their deadline passes, so a crash cannot leak capacity forever.
+ * A device's requests in flight, counted across all instances (README "Errors", GW_DEVICE_BUSY): small
+ * devices answer one request at a time, and a burst must not pile up on a slow one. Each request holds a
+ * slot in `{prefix}inflight:{deviceId}`, a sorted set scored by the slot's deadline; slots of requests
+ * whose instance died are reclaimed when their deadline passes, so a crash cannot leak capacity forever.
+ *
+ * Time is Redis's own (TIME), as for the client rate limit: the instances' clocks differ, and a slot scored
+ * by a clock running ahead would be reclaimed early by the others. (Redis 5+ replicates a script's
+ * effects, not the script, so TIME is allowed before writes.) The set expires with its latest slot, never
+ * earlier: PEXPIREAT to the highest score, so a short request (X-Gateway-Timeout: 1) arriving after a long
+ * one cannot make the whole set, the long request's slot with it, vanish early. (`PEXPIREAT … GT`, Redis
+ * 7, alone would not do: a new set has no expiry, which GT treats as infinite and so never sets.)
+ *
+ * KEYS: the set. ARGV: max in flight, slot lifetime (ms), slot id.
+ * Answers {1, 0} when taken, {0, ms until the earliest slot's deadline} when full.
  */
 const ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 1`;
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, math.max(0, tonumber(first[2]) - now)}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return {1, 0}`;
 
+/**
+ * Gives a slot back and tells the instances that wait for one (SlotNotices), in one step.
+ * KEYS: the set. ARGV: slot id, channel, the releasing instance.
+ */
+const RELEASE = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 0`;
+
+/** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
+export const SLOT_GRACE_MS = 1000;
+
+export type SlotAttempt = { taken: true; release: () => void } | { taken: false; retryInMs: number };
 
 export class DeviceLimiter {
-  /** (key, now, max, deadline, slot id) → 1 taken, 0 full. */
-  private readonly acquireSlot: (...args: Array<string | number>) => Promise<number>;
+  private readonly acquireSlot: (...args: Array<string | number>) => Promise<[number, number]>;
+  private readonly releaseSlot: (...args: Array<string | number>) => Promise<number>;
   private slots = 0;
 
   constructor(private readonly redis: RedisStore, private readonly slot: { instanceId: string; retryAfterS: number }) {
-    this.acquireSlot = redis.script<number>("acquireSlot", 1, ACQUIRE);
+    this.acquireSlot = redis.script<[number, number]>("acquireSlot", 1, ACQUIRE);
+    this.releaseSlot = redis.script<number>("releaseSlot", 1, RELEASE);
   }
 
-  /** Takes a slot or throws 429 GW_DEVICE_BUSY; the returned function gives the slot back. */
-  async acquire(deviceId: string, maxInFlight: number, timeoutMs: number): Promise<() => void> {
+  /** The pub/sub channel on which a freed slot of this device is announced. */
+  channel(deviceId: string): string {
+    return this.redis.key("slotfree", deviceId);
+  }
+
+  /**
+   * One attempt: a slot held for `timeoutMs` (plus grace), or how long until the earliest slot's deadline
+   * (when a slot whose instance died is reclaimed at the latest). `onReleased` runs once the slot is given
+   * back, after the command is sent (commands on the one connection run in order, so an attempt sent
+   * after it sees the slot free).
+   */
+  async tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
     const key = this.redis.key("inflight", deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
-    const now = Date.now();
-    const ok = await this.acquireSlot(key, now, maxInFlight, now + timeoutMs + 1000, id);
-    if (ok !== 1) {
-      throw new GatewayError("GW_DEVICE_BUSY", { message: `device already has ${maxInFlight} requests in flight`, retryAfterS: this.slot.retryAfterS });
-    }
-    return () => {
-      this.redis.run((c) => c.zrem(key, id)).catch(() => undefined); // else it expires at the deadline
+    const [taken, retryInMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
+    if (taken !== 1) return { taken: false, retryInMs };
+    let released = false;
+    return {
+      taken: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        // Else it expires at its deadline.
+        this.releaseSlot(key, id, this.channel(deviceId), this.slot.instanceId).catch(() => undefined);
+        onReleased?.();
+      },
     };
+  }
+
+  /** 429 GW_DEVICE_BUSY with the configured Retry-After. */
+  busy(message: string): GatewayError {
+    return new GatewayError("GW_DEVICE_BUSY", { message, retryAfterS: this.slot.retryAfterS });
   }
 }

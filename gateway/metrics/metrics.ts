@@ -13,6 +13,7 @@ export interface MetricSources {
   devicesByTransport?: () => Promise<Record<string, number>>;
   /** Device requests this instance holds now (what GATEWAY_MAX_IN_FLIGHT bounds). */
   requestsInFlight?: () => number;
+  deviceQueueWaiting?: () => number;
   /** The HTTP pass-through's connections to devices, by state. */
   proxyConnections?: () => { active: number; idle: number; waiting: number };
 }
@@ -85,6 +86,20 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
         const counts = await sources.devicesByTransport().catch(() => undefined);
         for (const [transport, n] of Object.entries(counts ?? {})) this.set({ transport }, n);
       },
+    }),
+    deviceQueueWaiting: new Gauge({
+      name: "gateway_device_queue_waiting",
+      help: "Device requests of this instance waiting for one of their device's in-flight slots (GATEWAY_DEVICE_QUEUE_MAX per device).",
+      registers,
+      collect() {
+        if (sources.deviceQueueWaiting) this.set(sources.deviceQueueWaiting());
+      },
+    }),
+    deviceQueueRefusals: new Counter({
+      name: "gateway_device_queue_refusals_total",
+      help: "Device requests refused with 429 GW_DEVICE_BUSY because the wait for a slot was full: the device's queue (device) or the instance's (instance).",
+      labelNames: ["bound"] as const,
+      registers,
     }),
     requestsInFlight: new Gauge({
       name: "gateway_requests_inflight",

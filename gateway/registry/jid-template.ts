@@ -1,17 +1,18 @@
 import { sameJid } from "../../adapters/shared/jid.js";
+import { canonicalDeviceId } from "../http/device-address.js";
 
 /** DEVICE_JID_TEMPLATE both ways: device id → JID (as the resolver does), and JID → device id. */
 export interface JidTemplate {
   jidFor(deviceId: string): string;
   /**
    * The device id whose template JID this full JID is, compared as XMPP compares (local part and domain
-   * case-insensitive, resource exact); undefined when it is no device's template JID. The id is spelled as
-   * in `jid`: servers report local parts in lower case, so `Dev-17`'s agent comes back as `dev-17`.
+   * case-insensitive, resource exact); undefined when it is no device's template JID. The id is the
+   * canonical one (canonicalDeviceId: lower case), as every per-device key is made from it.
    */
   deviceIdOf(jid: string): string | undefined;
 }
 
-/** The characters of a device id (DESIGN.md §2), at most 64 of them. */
+/** The characters of a device id, at most 64 of them (canonicalDeviceId has the whole rule). */
 const ID = "([A-Za-z0-9._-]{1,64})";
 
 /**
@@ -37,7 +38,8 @@ export function compileJidTemplate(template: string): JidTemplate {
       const jidSlash = jid.indexOf("/", jidAt + 1);
       if (jidAt <= 0 || jidSlash === -1) return undefined;
       if (jid.slice(jidSlash + 1) !== resource || jid.slice(jidAt + 1, jidSlash).toLowerCase() !== domain) return undefined;
-      const deviceId = local.exec(jid.slice(0, jidAt))?.[1];
+      const captured = local.exec(jid.slice(0, jidAt))?.[1];
+      const deviceId = captured === undefined ? undefined : canonicalDeviceId(captured);
       // The round trip is the proof: the id's own JID must be this one.
       return deviceId !== undefined && sameJid(jidFor(deviceId), jid) ? deviceId : undefined;
     },

@@ -1,6 +1,7 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 import type { DeviceRecord, DeviceRegistry } from "./device.js";
+import { canonicalDeviceId } from "../http/device-address.js";
 import { normalizeLegacyAddress } from "./validate.js";
 
 /** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
@@ -63,6 +64,39 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
+/**
+ * Moves an entry written before ids were canonical (README "Device ids") to its lower-case id, index and
+ * id set included, in one step. When an entry by the lower-case id exists already, that one is what every
+ * lookup found all along: the old spelling is dropped.
+ *
+ * KEYS: old record, new record, id set. ARGV: old id, new id, legacy index key prefix.
+ * Answers "renamed", "dropped" or "gone".
+ */
+const CANONICALIZE_SCRIPT = `
+local json = redis.call('GET', KEYS[1])
+if not json then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return 'gone'
+end
+local ok, rec = pcall(cjson.decode, json)
+if not ok or type(rec) ~= 'table' then return 'gone' end
+local address = rec.legacyAddress
+local indexed = type(address) == 'string' and redis.call('GET', ARGV[3] .. address) == ARGV[1]
+local outcome = 'dropped'
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  rec.id = ARGV[2]
+  redis.call('SET', KEYS[2], cjson.encode(rec))
+  redis.call('SADD', KEYS[3], ARGV[2])
+  if indexed then redis.call('SET', ARGV[3] .. address, ARGV[2]) end
+  outcome = 'renamed'
+elseif indexed then
+  redis.call('DEL', ARGV[3] .. address)
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return outcome
+`;
+
 const MGET_BATCH = 500;
 
 /**
@@ -74,10 +108,30 @@ const MGET_BATCH = 500;
 export class RedisDeviceRegistry implements DeviceStore {
   private readonly putScript: (...args: Array<string | number>) => Promise<unknown>;
   private readonly deleteScript: (...args: Array<string | number>) => Promise<unknown>;
+  private readonly canonicalizeScript: (...args: Array<string | number>) => Promise<string>;
 
   constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {
     this.putScript = redis.script<unknown>("registryPut", 2, PUT_SCRIPT);
     this.deleteScript = redis.script<unknown>("registryDelete", 2, DELETE_SCRIPT);
+    this.canonicalizeScript = redis.script<string>("registryCanonicalize", 3, CANONICALIZE_SCRIPT);
+  }
+
+  /**
+   * Entries whose id has capitals (written before ids were canonical) moved to their lower-case id; run at
+   * start. Answers the ids renamed and those dropped for an existing lower-case entry.
+   */
+  async canonicalizeIds(): Promise<{ renamed: string[]; dropped: string[] }> {
+    const ids = await this.redis.run((c) => c.smembers(this.setKey()));
+    const renamed: string[] = [];
+    const dropped: string[] = [];
+    for (const id of ids.sort(byCodePoint)) {
+      const canonicalId = canonicalDeviceId(id);
+      if (canonicalId === undefined || canonicalId === id) continue;
+      const outcome = await this.canonicalizeScript(this.redis.key("device", id), this.recordKey(canonicalId), this.setKey(), id, canonicalId, this.indexPrefix());
+      if (outcome === "renamed") renamed.push(id);
+      else if (outcome === "dropped") dropped.push(id);
+    }
+    return { renamed, dropped };
   }
 
   async get(id: string): Promise<DeviceRecord | undefined> {
@@ -90,7 +144,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
-    const stored: DeviceRecord = { ...record, updatedAt: this.now().toISOString() };
+    const stored: DeviceRecord = { ...record, id: canonical(record.id), updatedAt: this.now().toISOString() };
     let address = "";
     if (stored.legacyAddress !== undefined) {
       const normalized = normalizeLegacyAddress(stored.legacyAddress);
@@ -99,7 +153,7 @@ export class RedisDeviceRegistry implements DeviceStore {
       }
       stored.legacyAddress = address = normalized;
     }
-    const reply = await this.putScript(this.recordKey(record.id), this.setKey(), record.id, JSON.stringify(stored), address, this.indexPrefix());
+    const reply = await this.putScript(this.recordKey(stored.id), this.setKey(), stored.id, JSON.stringify(stored), address, this.indexPrefix());
     const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
     if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);
@@ -107,7 +161,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), id, this.indexPrefix());
+    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), canonical(id), this.indexPrefix());
     return reply === 1;
   }
 
@@ -135,8 +189,9 @@ export class RedisDeviceRegistry implements DeviceStore {
     return record?.legacyAddress === address ? record : undefined;
   }
 
+  /** Ids are looked up in any case, by their canonical spelling (README "Device ids"). */
   private recordKey(id: string): string {
-    return this.redis.key("device", id);
+    return this.redis.key("device", canonical(id));
   }
 
   private setKey(): string {
@@ -146,6 +201,11 @@ export class RedisDeviceRegistry implements DeviceStore {
   private indexPrefix(): string {
     return this.redis.key("legacy", "");
   }
+}
+
+/** The canonical id; anything that is no device id is kept as given (it finds nothing). */
+function canonical(id: string): string {
+  return canonicalDeviceId(id) ?? id;
 }
 
 function byCodePoint(a: string, b: string): number {

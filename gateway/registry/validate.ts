@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { isDeviceId } from "../http/device-address.js";
+import { canonicalDeviceId } from "../http/device-address.js";
 import { TRANSPORTS, type DeviceRecord } from "./device.js";
 
 // Shared with the device agent, which checks the address it announces (AGENT_LEGACY_ADDRESS) the same way.
@@ -133,20 +133,22 @@ export function invalidField(field: string, message: string): GatewayError {
   return new GatewayError("GW_INVALID_FIELD", { field, message });
 }
 
+/** The id, canonical (lower case: canonicalDeviceId), from the path or the body; they must name one device. */
 function checkId(value: unknown, pathId: string | undefined, problem: (field: string, message: string) => void): string | undefined {
   const rule = "1-64 of [A-Za-z0-9._-]";
   if (pathId !== undefined) {
-    if (!isDeviceId(pathId)) {
+    const id = canonicalDeviceId(pathId);
+    if (id === undefined) {
       problem("id", `id in the path must be ${rule}`);
       return undefined;
     }
-    if (value !== undefined && value !== pathId) problem("id", "id in the body must be absent or the id in the path");
-    return pathId;
+    if (value !== undefined && (typeof value !== "string" || canonicalDeviceId(value) !== id)) problem("id", "id in the body must be absent or the id in the path");
+    return id;
   }
+  const id = typeof value === "string" ? canonicalDeviceId(value) : undefined;
   if (value === undefined) problem("id", `id is required: ${rule}`);
-  else if (typeof value !== "string" || !isDeviceId(value)) problem("id", `id must be ${rule}`);
-  else return value;
-  return undefined;
+  else if (id === undefined) problem("id", `id must be ${rule}`);
+  return id;
 }
 
 /** Why `jid` is not a full JID `local@domain/resource` of sane characters, or undefined when it is one. */

@@ -168,11 +168,11 @@ describe("admin API: the device registry shared by every instance", () => {
     assert.ok(!((await admin(a).get("/admin/devices").expect(200)).body as DeviceRecord[]).some((r) => r.id === "dev-del"));
   });
 
-  it("lists entries ordered by id (code point order)", async () => {
-    const ids = ["ord-b", "ord-a", "ord-B", "ord-a.1", "ord-_", "ord-0"];
+  it("lists entries ordered by id (code point order), ids in their canonical lower case", async () => {
+    const ids = ["ord-b", "ord-a", "ord-Z", "ord-a.1", "ord-_", "ord-0"];
     for (const id of ids) await admin(a).put(`/admin/devices/${id}`, { transport: "xmpp" }).expect(201);
     const listed = ((await admin(b).get("/admin/devices").expect(200)).body as DeviceRecord[]).map((r) => r.id);
-    assert.deepEqual(listed.filter((id) => id.startsWith("ord-")), ["ord-0", "ord-B", "ord-_", "ord-a", "ord-a.1", "ord-b"]);
+    assert.deepEqual(listed.filter((id) => id.startsWith("ord-")), ["ord-0", "ord-_", "ord-a", "ord-a.1", "ord-b", "ord-z"]);
     assert.deepEqual(listed, [...listed].sort(), "the whole list is sorted");
   });
 

@@ -27,7 +27,8 @@
 //   - an answer from the gateway (device reply or catalogue error) is final, except that a keyed request is
 //     sent again, same key and same request, on 409 GW_IDEMPOTENCY_IN_FLIGHT and on the errors that prove the
 //     device was not reached (503 GW_STORE_UNAVAILABLE, GW_XMPP_UNAVAILABLE, GW_DEVICE_OFFLINE,
-//     GW_SHUTTING_DOWN, GW_OVERLOADED; 429 GW_DEVICE_BUSY), as the README says such outcomes free the key;
+//     GW_SHUTTING_DOWN, GW_OVERLOADED; 429 GW_DEVICE_BUSY; 504 GW_DEVICE_QUEUE_TIMEOUT), as the README says such
+//     outcomes free the key;
 //   - "not sent" (HAProxy's own 503 "no server is available", a refused connection): nothing reached any
 //     instance, so any request is sent again;
 //   - "no answer" (a reset or closed connection, HAProxy's own 502/504: the instance holding it was killed):
@@ -86,11 +87,11 @@ const METHOD_WEIGHTS: ReadonlyArray<[Method, number]> = [["GET", 4], ["HEAD", 1]
 
 /** Catalogue errors after which a keyed request is sent again (the device was not reached, or it still runs). */
 const KEYED_RETRY: ReadonlySet<string> = new Set<ErrorCode>([
-  "GW_IDEMPOTENCY_IN_FLIGHT", "GW_STORE_UNAVAILABLE", "GW_XMPP_UNAVAILABLE", "GW_DEVICE_OFFLINE", "GW_SHUTTING_DOWN", "GW_OVERLOADED", "GW_DEVICE_BUSY",
+  "GW_IDEMPOTENCY_IN_FLIGHT", "GW_STORE_UNAVAILABLE", "GW_XMPP_UNAVAILABLE", "GW_DEVICE_OFFLINE", "GW_SHUTTING_DOWN", "GW_OVERLOADED", "GW_DEVICE_BUSY", "GW_DEVICE_QUEUE_TIMEOUT",
 ]);
 /** Outcomes that prove the device was not reached: not kept under the key (README "Idempotency-Key"). */
 const NOT_KEPT: ReadonlySet<string> = new Set<ErrorCode>([
-  "GW_DEVICE_OFFLINE", "GW_DEVICE_BUSY", "GW_XMPP_UNAVAILABLE", "GW_STORE_UNAVAILABLE", "GW_SHUTTING_DOWN", "GW_UNKNOWN_DEVICE",
+  "GW_DEVICE_OFFLINE", "GW_DEVICE_BUSY", "GW_DEVICE_QUEUE_TIMEOUT", "GW_XMPP_UNAVAILABLE", "GW_STORE_UNAVAILABLE", "GW_SHUTTING_DOWN", "GW_UNKNOWN_DEVICE",
   "GW_OVERLOADED", "GW_IDEMPOTENCY_IN_FLIGHT", "GW_IDEMPOTENCY_MISMATCH",
 ]);
 

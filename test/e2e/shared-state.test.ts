@@ -47,7 +47,8 @@ describe("state shared by instances", () => {
         prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }, { domain: "gw3.localhost", secret: "s3" }] },
       }),
     );
-    const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "20" };
+    // GATEWAY_DEVICE_QUEUE_MAX=0: a full device refuses at once (the waiting queue has its own file, device-burst).
+    const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "20", GATEWAY_DEVICE_QUEUE_MAX: "0" };
     a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
     b = teardown.stopLater("gateway B", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
   });

@@ -97,8 +97,8 @@ describe("Host mode: Host: {id}.{GATEWAY_DEVICE_HOST_SUFFIX}", () => {
     assert.equal((await address("/x", { host: `dev-17.${SUFFIX}:` }))?.deviceId, "dev-17");
   });
 
-  it("matches the suffix in any case, and keeps the id as sent", async () => {
-    assert.deepEqual(await address("/x", { host: "Dev-17.DEVICES.Example.COM" }), { deviceId: "Dev-17", resource: "/x", mode: "host" });
+  it("matches the suffix in any case, and answers the canonical (lower-case) id", async () => {
+    assert.deepEqual(await address("/x", { host: "Dev-17.DEVICES.Example.COM" }), { deviceId: "dev-17", resource: "/x", mode: "host" });
   });
 
   it("takes a configured suffix in any case, with a trailing dot", async () => {
@@ -207,7 +207,7 @@ describe("forward-proxy mode: an absolute-form target names a registered legacy 
 
   it("applies Host mode to the URI's host when it is under the suffix", async () => {
     const { address, registry } = setup(SUFFIX);
-    assert.deepEqual(await address(`http://Dev-17.${SUFFIX}:8080/x?y`, { host: "ignored" }), { deviceId: "Dev-17", resource: "/x?y", mode: "host" });
+    assert.deepEqual(await address(`http://Dev-17.${SUFFIX}:8080/x?y`, { host: "ignored" }), { deviceId: "dev-17", resource: "/x?y", mode: "host" });
     await refused(address(`http://bad+id.${SUFFIX}/x`), "GW_BAD_DEVICE_ID", 400);
     assert.equal(registry.lookups.length, 0);
   });

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Request } from "express";
 import { GatewayError } from "../../gateway/errors.js";
-import { isDeviceId, parseDevicePath } from "../../gateway/http/device-address.js";
+import { canonicalDeviceId, isDeviceId, parseDevicePath } from "../../gateway/http/device-address.js";
 import { deadlineMs } from "../../gateway/http/device-exchange.js";
 
 function badId(rawUrl: string): GatewayError {
@@ -30,11 +30,13 @@ describe("parseDevicePath: accepted", () => {
   it("takes a 64-character id", () => {
     const id = "A".repeat(32) + "z".repeat(31) + "9";
     assert.equal(id.length, 64);
-    assert.deepEqual(parseDevicePath(`/devices/${id}/x`), { deviceId: id, resource: "/x" });
+    assert.deepEqual(parseDevicePath(`/devices/${id}/x`), { deviceId: id.toLowerCase(), resource: "/x" });
   });
 
-  it("takes dots, dashes and underscores, and keeps the id's case", () => {
-    assert.equal(parseDevicePath("/devices/Dev-17.floor_2/x").deviceId, "Dev-17.floor_2");
+  it("takes dots, dashes and underscores, and answers the canonical (lower-case) id", () => {
+    assert.equal(parseDevicePath("/devices/Dev-17.floor_2/x").deviceId, "dev-17.floor_2");
+    assert.equal(canonicalDeviceId("DEV-17"), "dev-17");
+    for (const bad of ["", ".", "..", "a/b", "é"]) assert.equal(canonicalDeviceId(bad), undefined, bad);
   });
 
   it("keeps the rest and the raw query byte-exact, percent-escapes included", () => {

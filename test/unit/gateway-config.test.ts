@@ -127,7 +127,7 @@ describe("loadConfig", () => {
       http: { host: "0.0.0.0", port: 8080, maxBodyBytes: 10_485_760, headersTimeoutMs: 20_000, receiveTimeoutMs: 300_000, maxHeaders: 100 },
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
-      devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16 },
+      devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
       limits: { maxInFlight: 10_000 },
       admin: {},
       exchange: {
@@ -175,6 +175,7 @@ describe("loadConfig", () => {
       LOG_LEVEL: "debug",
       DEFAULT_TRANSPORT: "none",
       GATEWAY_DEVICE_MAX_IN_FLIGHT: "4",
+      GATEWAY_DEVICE_QUEUE_MAX: "0",
       GATEWAY_ADMIN_TOKEN: "admin-token-0123456789",
       GATEWAY_DEVICES_FILE: "/etc/gateway/devices.yaml",
       GATEWAY_MAX_IN_FLIGHT: "500",
@@ -190,7 +191,7 @@ describe("loadConfig", () => {
       http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000, headersTimeoutMs: 5000, receiveTimeoutMs: 60_000, maxHeaders: 50 },
       redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
-      devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, file: "/etc/gateway/devices.yaml" },
+      devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, queueMax: 0, file: "/etc/gateway/devices.yaml" },
       limits: { maxInFlight: 500, clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } } },
       admin: { token: "admin-token-0123456789" },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
@@ -209,6 +210,12 @@ describe("loadConfig", () => {
     const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_CLIENT_KEY: "cookie:sid", GATEWAY_MAX_IN_FLIGHT: "0" }));
     assert.equal(linesFor(err, "GATEWAY_CLIENT_KEY").length, 1);
     assert.equal(linesFor(err, "GATEWAY_MAX_IN_FLIGHT").length, 1);
+  });
+
+  it("device queue: 256 waiting per device by default, 0 (none wait) allowed, negative refused", () => {
+    assert.equal(loadConfig({ ...SECRET }).devices.queueMax, 256);
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "0" }).devices.queueMax, 0);
+    assert.equal(linesFor(expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "-1" })), "GATEWAY_DEVICE_QUEUE_MAX").length, 1);
   });
 
   it("refuses a receive timeout below the headers timeout", () => {

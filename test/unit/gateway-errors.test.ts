@@ -37,6 +37,7 @@ const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_UNKNOWN_REQUEST", 404],
   ["GW_RATE_LIMITED", 429],
   ["GW_OVERLOADED", 503],
+  ["GW_DEVICE_QUEUE_TIMEOUT", 504],
   ["GW_BAD_REQUEST", 400],
   ["GW_REQUEST_TIMEOUT", 408],
   ["GW_HEADERS_TOO_LARGE", 431],

@@ -56,8 +56,8 @@ describe("compileJidTemplate: DEVICE_JID_TEMPLATE read backwards", () => {
     assert.equal(plain.jidFor("dev-17"), "dev-17@devices.example.com/agent");
   });
 
-  it("compares local part and domain case-insensitively, the resource exactly", () => {
-    assert.equal(plain.deviceIdOf("Dev-17@DEVICES.example.com/agent"), "Dev-17");
+  it("compares local part and domain case-insensitively, the resource exactly; answers the canonical (lower-case) id", () => {
+    assert.equal(plain.deviceIdOf("Dev-17@DEVICES.example.com/agent"), "dev-17", "the canonical id");
     assert.equal(plain.deviceIdOf("dev-17@devices.example.com/Agent"), undefined);
   });
 

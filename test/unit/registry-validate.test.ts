@@ -60,7 +60,14 @@ describe("validateDevice: accepted records", () => {
   });
 
   it("accepts the id limits: 1 and 64 characters, dots, dashes and underscores", () => {
-    for (const id of ["a", "x".repeat(64), "a.b_c-D9", "..."]) assert.equal(validateDevice({ id, transport: "xmpp" }).id, id);
+    for (const id of ["a", "x".repeat(64), "a.b_c-d9", "..."]) assert.equal(validateDevice({ id, transport: "xmpp" }).id, id);
+  });
+
+  it("stores the canonical id: lower case, from the body or the path, which may differ from each other in case only", () => {
+    assert.equal(validateDevice({ id: "DEV-17", transport: "xmpp" }).id, "dev-17");
+    assert.equal(validateDevice({ id: "Dev-17", transport: "xmpp" }, "dev-17").id, "dev-17");
+    assert.equal(validateDevice({ transport: "xmpp" }, "DEV-17").id, "dev-17");
+    assert.throws(() => validateDevice({ id: "dev-18", transport: "xmpp" }, "DEV-17"), /id in the body must be absent or the id in the path/);
   });
 
   it("needs no httpTarget for xmpp, and keeps one when given (fallback)", () => {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import type { DeviceDelivery } from "../../delivery/deliver.js";
+import { clientHangUp, type DeviceDelivery } from "../../delivery/deliver.js";
 import type { DevicePipeline } from "../../delivery/pipeline.js";
 import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
@@ -85,6 +85,8 @@ async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
       message: toDeviceRequest(req, address.resource, body, f.requestId),
       respondAsync,
       maxTimeoutMs: timeoutMs,
+      // Not for Prefer: respond-async: its client is answered at once, and its request waits regardless.
+      ...(respondAsync ? {} : { signal: clientHangUp(res) }),
       ...(idempotencyKey ? { idempotencyKey } : {}),
     });
   } catch (err) {
