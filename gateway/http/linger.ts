@@ -24,9 +24,9 @@ export interface LingerBounds {
  * - `totalMs` passed since the answer (a client that never stops sending);
  * - the server stops: what is left of each linger is cut to `idleMs`, so lingering connections never hold
  *   a drain longer than that.
- * A request that still arrives on a lingering connection (pipelined after the body) is never served: the
- * answer said `close` (RFC 9112 §9.6: the server MUST NOT process further requests); server.ts asks
- * `lingers()`. A lingering connection has no response in progress, so it is neither a request in flight nor
+ * A request that still arrives on a lingering connection (pipelined after the body) is never served, nor
+ * answered: the answer said `close` (RFC 9112 §9.6: the server MUST NOT process further requests); server.ts
+ * asks `lingers()`. A lingering connection has no response in progress, so it is neither a request in flight nor
  * a connection a drain waits for (connections.ts); the bounds above end it.
  */
 export class Lingering {

@@ -49,6 +49,11 @@ export class HttpServer implements Lifecycle {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
 
+  /** Connections lingering after an answer that went out before their request's body was in (linger.ts). */
+  get lingeringConnections(): number {
+    return this.lingering.size;
+  }
+
   async start(): Promise<void> {
     const headersTimeout = this.opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     const unroutable = answerUnroutable(this.logger);
@@ -62,9 +67,11 @@ export class HttpServer implements Lifecycle {
         requireHostHeader: false,
       },
       (req, res) => {
-        // A request pipelined after an answer that closed the connection is never served (linger.ts).
+        // A request pipelined after an answer that closed the connection is never served (RFC 9112 §9.6), nor
+        // reset, which could take the answer with it: its body too is dropped, and the linger ends the
+        // connection (linger.ts).
         if (this.lingering.lingers(req.socket)) {
-          req.socket.destroy();
+          req.resume();
           return;
         }
         // Express called with a final handler of ours (answerUnroutable, client-error.ts).
