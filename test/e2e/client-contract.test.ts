@@ -132,8 +132,8 @@ function trickle(port: number, head: string, opts: { pieces: number; gapMs: numb
       if (!socket.destroyed) socket.write(PIECE_SMALL);
     }
   })();
-  /** `read`: the answer's head is in; `done`: the connection is closed. */
-  return { read, done };
+  /** `read`: the answer's head is in; `done`: the connection is closed; `close`: the client hangs up. */
+  return { read, done, close: () => socket.destroy() };
 }
 
 function assertRefused(answer: Answer, status: number, code: string, what: string): void {
@@ -319,7 +319,8 @@ describe("the client-side HTTP/1.1 contract", () => {
         lingering = await startGateway(stack, {
           GATEWAY_MAX_BODY_BYTES: "1024",
           GATEWAY_LINGER_MS: "600000",
-          GATEWAY_LINGER_IDLE_MS: "1500",
+          // Long enough that a trickle every 20 ms is never idle, even on a machine that stalls now and then.
+          GATEWAY_LINGER_IDLE_MS: "4000",
           GATEWAY_MAX_IN_FLIGHT: "1",
           GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
           XMPP_COMPONENT_DOMAIN: "gw3.localhost",
@@ -338,6 +339,7 @@ describe("the client-side HTTP/1.1 contract", () => {
         await pollUntil("the connection to linger", () => lingeringCount() === 1);
         // Well under the 10 min total bound: only the idle bound can have ended it.
         await pollUntil("the idle bound to close the connection", () => lingeringCount() === 0, { timeoutMs: 20_000 });
+        client.close(); // it never learns on its own: it sends nothing more, and the gateway's FIN came long ago
       });
 
       it("a lingering connection is no request in flight (GATEWAY_MAX_IN_FLIGHT=1), and a stop does not wait out its linger", async () => {
