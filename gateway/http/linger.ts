@@ -26,8 +26,9 @@ export interface LingerBounds {
  *   a drain longer than that.
  * A request that still arrives on a lingering connection (pipelined after the body) is never served, nor
  * answered: the answer said `close` (RFC 9112 §9.6: the server MUST NOT process further requests); server.ts
- * asks `lingers()`. A lingering connection has no response in progress, so it is neither a request in flight nor
- * a connection a drain waits for (connections.ts); the bounds above end it.
+ * asks `lingers()`. A lingering connection has no response in progress: it is no request in flight, and a
+ * stopping server's sweep of idle connections (server.ts) finds it already half-closed; the bounds above end
+ * it. Nothing bounds the bytes it may read within them: they are parsed and dropped, never held.
  */
 export class Lingering {
   /** Lingering connections and when each one's linger ends at the latest. */
