@@ -25,6 +25,13 @@ export interface Config {
     receiveTimeoutMs: number;
     /** More header fields than this: 431 GW_HEADERS_TOO_LARGE. */
     maxHeaders: number;
+    /**
+     * A connection answered before its request's body was in (413) half-closes and reads the rest for at
+     * most this long, so a client that sends its whole body before it reads gets the answer (linger.ts); 0: off.
+     */
+    lingerMs: number;
+    /** A lingering connection is closed once nothing came in for this long. */
+    lingerIdleMs: number;
   };
   /** REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_USERNAME, REDIS_PASSWORD(_FILE), REDIS_TLS_CA_FILE (read). */
   redis: RedisOptions;
@@ -137,6 +144,8 @@ export function loadConfig(env: Env): Config {
       headersTimeoutMs,
       receiveTimeoutMs,
       maxHeaders: r.int("GATEWAY_MAX_HEADERS", 100, 1, 10_000),
+      lingerMs: r.int("GATEWAY_LINGER_MS", 30_000, 0, 600_000),
+      lingerIdleMs: r.int("GATEWAY_LINGER_IDLE_MS", 5000, 1, 600_000),
     },
     redis: {
       url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),

@@ -7,6 +7,7 @@ import type { Logger } from "../log.js";
 import { answerClientError, answerUnroutable } from "./client-error.js";
 import { answerConnect } from "./connect.js";
 import { ConnectionTracker } from "./connections.js";
+import { Lingering } from "./linger.js";
 import { writeErrorResponse } from "./raw-error.js";
 
 /** An Express app called as a plain handler with a final callback of its own (Express's `app(req, res, next)`). */
@@ -19,10 +20,16 @@ export interface HttpServerOptions {
   headersTimeoutMs?: number;
   /** GATEWAY_RECEIVE_TIMEOUT_MS: the whole request, head and body, must be in this long after its first byte. */
   receiveTimeoutMs?: number;
+  /** GATEWAY_LINGER_MS: how long a connection answered before its body was in may linger, reading the rest (linger.ts); 0: off. */
+  lingerMs?: number;
+  /** GATEWAY_LINGER_IDLE_MS: a lingering connection with nothing coming in for this long is closed. */
+  lingerIdleMs?: number;
 }
 
 const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
 const DEFAULT_RECEIVE_TIMEOUT_MS = 300_000;
+const DEFAULT_LINGER_MS = 30_000;
+const DEFAULT_LINGER_IDLE_MS = 5000;
 const LISTEN_BACKLOG = 4096;
 
 /** How often a stopping server ends the connections that fell idle since the last look. */
@@ -32,11 +39,19 @@ const IDLE_SWEEP_MS = 100;
 export class HttpServer implements Lifecycle {
   private server: Server | undefined;
   private readonly connections = new ConnectionTracker();
+  private readonly lingering: Lingering;
 
-  constructor(private readonly app: Express, private readonly opts: HttpServerOptions, private readonly logger?: Logger) {}
+  constructor(private readonly app: Express, private readonly opts: HttpServerOptions, private readonly logger?: Logger) {
+    this.lingering = new Lingering({ totalMs: opts.lingerMs ?? DEFAULT_LINGER_MS, idleMs: opts.lingerIdleMs ?? DEFAULT_LINGER_IDLE_MS });
+  }
 
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** Connections lingering after an answer that went out before their request's body was in (linger.ts). */
+  get lingeringConnections(): number {
+    return this.lingering.size;
   }
 
   async start(): Promise<void> {
@@ -51,8 +66,17 @@ export class HttpServer implements Lifecycle {
         // Checked by the app instead (head-checks.ts), so that this 400 too is a JSON catalogue error.
         requireHostHeader: false,
       },
-      // Express called with a final handler of ours (answerUnroutable, client-error.ts).
-      (req, res) => (this.app as unknown as Handler)(req, res, () => unroutable(req, res)),
+      (req, res) => {
+        // A request pipelined after an answer that closed the connection is never served (RFC 9112 §9.6), nor
+        // reset, which could take the answer with it: its body too is dropped, and the linger ends the
+        // connection (linger.ts).
+        if (this.lingering.lingers(req.socket)) {
+          req.resume();
+          return;
+        }
+        // Express called with a final handler of ours (answerUnroutable, client-error.ts).
+        (this.app as unknown as Handler)(req, res, () => unroutable(req, res));
+      },
     );
     // Node answers an Expect other than 100-continue with a bare 417; this one is the JSON error.
     server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => writeErrorResponse(res, new GatewayError("GW_EXPECTATION_FAILED")));
@@ -61,6 +85,7 @@ export class HttpServer implements Lifecycle {
     // Node's 16 KiB in any case.
     server.maxHeadersCount = 0;
     this.connections.attach(server);
+    this.lingering.attach(server);
     server.on("clientError", answerClientError(this.connections, this.logger));
     // Node hands CONNECT to this event, never to the app: answer it (405), or the client just sees a close.
     server.on("connect", answerConnect(this.logger));
@@ -84,13 +109,15 @@ export class HttpServer implements Lifecycle {
    * Stops accepting, lets responses in progress finish, and ends connections as they fall idle. Node's own
    * closeIdleConnections() is not enough: it looks once, and it skips a connection that has not sent a
    * (first or next) request yet, which then stays open until the client or a timeout ends it (a minute and
-   * more), holding the drain that long.
+   * more), holding the drain that long. Connections lingering after an early answer (linger.ts) end within
+   * their idle bound.
    */
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.lingering.stop();
     const endIdle = () => {
       for (const socket of this.connections.idle()) socket.end();
     };

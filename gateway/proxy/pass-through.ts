@@ -231,7 +231,7 @@ export class HttpPassThrough implements Lifecycle {
     const limit = new BodyLimit(this.opts.maxBodyBytes, () => {
       req.unpipe(limit);
       // The rest is read and dropped, so the client can read the 413 (which the caller sends with
-      // Connection: close, ending the read) instead of being reset while it still sends.
+      // Connection: close; the server then lingers, reading, see http/linger.ts) instead of being reset.
       req.resume();
       exchange.tooLarge(this.opts.maxBodyBytes);
     });

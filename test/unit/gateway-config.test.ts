@@ -124,7 +124,7 @@ describe("loadConfig", () => {
   it("has the documented defaults when only XMPP_COMPONENT_SECRET is set", () => {
     const config = loadConfig(SECRET);
     assert.deepEqual(config, {
-      http: { host: "0.0.0.0", port: 8080, maxBodyBytes: 10_485_760, headersTimeoutMs: 20_000, receiveTimeoutMs: 300_000, maxHeaders: 100 },
+      http: { host: "0.0.0.0", port: 8080, maxBodyBytes: 10_485_760, headersTimeoutMs: 20_000, receiveTimeoutMs: 300_000, maxHeaders: 100, lingerMs: 30_000, lingerIdleMs: 5000 },
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
@@ -182,13 +182,15 @@ describe("loadConfig", () => {
       GATEWAY_HEADERS_TIMEOUT_MS: "5000",
       GATEWAY_RECEIVE_TIMEOUT_MS: "60000",
       GATEWAY_MAX_HEADERS: "50",
+      GATEWAY_LINGER_MS: "10000",
+      GATEWAY_LINGER_IDLE_MS: "2000",
       GATEWAY_CLIENT_RATE_LIMIT: "120",
       GATEWAY_CLIENT_RATE_WINDOW_S: "60",
       GATEWAY_CLIENT_RATE_BURST: "10",
       GATEWAY_CLIENT_KEY: "header:X-Api-Key",
     });
     assert.deepEqual(config, {
-      http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000, headersTimeoutMs: 5000, receiveTimeoutMs: 60_000, maxHeaders: 50 },
+      http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000, headersTimeoutMs: 5000, receiveTimeoutMs: 60_000, maxHeaders: 50, lingerMs: 10_000, lingerIdleMs: 2000 },
       redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
       devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, queueMax: 0, file: "/etc/gateway/devices.yaml" },
@@ -216,6 +218,13 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ ...SECRET }).devices.queueMax, 256);
     assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "0" }).devices.queueMax, 0);
     assert.equal(linesFor(expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "-1" })), "GATEWAY_DEVICE_QUEUE_MAX").length, 1);
+  });
+
+  it("linger after an early answer: 0 turns it off; a negative time or an idle gap of 0 is named", () => {
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_LINGER_MS: "0" }).http.lingerMs, 0);
+    const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_LINGER_MS: "-1", GATEWAY_LINGER_IDLE_MS: "0" }));
+    assert.equal(linesFor(err, "GATEWAY_LINGER_MS").length, 1);
+    assert.equal(linesFor(err, "GATEWAY_LINGER_IDLE_MS").length, 1);
   });
 
   it("refuses a receive timeout below the headers timeout", () => {

@@ -68,6 +68,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
     if (res.destroyed) return;
     // Anything that is not a catalogue error is a bug: the central handler logs it and answers 500.
     if (!isGatewayError(err)) throw err;
+    // The rest of the body is not wanted: close, after a linger that lets a client still sending read this (linger.ts).
     if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
     sendError(res, err);
   }
