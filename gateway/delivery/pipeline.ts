@@ -139,7 +139,6 @@ export class DevicePipeline {
         const notQueued = new GatewayError("GW_DEVICE_OFFLINE", { message: "device is not connected, and is neither registered nor seen lately: the request was not queued" });
         return await this.finishAccepted(id, route.deviceId, storeError(notQueued), settle, deadline);
       }
-      await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
       // The key now runs until the queue's deadline and the delivery after it, not the first attempt's.
       if (idem) await this.deps.idempotency.extend(idem.deviceId, idem.key, idem.fingerprint, queuedUntil + route.timeoutMs);
       try {
@@ -149,6 +148,9 @@ export class DevicePipeline {
         if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE") return await this.finishAccepted(id, route.deviceId, storeError(err), settle, queuedUntil);
         throw err;
       }
+      // Marked after it is queued, so a refused request never reads "queued"; not over a result already
+      // written (the device came online and had it delivered in between).
+      await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
       // The device may have announced itself between the bounce and the queueing: then nobody else drains.
       if ((await this.deps.presence.state(route.jid)) === "online") await this.deliverQueued(route.jid);
     } catch (err) {
