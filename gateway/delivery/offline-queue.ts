@@ -107,11 +107,11 @@ export class OfflineQueue {
   }
 
   /** Queues the request, or throws 503 GW_DEVICE_OFFLINE saying which bound it did not fit in. */
-  async enqueue(jid: string, item: QueuedRequest): Promise<void> {
+  async enqueue(jid: string, item: QueuedRequest, now = Date.now()): Promise<void> {
     const entry = JSON.stringify(item);
     const { maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes } = this.limits;
     const member = `${item.id}:${Buffer.byteLength(entry)}`;
-    const r = await this.enqueueScript(...this.keys(jid), entry, item.deadline, Date.now(), member, maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes);
+    const r = await this.enqueueScript(...this.keys(jid), entry, item.deadline, now, member, maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes);
     if (r === 0) return;
     const bound = BOUNDS[r - 1] ?? "room";
     this.log.warn({ event: "queue-full", id: item.id, deviceId: item.deviceId, bound }, "asynchronous request not queued: offline queue full");
