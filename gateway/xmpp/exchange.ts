@@ -4,9 +4,8 @@ import { checkHeadLimits } from "../../adapters/xep0332/headers.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
 import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
-import { sameJid } from "../../adapters/shared/jid.js";
+import { normalizeJid, sameJid } from "../../adapters/shared/jid.js";
 import { stanzaErrorOf } from "../../adapters/shared/stanza-error.js";
-import { normalizeJid } from "../../adapters/shared/jid.js";
 import { forLog, isAcceptableStreamId, MAX_STREAM_ID_LENGTH, newId } from "../correlation/ids.js";
 import type { ByteBudget, Reservation } from "../limits/byte-budget.js";
 import type { PendingExchange, PendingExchanges } from "../correlation/pending.js";
@@ -45,9 +44,9 @@ export interface ExchangeDeps {
   budget?: ByteBudget;
 }
 
-/** A reply's bytes in the budget, and the stream (normalized JID, stream id) its chunks arrive on. */
 type Hold = Pick<Reservation, "add" | "release">;
 
+/** A reply's bytes in the budget, and the stream (normalized JID, stream id) its chunks arrive on. */
 interface ReplyHold {
   reservation: Hold;
   streamKey?: string;
@@ -250,7 +249,8 @@ export class XmppExchanger {
     const hold = this.holds.get(id);
     if (!hold) return;
     this.holds.delete(id);
-    if (hold.streamKey) this.streamHolds.delete(hold.streamKey);
+    // Only its own: a later exchange may already have announced the same stream id.
+    if (hold.streamKey && this.streamHolds.get(hold.streamKey) === hold.reservation) this.streamHolds.delete(hold.streamKey);
     hold.reservation.release();
   }
 
