@@ -163,6 +163,23 @@ describe("memory budget for request and reply bodies", { timeout: 120_000 }, () 
     await pollUntil("given back again", async () => (await buffered()) === 0, { timeoutMs: 10_000 });
   });
 
+  it("keeps an asynchronous request's body counted until its delivery ends, after the 202", async () => {
+    const body = randomBytes(UPLOAD);
+    const before = arrived;
+    const accepted = await fetch(`${gw.url}/devices/mem-dev/hold-async`, { method: "POST", headers: { Prefer: "respond-async" }, body });
+    assert.equal(accepted.status, 202);
+    await pollUntil("at the device", () => arrived === before + 1, { timeoutMs: 10_000 });
+    assert.ok((await buffered()) >= UPLOAD, "the 202 is out, but the body is still held for the delivery");
+    for (const go of gate.splice(0)) go();
+    const location = accepted.headers.get("location") ?? "";
+    const done = await pollUntil("delivered", async () => {
+      const r = await fetch(`${gw.url}${location}`);
+      return r.status === 200 ? r : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.equal(((await done.json()) as EchoReport).bodySha256, sha256(body));
+    await pollUntil("given back", async () => (await buffered()) === 0, { timeoutMs: 10_000 });
+  });
+
   it("gives the bytes of an upload back when its client goes away mid-body", async () => {
     const req = http.request(`${gw.url}/devices/mem-dev/hold`, { method: "POST", agent: false, headers: { "Content-Length": String(UPLOAD) } });
     req.on("error", () => undefined);
