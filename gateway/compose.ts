@@ -17,6 +17,7 @@ import { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
 import { Admission } from "./limits/admission.js";
+import { ByteBudget } from "./limits/byte-budget.js";
 import { ClientRateLimiter } from "./limits/client-rate-limiter.js";
 import { DeviceLimiter } from "./limits/device-limiter.js";
 import { DeviceQueue } from "./limits/device-queue.js";
@@ -66,8 +67,12 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const pending = new PendingExchanges(pendingHooks);
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
   // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
+  // Request and reply bodies held in memory, all requests together (GATEWAY_MAX_BUFFERED_BYTES).
+  metrics.admissionRefusals.inc({ reason: "memory" }, 0);
+  const budget = new ByteBudget(config.limits.maxBufferedBytes, { onRefused: () => metrics.admissionRefusals.inc({ reason: "memory" }) });
+  metricSources.bufferedBytes = () => budget.held;
   const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
-  const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange });
+  const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange, budget });
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
   // Subscribes itself to the component's stanzas and to the bus.
@@ -115,8 +120,9 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     delivery,
     idempotency: new IdempotencyStore(redis, config.requests.idempotencyTtlMs),
     asyncRequests,
-    queue: new OfflineQueue(redis, logger),
+    queue: new OfflineQueue(redis, logger, config.requests.queue),
     presence,
+    isRegistered: async (deviceId) => (await registry.get(deviceId)) !== undefined,
     queueTtlMs: config.requests.queueTtlMs,
     logger,
   });
@@ -147,6 +153,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
         overloadRetryAfterS: 1,
       }),
       maxBodyBytes: config.http.maxBodyBytes,
+      budget,
     },
     admin: {
       token: config.admin.token,

@@ -59,6 +59,11 @@ export interface Config {
      * (GATEWAY_CLIENT_RATE_LIMIT=0, the default): off.
      */
     clientRate?: { ratePerS: number; burst: number; key: ClientKeyMode };
+    /**
+     * GATEWAY_MAX_BUFFERED_BYTES: request and reply bodies this instance holds in memory at once, all
+     * requests together; beyond, 503 GW_OVERLOADED. At least GATEWAY_MAX_BODY_BYTES and GATEWAY_MAX_REPLY_BYTES.
+     */
+    maxBufferedBytes: number;
   };
   /** Admin API bearer token; absent: the admin API is off. */
   admin: { token?: string };
@@ -80,6 +85,8 @@ export interface Config {
     resultTtlMs: number;
     /** How long an asynchronous request waits in the queue for an offline device. */
     queueTtlMs: number;
+    /** Bounds of the offline queue (GATEWAY_QUEUE_MAX_*): entries and bytes, per device and in all. */
+    queue: { maxPerDevice: number; maxBytesPerDevice: number; maxTotal: number; maxTotalBytes: number };
     /** How long an Idempotency-Key remembers its request and outcome. */
     idempotencyTtlMs: number;
     /** Retry-After on 429 GW_DEVICE_BUSY. */
@@ -178,6 +185,7 @@ export function loadConfig(env: Env): Config {
           },
         }
         : {}),
+      maxBufferedBytes: r.int("GATEWAY_MAX_BUFFERED_BYTES", 128 * 1024 * 1024, 1),
     },
     admin: adminToken !== undefined ? { token: adminToken } : {},
     exchange: {
@@ -194,6 +202,12 @@ export function loadConfig(env: Env): Config {
     requests: {
       resultTtlMs: r.int("GATEWAY_RESULT_TTL_S", 3600, 1) * 1000,
       queueTtlMs: r.int("GATEWAY_QUEUE_TTL_S", 3600, 1) * 1000,
+      queue: {
+        maxPerDevice: r.int("GATEWAY_QUEUE_MAX_PER_DEVICE", 100, 1),
+        maxBytesPerDevice: r.int("GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE", 32 * 1024 * 1024, 1),
+        maxTotal: r.int("GATEWAY_QUEUE_MAX_TOTAL", 100_000, 1),
+        maxTotalBytes: r.int("GATEWAY_QUEUE_MAX_TOTAL_BYTES", 512 * 1024 * 1024, 1),
+      },
       idempotencyTtlMs: r.int("GATEWAY_IDEMPOTENCY_TTL_S", 86_400, 1) * 1000,
       busyRetryAfterS: r.int("GATEWAY_BUSY_RETRY_AFTER_S", 1, 0),
     },
@@ -202,6 +216,10 @@ export function loadConfig(env: Env): Config {
     instanceId: r.string("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
   };
+  // A budget smaller than one request or reply would refuse the largest ones on an idle instance.
+  const largest = Math.max(config.http.maxBodyBytes, config.exchange.maxReplyBytes);
+  r.check("GATEWAY_MAX_BUFFERED_BYTES", String(config.limits.maxBufferedBytes), config.limits.maxBufferedBytes >= largest,
+    "must not be below GATEWAY_MAX_BODY_BYTES or GATEWAY_MAX_REPLY_BYTES");
   if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
     r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS");
   }

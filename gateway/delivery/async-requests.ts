@@ -16,8 +16,26 @@ export type AsyncState =
  */
 const EXPIRY_GRACE_MS = 1000;
 
+/**
+ * Marks a request queued unless it already ended: it is queued first and marked after, so that a request the
+ * queue refuses never reads "queued"; meanwhile a device that came online may have had it delivered already.
+ * KEYS: the request's key. ARGV: the queued entry, its ttl (ms).
+ */
+const MARK_QUEUED = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, entry = pcall(cjson.decode, current)
+  if ok and type(entry) == 'table' and entry.state == 'done' then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
 export class AsyncRequests {
-  constructor(private readonly redis: RedisStore, private readonly resultTtlMs: number) {}
+  private readonly markQueuedScript: (...args: Array<string | number>) => Promise<number>;
+
+  constructor(private readonly redis: RedisStore, private readonly resultTtlMs: number) {
+    this.markQueuedScript = redis.script<number>("markQueued", 1, MARK_QUEUED);
+  }
 
   async accept(deviceId: string, deadline: number): Promise<string> {
     const id = newId();
@@ -27,7 +45,8 @@ export class AsyncRequests {
 
   /** The device turned out to be offline: the request now waits in the queue until `deadline`. */
   async markQueued(id: string, deviceId: string, deadline: number): Promise<void> {
-    await this.write(id, { state: "queued", deviceId, deadline });
+    const entry: AsyncState = { state: "queued", deviceId, deadline };
+    await this.markQueuedScript(this.key(id), JSON.stringify(entry), this.resultTtlMs);
   }
 
   async complete(id: string, deviceId: string, outcome: StoredOutcome): Promise<void> {

@@ -19,6 +19,11 @@ export interface DeviceRequest {
   idempotencyKey?: string;
   /** The client hung up: a request still waiting for a device slot leaves the queue. */
   signal?: AbortSignal;
+  /**
+   * The body's bytes in the instance's memory budget: an accepted asynchronous request keeps them until its
+   * delivery ends (then they are released here; queued requests wait in Redis, not in memory).
+   */
+  held?: { release(): void };
 }
 
 /** A request that holds an Idempotency-Key: what its key's entry is found by, and which request it is for logs. */
@@ -41,7 +46,9 @@ export interface PipelineDeps {
   idempotency: IdempotencyStore;
   asyncRequests: AsyncRequests;
   queue: OfflineQueue;
-  presence: Pick<PresenceStore, "state">;
+  presence: Pick<PresenceStore, "state" | "everSeen">;
+  /** Whether the device has a registry entry (else its route is DEFAULT_TRANSPORT's, for any id at all). */
+  isRegistered: (deviceId: string) => Promise<boolean>;
   /** How long an asynchronous request may wait for an offline device. */
   queueTtlMs: number;
   logger: Logger;
@@ -71,7 +78,7 @@ export class DevicePipeline {
     const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: requestIdOf(req.message) } : undefined;
     const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
-    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle);
+    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held);
     try {
       const reply = await this.deps.delivery.deliver(route, req.message, timeoutMs, req.signal);
       await settle(storeReply(reply));
@@ -98,26 +105,54 @@ export class DevicePipeline {
     timeoutMs: number,
     idem: KeyedRequest | undefined,
     settle: (outcome: StoredOutcome) => Promise<void>,
+    held: { release(): void } | undefined,
   ): Promise<PipelineResult> {
     const { asyncRequests } = this.deps;
     const deadline = Date.now() + timeoutMs;
     const id = await asyncRequests.accept(route.deviceId, deadline);
-    void this.run(route, message, timeoutMs).then(async (outcome) => {
-      // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
-      if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem);
-      await settle(outcome);
-      await this.storeResult(id, route.deviceId, outcome, deadline);
-    });
+    void this.run(route, message, timeoutMs)
+      .then(async (outcome) => {
+        // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
+        if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem, settle, deadline);
+        await this.finishAccepted(id, route.deviceId, outcome, settle, deadline);
+      })
+      .finally(() => held?.release());
     return { kind: "accepted", id, state: "pending" };
   }
 
-  private async enqueue(id: string, route: DeviceRoute, message: HttpRequestMessage, idem: KeyedRequest | undefined): Promise<void> {
+  private async finishAccepted(id: string, deviceId: string, outcome: StoredOutcome, settle: (outcome: StoredOutcome) => Promise<void>, deadline: number): Promise<void> {
+    await settle(outcome);
+    await this.storeResult(id, deviceId, outcome, deadline);
+  }
+
+  private async enqueue(
+    id: string,
+    route: DeviceRoute,
+    message: HttpRequestMessage,
+    idem: KeyedRequest | undefined,
+    settle: (outcome: StoredOutcome) => Promise<void>,
+    deadline: number,
+  ): Promise<void> {
     const queuedUntil = Date.now() + this.deps.queueTtlMs;
     try {
-      await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
+      // With DEFAULT_TRANSPORT=xmpp any id has a route: a made-up one would wait in the queue until its TTL,
+      // for a device that will never drain it. Only registered devices, or devices seen lately, get a queue.
+      if (!(await this.deps.isRegistered(route.deviceId)) && !(await this.deps.presence.everSeen(route.jid))) {
+        const notQueued = new GatewayError("GW_DEVICE_OFFLINE", { message: "device is not connected, and is neither registered nor seen lately: the request was not queued" });
+        return await this.finishAccepted(id, route.deviceId, storeError(notQueued), settle, deadline);
+      }
       // The key now runs until the queue's deadline and the delivery after it, not the first attempt's.
       if (idem) await this.deps.idempotency.extend(idem.deviceId, idem.key, idem.fingerprint, queuedUntil + route.timeoutMs);
-      await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, idem?.key));
+      try {
+        await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, idem?.key));
+      } catch (err) {
+        // No room in the queue: the request ends as offline, its key freed (the device was not reached).
+        if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE") return await this.finishAccepted(id, route.deviceId, storeError(err), settle, queuedUntil);
+        throw err;
+      }
+      // Marked after it is queued, so a refused request never reads "queued"; not over a result already
+      // written (the device came online and had it delivered in between).
+      await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
       // The device may have announced itself between the bounce and the queueing: then nobody else drains.
       if ((await this.deps.presence.state(route.jid)) === "online") await this.deliverQueued(route.jid);
     } catch (err) {

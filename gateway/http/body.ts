@@ -1,16 +1,23 @@
 import type { Request } from "express";
 import { GatewayError } from "../errors.js";
+import type { Reservation } from "../limits/byte-budget.js";
 
 /**
  * Reads a request body into memory, up to `maxBytes`: a declared Content-Length over the limit is refused
  * before a byte is read, and a streamed body is cut at the limit. Either way the device is never reached
  * with a partial body. Bounded buffering keeps the 413 decision and the reply exact.
+ *
+ * With a `budget` (the instance's GATEWAY_MAX_BUFFERED_BYTES), the bytes are reserved before they are kept:
+ * a declared Content-Length all at once, before a byte is read, else chunk by chunk. A body that does not fit
+ * is refused with 503 GW_OVERLOADED; what it sent is discarded, not kept. The caller releases the reservation
+ * when the request is over, however it ends.
  */
-export function readBody(req: Request, maxBytes: number): Promise<Buffer> {
+export function readBody(req: Request, maxBytes: number, budget?: Reservation): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(tooLarge(maxBytes));
   }
+  if (budget && declared !== undefined && !budget.reserveUpTo(Number(declared))) return Promise.reject(overBudget());
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
@@ -20,6 +27,12 @@ export function readBody(req: Request, maxBytes: number): Promise<Buffer> {
         cleanup();
         req.resume(); // discard the rest; the 413 goes out with Connection: close
         reject(tooLarge(maxBytes));
+        return;
+      }
+      if (budget && !budget.reserveUpTo(size)) {
+        cleanup();
+        req.resume(); // discarded as it comes: nothing of it is kept
+        reject(overBudget());
         return;
       }
       parts.push(chunk);
@@ -45,4 +58,8 @@ export function readBody(req: Request, maxBytes: number): Promise<Buffer> {
 
 function tooLarge(maxBytes: number): GatewayError {
   return new GatewayError("GW_PAYLOAD_TOO_LARGE", { message: `request body is over the limit of ${maxBytes} bytes` });
+}
+
+function overBudget(): GatewayError {
+  return new GatewayError("GW_OVERLOADED", { message: "instance holds as many request and reply bytes as it may", retryAfterS: 1 });
 }

@@ -14,6 +14,8 @@ export interface MetricSources {
   /** Device requests this instance holds now (what GATEWAY_MAX_IN_FLIGHT bounds). */
   requestsInFlight?: () => number;
   deviceQueueWaiting?: () => number;
+  /** Request and reply bytes held in memory now (what GATEWAY_MAX_BUFFERED_BYTES bounds). */
+  bufferedBytes?: () => number;
   /** The HTTP pass-through's connections to devices, by state. */
   proxyConnections?: () => { active: number; idle: number; waiting: number };
 }
@@ -50,7 +52,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     }),
     admissionRefusals: new Counter({
       name: "gateway_admission_refusals_total",
-      help: "Device requests refused before any device work: instance in-flight ceiling (overloaded), client rate limit (rate_limited).",
+      help: "Device requests refused before any device work: instance in-flight ceiling (overloaded), client rate limit (rate_limited), memory budget for request and reply bodies (memory).",
       labelNames: ["reason"] as const,
       registers,
     }),
@@ -107,6 +109,14 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       registers,
       collect() {
         if (sources.requestsInFlight) this.set(sources.requestsInFlight());
+      },
+    }),
+    bufferedBytes: new Gauge({
+      name: "gateway_buffered_bytes",
+      help: "Request and reply body bytes this instance holds in memory now (GATEWAY_MAX_BUFFERED_BYTES bounds it).",
+      registers,
+      collect() {
+        if (sources.bufferedBytes) this.set(sources.bufferedBytes());
       },
     }),
     proxyConnections: new Gauge({

@@ -29,12 +29,20 @@ export class PresenceStore {
 
   async available(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
-    await this.redis.run((c) => c.multi().zadd(this.onlineKey, now + this.ttl.onlineTtlMs, j).del(this.offlineKey(j)).exec());
+    await this.redis.run((c) => c.multi().zadd(this.onlineKey, now + this.ttl.onlineTtlMs, j).del(this.offlineKey(j)).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
   }
 
   async unavailable(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
-    await this.redis.run((c) => c.multi().zrem(this.onlineKey, j).set(this.offlineKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
+    await this.redis.run((c) => c.multi().zrem(this.onlineKey, j).set(this.offlineKey(j), String(now), "PX", this.ttl.offlineTtlMs).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
+  }
+
+  /**
+   * Whether the device announced itself (or said goodbye) within GATEWAY_OFFLINE_TTL_S: the offline queue
+   * keeps requests only for devices that exist (registered, or seen), else any made-up id would fill it.
+   */
+  async everSeen(jid: string): Promise<boolean> {
+    return (await this.redis.run((c) => c.exists(this.seenKey(normalizeJid(jid))))) === 1;
   }
 
   async state(jid: string, now = Date.now()): Promise<PresenceState> {
@@ -46,6 +54,10 @@ export class PresenceStore {
   async countOnline(now = Date.now()): Promise<number> {
     const [, count] = await this.redis.run((c) => Promise.all([c.zremrangebyscore(this.onlineKey, "-inf", now), c.zcard(this.onlineKey)]));
     return count;
+  }
+
+  private seenKey(normalizedJid: string): string {
+    return this.redis.key("seen", normalizedJid);
   }
 
   private offlineKey(normalizedJid: string): string {

@@ -4,9 +4,10 @@ import { checkHeadLimits } from "../../adapters/xep0332/headers.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
 import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
-import { sameJid } from "../../adapters/shared/jid.js";
+import { normalizeJid, sameJid } from "../../adapters/shared/jid.js";
 import { stanzaErrorOf } from "../../adapters/shared/stanza-error.js";
-import { newId } from "../correlation/ids.js";
+import { forLog, isAcceptableStreamId, MAX_STREAM_ID_LENGTH, newId } from "../correlation/ids.js";
+import type { ByteBudget, Reservation } from "../limits/byte-budget.js";
 import type { PendingExchange, PendingExchanges } from "../correlation/pending.js";
 import type { CorrelationStore } from "../correlation/store.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
@@ -39,7 +40,20 @@ export interface ExchangeDeps {
   logger: Logger;
   instanceId: string;
   limits: ExchangeLimits;
+  /** The instance's GATEWAY_MAX_BUFFERED_BYTES: reply bodies reserve their bytes in it while they are held. */
+  budget?: ByteBudget;
 }
+
+type Hold = Pick<Reservation, "add" | "release">;
+
+/** A reply's bytes in the budget, and the stream (normalized JID, stream id) its chunks arrive on. */
+interface ReplyHold {
+  reservation: Hold;
+  streamKey?: string;
+}
+
+/** The longest stanza error text carried into an error message (stored in Redis, logged, sent to the client). */
+const MAX_ERROR_TEXT = 256;
 
 /** What became of a reply or chunk offered to this instance's exchanges. */
 export type Offer = "taken" | "not-mine";
@@ -54,6 +68,9 @@ export class XmppExchanger {
    * another instance's, so it is parked in Redis instead (StreamRoutes). */
   readonly streams = new InboundStreams({ maxEarlyBytes: 0, maxEarlyAgeMs: 0 }, () => false);
   private readonly log: Logger;
+  /** Reply bytes held per exchange id, and the same reservations by stream while chunks arrive. */
+  private readonly holds = new Map<string, ReplyHold>();
+  private readonly streamHolds = new Map<string, Hold>();
 
   constructor(private readonly deps: ExchangeDeps) {
     this.log = deps.logger.child({ component: "exchange" });
@@ -92,6 +109,7 @@ export class XmppExchanger {
     try {
       return await reply;
     } finally {
+      this.releaseHold(id);
       this.deps.metrics.iqInflight.set(pending.size);
       store.remove(id, req.jid).catch(() => undefined); // it expires by itself at the deadline anyway
     }
@@ -113,7 +131,8 @@ export class XmppExchanger {
     }
     if (stanza.attrs.type === "error") {
       const { condition, text } = stanzaErrorOf(stanza);
-      pending.settle(id, stanzaErrorToGatewayError(condition, text, this.deps.limits.offlineRetryAfterS));
+      // Both are the device's text: cut so that neither the stored outcome nor the client's JSON grows with it.
+      pending.settle(id, stanzaErrorToGatewayError(condition.slice(0, 64), text === undefined ? undefined : forLog(text, MAX_ERROR_TEXT), this.deps.limits.offlineRetryAfterS));
       return "taken";
     }
     let decoded;
@@ -132,9 +151,15 @@ export class XmppExchanger {
     if (decoded.body.kind === "inline") {
       if (decoded.body.bytes.length > this.deps.limits.maxReplyBytes) {
         this.badReply(entry, new CodecError("too-large", `reply body over ${this.deps.limits.maxReplyBytes} bytes`));
+      } else if (!this.hold(id).reservation.add(decoded.body.bytes.length)) {
+        pending.settle(id, overBudget());
       } else {
         pending.settle(id, { ...head, body: decoded.body.bytes });
       }
+      return "taken";
+    }
+    if (!isAcceptableStreamId(decoded.body.streamId)) {
+      this.badReply(entry, new CodecError("malformed", `stream id ${forLog(decoded.body.streamId)} is over ${MAX_STREAM_ID_LENGTH} characters or has control characters`));
       return "taken";
     }
     this.awaitBody(entry, head, decoded.body.streamId);
@@ -146,7 +171,13 @@ export class XmppExchanger {
     const streamId = chunk.attrs.streamId;
     if (!streamId || !this.streams.has(from, streamId)) return "not-mine";
     try {
-      this.streams.offer(from, decodeChunk(chunk));
+      const decoded = decodeChunk(chunk);
+      // Reserved before the assembler keeps it: a body that no longer fits fails its exchange (503).
+      if (this.streamHolds.get(streamKeyOf(from, streamId))?.add(decoded.bytes.length) === false) {
+        this.streams.fail(from, streamId, overBudget());
+        return "taken";
+      }
+      this.streams.offer(from, decoded);
     } catch (err) {
       this.streams.fail(from, streamId, err); // fails the exchange with 502 (see awaitBody)
     }
@@ -164,11 +195,17 @@ export class XmppExchanger {
       return;
     }
     pending.markStreaming(entry.id, streamId);
+    const hold = this.hold(entry.id);
+    hold.streamKey = streamKeyOf(entry.jid, streamId);
+    this.streamHolds.set(hold.streamKey, hold.reservation);
     // Listen first, then claim: a chunk forwarded because of the claim always finds the stream here.
     this.streams.expect(entry.jid, streamId, limits.maxReplyBytes).then(
       (body) => pending.settle(entry.id, { ...head, body }),
       (err: unknown) => {
-        if (!(err instanceof StreamCancelled)) this.badReply(entry, err, streamId);
+        if (err instanceof GatewayError) {
+          this.sendClose(entry.jid, streamId);
+          pending.settle(entry.id, err);
+        } else if (!(err instanceof StreamCancelled)) this.badReply(entry, err, streamId);
       },
     );
     streamRoutes.claim(entry.jid, streamId, instanceId, entry.deadline - Date.now()).then(
@@ -198,6 +235,25 @@ export class XmppExchanger {
     this.deps.component.send(el("message", { to: jid, from: this.deps.component.domain }, encodeClose(streamId))).catch(() => undefined);
   }
 
+  /** The exchange's reservation for its reply's bytes (one that never refuses without a budget). */
+  private hold(id: string): ReplyHold {
+    const held = this.holds.get(id);
+    if (held) return held;
+    const hold: ReplyHold = { reservation: this.deps.budget?.open() ?? UNBOUNDED };
+    this.holds.set(id, hold);
+    return hold;
+  }
+
+  /** The exchange is over: its reply went to its caller (or never came), and its bytes leave the budget. */
+  private releaseHold(id: string): void {
+    const hold = this.holds.get(id);
+    if (!hold) return;
+    this.holds.delete(id);
+    // Only its own: a later exchange may already have announced the same stream id.
+    if (hold.streamKey && this.streamHolds.get(hold.streamKey) === hold.reservation) this.streamHolds.delete(hold.streamKey);
+    hold.reservation.release();
+  }
+
   drop(reason: DropReason, fields: Record<string, unknown>): void {
     this.deps.metrics.repliesDropped.inc({ reason });
     this.log.warn({ event: "reply-dropped", reason, ...fields }, `device reply dropped: ${reason}`);
@@ -210,4 +266,15 @@ function parseParked(raw: string): XmlElement | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Without a budget: a reservation that takes anything. */
+const UNBOUNDED: Hold = { add: () => true, release: () => undefined };
+
+function streamKeyOf(jid: string, streamId: string): string {
+  return `${normalizeJid(jid)}\n${streamId}`;
+}
+
+function overBudget(): GatewayError {
+  return new GatewayError("GW_OVERLOADED", { message: "device reply could not be held: the instance holds as many request and reply bytes as it may", retryAfterS: 1 });
 }

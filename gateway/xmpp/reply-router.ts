@@ -1,6 +1,7 @@
 import { isChunk } from "../../adapters/xep0332/chunks.js";
 import { childElements, type XmlElement } from "../../adapters/xep0332/xml.js";
 import { sameJid } from "../../adapters/shared/jid.js";
+import { forLog, isAcceptableStreamId, isGatewayId } from "../correlation/ids.js";
 import type { PendingExchanges } from "../correlation/pending.js";
 import { plain, type ReplyBus } from "../correlation/reply-bus.js";
 import type { CorrelationStore } from "../correlation/store.js";
@@ -37,6 +38,9 @@ export class ReplyRouter {
   private route(stanza: XmlElement, forwarded: boolean): void {
     const type = stanza.attrs.type;
     if (stanza.name === "iq" && (type === "result" || type === "error")) {
+      // An id of another shape is none of this gateway's: dropped before any lookup, logged cut short.
+      const id = stanza.attrs.id ?? "";
+      if (!isGatewayId(id)) return this.deps.exchanger.drop("unknown", { id: forLog(id), from: stanza.attrs.from, err: "not an id of this gateway" });
       if (this.deps.exchanger.offerReply(stanza) === "taken") return;
       if (forwarded) this.dropUnclaimed(stanza.attrs.id ?? "", "unknown");
       else this.track(this.forwardReply(stanza));
@@ -45,7 +49,13 @@ export class ReplyRouter {
     if (stanza.name !== "message") return;
     const from = stanza.attrs.from ?? "";
     const chunk = childElements(stanza).find(isChunk);
-    if (!chunk || this.deps.exchanger.offerChunk(from, chunk) === "taken") return;
+    if (!chunk) return;
+    // The device chooses stream ids; one too long to be a key or a log field is dropped before any lookup.
+    const streamId = chunk.attrs.streamId;
+    if (streamId !== undefined && !isAcceptableStreamId(streamId)) {
+      return this.deps.exchanger.drop("unknown", { from, streamId: forLog(streamId), err: "stream id too long or with control characters" });
+    }
+    if (this.deps.exchanger.offerChunk(from, chunk) === "taken") return;
     if (forwarded) this.deps.exchanger.drop("unknown", { from, streamId: chunk.attrs.streamId, forwarded });
     else this.track(this.routeChunk(from, stanza, chunk));
   }

@@ -128,7 +128,7 @@ describe("loadConfig", () => {
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
-      limits: { maxInFlight: 10_000 },
+      limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
       admin: {},
       exchange: {
         timeoutMs: 30_000,
@@ -138,7 +138,13 @@ describe("loadConfig", () => {
         offlineRetryAfterS: 30,
       },
       presence: { onlineTtlMs: 180_000, offlineTtlMs: 86_400_000 },
-      requests: { resultTtlMs: 3_600_000, queueTtlMs: 3_600_000, idempotencyTtlMs: 86_400_000, busyRetryAfterS: 1 },
+      requests: {
+        resultTtlMs: 3_600_000,
+        queueTtlMs: 3_600_000,
+        queue: { maxPerDevice: 100, maxBytesPerDevice: 33_554_432, maxTotal: 100_000, maxTotalBytes: 536_870_912 },
+        idempotencyTtlMs: 86_400_000,
+        busyRetryAfterS: 1,
+      },
       drainGraceMs: 3000,
       drainTimeoutMs: 25_000,
       instanceId: `${hostname()}-${process.pid}`,
@@ -188,17 +194,28 @@ describe("loadConfig", () => {
       GATEWAY_CLIENT_RATE_WINDOW_S: "60",
       GATEWAY_CLIENT_RATE_BURST: "10",
       GATEWAY_CLIENT_KEY: "header:X-Api-Key",
+      GATEWAY_MAX_BUFFERED_BYTES: "5000",
+      GATEWAY_QUEUE_MAX_PER_DEVICE: "7",
+      GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE: "8000",
+      GATEWAY_QUEUE_MAX_TOTAL: "900",
+      GATEWAY_QUEUE_MAX_TOTAL_BYTES: "90000",
     });
     assert.deepEqual(config, {
       http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000, headersTimeoutMs: 5000, receiveTimeoutMs: 60_000, maxHeaders: 50, lingerMs: 10_000, lingerIdleMs: 2000 },
       redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
       devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, queueMax: 0, file: "/etc/gateway/devices.yaml" },
-      limits: { maxInFlight: 500, clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } } },
+      limits: { maxInFlight: 500, clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } }, maxBufferedBytes: 5000 },
       admin: { token: "admin-token-0123456789" },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
-      requests: { resultTtlMs: 60_000, queueTtlMs: 120_000, idempotencyTtlMs: 300_000, busyRetryAfterS: 2 },
+      requests: {
+        resultTtlMs: 60_000,
+        queueTtlMs: 120_000,
+        queue: { maxPerDevice: 7, maxBytesPerDevice: 8000, maxTotal: 900, maxTotalBytes: 90_000 },
+        idempotencyTtlMs: 300_000,
+        busyRetryAfterS: 2,
+      },
       drainGraceMs: 50,
       drainTimeoutMs: 100,
       instanceId: "gw-a",
@@ -225,6 +242,17 @@ describe("loadConfig", () => {
     const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_LINGER_MS: "-1", GATEWAY_LINGER_IDLE_MS: "0" }));
     assert.equal(linesFor(err, "GATEWAY_LINGER_MS").length, 1);
     assert.equal(linesFor(err, "GATEWAY_LINGER_IDLE_MS").length, 1);
+  });
+
+  it("memory budget and offline queue bounds: at least 1, and the budget not below one request or reply", () => {
+    const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_QUEUE_MAX_PER_DEVICE: "0", GATEWAY_QUEUE_MAX_TOTAL_BYTES: "-1" }));
+    assert.equal(linesFor(err, "GATEWAY_MAX_BUFFERED_BYTES").length, 1, "below the default 10 MiB GATEWAY_MAX_BODY_BYTES");
+    assert.equal(linesFor(err, "GATEWAY_QUEUE_MAX_PER_DEVICE").length, 1);
+    assert.equal(linesFor(err, "GATEWAY_QUEUE_MAX_TOTAL_BYTES").length, 1);
+    const small = loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_MAX_BODY_BYTES: "1048576", GATEWAY_MAX_REPLY_BYTES: "65536" });
+    assert.equal(small.limits.maxBufferedBytes, 1_048_576);
+    const reply = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_MAX_BODY_BYTES: "1024" }));
+    assert.equal(linesFor(reply, "GATEWAY_MAX_BUFFERED_BYTES").length, 1, "below the default 10 MiB GATEWAY_MAX_REPLY_BYTES");
   });
 
   it("refuses a receive timeout below the headers timeout", () => {

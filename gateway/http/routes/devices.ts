@@ -3,6 +3,7 @@ import { clientHangUp, type DeviceDelivery } from "../../delivery/deliver.js";
 import type { DevicePipeline } from "../../delivery/pipeline.js";
 import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
+import type { ByteBudget, Reservation } from "../../limits/byte-budget.js";
 import type { DeviceResolver, DeviceRoute } from "../../registry/resolver.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
@@ -25,6 +26,8 @@ export interface DeviceRouteDeps {
   /** The instance's in-flight ceiling and the per-client rate limit, passed before any device work. */
   admission: Pick<Admission, "admit">;
   maxBodyBytes: number;
+  /** The instance's GATEWAY_MAX_BUFFERED_BYTES: bodies read into memory reserve their bytes in it. */
+  budget?: ByteBudget;
 }
 
 /**
@@ -76,9 +79,13 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
 
 async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: DeviceAddress, timeoutMs: number, req: Request, res: Response): Promise<void> {
   const f = facts(res);
-  const body = await readBody(req, deps.maxBodyBytes);
-  const idempotencyKey = req.get("idempotency-key");
   const respondAsync = prefersAsync(req);
+  // The body's bytes are held until the response is over, or, for an accepted asynchronous request, until
+  // the pipeline's delivery of it ends (it releases them then).
+  let handedOver = false;
+  const held = holdUntilClosed(deps, res, () => handedOver);
+  const body = await readBody(req, deps.maxBodyBytes, held);
+  const idempotencyKey = req.get("idempotency-key");
   let result;
   try {
     result = await deps.pipeline.handle({
@@ -89,7 +96,9 @@ async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
       // Not for Prefer: respond-async: its client is answered at once, and its request waits regardless.
       ...(respondAsync ? {} : { signal: clientHangUp(res) }),
       ...(idempotencyKey ? { idempotencyKey } : {}),
+      ...(respondAsync && held ? { held } : {}),
     });
+    handedOver = result.kind === "accepted";
   } catch (err) {
     // During a migration, an XMPP device that is offline may still answer at its legacy address.
     if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE" && route.fallback === "http") {
@@ -122,7 +131,7 @@ async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
     await deps.delivery.proxy(route, req, res, call);
     return;
   }
-  const body = await readBody(req, deps.maxBodyBytes);
+  const body = await readBody(req, deps.maxBodyBytes, holdUntilClosed(deps, res, () => false));
   const overXmppToo: Promise<Side> = deps.delivery
     .deliver({ ...route, transport: "xmpp" }, toDeviceRequest(req, address.resource, body, f.requestId), timeoutMs)
     .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
@@ -133,4 +142,13 @@ async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
     ([http, xmpp]) => (http ? deps.shadow.record(route.deviceId, f.requestId, http, xmpp) : undefined),
     () => undefined, // the HTTP answer broke off mid-body: nothing to compare
   );
+}
+
+/** A reservation in the instance's byte budget, released when the response is over (unless handed over). */
+function holdUntilClosed(deps: DeviceRouteDeps, res: Response, handedOver: () => boolean): Reservation | undefined {
+  const held = deps.budget?.open();
+  if (held) res.once("close", () => {
+    if (!handedOver()) held.release();
+  });
+  return held;
 }
