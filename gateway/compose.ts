@@ -65,12 +65,12 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const store = new CorrelationStore(redis);
   const pendingHooks: PendingHooks = { onTimeout: () => metrics.iqTimeouts.inc() };
   const pending = new PendingExchanges(pendingHooks);
-  // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
-  // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
   // Request and reply bodies held in memory, all requests together (GATEWAY_MAX_BUFFERED_BYTES).
   metrics.admissionRefusals.inc({ reason: "memory" }, 0);
   const budget = new ByteBudget(config.limits.maxBufferedBytes, { onRefused: () => metrics.admissionRefusals.inc({ reason: "memory" }) });
   metricSources.bufferedBytes = () => budget.held;
+  // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
+  // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
   const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange, budget });
   pendingHooks.onSettled = (p) => exchanger.release(p);
