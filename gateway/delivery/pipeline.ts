@@ -51,6 +51,8 @@ export interface PipelineDeps {
  */
 export class DevicePipeline {
   private readonly log: Logger;
+  /** Deliveries running detached from any HTTP request (accepted asynchronous ones, queue drains). */
+  private readonly detached = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: "pipeline" });
@@ -81,7 +83,32 @@ export class DevicePipeline {
   }
 
   /** Delivers what waited for a device that just came online (called on its presence). */
-  async deliverQueued(jid: string): Promise<void> {
+  deliverQueued(jid: string): Promise<void> {
+    return this.track(this.drainQueue(jid));
+  }
+
+  /** How many deliveries run detached from any HTTP request (the drain waits for them). */
+  get detachedCount(): number {
+    return this.detached.size;
+  }
+
+  /**
+   * Resolves once no delivery runs detached, those started meanwhile included: the drain (SIGTERM) waits
+   * for it as for the HTTP requests in flight, so that an asynchronous request's outcome is stored before
+   * the instance goes (README, "Running several instances").
+   */
+  async idle(): Promise<void> {
+    while (this.detached.size > 0) await Promise.allSettled([...this.detached]);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.detached.add(work);
+    const forget = () => this.detached.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private async drainQueue(jid: string): Promise<void> {
     await this.deps.queue.drain(
       jid,
       async (item) => this.completeQueued(item),
@@ -100,12 +127,12 @@ export class DevicePipeline {
     const { asyncRequests } = this.deps;
     const deadline = Date.now() + timeoutMs;
     const id = await asyncRequests.accept(route.deviceId, deadline);
-    void this.run(route, message, timeoutMs).then(async (outcome) => {
+    void this.track(this.run(route, message, timeoutMs).then(async (outcome) => {
       // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
       if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem);
       await settle(outcome);
       await this.storeResult(id, route.deviceId, outcome, deadline);
-    });
+    }));
     return { kind: "accepted", id, state: "pending" };
   }
 

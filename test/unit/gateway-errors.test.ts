@@ -41,6 +41,7 @@ const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_REQUEST_TIMEOUT", 408],
   ["GW_HEADERS_TOO_LARGE", 431],
   ["GW_EXPECTATION_FAILED", 417],
+  ["GW_OUTCOME_UNKNOWN", 504],
   ["GW_INTERNAL", 500],
 ];
 
