@@ -76,11 +76,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const resolver = new RegistryResolver(registry, { ...config.devices, timeoutMs: config.exchange.timeoutMs });
 
   const presence = new PresenceStore(redis, config.presence);
-  const tracker = new PresenceTracker(presence, logger, {
-    registry,
-    jidTemplate: config.devices.jidTemplate,
-    defaultTransport: config.devices.defaultTransport,
-  });
+  const tracker = new PresenceTracker(presence, logger, { registry, jidTemplate: config.devices.jidTemplate });
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
   const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes }, { metrics });
