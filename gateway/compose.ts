@@ -100,6 +100,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     queue: new OfflineQueue(redis, logger),
     presence,
     queueTtlMs: config.requests.queueTtlMs,
+    maxReplyBytes: config.exchange.maxReplyBytes,
     logger,
   });
   // A device that comes online gets what waited for it, in order.
