@@ -43,8 +43,12 @@ export class OfflineQueue {
     await this.redis.run((c) => c.multi().rpush(key, JSON.stringify(item)).pexpireat(key, item.deadline, "GT").pexpireat(key, item.deadline, "NX").exec());
   }
 
-  /** Delivers what waits for this device, one at a time; does nothing if another instance is at it. */
-  async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void>, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
+  /**
+   * Delivers what waits for this device, one at a time; does nothing if another instance is at it. A
+   * delivery that answers "stop" (the instance is shutting down) puts its item back at the head of the
+   * queue, in its place, and ends the drain: the device's next announcement lets another instance go on.
+   */
+  async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void | "stop">, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
     const key = this.queueKey(jid);
     const lock = this.redis.key("draining", normalizeJid(jid));
     const owner = `${process.pid}-${Date.now()}`;
@@ -57,7 +61,10 @@ export class OfflineQueue {
         const item = JSON.parse(raw) as QueuedRequest;
         try {
           if (Date.now() > item.deadline) await expire(item);
-          else await deliver(item);
+          else if ((await deliver(item)) === "stop") {
+            await this.redis.run((c) => c.multi().lpush(key, raw).pexpireat(key, item.deadline, "GT").pexpireat(key, item.deadline, "NX").exec());
+            return;
+          }
         } catch (err) {
           this.log.warn({ event: "queued-delivery-failed", id: item.id, err: (err as Error).message }, "queued request not delivered");
         }

@@ -238,9 +238,12 @@ export class DevicePipeline {
     }
   }
 
-  private async completeQueued(item: QueuedRequest): Promise<void> {
+  private async completeQueued(item: QueuedRequest): Promise<void | "stop"> {
     const route = await this.deps.resolver.resolve(item.deviceId);
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
+    // Never sent (this instance is past its drain bound): it goes back in the queue, for the next instance
+    // the device announces itself to, rather than ending 503.
+    if (outcome.kind === "error" && outcome.code === "GW_SHUTTING_DOWN") return "stop";
     await this.finishAsync(item, outcome, Date.now());
   }
 

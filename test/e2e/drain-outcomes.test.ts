@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
 import { el } from "../../adapters/xep0332/xml.js";
-import { waitForPortClosed } from "../../deploy/local/ports.js";
+import { pollUntil, waitForPortClosed } from "../../deploy/local/ports.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
@@ -101,5 +101,39 @@ describe("drain: exchanges it cannot finish", () => {
     const retry = await fetch(`${other.url}/devices/drain1/switch`, { method: "POST", body: "off", headers: { "idempotency-key": "drain-async-1", "x-gateway-timeout": "3000" } });
     assert.equal(((await retry.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN");
     assert.equal(requestsSeen(peer), seen, "the retry reached the device a second time");
+  });
+
+  it("queued requests the drain did not get to stay queued, for the next instance the device announces itself to", async () => {
+    const gw = await doomed(300);
+    const ids: string[] = [];
+    for (const body of ["first", "second"]) {
+      const accepted = await fetch(`${gw.url}/devices/drainq/switch`, { method: "POST", body, headers: { prefer: "respond-async" } });
+      assert.equal(accepted.status, 202);
+      ids.push(((await accepted.json()) as { requestId: string }).requestId);
+    }
+    const status = async (id: string) => ((await (await fetch(`${other.url}/requests/${id}`)).json()) as { status?: string }).status;
+    await pollUntil("both requests queued (the device is offline)", async () => (await status(ids[0] as string)) === "queued" && (await status(ids[1] as string)) === "queued");
+
+    // The device comes online and tells the doomed instance: it delivers the first, which is left unanswered.
+    const device = teardown.stopLater("drainq", await startPeer(stack.prosody, "drainq"));
+    await device.send(el("presence", { to: "gw2.localhost" }));
+    await device.nextRequest();
+    await gw.stop();
+
+    const first = await fetch(`${other.url}/requests/${ids[0] as string}`);
+    assert.equal(first.status, 504);
+    assert.equal(((await first.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN");
+    assert.equal(await status(ids[1] as string), "queued", "the second was not delivered, and still waits");
+
+    // Announced to the instance that stays: it delivers the second.
+    await device.send(el("presence", { to: "gateway.localhost" }));
+    const second = await device.nextRequest();
+    assert.equal(second.stanza.getChild("req", NS_HTTP)?.getChild("data")?.getChildText("text"), "second");
+    await device.send(okReply(second, "second done"));
+    const done = await pollUntil("the second's result", async () => {
+      const res = await fetch(`${other.url}/requests/${ids[1] as string}`);
+      return res.status === 200 ? res.text() : (await res.body?.cancel(), undefined);
+    });
+    assert.equal(done, "second done");
   });
 });
