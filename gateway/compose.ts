@@ -38,6 +38,10 @@ import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
 import { ReplyRouter } from "./xmpp/reply-router.js";
 
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 export interface Gateway extends Lifecycle {
   readonly http: HttpServer;
   /** The metrics listener, when GATEWAY_METRICS_PORT is set. */
@@ -81,11 +85,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const resolver = new RegistryResolver(registry, { ...config.devices, timeoutMs: config.exchange.timeoutMs });
 
   const presence = new PresenceStore(redis, config.presence);
-  const tracker = new PresenceTracker(presence, logger, {
-    registry,
-    jidTemplate: config.devices.jidTemplate,
-    defaultTransport: config.devices.defaultTransport,
-  });
+  const tracker = new PresenceTracker(presence, logger, { registry, jidTemplate: config.devices.jidTemplate });
   component.onStanza((stanza) => tracker.handle(stanza));
   metricSources.devicesOnline = () => presence.countOnline();
   // Per device origin, as many connections as the registry may allow a device (MAX_IN_FLIGHT.max): the
@@ -124,6 +124,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     presence,
     isRegistered: async (deviceId) => (await registry.get(deviceId)) !== undefined,
     queueTtlMs: config.requests.queueTtlMs,
+    maxReplyBytes: config.exchange.maxReplyBytes,
     logger,
   });
   // A device that comes online gets what waited for it, in order.
@@ -219,14 +220,23 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       logger.info({ event: "draining", graceMs: config.drainGraceMs }, "readiness failed; serving until load balancers notice");
       await new Promise((resolve) => setTimeout(resolve, config.drainGraceMs));
       phase = "draining";
-      const drained = http.stop();
+      // The HTTP requests in flight, and the deliveries running detached from any (202-accepted
+      // asynchronous requests, offline queues being delivered): their outcomes are stored before Redis goes.
+      const requests = http.stop();
+      const detached = pipeline.idle();
+      const drained = Promise.all([requests, detached]);
       const bound = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), config.drainTimeoutMs).unref());
       if ((await Promise.race([drained, bound])) === "timeout") {
-        logger.warn({ event: "drain-timeout", inFlight: pending.size }, "drain bound reached; failing what is left");
-        pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
-        deviceQueue.failAll(new GatewayError("GW_SHUTTING_DOWN")); // requests still waiting for a device's slot
+        logger.warn({ event: "drain-timeout", inFlight: pending.size, detached: pipeline.detachedCount }, "drain bound reached; failing what is left");
+        // Exchanges already sent end "outcome unknown" (their Idempotency-Keys are kept: the device may act on
+        // them yet); nothing is sent any more (GW_SHUTTING_DOWN, keys freed).
+        exchanger.shutDown();
+        deviceQueue.failAll(new GatewayError("GW_SHUTTING_DOWN")); // requests still waiting for a device's slot: not sent
         await passThrough.stop(); // the HTTP pass-through's exchanges too, else a hung device holds the stop
-        await drained;
+        await requests;
+        // Their outcomes are written now; a Redis that does not answer is not waited for past its timeout.
+        const settled = await Promise.race([detached.then(() => "settled" as const), delay(config.redis.commandTimeoutMs * 2)]);
+        if (settled !== "settled") logger.warn({ event: "drain-detached-left", detached: pipeline.detachedCount }, "asynchronous outcomes not stored before the stop");
       }
       await metricsHttp?.stop();
       await passThrough.stop();

@@ -14,6 +14,7 @@ export const CATALOGUE = {
   GW_DEVICE_OFFLINE: { status: 503, message: "device is not connected" },
   GW_DEVICE_TIMEOUT: { status: 504, message: "device did not answer in time" },
   GW_DEVICE_QUEUE_TIMEOUT: { status: 504, message: "no slot of the device came free before the deadline; the device was not reached" },
+  GW_OUTCOME_UNKNOWN: { status: 504, message: "the request was sent to the device, but its answer was lost: whether the device acted is unknown" },
   GW_BAD_DEVICE_REPLY: { status: 502, message: "device reply is not valid XEP-0332" },
   GW_DEVICE_ERROR: { status: 502, message: "device answered with an XMPP error" },
   GW_UPSTREAM_UNREACHABLE: { status: 502, message: "device HTTP server refused or reset the connection" },

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
-import { EnvReader, isUrlWith, LOG_LEVELS, type Env, type LogLevel } from "../shared/env.js";
+import { EnvReader, isUrlWith, LOG_LEVELS, redactUrl, type Env, type LogLevel } from "../shared/env.js";
 import { normalizeLegacyAddress } from "../shared/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 import { readCaFile, TLS_MODES, type AgentTlsOptions, type TlsMode } from "./tls.js";
@@ -70,7 +70,7 @@ function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
   const tls: AgentTlsOptions = {};
   if (modeText !== undefined) tls.mode = r.oneOf<TlsMode>("AGENT_TLS", "required", TLS_MODES);
   if (tls.mode === "off" && service.startsWith("xmpps:")) {
-    r.problems.push(`AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(service)}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`);
+    r.problems.push(`AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`);
   }
   if (caFile !== undefined) {
     if (tls.mode === "off") r.problems.push("AGENT_TLS_CA_FILE is set but AGENT_TLS=off: nothing would check the server's certificate");
@@ -103,7 +103,7 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
       if (entry === raw && (typeof entry[field] !== "string" || entry[field] === "")) problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
     }
     if (typeof entry.localUrl === "string" && entry.localUrl !== "" && !isUrlWith(entry.localUrl, ["http:", "https:"])) {
-      problems.push(`AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(entry.localUrl)} must be a URL starting with http:// or https://`);
+      problems.push(`AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(redactUrl(entry.localUrl))} must be a URL starting with http:// or https://`);
     }
     let legacyAddress: string | undefined;
     const announced: unknown = entry.legacyAddress; // as parsed: any JSON value

@@ -25,6 +25,28 @@ export function isUrlWith(value: string, protocols: readonly string[]): boolean 
   }
 }
 
+/**
+ * A URL as it may be echoed in a message or a log line: the password of its userinfo (RFC 3986 §3.2.1,
+ * which deprecates passwords in URLs for this very reason) replaced by `***`. Works on text that does not
+ * parse as a URL too (a space or a bad port in it), since that is exactly when a configuration error quotes
+ * it. Everything between `//` and the text's last `@` is taken as userinfo: a malformed password may hold
+ * "/", "#" or "@" itself, so when an "@" follows the authority (in a path or query) more than the userinfo is
+ * hidden: the line loses detail, never a secret. Userinfo without a `:` is hidden whole
+ * (`https://TOKEN@host` carries a token as the user name).
+ */
+export function redactUrl(value: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(value)?.[0] ?? "";
+  const afterScheme = value.slice(scheme.length);
+  const slashes = afterScheme.startsWith("//") ? "//" : "";
+  const rest = afterScheme.slice(slashes.length);
+  const at = rest.lastIndexOf("@");
+  if (at < 0) return value;
+  const userinfo = rest.slice(0, at);
+  const colon = userinfo.indexOf(":");
+  const kept = colon < 0 ? "***" : `${userinfo.slice(0, colon)}:***`;
+  return `${scheme}${slashes}${kept}${rest.slice(at)}`;
+}
+
 export class EnvReader {
   readonly problems: string[] = [];
   constructor(private readonly env: Env) {}
@@ -109,7 +131,8 @@ export class EnvReader {
   url(name: string, fallback: string, protocols: readonly string[]): string {
     const v = this.raw(name) ?? fallback;
     if (!isUrlWith(v, protocols)) {
-      this.problems.push(`${name}=${JSON.stringify(v)} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+      // Redacted: a REDIS_URL that does not parse still holds its password.
+      this.problems.push(`${name}=${JSON.stringify(redactUrl(v))} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
     }
     return v;
   }

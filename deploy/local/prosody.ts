@@ -21,6 +21,17 @@ export interface ProsodyOptions {
   vhost?: string;
   /** c2s TLS, required, for the virtual host. Default: none (plain text on loopback, no STARTTLS offered). */
   tls?: ProsodyTls;
+  /**
+   * XEP-0198 stream management (Prosody's mod_smacks) for the virtual host. Default: off, as in the shipped
+   * configuration. Tests of what the server does with stanzas a vanished session never acknowledged set
+   * a short hibernation time.
+   */
+  streamManagement?: ProsodyStreamManagement;
+}
+
+export interface ProsodyStreamManagement {
+  /** How long a session that lost its connection waits to be resumed (`smacks_hibernation_time`), seconds. */
+  hibernationTimeS: number;
 }
 
 /**
@@ -58,6 +69,7 @@ interface Layout {
   vhost: string;
   components: readonly ComponentSpec[];
   tls: ProsodyTls | undefined;
+  streamManagement: ProsodyStreamManagement | undefined;
 }
 
 /** The shipped configuration, deploy/prosody/prosody.cfg.lua, with this run's ports, paths and components. */
@@ -77,25 +89,35 @@ async function renderConfig(l: Layout, c2sPort: number, componentPort: number): 
     COMPONENTS: components,
   };
   const filled = fillPlaceholders(await readFile(TEMPLATE, 'utf8'), values, { comment: /^\s*--/, what: TEMPLATE });
-  return l.tls ? `${filled.trimEnd()}\n${tlsSection(l.vhost, l.tls)}` : filled;
+  return l.tls || l.streamManagement ? `${filled.trimEnd()}\n${hostSection(l.vhost, l.tls, l.streamManagement)}` : filled;
 }
 
 /**
- * The virtual host's TLS settings, appended after the template's sections: naming the host again reopens
- * its section (these options are all per host in Prosody, and add to the global ones), so the shipped
- * template, which other renderings share, stays as it is. mod_tls offers STARTTLS on c2s; with encryption
- * required, mod_saslauth offers no mechanism before it, so nothing can log in without TLS.
+ * The virtual host's extra settings for this run, appended after the template's sections: naming the host
+ * again reopens its section (these options are all per host in Prosody, and `modules_enabled` adds to the
+ * global list), so the shipped template, which other renderings share, stays as it is. One section for all
+ * of them: a second `modules_enabled` in the same section would replace the first.
+ *
+ * TLS: mod_tls offers STARTTLS on c2s; with encryption required, mod_saslauth offers no mechanism before
+ * it, so nothing can log in without TLS. Stream management: mod_smacks (XEP-0198), with the hibernation
+ * time given; when it runs out, the stanzas the session never acknowledged are bounced to their senders.
  */
-function tlsSection(vhost: string, tls: ProsodyTls): string {
+function hostSection(vhost: string, tls: ProsodyTls | undefined, sm: ProsodyStreamManagement | undefined): string {
   const q = luaString;
+  const modules = [...(tls ? ['"tls"'] : []), ...(sm ? ['"smacks"'] : [])];
   return [
     '',
-    `-- c2s TLS for this run (deploy/local/prosody.ts, ProsodyOptions.tls): STARTTLS, RFC 6120 §5.`,
+    `-- For this run (deploy/local/prosody.ts, ProsodyOptions): ${[tls ? 'c2s TLS (STARTTLS, RFC 6120 §5)' : '', sm ? 'stream management (XEP-0198)' : ''].filter(Boolean).join(', ')}.`,
     `VirtualHost ${q(vhost)}`,
-    `    modules_enabled = { "tls" }`,
-    `    ssl = { certificate = ${q(tls.certFile)}; key = ${q(tls.keyFile)} }`,
-    `    c2s_require_encryption = true`,
-    `    allow_unencrypted_plain_auth = false`,
+    `    modules_enabled = { ${modules.join('; ')} }`,
+    ...(tls
+      ? [
+        `    ssl = { certificate = ${q(tls.certFile)}; key = ${q(tls.keyFile)} }`,
+        `    c2s_require_encryption = true`,
+        `    allow_unencrypted_plain_auth = false`,
+      ]
+      : []),
+    ...(sm ? [`    smacks_hibernation_time = ${Math.max(1, Math.floor(sm.hibernationTimeS))}`] : []),
     '',
   ].join('\n');
 }
@@ -197,6 +219,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
     vhost: opts.vhost ?? 'localhost',
     components: opts.components ?? [DEFAULT_COMPONENT],
     tls: opts.tls,
+    streamManagement: opts.streamManagement,
   };
   let c2sPort = 0;
   let componentPort = 0;

@@ -38,6 +38,18 @@ export interface QueueLimits {
   maxTotalBytes: number;
 }
 
+/** Lua: pushes ARGV[1] (of `size` bytes) onto the list and counts it; both keys expire with their latest entry. */
+function counted(push: "RPUSH" | "LPUSH"): string {
+  return `redis.call('${push}', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[2], size)
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[${push === "RPUSH" ? 4 : 3}])
+redis.call('INCRBY', KEYS[4], size)
+for _, k in ipairs({KEYS[1], KEYS[2]}) do
+  redis.call('PEXPIREAT', k, ARGV[2], 'GT')
+  redis.call('PEXPIREAT', k, ARGV[2], 'NX')
+end`;
+}
+
 /**
  * Enqueue, within bounds, in one step (no two instances can both take the last place).
  * KEYS: the device's list, its byte count, the set of all queued entries (`{id}:{bytes}` scored by
@@ -60,14 +72,16 @@ if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 1 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') + size > tonumber(ARGV[6]) then return 2 end
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then return 3 end
 if tonumber(redis.call('GET', KEYS[4]) or '0') + size > tonumber(ARGV[8]) then return 4 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('INCRBY', KEYS[2], size)
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
-redis.call('INCRBY', KEYS[4], size)
-for _, k in ipairs({KEYS[1], KEYS[2]}) do
-  redis.call('PEXPIREAT', k, ARGV[2], 'GT')
-  redis.call('PEXPIREAT', k, ARGV[2], 'NX')
-end
+${counted("RPUSH")}
+return 0`;
+
+/**
+ * An entry back at the head of its device's list, counted again, without a bound check (it had its place):
+ * a delivery stopped by a shutdown before it was sent. KEYS as ENQUEUE's. ARGV: entry, deadline, member.
+ */
+const REQUEUE = `
+local size = string.len(ARGV[1])
+${counted("LPUSH")}
 return 0`;
 
 /** The next entry of a device's list, its bytes taken off both counts. KEYS as ENQUEUE's. */
@@ -99,11 +113,13 @@ export class OfflineQueue {
   private readonly log: Logger;
   private readonly enqueueScript: (...args: Array<string | number>) => Promise<number>;
   private readonly dequeueScript: (...args: Array<string | number>) => Promise<string | null>;
+  private readonly requeueScript: (...args: Array<string | number>) => Promise<number>;
 
   constructor(private readonly redis: RedisStore, logger: Logger, private readonly limits: QueueLimits, private readonly lockMs = 60_000) {
     this.log = logger.child({ component: "offline-queue" });
     this.enqueueScript = redis.script<number>("enqueueOffline", 4, ENQUEUE);
     this.dequeueScript = redis.script<string | null>("dequeueOffline", 4, DEQUEUE);
+    this.requeueScript = redis.script<number>("requeueOffline", 4, REQUEUE);
   }
 
   /** Queues the request, or throws 503 GW_DEVICE_OFFLINE saying which bound it did not fit in. */
@@ -118,8 +134,12 @@ export class OfflineQueue {
     throw new GatewayError("GW_DEVICE_OFFLINE", { message: `device is not connected, and the offline queue has no more room (${bound})` });
   }
 
-  /** Delivers what waits for this device, one at a time; does nothing if another instance is at it. */
-  async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void>, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
+  /**
+   * Delivers what waits for this device, one at a time; does nothing if another instance is at it. A
+   * delivery that answers "stop" (the instance is shutting down) puts its item back at the head of the
+   * queue, in its place, and ends the drain: the device's next announcement lets another instance go on.
+   */
+  async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void | "stop">, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
     const keys = this.keys(jid);
     const lock = this.redis.key("draining", normalizeJid(jid));
     const owner = `${process.pid}-${Date.now()}`;
@@ -132,7 +152,10 @@ export class OfflineQueue {
         const item = JSON.parse(raw) as QueuedRequest;
         try {
           if (Date.now() > item.deadline) await expire(item);
-          else await deliver(item);
+          else if ((await deliver(item)) === "stop") {
+            await this.requeueScript(...keys, raw, item.deadline, `${item.id}:${Buffer.byteLength(raw)}`);
+            return;
+          }
         } catch (err) {
           this.log.warn({ event: "queued-delivery-failed", id: item.id, err: (err as Error).message }, "queued request not delivered");
         }

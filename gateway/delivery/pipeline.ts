@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../adapters/xep0332/message.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -7,6 +8,7 @@ import type { PresenceStore } from "../presence/presence-store.js";
 import type { DeviceDelivery } from "./deliver.js";
 import { IdempotencyStore, RUNNING_GRACE_MS, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
+import { captureReply } from "./capture-reply.js";
 import { retryWhileStoreAway } from "./store-retry.js";
 import { deviceWasReached, errorOf, replyOf, storeError, storeReply, type StoredOutcome } from "./stored-outcome.js";
 
@@ -24,7 +26,30 @@ export interface DeviceRequest {
    * delivery ends (then they are released here; queued requests wait in Redis, not in memory).
    */
   held?: { release(): void };
+  /**
+   * The route has `fallback: "http"`: an XMPP attempt that finds the device offline ends in a "fallback"
+   * result instead of GW_DEVICE_OFFLINE, its Idempotency-Key still held for the HTTP attempt.
+   */
+  fallbackOverHttp?: boolean;
 }
+
+/** A request for the HTTP pass-through, as the pipeline sees it: for its Idempotency-Key only. */
+export interface PassThroughRequest {
+  route: DeviceRoute;
+  /** Method, resource and body (read beforehand): what the key's fingerprint is over. */
+  message: HttpRequestMessage;
+  timeoutMs: number;
+  idempotencyKey?: string;
+}
+
+/**
+ * Runs the pass-through, streaming the device's answer to the client; `observe`, when given, is to be
+ * handed to it (ProxyCall.observe) so that the answer is kept for retries.
+ */
+export type ForwardOverHttp = (observe?: (response: IncomingMessage) => void) => Promise<void>;
+
+/** How a pass-through ended: forwarded (the client has the device's answer), or a kept answer to replay. */
+export type PassThroughResult = { kind: "forwarded" } | { kind: "replay"; reply: HttpResponseMessage };
 
 /** A request that holds an Idempotency-Key: what its key's entry is found by, and which request it is for logs. */
 interface KeyedRequest {
@@ -34,11 +59,27 @@ interface KeyedRequest {
   requestId: string | undefined;
 }
 
+/**
+ * A pass-through that failed, as its key keeps it. The instance's drain cancels pass-through exchanges
+ * (GW_SHUTTING_DOWN) whether or not the request went out already: unlike over XMPP, where an exchange
+ * cancelled by the drain was sent, nothing tells the two apart here, so it is "outcome unknown", which
+ * keeps the key, for the client too.
+ */
+function passThroughFailure(err: unknown): GatewayError {
+  const failure = isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err });
+  if (failure.code !== "GW_SHUTTING_DOWN") return failure;
+  return new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down during the HTTP pass-through: whether the device acted is unknown" });
+}
+
 function requestIdOf(message: HttpRequestMessage): string | undefined {
   return message.headers.find(([name]) => name.toLowerCase() === "x-request-id")?.[1];
 }
 
-export type PipelineResult = { kind: "reply"; reply: HttpResponseMessage } | { kind: "accepted"; id: string; state: "pending" };
+export type PipelineResult =
+  | { kind: "reply"; reply: HttpResponseMessage }
+  | { kind: "accepted"; id: string; state: "pending" }
+  /** Offline over XMPP with `fallbackOverHttp`: go on over HTTP through `overHttp`, which settles the key. */
+  | { kind: "fallback"; overHttp: (forward: ForwardOverHttp) => Promise<PassThroughResult> };
 
 export interface PipelineDeps {
   resolver: DeviceResolver;
@@ -51,6 +92,8 @@ export interface PipelineDeps {
   isRegistered: (deviceId: string) => Promise<boolean>;
   /** How long an asynchronous request may wait for an offline device. */
   queueTtlMs: number;
+  /** GATEWAY_MAX_REPLY_BYTES: the largest pass-through answer kept for the retries of a keyed request. */
+  maxReplyBytes: number;
   logger: Logger;
 }
 
@@ -60,6 +103,8 @@ export interface PipelineDeps {
  */
 export class DevicePipeline {
   private readonly log: Logger;
+  /** Deliveries running detached from any HTTP request (accepted asynchronous ones, queue drains). */
+  private readonly detached = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: "pipeline" });
@@ -84,13 +129,83 @@ export class DevicePipeline {
       await settle(storeReply(reply));
       return { kind: "reply", reply };
     } catch (err) {
+      // The XMPP attempt did not reach the device, the HTTP one will: the key stays held for it (freeing it
+      // here would let a retry actuate the device again while, or after, the HTTP attempt does).
+      if (req.fallbackOverHttp && isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE") {
+        return { kind: "fallback", overHttp: (forward) => this.forwardKept(idem, deadline, forward) };
+      }
       await settle(storeError(isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err })));
       throw err;
     }
   }
 
+  /**
+   * A request over the HTTP pass-through (transport `http`, shadow mode's unsafe requests), with the same
+   * Idempotency-Key contract as over XMPP: run at most once per key, the device's answer kept (bounded by
+   * GATEWAY_MAX_REPLY_BYTES) and replayed to retries, an error that proves the device was not reached
+   * freeing the key.
+   */
+  async passThrough(req: PassThroughRequest, forward: ForwardOverHttp): Promise<PassThroughResult> {
+    const key = req.idempotencyKey && UNSAFE_METHODS.has(req.message.method) ? req.idempotencyKey : undefined;
+    if (!key) {
+      await forward();
+      return { kind: "forwarded" };
+    }
+    const deadline = Date.now() + Math.min(req.route.timeoutMs, req.timeoutMs);
+    const fingerprint = IdempotencyStore.fingerprint(req.message);
+    const begun = await this.deps.idempotency.begin(req.route.deviceId, key, fingerprint, deadline);
+    if (begun.state === "done") return { kind: "replay", reply: this.replay(begun.outcome) };
+    return this.forwardKept({ deviceId: req.route.deviceId, key, fingerprint, requestId: requestIdOf(req.message) }, deadline, forward);
+  }
+
+  /** Runs the pass-through for a request whose key (if any) this instance holds, and settles the key. */
+  private async forwardKept(idem: KeyedRequest | undefined, deadline: number, forward: ForwardOverHttp): Promise<PassThroughResult> {
+    if (!idem) {
+      await forward();
+      return { kind: "forwarded" };
+    }
+    let captured: Promise<StoredOutcome> | undefined;
+    try {
+      await forward((response) => (captured = captureReply(response, this.deps.maxReplyBytes)));
+    } catch (err) {
+      const failure = passThroughFailure(err);
+      await this.settleIdempotency(idem, storeError(failure), deadline);
+      throw failure;
+    }
+    const outcome = captured
+      ? await captured
+      : storeError(new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the pass-through ended without the device's answer" }));
+    await this.settleIdempotency(idem, outcome, deadline);
+    return { kind: "forwarded" };
+  }
+
   /** Delivers what waited for a device that just came online (called on its presence). */
-  async deliverQueued(jid: string): Promise<void> {
+  deliverQueued(jid: string): Promise<void> {
+    return this.track(this.drainQueue(jid));
+  }
+
+  /** How many deliveries run detached from any HTTP request (the drain waits for them). */
+  get detachedCount(): number {
+    return this.detached.size;
+  }
+
+  /**
+   * Resolves once no delivery runs detached, those started meanwhile included: the drain (SIGTERM) waits
+   * for it as for the HTTP requests in flight, so that an asynchronous request's outcome is stored before
+   * the instance goes (README, "Running several instances").
+   */
+  async idle(): Promise<void> {
+    while (this.detached.size > 0) await Promise.allSettled([...this.detached]);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.detached.add(work);
+    const forget = () => this.detached.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private async drainQueue(jid: string): Promise<void> {
     await this.deps.queue.drain(
       jid,
       async (item) => this.completeQueued(item),
@@ -110,13 +225,15 @@ export class DevicePipeline {
     const { asyncRequests } = this.deps;
     const deadline = Date.now() + timeoutMs;
     const id = await asyncRequests.accept(route.deviceId, deadline);
-    void this.run(route, message, timeoutMs)
-      .then(async (outcome) => {
-        // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
-        if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem, settle, deadline);
-        await this.finishAccepted(id, route.deviceId, outcome, settle, deadline);
-      })
-      .finally(() => held?.release());
+    void this.track(
+      this.run(route, message, timeoutMs)
+        .then(async (outcome) => {
+          // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
+          if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem, settle, deadline);
+          await this.finishAccepted(id, route.deviceId, outcome, settle, deadline);
+        })
+        .finally(() => held?.release()),
+    );
     return { kind: "accepted", id, state: "pending" };
   }
 
@@ -160,9 +277,12 @@ export class DevicePipeline {
     }
   }
 
-  private async completeQueued(item: QueuedRequest): Promise<void> {
+  private async completeQueued(item: QueuedRequest): Promise<void | "stop"> {
     const route = await this.deps.resolver.resolve(item.deviceId);
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
+    // Never sent (this instance is past its drain bound): it goes back in the queue, for the next instance
+    // the device announces itself to, rather than ending 503.
+    if (outcome.kind === "error" && outcome.code === "GW_SHUTTING_DOWN") return "stop";
     await this.finishAsync(item, outcome, Date.now());
   }
 

@@ -4,19 +4,16 @@ import { isGatewayError } from "../errors.js";
 import { compileJidTemplate, type JidTemplate } from "../registry/jid-template.js";
 import { LegacyAddressConflict, type DeviceStore } from "../registry/redis-registry.js";
 
-/** What recording an announced legacy address needs: the registry, and the rule for devices without an entry. */
+/** What recording an announced legacy address needs: the registry, and how a JID leads to its device. */
 export interface LegacyAddressDeps {
   registry: Pick<DeviceStore, "get" | "upsert">;
   /** DEVICE_JID_TEMPLATE: how a presence's JID leads back to its device id. */
   jidTemplate: string;
-  /** DEFAULT_TRANSPORT: with `none`, only devices with an entry are served, so only they are recorded. */
-  defaultTransport: "xmpp" | "none";
 }
 
 export type LegacyAddressResult =
-  /** Written: the entry's legacyAddress changed (`created`: the entry is new). */
+  /** Written: the entry's legacyAddress changed. */
   | "recorded"
-  | "created"
   /** The entry already says so: nothing written. */
   | "unchanged"
   /** Another device owns the address: nothing written (the registry refuses to move it). */
@@ -40,15 +37,18 @@ export interface LegacyAddressOutcome {
 /**
  * Records the legacy address a device agent announces in its presence (`<device xmlns='urn:xmpp-http-gateway:device:0'
  * legacyAddress='host:port'/>`) as its registry entry's `legacyAddress`, so forward-proxy requests to that
- * address reach it. Deliberately conservative, as the announcement comes from the device side:
+ * address reach it. The announcement comes from the device side, and whoever holds an address receives the
+ * forward-proxy traffic legacy clients send to it: so an address is taken only where an operator allowed it.
  *
+ * - Only for a device with a registry entry that says `acceptAnnouncedAddress: true`. Without an entry
+ *   nothing is created (an agent cannot register itself, whatever DEFAULT_TRANSPORT says); without the flag
+ *   the entry's own `legacyAddress`, set by an operator (admin API, devices file), is the only one: an
+ *   announcement of it is `unchanged`, any other is ignored.
  * - Only template JIDs: the device id is read back from DEVICE_JID_TEMPLATE. Entries with an explicit `jid`
  *   are not found from their JID (that would take a JID index in the registry, or a scan of every entry on
  *   every presence); give those devices their `legacyAddress` through the admin API.
- * - An entry is filled in only when its transport is `xmpp` and its JID (its own `jid`, else the template's)
- *   is the one announcing; an `http` entry is not reached through this agent, and keeps what the admin set.
- * - A device without an entry gets one, `{id, transport: "xmpp", legacyAddress}` (the same route the default
- *   rule gave it), only when DEFAULT_TRANSPORT is `xmpp`: with `none`, an agent cannot register itself.
+ * - Only when the entry's transport is `xmpp` and its JID (its own `jid`, else the template's) is the one
+ *   announcing; an `http` entry is not reached through this agent, and keeps what the admin set.
  * - Written only when it changes; an address another device owns is never taken (the registry refuses it
  *   atomically, and the outcome is `conflict`).
  *
@@ -73,15 +73,14 @@ export class LegacyAddressRecorder {
     const base = { jid, legacyAddress, deviceId };
     try {
       const entry = await this.deps.registry.get(deviceId);
-      if (entry === undefined) {
-        if (this.deps.defaultTransport !== "xmpp") return { ...base, result: "ignored", reason: "no registry entry, and DEFAULT_TRANSPORT is none" };
-        await this.deps.registry.upsert({ id: deviceId, transport: "xmpp", legacyAddress });
-        return { ...base, result: "created" };
-      }
+      if (entry === undefined) return { ...base, result: "ignored", reason: "no registry entry: an agent cannot register itself (register the device, with acceptAnnouncedAddress)" };
       if (entry.transport !== "xmpp") return { ...base, result: "ignored", reason: `the entry's transport is ${entry.transport}` };
       const entryJid = entry.jid ?? this.template.jidFor(deviceId);
       if (!sameJid(entryJid, jid)) return { ...base, result: "ignored", reason: `the entry's JID is ${entryJid}` };
       if (entry.legacyAddress === legacyAddress) return { ...base, result: "unchanged" };
+      if (entry.acceptAnnouncedAddress !== true) {
+        return { ...base, result: "ignored", reason: `the entry does not take announced addresses (acceptAnnouncedAddress); its legacyAddress is ${entry.legacyAddress ?? "unset"}` };
+      }
       await this.deps.registry.upsert({ ...entry, legacyAddress });
       return { ...base, result: "recorded" };
     } catch (err) {

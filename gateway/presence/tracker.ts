@@ -61,7 +61,7 @@ export class PresenceTracker {
   private recorded(outcome: LegacyAddressOutcome): void {
     const { result, ...fields } = outcome;
     const line = { event: `legacy-address-${result}`, ...fields };
-    if (result === "recorded" || result === "created") this.log.info(line, "legacy address recorded");
+    if (result === "recorded") this.log.info(line, "legacy address recorded");
     else if (result === "conflict") this.log.warn(line, "legacy address not recorded: another device owns it");
     else if (result === "failed") this.log.warn(line, "legacy address not recorded");
     else if (result === "ignored") this.log.debug(line, "legacy address ignored");

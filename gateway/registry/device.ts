@@ -15,6 +15,11 @@ export interface DeviceRecord {
   httpTarget?: string;
   /** host:port legacy clients used for this device (forward-proxy addressing). */
   legacyAddress?: string;
+  /**
+   * The device's agent may set `legacyAddress` by announcing it in its presence (and move it later). Absent:
+   * only an operator sets it; an announcement never takes an address for a device without this flag.
+   */
+  acceptAnnouncedAddress?: boolean;
   /** Body codec on the XMPP path; only XEP-0332 today. */
   codec?: "xep0332";
   /** Deadline of one exchange with this device; absent: GATEWAY_REQUEST_TIMEOUT_MS. */

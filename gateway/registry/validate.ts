@@ -13,7 +13,7 @@ export { normalizeLegacyAddress };
  */
 
 /** The fields a client may set. */
-export const DEVICE_FIELDS = ["id", "transport", "jid", "httpTarget", "legacyAddress", "codec", "timeoutMs", "maxInFlight", "fallback"] as const;
+export const DEVICE_FIELDS = ["id", "transport", "jid", "httpTarget", "legacyAddress", "acceptAnnouncedAddress", "codec", "timeoutMs", "maxInFlight", "fallback"] as const;
 export type DeviceField = (typeof DEVICE_FIELDS)[number];
 
 /**
@@ -93,6 +93,14 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
     const normalized = typeof legacyAddress === "string" ? normalizeLegacyAddress(legacyAddress) : undefined;
     if (normalized === undefined) problem("legacyAddress", "legacyAddress must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080");
     else record.legacyAddress = normalized;
+  }
+
+  const accept = fields.acceptAnnouncedAddress;
+  if (accept !== undefined) {
+    if (typeof accept !== "boolean") problem("acceptAnnouncedAddress", "acceptAnnouncedAddress must be true or false");
+    else if (accept && transport !== undefined && transport !== "xmpp") problem("acceptAnnouncedAddress", "acceptAnnouncedAddress needs transport xmpp: addresses are announced by the device's agent over XMPP");
+    // Only `true` is stored: absent and false mean the same.
+    else if (accept) record.acceptAnnouncedAddress = true;
   }
 
   const fallback = fields.fallback;

@@ -71,6 +71,7 @@ export class XmppExchanger {
   /** Reply bytes held per exchange id, and the same reservations by stream while chunks arrive. */
   private readonly holds = new Map<string, ReplyHold>();
   private readonly streamHolds = new Map<string, Hold>();
+  private closing = false;
 
   constructor(private readonly deps: ExchangeDeps) {
     this.log = deps.logger.child({ component: "exchange" });
@@ -84,11 +85,28 @@ export class XmppExchanger {
     if (p.streamId && this.streams.fail(p.jid, p.streamId)) this.sendClose(p.jid, p.streamId);
   }
 
+  /**
+   * The drain bound (SIGTERM): every exchange still waiting was sent, so it ends "outcome unknown", which
+   * keeps its Idempotency-Key (the device may act on it yet); none is sent from now on, and those end
+   * GW_SHUTTING_DOWN, which proves the device was not reached.
+   */
+  shutDown(): void {
+    this.closing = true;
+    this.deps.pending.failAll(new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down after the request was sent to the device: whether the device acted is unknown" }));
+  }
+
   async exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
     const { component, store, pending, limits } = this.deps;
+    if (this.closing) throw new GatewayError("GW_SHUTTING_DOWN");
     if (!component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
     const id = newId();
     await store.put(id, { owner: this.deps.instanceId, deviceId: req.deviceId, jid: req.jid, deadline: Date.now() + req.timeoutMs }, req.timeoutMs);
+    // Checked again with nothing awaited before pending.add: an exchange is either failed by shutDown() as
+    // sent, or never sent at all.
+    if (this.closing) {
+      store.remove(id, req.jid).catch(() => undefined);
+      throw new GatewayError("GW_SHUTTING_DOWN");
+    }
     const reply = pending.add(id, req.deviceId, req.jid, req.timeoutMs);
     // The deadline may fire while the IQ is still being written: never leave the rejection unobserved.
     reply.catch(() => undefined);

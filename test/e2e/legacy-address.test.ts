@@ -1,7 +1,8 @@
 // Forward-proxy addressing fed by the devices themselves, against real Redis and Prosody: an agent with a
 // legacy address announces it in its presence; the gateway's presence tracker (built here as the composition
-// root will build it) records it in the registry, where forward-proxy lookups find the device. A second
-// device announcing the same address does not steal it; once the owner moves, the address is free again.
+// root will build it) records it in the registry, where forward-proxy lookups find the device, for entries an
+// operator made with acceptAnnouncedAddress. A second device announcing the same address does not steal it;
+// once the owner moves, the address is free again. An agent without such an entry takes no address at all.
 // Nothing is ever connected to at the legacy addresses (10.77.x): they are registry keys only.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -67,7 +68,6 @@ describe("legacy addresses announced by device agents", () => {
     tracker = new PresenceTracker(new PresenceStore(redis, { onlineTtlMs: 180_000, offlineTtlMs: 60_000 }), logger, {
       registry,
       jidTemplate: `{id}@${stack.prosody.vhost}/agent`,
-      defaultTransport: "xmpp",
     });
     tracker.onLegacyAddress((o) => {
       outcomes.push(o);
@@ -86,16 +86,17 @@ describe("legacy addresses announced by device agents", () => {
   });
   after(() => teardown.run());
 
-  it("records the address a device announces; forward-proxy lookups then find the device", async () => {
+  it("records the address a device announces when its entry accepts announced addresses; forward-proxy lookups then find the device", async () => {
+    await registry.put({ id: "leg-owner", transport: "xmpp", acceptAnnouncedAddress: true });
     const created = nextOutcome((o) => o.deviceId === "leg-owner", "outcome for leg-owner");
     await startDevice("leg-owner", OWNER_ADDRESS, 200);
-    assert.deepEqual(await created, { result: "created", jid: `leg-owner@${stack.prosody.vhost}/agent`, legacyAddress: OWNER_ADDRESS, deviceId: "leg-owner" });
+    assert.deepEqual(await created, { result: "recorded", jid: `leg-owner@${stack.prosody.vhost}/agent`, legacyAddress: OWNER_ADDRESS, deviceId: "leg-owner" });
 
     assert.equal((await registry.findByLegacyAddress(OWNER_ADDRESS))?.id, "leg-owner");
     assert.equal((await registry.findByLegacyAddress("10.77.0.17:08080"))?.id, "leg-owner", "any spelling");
     const { updatedAt, ...entry } = (await registry.get("leg-owner")) ?? {};
     assert.ok(updatedAt);
-    assert.deepEqual(entry, { id: "leg-owner", transport: "xmpp", legacyAddress: OWNER_ADDRESS });
+    assert.deepEqual(entry, { id: "leg-owner", transport: "xmpp", acceptAnnouncedAddress: true, legacyAddress: OWNER_ADDRESS });
 
     assert.deepEqual(await addressing.address({ method: "GET", url: `http://${OWNER_ADDRESS}/TEMPERATURE/?a=%20b`, headers: { host: OWNER_ADDRESS } }), {
       deviceId: "leg-owner",
@@ -113,6 +114,7 @@ describe("legacy addresses announced by device agents", () => {
   });
 
   it("does not let a second device announcing the same address steal it", async () => {
+    await registry.put({ id: "leg-thief", transport: "xmpp", acceptAnnouncedAddress: true });
     const refused = nextOutcome((o) => o.deviceId === "leg-thief", "outcome for leg-thief");
     await startDevice("leg-thief", "10.77.0.17:08080", 200); // another spelling of the same address
     assert.deepEqual(await refused, {
@@ -123,7 +125,7 @@ describe("legacy addresses announced by device agents", () => {
       reason: "owned by device leg-owner",
     });
     assert.equal((await registry.findByLegacyAddress(OWNER_ADDRESS))?.id, "leg-owner");
-    assert.equal(await registry.get("leg-thief"), undefined, "no entry was made for the loser");
+    assert.equal((await registry.get("leg-thief"))?.legacyAddress, undefined, "the loser's entry got no address");
     // Its periodic announcements keep being refused.
     assert.equal((await nextOutcome((o) => o.deviceId === "leg-thief", "re-announcement of leg-thief")).result, "conflict");
     assert.equal((await registry.findByLegacyAddress(OWNER_ADDRESS))?.id, "leg-owner");
@@ -137,8 +139,25 @@ describe("legacy addresses announced by device agents", () => {
     assert.equal((await moved).result, "recorded");
     assert.equal((await registry.findByLegacyAddress(MOVED_ADDRESS))?.id, "leg-owner");
     // leg-thief's next announcement finds the old address free.
-    assert.equal((await claimed).result, "created");
+    assert.equal((await claimed).result, "recorded");
     assert.equal((await registry.findByLegacyAddress(OWNER_ADDRESS))?.id, "leg-thief");
+  });
+
+  it("lets no agent claim an address an operator did not allow: no entry, or an entry without acceptAnnouncedAddress", async () => {
+    const squatter = nextOutcome((o) => o.deviceId === "leg-squatter", "outcome for leg-squatter");
+    await startDevice("leg-squatter", "10.77.0.30:8080");
+    const unregistered = await squatter;
+    assert.equal(unregistered.result, "ignored");
+    assert.match(unregistered.reason ?? "", /no registry entry/);
+    assert.equal(await registry.findByLegacyAddress("10.77.0.30:8080"), undefined, "an unregistered agent took an address");
+    assert.equal(await registry.get("leg-squatter"), undefined, "an agent registered itself");
+
+    await registry.put({ id: "leg-fixed", transport: "xmpp", legacyAddress: "10.77.0.31:8080" });
+    const fixed = nextOutcome((o) => o.deviceId === "leg-fixed", "outcome for leg-fixed");
+    await startDevice("leg-fixed", "10.77.0.32:8080");
+    assert.equal((await fixed).result, "ignored");
+    assert.equal(await registry.findByLegacyAddress("10.77.0.32:8080"), undefined, "an agent moved the address an operator set");
+    assert.equal((await registry.findByLegacyAddress("10.77.0.31:8080"))?.id, "leg-fixed");
   });
 
   it("serves forward-proxy requests from a real HTTP client through Node's parser, and refuses the rest", async () => {

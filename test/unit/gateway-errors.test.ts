@@ -42,6 +42,7 @@ const EXTRA: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_REQUEST_TIMEOUT", 408],
   ["GW_HEADERS_TOO_LARGE", 431],
   ["GW_EXPECTATION_FAILED", 417],
+  ["GW_OUTCOME_UNKNOWN", 504],
   ["GW_INTERNAL", 500],
 ];
 
@@ -197,12 +198,27 @@ describe("stanzaErrorToGatewayError (XEP-0086)", () => {
     });
   }
 
-  for (const condition of ["service-unavailable", "recipient-unavailable"]) {
-    it(`${condition} → GW_DEVICE_OFFLINE 503 with Retry-After`, () => {
-      const err = stanzaErrorToGatewayError(condition, "no session", 17);
+  // No session for the JID: Prosody (no text), ejabberd ("User session not found"), or any other text.
+  for (const text of [undefined, "User session not found", "no session"]) {
+    it(`service-unavailable (${String(text)}) → GW_DEVICE_OFFLINE 503 with Retry-After`, () => {
+      const err = stanzaErrorToGatewayError("service-unavailable", text, 17);
       assert.equal(err.code, "GW_DEVICE_OFFLINE");
       assert.equal(err.status, 503);
       assert.equal(err.retryAfterS, 17);
+    });
+  }
+
+  // XEP-0198: delivered to a session that vanished unacknowledged, bounced when it was not resumed in time.
+  for (const [condition, text] of [
+    ["recipient-unavailable", undefined], // Prosody mod_smacks
+    ["recipient-unavailable", "no session"],
+    ["service-unavailable", "User session terminated"], // ejabberd mod_stream_mgmt
+  ] as const) {
+    it(`${condition} (${String(text)}) → GW_OUTCOME_UNKNOWN 504: the device may have got it`, () => {
+      const err = stanzaErrorToGatewayError(condition, text, 17);
+      assert.equal(err.code, "GW_OUTCOME_UNKNOWN");
+      assert.equal(err.status, 504);
+      assert.equal(err.retryAfterS, undefined);
     });
   }
 

@@ -127,25 +127,25 @@ class FakeRegistry {
 
 function recorder(records: DeviceRecord[] = [], overrides: Partial<LegacyAddressDeps> = {}) {
   const registry = new FakeRegistry(records);
-  const r = new LegacyAddressRecorder({ registry, jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", ...overrides });
+  const r = new LegacyAddressRecorder({ registry, jidTemplate: "{id}@localhost/agent", ...overrides });
   return { registry, record: (jid: string, address: string) => r.record(jid, address) };
 }
 
 describe("LegacyAddressRecorder", () => {
   it("fills in the address of an xmpp entry, keeping its other fields", async () => {
-    const { registry, record } = recorder([{ id: "dev-17", transport: "xmpp", timeoutMs: 5000, maxInFlight: 2, updatedAt: "x" }]);
+    const { registry, record } = recorder([{ id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true, timeoutMs: 5000, maxInFlight: 2, updatedAt: "x" }]);
     assert.deepEqual(await record("dev-17@localhost/agent", "10.0.0.17:8080"), { result: "recorded", jid: "dev-17@localhost/agent", legacyAddress: "10.0.0.17:8080", deviceId: "dev-17" });
-    assert.deepEqual(registry.records.get("dev-17"), { id: "dev-17", transport: "xmpp", timeoutMs: 5000, maxInFlight: 2, updatedAt: "x", legacyAddress: "10.0.0.17:8080" });
+    assert.deepEqual(registry.records.get("dev-17"), { id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true, timeoutMs: 5000, maxInFlight: 2, updatedAt: "x", legacyAddress: "10.0.0.17:8080" });
   });
 
   it("stores the address normalized", async () => {
-    const { registry, record } = recorder([{ id: "m", transport: "xmpp" }]);
+    const { registry, record } = recorder([{ id: "m", transport: "xmpp", acceptAnnouncedAddress: true }]);
     assert.equal((await record("m@localhost/agent", "Meter.LAN:08080")).legacyAddress, "meter.lan:8080");
     assert.equal(registry.records.get("m")?.legacyAddress, "meter.lan:8080");
   });
 
   it("writes only when the address changes", async () => {
-    const { registry, record } = recorder([{ id: "d", transport: "xmpp", legacyAddress: "10.0.0.1:80" }]);
+    const { registry, record } = recorder([{ id: "d", transport: "xmpp", legacyAddress: "10.0.0.1:80", acceptAnnouncedAddress: true }]);
     assert.equal((await record("d@localhost/agent", "10.0.0.1:80")).result, "unchanged");
     assert.equal((await record("d@localhost/agent", "10.0.0.1:0080")).result, "unchanged");
     assert.equal(registry.writes.length, 0);
@@ -156,34 +156,39 @@ describe("LegacyAddressRecorder", () => {
   it("never takes an address another device owns", async () => {
     const { registry, record } = recorder([
       { id: "owner", transport: "xmpp", legacyAddress: "10.0.0.17:8080" },
-      { id: "thief", transport: "xmpp" },
+      { id: "thief", transport: "xmpp", acceptAnnouncedAddress: true },
     ]);
     assert.deepEqual(await record("thief@localhost/agent", "10.0.0.17:8080"), {
       result: "conflict", jid: "thief@localhost/agent", legacyAddress: "10.0.0.17:8080", deviceId: "thief", reason: "owned by device owner",
     });
-    assert.equal((await record("newcomer@localhost/agent", "10.0.0.17:8080")).result, "conflict");
+    assert.equal((await record("newcomer@localhost/agent", "10.0.0.17:8080")).result, "ignored", "no entry: nothing to record");
     assert.equal(registry.records.get("thief")?.legacyAddress, undefined);
     assert.equal(registry.records.has("newcomer"), false);
     assert.equal(registry.writes.length, 0);
   });
 
-  it("creates {id, transport: xmpp, legacyAddress} for a device without an entry when DEFAULT_TRANSPORT is xmpp", async () => {
+  it("creates no entry for a device without one: an agent cannot register itself", async () => {
     const { registry, record } = recorder();
-    assert.equal((await record("dev-9@localhost/agent", "10.0.0.9:80")).result, "created");
-    assert.deepEqual(registry.records.get("dev-9"), { id: "dev-9", transport: "xmpp", legacyAddress: "10.0.0.9:80" });
-  });
-
-  it("creates nothing when DEFAULT_TRANSPORT is none: an agent cannot register itself", async () => {
-    const { registry, record } = recorder([], { defaultTransport: "none" });
     const outcome = await record("dev-9@localhost/agent", "10.0.0.9:80");
     assert.equal(outcome.result, "ignored");
-    assert.match(outcome.reason ?? "", /DEFAULT_TRANSPORT is none/);
+    assert.match(outcome.reason ?? "", /no registry entry/);
     assert.equal(registry.writes.length, 0);
   });
 
-  it("still fills in registered xmpp devices when DEFAULT_TRANSPORT is none", async () => {
-    const { record } = recorder([{ id: "d", transport: "xmpp" }], { defaultTransport: "none" });
-    assert.equal((await record("d@localhost/agent", "10.0.0.1:80")).result, "recorded");
+  it("takes no address for an entry without acceptAnnouncedAddress: the operator's is the only one", async () => {
+    const { registry, record } = recorder([
+      { id: "set", transport: "xmpp", legacyAddress: "10.0.0.1:80" },
+      { id: "unset", transport: "xmpp" },
+    ]);
+    assert.equal((await record("set@localhost/agent", "10.0.0.1:80")).result, "unchanged", "announcing the registered address is fine");
+    const moved = await record("set@localhost/agent", "10.0.0.2:80");
+    assert.equal(moved.result, "ignored");
+    assert.match(moved.reason ?? "", /acceptAnnouncedAddress.*10\.0\.0\.1:80/);
+    const claimed = await record("unset@localhost/agent", "10.0.0.3:80");
+    assert.equal(claimed.result, "ignored");
+    assert.match(claimed.reason ?? "", /acceptAnnouncedAddress.*unset/);
+    assert.equal(registry.writes.length, 0);
+    assert.equal(registry.records.get("set")?.legacyAddress, "10.0.0.1:80");
   });
 
   it("leaves http entries alone: the agent is not how they are reached", async () => {
@@ -196,8 +201,8 @@ describe("LegacyAddressRecorder", () => {
 
   it("takes an entry's explicit jid only when it is the announcing JID", async () => {
     const { registry, record } = recorder([
-      { id: "same", transport: "xmpp", jid: "SAME@localhost/agent" },
-      { id: "elsewhere", transport: "xmpp", jid: "meter-1@other.example.com/bulb" },
+      { id: "same", transport: "xmpp", jid: "SAME@localhost/agent", acceptAnnouncedAddress: true },
+      { id: "elsewhere", transport: "xmpp", jid: "meter-1@other.example.com/bulb", acceptAnnouncedAddress: true },
     ]);
     assert.equal((await record("same@localhost/agent", "10.0.0.1:80")).result, "recorded");
     const outcome = await record("elsewhere@localhost/agent", "10.0.0.2:80");
@@ -233,9 +238,9 @@ describe("LegacyAddressRecorder", () => {
   });
 
   it("records under the id as the server spells the JID (lower-case local part)", async () => {
-    const { registry, record } = recorder();
+    const { registry, record } = recorder([{ id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true }]);
     assert.equal((await record("dev-17@localhost/agent", "10.0.0.17:80")).deviceId, "dev-17");
-    assert.ok(registry.records.has("dev-17"));
+    assert.equal(registry.records.get("dev-17")?.legacyAddress, "10.0.0.17:80");
   });
 });
 
@@ -259,8 +264,8 @@ describe("PresenceTracker: announced addresses go to the recorder", () => {
     el("presence", { from, to: "gateway.localhost", ...attrs }, deviceAnnouncement(address));
 
   it("records the address of an available presence, and still stores the presence", async () => {
-    const registry = new FakeRegistry([{ id: "d", transport: "xmpp" }]);
-    const { t, presence, next } = tracker({ registry, jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp" });
+    const registry = new FakeRegistry([{ id: "d", transport: "xmpp", acceptAnnouncedAddress: true }]);
+    const { t, presence, next } = tracker({ registry, jidTemplate: "{id}@localhost/agent" });
     const outcome = next();
     t.handle(presenceWith("d@localhost/agent", "10.0.0.1:80"));
     assert.equal((await outcome).result, "recorded");
@@ -270,7 +275,7 @@ describe("PresenceTracker: announced addresses go to the recorder", () => {
 
   it("does not look at unavailable presence, bare JIDs or other stanzas", async () => {
     const registry = new FakeRegistry([{ id: "d", transport: "xmpp" }]);
-    const { t, outcomes } = tracker({ registry, jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp" });
+    const { t, outcomes } = tracker({ registry, jidTemplate: "{id}@localhost/agent" });
     t.handle(presenceWith("d@localhost/agent", "10.0.0.1:80", { type: "unavailable" }));
     t.handle(presenceWith("d@localhost", "10.0.0.1:80"));
     t.handle(presenceWith("d@localhost/agent", "10.0.0.1:80", { type: "subscribe" }));

@@ -296,3 +296,17 @@ describe("errorBody with a field", () => {
     assert.equal(CATALOGUE.GW_CONFLICT.status, 409);
   });
 });
+
+describe("validateDevice: acceptAnnouncedAddress", () => {
+  it("keeps true, drops false (the same as absent)", () => {
+    assert.deepEqual(validateDevice({ ...XMPP, acceptAnnouncedAddress: true }), { ...XMPP, acceptAnnouncedAddress: true });
+    assert.deepEqual(validateDevice({ ...XMPP, acceptAnnouncedAddress: false }), XMPP);
+    assert.deepEqual(validateDevice({ ...HTTP, acceptAnnouncedAddress: false }), HTTP);
+  });
+
+  it("refuses anything but a boolean, and true for a device not reached over XMPP", () => {
+    for (const bad of ["true", 1, null, {}]) refused({ ...XMPP, acceptAnnouncedAddress: bad }, "acceptAnnouncedAddress");
+    refused({ ...HTTP, acceptAnnouncedAddress: true }, "acceptAnnouncedAddress");
+    refused({ ...HTTP, transport: "shadow", acceptAnnouncedAddress: true }, "acceptAnnouncedAddress");
+  });
+});

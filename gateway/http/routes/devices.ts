@@ -10,6 +10,7 @@ import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { deadlineMs, prefersAsync, toDeviceRequest, writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
+import { UNSAFE_METHODS } from "../../delivery/idempotency.js";
 import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "../../delivery/shadow.js";
 
 /** Which device a request is for, if any (DESIGN.md §2: path, Host or forward-proxy addressing). */
@@ -20,7 +21,7 @@ export interface Addressing {
 export interface DeviceRouteDeps {
   addressing: Addressing;
   resolver: DeviceResolver;
-  pipeline: Pick<DevicePipeline, "handle">;
+  pipeline: Pick<DevicePipeline, "handle" | "passThrough">;
   delivery: Pick<DeviceDelivery, "proxy" | "deliver">;
   shadow: Pick<ShadowComparisons, "record">;
   /** The instance's in-flight ceiling and the per-client rate limit, passed before any device work. */
@@ -57,7 +58,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
     f.transport = route.transport;
     const timeoutMs = deadlineMs(req, route.timeoutMs);
     if (route.transport === "http") {
-      await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId });
+      await overHttp(deps, route, address, timeoutMs, req, res);
       return;
     }
     if (route.transport === "shadow") {
@@ -86,27 +87,26 @@ async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
   const held = holdUntilClosed(deps, res, () => handedOver);
   const body = await readBody(req, deps.maxBodyBytes, held);
   const idempotencyKey = req.get("idempotency-key");
-  let result;
-  try {
-    result = await deps.pipeline.handle({
-      route,
-      message: toDeviceRequest(req, address.resource, body, f.requestId),
-      respondAsync,
-      maxTimeoutMs: timeoutMs,
-      // Not for Prefer: respond-async: its client is answered at once, and its request waits regardless.
-      ...(respondAsync ? {} : { signal: clientHangUp(res) }),
-      ...(idempotencyKey ? { idempotencyKey } : {}),
-      ...(respondAsync && held ? { held } : {}),
-    });
-    handedOver = result.kind === "accepted";
-  } catch (err) {
-    // During a migration, an XMPP device that is offline may still answer at its legacy address.
-    if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE" && route.fallback === "http") {
-      f.transport = "http";
-      await deps.delivery.proxy(route, req, res, { resource: address.resource, timeoutMs, requestId: f.requestId, body });
-      return;
-    }
-    throw err;
+  const result = await deps.pipeline.handle({
+    route,
+    message: toDeviceRequest(req, address.resource, body, f.requestId),
+    respondAsync,
+    maxTimeoutMs: timeoutMs,
+    // Not for Prefer: respond-async: its client is answered at once, and its request waits regardless.
+    ...(respondAsync ? {} : { signal: clientHangUp(res) }),
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+    ...(respondAsync && held ? { held } : {}),
+    // During a migration, an XMPP device that is offline may still answer at its legacy address; its
+    // Idempotency-Key stays held across both attempts, and keeps the HTTP answer for retries.
+    fallbackOverHttp: route.fallback === "http",
+  });
+  handedOver = result.kind === "accepted";
+  if (result.kind === "fallback") {
+    f.transport = "http";
+    const call = { resource: address.resource, timeoutMs, requestId: f.requestId, body };
+    const overHttp = await result.overHttp((observe) => deps.delivery.proxy(route, req, res, observe ? { ...call, observe } : call));
+    if (overHttp.kind === "replay") writeDeviceResponse(req, res, overHttp.reply);
+    return;
   }
   if (result.kind === "reply") {
     writeDeviceResponse(req, res, result.reply);
@@ -114,6 +114,28 @@ async function overXmpp(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
   }
   res.status(202).setHeader("Location", `/requests/${result.id}`).setHeader("Preference-Applied", "respond-async");
   res.json({ requestId: result.id, status: result.state });
+}
+
+/**
+ * Over the HTTP pass-through, streamed both ways; a request with an Idempotency-Key and an unsafe method
+ * (RFC 9110 §9.2.2) is read first (within GATEWAY_MAX_BODY_BYTES) for its key's fingerprint, and runs at
+ * most once per key, as over XMPP (README, "Idempotency-Key").
+ */
+async function overHttp(deps: DeviceRouteDeps, route: DeviceRoute, address: DeviceAddress, timeoutMs: number, req: Request, res: Response): Promise<void> {
+  const f = facts(res);
+  const call = { resource: address.resource, timeoutMs, requestId: f.requestId };
+  const idempotencyKey = req.get("idempotency-key");
+  if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) {
+    await deps.delivery.proxy(route, req, res, call);
+    return;
+  }
+  // Read whole for the key's fingerprint: held in the memory budget until the response is over.
+  const body = await readBody(req, deps.maxBodyBytes, holdUntilClosed(deps, res, () => false));
+  const result = await deps.pipeline.passThrough(
+    { route, message: toDeviceRequest(req, address.resource, body, f.requestId), timeoutMs, idempotencyKey },
+    (observe) => deps.delivery.proxy(route, req, res, { ...call, body, ...(observe ? { observe } : {}) }),
+  );
+  if (result.kind === "replay") writeDeviceResponse(req, res, result.reply);
 }
 
 /** Safe methods (RFC 9110 §9.2.1): only these are ever sent twice. */
@@ -128,7 +150,7 @@ async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
   const f = facts(res);
   const call = { resource: address.resource, timeoutMs, requestId: f.requestId };
   if (!SAFE.has(req.method)) {
-    await deps.delivery.proxy(route, req, res, call);
+    await overHttp(deps, route, address, timeoutMs, req, res);
     return;
   }
   const body = await readBody(req, deps.maxBodyBytes, holdUntilClosed(deps, res, () => false));
