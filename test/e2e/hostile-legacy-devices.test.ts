@@ -9,14 +9,13 @@
 // on; and a well-behaved legacy device next to it keeps answering byte-exact.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../deploy/local/ports.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { HOSTILE_REPLIES, type HostileReply } from "../helpers/hostile-http-replies.js";
 import { startDeviceServer } from "../helpers/http-device.js";
-import { startRawDevice, type RawDevice } from "../helpers/raw-http-device.js";
+import { send, startRawDevice, type RawDevice, type Seen } from "../helpers/raw-http-device.js";
 import { startStack, Teardown } from "../helpers/stack.js";
 
 const ADMIN_TOKEN = "hostile-legacy-admin-token";
@@ -27,31 +26,6 @@ const ROUTES = {
   shadow: { transport: "shadow" },
   fallback: { transport: "xmpp", fallback: "http" },
 } as const;
-
-/** What the client saw: a whole answer, or a connection that ended before one did. */
-export interface Seen {
-  complete: boolean;
-  status?: number;
-  statusMessage?: string;
-  headers?: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One request on a connection of its own (a cut one must not take others with it). */
-export function send(url: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Seen> {
-  return new Promise((resolve) => {
-    const req = http.request(url, { method: init.method ?? "GET", headers: init.headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on("data", (c: Buffer) => parts.push(c));
-      res.on("error", () => undefined);
-      res.on("close", () => {
-        resolve({ complete: res.complete, status: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, body: Buffer.concat(parts) });
-      });
-    });
-    req.on("error", () => resolve({ complete: false, body: Buffer.alloc(0) }));
-    req.end(init.body);
-  });
-}
 
 describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
   const teardown = new Teardown();

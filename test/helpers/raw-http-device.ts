@@ -1,6 +1,7 @@
 // A legacy device that speaks whatever bytes a test gives it: a plain TCP server on loopback that reads a
 // request head and answers with a scripted sequence of writes, silences, resets and closes. For replies no
 // well-behaved HTTP server would ever send (the gateway's pass-through must survive them all).
+import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 
@@ -106,4 +107,29 @@ function play(socket: net.Socket, steps: Step[], timers: Set<NodeJS.Timeout>): v
   }
   // A script that ends without a step of its own: the answer is complete, close like an HTTP/1.0 server.
   socket.end();
+}
+
+/** What the client saw: a whole answer, or a connection that ended before one did. */
+export interface Seen {
+  complete: boolean;
+  status?: number;
+  statusMessage?: string;
+  headers?: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One request on a connection of its own (a cut one must not take others with it). */
+export function send(url: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Seen> {
+  return new Promise((resolve) => {
+    const req = http.request(url, { method: init.method ?? "GET", headers: init.headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("error", () => undefined);
+      res.on("close", () => {
+        resolve({ complete: res.complete, status: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, body: Buffer.concat(parts) });
+      });
+    });
+    req.on("error", () => resolve({ complete: false, body: Buffer.alloc(0) }));
+    req.end(init.body);
+  });
 }
