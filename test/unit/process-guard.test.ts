@@ -147,3 +147,37 @@ describe("installProcessGuard", () => {
     assert.equal(proc.listenerCount("uncaughtException") + proc.listenerCount("unhandledRejection"), 0);
   });
 });
+
+describe("the guard on a real process", () => {
+  it("an unhandled rejection leaves it serving; an uncaught exception drains it and it exits 1", async () => {
+    const { spawn } = await import("node:child_process");
+    const { fileURLToPath } = await import("node:url");
+    const guardModule = fileURLToPath(new URL("../../gateway/process-guard.ts", import.meta.url));
+    const metricsModule = fileURLToPath(new URL("../../gateway/metrics/metrics.ts", import.meta.url));
+    const script = `
+      const { installProcessGuard, ProcessGuard } = await import(${JSON.stringify(guardModule)});
+      const { createMetrics } = await import(${JSON.stringify(metricsModule)});
+      const { pino } = await import("pino");
+      const logger = pino({ level: "info" });
+      const guard = new ProcessGuard({
+        logger, metrics: createMetrics(), hardExitAfterMs: 30000,
+        drain: async () => logger.info({ event: "drained" }),
+        exit: (code) => process.exit(code), setExitCode: (code) => { process.exitCode = code; },
+      });
+      installProcessGuard(process, guard);
+      Promise.reject(new Error("nobody listens"));
+      setImmediate(() => setImmediate(() => {
+        logger.info({ event: "still-serving" });
+        throw new Error("nobody catches");
+      }));
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    const events = out.split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { event?: string }).event);
+    assert.equal(code, 1, out);
+    assert.deepEqual(events, ["unhandled-rejection", "still-serving", "uncaught-exception", "drained"], out);
+  });
+});
