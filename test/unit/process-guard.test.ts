@@ -158,7 +158,7 @@ describe("the guard on a real process", () => {
       const { installProcessGuard, ProcessGuard } = await import(${JSON.stringify(guardModule)});
       const { createMetrics } = await import(${JSON.stringify(metricsModule)});
       const { pino } = await import("pino");
-      const logger = pino({ level: "info" });
+      const logger = pino({ level: "info" }, pino.destination({ dest: 1, sync: true }));
       const guard = new ProcessGuard({
         logger, metrics: createMetrics(), hardExitAfterMs: 30000,
         drain: async () => logger.info({ event: "drained" }),
