@@ -53,6 +53,8 @@ export interface Gateway extends Lifecycle {
   readonly component: XmppComponent;
   readonly redis: RedisStore;
   readonly registry: RedisDeviceRegistry;
+  /** The HTTP pass-through: its connections and exchanges in flight (for tests and diagnostics). */
+  readonly passThrough: HttpPassThrough;
 }
 
 /**
@@ -185,6 +187,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     component,
     redis,
     registry,
+    passThrough,
     async start() {
       // A bad devices file stops the start before anything connects.
       const imported = config.devices.file !== undefined ? await loadDevicesFile(config.devices.file) : undefined;

@@ -19,6 +19,7 @@ export const CATALOGUE = {
   GW_DEVICE_ERROR: { status: 502, message: "device answered with an XMPP error" },
   GW_UPSTREAM_UNREACHABLE: { status: 502, message: "device HTTP server refused or reset the connection" },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: "device HTTP server did not answer in time" },
+  GW_BAD_UPSTREAM_REPLY: { status: 502, message: "device HTTP server sent a response that is not valid HTTP/1.1" },
   GW_XMPP_UNAVAILABLE: { status: 503, message: "gateway is not connected to the XMPP server" },
   GW_STORE_UNAVAILABLE: { status: 503, message: "gateway store (Redis) is unreachable" },
   GW_SHUTTING_DOWN: { status: 503, message: "gateway instance is shutting down" },

@@ -2,18 +2,35 @@ import { ConfigError, exitWithConfigError, loadOrExit } from "../adapters/shared
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
+import { installProcessGuard, ProcessGuard } from "./process-guard.js";
 
 /** Process entry: configuration from the environment, signals, exit codes. All wiring is in compose.ts. */
 async function main(): Promise<void> {
   const config = loadOrExit(loadConfig);
   const logger = createLogger(config.logLevel);
   const gateway = createGateway(config, logger);
-  let stopping = false;
+  let stopping: Promise<void> | undefined;
+  // One stop, whoever asks first (a signal, or the crash policy), and the same promise for the second.
+  const stopOnce = () => (stopping ??= gateway.stop());
+  // Before anything connects: an error nobody caught follows the crash policy (process-guard.ts), never
+  // Node's default, which ends the process with every request in flight.
+  installProcessGuard(
+    process,
+    new ProcessGuard({
+      logger,
+      metrics: gateway.metrics,
+      drain: stopOnce,
+      exit: (code) => process.exit(code),
+      setExitCode: (code) => {
+        process.exitCode = code;
+      },
+      hardExitAfterMs: config.drainGraceMs + config.drainTimeoutMs + 5000,
+    }),
+  );
   const shutdown = (signal: string) => {
     if (stopping) return;
-    stopping = true;
     logger.info({ event: "signal", signal }, "stopping");
-    gateway.stop().then(
+    stopOnce().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, "stop failed");

@@ -35,20 +35,32 @@ export function answerOfReply(reply: HttpResponseMessage): Answer {
   return { status: reply.statusCode, bodySha256: createHash("sha256").update(reply.body).digest("hex"), headers: pick(get) };
 }
 
-/** Hashes a response body as it streams past (it keeps flowing to the client meanwhile). */
-export function observeAnswer(response: IncomingMessage): Promise<Answer> {
+/**
+ * Hashes a response body as it streams past (it keeps flowing to the client meanwhile). Resolves with the
+ * answer once the body ended whole, or with undefined when it broke off (nothing to compare then): it never
+ * rejects, so a promise nobody awaits any more (the client's request failed meanwhile) cannot become an
+ * unhandled rejection, whatever the device sends.
+ */
+export function observeAnswer(response: IncomingMessage): Promise<Answer | undefined> {
   const hash = createHash("sha256");
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     response.on("data", (chunk: Buffer) => hash.update(chunk));
     response.once("end", () => {
-      const get = (name: string) => {
-        const v = response.headers[name];
-        return Array.isArray(v) ? v.join(", ") : v;
-      };
-      resolve({ status: response.statusCode ?? 0, bodySha256: hash.digest("hex"), headers: pick(get) });
+      try {
+        const get = (name: string) => {
+          const v = response.headers[name];
+          return Array.isArray(v) ? v.join(", ") : v;
+        };
+        resolve({ status: response.statusCode ?? 0, bodySha256: hash.digest("hex"), headers: pick(get) });
+      } catch {
+        resolve(undefined);
+      }
     });
-    response.once("error", reject);
-    response.once("aborted", () => reject(new Error("response aborted")));
+    response.once("error", () => resolve(undefined));
+    response.once("aborted", () => resolve(undefined));
+    response.once("close", () => {
+      if (!response.complete) resolve(undefined);
+    });
   });
 }
 

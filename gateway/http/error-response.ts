@@ -3,7 +3,13 @@ import { errorBody, GatewayError, isGatewayError, toGatewayError } from "../erro
 import type { Logger } from "../log.js";
 import { facts } from "./context.js";
 
-/** Writes a catalogue error as JSON (DESIGN.md §6), with Retry-After where the error has one. */
+/**
+ * Writes a catalogue error as JSON, with Retry-After where the error has one. It must never throw: it is
+ * what runs when something else failed. A failed attempt to write another head (node's writeHead assigns
+ * `statusMessage` before it validates it, and throws) can leave a reason phrase that would make this write
+ * throw too: the status message is reset to the catalogue status's own, and should writing still fail,
+ * the response is destroyed (the client sees the connection end) rather than the error escaping.
+ */
 export function sendError(res: Response, err: GatewayError): void {
   const f = facts(res);
   f.errorCode = err.code;
@@ -11,8 +17,13 @@ export function sendError(res: Response, err: GatewayError): void {
     res.destroy();
     return;
   }
-  if (err.retryAfterS !== undefined) res.setHeader("Retry-After", String(err.retryAfterS));
-  res.status(err.status).json(errorBody(err, f.requestId, f.deviceId));
+  try {
+    res.statusMessage = "";
+    if (err.retryAfterS !== undefined) res.setHeader("Retry-After", String(err.retryAfterS));
+    res.status(err.status).json(errorBody(err, f.requestId, f.deviceId));
+  } catch {
+    res.destroy();
+  }
 }
 
 /** Last handler: anything thrown becomes a catalogue error; unexpected ones are logged with their stack. */

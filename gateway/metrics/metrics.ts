@@ -148,6 +148,18 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       labelNames: ["code"] as const,
       registers,
     }),
+    proxyBadReplies: new Counter({
+      name: "gateway_proxy_bad_replies_total",
+      help: "Device HTTP responses the pass-through refused to relay, by reason (a head check, or node's parser error code).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    unexpectedErrors: new Counter({
+      name: "gateway_unexpected_errors_total",
+      help: "Errors that reached the process level (uncaughtException, unhandledRejection): each one is a bug.",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
   };
 }
 

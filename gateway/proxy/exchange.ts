@@ -1,6 +1,7 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
 import { clientResponseHeaders, type Framing } from "./headers.js";
+import { checkResponseHead } from "./response-head.js";
 
 export interface ExchangeCall {
   res: ServerResponse;
@@ -14,6 +15,8 @@ export interface ExchangeCall {
 
 export interface ExchangeHooks {
   countFailure(code: ErrorCode): void;
+  /** A device response refused as not valid HTTP/1.1: a head check's reason, or node's parser error code. */
+  countBadReply(reason: string): void;
   /** Called once, when the exchange is over whichever way. */
   done(): void;
   resolve(): void;
@@ -38,6 +41,7 @@ export class Exchange {
   readonly upstream = new AbortController();
   private settled = false;
   private readonly timer: NodeJS.Timeout;
+  private bodyTimer: NodeJS.Timeout | undefined;
   private proxyRes: IncomingMessage | undefined;
 
   constructor(
@@ -58,8 +62,13 @@ export class Exchange {
     }
     const { res, requestId } = this.call;
     this.proxyRes = proxyRes;
-    this.call.observe?.(proxyRes);
-    this.timer.refresh();
+    // Checked before `res` is touched: nothing of a head that cannot be relayed may end up on the client's
+    // response, where the error written next would carry it (response-head.ts).
+    const verdict = checkResponseHead(proxyRes);
+    if (!verdict.ok) {
+      this.badReply(verdict.reason, verdict.detail);
+      return;
+    }
     const headers = clientResponseHeaders(proxyRes);
     try {
       for (const [name, value] of headers) res.appendHeader(name, value);
@@ -67,11 +76,18 @@ export class Exchange {
       // The device's status and reason phrase, as it sent them (an empty reason stays empty).
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage ?? "");
     } catch (err) {
-      // Nothing went out: take the device's fields off again, so the caller's error does not carry them.
+      // Nothing went out (the check above should have made this unreachable): take the device's fields and
+      // status line off again, so the caller's error carries none of them.
       for (const [name] of headers) res.removeHeader(name);
-      this.fail("GW_UPSTREAM_UNREACHABLE", err, "the device's response head cannot be relayed");
+      res.statusMessage = "";
+      this.badReply("relay", "the device's response head cannot be relayed", err);
       return;
     }
+    this.call.observe?.(proxyRes);
+    // The body has as long again as the head had: a device that trickles forever is cut off (the stall timer
+    // alone never fires while bytes keep coming).
+    this.bodyTimer = setTimeout(() => this.onBodyDeadline(), this.call.timeoutMs);
+    this.timer.refresh();
     // pipe() and three listeners rather than stream.pipeline(), which costs an AbortController and a
     // DOMException per response (a few percent of the gateway's CPU per request). The client going away is
     // the constructor's `close` listener; a device breaking off is an error, or a close before the end
@@ -86,15 +102,45 @@ export class Exchange {
     proxyRes.pipe(res);
   }
 
+  /**
+   * The request to the device, once it has a socket (http-proxy-3's `proxyReq`). A 101 (Switching Protocols)
+   * only answers a request with Upgrade (RFC 9110 §15.2.2), which the gateway never sends: without an
+   * `upgrade` listener node destroys the socket and emits neither a response nor an error, and the client
+   * would wait for the deadline. And whatever else ends the request without a response is caught here too.
+   */
+  watch(proxyReq: ClientRequest): void {
+    proxyReq.on("upgrade", (_res: IncomingMessage, socket: { destroy(): void }) => {
+      socket.destroy();
+      this.badReply("interim-status", "device HTTP server switched protocols (101) unasked");
+    });
+    proxyReq.once("close", () => {
+      if (this.proxyRes === undefined) this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
+    });
+  }
+
   /** An error from http-proxy-3's request to the device (refused, reset, DNS failure, bad response...). */
   upstreamError(err: Error): void {
     if (this.settled) return;
+    // The device's answer arrived whole: what its connection does next (bytes after a 204's head, a reset)
+    // is no longer this exchange's business; node discards that connection.
+    if (this.proxyRes?.complete) return;
     if (this.call.res.destroyed) {
       this.clientGone();
       return;
     }
     const code = (err as NodeJS.ErrnoException).code;
+    // node's parser (llhttp) refused the device's bytes: HPE_INVALID_STATUS, HPE_HEADER_OVERFLOW...
+    if (code?.startsWith("HPE_")) {
+      this.badReply(PARSER_CODES.has(code) ? code : "HPE_OTHER", `device HTTP server sent an invalid response (${code})`, err);
+      return;
+    }
     this.fail("GW_UPSTREAM_UNREACHABLE", err, `device HTTP server unreachable (${code ?? err.message})`);
+  }
+
+  private badReply(reason: string, message: string, cause?: unknown): void {
+    if (this.settled) return;
+    this.hooks.countBadReply(reason);
+    this.fail("GW_BAD_UPSTREAM_REPLY", cause, message);
   }
 
   tooLarge(maxBytes: number): void {
@@ -128,6 +174,16 @@ export class Exchange {
     this.fail("GW_UPSTREAM_TIMEOUT", undefined, `device HTTP server sent nothing for ${this.call.timeoutMs} ms mid-response`);
   }
 
+  private onBodyDeadline(): void {
+    if (this.settled) return;
+    // A client that does not read holds the device back, not the other way round (as for the stall timer).
+    if (this.call.res.writableNeedDrain) {
+      this.bodyTimer?.refresh();
+      return;
+    }
+    this.fail("GW_UPSTREAM_TIMEOUT", undefined, `device HTTP server did not finish its response within ${this.call.timeoutMs} ms of its head`);
+  }
+
   private succeed(): void {
     if (this.settled) return;
     this.settle();
@@ -145,6 +201,21 @@ export class Exchange {
   private settle(): void {
     this.settled = true;
     clearTimeout(this.timer);
+    clearTimeout(this.bodyTimer);
     this.hooks.done();
   }
 }
+
+/**
+ * llhttp's error codes a device's bytes can cause (llhttp's `llhttp_errno`), each a bounded label value of
+ * gateway_proxy_bad_replies_total; any other is counted as HPE_OTHER.
+ */
+const PARSER_CODES = new Set([
+  "HPE_INVALID_CONSTANT", "HPE_INVALID_VERSION", "HPE_INVALID_STATUS", "HPE_INVALID_HEADER_TOKEN",
+  "HPE_INVALID_CONTENT_LENGTH", "HPE_UNEXPECTED_CONTENT_LENGTH", "HPE_INVALID_TRANSFER_ENCODING",
+  "HPE_INVALID_CHUNK_SIZE", "HPE_HEADER_OVERFLOW", "HPE_LF_EXPECTED", "HPE_CR_EXPECTED", "HPE_STRICT",
+  "HPE_INVALID_EOF_STATE", "HPE_CLOSED_CONNECTION", "HPE_CHUNK_EXTENSIONS_OVERFLOW", "HPE_PAUSED_UPGRADE",
+]);
+
+/** Every reason gateway_proxy_bad_replies_total may carry: its series exist from the start, at 0. */
+export const BAD_REPLY_REASONS: readonly string[] = [...PARSER_CODES, "HPE_OTHER", "relay"];

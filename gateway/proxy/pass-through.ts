@@ -9,7 +9,8 @@ import { GatewayError, type ErrorCode } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { BodyLimit } from "./body-limit.js";
-import { Exchange } from "./exchange.js";
+import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
+import { BAD_HEAD_REASONS } from "./response-head.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
 
 export interface PassThroughOptions {
@@ -95,7 +96,7 @@ export class HttpPassThrough implements Lifecycle {
 
   constructor(
     private readonly opts: PassThroughOptions,
-    private readonly deps: { metrics: Pick<Metrics, "proxyErrors"> },
+    private readonly deps: { metrics: Pick<Metrics, "proxyErrors" | "proxyBadReplies"> },
   ) {
     if (process.env.FORCE_FETCH_PATH === "true") {
       throw new Error("FORCE_FETCH_PATH=true switches http-proxy-3 to its fetch path, which the HTTP pass-through does not support");
@@ -114,6 +115,7 @@ export class HttpPassThrough implements Lifecycle {
       const exchange = this.exchanges.get(res);
       if (exchange) applyFraming(req.headers, exchange.call.framing);
     });
+    this.proxy.on("proxyReq", (proxyReq, _req, res) => this.exchanges.get(res)?.watch(proxyReq));
     this.proxy.on("proxyRes", (proxyRes, _req, res) => {
       const exchange = this.exchanges.get(res);
       if (exchange) exchange.respond(proxyRes);
@@ -122,6 +124,7 @@ export class HttpPassThrough implements Lifecycle {
     // Errors come through web()'s callback; without a listener of ours the library would throw this one.
     this.proxy.on("error", (err, _req, res) => this.exchanges.get(res as ServerResponse)?.upstreamError(err));
     for (const code of COUNTED) deps.metrics.proxyErrors.inc({ code }, 0);
+    for (const reason of [...BAD_HEAD_REASONS, ...BAD_REPLY_REASONS]) deps.metrics.proxyBadReplies.inc({ reason }, 0);
   }
 
   async start(): Promise<void> {}
@@ -138,7 +141,8 @@ export class HttpPassThrough implements Lifecycle {
    * Forwards `req` to `target` and streams the device's response into `res`. Resolves once the response is
    * written whole (or the client went away, or it broke off after its head: `res` is destroyed then).
    * Rejects with a catalogue error only while nothing was written to `res`, for the caller to answer:
-   * GW_UPSTREAM_UNREACHABLE (refused, reset, DNS), GW_UPSTREAM_TIMEOUT, GW_PAYLOAD_TOO_LARGE (declared, before
+   * GW_UPSTREAM_UNREACHABLE (refused, reset, DNS), GW_UPSTREAM_TIMEOUT, GW_BAD_UPSTREAM_REPLY (a response
+   * node's parser or response-head.ts refuses), GW_PAYLOAD_TOO_LARGE (declared, before
    * connecting; or streamed, the upstream request then cancelled), GW_METHOD_NOT_ALLOWED (methods XEP-0332
    * does not carry, protocol upgrades), GW_SHUTTING_DOWN. `bufferedBody`, when given, is sent instead of
    * reading `req` (for callers that read it already).
@@ -157,7 +161,7 @@ export class HttpPassThrough implements Lifecycle {
     return new Promise<void>((resolve, reject) => {
       const exchange = new Exchange(
         { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing, ...(target.observe ? { observe: target.observe } : {}) },
-        { countFailure: (code) => this.count(code), done: () => this.exchanges.delete(res), resolve, reject },
+        { countFailure: (code) => this.count(code), countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }), done: () => this.exchanges.delete(res), resolve, reject },
       );
       this.exchanges.set(res, exchange);
       // A request without framing has no body (RFC 9112 §6.3): nothing to count, and the library pipes the
@@ -200,6 +204,11 @@ export class HttpPassThrough implements Lifecycle {
       counts.waiting += total(agent.requests);
     }
     return counts;
+  }
+
+  /** Exchanges not settled yet (each is one forward() whose promise is pending). */
+  inFlight(): number {
+    return this.exchanges.size;
   }
 
   /** Why the request is answered without reaching the device, if it is. */
@@ -246,7 +255,7 @@ export class HttpPassThrough implements Lifecycle {
 
 /** The codes forward() can end with: their series exist from the start, at 0. */
 const COUNTED: readonly ErrorCode[] = [
-  "GW_UPSTREAM_UNREACHABLE", "GW_UPSTREAM_TIMEOUT", "GW_PAYLOAD_TOO_LARGE", "GW_METHOD_NOT_ALLOWED", "GW_SHUTTING_DOWN", "GW_INTERNAL",
+  "GW_UPSTREAM_UNREACHABLE", "GW_UPSTREAM_TIMEOUT", "GW_BAD_UPSTREAM_REPLY", "GW_PAYLOAD_TOO_LARGE", "GW_METHOD_NOT_ALLOWED", "GW_SHUTTING_DOWN", "GW_INTERNAL",
 ];
 
 function httpBaseUrl(httpTarget: string): URL | undefined {

@@ -157,13 +157,13 @@ async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
   const overXmppToo: Promise<Side> = deps.delivery
     .deliver({ ...route, transport: "xmpp" }, toDeviceRequest(req, address.resource, body, f.requestId), timeoutMs)
     .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
-  let observed: Promise<Answer> | undefined;
+  let observed: Promise<Answer | undefined> | undefined;
   await deps.delivery.proxy(route, req, res, { ...call, body, observe: (response) => (observed = observeAnswer(response)) });
-  // Compared once both are in; the client already has its answer.
-  void Promise.all([observed, overXmppToo]).then(
-    ([http, xmpp]) => (http ? deps.shadow.record(route.deviceId, f.requestId, http, xmpp) : undefined),
-    () => undefined, // the HTTP answer broke off mid-body: nothing to compare
-  );
+  // Compared once both are in; the client already has its answer. Nothing of it may reject unhandled: a
+  // failure here is the comparison's, never the request's (the catch is the last word).
+  void Promise.all([observed, overXmppToo])
+    .then(([http, xmpp]) => (http ? deps.shadow.record(route.deviceId, f.requestId, http, xmpp) : undefined))
+    .catch(() => undefined);
 }
 
 /** A reservation in the instance's byte budget, released when the response is over (unless handed over). */
