@@ -105,6 +105,8 @@ describe("drain: exchanges it cannot finish", () => {
 
   it("queued requests the drain did not get to stay queued, for the next instance the device announces itself to", async () => {
     const gw = await doomed(300);
+    // Registered: an offline queue takes requests only for devices registered or seen before.
+    await other.gateway.registry.put({ id: "drainq", transport: "xmpp" });
     const ids: string[] = [];
     for (const body of ["first", "second"]) {
       const accepted = await fetch(`${gw.url}/devices/drainq/switch`, { method: "POST", body, headers: { prefer: "respond-async" } });
