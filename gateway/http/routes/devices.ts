@@ -154,11 +154,15 @@ async function inShadow(deps: DeviceRouteDeps, route: DeviceRoute, address: Devi
     return;
   }
   const body = await readBody(req, deps.maxBodyBytes, holdUntilClosed(deps, res, () => false));
+  let observed: Promise<Answer | undefined> | undefined;
+  const answered = deps.delivery.proxy(route, req, res, { ...call, body, observe: (response) => (observed = observeAnswer(response)) });
+  // Asked for after the client's own exchange: both take one of the device's slots, and the queue is first
+  // come first served, so with the device at its maxInFlight the copy waits for the client's answer, never
+  // the client for the copy.
   const overXmppToo: Promise<Side> = deps.delivery
     .deliver({ ...route, transport: "xmpp" }, toDeviceRequest(req, address.resource, body, f.requestId), timeoutMs)
     .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
-  let observed: Promise<Answer | undefined> | undefined;
-  await deps.delivery.proxy(route, req, res, { ...call, body, observe: (response) => (observed = observeAnswer(response)) });
+  await answered;
   // Compared once both are in; the client already has its answer. Nothing of it may reject unhandled: a
   // failure here is the comparison's, never the request's (the catch is the last word).
   void Promise.all([observed, overXmppToo])
