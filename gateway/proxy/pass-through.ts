@@ -10,7 +10,7 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
-import { BAD_HEAD_REASONS } from "./response-head.js";
+import { BAD_HEAD_REASONS } from "../../adapters/shared/response-head.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
 
 export interface PassThroughOptions {
@@ -142,7 +142,7 @@ export class HttpPassThrough implements Lifecycle {
    * written whole (or the client went away, or it broke off after its head: `res` is destroyed then).
    * Rejects with a catalogue error only while nothing was written to `res`, for the caller to answer:
    * GW_UPSTREAM_UNREACHABLE (refused, reset, DNS), GW_UPSTREAM_TIMEOUT, GW_BAD_UPSTREAM_REPLY (a response
-   * node's parser or response-head.ts refuses), GW_PAYLOAD_TOO_LARGE (declared, before
+   * node's parser or adapters/shared/response-head.ts refuses), GW_PAYLOAD_TOO_LARGE (declared, before
    * connecting; or streamed, the upstream request then cancelled), GW_METHOD_NOT_ALLOWED (methods XEP-0332
    * does not carry, protocol upgrades), GW_SHUTTING_DOWN. `bufferedBody`, when given, is sent instead of
    * reading `req` (for callers that read it already).

@@ -30,7 +30,7 @@ export interface HostileReply {
 const CRLF = "\r\n";
 
 /** A whole response: status line, fields, empty line, body. */
-function reply(statusLine: string, fields: string[] = ["Content-Length: 2"], body = "ok"): string {
+export function reply(statusLine: string, fields: string[] = ["Content-Length: 2"], body = "ok"): string {
   return statusLine + CRLF + fields.map((f) => f + CRLF).join("") + CRLF + body;
 }
 

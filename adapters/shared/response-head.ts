@@ -1,8 +1,12 @@
-import { MAX_HEAD_FIELDS } from "../../adapters/xep0332/headers.js";
+import { MAX_HEAD_FIELDS } from "../xep0332/headers.js";
 
 /**
- * Whether a legacy device's response head may be relayed to the client as it is. Checked before anything is
- * written to the client's response: node's `writeHead` assigns the status message before it validates it and
+ * Whether a legacy device's response head may be relayed to the client as it is. Shared by the gateway's
+ * pass-through and the device agent (adapters/device-agent/local-http.ts), the two places a legacy device's
+ * own bytes are read. The agent carries the head inside XML on its XMPP stream, where XML 1.0 §2.2 forbids
+ * NUL and most C0 controls even as character references: one such character ends the agent's whole stream
+ * (RFC 6120 §4.9.3.13 `not-well-formed`), so the same rules keep that stream up. The gateway checks it
+ * before anything is written to the client's response: node's `writeHead` assigns the status message before it validates it and
  * throws, and a device's bytes must never be able to make the gateway throw. Node's parser (llhttp, strict:
  * `insecureHTTPParser` is off) has already refused most malformed heads; what it lets through and is checked
  * here:
