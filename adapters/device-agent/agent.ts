@@ -1,14 +1,14 @@
 import type { Agent as HttpAgent } from "node:http";
 import { CodecError } from "../xep0332/errors.js";
 import { decodeChunk, isChunk, isClose } from "../xep0332/chunks.js";
-import { decodeRequest, encodeResponse, type HttpRequestMessage } from "../xep0332/message.js";
-import { childElements, el, type XmlElement } from "../xep0332/xml.js";
+import { decodeRequest, encodeResponse, type Encoded, type HttpRequestMessage, type HttpResponseMessage } from "../xep0332/message.js";
+import { childElements, el, hasForbiddenXmlChars, type XmlElement } from "../xep0332/xml.js";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { InboundStreams } from "../shared/inbound-streams.js";
 import { bareJid } from "../shared/jid.js";
 import { deviceAnnouncement, normalizeLegacyAddress } from "../shared/legacy-address.js";
 import { NS_STANZAS } from "../shared/stanza-error.js";
-import { callLocal } from "./local-http.js";
+import { callLocal, failure as localFailure } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
 import type { AgentTlsOptions } from "./tls.js";
 import { randomBytes } from "node:crypto";
@@ -162,16 +162,33 @@ export class DeviceAgent {
       this.deps.log.warn({ event: "bad-request", device: this.jid, err: (err as Error).message }, "request refused");
       return { reply: codecErrorToStanzaError(err) };
     }
-    const response = await callLocal(this.localUrl, request, {
-      timeoutMs: this.opts.localTimeoutMs,
-      maxBodyBytes: this.opts.maxBodyBytes,
-      ...(this.deps.httpAgent ? { agent: this.deps.httpAgent } : {}),
-    });
-    const encoded = encodeResponse(response, {
+    let response: HttpResponseMessage;
+    try {
+      response = await callLocal(this.localUrl, request, {
+        timeoutMs: this.opts.localTimeoutMs,
+        maxBodyBytes: this.opts.maxBodyBytes,
+        ...(this.deps.httpAgent ? { agent: this.deps.httpAgent } : {}),
+      });
+    } catch (err) {
+      // node's http.request throws synchronously on what it will not send; the gateway still gets an answer.
+      response = localFailure(502, "local-unreachable", `device HTTP server not called: ${(err as Error).message}`);
+    }
+    const encodeOptions = {
       chunkThreshold: this.opts.chunkThresholdBytes,
       chunkSize: Math.min(this.opts.chunkSizeBytes, maxChunkSize ?? this.opts.chunkSizeBytes),
       newStreamId: () => randomBytes(12).toString("base64url"),
-    });
+    };
+    let encoded: Encoded;
+    let failed = agentError(response);
+    try {
+      encoded = encodeResponse(carriable(response), encodeOptions);
+    } catch (err) {
+      failed = "local-bad-reply";
+      // Whatever the codec refuses of a device's reply is that reply's fault, never a reason to leave the
+      // gateway waiting until its deadline: the agent's own 502, which always encodes.
+      encoded = encodeResponse(localFailure(502, "local-bad-reply", `device reply cannot be carried: ${(err as Error).message}`), encodeOptions);
+    }
+    if (failed !== undefined) this.deps.log.warn({ event: "local-failure", device: this.jid, code: failed }, "the agent answered for the device");
     if (encoded.chunks.length === 0) return { reply: encoded.payload };
     return {
       reply: encoded.payload,
@@ -197,6 +214,22 @@ export class DeviceAgent {
     );
     return body.finally(() => clearTimeout(timer));
   }
+}
+
+/**
+ * The last guard before a device's reply becomes XML on this connection's stream: text XML 1.0 cannot carry
+ * (§2.2; NUL, most C0 controls, lone surrogates) would make the server end the stream for every request on
+ * it (RFC 6120 §4.9.3.13), so a reply with any is refused here even if something upstream let it through.
+ */
+function carriable(response: HttpResponseMessage): HttpResponseMessage {
+  const texts = [response.statusMessage ?? "", ...response.headers.flat()];
+  if (texts.some(hasForbiddenXmlChars)) throw new Error("a reason phrase or header holds a character XML 1.0 cannot carry");
+  return response;
+}
+
+/** The agent's own failure code, when the answer is the agent's and not the device's (local-http.ts). */
+function agentError(response: HttpResponseMessage): string | undefined {
+  return response.headers.find(([n]) => n === "X-Device-Agent-Error")?.[1];
 }
 
 function stanzaError(type: string, condition: string, text?: string): XmlElement {
