@@ -71,6 +71,8 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   const events = new Map<string, Array<{ event: unknown; fields: Record<string, unknown> }>>();
   let hostile: DeviceAgent;
   let bystander: DeviceAgent;
+  /** A device whose local call throws inside the agent (node's http.request throws on what it will not send). */
+  let thrower: DeviceAgent;
 
   const log = {
     info: (fields: Record<string, unknown>) => record(fields),
@@ -141,22 +143,39 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
       res.setHeader("Content-Type", "application/octet-stream");
       req.pipe(res);
     }));
-    await stack.prosody.createUsers([{ username: "hostile", password: "pw-hostile" }, { username: "bystander", password: "pw-bystander" }]);
+    await stack.prosody.createUsers(["hostile", "bystander", "thrower"].map((id) => ({ username: id, password: `pw-${id}` })));
     // One process, one keep-alive HTTP agent, many device identities: as adapters/device-agent/main.ts runs a fleet.
     const httpAgent = new Agent({ keepAlive: true });
     teardown.stopLater("http agent", { stop: () => httpAgent.destroy() });
     const overrides = { localTimeoutMs: LOCAL_TIMEOUT_MS, maxBodyBytes: MAX_BODY_BYTES };
     hostile = new DeviceAgent(agentOptions(stack.prosody, "hostile", raw.url, overrides), { log, httpAgent });
     bystander = new DeviceAgent(agentOptions(stack.prosody, "bystander", good.url, overrides), { log, httpAgent });
-    for (const agent of [hostile, bystander]) teardown.stopLater(agent.jid, agent);
-    await Promise.all([hostile.start(), bystander.start()]);
-    await Promise.all([hostile.waitOnline(10_000), bystander.waitOnline(10_000)]);
+    const throwing = new Agent();
+    (throwing as unknown as { addRequest: () => void }).addRequest = () => {
+      throw new Error("this HTTP agent refuses every request");
+    };
+    thrower = new DeviceAgent(agentOptions(stack.prosody, "thrower", good.url, overrides), { log, httpAgent: throwing });
+    for (const agent of [hostile, bystander, thrower]) teardown.stopLater(agent.jid, agent);
+    await Promise.all([hostile.start(), bystander.start(), thrower.start()]);
+    await Promise.all([hostile.waitOnline(10_000), bystander.waitOnline(10_000), thrower.waitOnline(10_000)]);
     // The gateway knows a device from its presence.
     await pollUntil("both devices reachable", async () => (await send(`${gw.url}/devices/bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200
-      && (await send(`${gw.url}/devices/hostile/ok`)).status === 200, { timeoutMs: 10_000 });
+      && (await send(`${gw.url}/devices/hostile/ok`)).status === 200
+      && (await send(`${gw.url}/devices/thrower/x`)).status !== 503, { timeoutMs: 10_000 });
     assertSessionsUnbroken();
   });
   after(() => teardown.run());
+
+  it("a local call that throws inside the agent is the agent's 502, not an internal error or silence", async () => {
+    const seen = await send(`${gw.url}/devices/thrower/x`, { headers: { "X-Gateway-Timeout": "10000" } });
+    assert.ok(seen.complete);
+    assert.equal(seen.status, 502, seen.body.toString());
+    assert.equal(seen.headers?.["x-device-agent-error"], "local-unreachable", seen.body.toString());
+    assert.match(seen.body.toString(), /refuses every request/);
+    assert.deepEqual(connectionEvents(thrower), ["online"], JSON.stringify(events.get(thrower.jid)));
+    assert.ok(thrower.online);
+    await assertBystanderServed();
+  });
 
   CASES.forEach((c, index) => {
     it(c.name, async () => {
