@@ -7,16 +7,20 @@
 // served by the same agent process (same keep-alive HTTP agent) answers byte-exact right after.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Agent } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DeviceAgent } from "../../adapters/device-agent/agent.js";
 import { pollUntil } from "../../deploy/local/ports.js";
+import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
 import { agentOptions } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { HOSTILE_REPLIES, reply, type HostileReply } from "../helpers/hostile-http-replies.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { send, startRawDevice, type Seen } from "../helpers/raw-http-device.js";
-import { startStack, Teardown } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 /** The agent's own local call deadline: the cases that never end end at it, well before the gateway's. */
 const LOCAL_TIMEOUT_MS = 1000;
@@ -67,6 +71,9 @@ const CASES: AgentCase[] = [...HOSTILE_REPLIES.map(behindAgent), ...AGENT_ONLY];
 describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_000 }, () => {
   const teardown = new Teardown();
   let gw: RunningGateway;
+  let stack: Stack;
+  let rawUrl: string;
+  let goodUrl: string;
   /** Every log line the agents wrote, by device JID. */
   const events = new Map<string, Array<{ event: unknown; fields: Record<string, unknown> }>>();
   let hostile: DeviceAgent;
@@ -133,7 +140,7 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   }
 
   before(async () => {
-    const stack = teardown.stopLater("stack", await startStack());
+    stack = teardown.stopLater("stack", await startStack());
     gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_REQUEST_TIMEOUT_MS: "15000" }));
     const raw = teardown.stopLater("raw device", await startRawDevice((path) => {
       if (path === "/ok") return [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Connection: close"])];
@@ -143,6 +150,8 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
       res.setHeader("Content-Type", "application/octet-stream");
       req.pipe(res);
     }));
+    rawUrl = raw.url;
+    goodUrl = good.url;
     await stack.prosody.createUsers(["hostile", "bystander", "thrower"].map((id) => ({ username: id, password: `pw-${id}` })));
     // One process, one keep-alive HTTP agent, many device identities: as adapters/device-agent/main.ts runs a fleet.
     const httpAgent = new Agent({ keepAlive: true });
@@ -188,5 +197,58 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
       await assertHostileStillServed();
       assertSessionsUnbroken();
     });
+  });
+  // The same broken replies through the agent as operators run it: one process (adapters/device-agent/main.ts)
+  // serving a fleet file of two devices. Only the cases whose bytes reach the XML: the rest are above.
+  describe("through a real agent process serving two devices", () => {
+    const XML_CASES = CASES.map((c, index) => ({ c, index })).filter(({ c }) => /reason phrase|header value|101|version 2\.0|Transfer-Encoding|obs-text/.test(c.name));
+    let child: ChildHandle;
+    let dir: string;
+
+    /** Each device's XMPP session came up once and never went down: one `agent online` each, nothing else. */
+    function assertProcessUnbroken(): void {
+      assert.equal(child.hasExited(), false, `the agent process exited: ${child.output()}`);
+      const lines = child.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { event?: string; device?: string });
+      const connection = lines.filter((l) => ["online", "offline", "retry", "error", "replaced"].includes(String(l.event)));
+      assert.deepEqual(connection.map((l) => `${l.event} ${l.device}`).sort(), ["online fleet-bystander@localhost/agent", "online fleet-hostile@localhost/agent"], child.output());
+    }
+
+    before(async () => {
+      await stack.prosody.createUsers(["fleet-hostile", "fleet-bystander"].map((id) => ({ username: id, password: `pw-${id}` })));
+      dir = await mkdtemp(join(tmpdir(), "agent-fleet-"));
+      const fleetFile = join(dir, "fleet.json");
+      await writeFile(fleetFile, JSON.stringify([
+        { username: "fleet-hostile", password: "pw-fleet-hostile", localUrl: rawUrl },
+        { username: "fleet-bystander", password: "pw-fleet-bystander", localUrl: goodUrl },
+      ]));
+      child = teardown.stopLater("agent process", await spawnChild(process.execPath, ["--import", "tsx", "adapters/device-agent/main.ts"], {
+        name: "agent-fleet",
+        env: {
+          AGENT_SERVICE: stack.prosody.service,
+          AGENT_DOMAIN: stack.prosody.vhost,
+          AGENT_GATEWAY_JID: "gateway.localhost",
+          AGENT_SASL_MECHANISM: "PLAIN",
+          AGENT_FLEET_FILE: fleetFile,
+          AGENT_LOCAL_TIMEOUT_MS: String(LOCAL_TIMEOUT_MS),
+          LOG_LEVEL: "info",
+        },
+      }));
+      await pollUntil("fleet reachable", async () => (await send(`${gw.url}/devices/fleet-bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200
+        && (await send(`${gw.url}/devices/fleet-hostile/ok`)).status === 200, { timeoutMs: 15_000 });
+      assertProcessUnbroken();
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+
+    for (const { c, index } of XML_CASES) {
+      it(c.name, async () => {
+        const seen = await send(`${gw.url}/devices/fleet-hostile/case/${index}`, { headers: { "X-Gateway-Timeout": "10000" } });
+        assertAsExpected(c, seen);
+        const body = randomBytes(1 + Math.floor(Math.random() * 100_000));
+        const echoed = await send(`${gw.url}/devices/fleet-bystander/echo`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } });
+        assert.ok(echoed.status === 200 && echoed.complete && echoed.body.equals(body), "the bystander's answer is not byte-exact");
+        assert.equal((await send(`${gw.url}/devices/fleet-hostile/ok`)).status, 200);
+        assertProcessUnbroken();
+      });
+    }
   });
 });
