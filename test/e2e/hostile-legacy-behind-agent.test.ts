@@ -4,7 +4,11 @@
 // XMPP stream, where a control character (even escaped, XML 1.0 §2.2) ends the whole stream; so for every
 // case the client gets the device's answer when it can be carried faithfully, else the agent's own 502/504
 // with `X-Device-Agent-Error`; the agent's XMPP sessions never drop or reconnect; and a well-behaved device
-// served by the same agent process (same keep-alive HTTP agent) answers byte-exact right after.
+// served by the same agent process (same keep-alive HTTP agent) answers byte-exact right after. Each XMPP
+// identity has a stream of its own, so before the agent checked replies a NUL in a reason phrase cost the
+// hostile device its session (`not-well-formed`, a reconnect) and the client its answer (504 at the
+// gateway's deadline). In process first (all cases), then the cases whose bytes reach the XML through a real
+// agent process serving a fleet file of two devices.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
