@@ -4,19 +4,12 @@
 // requests in flight, their outcome stored where every instance reads it.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
+import { NS_HTTP } from "../../adapters/xep0332/constants.js";
 import { el } from "../../adapters/xep0332/xml.js";
 import { pollUntil, waitForPortClosed } from "../../deploy/local/ports.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
-import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
-
-function okReply(r: IncomingRequest, text: string) {
-  return el("iq", { type: "result", id: r.id, to: r.from },
-    el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-      el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")),
-      el("data", {}, el("text", {}, text))));
-}
+import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 /** How many XEP-0332 requests the peer has received so far. */
 function requestsSeen(peer: Peer): number {
@@ -78,7 +71,7 @@ describe("drain: exchanges it cannot finish", () => {
     // Draining: the listener is closed, no HTTP request is in flight; only the asynchronous exchange is.
     await waitForPortClosed(gw.gateway.http.port);
     assert.equal(stopped, false, "the instance stopped with an asynchronous exchange in flight");
-    await peer.send(okReply(req, "all good"));
+    await peer.send(textReply(req, "all good"));
     await stopping;
     const result = await fetch(`${other.url}/requests/${requestId}`);
     assert.equal(result.status, 200);
@@ -131,7 +124,7 @@ describe("drain: exchanges it cannot finish", () => {
     await device.send(el("presence", { to: "gateway.localhost" }));
     const second = await device.nextRequest();
     assert.equal(second.stanza.getChild("req", NS_HTTP)?.getChild("data")?.getChildText("text"), "second");
-    await device.send(okReply(second, "second done"));
+    await device.send(textReply(second, "second done"));
     const done = await pollUntil("the second's result", async () => {
       const res = await fetch(`${other.url}/requests/${ids[1] as string}`);
       return res.status === 200 ? res.text() : (await res.body?.cancel(), undefined);

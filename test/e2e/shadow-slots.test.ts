@@ -4,20 +4,12 @@
 // answer, and the copy is compared once it comes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { el } from "../../adapters/xep0332/xml.js";
+import { NS_HTTP } from "../../adapters/xep0332/constants.js";
 import { pollUntil } from "../../deploy/local/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
-import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
-
-function textReply(r: IncomingRequest, text: string) {
-  return el("iq", { type: "result", id: r.id, to: r.from },
-    el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-      el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")),
-      el("data", {}, el("text", {}, text))));
-}
+import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 async function comparisons(gw: RunningGateway, outcome: "match" | "mismatch"): Promise<number> {
   const text = await gw.gateway.metrics.registry.metrics();
