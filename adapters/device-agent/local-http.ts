@@ -1,4 +1,4 @@
-import { request, type Agent } from "node:http";
+import { request, type Agent, type ClientRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { fromRawHeaders, stripHopByHop } from "../xep0332/headers.js";
 import type { HttpRequestMessage, HttpResponseMessage } from "../xep0332/message.js";
@@ -8,6 +8,11 @@ export interface LocalCallOptions {
   maxBodyBytes: number;
   agent?: Agent;
 }
+
+/** Methods a client may send again after a connection failure (RFC 9110 §9.2.2). */
+const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+/** Each retry takes one stale connection out of the pool; a new connection's failure is never retried. */
+const MAX_STALE_RETRIES = 3;
 
 /** Why the agent answered for the device itself; sent in `X-Device-Agent-Error` and the JSON body. */
 export type LocalFailure = "local-unreachable" | "local-timeout" | "local-reply-too-large";
@@ -29,50 +34,66 @@ export function callLocal(baseUrl: URL, msg: HttpRequestMessage, opts: LocalCall
 
   return new Promise((resolve) => {
     let settled = false;
+    let current: ClientRequest | undefined;
     const finish = (reply: HttpResponseMessage) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       resolve(reply);
     };
-    const send = baseUrl.protocol === "https:" ? httpsRequest : request;
-    const req = send({
-      protocol: baseUrl.protocol,
-      hostname: baseUrl.hostname,
-      port: baseUrl.port,
-      method: msg.method,
-      path,
-      headers: headers.flat(),
-      ...(opts.agent ? { agent: opts.agent } : {}),
-    });
     const timer = setTimeout(() => {
       finish(failure(504, "local-timeout", `device HTTP server did not answer within ${opts.timeoutMs} ms`));
-      req.destroy();
+      current?.destroy();
     }, opts.timeoutMs);
-    req.on("error", (err) => finish(failure(502, "local-unreachable", `device HTTP server unreachable: ${err.message}`)));
-    req.on("response", (res) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > opts.maxBodyBytes) {
-          finish(failure(502, "local-reply-too-large", `device reply is over ${opts.maxBodyBytes} bytes`));
-          res.destroy();
+    const send = baseUrl.protocol === "https:" ? httpsRequest : request;
+    const attempt = (staleRetriesLeft: number): void => {
+      const req = send({
+        protocol: baseUrl.protocol,
+        hostname: baseUrl.hostname,
+        port: baseUrl.port,
+        method: msg.method,
+        path,
+        headers: headers.flat(),
+        ...(opts.agent ? { agent: opts.agent } : {}),
+      });
+      current = req;
+      let answered = false;
+      req.on("error", (err) => {
+        // A kept-alive connection the device closed (its idle timeout) just as we reused it: nothing was
+        // answered, and an idempotent request may be sent again on another connection (RFC 9112 §9.3.1).
+        // A POST or PATCH may have been acted on, so its failure is the answer.
+        if (!settled && !answered && req.reusedSocket && IDEMPOTENT.has(msg.method) && staleRetriesLeft > 0) {
+          attempt(staleRetriesLeft - 1);
           return;
         }
-        parts.push(chunk);
+        finish(failure(502, "local-unreachable", `device HTTP server unreachable: ${err.message}`));
       });
-      res.on("error", (err) => finish(failure(502, "local-unreachable", `device HTTP server reset the reply: ${err.message}`)));
-      res.on("end", () =>
-        finish({
-          statusCode: res.statusCode ?? 502,
-          statusMessage: res.statusMessage ?? "",
-          headers: stripHopByHop(fromRawHeaders(res.rawHeaders)),
-          body: Buffer.concat(parts, size),
-        }),
-      );
-    });
-    req.end(msg.body);
+      req.on("response", (res) => {
+        answered = true;
+        const parts: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > opts.maxBodyBytes) {
+            finish(failure(502, "local-reply-too-large", `device reply is over ${opts.maxBodyBytes} bytes`));
+            res.destroy();
+            return;
+          }
+          parts.push(chunk);
+        });
+        res.on("error", (err) => finish(failure(502, "local-unreachable", `device HTTP server reset the reply: ${err.message}`)));
+        res.on("end", () =>
+          finish({
+            statusCode: res.statusCode ?? 502,
+            statusMessage: res.statusMessage ?? "",
+            headers: stripHopByHop(fromRawHeaders(res.rawHeaders)),
+            body: Buffer.concat(parts, size),
+          }),
+        );
+      });
+      req.end(msg.body);
+    };
+    attempt(MAX_STALE_RETRIES);
   });
 }
 
