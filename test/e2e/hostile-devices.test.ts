@@ -77,7 +77,7 @@ function chunk(to: string, streamId: string, nr: number, bytes: Buffer, last = f
   return el("message", { to }, el("chunk", { xmlns: NS_HTTP, streamId, nr: String(nr), last: last ? "true" : undefined }, bytes.toString("base64")));
 }
 
-describe("hostile devices", { timeout: 120_000 }, () => {
+describe("hostile devices", { timeout: 600_000 }, () => {
   const teardown = new Teardown();
   let stack: Stack;
   let gw: RunningGateway;
