@@ -219,7 +219,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
 
   /** The server closed the peer's stream with this stream error (RFC 6120 §4.9.3). */
   async function cutOff(condition: string): Promise<void> {
-    await pollUntil("hostile peer cut off", () => !hostile.online, { timeoutMs: 5000 });
+    await pollUntil("hostile peer cut off", () => !hostile.online, { timeoutMs: 15_000 });
     const conditions = hostile.errors.map((e) => (e as { condition?: string }).condition);
     assert.ok(conditions.includes(condition), `stream errors: ${JSON.stringify(conditions)}`);
   }
@@ -276,7 +276,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       for (let nr = 0; nr < 8; nr++) await hostile.send(chunk(domain, "big", nr, randomBytes(32 * 1024), nr === 7));
       await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
       await grew({ malformed: 1, late: 3 });
-      await pollUntil("close sent", () => closesSent(hostile, "big") === 1, { timeoutMs: 5000 });
+      await pollUntil("close sent", () => closesSent(hostile, "big") === 1, { timeoutMs: 15_000 });
     });
   });
 
@@ -292,14 +292,14 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await pollUntil("chunks parked or refused", async () => {
         parked = (await gw.gateway.redis.client.lrange(parkKey, 0, -1)).filter((p) => p.startsWith("{"));
         return (await metric("dropped", "unknown")) - unknownBefore + parked.length === n;
-      }, { timeoutMs: 5000 });
+      }, { timeoutMs: 15_000 });
       const bytes = parked.reduce((sum, p) => sum + p.length, 0);
       assert.ok(parked.length < n && bytes <= 2 * MAX_REPLY + 64 * 1024, `${parked.length} chunks, ${bytes} bytes parked`);
       await hostile.send(result(req, chunkedHead("ahead")));
       await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
       // Refused chunks are counted unknown as they come; the parked ones, late, as the failed stream claims them.
       await grew({ malformed: 1, unknown: n - parked.length, late: parked.length });
-      await pollUntil("close sent", () => closesSent(hostile, "ahead") === 1, { timeoutMs: 5000 });
+      await pollUntil("close sent", () => closesSent(hostile, "ahead") === 1, { timeoutMs: 15_000 });
     });
 
     hostileCase("a chunked body within the limit, all sent before the head: parked, then reassembled byte-exact", async () => {
@@ -307,7 +307,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
       const body = randomBytes(100_000);
       for (let nr = 0; nr < 4; nr++) await hostile.send(chunk(domain, "early", nr, body.subarray(nr * 25_000, (nr + 1) * 25_000), nr === 3));
-      await pollUntil("chunks parked", async () => (await gw.gateway.redis.client.llen(`${gw.config.redis.keyPrefix}parked:${hostile.jid}|early`)) === 4, { timeoutMs: 5000 });
+      await pollUntil("chunks parked", async () => (await gw.gateway.redis.client.llen(`${gw.config.redis.keyPrefix}parked:${hostile.jid}|early`)) === 4, { timeoutMs: 15_000 });
       await hostile.send(result(req, chunkedHead("early")));
       const res = await reply;
       assert.equal(res.status, 200);
@@ -323,10 +323,10 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await hostile.send(result(req, chunkedHead("endless")));
       await hostile.send(chunk(domain, "endless", 0, randomBytes(1000)));
       await hostile.send(chunk(domain, "endless", 1, randomBytes(1000)));
-      await pollUntil("stream open", () => gw.gateway.exchanger.streams.has(hostile.jid, "endless"), { timeoutMs: 5000 });
+      await pollUntil("stream open", () => gw.gateway.exchanger.streams.has(hostile.jid, "endless"), { timeoutMs: 15_000 });
       await expectError(reply, 504, "GW_DEVICE_TIMEOUT");
       assert.equal(gw.gateway.exchanger.streams.has(hostile.jid, "endless"), false);
-      await pollUntil("close sent", () => closesSent(hostile, "endless") === 1, { timeoutMs: 5000 });
+      await pollUntil("close sent", () => closesSent(hostile, "endless") === 1, { timeoutMs: 15_000 });
       // The stream's route ended with its deadline: the chunk is from a sender with nothing in flight.
       await hostile.send(chunk(domain, "endless", 2, randomBytes(1000)));
       await grew({ timeouts: 1, unknown: 1 });
@@ -340,7 +340,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await hostile.send(chunk(domain, "gap", 2, randomBytes(500), true));
       await expectError(reply, 504, "GW_DEVICE_TIMEOUT");
       await grew({ timeouts: 1 });
-      await pollUntil("close sent", () => closesSent(hostile, "gap") === 1, { timeoutMs: 5000 });
+      await pollUntil("close sent", () => closesSent(hostile, "gap") === 1, { timeoutMs: 15_000 });
     });
 
     hostileCase("a stream that skips to nr 900000: 502 at once (past the chunks the byte bound allows)", async () => {
@@ -363,7 +363,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await hostile.send(chunk(domain, "again", 1, randomBytes(500)));
       await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
       await grew({ malformed: 1 });
-      await pollUntil("close sent", () => closesSent(hostile, "again") === 1, { timeoutMs: 5000 });
+      await pollUntil("close sent", () => closesSent(hostile, "again") === 1, { timeoutMs: 15_000 });
     });
 
     hostileCase(`a flood of empty chunks: 502 at nr ${MAX_CHUNKS}, not thousands of entries held`, async () => {
@@ -405,7 +405,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       const body = randomBytes(3000);
       await hostile.send(result(req, chunkedHead("victim2")));
       await intruder.send(chunk(domain, "victim2", 0, randomBytes(1500)));
-      await pollUntil("parked", async () => (await keyCount("parked:*")) === 1, { timeoutMs: 5000 });
+      await pollUntil("parked", async () => (await keyCount("parked:*")) === 1, { timeoutMs: 15_000 });
       await hostile.send(chunk(domain, "victim2", 0, body.subarray(0, 1500)));
       await hostile.send(chunk(domain, "victim2", 1, body.subarray(1500), true));
       const res = await reply;
