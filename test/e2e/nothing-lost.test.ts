@@ -72,9 +72,13 @@ const QUEUE_TTL_S = 8;
 const SLOW_MS = 400;
 /** A request the gateway has not answered by then is a hang (the gateway answers by its deadline). */
 const CLIENT_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 5_000;
-/** How long, and how often, the client keeps trying one request. */
-const RETRY_WINDOW_MS = 20_000;
-const MAX_ATTEMPTS = 12;
+/**
+ * How long, and how often, the client keeps trying one request: longer than a gateway restart takes on a busy
+ * machine (13 s was seen, with no instance UP in HAProxy meanwhile), else a patient client's request counts
+ * as lost for what is only a slow restart.
+ */
+const RETRY_WINDOW_MS = 60_000;
+const MAX_ATTEMPTS = 60;
 /** Kill, restart, kill, ...: each of the three, in turn, this many times. */
 const ROUNDS = 2;
 /** Requests served after each recovery before the next disruption. */
@@ -562,7 +566,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     b = new GatewayInstance("gb", portB, env(portB), logDir);
     teardown.add("gateway processes", () => Promise.all([a.stop(), b.stop()]));
     await a.start();
-    await pollUntil("ga ready (holding the component)", async () => (await a.readiness())?.status === 200, { timeoutMs: 20_000, intervalMs: 50 });
+    await pollUntil("ga ready (holding the component)", async () => (await a.readiness())?.status === 200, { timeoutMs: 60_000, intervalMs: 50 });
     await b.start(); // the hot standby
 
     fleet = teardown.stopLater("fleet", await startFleet(prosody, DEVICES, (id) => book.handler(id)));
@@ -573,7 +577,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     await pollUntil("ga UP and the standby DOWN in HAProxy", async () => {
       const states = await lb.serverStates();
       return states[a.name] === "UP" && states[b.name] === "DOWN";
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 30_000 });
   });
   after(() => teardown.run());
 
@@ -647,9 +651,9 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const keyed = book.keyedInFlight;
     const what = await action();
     const backAt = now();
-    await pollUntil(`${label}: every device served again through HAProxy`, everyDeviceServes, { timeoutMs: 45_000, intervalMs: 100 });
+    await pollUntil(`${label}: every device served again through HAProxy`, everyDeviceServes, { timeoutMs: 90_000, intervalMs: 100 });
     const recoveredAt = now();
-    await pollUntil(`${label}: load served again`, () => l.servedSince(recoveredAt) >= SERVED_BETWEEN, { timeoutMs: 30_000 });
+    await pollUntil(`${label}: load served again`, () => l.servedSince(recoveredAt) >= SERVED_BETWEEN, { timeoutMs: 60_000 });
     timeline.push(`${label} at ${at} ms (${inFlight} requests at the devices, ${keyed} keyed): ${what}; restarted +${backAt - at} ms; every device served +${recoveredAt - at} ms`);
   }
 
@@ -657,11 +661,11 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const l = (load = new Load(lbTarget, [a.target, b.target]));
     l.start();
     try {
-      await pollUntil("load warmed up", () => l.servedSince(0) >= 60, { timeoutMs: 20_000 });
+      await pollUntil("load warmed up", () => l.servedSince(0) >= 60, { timeoutMs: 60_000 });
 
       for (let round = 1; round <= ROUNDS; round++) {
         await disrupt(`#${round} gateway SIGKILL`, async () => {
-          const victim = await pollUntil("the serving instance", serving, { timeoutMs: 10_000 });
+          const victim = await pollUntil("the serving instance", serving, { timeoutMs: 30_000 });
           const other = victim === a ? b : a;
           const old = victim.incarnation;
           gatewayKills.push(now());
@@ -676,7 +680,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
         await disrupt(`#${round} redis SIGKILL`, async () => {
           await redis.kill();
           const killedAt = now();
-          await pollUntil("the gateways to see Redis gone", async () => (await a.readiness())?.checks.redis === false && (await b.readiness())?.checks.redis === false, { timeoutMs: 10_000, intervalMs: 20 });
+          await pollUntil("the gateways to see Redis gone", async () => (await a.readiness())?.checks.redis === false && (await b.readiness())?.checks.redis === false, { timeoutMs: 30_000, intervalMs: 20 });
           // Down long enough for the load to meet the outage and for the devices to finish what they were doing
           // when it began: their replies come back while there is no Redis to record them in.
           const storeErrors = () => answerLog.filter((x) => x.at >= killedAt && x.answer.kind === "error" && x.answer.code === "GW_STORE_UNAVAILABLE").length;
@@ -689,10 +693,10 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
         await disrupt(`#${round} prosody SIGKILL`, async () => {
           const was = (await serving())?.incarnation ?? "none";
           await prosody.kill();
-          await pollUntil("the gateways to see Prosody gone", async () => (await a.readiness())?.checks.xmpp === false && (await b.readiness())?.checks.xmpp === false, { timeoutMs: 10_000, intervalMs: 20 });
+          await pollUntil("the gateways to see Prosody gone", async () => (await a.readiness())?.checks.xmpp === false && (await b.readiness())?.checks.xmpp === false, { timeoutMs: 30_000, intervalMs: 20 });
           await prosody.restart(); // same ports, accounts and config
-          await pollUntil("every agent back online", () => fleet.devices.every((d) => d.agent.online), { timeoutMs: 30_000 });
-          return `served by ${was} before, by ${(await pollUntil("a serving instance", serving, { timeoutMs: 30_000 })).incarnation} after`;
+          await pollUntil("every agent back online", () => fleet.devices.every((d) => d.agent.online), { timeoutMs: 60_000 });
+          return `served by ${was} before, by ${(await pollUntil("a serving instance", serving, { timeoutMs: 60_000 })).incarnation} after`;
         });
       }
     } finally {
