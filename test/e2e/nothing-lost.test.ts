@@ -531,8 +531,11 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
   const lbAgent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS * 2 });
   let logDir = "";
   const timeline: string[] = [];
-  /** When each gateway instance was SIGKILLed. */
-  const gatewayKills: number[] = [];
+  /**
+   * When each gateway instance was SIGKILLed, and until when HAProxy may still have sent it requests: until it
+   * reported the instance DOWN, or the next incarnation was up if that came first (Infinity until one is seen).
+   */
+  const gatewayKills: Array<{ at: number; until: number }> = [];
   /** Every disruption: what, and when. */
   const disruptions: Array<{ at: number; what: string }> = [];
   let load: Load | undefined;
@@ -668,12 +671,16 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
           const victim = await pollUntil("the serving instance", serving, { timeoutMs: 30_000 });
           const other = victim === a ? b : a;
           const old = victim.incarnation;
-          gatewayKills.push(now());
+          const kill = { at: now(), until: Infinity };
+          gatewayKills.push(kill);
           await victim.kill();
+          void pollUntil(`${old} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", { timeoutMs: 60_000, intervalMs: 20 })
+            .then(() => (kill.until = Math.min(kill.until, now())), () => undefined);
           // The standby takes the component over at its next attempt (jittered backoff): give it a moment, so
           // that it, and not only the restarted instance, serves in its turn; then restart the victim anyway.
           const tookOver = await pollUntil("the standby to take over", async () => (await other.readiness())?.status === 200, { timeoutMs: 5_000, intervalMs: 50 }).catch(() => false);
           await victim.start();
+          kill.until = Math.min(kill.until, now());
           return `${old} killed, ${tookOver ? `${other.incarnation} took over` : "no takeover within 5 s"}, ${victim.incarnation} started`;
         });
 
@@ -708,9 +715,12 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const unanswered = l.done.flatMap((d) => [d, ...d.replays]).filter((s) => (s.final.kind === "no-answer" || s.final.kind === "not-sent") && !(UNSAFE.has(s.spec.method) && !s.spec.key && s.final.kind === "no-answer"));
     assert.deepEqual(unanswered.slice(0, 20).map(describeSent), [], `${unanswered.length} requests got no answer at all after the client's retries: lost`);
     // Connections are lost only with the instance that held them: every reset, or HAProxy 502/504, was in
-    // flight when a gateway instance was killed (Redis and Prosody outages are answered, not dropped).
-    const resets = answerLog.filter((x) => x.answer.kind === "no-answer" && !gatewayKills.some((k) => x.sentAt <= k + 50 && k <= x.at));
-    assert.deepEqual(resets.slice(0, 20).map((x) => `#${x.spec.seq} ${x.spec.method} sent at ${x.sentAt} ms: ${answerKey(x.answer)} at ${x.at} ms`), [], `connections lost with no instance killed (kills at ${gatewayKills.join(", ")} ms)`);
+    // flight between a gateway instance's kill and HAProxy's DOWN for it (Redis and Prosody outages are
+    // answered, not dropped). Not only at the kill: until HAProxy has seen the instance die it may still send
+    // a request over an idle connection to it, and how long that takes depends on how busy the machine is.
+    const resets = answerLog.filter((x) => x.answer.kind === "no-answer" && !gatewayKills.some((k) => x.sentAt <= k.until && k.at <= x.at));
+    const downs = gatewayKills.map((k) => `${k.at}-${k.until}`).join(", ");
+    assert.deepEqual(resets.slice(0, 20).map((x) => `#${x.spec.seq} ${x.spec.method} sent at ${x.sentAt} ms: ${answerKey(x.answer)} at ${x.at} ms`), [], `connections lost with no instance down (killed, then DOWN in HAProxy or back: ${downs} ms)`);
   });
 
   it("settles every accepted asynchronous request: the same result on both instances, never 404, never pending forever", { timeout: 180_000 }, async () => {
