@@ -1,4 +1,4 @@
-import { request, type Agent, type IncomingMessage } from "node:http";
+import { request, type Agent, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { checkHeadLimits, fromRawHeaders, stripHopByHop } from "../xep0332/headers.js";
 import type { HttpRequestMessage, HttpResponseMessage } from "../xep0332/message.js";
@@ -9,6 +9,11 @@ export interface LocalCallOptions {
   maxBodyBytes: number;
   agent?: Agent;
 }
+
+/** Methods a client may send again after a connection failure (RFC 9110 §9.2.2). */
+const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+/** Each retry takes one stale connection out of the pool; a new connection's failure is never retried. */
+const MAX_STALE_RETRIES = 3;
 
 /** Why the agent answered for the device itself; sent in `X-Device-Agent-Error` and the JSON body. */
 export type LocalFailure = "local-unreachable" | "local-timeout" | "local-reply-too-large" | "local-bad-reply";
@@ -42,70 +47,82 @@ export function callLocal(baseUrl: URL, msg: HttpRequestMessage, opts: LocalCall
 
   return new Promise((resolve) => {
     let settled = false;
+    let current: ClientRequest | undefined;
     const finish = (reply: HttpResponseMessage) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       resolve(reply);
     };
-    const send = baseUrl.protocol === "https:" ? httpsRequest : request;
-    const req = send({
-      protocol: baseUrl.protocol,
-      hostname: baseUrl.hostname,
-      port: baseUrl.port,
-      method: msg.method,
-      path,
-      headers: headers.flat(),
-      ...(opts.agent ? { agent: opts.agent } : {}),
-    });
     const timer = setTimeout(() => {
       finish(failure(504, "local-timeout", `device HTTP server did not answer within ${opts.timeoutMs} ms`));
-      req.destroy();
+      current?.destroy();
     }, opts.timeoutMs);
-    /** The reply being read, once its head passed. */
-    let reply: IncomingMessage | undefined;
-    req.on("error", (err) => {
-      // Bytes after a complete reply (a 204 or 304 that sends a body anyway: RFC 9112 §6.3 ends those at
-      // their head) break the connection, not the reply. `end` comes a tick after the parser completed the
-      // message, so such an error can overtake it; node still ends a complete reply: wait for that.
-      if (reply?.complete) return;
-      finish(socketFailure(err, "device HTTP server unreachable"));
-    });
-    // Node emits `upgrade` for a 101 and hands over the socket; with no listener it would wait until the timeout.
-    req.on("upgrade", (_res, socket) => {
-      socket.destroy();
-      finish(failure(502, "local-bad-reply", "device answered 101 Switching Protocols to a request that asked for no upgrade (RFC 9110 §15.2.2)"));
-    });
-    req.on("response", (res) => {
-      const verdict = checkHead(res.httpVersionMajor, res.statusCode, res.statusMessage, res.rawHeaders);
-      if (verdict !== undefined) {
-        finish(failure(502, "local-bad-reply", `device reply cannot be carried: ${verdict}`));
-        res.destroy();
-        return;
-      }
-      const parts: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > opts.maxBodyBytes) {
-          finish(failure(502, "local-reply-too-large", `device reply is over ${opts.maxBodyBytes} bytes`));
+    const send = baseUrl.protocol === "https:" ? httpsRequest : request;
+    const attempt = (staleRetriesLeft: number): void => {
+      const req = send({
+        protocol: baseUrl.protocol,
+        hostname: baseUrl.hostname,
+        port: baseUrl.port,
+        method: msg.method,
+        path,
+        headers: headers.flat(),
+        ...(opts.agent ? { agent: opts.agent } : {}),
+      });
+      current = req;
+      /** The reply being read, once its head arrived (and passed, when it is read on). */
+      let reply: IncomingMessage | undefined;
+      req.on("error", (err) => {
+        // A kept-alive connection the device closed (its idle timeout) just as we reused it: nothing was
+        // answered, and an idempotent request may be sent again on another connection (RFC 9112 §9.3.1).
+        // A POST or PATCH may have been acted on, so its failure is the answer.
+        if (!settled && reply === undefined && req.reusedSocket && IDEMPOTENT.has(msg.method) && staleRetriesLeft > 0) {
+          attempt(staleRetriesLeft - 1);
+          return;
+        }
+        // Bytes after a complete reply (a 204 or 304 that sends a body anyway: RFC 9112 §6.3 ends those at
+        // their head) break the connection, not the reply. `end` comes a tick after the parser completed the
+        // message, so such an error can overtake it; node still ends a complete reply: wait for that.
+        if (reply?.complete) return;
+        finish(socketFailure(err, "device HTTP server unreachable"));
+      });
+      // Node emits `upgrade` for a 101 and hands over the socket; with no listener it would wait until the timeout.
+      req.on("upgrade", (_res, socket) => {
+        socket.destroy();
+        finish(failure(502, "local-bad-reply", "device answered 101 Switching Protocols to a request that asked for no upgrade (RFC 9110 §15.2.2)"));
+      });
+      req.on("response", (res) => {
+        reply = res;
+        const verdict = checkHead(res.httpVersionMajor, res.statusCode, res.statusMessage, res.rawHeaders);
+        if (verdict !== undefined) {
+          finish(failure(502, "local-bad-reply", `device reply cannot be carried: ${verdict}`));
           res.destroy();
           return;
         }
-        parts.push(chunk);
+        const parts: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > opts.maxBodyBytes) {
+            finish(failure(502, "local-reply-too-large", `device reply is over ${opts.maxBodyBytes} bytes`));
+            res.destroy();
+            return;
+          }
+          parts.push(chunk);
+        });
+        res.on("error", (err) => finish(socketFailure(err, "device HTTP server reset the reply")));
+        res.on("end", () =>
+          finish({
+            statusCode: res.statusCode ?? 502,
+            statusMessage: res.statusMessage ?? "",
+            headers: stripHopByHop(fromRawHeaders(res.rawHeaders)),
+            body: Buffer.concat(parts, size),
+          }),
+        );
       });
-      reply = res;
-      res.on("error", (err) => finish(socketFailure(err, "device HTTP server reset the reply")));
-      res.on("end", () =>
-        finish({
-          statusCode: res.statusCode ?? 502,
-          statusMessage: res.statusMessage ?? "",
-          headers: stripHopByHop(fromRawHeaders(res.rawHeaders)),
-          body: Buffer.concat(parts, size),
-        }),
-      );
-    });
-    req.end(msg.body);
+      req.end(msg.body);
+    };
+    attempt(MAX_STALE_RETRIES);
   });
 }
 

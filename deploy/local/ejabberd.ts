@@ -115,7 +115,7 @@ async function readPid(pidPath: string): Promise<number | undefined> {
  * Sends a stream header and resolves with what came back once `expect` matches: proof that an XMPP
  * server (not just any listener) answers on the port.
  */
-function streamReply(port: number, header: string, expect: RegExp, timeoutMs = 2_000): Promise<string> {
+function streamReply(port: number, header: string, expect: RegExp, timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
     let received = '';
@@ -189,7 +189,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
         const log = existsSync(l.logPath) ? await readFrom(l.logPath, logStart) : '';
         return beamPid !== undefined && log.includes(startedLine) && log.includes(c2sLine) && log.includes(compLine);
       },
-      { timeoutMs: 20_000, intervalMs: 50, signal: early.signal },
+      { timeoutMs: 60_000, intervalMs: 50, signal: early.signal },
     );
     // And both really speak XMPP (the c2s one as this vhost).
     await streamReply(

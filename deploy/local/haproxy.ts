@@ -143,11 +143,11 @@ async function launch(configPath: string, socketPath: string, port: number, dir:
   const early = new AbortController();
   void handle.exited.then((e) => early.abort(new Error(`haproxy exited (code ${e.code}, signal ${e.signal})`)));
   try {
-    await waitForPort(port, { timeoutMs: 10_000, signal: early.signal });
+    await waitForPort(port, { timeoutMs: 30_000, signal: early.signal });
     // The open port could be someone else's (taken between freePort() and the bind, before HAProxy
     // failed): the runtime API of the process we started must report its own PID.
     const info = await pollUntil(`haproxy's runtime API on ${socketPath}`, () => haproxyCommand(socketPath, 'show info'), {
-      timeoutMs: 5_000,
+      timeoutMs: 15_000,
       signal: early.signal,
     });
     if (!new RegExp(`^Pid: ${handle.pid}$`, 'm').test(info)) throw new PortTaken(`port ${port} answered, but not by haproxy pid ${handle.pid}`);

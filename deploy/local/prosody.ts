@@ -164,10 +164,10 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
         const portsUp = log.includes(c2sLine) && (!needComponent || log.includes(compLine));
         return portsUp && tlsReady && (await socketAccepts(l.socketPath));
       },
-      { timeoutMs: 10_000, signal: early.signal },
+      { timeoutMs: 30_000, signal: early.signal },
     );
-    await waitForPort(c2sPort, { timeoutMs: 2_000 });
-    if (needComponent) await waitForPort(componentPort, { timeoutMs: 2_000 });
+    await waitForPort(c2sPort);
+    if (needComponent) await waitForPort(componentPort);
     return handle;
   } catch (err) {
     await handle.stop('SIGKILL').catch(() => {});

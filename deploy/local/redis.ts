@@ -103,10 +103,10 @@ async function launch(dir: string, port: number, persistent: boolean): Promise<C
     await pollUntil(
       `redis-server on 127.0.0.1:${port} to answer PING`,
       async () => (await redisCommand(port, ['PING'])) === 'PONG',
-      { timeoutMs: 10_000, signal: early.signal },
+      { timeoutMs: 30_000, signal: early.signal },
     );
     // The PONG could come from someone else's server on a stolen port: check it is ours.
-    const info = await redisCommand(port, ['INFO', 'server']);
+    const info = await redisCommand(port, ['INFO', 'server'], { timeoutMs: 10_000 });
     if (!info.includes(`process_id:${handle.pid}\r\n`)) throw new PortTaken(`port ${port} is served by another Redis`);
     return handle;
   } catch (err) {

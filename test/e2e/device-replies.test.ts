@@ -113,7 +113,7 @@ describe("device replies", () => {
     const before = await dropped("spoofed");
     const { reply, req } = await ask("/secret");
     await intruder.send(el("iq", { type: "result", id: req.id, to: req.from }, resp("200", ...textBody("forged"))));
-    await pollUntil("spoofed reply counted", async () => (await dropped("spoofed")) === before + 1, { timeoutMs: 5000 });
+    await pollUntil("spoofed reply counted", async () => (await dropped("spoofed")) === before + 1, { timeoutMs: 15_000 });
     await peer.send(result(req, resp("200", ...textBody("genuine"))));
     const res = await reply;
     assert.equal(res.status, 200);
@@ -143,7 +143,7 @@ describe("device replies", () => {
     await peer.send(el("message", { to: req.from }, chunk));
     const res = await reply;
     assert.equal(res.status, 502);
-    await pollUntil("close sent", () => peer.received.some((s) => s.getChild("close", NS_HTTP)?.attrs.streamId === "s2"), { timeoutMs: 5000 });
+    await pollUntil("close sent", () => peer.received.some((s) => s.getChild("close", NS_HTTP)?.attrs.streamId === "s2"), { timeoutMs: 15_000 });
   });
 
   it("answers 504 GW_DEVICE_TIMEOUT at the deadline (X-Gateway-Timeout), and counts the late reply", async () => {
@@ -153,7 +153,7 @@ describe("device replies", () => {
     assert.equal(res.status, 504);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, "GW_DEVICE_TIMEOUT");
     await peer.send(result(req, resp("200", ...textBody("too late"))));
-    await pollUntil("late reply counted", async () => (await dropped("late")) === before + 1, { timeoutMs: 5000 });
+    await pollUntil("late reply counted", async () => (await dropped("late")) === before + 1, { timeoutMs: 15_000 });
     assert.equal(gw.gateway.pending.size, 0);
   });
 
@@ -165,7 +165,7 @@ describe("device replies", () => {
     assert.equal(await (await reply).text(), "first");
     await peer.send(result(req, resp("200", ...textBody("second"))));
     await peer.send(el("iq", { type: "result", id: "never-sent", to: req.from }, resp("200")));
-    await pollUntil("drops counted", async () => (await dropped("duplicate")) === dup + 1 && (await dropped("unknown")) === unknown + 1, { timeoutMs: 5000 });
+    await pollUntil("drops counted", async () => (await dropped("duplicate")) === dup + 1 && (await dropped("unknown")) === unknown + 1, { timeoutMs: 15_000 });
   });
 
   it("answers disco#info with urn:xmpp:http, and pings, on the component", async () => {

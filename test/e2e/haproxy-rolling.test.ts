@@ -239,7 +239,7 @@ function share(entries: LogEntry[], tokens: Set<string>): Record<string, number>
   return counts;
 }
 
-describe("gateway processes behind HAProxy on ejabberd: rolling restart and crash under load", { timeout: 120_000 }, () => {
+describe("gateway processes behind HAProxy on ejabberd: rolling restart and crash under load", { timeout: 600_000 }, () => {
   const teardown = new Teardown();
   let redis: RedisServer;
   let ejabberd: EjabberdServer;
@@ -296,17 +296,17 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     await pollUntil("both gateways UP in HAProxy", async () => {
       const s = await lb.serverStates();
       return s[a.name] === "UP" && s[b.name] === "UP";
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 30_000 });
   });
   after(() => teardown.run());
 
-  it("rolling restart (SIGTERM, exit 0, restart, UP; A then B) under steady load: every request 200 with its own token", { timeout: 60_000 }, async (t) => {
+  it("rolling restart (SIGTERM, exit 0, restart, UP; A then B) under steady load: every request 200 with its own token", { timeout: 240_000 }, async (t) => {
     const load = new SteadyLoad(lb.port, 20_000);
     const marks: Array<{ at: number; what: string }> = [{ at: now(), what: "load start" }];
     const timeline: string[] = [];
     load.start();
     try {
-      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 10_000 });
+      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
       for (const g of [a, b]) {
         const old = g.incarnation;
         const sigtermAt = now();
@@ -317,7 +317,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
         assert.deepEqual(exit, { code: 0, signal: null }, `${old} must exit 0 on SIGTERM`);
         await g.start();
         const readyAt = now();
-        await pollUntil(`${g.name} UP again in HAProxy`, async () => (await lb.serverStates())[g.name] === "UP", { timeoutMs: 10_000 });
+        await pollUntil(`${g.name} UP again in HAProxy`, async () => (await lb.serverStates())[g.name] === "UP", { timeoutMs: 30_000 });
         const upAt = now();
         const downAt = watch.firstSeen(g.name, "DOWN", sigtermAt);
         timeline.push(
@@ -327,7 +327,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
         marks.push({ at: upAt, what: `${g.incarnation} UP` });
         // Let the new incarnation take its share before the next one goes.
         const mark = load.completed();
-        await pollUntil("load after the restart", () => load.completed() >= mark + 40, { timeoutMs: 10_000 });
+        await pollUntil("load after the restart", () => load.completed() >= mark + 40, { timeoutMs: 30_000 });
       }
     } finally {
       await load.stop();
@@ -356,11 +356,11 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     }
   });
 
-  it("kill -9 of one instance under load: only what it held fails, nothing started after DOWN fails, the survivor serves all", { timeout: 45_000 }, async (t) => {
+  it("kill -9 of one instance under load: only what it held fails, nothing started after DOWN fails, the survivor serves all", { timeout: 180_000 }, async (t) => {
     await pollUntil("both UP", async () => {
       const s = await lb.serverStates();
       return s[a.name] === "UP" && s[b.name] === "UP";
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 30_000 });
     const victim = b;
     const survivor = a;
     const load = new SteadyLoad(lb.port, 20_000);
@@ -370,16 +370,16 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     const victimIncarnation = victim.incarnation;
     load.start();
     try {
-      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 10_000 });
+      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
       // A moment when requests are in flight (there nearly always are: 4 clients, some slow).
-      await pollUntil("requests in flight", () => load.inFlight() >= 2, { timeoutMs: 5_000, intervalMs: 1 });
+      await pollUntil("requests in flight", () => load.inFlight() >= 2, { timeoutMs: 30_000, intervalMs: 1 });
       inFlightAtKill = load.inFlight();
       killAt = now();
       const exit = await victim.signal("SIGKILL", 5_000);
       assert.equal(exit.signal, "SIGKILL");
-      await pollUntil(`${victim.name} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", { timeoutMs: 5_000 });
+      await pollUntil(`${victim.name} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", { timeoutMs: 15_000 });
       downAt = now();
-      await pollUntil("load after DOWN", () => load.outcomes.filter((o) => o.startedAt >= downAt).length >= 80, { timeoutMs: 15_000 });
+      await pollUntil("load after DOWN", () => load.outcomes.filter((o) => o.startedAt >= downAt).length >= 80, { timeoutMs: 30_000 });
     } finally {
       await load.stop();
     }
@@ -393,7 +393,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     await pollUntil(
       "the survivor's log to show every request started after DOWN",
       async () => (await survivor.requestLog()).filter((e) => afterDownTokens.has(e.requestId)).length >= afterDownTokens.size,
-      { timeoutMs: 5_000, intervalMs: 50 },
+      { timeoutMs: 15_000, intervalMs: 50 },
     ).catch(() => undefined); // asserted below, with the details
     const servedBy = await servedByMap([a, b]);
     const survivorLog = new Map((await survivor.requestLog()).map((e) => [e.requestId, e]));

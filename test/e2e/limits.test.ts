@@ -96,7 +96,7 @@ describe("limits and fairness", () => {
 
   it("refuses a request beyond the instance's in-flight ceiling with 503 GW_OVERLOADED, before it reaches the device", async () => {
     const inFlight = [get(a, "/devices/held/x", tenant()), get(a, "/devices/held/x", tenant()), get(a, "/devices/held/x", tenant())];
-    await pollUntil("three requests held by the device", () => held.waiting === 3, { timeoutMs: 5000 });
+    await pollUntil("three requests held by the device", () => held.waiting === 3, { timeoutMs: 15_000 });
     assert.equal((await a.gateway.metrics.requestsInFlight.get()).values[0]?.value, 3, "gateway_requests_inflight");
     const connections = (await a.gateway.metrics.proxyConnections.get()).values;
     assert.equal(connections.find((v) => v.labels.state === "active")?.value, 3, "gateway_proxy_connections{state=active}");
@@ -111,17 +111,17 @@ describe("limits and fairness", () => {
 
     held.releaseAll();
     for (const r of await Promise.all(inFlight)) assert.deepEqual([r.status, await r.text()], [200, "released"]);
-    await pollUntil("places given back", async () => (await get(a, "/devices/quick/x", tenant())).status === 200, { timeoutMs: 5000 });
+    await pollUntil("places given back", async () => (await get(a, "/devices/quick/x", tenant())).status === 200, { timeoutMs: 15_000 });
   });
 
   it("gives a place back when its client goes away", async () => {
     const quit = new AbortController();
     const stay = [get(a, "/devices/held/y", tenant()), get(a, "/devices/held/y", tenant())];
     const leaving = get(a, "/devices/held/y", tenant(), quit.signal).catch(() => "aborted");
-    await pollUntil("three requests held", () => held.waiting === 3, { timeoutMs: 5000 });
+    await pollUntil("three requests held", () => held.waiting === 3, { timeoutMs: 15_000 });
     quit.abort();
     assert.equal(await leaving, "aborted");
-    await pollUntil("the aborted request's place is free", async () => (await get(a, "/devices/quick/y", tenant())).status === 200, { timeoutMs: 5000 });
+    await pollUntil("the aborted request's place is free", async () => (await get(a, "/devices/quick/y", tenant())).status === 200, { timeoutMs: 15_000 });
     held.releaseAll();
     await Promise.all(stay);
   });

@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, it } from "node:test";
-import { freePort } from "../../deploy/local/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown } from "../helpers/stack.js";
 
@@ -13,8 +12,9 @@ let metricsPort: number;
 
 before(async () => {
   const stack = teardown.stopLater("stack", await startStack());
-  metricsPort = await freePort();
-  gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_METRICS_PORT: String(metricsPort) }));
+  gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_METRICS_PORT: "0" }));
+  metricsPort = gw.gateway.metricsHttp?.port ?? 0;
+  assert.ok(metricsPort > 0 && metricsPort !== gw.gateway.http.port, "a metrics port of its own");
   await fetch(`${gw.url}/devices/nobody/x`); // one request, so the request series exist
 });
 after(() => teardown.run());

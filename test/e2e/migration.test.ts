@@ -135,7 +135,7 @@ describe("migrating a device from HTTP to XMPP", () => {
       assert.equal((await admin("mig-2", { transport }, "PATCH")).status, 200);
       // Let some requests flow on the new path before the next switch.
       const on = (c: { agent: number; proxy: number }) => (transport === "xmpp" ? c.agent : c.proxy);
-      await pollUntil(`20 requests over ${transport}`, () => on(viaCount()) >= on(before) + 20, { timeoutMs: 10_000, intervalMs: 5 });
+      await pollUntil(`20 requests over ${transport}`, () => on(viaCount()) >= on(before) + 20, { timeoutMs: 30_000, intervalMs: 5 });
     }
     stop = true;
     await Promise.all(loops);
@@ -156,13 +156,13 @@ describe("migrating a device from HTTP to XMPP", () => {
       const res = await fetch(`${gw.url}/devices/mig-2/reading?token=shadow-${i}`);
       assert.equal(res.status, 200);
       // Both paths reached the device, and the client got the HTTP one.
-      await pollUntil("both paths", () => seen.filter((s) => s.token === `shadow-${i}`).length === 2, { timeoutMs: 5000 });
+      await pollUntil("both paths", () => seen.filter((s) => s.token === `shadow-${i}`).length === 2, { timeoutMs: 15_000 });
     }
-    await pollUntil("three matches", async () => (await comparisons("match")) === 3, { timeoutMs: 5000 });
+    await pollUntil("three matches", async () => (await comparisons("match")) === 3, { timeoutMs: 15_000 });
     assert.equal(await comparisons("mismatch"), 0, "agreeing answers are not mismatches");
 
     assert.equal(await (await fetch(`${gw.url}/devices/mig-2/planted`)).text(), "over http");
-    await pollUntil("the planted mismatch", async () => (await comparisons("mismatch")) === 1, { timeoutMs: 5000 });
+    await pollUntil("the planted mismatch", async () => (await comparisons("mismatch")) === 1, { timeoutMs: 15_000 });
 
     const before = seen.length;
     assert.equal((await fetch(`${gw.url}/devices/mig-2/echo?token=unsafe-1`, { method: "POST", body: "once" })).status, 200);

@@ -73,9 +73,13 @@ const QUEUE_TTL_S = 8;
 const SLOW_MS = 400;
 /** A request the gateway has not answered by then is a hang (the gateway answers by its deadline). */
 const CLIENT_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 5_000;
-/** How long, and how often, the client keeps trying one request. */
-const RETRY_WINDOW_MS = 20_000;
-const MAX_ATTEMPTS = 12;
+/**
+ * How long, and how often, the client keeps trying one request: longer than a gateway restart takes on a busy
+ * machine (13 s was seen, with no instance UP in HAProxy meanwhile), else a patient client's request counts
+ * as lost for what is only a slow restart.
+ */
+const RETRY_WINDOW_MS = 60_000;
+const MAX_ATTEMPTS = 60;
 /** Kill, restart, kill, ...: each of the three, in turn, this many times. */
 const ROUNDS = 2;
 /** Requests served after each recovery before the next disruption. */
@@ -515,7 +519,7 @@ async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) =>
   }));
 }
 
-describe("nothing lost: mixed load through two gateway processes while a gateway, Redis and Prosody are killed and restarted", { timeout: 240_000 }, () => {
+describe("nothing lost: mixed load through two gateway processes while a gateway, Redis and Prosody are killed and restarted", { timeout: 900_000 }, () => {
   const teardown = new Teardown();
   const book = new DeviceBook();
   let redis: RedisServer;
@@ -528,8 +532,11 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
   const lbAgent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS * 2 });
   let logDir = "";
   const timeline: string[] = [];
-  /** When each gateway instance was SIGKILLed. */
-  const gatewayKills: number[] = [];
+  /**
+   * When each gateway instance was SIGKILLed, and until when HAProxy may still have sent it requests: until it
+   * reported the instance DOWN, or the next incarnation was up if that came first (Infinity until one is seen).
+   */
+  const gatewayKills: Array<{ at: number; until: number }> = [];
   /** Every disruption: what, and when. */
   const disruptions: Array<{ at: number; what: string }> = [];
   let load: Load | undefined;
@@ -563,7 +570,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     b = new GatewayInstance("gb", portB, env(portB), logDir);
     teardown.add("gateway processes", () => Promise.all([a.stop(), b.stop()]));
     await a.start();
-    await pollUntil("ga ready (holding the component)", async () => (await a.readiness())?.status === 200, { timeoutMs: 20_000, intervalMs: 50 });
+    await pollUntil("ga ready (holding the component)", async () => (await a.readiness())?.status === 200, { timeoutMs: 60_000, intervalMs: 50 });
     await b.start(); // the hot standby
 
     fleet = teardown.stopLater("fleet", await startFleet(prosody, DEVICES, (id) => book.handler(id)));
@@ -574,7 +581,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     await pollUntil("ga UP and the standby DOWN in HAProxy", async () => {
       const states = await lb.serverStates();
       return states[a.name] === "UP" && states[b.name] === "DOWN";
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 30_000 });
   });
   after(() => teardown.run());
 
@@ -648,36 +655,40 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const keyed = book.keyedInFlight;
     const what = await action();
     const backAt = now();
-    await pollUntil(`${label}: every device served again through HAProxy`, everyDeviceServes, { timeoutMs: 45_000, intervalMs: 100 });
+    await pollUntil(`${label}: every device served again through HAProxy`, everyDeviceServes, { timeoutMs: 90_000, intervalMs: 100 });
     const recoveredAt = now();
-    await pollUntil(`${label}: load served again`, () => l.servedSince(recoveredAt) >= SERVED_BETWEEN, { timeoutMs: 30_000 });
+    await pollUntil(`${label}: load served again`, () => l.servedSince(recoveredAt) >= SERVED_BETWEEN, { timeoutMs: 60_000 });
     timeline.push(`${label} at ${at} ms (${inFlight} requests at the devices, ${keyed} keyed): ${what}; restarted +${backAt - at} ms; every device served +${recoveredAt - at} ms`);
   }
 
-  it("answers every request exactly once, with its own reply or a catalogue error, through the disruptions", { timeout: 180_000 }, async () => {
+  it("answers every request exactly once, with its own reply or a catalogue error, through the disruptions", { timeout: 600_000 }, async () => {
     const l = (load = new Load(lbTarget, [a.target, b.target]));
     l.start();
     try {
-      await pollUntil("load warmed up", () => l.servedSince(0) >= 60, { timeoutMs: 20_000 });
+      await pollUntil("load warmed up", () => l.servedSince(0) >= 60, { timeoutMs: 60_000 });
 
       for (let round = 1; round <= ROUNDS; round++) {
         await disrupt(`#${round} gateway SIGKILL`, async () => {
-          const victim = await pollUntil("the serving instance", serving, { timeoutMs: 10_000 });
+          const victim = await pollUntil("the serving instance", serving, { timeoutMs: 30_000 });
           const other = victim === a ? b : a;
           const old = victim.incarnation;
-          gatewayKills.push(now());
+          const kill = { at: now(), until: Infinity };
+          gatewayKills.push(kill);
           await victim.kill();
+          void pollUntil(`${old} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", { timeoutMs: 60_000, intervalMs: 20 })
+            .then(() => (kill.until = Math.min(kill.until, now())), () => undefined);
           // The standby takes the component over at its next attempt (jittered backoff): give it a moment, so
           // that it, and not only the restarted instance, serves in its turn; then restart the victim anyway.
           const tookOver = await pollUntil("the standby to take over", async () => (await other.readiness())?.status === 200, { timeoutMs: 5_000, intervalMs: 50 }).catch(() => false);
           await victim.start();
+          kill.until = Math.min(kill.until, now());
           return `${old} killed, ${tookOver ? `${other.incarnation} took over` : "no takeover within 5 s"}, ${victim.incarnation} started`;
         });
 
         await disrupt(`#${round} redis SIGKILL`, async () => {
           await redis.kill();
           const killedAt = now();
-          await pollUntil("the gateways to see Redis gone", async () => (await a.readiness())?.checks.redis === false && (await b.readiness())?.checks.redis === false, { timeoutMs: 10_000, intervalMs: 20 });
+          await pollUntil("the gateways to see Redis gone", async () => (await a.readiness())?.checks.redis === false && (await b.readiness())?.checks.redis === false, { timeoutMs: 30_000, intervalMs: 20 });
           // Down long enough for the load to meet the outage and for the devices to finish what they were doing
           // when it began: their replies come back while there is no Redis to record them in.
           const storeErrors = () => answerLog.filter((x) => x.at >= killedAt && x.answer.kind === "error" && x.answer.code === "GW_STORE_UNAVAILABLE").length;
@@ -690,10 +701,10 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
         await disrupt(`#${round} prosody SIGKILL`, async () => {
           const was = (await serving())?.incarnation ?? "none";
           await prosody.kill();
-          await pollUntil("the gateways to see Prosody gone", async () => (await a.readiness())?.checks.xmpp === false && (await b.readiness())?.checks.xmpp === false, { timeoutMs: 10_000, intervalMs: 20 });
+          await pollUntil("the gateways to see Prosody gone", async () => (await a.readiness())?.checks.xmpp === false && (await b.readiness())?.checks.xmpp === false, { timeoutMs: 30_000, intervalMs: 20 });
           await prosody.restart(); // same ports, accounts and config
-          await pollUntil("every agent back online", () => fleet.devices.every((d) => d.agent.online), { timeoutMs: 30_000 });
-          return `served by ${was} before, by ${(await pollUntil("a serving instance", serving, { timeoutMs: 30_000 })).incarnation} after`;
+          await pollUntil("every agent back online", () => fleet.devices.every((d) => d.agent.online), { timeoutMs: 60_000 });
+          return `served by ${was} before, by ${(await pollUntil("a serving instance", serving, { timeoutMs: 60_000 })).incarnation} after`;
         });
       }
     } finally {
@@ -705,12 +716,15 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const unanswered = l.done.flatMap((d) => [d, ...d.replays]).filter((s) => (s.final.kind === "no-answer" || s.final.kind === "not-sent") && !(UNSAFE.has(s.spec.method) && !s.spec.key && s.final.kind === "no-answer"));
     assert.deepEqual(unanswered.slice(0, 20).map(describeSent), [], `${unanswered.length} requests got no answer at all after the client's retries: lost`);
     // Connections are lost only with the instance that held them: every reset, or HAProxy 502/504, was in
-    // flight when a gateway instance was killed (Redis and Prosody outages are answered, not dropped).
-    const resets = answerLog.filter((x) => x.answer.kind === "no-answer" && !gatewayKills.some((k) => x.sentAt <= k + 50 && k <= x.at));
-    assert.deepEqual(resets.slice(0, 20).map((x) => `#${x.spec.seq} ${x.spec.method} sent at ${x.sentAt} ms: ${answerKey(x.answer)} at ${x.at} ms`), [], `connections lost with no instance killed (kills at ${gatewayKills.join(", ")} ms)`);
+    // flight between a gateway instance's kill and HAProxy's DOWN for it (Redis and Prosody outages are
+    // answered, not dropped). Not only at the kill: until HAProxy has seen the instance die it may still send
+    // a request over an idle connection to it, and how long that takes depends on how busy the machine is.
+    const resets = answerLog.filter((x) => x.answer.kind === "no-answer" && !gatewayKills.some((k) => x.sentAt <= k.until && k.at <= x.at));
+    const downs = gatewayKills.map((k) => `${k.at}-${k.until}`).join(", ");
+    assert.deepEqual(resets.slice(0, 20).map((x) => `#${x.spec.seq} ${x.spec.method} sent at ${x.sentAt} ms: ${answerKey(x.answer)} at ${x.at} ms`), [], `connections lost with no instance down (killed, then DOWN in HAProxy or back: ${downs} ms)`);
   });
 
-  it("settles every accepted asynchronous request: the same result on both instances, never 404, never pending forever", { timeout: 60_000 }, async () => {
+  it("settles every accepted asynchronous request: the same result on both instances, never 404, never pending forever", { timeout: 180_000 }, async () => {
     const l = load;
     assert.ok(l, "the load ran");
     const accepted = l.done.flatMap((d) => [d, ...d.replays].flatMap((s) => s.attempts.filter((x): x is Extract<Answer, { kind: "accepted" }> => x.kind === "accepted").map((x) => ({ done: d, id: x.id, acceptedAt: s.startedAt }))));
@@ -724,7 +738,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     assert.deepEqual(differ.slice(0, 20).map((r) => `${describeSent(r.done)}: ${answerKey(r.result as Answer)} vs ${answerKey(r.other as Answer)}`), [], "both instances report the same result");
   });
 
-  it("never actuates a keyed request twice: not under the chaos, not when every key is sent again after it", { timeout: 90_000 }, async () => {
+  it("never actuates a keyed request twice: not under the chaos, not when every key is sent again after it", { timeout: 270_000 }, async () => {
     const l = load;
     assert.ok(l, "the load ran");
     // Device side: every key reached its device at most once, every unkeyed unsafe request at most once.

@@ -12,7 +12,7 @@ import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
 import { makeTempDir, removeDir } from "../../deploy/local/tempdir.js";
 import { issueServerCertificate, makeCertificateAuthority, type CertificateAuthority } from "../helpers/certificates.js";
 import { startFleet } from "../helpers/fleet.js";
-import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
+import { listenedPort, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 const REDIS_PASSWORD = "redis-acl-secret-4f2d9a";
@@ -134,10 +134,9 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
       [{ GATEWAY_ADMIN_TOKEN_FILE: path.join(dir, "nope") }, /GATEWAY_ADMIN_TOKEN_FILE=".*nope" cannot be read \(ENOENT\)/],
       [{ REDIS_URL: `redis://127.0.0.1:${redisPort}` }, /REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss:\/\//],
     ] as const) {
-      const port = await freePort();
       const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
         name: "gateway-bad-config",
-        env: { ...baseEnv(port), ...env(change) },
+        env: { ...baseEnv(0), ...env(change) }, // it never listens
       });
       const exit = await child.exited;
       assert.equal(exit.code, 2, child.output());
@@ -161,9 +160,9 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
   }
 
   async function startUnready(change: Record<string, string>): Promise<{ port: number; output(): string; stop(): Promise<void> }> {
-    const port = await freePort();
-    const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], { name: "gateway-unready", env: { ...baseEnv(port), ...env(change) } });
+    const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], { name: "gateway-unready", env: { ...baseEnv(0), ...env(change) } });
     teardown.stopLater("unready gateway", child);
+    const port = await listenedPort(child);
     await pollUntil("the gateway to listen", async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 20_000 });
     return { port, output: () => child.output(), stop: () => child.stop() };
   }

@@ -57,7 +57,7 @@ describe("rolling replacement with kick_old", () => {
     // B serves new requests; A did not come back and kick it (that would be flapping).
     for (let i = 0; i < 10; i++) {
       const res = fetch(`${b.url}/devices/held-dev/n${i}`);
-      await pollUntil("held", () => held.length === 1, { timeoutMs: 5000 });
+      await pollUntil("held", () => held.length === 1, { timeoutMs: 15_000 });
       release();
       assert.equal(await (await res).text(), `reply to /n${i}`);
     }

@@ -57,11 +57,11 @@ describe("state shared by instances", () => {
   it("tracks presence in Redis, seen by every instance: online while the agent is there, offline after it signs off", async () => {
     const fleet = await fleetOf("pres-dev");
     const online = async (g: RunningGateway) => (await g.gateway.metrics.devicesOnline.get()).values[0]?.value;
-    await pollUntil("online", async () => (await online(a)) === 1 && (await online(b)) === 1, { timeoutMs: 5000 });
+    await pollUntil("online", async () => (await online(a)) === 1 && (await online(b)) === 1, { timeoutMs: 15_000 });
     await fleet.stop();
-    await pollUntil("offline", async () => (await online(b)) === 0, { timeoutMs: 5000 });
+    await pollUntil("offline", async () => (await online(b)) === 0, { timeoutMs: 15_000 });
     // The XMPP server bounces the request at once: 503 with Retry-After, no waiting for the deadline.
-    const r = await fetch(`${a.url}/devices/pres-dev/x`, { signal: AbortSignal.timeout(5000) });
+    const r = await fetch(`${a.url}/devices/pres-dev/x`, { signal: AbortSignal.timeout(15_000) }); // well short of the 30 s deadline
     assert.equal(r.status, 503);
     assert.equal(((await r.json()) as ErrorBody).error.code, "GW_DEVICE_OFFLINE");
     assert.ok(Number(r.headers.get("retry-after")) > 0);
@@ -85,7 +85,7 @@ describe("state shared by instances", () => {
   it("queues asynchronous requests for an offline device and delivers them in order when it returns", async () => {
     const first = await fleetOf("queue-dev");
     await first.stop(); // it signs off
-    await pollUntil("offline", async () => (await fetch(`${a.url}/devices/queue-dev/x`)).status === 503, { timeoutMs: 5000 });
+    await pollUntil("offline", async () => (await fetch(`${a.url}/devices/queue-dev/x`)).status === 503, { timeoutMs: 15_000 });
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
       // Through A, which holds the component: the XMPP server bounces the request, so it is queued.
@@ -93,7 +93,7 @@ describe("state shared by instances", () => {
       assert.equal(r.status, 202);
       assert.equal(((await r.json()) as { status: string }).status, "pending");
       const location = r.headers.get("location") ?? "";
-      await pollUntil("queued", async () => ((await (await fetch(`${b.url}${location}`)).json()) as { status?: string }).status === "queued", { timeoutMs: 5000 });
+      await pollUntil("queued", async () => ((await (await fetch(`${b.url}${location}`)).json()) as { status?: string }).status === "queued", { timeoutMs: 15_000 });
       ids.push(location);
     }
     await fleetOf("queue-dev"); // back online: its presence triggers delivery
@@ -113,7 +113,7 @@ describe("state shared by instances", () => {
     const c = teardown.stopLater("gateway C", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "1", GATEWAY_INSTANCE_ID: "c", XMPP_COMPONENT_DOMAIN: "gw3.localhost", XMPP_COMPONENT_SECRET: "s3" }));
     const gone = await fleetOf("gone-dev");
     await gone.stop();
-    await pollUntil("known offline", async () => (await fetch(`${c.url}/devices/gone-dev/x`)).status === 503, { timeoutMs: 5000 });
+    await pollUntil("known offline", async () => (await fetch(`${c.url}/devices/gone-dev/x`)).status === 503, { timeoutMs: 15_000 });
     const accepted = await fetch(`${c.url}/devices/gone-dev/x`, { headers: { Prefer: "respond-async" } });
     assert.equal(accepted.status, 202);
     const expired = await pollUntil("expired", async () => {
@@ -142,7 +142,7 @@ describe("state shared by instances", () => {
   it("answers 409 while the first request with a key is still running", async () => {
     await fleetOf("hold-dev");
     const first = fetch(`${a.url}/devices/hold-dev/hold`, { method: "PUT", headers: { "Idempotency-Key": "h-1" }, body: "x" });
-    await pollUntil("held", () => held.length === 1, { timeoutMs: 5000 });
+    await pollUntil("held", () => held.length === 1, { timeoutMs: 15_000 });
     const retry = await fetch(`${b.url}/devices/hold-dev/hold`, { method: "PUT", headers: { "Idempotency-Key": "h-1" }, body: "x" });
     assert.equal(retry.status, 409);
     assert.equal(((await retry.json()) as ErrorBody).error.code, "GW_IDEMPOTENCY_IN_FLIGHT");
@@ -154,7 +154,7 @@ describe("state shared by instances", () => {
     await fleetOf("busy-dev");
     await a.gateway.registry.put({ id: "busy-dev", transport: "xmpp", maxInFlight: 1 });
     const first = fetch(`${a.url}/devices/busy-dev/hold`);
-    await pollUntil("held", () => held.length === 1, { timeoutMs: 5000 });
+    await pollUntil("held", () => held.length === 1, { timeoutMs: 15_000 });
     const second = await fetch(`${b.url}/devices/busy-dev/other`);
     assert.equal(second.status, 429);
     assert.equal(((await second.json()) as ErrorBody).error.code, "GW_DEVICE_BUSY");

@@ -59,11 +59,14 @@ export async function startFleet(
   try {
     for (const id of ids) {
       const server = await startDeviceServer(handlerFor(id));
+      // No idle timeout: a device that closes a kept-alive connection as the agent reuses it fails a POST with
+      // 502 local-unreachable (the agent may not send it again), a race no test here is about.
+      server.server.keepAliveTimeout = 0;
       const agent = new DeviceAgent(agentOptions(prosody, id, server.url, overrides), { log: quiet, httpAgent });
       devices.push({ id, server, agent });
     }
     await Promise.all(devices.map((d) => d.agent.start()));
-    await Promise.all(devices.map((d) => d.agent.waitOnline(10_000)));
+    await Promise.all(devices.map((d) => d.agent.waitOnline(30_000)));
   } catch (err) {
     await stop();
     throw err;

@@ -1,8 +1,9 @@
 // A gateway process against a real Redis and Prosody, for the deploy tests that need one running: the
 // image's health check is run against it, and its scrape is what the dashboard and the alerts must match.
 import assert from "node:assert/strict";
-import { freePort, pollUntil } from "../../deploy/local/ports.js";
+import { freePort, onFreePorts } from "../../deploy/local/ports.js";
 import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
+import { waitGatewayReady } from "./gateway-process.js";
 import { startStack, type Teardown } from "./stack.js";
 
 export interface LiveGateway {
@@ -24,10 +25,8 @@ export async function startLiveGateway(teardown: Teardown, opts: LiveGatewayOpti
   const stack = teardown.stopLater("stack", await startStack());
   const component = stack.prosody.components[0];
   assert.ok(component);
-  const port = await freePort();
-  const handle = teardown.stopLater(
-    "gateway",
-    await spawnChild(process.execPath, [...opts.nodeArgs], {
+  const launch = async (port: number): Promise<{ port: number; handle: ChildHandle; url: string }> => {
+    const handle = await spawnChild(process.execPath, [...opts.nodeArgs], {
       name: opts.name.replaceAll(" ", "-"),
       cwd: opts.cwd,
       env: {
@@ -42,13 +41,19 @@ export async function startLiveGateway(teardown: Teardown, opts: LiveGatewayOpti
         GATEWAY_DRAIN_TIMEOUT_MS: "1000",
         LOG_LEVEL: "warn",
       },
-    }),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await pollUntil(`${opts.name} ready`, async () => {
-    if (handle.hasExited()) throw new Error(`gateway exited:\n${handle.output()}`);
-    return (await fetch(`${url}/readyz`)).status === 200;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+    });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitGatewayReady(handle, url);
+    } catch (err) {
+      await handle.stop();
+      throw err; // PortTaken as such: onFreePorts tries another port
+    }
+    return { port, handle, url };
+  };
+  // The port is picked again if someone took it between the probe and the gateway's listen.
+  const { port, handle, url } = await onFreePorts(async () => launch(await freePort()));
+  teardown.stopLater("gateway", handle);
   await fetch(`${url}/devices/nobody/x`); // one request, so that the request series exist
   return { url, port, handle };
 }

@@ -18,7 +18,7 @@ export class Teardown {
   readonly #timeoutMs: number;
   readonly #report: (message: string) => void;
 
-  constructor({ timeoutMs = 15_000, report = (m: string) => console.error(m) } = {}) {
+  constructor({ timeoutMs = 60_000, report = (m: string) => console.error(m) } = {}) {
     this.#timeoutMs = timeoutMs;
     this.#report = report;
   }

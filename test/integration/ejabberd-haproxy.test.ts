@@ -187,7 +187,7 @@ function request(
       res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
-    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${requestPath}: no answer within 5 s`)));
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${requestPath}: no answer within 30 s`)));
     req.on('error', reject);
     req.end(body);
   });
@@ -281,13 +281,13 @@ describe('haproxy helper', () => {
 
   it('takes an instance out of rotation while its /readyz fails, and back once it passes', async () => {
     b.ready = false;
-    await pollUntil('gb to be DOWN', async () => (await lb.serverStates()).gb === 'DOWN', { timeoutMs: 5_000 });
+    await pollUntil('gb to be DOWN', async () => (await lb.serverStates()).gb === 'DOWN', { timeoutMs: 15_000 });
     const bSeen = b.seen.length;
     for (let i = 0; i < 10; i++) assert.deepEqual(await request(lb.url, { path: `/down/${i}` }), { status: 200, body: 'a' });
     assert.equal(b.seen.length, bSeen, 'nothing reached b while DOWN');
 
     b.ready = true;
-    await pollUntil('gb to be UP again', async () => (await lb.serverStates()).gb === 'UP', { timeoutMs: 5_000 });
+    await pollUntil('gb to be UP again', async () => (await lb.serverStates()).gb === 'UP', { timeoutMs: 15_000 });
     const bodies = new Set<string>();
     for (let i = 0; i < 4; i++) bodies.add((await request(lb.url, { path: `/up/${i}` })).body);
     assert.deepEqual([...bodies].sort(), ['a', 'b']);
@@ -295,7 +295,10 @@ describe('haproxy helper', () => {
 
   it('retries a refused connection on the other instance, for any method', async () => {
     const before = await redispatches('gb');
-    await closeInstance(b); // gone, and not yet marked DOWN (that takes ~1 s)
+    // Health checks paused, HAProxy keeps gb UP after it is gone: the requests below find its port closed
+    // however long they take, instead of racing the check that marks it DOWN (~1 s).
+    assert.equal((await lb.command('disable health gateways/gb')).trim(), '');
+    await closeInstance(b);
     for (let i = 0; i < 4; i++) {
       const method = i % 2 === 0 ? 'GET' : 'POST';
       assert.deepEqual(await request(lb.url, { method, path: `/refused/${i}`, body: method === 'POST' ? 'on' : undefined }), {
@@ -304,7 +307,8 @@ describe('haproxy helper', () => {
       });
     }
     assert.ok((await redispatches('gb')) > before, 'requests that found b closed were redispatched to a');
-    await pollUntil('gb to be DOWN', async () => (await lb.serverStates()).gb === 'DOWN', { timeoutMs: 5_000 });
+    assert.equal((await lb.command('enable health gateways/gb')).trim(), '');
+    await pollUntil('gb to be DOWN', async () => (await lb.serverStates()).gb === 'DOWN', { timeoutMs: 15_000 });
   });
 
   it('stops and leaves no haproxy behind', async () => {
