@@ -3,6 +3,7 @@ import { request as httpsRequest } from "node:https";
 import { checkHeadLimits, fromRawHeaders, stripHopByHop } from "../xep0332/headers.js";
 import type { HttpRequestMessage, HttpResponseMessage } from "../xep0332/message.js";
 import { checkResponseHead } from "../shared/response-head.js";
+import { IDEMPOTENT, MAX_STALE_RETRIES } from "../shared/stale-retry.js";
 
 export interface LocalCallOptions {
   timeoutMs: number;
@@ -10,10 +11,6 @@ export interface LocalCallOptions {
   agent?: Agent;
 }
 
-/** Methods a client may send again after a connection failure (RFC 9110 §9.2.2). */
-const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-/** Each retry takes one stale connection out of the pool; a new connection's failure is never retried. */
-const MAX_STALE_RETRIES = 3;
 
 /** Why the agent answered for the device itself; sent in `X-Device-Agent-Error` and the JSON body. */
 export type LocalFailure = "local-unreachable" | "local-timeout" | "local-reply-too-large" | "local-bad-reply";

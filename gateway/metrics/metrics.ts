@@ -154,6 +154,11 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       labelNames: ["reason"] as const,
       registers,
     }),
+    proxyRetries: new Counter({
+      name: "gateway_proxy_retries_total",
+      help: "HTTP pass-through requests sent again after a kept-alive connection the device had closed (idempotent, replayable body).",
+      registers,
+    }),
     unexpectedErrors: new Counter({
       name: "gateway_unexpected_errors_total",
       help: "Errors that reached the process level (uncaughtException, unhandledRejection): each one is a bug.",

@@ -21,6 +21,11 @@ export interface ExchangeHooks {
   done(): void;
   resolve(): void;
   reject(err: GatewayError): void;
+  /**
+   * The request failed on a reused connection before any response head: true when it was sent again (the
+   * caller knows whether its method and body allow that, and how many retries are left).
+   */
+  retry(): boolean;
 }
 
 /**
@@ -37,8 +42,11 @@ export interface ExchangeHooks {
  * client is the one not reading (then the device is waiting on the client, not the other way round).
  */
 export class Exchange {
-  /** Cancels the upstream request wherever it is: queued in the agent, sending, or receiving. */
-  readonly upstream = new AbortController();
+  /** Cancels the current upstream attempt wherever it is: queued in the agent, sending, or receiving. */
+  private upstream = new AbortController();
+  /** The current attempt's request to the device, once it has a socket; undefined while a retry waits for one. */
+  private current: ClientRequest | undefined;
+  private readonly deadline: number;
   private settled = false;
   private readonly timer: NodeJS.Timeout;
   private bodyTimer: NodeJS.Timeout | undefined;
@@ -48,10 +56,21 @@ export class Exchange {
     readonly call: ExchangeCall,
     private readonly hooks: ExchangeHooks,
   ) {
+    this.deadline = Date.now() + call.timeoutMs;
     this.timer = setTimeout(() => this.onTimer(), call.timeoutMs);
     call.res.once("close", () => {
       if (!call.res.writableFinished) this.clientGone();
     });
+  }
+
+  /**
+   * The signal for the next upstream attempt (each has its own: aborting one never reaches a later one). The
+   * previous attempt, if any, is over: its request failed and its `close` is no longer this exchange's end.
+   */
+  nextAttempt(): AbortSignal {
+    this.upstream = new AbortController();
+    this.current = undefined;
+    return this.upstream.signal;
   }
 
   /** The device's response head arrived (http-proxy-3's `proxyRes`, with selfHandleResponse). */
@@ -109,12 +128,14 @@ export class Exchange {
    * would wait for the deadline. And whatever else ends the request without a response is caught here too.
    */
   watch(proxyReq: ClientRequest): void {
+    this.current = proxyReq;
     proxyReq.on("upgrade", (_res: IncomingMessage, socket: { destroy(): void }) => {
       socket.destroy();
       this.badReply("interim-status", "device HTTP server switched protocols (101) unasked");
     });
     proxyReq.once("close", () => {
-      if (this.proxyRes === undefined) this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
+      // A retried attempt's close is not the end: the next attempt is under way.
+      if (this.proxyRes === undefined && proxyReq === this.current) this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
     });
   }
 
@@ -134,6 +155,10 @@ export class Exchange {
       this.badReply(PARSER_CODES.has(code) ? code : "HPE_OTHER", `device HTTP server sent an invalid response (${code})`, err);
       return;
     }
+    // A kept-alive connection the device closed (its idle timeout, maybe shorter than the one it announced
+    // or none announced) just as it was reused: nothing was answered, and the request may be sent again on
+    // another connection if its method and body allow (RFC 9112 §9.3.1), within the deadline.
+    if (this.proxyRes === undefined && this.current?.reusedSocket && Date.now() < this.deadline && this.hooks.retry()) return;
     this.fail("GW_UPSTREAM_UNREACHABLE", err, `device HTTP server unreachable (${code ?? err.message})`);
   }
 

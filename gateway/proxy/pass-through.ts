@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../adapters/shared/response-head.js";
+import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../adapters/shared/stale-retry.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
 
 export interface PassThroughOptions {
@@ -96,7 +97,7 @@ export class HttpPassThrough implements Lifecycle {
 
   constructor(
     private readonly opts: PassThroughOptions,
-    private readonly deps: { metrics: Pick<Metrics, "proxyErrors" | "proxyBadReplies"> },
+    private readonly deps: { metrics: Pick<Metrics, "proxyErrors" | "proxyBadReplies" | "proxyRetries"> },
   ) {
     if (process.env.FORCE_FETCH_PATH === "true") {
       throw new Error("FORCE_FETCH_PATH=true switches http-proxy-3 to its fetch path, which the HTTP pass-through does not support");
@@ -156,43 +157,72 @@ export class HttpPassThrough implements Lifecycle {
       return Promise.reject(err);
     }
     const framing = requestFraming(req, bufferedBody);
-    const headers = deviceRequestHeaders(req, target.requestId, framing);
     const path = devicePath(base, target.resource);
+    // A request may be sent again after a stale kept-alive connection (see Exchange.upstreamError) only if
+    // its method is idempotent (RFC 9110 §9.2.2) and its body can be sent again: none, or one already read.
+    // A streamed client body is gone once piped.
+    const replayable = IDEMPOTENT.has(req.method ?? "") && (bufferedBody !== undefined || framing === undefined);
+    let retriesLeft = replayable ? MAX_STALE_RETRIES : 0;
     return new Promise<void>((resolve, reject) => {
+      const retry = (): boolean => {
+        if (retriesLeft === 0) return false;
+        retriesLeft -= 1;
+        this.deps.metrics.proxyRetries.inc();
+        send(undefined);
+        return true;
+      };
       const exchange = new Exchange(
         { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing, ...(target.observe ? { observe: target.observe } : {}) },
-        { countFailure: (code) => this.count(code), countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }), done: () => this.exchanges.delete(res), resolve, reject },
+        { countFailure: (code) => this.count(code), countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }), done: () => this.exchanges.delete(res), resolve, reject, retry },
       );
       this.exchanges.set(res, exchange);
+      const send = (streamed: BodyLimit | undefined): void => {
+        const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : streamed;
+        this.attempt(req, res, exchange, { base, path, headers: deviceRequestHeaders(req, target.requestId, framing), body });
+      };
       // A request without framing has no body (RFC 9112 §6.3): nothing to count, and the library pipes the
       // (empty) request itself, which ends the upstream request at once.
-      const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : framing ? this.limited(req, exchange) : undefined;
-      const own = { url: req.url, headers: req.headers };
-      req.url = path;
-      req.headers = headers;
-      try {
-        this.proxy.web(
-          req,
-          res,
-          {
-            target: base.origin,
-            agent: base.protocol === "https:" ? this.agents.https : this.agents.http,
-            ...(body ? { buffer: body } : {}),
-            // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
-            // http.request an option it does not know, here the signal that cancels the upstream request
-            // even while it waits in the agent's queue, where no socket (and no `proxyReq` event) exists yet.
-            ssl: { signal: exchange.upstream.signal },
-          },
-          (err) => exchange.upstreamError(err),
-        );
-      } catch (err) {
-        if (bufferedBody === undefined) req.unpipe().resume();
-        exchange.fail("GW_INTERNAL", err);
-      } finally {
-        req.url = own.url;
-        req.headers = own.headers;
-      }
+      send(bufferedBody === undefined && framing ? this.limited(req, exchange) : undefined);
     });
+  }
+
+  /**
+   * One attempt at the device: hands the request to the library. Each attempt gets fresh headers (the
+   * library's passes append to them) and its own AbortSignal; a retry adds the library's per-call listeners
+   * on `req` and `res` again, a number MAX_STALE_RETRIES bounds.
+   */
+  private attempt(
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: Exchange,
+    attempt: { base: URL; path: string; headers: IncomingMessage["headers"]; body: Readable | undefined },
+  ): void {
+    const { base, path, headers, body } = attempt;
+    const own = { url: req.url, headers: req.headers };
+    req.url = path;
+    req.headers = headers;
+    try {
+      this.proxy.web(
+        req,
+        res,
+        {
+          target: base.origin,
+          agent: base.protocol === "https:" ? this.agents.https : this.agents.http,
+          ...(body ? { buffer: body } : {}),
+          // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
+          // http.request an option it does not know, here the signal that cancels the upstream request
+          // even while it waits in the agent's queue, where no socket (and no `proxyReq` event) exists yet.
+          ssl: { signal: exchange.nextAttempt() },
+        },
+        (err) => exchange.upstreamError(err),
+      );
+    } catch (err) {
+      if (body instanceof BodyLimit) req.unpipe().resume();
+      exchange.fail("GW_INTERNAL", err);
+    } finally {
+      req.url = own.url;
+      req.headers = own.headers;
+    }
   }
 
   /** The agents' connections, all origins together (for tests and diagnostics). */

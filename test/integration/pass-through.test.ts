@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
+import net from "node:net";
 import { describe, it, type TestContext } from "node:test";
 import { Registry } from "prom-client";
 import { pollUntil } from "../../deploy/local/ports.js";
@@ -700,5 +701,114 @@ describe("HTTP pass-through: connections", () => {
     const open = (server: http.Server) => new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
     await pollUntil("the devices' side to settle", async () => (await open(fine.server)) <= MAX && (await open(slow.server)) <= MAX && (await open(resetting.server)) === 0);
     assert.ok(fine.stats.connections <= MAX + 10, `connections opened to the fine device: ${fine.stats.connections} (10 were cut by a 413)`);
+  });
+});
+
+/**
+ * A legacy device whose server closes idle connections sooner than it says (or without saying): it answers
+ * the first request of each connection, keeping the connection open, and resets the connection when another
+ * request arrives on it, as if its idle timeout fired just as that request was on its way.
+ */
+async function staleClosingDevice(t: TestContext): Promise<{ url: string; connections: string[][] }> {
+  const connections: string[][] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    const seen: string[] = [];
+    connections.push(seen);
+    let buffered = Buffer.alloc(0);
+    let bodyLeft = 0;
+    socket.on("data", (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (bodyLeft > 0) {
+        const n = Math.min(bodyLeft, buffered.length);
+        bodyLeft -= n;
+        buffered = buffered.subarray(n);
+        if (bodyLeft > 0) return;
+      }
+      const end = buffered.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = buffered.subarray(0, end).toString("latin1");
+      const requestLine = head.slice(0, head.indexOf("\r\n"));
+      seen.push(requestLine);
+      if (seen.length > 1) {
+        socket.resetAndDestroy();
+        return;
+      }
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      const body = buffered.subarray(end + 4, end + 4 + length).toString("latin1");
+      bodyLeft = length - Math.min(length, buffered.length - end - 4);
+      buffered = Buffer.alloc(0);
+      const method = requestLine.split(" ")[0] ?? "";
+      const text = `ok ${method} ${body}`.trimEnd();
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, connections };
+}
+
+describe("HTTP pass-through: a kept-alive connection the device had closed", () => {
+  /** A pass-through with one idle connection to the device, which the device will reset when it is reused. */
+  async function afterOneRequest(t: TestContext): Promise<Setup & { device: Awaited<ReturnType<typeof staleClosingDevice>> }> {
+    const device = await staleClosingDevice(t);
+    const s = await setup(t, (req) => ({ httpTarget: device.url, buffer: req.url?.startsWith("/buffered") ?? false }));
+    const first = await send(s.front.port, { path: "/warm" });
+    assert.deepEqual([first.status, first.body.toString()], [200, "ok GET"]);
+    await pollUntil("the connection to go back to the pool", () => s.pt.connections().idle === 1);
+    return { ...s, device };
+  }
+
+  async function retries(metrics: Metrics): Promise<number> {
+    return (await metrics.proxyRetries.get()).values[0]?.value ?? 0;
+  }
+
+  async function settled(pt: HttpPassThrough): Promise<void> {
+    await pollUntil("the exchanges and connections to settle", () => pt.inFlight() === 0 && pt.connections().active === 0 && pt.connections().waiting === 0);
+  }
+
+  for (const { method, path, body, expected } of [
+    { method: "GET", path: "/x", body: undefined, expected: "ok GET" },
+    { method: "HEAD", path: "/x", body: undefined, expected: "" },
+    { method: "DELETE", path: "/x", body: undefined, expected: "ok DELETE" },
+    { method: "PUT", path: "/buffered/x", body: "on", expected: "ok PUT on" },
+  ]) {
+    it(`sends ${method}${body ? " with a buffered body" : ""} again on another connection, and answers with the device's response`, async (t) => {
+      const { front, pt, metrics, device } = await afterOneRequest(t);
+      const reply = await send(front.port, { method, path, ...(body ? { body } : {}) });
+      assert.deepEqual([reply.status, reply.body.toString()], [200, expected]);
+      assert.equal(await retries(metrics), 1);
+      assert.deepEqual(await proxyErrors(metrics), {});
+      // The stale connection saw the request and was reset; a new one carried it.
+      assert.deepEqual(device.connections.map((c) => c.map((line) => line.split(" ")[0])), [["GET", method], [method]]);
+      await settled(pt);
+    });
+  }
+
+  it("does not send a POST again: 502 GW_UPSTREAM_UNREACHABLE, and the device saw it once", async (t) => {
+    const { front, pt, metrics, device } = await afterOneRequest(t);
+    const reply = await send(front.port, { method: "POST", path: "/buffered/x", body: "on" });
+    assert.deepEqual([reply.status, errorCode(reply)], [502, "GW_UPSTREAM_UNREACHABLE"]);
+    assert.equal(await retries(metrics), 0);
+    assert.ok(device.connections.flat().filter((line) => line.startsWith("POST")).length <= 1, JSON.stringify(device.connections));
+    await settled(pt);
+  });
+
+  it("does not send a PUT again whose body streamed from the client: it cannot be replayed", async (t) => {
+    const { front, pt, metrics, device } = await afterOneRequest(t);
+    const reply = await send(front.port, { method: "PUT", path: "/streamed/x", body: "on" });
+    assert.deepEqual([reply.status, errorCode(reply)], [502, "GW_UPSTREAM_UNREACHABLE"]);
+    assert.equal(await retries(metrics), 0);
+    assert.ok(device.connections.flat().filter((line) => line.startsWith("PUT")).length <= 1, JSON.stringify(device.connections));
+    await settled(pt);
   });
 });
