@@ -709,8 +709,11 @@ describe("HTTP pass-through: connections", () => {
  * the first request of each connection, keeping the connection open, and resets the connection when another
  * request arrives on it, as if its idle timeout fired just as that request was on its way.
  */
-async function staleClosingDevice(t: TestContext): Promise<{ url: string; connections: string[][] }> {
+async function staleClosingDevice(t: TestContext, opts: { holdFirst?: number } = {}): Promise<{ url: string; connections: string[][] }> {
   const connections: string[][] = [];
+  // With holdFirst, the first answers wait until that many connections have a request: they all end up idle
+  // in the pool at once (else one would carry the next request before a new one is opened).
+  let held: Array<() => void> | undefined = opts.holdFirst ? [] : undefined;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -743,7 +746,12 @@ async function staleClosingDevice(t: TestContext): Promise<{ url: string; connec
       buffered = Buffer.alloc(0);
       const method = requestLine.split(" ")[0] ?? "";
       const text = `ok ${method} ${body}`.trimEnd();
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`);
+      const answer = () => socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`);
+      if (!held) return void answer();
+      held.push(answer);
+      if (held.length < (opts.holdFirst ?? 0)) return;
+      for (const release of held) release();
+      held = undefined;
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -793,6 +801,25 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
       await settled(pt);
     });
   }
+
+  it("tries at most 3 times more, each on another connection, then answers 502", async (t) => {
+    for (const [stale, expected] of [[3, 200], [4, 502]] as const) {
+      await t.test(`${stale} stale connections`, async (t) => {
+        const device = await staleClosingDevice(t, { holdFirst: stale });
+        const { front, pt, metrics } = await setup(t, () => ({ httpTarget: device.url }));
+        const warm = await Promise.all(Array.from({ length: stale }, (_, i) => send(front.port, { path: `/warm/${i}` })));
+        assert.deepEqual(warm.map((r) => r.status), Array(stale).fill(200));
+        await pollUntil("the connections to go back to the pool", () => pt.connections().idle === stale);
+        const reply = await send(front.port, { path: "/x" });
+        assert.equal(reply.status, expected, reply.body.toString());
+        assert.equal(await retries(metrics), 3);
+        // Every attempt went out on a connection of its own.
+        const carried = device.connections.filter((c) => c.includes("GET /x HTTP/1.1")).length;
+        assert.equal(carried, 4);
+        await settled(pt);
+      });
+    }
+  });
 
   it("does not send a POST again: 502 GW_UPSTREAM_UNREACHABLE, and the device saw it once", async (t) => {
     const { front, pt, metrics, device } = await afterOneRequest(t);
