@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
-import net from "node:net";
 import { describe, it, type TestContext } from "node:test";
 import { Registry } from "prom-client";
 import { pollUntil } from "../../deploy/local/ports.js";
@@ -12,6 +11,7 @@ import { errorBody, isGatewayError } from "../../gateway/errors.js";
 import { createMetrics, type Metrics } from "../../gateway/metrics/metrics.js";
 import { HttpPassThrough } from "../../gateway/proxy/pass-through.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
+import { startStaleClosingDevice, type StaleClosingDevice } from "../helpers/stale-device.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Harness
@@ -704,71 +704,11 @@ describe("HTTP pass-through: connections", () => {
   });
 });
 
-/**
- * A legacy device whose server closes idle connections sooner than it says (or without saying): it answers
- * the first request of each connection, keeping the connection open, and resets the connection when another
- * request arrives on it, as if its idle timeout fired just as that request was on its way.
- */
-async function staleClosingDevice(t: TestContext, opts: { holdFirst?: number } = {}): Promise<{ url: string; connections: string[][] }> {
-  const connections: string[][] = [];
-  // With holdFirst, the first answers wait until that many connections have a request: they all end up idle
-  // in the pool at once (else one would carry the next request before a new one is opened).
-  let held: Array<() => void> | undefined = opts.holdFirst ? [] : undefined;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => undefined);
-    const seen: string[] = [];
-    connections.push(seen);
-    let buffered = Buffer.alloc(0);
-    let bodyLeft = 0;
-    socket.on("data", (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (bodyLeft > 0) {
-        const n = Math.min(bodyLeft, buffered.length);
-        bodyLeft -= n;
-        buffered = buffered.subarray(n);
-        if (bodyLeft > 0) return;
-      }
-      const end = buffered.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const head = buffered.subarray(0, end).toString("latin1");
-      const requestLine = head.slice(0, head.indexOf("\r\n"));
-      seen.push(requestLine);
-      if (seen.length > 1) {
-        socket.resetAndDestroy();
-        return;
-      }
-      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-      const body = buffered.subarray(end + 4, end + 4 + length).toString("latin1");
-      bodyLeft = length - Math.min(length, buffered.length - end - 4);
-      buffered = Buffer.alloc(0);
-      const method = requestLine.split(" ")[0] ?? "";
-      const text = `ok ${method} ${body}`.trimEnd();
-      const answer = () => socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`);
-      if (!held) return void answer();
-      held.push(answer);
-      if (held.length < (opts.holdFirst ?? 0)) return;
-      for (const release of held) release();
-      held = undefined;
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, connections };
-}
-
 describe("HTTP pass-through: a kept-alive connection the device had closed", () => {
   /** A pass-through with one idle connection to the device, which the device will reset when it is reused. */
-  async function afterOneRequest(t: TestContext): Promise<Setup & { device: Awaited<ReturnType<typeof staleClosingDevice>> }> {
-    const device = await staleClosingDevice(t);
+  async function afterOneRequest(t: TestContext): Promise<Setup & { device: StaleClosingDevice }> {
+    const device = await startStaleClosingDevice();
+    t.after(device.stop);
     const s = await setup(t, (req) => ({ httpTarget: device.url, buffer: req.url?.startsWith("/buffered") ?? false }));
     const first = await send(s.front.port, { path: "/warm" });
     assert.deepEqual([first.status, first.body.toString()], [200, "ok GET"]);
@@ -805,7 +745,8 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
   it("tries at most 3 times more, each on another connection, then answers 502", async (t) => {
     for (const [stale, expected] of [[3, 200], [4, 502]] as const) {
       await t.test(`${stale} stale connections`, async (t) => {
-        const device = await staleClosingDevice(t, { holdFirst: stale });
+        const device = await startStaleClosingDevice({ holdFirst: stale });
+        t.after(device.stop);
         const { front, pt, metrics } = await setup(t, () => ({ httpTarget: device.url }));
         const warm = await Promise.all(Array.from({ length: stale }, (_, i) => send(front.port, { path: `/warm/${i}` })));
         assert.deepEqual(warm.map((r) => r.status), Array(stale).fill(200));
