@@ -79,7 +79,7 @@ async function uploadThenRead(port: number, head: string, chunked: boolean): Pro
   return parse(Buffer.concat(chunks), error, true);
 }
 
-/** Sends `text` on a fresh connection, reads until the server closes (or 5 s pass). */
+/** Sends `text` on a fresh connection, reads until the server closes (a client giving up after GIVE_UP_MS: it never did). */
 function exchange(port: number, text: string): Promise<Answer> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
@@ -88,7 +88,7 @@ function exchange(port: number, text: string): Promise<Answer> {
     let closed = false;
     socket.on("data", (c: Buffer) => chunks.push(c));
     socket.on("error", (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
-    const timer = setTimeout(() => socket.destroy(), 5000);
+    const timer = setTimeout(() => socket.destroy(), GIVE_UP_MS);
     socket.on("end", () => (closed = true));
     socket.on("close", () => {
       clearTimeout(timer);

@@ -202,15 +202,14 @@ describe("DeviceQueue", () => {
     (await waiter).release();
   });
 
-  it("a slot released here while a first attempt was on its way is not missed (no wait for the fallback)", async () => {
+  // Bounded well below the fallback retry (60 s): served only by the wake, or the test times out.
+  it("a slot released here while a first attempt was on its way is not missed (no wait for the fallback)", { timeout: 20_000 }, async () => {
     // The fallback retry is 60 s away, and the catch-up attempt after subscribing never comes.
     const { slots, acquire } = setup({ subscribed: false });
     const first = await acquire("d", 1);
     // The attempt finds the set full; the holder releases before that answer arrives, waking nobody yet.
     slots.afterDecision = () => first.release();
     const second = acquire("d", 1);
-    const served = await Promise.race([second.then(() => "served"), new Promise((resolve) => setTimeout(() => resolve("still waiting"), 5000).unref())]);
-    assert.equal(served, "served");
     (await second).release();
   });
 });
