@@ -214,7 +214,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       logger.info({ event: "started", port: http.port }, "gateway listening");
     },
     /**
-     * Drain (DESIGN.md §7): readiness fails at once, but requests are served for GATEWAY_DRAIN_GRACE_MS more,
+     * Drain (README, "Operations endpoints"): readiness fails at once, but requests are served for GATEWAY_DRAIN_GRACE_MS more,
      * until the load balancer's health check has taken the instance out (else they would get 503); then new
      * requests are refused and those in flight finish within GATEWAY_DRAIN_TIMEOUT_MS.
      */

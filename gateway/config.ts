@@ -13,7 +13,7 @@ export interface Config {
     port: number;
     maxBodyBytes: number;
     /**
-     * GATEWAY_DEVICE_HOST_SUFFIX, lower-cased: `Host: {id}.{suffix}` addresses device `{id}` (DESIGN.md §2);
+     * GATEWAY_DEVICE_HOST_SUFFIX, lower-cased: `Host: {id}.{suffix}` addresses device `{id}` (README, "Device requests");
      * absent: no Host addressing.
      */
     deviceHostSuffix?: string;

@@ -1,5 +1,5 @@
 /**
- * The error catalogue (DESIGN.md §6): every error the gateway makes has a stable code, one HTTP status and
+ * The error catalogue (README, "Errors"): every error the gateway makes has a stable code, one HTTP status and
  * a default message. Clients and tests rely on the codes; the messages may change.
  */
 export const CATALOGUE = {

@@ -112,7 +112,7 @@ export class DeviceAgent {
   }
 
   /**
-   * Directed presence (RFC 6121 §4.6) tells the gateway this device is reachable (DESIGN.md §4); the server
+   * Directed presence (RFC 6121 §4.6) tells the gateway this device is reachable; the server
    * tells it when our session ends. Sent again periodically: the gateway may have been away when we came
    * online (presence to an absent component bounces), and a device that vanished without a word must age out.
    * With a legacy address configured, each presence carries it (`<device xmlns='urn:xmpp-http-gateway:device:0'

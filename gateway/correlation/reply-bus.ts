@@ -7,7 +7,7 @@ import { closeConnection, type RedisStore } from "../redis/client.js";
 export type ForwardedHandler = (stanza: XmlElement) => void;
 
 /**
- * Stanzas for exchanges another instance owns (DESIGN.md §5): the XMPP server may deliver a device's reply
+ * Stanzas for exchanges another instance owns (README, "Running several instances"): the XMPP server may deliver a device's reply
  * to any connection of the component domain (ejabberd spreads them at random; after a rolling replacement
  * only the new instance is connected), so the receiver publishes it on `{prefix}reply:{owner}` and the owner
  * finishes the exchange. Each instance listens on its own channel, on a connection of its own (a Redis

@@ -2,7 +2,7 @@ import { normalizeJid } from "../../adapters/shared/jid.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
-/** What any instance needs to finish an exchange it did not start (DESIGN.md §5). */
+/** What any instance needs to finish an exchange it did not start (README, "Running several instances"). */
 export interface CorrelationEntry {
   owner: string;
   deviceId: string;

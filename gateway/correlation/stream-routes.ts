@@ -3,13 +3,13 @@ import type { RedisStore } from "../redis/client.js";
 import { exchangesKey } from "./store.js";
 
 /**
- * Where the `<chunk>` messages of a chunked reply belong (DESIGN.md §5). Chunks can reach any instance, even
+ * Where the `<chunk>` messages of a chunked reply belong (README, "Running several instances"). Chunks can reach any instance, even
  * before the IQ result that announces their stream; so a stream is tied to its owner in Redis when the owner
  * learns of it (`claim`), and a chunk that arrives elsewhere either finds its owner (`route`) or waits in a
  * Redis list that the claim drains. Both are Lua scripts, so a chunk can never slip in between a failed
  * lookup and a claim.
  *
- * Parking is bounded like any receiver's buffer (DESIGN.md §4):
+ * Parking is bounded like any receiver's buffer:
  * - only a sender with an exchange in flight (CorrelationStore's `exchanges:{jid}`) can have a stream still
  *   to announce: anyone else's chunk is refused (2), or any JID on the XMPP server could fill Redis with
  *   chunks nobody will ever claim;

@@ -9,7 +9,7 @@ export type AsyncState =
   | { state: "done"; deviceId: string; outcome: StoredOutcome };
 
 /**
- * `Prefer: respond-async` (RFC 7240 §4.1; DESIGN.md §5): the client gets 202 and a Location at once; the
+ * `Prefer: respond-async` (RFC 7240 §4.1; README, "Asynchronous requests"): the client gets 202 and a Location at once; the
  * outcome lands in `{prefix}request:{id}` for GATEWAY_RESULT_TTL_S, readable from every instance. A request
  * still pending or queued after its deadline reads as expired (504 GW_DEVICE_TIMEOUT): a device that never
  * came back, or an instance that died mid-exchange, cannot leave a request pending forever.

@@ -16,7 +16,7 @@ export type IdempotencyBegin = { state: "new" } | { state: "done"; outcome: Stor
 export const RUNNING_GRACE_MS = 5000;
 
 /**
- * `Idempotency-Key` (DESIGN.md §5): the first request with a key runs and its outcome is kept; a retry with
+ * `Idempotency-Key` (README, "Idempotency-Key"): the first request with a key runs and its outcome is kept; a retry with
  * the same key and the same request gets that outcome without reaching the device again. The same key with
  * another request is 422 GW_IDEMPOTENCY_MISMATCH; while the first is still running, 409
  * GW_IDEMPOTENCY_IN_FLIGHT. Keys are scoped per device, so two devices never share one.

@@ -52,7 +52,7 @@ const REG_NAME = /^[A-Za-z0-9._~!$&'()*+,;=%-]+$/;
 const HTTP_DEFAULT_PORT = 80;
 
 /**
- * Which device a request is for (DESIGN.md §2), from the raw request target and the Host header; the id is
+ * Which device a request is for (README, "Device requests"), from the raw request target and the Host header; the id is
  * always the canonical one (canonicalDeviceId: lower case), however the client spelled it:
  *
  * - **forward proxy**: an absolute-form target (`GET http://10.0.0.17:8080/TEMPERATURE/`) names the device

@@ -5,7 +5,7 @@ export type Transport = "xmpp" | "http" | "shadow" | "none";
 
 /**
  * All metrics of one gateway instance, on a registry of its own (no prom-client global state), named as
- * DESIGN.md §7 says. Labels take bounded values only: never a device id or a path.
+ * README, "Operations endpoints" says. Labels take bounded values only: never a device id or a path.
  */
 /** Values read from elsewhere at scrape time; set by the composition root once their owners exist. */
 export interface MetricSources {

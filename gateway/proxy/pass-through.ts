@@ -56,7 +56,7 @@ const DEFAULT_MAX_SOCKETS = 16;
 const IDLE_SOCKET_TIMEOUT_MS = 4000;
 
 /**
- * The HTTP pass-through (DESIGN.md §1, step 2a): a client request streamed to a device's legacy HTTP server,
+ * The HTTP pass-through (README, "What it does"): a client request streamed to a device's legacy HTTP server,
  * and its response streamed back, for devices not (yet) on XMPP. The one facade over http-proxy-3.
  *
  * What the library does and what is filled in here (and in headers.ts / exchange.ts):

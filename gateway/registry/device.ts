@@ -1,5 +1,5 @@
 /**
- * A device's registry entry (DESIGN.md §3): how the gateway reaches it. Stored in Redis, shared by every
+ * A device's registry entry (README, "Admin API"): how the gateway reaches it. Stored in Redis, shared by every
  * instance, read on each request: a change is seen by all instances on their next request.
  */
 /** `shadow`: safe requests go both ways, the HTTP answer is returned and the two are compared. */

@@ -100,7 +100,7 @@ return outcome
 const MGET_BATCH = 500;
 
 /**
- * The device registry on Redis (DESIGN.md §3), shared by every instance and read on every request, so a
+ * The device registry on Redis (README, "Admin API"), shared by every instance and read on every request, so a
  * change is seen everywhere on the next request. Keys: `{prefix}device:{id}` (the record as JSON),
  * `{prefix}devices` (the set of ids), `{prefix}legacy:{host:port}` (the id owning a legacy address).
  * Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).

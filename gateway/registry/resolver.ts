@@ -30,7 +30,7 @@ export interface ResolverDefaults {
 
 /**
  * The registry entry when there is one (read on every request, so a change applies on the next request on
- * every instance), else the default rule (DESIGN.md §3).
+ * every instance), else the default rule (README, "Admin API").
  */
 export class RegistryResolver implements DeviceResolver {
   constructor(private readonly registry: Pick<DeviceRegistry, "get">, private readonly defaults: ResolverDefaults) {}

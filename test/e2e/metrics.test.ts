@@ -1,4 +1,4 @@
-// Metrics: the names DESIGN.md §7 promises, gateway_build_info, and GATEWAY_METRICS_PORT moving /metrics off
+// Metrics: the names README, "Operations endpoints" promises, gateway_build_info, and GATEWAY_METRICS_PORT moving /metrics off
 // the main port (for a scrape network apart from the clients').
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

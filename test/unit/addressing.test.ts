@@ -1,5 +1,5 @@
 /**
- * DeviceAddressing (DESIGN.md §2): which device a request is for, from its raw target and Host header, in
+ * DeviceAddressing (README, "Device requests"): which device a request is for, from its raw target and Host header, in
  * path, Host and forward-proxy mode; CONNECT and every non-device absolute URI refused (never an open proxy).
  * The registry is a fake that records its lookups: the URI's host is only ever a key, never connected to.
  */

@@ -1,5 +1,5 @@
 /**
- * Path addressing (`/devices/{deviceId}/{rest}`, DESIGN.md §2) and the per-request deadline a client may
+ * Path addressing (`/devices/{deviceId}/{rest}`, README, "Device requests") and the per-request deadline a client may
  * shorten with X-Gateway-Timeout.
  */
 import { describe, it } from "node:test";

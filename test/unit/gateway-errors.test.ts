@@ -1,12 +1,12 @@
 /**
- * The error catalogue (DESIGN.md §6) and the XEP-0086 mapping of a device's stanza errors to HTTP statuses.
+ * The error catalogue (README, "Errors") and the XEP-0086 mapping of a device's stanza errors to HTTP statuses.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CATALOGUE, GatewayError, errorBody, isGatewayError, toGatewayError, type ErrorCode } from "../../gateway/errors.js";
 import { stanzaErrorToGatewayError } from "../../gateway/xmpp/stanza-errors.js";
 
-/** DESIGN.md §6, copied literally (GW_DEVICE_ERROR's status is per stanza error; its default is "others 502"). */
+/** README, "Errors", copied literally (GW_DEVICE_ERROR's status is per stanza error; its default is "others 502"). */
 const DESIGN_TABLE: ReadonlyArray<readonly [ErrorCode, number]> = [
   ["GW_BAD_DEVICE_ID", 400],
   ["GW_UNKNOWN_DEVICE", 404],
@@ -161,7 +161,7 @@ describe("errorBody", () => {
 });
 
 describe("stanzaErrorToGatewayError (XEP-0086)", () => {
-  /** DESIGN.md §6, GW_DEVICE_ERROR row. */
+  /** README, "Errors", GW_DEVICE_ERROR row. */
   const TABLE: ReadonlyArray<readonly [string, number]> = [
     ["item-not-found", 404],
     ["not-authorized", 401],

@@ -36,7 +36,7 @@ const ITEM = /^\/admin\/devices\/([^/]+)$/;
 const patchable = new Set<string>([...DEVICE_FIELDS, ...READ_ONLY_FIELDS]);
 
 /**
- * The registry's admin API (DESIGN.md §3), bearer-token protected: `GET /admin/devices`,
+ * The registry's admin API (README, "Admin API"), bearer-token protected: `GET /admin/devices`,
  * `GET|PUT|PATCH|DELETE /admin/devices/{id}`. Every path under /admin asks for the token first, so the
  * API's shape cannot be probed without it.
  */

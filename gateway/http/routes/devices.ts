@@ -13,7 +13,7 @@ import { sendError } from "../error-response.js";
 import { UNSAFE_METHODS } from "../../delivery/idempotency.js";
 import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "../../delivery/shadow.js";
 
-/** Which device a request is for, if any (DESIGN.md §2: path, Host or forward-proxy addressing). */
+/** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
 export interface Addressing {
   address(req: Request): Promise<DeviceAddress | undefined>;
 }
