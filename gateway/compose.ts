@@ -81,6 +81,13 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange, budget });
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
+  // A reply routed to another instance's connection as it closed is gone: what may be sent again, is.
+  bus.onDeparture((departed) => exchanger.resendUnanswered(departed));
+  // This instance's connection closed (stopped, lost, replaced): the others are told, once it is gone.
+  let departure: Promise<void> = Promise.resolve();
+  component.onClosed(() => {
+    departure = bus.announceDeparture().catch((err: unknown) => logger.warn({ event: "departure-not-announced", err: (err as Error).message }, "component departure not announced (Redis unreachable)"));
+  });
   // Subscribes itself to the component's stanzas and to the bus.
   const router = new ReplyRouter({ component, bus, exchanger, pending, store, streamRoutes, metrics, instanceId: config.instanceId });
   const registry = new RedisDeviceRegistry(redis);
@@ -244,6 +251,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       await metricsHttp?.stop();
       await passThrough.stop();
       await component.stop();
+      await departure;
       // Replies that arrived while the component was closing may still be on their way to their owner.
       await router.settle(config.redis.commandTimeoutMs * 2);
       await bus.stop();

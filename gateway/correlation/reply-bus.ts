@@ -5,6 +5,8 @@ import type { Logger } from "../log.js";
 import { closeConnection, type RedisStore } from "../redis/client.js";
 
 export type ForwardedHandler = (stanza: XmlElement) => void;
+/** Called with the instance whose component connection closed. */
+export type DepartureHandler = (instanceId: string) => void;
 
 /**
  * Stanzas for exchanges another instance owns (README, "Running several instances"): the XMPP server may deliver a device's reply
@@ -12,27 +14,41 @@ export type ForwardedHandler = (stanza: XmlElement) => void;
  * only the new instance is connected), so the receiver publishes it on `{prefix}reply:{owner}` and the owner
  * finishes the exchange. Each instance listens on its own channel, on a connection of its own (a Redis
  * connection in subscriber mode can do nothing else).
+ *
+ * Every instance also listens on `{prefix}departed`, where an instance whose component connection closed says
+ * so: a reply the XMPP server routed to that connection as it closed is gone, and the owners of requests
+ * that may be sent again resend them (XmppExchanger.resendUnanswered).
  */
 export class ReplyBus implements Lifecycle {
   private readonly subscriber: Redis;
   private readonly channel: string;
+  private readonly departures: string;
   private readonly handlers: ForwardedHandler[] = [];
+  private readonly departureHandlers: DepartureHandler[] = [];
   private readonly log: Logger;
 
-  constructor(private readonly redis: RedisStore, instanceId: string, logger: Logger) {
+  constructor(private readonly redis: RedisStore, private readonly instanceId: string, logger: Logger) {
     this.log = logger.child({ component: "reply-bus" });
     this.channel = redis.key("reply", instanceId);
+    this.departures = redis.key("departed");
     this.subscriber = redis.subscriberConnection();
     this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "reply bus error"));
     // (Re)subscribe whenever the connection becomes ready: at start, and after Redis comes back.
     this.subscriber.on("ready", () => {
-      this.subscriber.subscribe(this.channel).catch((err: Error) => this.log.warn({ event: "subscribe-failed", err: err.message }, "reply bus subscribe failed"));
+      this.subscriber.subscribe(this.channel, this.departures).catch((err: Error) => this.log.warn({ event: "subscribe-failed", err: err.message }, "reply bus subscribe failed"));
     });
-    this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
+    this.subscriber.on("message", (channel: string, message: string) => {
+      if (channel === this.departures) this.departed(message);
+      else this.receive(message);
+    });
   }
 
   onForwarded(handler: ForwardedHandler): void {
     this.handlers.push(handler);
+  }
+
+  onDeparture(handler: DepartureHandler): void {
+    this.departureHandlers.push(handler);
   }
 
   async start(): Promise<void> {
@@ -51,6 +67,16 @@ export class ReplyBus implements Lifecycle {
   async forward(owner: string, stanza: XmlElement): Promise<boolean> {
     const receivers = await this.redis.run((c) => c.publish(this.redis.key("reply", owner), JSON.stringify(plain(stanza))));
     return receivers > 0;
+  }
+
+  /** Tells the other instances that this one's component connection closed (after it did). */
+  async announceDeparture(): Promise<void> {
+    await this.redis.run((c) => c.publish(this.departures, this.instanceId));
+  }
+
+  private departed(instanceId: string): void {
+    if (instanceId === this.instanceId) return;
+    for (const h of this.departureHandlers) h(instanceId);
   }
 
   private receive(message: string): void {

@@ -58,6 +58,11 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     }),
     iqInflight: new Gauge({ name: "gateway_xmpp_iq_inflight", help: "XMPP exchanges waiting for a device reply.", registers }),
     iqTimeouts: new Counter({ name: "gateway_xmpp_iq_timeouts_total", help: "XMPP exchanges that reached their deadline.", registers }),
+    iqResends: new Counter({
+      name: "gateway_xmpp_iq_resends_total",
+      help: "Idempotent requests sent to their device again because another instance's component connection closed while they waited.",
+      registers,
+    }),
     repliesDropped: new Counter({
       name: "gateway_replies_dropped_total",
       help: "Device replies and chunks dropped instead of being written to a client, by reason.",

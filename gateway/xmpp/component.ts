@@ -25,11 +25,13 @@ export type StanzaHandler = (stanza: XmlElement) => void;
  */
 export class XmppComponent extends SupervisedConnection<LtxElement> implements Lifecycle {
   private readonly handlers: StanzaHandler[] = [];
+  private readonly closedHandlers: Array<() => void>;
   readonly domain: string;
 
   constructor(opts: ComponentOptions, deps: { logger: Logger; onOnlineChange?: (online: boolean) => void }) {
     const entity = xmppComponent.component({ service: opts.service, domain: opts.domain, password: opts.secret });
     const log = deps.logger.child({ component: "xmpp" });
+    const closedHandlers: Array<() => void> = [];
     const supervisor = new ConnectionSupervisor(
       entity,
       {
@@ -37,6 +39,8 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
           if (event === "replaced") log.error({ event, ...fields }, "xmpp component replaced by a newer connection: staying off XMPP (rolling replacement)");
           else if (event === "error" || event === "retry") log.warn({ event, ...fields }, `xmpp component ${event}`);
           else log.info({ event, ...fields }, `xmpp component ${event}`);
+          // "offline" comes once an online connection is closed: stopped, lost or replaced.
+          if (event === "offline") for (const h of closedHandlers) h();
         },
         ...(deps.onOnlineChange ? { onOnlineChange: deps.onOnlineChange } : {}),
       },
@@ -44,6 +48,7 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
     );
     super(supervisor, xmppComponent.xml, (el) => entity.send(el));
     this.domain = opts.domain;
+    this.closedHandlers = closedHandlers;
     entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" })));
     entity.iqCallee.get(NS_PING, "ping", () => true);
@@ -55,6 +60,11 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
 
   onStanza(handler: StanzaHandler): void {
     this.handlers.push(handler);
+  }
+
+  /** Called each time an online connection has closed (its socket is gone), however it ended. */
+  onClosed(handler: () => void): void {
+    this.closedHandlers.push(handler);
   }
 
   protected unavailable(cause?: unknown): Error {

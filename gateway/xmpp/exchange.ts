@@ -5,6 +5,7 @@ import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpRespon
 import { childElements, el, type XmlElement } from "../../adapters/xep0332/xml.js";
 import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
 import { normalizeJid, sameJid } from "../../adapters/shared/jid.js";
+import { IDEMPOTENT } from "../../adapters/shared/stale-retry.js";
 import { stanzaErrorOf } from "../../adapters/shared/stanza-error.js";
 import { forLog, isAcceptableStreamId, MAX_STREAM_ID_LENGTH, newId } from "../correlation/ids.js";
 import type { ByteBudget, Reservation } from "../limits/byte-budget.js";
@@ -52,6 +53,9 @@ interface ReplyHold {
   streamKey?: string;
 }
 
+/** How often one request may be sent again, one departure of another instance's connection each. */
+export const MAX_RESENDS = 2;
+
 /** The longest stanza error text carried into an error message (stored in Redis, logged, sent to the client). */
 const MAX_ERROR_TEXT = 256;
 
@@ -71,6 +75,8 @@ export class XmppExchanger {
   /** Reply bytes held per exchange id, and the same reservations by stream while chunks arrive. */
   private readonly holds = new Map<string, ReplyHold>();
   private readonly streamHolds = new Map<string, Hold>();
+  /** Sent requests that may go again (see resendUnanswered): the IQ as sent, and how often it was resent. */
+  private readonly resendable = new Map<string, { iq: XmlElement; resends: number }>();
   private closing = false;
 
   constructor(private readonly deps: ExchangeDeps) {
@@ -118,19 +124,49 @@ export class XmppExchanger {
         maxChunkSize: limits.chunkSizeBytes,
         newStreamId: newId,
       });
-      await component.send(el("iq", { type: "set", id, to: req.jid, from: component.domain }, encoded.payload));
+      const iq = el("iq", { type: "set", id, to: req.jid, from: component.domain }, encoded.payload);
+      await component.send(iq);
       // XEP-0332 §3: the body's chunks follow the IQ, as messages from the same full JID.
       for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
+      if (encoded.chunks.length === 0 && IDEMPOTENT.has(req.message.method)) this.resendable.set(id, { iq, resends: 0 });
     } catch (err) {
       pending.settle(id, toGatewayError(err), "late");
     }
     try {
       return await reply;
     } finally {
+      this.resendable.delete(id);
       this.releaseHold(id);
       this.deps.metrics.iqInflight.set(pending.size);
       store.remove(id, req.jid).catch(() => undefined); // it expires by itself at the deadline anyway
     }
+  }
+
+  /**
+   * Another instance's component connection closed (README, "Running several instances"). The XMPP server
+   * may have routed a reply for one of our exchanges to it as it closed, and that reply is gone: ejabberd
+   * spreads a component domain's stanzas over all its connections, and XEP-0114 gives a component no way to
+   * leave that balancing before it closes. So every exchange still waiting whose request a client could
+   * itself repeat (an idempotent method, RFC 9110 §9.2.2), whose request went whole in its IQ (no body
+   * chunks) and whose reply has not started, is sent again, with the same IQ id: whichever reply comes
+   * first answers the client, and the other is dropped as a duplicate. Returns how many went again.
+   */
+  resendUnanswered(departed: string): number {
+    if (this.closing || !this.deps.component.online) return 0;
+    let sent = 0;
+    for (const [id, request] of this.resendable) {
+      const entry = this.deps.pending.get(id);
+      if (!entry || entry.streamId !== undefined || request.resends >= MAX_RESENDS) continue;
+      request.resends++;
+      sent++;
+      // A send that fails leaves the exchange to its deadline, as the first one would have.
+      this.deps.component.send(request.iq).catch(() => undefined);
+    }
+    if (sent > 0) {
+      this.deps.metrics.iqResends.inc(sent);
+      this.log.info({ event: "resent", departed, count: sent }, "requests sent again: another instance's component connection closed");
+    }
+    return sent;
   }
 
   /** An IQ result or error: finished here when this instance is waiting for it. */
