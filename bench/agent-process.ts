@@ -5,8 +5,8 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnChild, type ChildHandle } from "../deploy/local/process.js";
-import { makeTempDir, removeDir } from "../deploy/local/tempdir.js";
+import { spawnChild, type ChildHandle } from "../local-stack/process.js";
+import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
 import { profileArgs } from "./compiled.js";
 
 export interface FleetIdentity {

@@ -8,7 +8,7 @@ import { readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { makeTempDir, removeDir } from "../deploy/local/tempdir.js";
+import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
 import type { Teardown } from "../test/helpers/stack.js";
 import { progress } from "./progress.js";
 

@@ -10,7 +10,7 @@ export interface FleetReport {
   machine: { cpus: number; node: string; clockTicksPerSecond: number };
   settings: { devices: number };
   arrangement: Record<string, string>;
-  /** prosodyctl shell, one batch for every account (deploy/local/prosody.ts createUsers). */
+  /** prosodyctl shell, one batch for every account (local-stack/prosody.ts createUsers). */
   usersCreatedMs: number;
   connect: {
     /** From the agent process's spawn until the gateway counted every device online (null: never). */

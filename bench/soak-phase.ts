@@ -3,7 +3,7 @@
 // RSS (/proc, VmHWM reset at the start: the exact peak of the phase), the gateway's own figures (/metrics:
 // its in-flight gauge, its heap, the counters that explain failures), the devices' count of requests held,
 // and the kernel's count of connections dropped at full accept queues.
-import { pollUntil } from "../deploy/local/ports.js";
+import { pollUntil } from "../local-stack/ports.js";
 import type { GatewayProcess } from "../test/helpers/gateway-process.js";
 import type { Teardown } from "../test/helpers/stack.js";
 import type { AgentProcess } from "./agent-process.js";

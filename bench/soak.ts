@@ -18,7 +18,7 @@ import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { pollUntil } from "../deploy/local/ports.js";
+import { pollUntil } from "../local-stack/ports.js";
 import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
 import { startStack, type Teardown } from "../test/helpers/stack.js";
 import { adminClient } from "./admin.js";

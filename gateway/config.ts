@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../adapters/xep0332/constants.js";
-import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../adapters/shared/env.js";
-import { isHostName } from "../adapters/shared/legacy-address.js";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../lib/xep0332/constants.js";
+import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/env.js";
+import { isHostName } from "../lib/legacy-address.js";
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 import type { RedisOptions } from "./redis/client.js";
 

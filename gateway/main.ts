@@ -1,4 +1,4 @@
-import { ConfigError, exitWithConfigError, loadOrExit } from "../adapters/shared/env.js";
+import { ConfigError, exitWithConfigError, loadOrExit } from "../lib/env.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../xep0332/constants.js";
-import { EnvReader, isUrlWith, LOG_LEVELS, redactUrl, type Env, type LogLevel } from "../shared/env.js";
-import { normalizeLegacyAddress } from "../shared/legacy-address.js";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../../lib/xep0332/constants.js";
+import { EnvReader, isUrlWith, LOG_LEVELS, redactUrl, type Env, type LogLevel } from "../../lib/env.js";
+import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 import { readCaFile, TLS_MODES, type AgentTlsOptions, type TlsMode } from "./tls.js";
 

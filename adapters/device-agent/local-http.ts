@@ -1,9 +1,9 @@
 import { request, type Agent, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { checkHeadLimits, fromRawHeaders, stripHopByHop } from "../xep0332/headers.js";
-import type { HttpRequestMessage, HttpResponseMessage } from "../xep0332/message.js";
-import { checkResponseHead } from "../shared/response-head.js";
-import { IDEMPOTENT, MAX_STALE_RETRIES } from "../shared/stale-retry.js";
+import { checkHeadLimits, fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
+import { checkResponseHead } from "../../lib/http/response-head.js";
+import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
 
 export interface LocalCallOptions {
   timeoutMs: number;
@@ -22,7 +22,7 @@ export type LocalFailure = "local-unreachable" | "local-timeout" | "local-reply-
  * answers.
  *
  * A reply is carried only when it can be carried faithfully: its head passes the same check as the
- * gateway's pass-through applies (adapters/shared/response-head.ts: HTTP/1.x, final status 200..599, no
+ * gateway's pass-through applies (lib/http/response-head.ts: HTTP/1.x, final status 200..599, no
  * control characters in the reason phrase or field values, token names, at most 100 fields, a
  * Transfer-Encoding that ends in chunked) and the codec's head bounds; a reply node's parser refuses
  * (`HPE_*`), or a 101 nobody asked for (RFC 9110 §15.2.2: the agent asks for no upgrade), is likewise
@@ -125,7 +125,7 @@ export function callLocal(baseUrl: URL, msg: HttpRequestMessage, opts: LocalCall
 
 /**
  * Why a head cannot be carried, or undefined when it can: the shared response-head check, then the codec's
- * bounds on what a `<resp>` head may hold (adapters/xep0332/headers.ts).
+ * bounds on what a `<resp>` head may hold (lib/xep0332/headers.ts).
  */
 function checkHead(httpVersionMajor: number, statusCode: number | undefined, statusMessage: string | undefined, rawHeaders: string[]): string | undefined {
   const verdict = checkResponseHead({ httpVersionMajor, statusCode, statusMessage, rawHeaders });

@@ -1,7 +1,7 @@
 import { Agent } from "node:http";
 import { pino } from "pino";
 import { DeviceAgent } from "./agent.js";
-import { loadOrExit } from "../shared/env.js";
+import { loadOrExit } from "../../lib/env.js";
 import { loadAgentConfig } from "./config.js";
 
 /** Process entry of the device agent: environment, signals, one or many device identities. */

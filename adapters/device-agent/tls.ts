@@ -4,7 +4,7 @@ import { X509Certificate } from "node:crypto";
 import net from "node:net";
 import tls, { type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { Element } from "@xmpp/xml";
-import type { XmlFactory } from "../shared/elements.js";
+import type { XmlFactory } from "../../lib/xmpp/elements.js";
 
 /**
  * `required`: TLS before anything else, with a verified certificate: STARTTLS (RFC 6120 §5) on `xmpp://`,

@@ -1,12 +1,12 @@
 import { client, xml, type Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { NS_HTTP } from "../xep0332/constants.js";
-import type { XmlElement } from "../xep0332/xml.js";
-import type { BackoffOptions } from "../shared/backoff.js";
-import { discoInfo, NS_DISCO_INFO, NS_PING } from "../shared/disco.js";
-import { asXmlElement, type XmlFactory } from "../shared/elements.js";
-import { SupervisedConnection } from "../shared/supervised-connection.js";
-import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../shared/supervisor.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
+import type { XmlElement } from "../../lib/xep0332/xml.js";
+import type { BackoffOptions } from "../../lib/backoff.js";
+import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
+import { asXmlElement, type XmlFactory } from "../../lib/xmpp/elements.js";
+import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
+import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../../lib/xmpp/supervisor.js";
 import { ClientTls, type AgentTlsOptions, type TlsEntity } from "./tls.js";
 
 export interface DeviceConnectionOptions {

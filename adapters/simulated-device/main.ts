@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
-import { fireAlarm } from "../../deploy/demo/fire-alarm.js";
-import { EnvReader, loadOrExit, type Env } from "../shared/env.js";
+import { fireAlarm } from "./fire-alarm.js";
+import { EnvReader, loadOrExit, type Env } from "../../lib/env.js";
 
 /**
  * Legacy devices for the container stack (deploy/docker-compose.yml): the demo's simulated fire alarms,

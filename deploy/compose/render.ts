@@ -6,9 +6,9 @@
 //   node --import tsx deploy/compose/render.ts    rewrites deploy/compose/prosody.cfg.lua and haproxy.cfg
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { luaString } from '../local/prosody.js';
-import { HAPROXY_TEMPLATE } from '../local/haproxy.js';
-import { fillPlaceholders } from '../local/template.js';
+import { luaString } from '../../local-stack/prosody.js';
+import { HAPROXY_TEMPLATE } from '../../local-stack/haproxy.js';
+import { fillPlaceholders } from '../../local-stack/template.js';
 
 /** The values deploy/docker-compose.yml is written with (the test checks that it agrees). */
 export const COMPOSE = {

@@ -1,5 +1,5 @@
 -- Prosody for the gateway: one virtual host for the devices, one component for the gateway.
--- deploy/local/prosody.ts (tests, demo, bench) renders this file, filling in the @NAME@ placeholders;
+-- local-stack/prosody.ts (tests, demo, bench) renders this file, filling in the @NAME@ placeholders;
 -- for a production server, fill them in by hand and turn on TLS (see the comments).
 
 -- The tests run as root; a production Prosody runs as its own user: remove this line there.

@@ -1,5 +1,5 @@
-import type { HttpResponseMessage } from "../../adapters/xep0332/message.js";
-import { normalizeJid } from "../../adapters/shared/jid.js";
+import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
+import { normalizeJid } from "../../lib/xmpp/jid.js";
 import { GatewayError } from "../errors.js";
 import { RecentOutcomes } from "./recent.js";
 

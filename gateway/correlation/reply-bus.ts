@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { isElement, type XmlElement, type XmlNode } from "../../adapters/xep0332/xml.js";
+import { isElement, type XmlElement, type XmlNode } from "../../lib/xep0332/xml.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 import { closeConnection, type RedisStore } from "../redis/client.js";

@@ -1,4 +1,4 @@
-import { normalizeJid } from "../../adapters/shared/jid.js";
+import { normalizeJid } from "../../lib/xmpp/jid.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 

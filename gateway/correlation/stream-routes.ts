@@ -1,4 +1,4 @@
-import { normalizeJid } from "../../adapters/shared/jid.js";
+import { normalizeJid } from "../../lib/xmpp/jid.js";
 import type { RedisStore } from "../redis/client.js";
 import { exchangesKey } from "./store.js";
 

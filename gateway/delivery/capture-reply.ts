@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { fromRawHeaders, stripHopByHop } from "../../adapters/xep0332/headers.js";
+import { fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
 import { GatewayError } from "../errors.js";
 import { storeError, storeReply, type StoredOutcome } from "./stored-outcome.js";
 

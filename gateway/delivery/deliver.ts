@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { DeviceQueue } from "../limits/device-queue.js";
 import type { DeviceRoute } from "../registry/resolver.js";

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { HttpRequestMessage } from "../../adapters/xep0332/message.js";
+import type { HttpRequestMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 import { storeError, type StoredOutcome } from "./stored-outcome.js";

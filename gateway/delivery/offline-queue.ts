@@ -1,5 +1,5 @@
-import { normalizeJid } from "../../adapters/shared/jid.js";
-import type { HttpRequestMessage } from "../../adapters/xep0332/message.js";
+import { normalizeJid } from "../../lib/xmpp/jid.js";
+import type { HttpRequestMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { RedisStore } from "../redis/client.js";

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";

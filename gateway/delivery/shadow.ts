@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RedisStore } from "../redis/client.js";

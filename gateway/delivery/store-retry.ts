@@ -1,4 +1,4 @@
-import { Backoff } from "../../adapters/shared/backoff.js";
+import { Backoff } from "../../lib/backoff.js";
 import { isGatewayError } from "../errors.js";
 
 /**

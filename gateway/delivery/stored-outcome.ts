@@ -1,4 +1,4 @@
-import type { HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError, type ErrorCode } from "../errors.js";
 
 /**

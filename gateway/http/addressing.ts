@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { isIPv6 } from "node:net";
-import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
+import { isHostName, normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { GatewayError } from "../errors.js";
 import { canonicalDeviceId, parseDevicePath, type DeviceAddress } from "./device-address.js";
 

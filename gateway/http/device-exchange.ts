@@ -1,7 +1,7 @@
 import type { Request, Response } from "express";
-import { isHttpMethod } from "../../adapters/xep0332/constants.js";
-import { fromRawHeaders, stripHopByHop } from "../../adapters/xep0332/headers.js";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import { isHttpMethod } from "../../lib/xep0332/constants.js";
+import { fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 
 /** Headers meant for the gateway itself, not for the device. */

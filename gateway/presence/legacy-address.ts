@@ -1,5 +1,5 @@
-import { sameJid } from "../../adapters/shared/jid.js";
-import { normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
+import { sameJid } from "../../lib/xmpp/jid.js";
+import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { isGatewayError } from "../errors.js";
 import { compileJidTemplate, type JidTemplate } from "../registry/jid-template.js";
 import { LegacyAddressConflict, type DeviceStore } from "../registry/redis-registry.js";

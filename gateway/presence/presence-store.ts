@@ -1,4 +1,4 @@
-import { normalizeJid } from "../../adapters/shared/jid.js";
+import { normalizeJid } from "../../lib/xmpp/jid.js";
 import type { RedisStore } from "../redis/client.js";
 
 /** What the gateway knows of a device's presence: online, known offline, or nothing (try and see). */

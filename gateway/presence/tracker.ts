@@ -1,5 +1,5 @@
-import { announcedLegacyAddress } from "../../adapters/shared/legacy-address.js";
-import type { XmlElement } from "../../adapters/xep0332/xml.js";
+import { announcedLegacyAddress } from "../../lib/legacy-address.js";
+import type { XmlElement } from "../../lib/xep0332/xml.js";
 import type { Logger } from "../log.js";
 import { LegacyAddressRecorder, type LegacyAddressDeps, type LegacyAddressOutcome } from "./legacy-address.js";
 import type { PresenceStore } from "./presence-store.js";

@@ -1,7 +1,7 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
 import { clientResponseHeaders, type Framing } from "./headers.js";
-import { checkResponseHead } from "../../adapters/shared/response-head.js";
+import { checkResponseHead } from "../../lib/http/response-head.js";
 
 export interface ExchangeCall {
   res: ServerResponse;
@@ -82,7 +82,7 @@ export class Exchange {
     const { res, requestId } = this.call;
     this.proxyRes = proxyRes;
     // Checked before `res` is touched: nothing of a head that cannot be relayed may end up on the client's
-    // response, where the error written next would carry it (adapters/shared/response-head.ts).
+    // response, where the error written next would carry it (lib/http/response-head.ts).
     const verdict = checkResponseHead(proxyRes);
     if (!verdict.ok) {
       this.badReply(verdict.reason, verdict.detail);

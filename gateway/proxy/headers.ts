@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { fromRawHeaders, stripHopByHop } from "../../adapters/xep0332/headers.js";
+import { fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
 
 /**
  * What the device sees of a client request and what the client gets back of the device's answer, on the

@@ -4,14 +4,14 @@ import { Readable } from "node:stream";
 // http-proxy-3 1.23.x: the maintained TypeScript rewrite of http-proxy 1.18.1 (unmaintained), same API.
 // Its 2.x needs Node 22; the gateway runs on Node 20. This file is the one place that imports it.
 import { ProxyServer } from "http-proxy-3";
-import { isHttpMethod } from "../../adapters/xep0332/constants.js";
+import { isHttpMethod } from "../../lib/xep0332/constants.js";
 import { GatewayError, type ErrorCode } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
-import { BAD_HEAD_REASONS } from "../../adapters/shared/response-head.js";
-import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../adapters/shared/stale-retry.js";
+import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
+import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
 
 export interface PassThroughOptions {
@@ -143,7 +143,7 @@ export class HttpPassThrough implements Lifecycle {
    * written whole (or the client went away, or it broke off after its head: `res` is destroyed then).
    * Rejects with a catalogue error only while nothing was written to `res`, for the caller to answer:
    * GW_UPSTREAM_UNREACHABLE (refused, reset, DNS), GW_UPSTREAM_TIMEOUT, GW_BAD_UPSTREAM_REPLY (a response
-   * node's parser or adapters/shared/response-head.ts refuses), GW_PAYLOAD_TOO_LARGE (declared, before
+   * node's parser or lib/http/response-head.ts refuses), GW_PAYLOAD_TOO_LARGE (declared, before
    * connecting; or streamed, the upstream request then cancelled), GW_METHOD_NOT_ALLOWED (methods XEP-0332
    * does not carry, protocol upgrades), GW_SHUTTING_DOWN. `bufferedBody`, when given, is sent instead of
    * reading `req` (for callers that read it already).

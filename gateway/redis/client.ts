@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { Backoff } from "../../adapters/shared/backoff.js";
+import { Backoff } from "../../lib/backoff.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError } from "../../adapters/shared/env.js";
+import { ConfigError } from "../../lib/env.js";
 import { isGatewayError } from "../errors.js";
 import type { DeviceRecord } from "./device.js";
 import type { DeviceStore } from "./redis-registry.js";

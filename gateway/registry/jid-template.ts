@@ -1,4 +1,4 @@
-import { sameJid } from "../../adapters/shared/jid.js";
+import { sameJid } from "../../lib/xmpp/jid.js";
 import { canonicalDeviceId } from "../http/device-address.js";
 
 /** DEVICE_JID_TEMPLATE both ways: device id → JID (as the resolver does), and JID → device id. */

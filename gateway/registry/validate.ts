@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
-import { isHostName, normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
+import { isHostName, normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { GatewayError } from "../errors.js";
 import { canonicalDeviceId } from "../http/device-address.js";
 import { TRANSPORTS, type DeviceRecord } from "./device.js";

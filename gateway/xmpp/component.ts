@@ -1,11 +1,11 @@
 import xmppComponent from "@xmpp/component";
 import type { LtxElement } from "@xmpp/component";
-import type { BackoffOptions } from "../../adapters/shared/backoff.js";
-import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../adapters/shared/disco.js";
-import { asXmlElement } from "../../adapters/shared/elements.js";
-import { SupervisedConnection } from "../../adapters/shared/supervised-connection.js";
-import { ConnectionSupervisor } from "../../adapters/shared/supervisor.js";
-import type { XmlElement } from "../../adapters/xep0332/xml.js";
+import type { BackoffOptions } from "../../lib/backoff.js";
+import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
+import { asXmlElement } from "../../lib/xmpp/elements.js";
+import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
+import { ConnectionSupervisor } from "../../lib/xmpp/supervisor.js";
+import type { XmlElement } from "../../lib/xep0332/xml.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";

@@ -1,6 +1,6 @@
-import { isChunk } from "../../adapters/xep0332/chunks.js";
-import { childElements, type XmlElement } from "../../adapters/xep0332/xml.js";
-import { sameJid } from "../../adapters/shared/jid.js";
+import { isChunk } from "../../lib/xep0332/chunks.js";
+import { childElements, type XmlElement } from "../../lib/xep0332/xml.js";
+import { sameJid } from "../../lib/xmpp/jid.js";
 import { forLog, isAcceptableStreamId, isGatewayId } from "../correlation/ids.js";
 import type { PendingExchanges } from "../correlation/pending.js";
 import { plain, type ReplyBus } from "../correlation/reply-bus.js";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import request from "supertest";
-import { ConfigError } from "../../adapters/shared/env.js";
+import { ConfigError } from "../../lib/env.js";
 import { createGateway } from "../../gateway/compose.js";
 import { loadConfig } from "../../gateway/config.js";
 import { createLogger } from "../../gateway/log.js";

@@ -2,14 +2,14 @@
 // chunk streams in any order, late and duplicate answers. A scripted XMPP peer plays the device.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { el, type XmlElement } from "../../adapters/xep0332/xml.js";
-import { NS_DISCO_INFO, NS_PING } from "../../adapters/shared/disco.js";
-import { NS_STANZAS } from "../../adapters/shared/stanza-error.js";
+import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
+import { el, type XmlElement } from "../../lib/xep0332/xml.js";
+import { NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
+import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
 import { startFleet } from "../helpers/fleet.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
 

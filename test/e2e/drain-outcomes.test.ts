@@ -4,9 +4,9 @@
 // requests in flight, their outcome stored where every instance reads it.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP } from "../../adapters/xep0332/constants.js";
-import { el } from "../../adapters/xep0332/xml.js";
-import { pollUntil, waitForPortClosed } from "../../deploy/local/ports.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
+import { el } from "../../lib/xep0332/xml.js";
+import { pollUntil, waitForPortClosed } from "../../local-stack/ports.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";

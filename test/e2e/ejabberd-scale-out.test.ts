@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { startEjabberd, type EjabberdServer } from "../../deploy/local/ejabberd.js";
-import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
+import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
+import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
 import { Teardown } from "../helpers/stack.js";

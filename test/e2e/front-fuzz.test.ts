@@ -20,7 +20,7 @@ import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import * as fc from "fast-check";
-import { HTTP_METHODS } from "../../adapters/xep0332/constants.js";
+import { HTTP_METHODS } from "../../lib/xep0332/constants.js";
 import { CATALOGUE } from "../../gateway/errors.js";
 import { startFleet } from "../helpers/fleet.js";
 import { fuzzParams, fuzzSeed, seededBytes } from "../helpers/fuzz.js";

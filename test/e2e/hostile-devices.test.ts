@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { MAX_HEAD_FIELDS } from "../../adapters/xep0332/headers.js";
-import { el, type XmlElement } from "../../adapters/xep0332/xml.js";
-import { NS_STANZAS } from "../../adapters/shared/stanza-error.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
+import { MAX_HEAD_FIELDS } from "../../lib/xep0332/headers.js";
+import { el, type XmlElement } from "../../lib/xep0332/xml.js";
+import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";

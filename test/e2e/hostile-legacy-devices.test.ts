@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { HOSTILE_REPLIES, type HostileReply } from "../helpers/hostile-http-replies.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP } from "../../adapters/xep0332/constants.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";

@@ -11,8 +11,8 @@ import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerRes
 import { connect, createServer, type AddressInfo, type Server } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { HttpProxyAgent } from "http-proxy-agent";
-import { pollUntil } from "../../deploy/local/ports.js";
-import { redisCommand } from "../../deploy/local/redis.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import { redisCommand } from "../../local-stack/redis.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";

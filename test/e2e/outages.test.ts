@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { setTimeout as pause } from "node:timers/promises";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";

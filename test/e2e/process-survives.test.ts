@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
 import { HOSTILE_REPLIES } from "../helpers/hostile-http-replies.js";
 import { startDeviceServer } from "../helpers/http-device.js";

@@ -2,13 +2,13 @@
 // agent whose local server is down, slow or frozen, an XMPP server restart, and SIGTERM.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Env } from "../../adapters/shared/env.js";
+import type { Env } from "../../lib/env.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { listenedPort } from "../helpers/gateway-process.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
-import { freePort, pollUntil } from "../../deploy/local/ports.js";
-import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
+import { freePort, pollUntil } from "../../local-stack/ports.js";
+import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 const TSX = ["--import", "tsx"];

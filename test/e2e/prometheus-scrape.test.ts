@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, it } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
-import { startPrometheus, type PrometheusServer } from "../../deploy/local/prometheus.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import { startPrometheus, type PrometheusServer } from "../../local-stack/prometheus.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown } from "../helpers/stack.js";
 

@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { el } from "../../adapters/xep0332/xml.js";
+import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
+import { el } from "../../lib/xep0332/xml.js";
 import { MAX_RESENDS } from "../../gateway/xmpp/exchange.js";
-import { startEjabberd, type EjabberdServer } from "../../deploy/local/ejabberd.js";
-import { pollUntil } from "../../deploy/local/ports.js";
-import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
+import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { Teardown } from "../helpers/stack.js";
 import { startPeer, textReply, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";

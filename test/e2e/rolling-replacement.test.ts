@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { sha256 } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";

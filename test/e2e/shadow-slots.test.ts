@@ -4,8 +4,8 @@
 // answer, and the copy is compared once it comes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP } from "../../adapters/xep0332/constants.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";

@@ -5,7 +5,7 @@
 // A JID without any session still bounces at once as service-unavailable: 503 GW_DEVICE_OFFLINE.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP } from "../../adapters/xep0332/constants.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { connectVanishingDevice } from "../helpers/sm-device.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { el } from "../../adapters/xep0332/xml.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
+import { el } from "../../lib/xep0332/xml.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, type Peer } from "../helpers/xmpp-peer.js";

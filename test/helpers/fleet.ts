@@ -2,7 +2,7 @@
 import { Agent } from "node:http";
 import { DeviceAgent, type AgentOptions } from "../../adapters/device-agent/agent.js";
 import { startDeviceServer, type DeviceHandler, type DeviceServer } from "./http-device.js";
-import type { XmppServer as LocalXmppServer } from "../../deploy/local/xmpp-server.js";
+import type { XmppServer as LocalXmppServer } from "../../local-stack/xmpp-server.js";
 
 /** What a fleet needs of an XMPP server: Prosody and ejabberd both offer it. */
 export type XmppServer = Pick<LocalXmppServer, "service" | "vhost" | "components" | "createUsers">;

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Env } from "../../adapters/shared/env.js";
-import { pollUntil } from "../../deploy/local/ports.js";
-import { spawnChild, type ChildHandle, type ExitInfo } from "../../deploy/local/process.js";
+import type { Env } from "../../lib/env.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import { spawnChild, type ChildHandle, type ExitInfo } from "../../local-stack/process.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 

@@ -1,7 +1,7 @@
 // A gateway as operators run it: its own process (`gateway/main.ts`), its own port, scraped over HTTP.
-import type { Env } from "../../adapters/shared/env.js";
-import { freePort, onFreePorts, pollUntil, PortTaken } from "../../deploy/local/ports.js";
-import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
+import type { Env } from "../../lib/env.js";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
+import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { gatewayEnv, type GatewayTargets } from "./gateway.js";
 
 export interface GatewayProcess {

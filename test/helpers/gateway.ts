@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { loadConfig, type Config } from "../../gateway/config.js";
 import { createGateway, type Gateway } from "../../gateway/compose.js";
 import { createLogger } from "../../gateway/log.js";
-import type { Env } from "../../adapters/shared/env.js";
+import type { Env } from "../../lib/env.js";
 import type { Stack } from "./stack.js";
 
 export interface RunningGateway {

@@ -1,8 +1,8 @@
 // A gateway process against a real Redis and Prosody, for the deploy tests that need one running: the
 // image's health check is run against it, and its scrape is what the dashboard and the alerts must match.
 import assert from "node:assert/strict";
-import { freePort, onFreePorts } from "../../deploy/local/ports.js";
-import { spawnChild, type ChildHandle } from "../../deploy/local/process.js";
+import { freePort, onFreePorts } from "../../local-stack/ports.js";
+import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { waitGatewayReady } from "./gateway-process.js";
 import { startStack, type Teardown } from "./stack.js";
 

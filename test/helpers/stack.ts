@@ -1,6 +1,6 @@
 // Teardown that always runs to the end, and the usual Redis + Prosody pair started together.
-import { startProsody, type ProsodyOptions, type ProsodyServer } from '../../deploy/local/prosody.js';
-import { startRedis, type RedisServer } from '../../deploy/local/redis.js';
+import { startProsody, type ProsodyOptions, type ProsodyServer } from '../../local-stack/prosody.js';
+import { startRedis, type RedisServer } from '../../local-stack/redis.js';
 
 export type Cleanup = () => unknown;
 

@@ -1,7 +1,7 @@
 // Assertions on what a call throws, for errors whose fields the tests inspect.
 import assert from "node:assert/strict";
-import { ConfigError } from "../../adapters/shared/env.js";
-import { CodecError, type CodecErrorReason } from "../../adapters/xep0332/errors.js";
+import { ConfigError } from "../../lib/env.js";
+import { CodecError, type CodecErrorReason } from "../../lib/xep0332/errors.js";
 
 /** What `fn` threw, or undefined when it returned. */
 export function thrownBy(fn: () => unknown): unknown {

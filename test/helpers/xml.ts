@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parse as ltxParse } from "ltx";
-import { childElements, findChild, type XmlElement } from "../../adapters/xep0332/xml.js";
+import { childElements, findChild, type XmlElement } from "../../lib/xep0332/xml.js";
 
 export function parseXml(xml: string): XmlElement {
   return ltxParse(xml) as unknown as XmlElement;

@@ -1,10 +1,10 @@
 // A scripted XMPP client standing in for a device: the test decides what it answers, when, and from whom.
 import { client, xml, type Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { NS_HTTP, NS_SHIM } from "../../adapters/xep0332/constants.js";
-import { el, type XmlElement } from "../../adapters/xep0332/xml.js";
-import { toLibraryElement, type XmlFactory } from "../../adapters/shared/elements.js";
-import type { ProsodyServer } from "../../deploy/local/prosody.js";
+import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
+import { el, type XmlElement } from "../../lib/xep0332/xml.js";
+import { toLibraryElement, type XmlFactory } from "../../lib/xmpp/elements.js";
+import type { ProsodyServer } from "../../local-stack/prosody.js";
 
 export interface IncomingRequest {
   id: string;
@@ -32,7 +32,7 @@ export interface Peer {
 
 const factory = xml as unknown as XmlFactory<Element>;
 
-/** Any server with ProsodyServer's shape for these three members: Prosody or ejabberd (deploy/local/). */
+/** Any server with ProsodyServer's shape for these three members: Prosody or ejabberd (local-stack/). */
 export type PeerServer = Pick<ProsodyServer, "service" | "vhost" | "createUsers">;
 
 export async function startPeer(prosody: PeerServer, username: string, opts: { resource?: string; createAccount?: boolean } = {}): Promise<Peer> {

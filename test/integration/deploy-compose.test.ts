@@ -16,7 +16,7 @@ import { it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { loadAgentConfig } from "../../adapters/device-agent/config.js";
 import { COMPOSE, COMPOSE_HAPROXY, COMPOSE_PROSODY, renderComposeConfigs } from "../../deploy/compose/render.js";
-import { checkHaproxyConfig } from "../../deploy/local/haproxy.js";
+import { checkHaproxyConfig } from "../../local-stack/haproxy.js";
 import { loadConfig } from "../../gateway/config.js";
 import { parseDevicesFile } from "../../gateway/registry/import.js";
 import { deploy, list, obj, read, root, run, str, type Json } from "../helpers/deploy-kit.js";
@@ -35,7 +35,7 @@ function composeTool(): { cmd: string; args: string[]; version: string } {
   if (plugin.status === 0) return { cmd: "docker", args: ["compose"], version: plugin.stdout.trim() };
   const v1 = spawnSync("docker-compose", ["version", "--short"], { encoding: "utf8" });
   if (v1.status === 0) return { cmd: "docker-compose", args: [], version: v1.stdout.trim() };
-  assert.fail("neither `docker compose` nor `docker-compose` is installed: run deploy/local/ensure-system-deps.sh (as root)");
+  assert.fail("neither `docker compose` nor `docker-compose` is installed: run local-stack/ensure-system-deps.sh (as root)");
 }
 
 interface ComposeService {

@@ -5,9 +5,9 @@ import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, it } from "node:test";
-import { checkHaproxyConfig, HAPROXY_TEMPLATE, renderHaproxyConfig } from "../../deploy/local/haproxy.js";
-import { startProsody, type ProsodyServer } from "../../deploy/local/prosody.js";
-import { makeTempDir, removeDir } from "../../deploy/local/tempdir.js";
+import { checkHaproxyConfig, HAPROXY_TEMPLATE, renderHaproxyConfig } from "../../local-stack/haproxy.js";
+import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
+import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 
 let prosody: ProsodyServer | undefined;
 const dirs: string[] = [];

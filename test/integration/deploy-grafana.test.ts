@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, it } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { makeTempDir, removeDir } from "../../deploy/local/tempdir.js";
+import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { createMetrics } from "../../gateway/metrics/metrics.js";
 import { list, obj, read, root, run, str, type Json } from "../helpers/deploy-kit.js";
 import { startLiveGateway } from "../helpers/live-gateway.js";

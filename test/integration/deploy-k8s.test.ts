@@ -17,7 +17,7 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBu
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
-import { ConfigError } from "../../adapters/shared/env.js";
+import { ConfigError } from "../../lib/env.js";
 import { loadConfig } from "../../gateway/config.js";
 import { deploy, list, obj, pkg, read, run, str, type Json } from "../helpers/deploy-kit.js";
 import { args, ofKind, stages, type Stage } from "../helpers/dockerfile.js";

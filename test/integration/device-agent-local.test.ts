@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { Agent } from "node:http";
 import { after, describe, it } from "node:test";
 import { callLocal } from "../../adapters/device-agent/local-http.js";
-import type { HttpRequestMessage } from "../../adapters/xep0332/message.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import type { HttpRequestMessage } from "../../lib/xep0332/message.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startStaleClosingDevice, type StaleClosingDevice } from "../helpers/stale-device.js";
 
 function message(method: HttpRequestMessage["method"], resource: string, body = ""): HttpRequestMessage {

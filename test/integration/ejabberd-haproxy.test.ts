@@ -10,18 +10,18 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import xmppComponent from '@xmpp/component';
 import type { Component } from '@xmpp/component';
-import { el } from '../../adapters/xep0332/xml.js';
-import { startEjabberd, type EjabberdServer } from '../../deploy/local/ejabberd.js';
+import { el } from '../../lib/xep0332/xml.js';
+import { startEjabberd, type EjabberdServer } from '../../local-stack/ejabberd.js';
 import {
   checkHaproxyConfig,
   HAPROXY_TEMPLATE,
   renderHaproxyConfig,
   startHaproxy,
   type HaproxyServer,
-} from '../../deploy/local/haproxy.js';
-import { isPortOpen, pollUntil } from '../../deploy/local/ports.js';
-import { isAlive } from '../../deploy/local/process.js';
-import { makeTempDir, removeDir } from '../../deploy/local/tempdir.js';
+} from '../../local-stack/haproxy.js';
+import { isPortOpen, pollUntil } from '../../local-stack/ports.js';
+import { isAlive } from '../../local-stack/process.js';
+import { makeTempDir, removeDir } from '../../local-stack/tempdir.js';
 import { Teardown } from '../helpers/stack.js';
 import { startPeer } from '../helpers/xmpp-peer.js';
 

@@ -11,10 +11,10 @@ import { setTimeout } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { startDeviceServer } from '../helpers/http-device.js';
-import { isPortOpen, pollUntil, waitForPort } from '../../deploy/local/ports.js';
-import { isAlive, spawnChild } from '../../deploy/local/process.js';
-import { startProsody, type ProsodyServer } from '../../deploy/local/prosody.js';
-import { redisCommand, startRedis, type RedisServer } from '../../deploy/local/redis.js';
+import { isPortOpen, pollUntil, waitForPort } from '../../local-stack/ports.js';
+import { isAlive, spawnChild } from '../../local-stack/process.js';
+import { startProsody, type ProsodyServer } from '../../local-stack/prosody.js';
+import { redisCommand, startRedis, type RedisServer } from '../../local-stack/redis.js';
 import { startStack, Teardown } from '../helpers/stack.js';
 
 const teardown = new Teardown();

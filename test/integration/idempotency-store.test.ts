@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { pino } from "pino";
-import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
+import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { IdempotencyStore, RUNNING_GRACE_MS } from "../../gateway/delivery/idempotency.js";
 import { storeError } from "../../gateway/delivery/stored-outcome.js";
 import { GatewayError } from "../../gateway/errors.js";

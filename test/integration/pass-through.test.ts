@@ -6,7 +6,7 @@ import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import { describe, it, type TestContext } from "node:test";
 import { Registry } from "prom-client";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { errorBody, isGatewayError } from "../../gateway/errors.js";
 import { createMetrics, type Metrics } from "../../gateway/metrics/metrics.js";
 import { HttpPassThrough } from "../../gateway/proxy/pass-through.js";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { pino } from "pino";
-import { startRedis, type RedisServer } from "../../deploy/local/redis.js";
+import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { PresenceStore } from "../../gateway/presence/presence-store.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 

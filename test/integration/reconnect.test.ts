@@ -5,7 +5,7 @@ import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { after, it } from "node:test";
 import { DeviceAgent } from "../../adapters/device-agent/agent.js";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 
 const sockets = new Set<Socket>();
 let connections = 0;

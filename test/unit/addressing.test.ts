@@ -7,7 +7,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { normalizeLegacyAddress } from "../../adapters/shared/legacy-address.js";
+import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { GatewayError, type ErrorCode } from "../../gateway/errors.js";
 import { DEVICE_METHODS, DeviceAddressing, MAX_TARGET_LENGTH, type AddressedDevice } from "../../gateway/http/addressing.js";
 import { answerConnect } from "../../gateway/http/connect.js";

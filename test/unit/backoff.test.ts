@@ -4,7 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Backoff, DEFAULT_BACKOFF } from "../../adapters/shared/backoff.js";
+import { Backoff, DEFAULT_BACKOFF } from "../../lib/backoff.js";
 
 function delays(b: Backoff, n: number): number[] {
   return Array.from({ length: n }, () => b.next());

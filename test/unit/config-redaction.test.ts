@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { redactUrl } from "../../adapters/shared/env.js";
+import { redactUrl } from "../../lib/env.js";
 import { loadAgentConfig } from "../../adapters/device-agent/config.js";
 import { loadConfig } from "../../gateway/config.js";
 import { expectConfigError } from "../helpers/thrown.js";

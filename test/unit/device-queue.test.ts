@@ -2,7 +2,7 @@
 // three ways a waiter is woken (a local release, another instance's notice, the earliest slot's deadline).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { pollUntil } from "../../deploy/local/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { GatewayError } from "../../gateway/errors.js";
 import type { SlotAttempt } from "../../gateway/limits/device-limiter.js";
 import { DeviceQueue, type HeldSlot } from "../../gateway/limits/device-queue.js";

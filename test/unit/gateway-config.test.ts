@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
-import { ConfigError, EnvReader } from "../../adapters/shared/env.js";
+import { ConfigError, EnvReader } from "../../lib/env.js";
 import { loadConfig } from "../../gateway/config.js";
 import { expectConfigError } from "../helpers/thrown.js";
 

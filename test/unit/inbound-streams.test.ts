@@ -4,9 +4,9 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { EarlyChunks } from "../../adapters/shared/early-chunks.js";
-import { InboundStreams, StreamCancelled } from "../../adapters/shared/inbound-streams.js";
-import { CodecError, type Chunk } from "../../adapters/xep0332/index.js";
+import { EarlyChunks } from "../../lib/xep0332/early-chunks.js";
+import { InboundStreams, StreamCancelled } from "../../lib/xep0332/inbound-streams.js";
+import { CodecError, type Chunk } from "../../lib/xep0332/index.js";
 
 const GW = "gateway.localhost";
 const DEV = "dev-17@localhost/agent";

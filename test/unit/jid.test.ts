@@ -1,7 +1,7 @@
 /** JID comparison: localpart and domain case-insensitive, resource exact (RFC 7622). */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { bareJid, normalizeJid, sameJid } from "../../adapters/shared/jid.js";
+import { bareJid, normalizeJid, sameJid } from "../../lib/xmpp/jid.js";
 
 describe("normalizeJid", () => {
   it("lower-cases localpart and domain, keeps the resource as is", () => {

@@ -4,7 +4,7 @@
  */
 import { describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import type { HttpResponseMessage } from "../../adapters/xep0332/message.js";
+import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { PendingExchanges, type PendingExchange } from "../../gateway/correlation/pending.js";
 import { RecentOutcomes } from "../../gateway/correlation/recent.js";
 import { GatewayError } from "../../gateway/errors.js";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError } from "../../adapters/shared/env.js";
+import { ConfigError } from "../../lib/env.js";
 import { GatewayError } from "../../gateway/errors.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { importDevices, loadDevicesFile, parseDevicesFile } from "../../gateway/registry/import.js";

@@ -1,13 +1,13 @@
 /**
  * The check a legacy device's response head passes before the pass-through relays it, or the device agent
- * carries it (adapters/shared/response-head.ts), and its agreement with what node's own writer accepts: whatever the check lets through,
+ * carries it (lib/http/response-head.ts), and its agreement with what node's own writer accepts: whatever the check lets through,
  * `writeHead`/`appendHeader` must never throw on.
  */
 import assert from "node:assert/strict";
 import http, { ServerResponse, IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import { describe, it } from "node:test";
-import { checkResponseHead, type ResponseHead } from "../../adapters/shared/response-head.js";
+import { checkResponseHead, type ResponseHead } from "../../lib/http/response-head.js";
 
 function head(statusCode: number | undefined, statusMessage = "OK", rawHeaders: string[] = []): ResponseHead {
   return { statusCode, statusMessage, rawHeaders };

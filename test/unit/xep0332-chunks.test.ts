@@ -19,7 +19,7 @@ import {
   textOf,
   type Chunk,
   type XmlElement,
-} from "../../adapters/xep0332/index.js";
+} from "../../lib/xep0332/index.js";
 import { parseXml } from "../helpers/xml.js";
 import { expectCodecError } from "../helpers/thrown.js";
 
@@ -299,11 +299,11 @@ describe("xep0332 ChunkAssembler", () => {
 
 describe("chunk size guards", () => {
   it("clamps a NaN chunk size to the default instead of losing the body", async () => {
-    const { clampChunkSize, DEFAULT_CHUNK_SIZE } = await import("../../adapters/xep0332/constants.js");
+    const { clampChunkSize, DEFAULT_CHUNK_SIZE } = await import("../../lib/xep0332/constants.js");
     assert.equal(clampChunkSize(Number.NaN), DEFAULT_CHUNK_SIZE);
   });
   it("refuses to split with a chunk size below 1 rather than looping", async () => {
-    const { splitIntoChunks } = await import("../../adapters/xep0332/chunks.js");
+    const { splitIntoChunks } = await import("../../lib/xep0332/chunks.js");
     assert.throws(() => splitIntoChunks("s", Buffer.alloc(10), 0), RangeError);
   });
 });

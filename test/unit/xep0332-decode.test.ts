@@ -21,7 +21,7 @@ import {
   serialize,
   type XmlElement,
   type XmlNode,
-} from "../../adapters/xep0332/index.js";
+} from "../../lib/xep0332/index.js";
 import { parseXml, fixture } from "../helpers/xml.js";
 import { expectCodecError } from "../helpers/thrown.js";
 

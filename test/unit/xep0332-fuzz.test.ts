@@ -43,8 +43,8 @@ import {
   type EncodeOptions,
   type XmlElement,
   type XmlNode,
-} from "../../adapters/xep0332/index.js";
-import { toLibraryElement, type XmlFactory } from "../../adapters/shared/elements.js";
+} from "../../lib/xep0332/index.js";
+import { toLibraryElement, type XmlFactory } from "../../lib/xmpp/elements.js";
 import { parseXml, formOf } from "../helpers/xml.js";
 import { fuzzParams, fuzzSeed, seededBytes, shuffled } from "../helpers/fuzz.js";
 

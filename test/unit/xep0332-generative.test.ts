@@ -20,7 +20,7 @@ import {
   type DecodedBody,
   type EncodeOptions,
   type XmlElement,
-} from "../../adapters/xep0332/index.js";
+} from "../../lib/xep0332/index.js";
 import { parseXml, formOf } from "../helpers/xml.js";
 
 

@@ -35,7 +35,7 @@ import {
   textOf,
   type HeaderList,
   type XmlElement,
-} from "../../adapters/xep0332/index.js";
+} from "../../lib/xep0332/index.js";
 import { parseXml } from "../helpers/xml.js";
 import { expectCodecError } from "../helpers/thrown.js";
 

@@ -26,7 +26,7 @@ import {
   type HeaderList,
   type HttpMethod,
   type XmlElement,
-} from "../../adapters/xep0332/index.js";
+} from "../../lib/xep0332/index.js";
 import { parseXml, formOf } from "../helpers/xml.js";
 
 // ---------------------------------------------------------------------------------------------- helpers

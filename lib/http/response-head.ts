@@ -24,7 +24,7 @@ import { MAX_HEAD_FIELDS } from "../xep0332/headers.js";
  *   (RFC 9110 §5.5), no CR, LF or NUL (RFC 9110 §5.5: a recipient MUST reject or replace them; a gateway
  *   cannot know which the client would do, so it refuses). An obs-fold that reached us as CR/LF is refused
  *   likewise (RFC 9112 §5.2 allows a proxy to answer 502 for it).
- * - at most MAX_HEAD_FIELDS fields, the bound of a device reply over XMPP (adapters/xep0332/headers.ts): node
+ * - at most MAX_HEAD_FIELDS fields, the bound of a device reply over XMPP (lib/xep0332/headers.ts): node
  *   silently keeps only the first 2000, and a device must not lose fields on its way to XMPP.
  * - Transfer-Encoding other than ending in `chunked`: RFC 9112 §6.3 then delimits the body by the closing
  *   connection, with the transfer coding applied to it; the gateway strips hop-by-hop fields (RFC 9110 §7.6.1)

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
-import { el, findChild, type XmlElement } from "../xep0332/xml.js";
+import { el, findChild, type XmlElement } from "./xep0332/xml.js";
 
 /**
  * A device's legacy address (`host:port`, what forward-proxy clients put in their absolute URIs), shared by

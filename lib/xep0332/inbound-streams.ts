@@ -1,7 +1,7 @@
-import { ChunkAssembler, type Chunk } from "../xep0332/chunks.js";
-import { CodecError } from "../xep0332/errors.js";
+import { ChunkAssembler, type Chunk } from "./chunks.js";
+import { CodecError } from "./errors.js";
 import { EarlyChunks } from "./early-chunks.js";
-import { normalizeJid } from "./jid.js";
+import { normalizeJid } from "../xmpp/jid.js";
 
 /** Rejection of a stream its owner gave up on (deadline, shutdown): not the sender's fault. */
 export class StreamCancelled extends Error {

@@ -73,7 +73,7 @@ interface Layout {
 }
 
 /** The shipped configuration, deploy/prosody/prosody.cfg.lua, with this run's ports, paths and components. */
-const TEMPLATE = fileURLToPath(new URL('../prosody/prosody.cfg.lua', import.meta.url));
+const TEMPLATE = fileURLToPath(new URL('../deploy/prosody/prosody.cfg.lua', import.meta.url));
 
 async function renderConfig(l: Layout, c2sPort: number, componentPort: number): Promise<string> {
   const q = luaString;
@@ -107,7 +107,7 @@ function hostSection(vhost: string, tls: ProsodyTls | undefined, sm: ProsodyStre
   const modules = [...(tls ? ['"tls"'] : []), ...(sm ? ['"smacks"'] : [])];
   return [
     '',
-    `-- For this run (deploy/local/prosody.ts, ProsodyOptions): ${[tls ? 'c2s TLS (STARTTLS, RFC 6120 §5)' : '', sm ? 'stream management (XEP-0198)' : ''].filter(Boolean).join(', ')}.`,
+    `-- For this run (local-stack/prosody.ts, ProsodyOptions): ${[tls ? 'c2s TLS (STARTTLS, RFC 6120 §5)' : '', sm ? 'stream management (XEP-0198)' : ''].filter(Boolean).join(', ')}.`,
     `VirtualHost ${q(vhost)}`,
     `    modules_enabled = { ${modules.join('; ')} }`,
     ...(tls

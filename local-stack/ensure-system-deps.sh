@@ -2,10 +2,10 @@
 # Installs the Debian packages the local stack needs (Prosody, Redis, ejabberd, HAProxy) when they are
 # missing, the checkers of the deployment kit (promtool, a Compose file validator, kubectl for kustomize),
 # and the npm packages when node_modules is absent. Used by `npm run demo` and by CI on a fresh machine.
-# The servers always run as throwaway children of the tests (deploy/local/*.ts), never as the system
+# The servers always run as throwaway children of the tests (local-stack/*.ts), never as the system
 # services these packages install.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 missing=()
 command -v prosody >/dev/null 2>&1 || missing+=(prosody)

@@ -34,7 +34,7 @@ export interface EjabberdServer extends XmppServer {
 }
 
 /** The shipped template (deploy/ejabberd/ejabberd.yml). */
-export const EJABBERD_TEMPLATE = fileURLToPath(new URL('../ejabberd/ejabberd.yml', import.meta.url));
+export const EJABBERD_TEMPLATE = fileURLToPath(new URL('../deploy/ejabberd/ejabberd.yml', import.meta.url));
 
 // Debian puts ejabberdctl in /usr/sbin, which is not on a normal user's PATH.
 const EJABBERDCTL = process.env.EJABBERDCTL ?? (existsSync('/usr/sbin/ejabberdctl') ? '/usr/sbin/ejabberdctl' : 'ejabberdctl');
@@ -81,7 +81,7 @@ interface Layout {
  */
 function renderCtlConfig(l: Layout, distPort: number): string {
   return [
-    '# Written by deploy/local/ejabberd.ts for one throwaway run.',
+    '# Written by local-stack/ejabberd.ts for one throwaway run.',
     '# Run as the current user (root here) instead of su-ing to the "ejabberd" system user.',
     'EXEC_CMD=as_current_user',
     `ERLANG_NODE=${l.node}`,

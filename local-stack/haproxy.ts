@@ -47,7 +47,7 @@ export interface HaproxyServer {
 }
 
 /** The shipped template (deploy/haproxy/haproxy.cfg). */
-export const HAPROXY_TEMPLATE = fileURLToPath(new URL('../haproxy/haproxy.cfg', import.meta.url));
+export const HAPROXY_TEMPLATE = fileURLToPath(new URL('../deploy/haproxy/haproxy.cfg', import.meta.url));
 
 /** The backend the template defines; server names in states and stats are relative to it. */
 export const HAPROXY_BACKEND = 'gateways';

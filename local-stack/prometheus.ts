@@ -8,7 +8,7 @@ import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
 import { spawnChild, type ChildHandle } from './process.js';
 import { makeTempDir, removeDir } from './tempdir.js';
 
-const SHIPPED = fileURLToPath(new URL('../prometheus/', import.meta.url));
+const SHIPPED = fileURLToPath(new URL('../deploy/prometheus/', import.meta.url));
 
 export interface PrometheusServer {
   readonly url: string;

@@ -5,12 +5,12 @@ import { writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { pollUntil } from "../local/ports.js";
-import { spawnChild, type ChildHandle } from "../local/process.js";
-import { startProsody } from "../local/prosody.js";
-import { startRedis } from "../local/redis.js";
-import { makeTempDir } from "../local/tempdir.js";
-import { fireAlarm } from "./fire-alarm.js";
+import { pollUntil } from "../local-stack/ports.js";
+import { spawnChild, type ChildHandle } from "../local-stack/process.js";
+import { startProsody } from "../local-stack/prosody.js";
+import { startRedis } from "../local-stack/redis.js";
+import { makeTempDir } from "../local-stack/tempdir.js";
+import { fireAlarm } from "../adapters/simulated-device/fire-alarm.js";
 
 const DEVICES = ["dev-17", "dev-18", "dev-19", "kitchen", "garage"];
 const port = Number(process.env.GATEWAY_PORT ?? 8080);

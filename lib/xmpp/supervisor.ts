@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "../backoff.js";
 
 /** The part of an xmpp.js entity (client or component) that supervision needs. */
 export interface SupervisedEntity extends EventEmitter {

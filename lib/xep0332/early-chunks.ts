@@ -1,5 +1,5 @@
-import type { Chunk } from "../xep0332/chunks.js";
-import { normalizeJid } from "./jid.js";
+import type { Chunk } from "./chunks.js";
+import { normalizeJid } from "../xmpp/jid.js";
 
 /**
  * `<chunk>` messages that arrive before the IQ result announcing their stream (XEP-0332 0.3 added `nr`
