@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from "node:http";
 import { isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { canonicalDeviceId, parseDevicePath, type DeviceAddress } from "./device-address.js";
+import { canonicalDeviceId, canonicalOrAsGiven, DEVICE_ID_RULE } from "../registry/device-id.js";
+import { parseDevicePath, type DeviceAddress } from "./device-address.js";
 
 export type AddressingMode = "path" | "host" | "proxy";
 
@@ -142,7 +143,7 @@ export class DeviceAddressing {
       throw new GatewayError("GW_NOT_A_DEVICE", { message: `${show(`http://${host}:${port}`)} is not a registered device's address, and the gateway is not an open proxy` });
     }
     // An entry written before ids were canonical may still spell its id with capitals.
-    return { deviceId: canonicalDeviceId(owner.id) ?? owner.id, resource, mode: "proxy" };
+    return { deviceId: canonicalOrAsGiven(owner.id), resource, mode: "proxy" };
   }
 
   /** The device id `host` names under the suffix; undefined when it is not under it (or is the suffix itself). */
@@ -153,7 +154,7 @@ export class DeviceAddressing {
     const label = name.slice(0, name.length - this.hostSuffix.length - 1);
     const deviceId = canonicalDeviceId(label);
     if (deviceId === undefined) {
-      throw new GatewayError("GW_BAD_DEVICE_ID", { message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: 1-64 of [A-Za-z0-9._-]` });
+      throw new GatewayError("GW_BAD_DEVICE_ID", { message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: ${DEVICE_ID_RULE}` });
     }
     return deviceId;
   }

@@ -1,7 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Transport as DeviceTransport } from "../registry/device.js";
 
 export type DropReason = "late" | "duplicate" | "unknown" | "spoofed" | "malformed";
-export type Transport = "xmpp" | "http" | "shadow" | "none";
+/** The transport label: a registry transport, or "none" for a request that reached no device. */
+export type Transport = DeviceTransport | "none";
 
 /**
  * All metrics of one gateway instance, on a registry of its own (no prom-client global state), named as

@@ -1,5 +1,5 @@
 import { sameJid } from "../../lib/xmpp/jid.js";
-import { canonicalDeviceId } from "../http/device-address.js";
+import { canonicalDeviceId, DEVICE_ID_CHARS } from "./device-id.js";
 
 /** DEVICE_JID_TEMPLATE both ways: device id → JID (as the resolver does), and JID → device id. */
 export interface JidTemplate {
@@ -13,7 +13,7 @@ export interface JidTemplate {
 }
 
 /** The characters of a device id, at most 64 of them (canonicalDeviceId has the whole rule). */
-const ID = "([A-Za-z0-9._-]{1,64})";
+const ID = `(${DEVICE_ID_CHARS})`;
 
 /**
  * Compiles a template such as `{id}@devices.example.com/agent` or `meter-{id}@localhost/agent` (config.ts

@@ -1,5 +1,3 @@
-import type { ShadowComparisons } from "../delivery/shadow.js";
-import type { PresenceStore } from "../presence/presence-store.js";
 import { TRANSPORTS, type DeviceRegistry, type Transport } from "./device.js";
 
 export interface MigrationSummary {
@@ -10,9 +8,22 @@ export interface MigrationSummary {
   shadowMismatches: Record<string, number>;
 }
 
-/** Where a fleet's migration stands (`GET /admin/migration`); the same figures are metrics. */
+/** How many devices' agents have a current presence (the presence store answers it). */
+export interface OnlineCount {
+  countOnline(): Promise<number>;
+}
+
+/** Shadow comparisons that differed, per device (the shadow delivery's record answers it). */
+export interface ShadowMismatches {
+  mismatchesByDevice(): Promise<Record<string, number>>;
+}
+
+/**
+ * Where a fleet's migration stands (`GET /admin/migration`); the same figures are metrics. Presence and
+ * shadow comparisons are layers above the registry: they come in through the two small interfaces above.
+ */
 export class MigrationView {
-  constructor(private readonly deps: { registry: Pick<DeviceRegistry, "list">; presence: Pick<PresenceStore, "countOnline">; shadow: Pick<ShadowComparisons, "mismatchesByDevice"> }) {}
+  constructor(private readonly deps: { registry: Pick<DeviceRegistry, "list">; presence: OnlineCount; shadow: ShadowMismatches }) {}
 
   async byTransport(): Promise<Record<Transport, number>> {
     const counts = Object.fromEntries(TRANSPORTS.map((t) => [t, 0])) as Record<Transport, number>;

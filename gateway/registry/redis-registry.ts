@@ -1,7 +1,7 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 import type { DeviceRecord, DeviceRegistry } from "./device.js";
-import { canonicalDeviceId } from "../http/device-address.js";
+import { canonicalDeviceId, canonicalOrAsGiven } from "./device-id.js";
 import { normalizeLegacyAddress } from "./validate.js";
 
 /** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
@@ -144,7 +144,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
-    const stored: DeviceRecord = { ...record, id: canonical(record.id), updatedAt: this.now().toISOString() };
+    const stored: DeviceRecord = { ...record, id: canonicalOrAsGiven(record.id), updatedAt: this.now().toISOString() };
     let address = "";
     if (stored.legacyAddress !== undefined) {
       const normalized = normalizeLegacyAddress(stored.legacyAddress);
@@ -161,7 +161,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), canonical(id), this.indexPrefix());
+    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), canonicalOrAsGiven(id), this.indexPrefix());
     return reply === 1;
   }
 
@@ -191,7 +191,7 @@ export class RedisDeviceRegistry implements DeviceStore {
 
   /** Ids are looked up in any case, by their canonical spelling (README "Device ids"). */
   private recordKey(id: string): string {
-    return this.redis.key("device", canonical(id));
+    return this.redis.key("device", canonicalOrAsGiven(id));
   }
 
   private setKey(): string {
@@ -201,11 +201,6 @@ export class RedisDeviceRegistry implements DeviceStore {
   private indexPrefix(): string {
     return this.redis.key("legacy", "");
   }
-}
-
-/** The canonical id; anything that is no device id is kept as given (it finds nothing). */
-function canonical(id: string): string {
-  return canonicalDeviceId(id) ?? id;
 }
 
 function byCodePoint(a: string, b: string): number {

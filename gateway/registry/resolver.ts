@@ -1,5 +1,5 @@
 import { GatewayError } from "../errors.js";
-import { canonicalDeviceId } from "../http/device-address.js";
+import { canonicalOrAsGiven } from "./device-id.js";
 import type { DeviceRegistry, Transport } from "./device.js";
 
 /** Where and how a device is reached, every optional setting of its entry filled in from configuration. */
@@ -38,7 +38,7 @@ export class RegistryResolver implements DeviceResolver {
   /** `id` in any case: the route's deviceId is the canonical one, which every per-device key is made from. */
   async resolve(id: string): Promise<DeviceRoute> {
     const d = this.defaults;
-    const deviceId = canonicalDeviceId(id) ?? id;
+    const deviceId = canonicalOrAsGiven(id);
     const record = await this.registry.get(deviceId);
     if (record) {
       return {

@@ -1,8 +1,8 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { isHostName, normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import { GatewayError } from "../errors.js";
-import { canonicalDeviceId } from "../http/device-address.js";
 import { TRANSPORTS, type DeviceRecord } from "./device.js";
+import { canonicalDeviceId, DEVICE_ID_RULE } from "./device-id.js";
 
 // Shared with the device agent, which checks the address it announces (AGENT_LEGACY_ADDRESS) the same way.
 export { normalizeLegacyAddress };
@@ -143,7 +143,7 @@ export function invalidField(field: string, message: string): GatewayError {
 
 /** The id, canonical (lower case: canonicalDeviceId), from the path or the body; they must name one device. */
 function checkId(value: unknown, pathId: string | undefined, problem: (field: string, message: string) => void): string | undefined {
-  const rule = "1-64 of [A-Za-z0-9._-]";
+  const rule = DEVICE_ID_RULE;
   if (pathId !== undefined) {
     const id = canonicalDeviceId(pathId);
     if (id === undefined) {

@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Request } from "express";
 import { GatewayError } from "../../gateway/errors.js";
-import { canonicalDeviceId, isDeviceId, parseDevicePath } from "../../gateway/http/device-address.js";
+import { parseDevicePath } from "../../gateway/http/device-address.js";
+import { canonicalDeviceId, isDeviceId } from "../../gateway/registry/device-id.js";
 import { deadlineMs } from "../../gateway/http/device-exchange.js";
 
 function badId(rawUrl: string): GatewayError {

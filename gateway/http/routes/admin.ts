@@ -7,7 +7,7 @@ import type { DeviceRecord } from "../../registry/device.js";
 import type { DeviceStore } from "../../registry/redis-registry.js";
 import { DEVICE_FIELDS, invalidField, READ_ONLY_FIELDS, validateDevice } from "../../registry/validate.js";
 import { readBody } from "../body.js";
-import { isDeviceId } from "../device-address.js";
+import { isDeviceId } from "../../registry/device-id.js";
 import { sendError } from "../error-response.js";
 import type { MigrationView } from "../../registry/migration.js";
 

@@ -2,11 +2,11 @@
 // mode "raw-iq": a bare component sends the IQs itself, path (a); mode "http": node:http GETs of
 // `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d) and the bare proxy for (c).
 // It reports window-start/window-end as they happen (the parent samples CPU then) and
-// the result at the end. Started by bench/run.ts.
+// the result at the end. Started by bench/ratios/measure.ts.
 import { runLoad, type Issue, type LoadPlan } from "./load.js";
-import { httpGetter } from "./http-get.js";
+import { httpGetter } from "../common/http-get.js";
 import { responseText, startRawIq } from "./raw-iq.js";
-import { emit, fail, listen, workerConfig } from "./worker-io.js";
+import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
 export type LoadConfig = Omit<LoadPlan, "targets"> & {
   ids: string[];

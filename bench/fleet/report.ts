@@ -1,6 +1,6 @@
 // The result of `npm run bench -- --fleet`: the printed table and the JSON file's shape.
-import type { CpuSeconds } from "./cpu.js";
-import type { LatencySummary } from "./stats.js";
+import type { CpuSeconds } from "../common/cpu.js";
+import type { LatencySummary } from "../common/stats.js";
 
 /** Processes whose CPU is measured per stage, in table order. */
 export const FLEET_PROCESSES = ["agent", "gateway", "prosody", "redis"] as const;

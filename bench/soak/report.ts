@@ -1,7 +1,7 @@
 // The result of `npm run bench -- --soak`: the printed table and the JSON file's shape.
-import type { SoakPhase } from "./args.js";
+import type { SoakPhase } from "../common/args.js";
 import type { BurstResult } from "./burst-worker.js";
-import type { CpuSeconds } from "./cpu.js";
+import type { CpuSeconds } from "../common/cpu.js";
 
 /** The soak's targets: every request answered by its device, and a gateway that stays small doing it. */
 export const SOAK_TARGETS = { errors: 0, gatewayPeakRssBelowMiB: 300 } as const;

@@ -8,31 +8,31 @@
 // Processes, one role each, so that each RSS and CPU figure is that role's own and no process needs more open
 // files than the machine allows (one per connection; see fileBudgetNotes):
 //   this process   orchestration only: starts everything, reads /proc and the gateway's /metrics
-//   gateway        compiled gateway/main.ts under plain node, as `npm start` runs it (bench/compiled.ts)
+//   gateway        compiled gateway/main.ts under plain node, as `npm start` runs it (bench/common/compiled.ts)
 //   prosody, redis harness processes
-//   agent          ONE device agent process for every device (AGENT_FLEET_FILE; bench/agent-process.ts)
-//   devices        child bench/slow-devices-worker.ts: one HTTP server per device, each holding its requests
-//   load           child bench/burst-worker.ts per phase: one connection per request
-// What a phase measures, and how, is in bench/soak-phase.ts.
+//   agent          ONE device agent process for every device (AGENT_FLEET_FILE; bench/common/agent-process.ts)
+//   devices        child bench/common/slow-devices-worker.ts: one HTTP server per device, each holding its requests
+//   load           child bench/soak/burst-worker.ts per phase: one connection per request
+// What a phase measures, and how, is in bench/soak/phase.ts.
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { pollUntil } from "../local-stack/ports.js";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
-import { startStack, type Teardown } from "../test/helpers/stack.js";
-import { adminClient } from "./admin.js";
-import { startAgentProcess, type AgentProcess } from "./agent-process.js";
-import type { BenchArgs, SoakArgs } from "./args.js";
-import { compileForRun, profileArgs } from "./compiled.js";
-import { clockTicksPerSecond } from "./cpu.js";
-import { openFilesLimit } from "./proc.js";
-import { progress } from "./progress.js";
-import { scrapeMetrics } from "./scrape.js";
-import type { SlowDevicesConfig, SlowDevicesReady } from "./slow-devices-worker.js";
-import { runPhase, type SoakRun } from "./soak-phase.js";
-import { SOAK_TARGETS, type SoakPhaseResult, type SoakReport } from "./soak-report.js";
-import { WorkerProcess } from "./worker-process.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import { startGatewayProcess, type GatewayProcess } from "../../test/helpers/gateway-process.js";
+import { startStack, type Teardown } from "../../test/helpers/stack.js";
+import { adminClient } from "../common/admin.js";
+import { startAgentProcess, type AgentProcess } from "../common/agent-process.js";
+import type { BenchArgs, SoakArgs } from "../common/args.js";
+import { compileForRun, profileArgs } from "../common/compiled.js";
+import { clockTicksPerSecond } from "../common/cpu.js";
+import { openFilesLimit } from "../common/proc.js";
+import { progress } from "../common/progress.js";
+import { scrapeMetrics } from "../common/scrape.js";
+import type { SlowDevicesConfig, SlowDevicesReady } from "../common/slow-devices-worker.js";
+import { runPhase, type SoakRun } from "./phase.js";
+import { SOAK_TARGETS, type SoakPhaseResult, type SoakReport } from "./report.js";
+import { WorkerProcess } from "../common/worker-process.js";
 
 /**
  * The gateway's pass-through opens at most this many connections per device origin (the default of
@@ -124,7 +124,7 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
 
   progress(`starting ${o.devices} slow device servers`);
   const devicesConfig: SlowDevicesConfig = { ids, holdMs, layout: "per-device" };
-  const devices = WorkerProcess.start("devices", "./slow-devices-worker.ts", devicesConfig);
+  const devices = WorkerProcess.start("devices", new URL("../common/slow-devices-worker.ts", import.meta.url), devicesConfig);
   teardown.add("devices", () => devices.stop());
   const { servers } = (await devices.next("ready", 60_000)) as unknown as SlowDevicesReady;
 

@@ -8,8 +8,8 @@ import { readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
-import type { Teardown } from "../test/helpers/stack.js";
+import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
+import type { Teardown } from "../../test/helpers/stack.js";
 import { progress } from "./progress.js";
 
 export interface CompiledBuild {
@@ -22,7 +22,7 @@ export interface CompiledBuild {
   remove(): Promise<void>;
 }
 
-const PROJECT_ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 export async function compileGatewayAndAgent(): Promise<CompiledBuild> {
   const dir = await makeTempDir("bench-build-");

@@ -5,8 +5,8 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnChild, type ChildHandle } from "../local-stack/process.js";
-import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
+import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
+import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { profileArgs } from "./compiled.js";
 
 export interface FleetIdentity {
@@ -26,7 +26,7 @@ export interface AgentProcessOptions {
   localTimeoutMs: number;
   /** Profile the process (--cpu-prof) into this directory, written when it exits. */
   cpuProfDir?: string;
-  /** Node's arguments that start the agent (bench/compiled.ts); default: its sources through tsx. */
+  /** Node's arguments that start the agent (bench/common/compiled.ts); default: its sources through tsx. */
   nodeArgs?: readonly string[];
 }
 
@@ -38,7 +38,7 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-const PROJECT_ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 export async function startAgentProcess(opts: AgentProcessOptions): Promise<AgentProcess> {
   const dir = await makeTempDir("bench-agent-");

@@ -1,7 +1,5 @@
 // The result of one bench run: the printed table and the JSON file.
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
-import type { CpuSeconds } from "./cpu.js";
+import type { CpuSeconds } from "../common/cpu.js";
 import type { LoadResult } from "./load.js";
 
 /** Processes whose CPU is measured, in table order. */
@@ -121,12 +119,4 @@ export function formatTable(r: BenchReport): string {
     if (notes.length > 0) lines.push(`${p.label}: ${notes.join("; ")}`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-/** Writes bench/results/<kind>-<timestamp>.json (kind: bench, soak, fleet) and returns its path. */
-export async function writeReport(r: { startedAt: string }, dir: string, kind = "bench"): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `${kind}-${r.startedAt.replace(/[:.]/g, "-")}.json`);
-  await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
-  return file;
 }

@@ -1,22 +1,22 @@
-// One phase of the soak run (bench/soak.ts): the burst of requests through one of the gateway's paths, and
+// One phase of the soak run (bench/soak/soak.ts): the burst of requests through one of the gateway's paths, and
 // what is read meanwhile: every process's CPU (/proc, at the burst's edges), the gateway's and the agent's
 // RSS (/proc, VmHWM reset at the start: the exact peak of the phase), the gateway's own figures (/metrics:
 // its in-flight gauge, its heap, the counters that explain failures), the devices' count of requests held,
 // and the kernel's count of connections dropped at full accept queues.
-import { pollUntil } from "../local-stack/ports.js";
-import type { GatewayProcess } from "../test/helpers/gateway-process.js";
-import type { Teardown } from "../test/helpers/stack.js";
-import type { AgentProcess } from "./agent-process.js";
-import type { SoakArgs, SoakPhase } from "./args.js";
+import { pollUntil } from "../../local-stack/ports.js";
+import type { GatewayProcess } from "../../test/helpers/gateway-process.js";
+import type { Teardown } from "../../test/helpers/stack.js";
+import type { AgentProcess } from "../common/agent-process.js";
+import type { SoakArgs, SoakPhase } from "../common/args.js";
 import type { BurstConfig, BurstResult } from "./burst-worker.js";
-import { cpuSecondsBetween, sampleTicks, type CpuSeconds, type Pids } from "./cpu.js";
+import { cpuSecondsBetween, sampleTicks, type CpuSeconds, type Pids } from "../common/cpu.js";
 import { PeakSampler } from "./peaks.js";
-import { listenOverflows, memoryOf, MIB, resetPeakRss } from "./proc.js";
-import { progress } from "./progress.js";
-import { scrapeMetrics } from "./scrape.js";
-import type { DeviceStats } from "./slow-devices-worker.js";
-import { SOAK_TARGETS, type SoakPhaseResult } from "./soak-report.js";
-import { WorkerProcess } from "./worker-process.js";
+import { listenOverflows, memoryOf, MIB, resetPeakRss } from "../common/proc.js";
+import { progress } from "../common/progress.js";
+import { scrapeMetrics } from "../common/scrape.js";
+import type { DeviceStats } from "../common/slow-devices-worker.js";
+import { SOAK_TARGETS, type SoakPhaseResult } from "./report.js";
+import { WorkerProcess } from "../common/worker-process.js";
 
 /** Counters whose growth during a phase explains its failures from the gateway's side. */
 const COUNTERS = [
@@ -89,7 +89,7 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
   }, 1000);
   const overflowsBefore = listenOverflows();
   const config: BurstConfig = { baseUrl: r.gw.url, ids: r.ids, requests: o.requests, rampMs: o.rampS * 1000, timeoutMs: r.deadlineMs + 30_000 };
-  const load = WorkerProcess.start(`load ${transport}`, "./burst-worker.ts", config);
+  const load = WorkerProcess.start(`load ${transport}`, new URL("./burst-worker.ts", import.meta.url), config);
   r.teardown.add(`load ${transport}`, () => load.stop());
   let result: BurstResult;
   let cpuS: CpuSeconds;

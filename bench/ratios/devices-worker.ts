@@ -1,10 +1,10 @@
 // Child process holding the simulated fleet: one device HTTP server and one device agent per id, the same
 // for every path, so the device side does identical work on all of them: (a) and (b) reach the servers
 // through the agents, (c) and (d) reach the same servers directly over HTTP, at the URLs this worker
-// reports in its "ready" event. Started by bench/run.ts.
-import { startFleet, type Fleet } from "../test/helpers/fleet.js";
-import { temperatureDevice } from "./device.js";
-import { emit, fail, listen, workerConfig } from "./worker-io.js";
+// reports in its "ready" event. Started by bench/ratios/ratios.ts.
+import { startFleet, type Fleet } from "../../test/helpers/fleet.js";
+import { temperatureDevice } from "../common/device.js";
+import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
 /** The Prosody handle startFleet takes, wherever the harness declares it. */
 type FleetProsody = Parameters<typeof startFleet>[0];

@@ -7,7 +7,7 @@
 // pools connections per origin, so this is what a fleet of real devices looks like to it); "shared" serves
 // every device from one server under `/{id}` (the fleet run: 1,000 devices need not be 1,000 listeners).
 // The agents (or the gateway) connect from another process: this one holds only the server side of each
-// connection, which keeps every process under the open-files limit. Started by bench/soak.ts and fleet.ts.
+// connection, which keeps every process under the open-files limit. Started by bench/soak/soak.ts and bench/fleet/fleet.ts.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { readingBody } from "./device.js";

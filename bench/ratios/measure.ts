@@ -1,11 +1,11 @@
 // Runs one path: starts a load worker, samples every process's CPU when the worker opens and closes its
 // measured window, and collects the worker's result.
-import type { Teardown } from "../test/helpers/stack.js";
-import { cpuSecondsBetween, machineBusyTicks, sampleTicks, type Pids } from "./cpu.js";
+import type { Teardown } from "../../test/helpers/stack.js";
+import { cpuSecondsBetween, machineBusyTicks, sampleTicks, type Pids } from "../common/cpu.js";
 import type { LoadResult } from "./load.js";
 import type { LoadConfig } from "./load-worker.js";
 import { perRequest, type PathResult } from "./report.js";
-import { WorkerProcess } from "./worker-process.js";
+import { WorkerProcess } from "../common/worker-process.js";
 
 /** Called as the measured window opens and closes (after the CPU samples), e.g. to profile just the window. */
 export interface WindowHooks {
@@ -21,7 +21,7 @@ export async function measurePath(
   teardown: Teardown,
   hooks: WindowHooks = {},
 ): Promise<PathResult> {
-  const worker = WorkerProcess.start(`load ${label}`, "./load-worker.ts", config);
+  const worker = WorkerProcess.start(`load ${label}`, new URL("./load-worker.ts", import.meta.url), config);
   teardown.add(`load worker ${label}`, () => worker.stop());
   const all = (): Pids => ({ ...pids, load: worker.pid });
   let before: ReturnType<typeof sampleTicks> | undefined;

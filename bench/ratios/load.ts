@@ -1,7 +1,7 @@
 // A closed-loop load driver: N loops, each with one request outstanding at a time, over a fixed window.
 import { performance } from "node:perf_hooks";
 import { setImmediate as yieldToLoop, setTimeout as delay } from "node:timers/promises";
-import { summarize, type LatencySummary } from "./stats.js";
+import { summarize, type LatencySummary } from "../common/stats.js";
 
 /** One request to one target: resolves when it succeeded, rejects (with a reason) when it did not. */
 export type Issue = (target: string) => Promise<void>;

@@ -5,26 +5,26 @@
 // device (one request to each, counted as answered when the device's own reading comes back).
 //
 // Processes: this one orchestrates and sends the check requests (it is not measured); the gateway and the
-// agent (both compiled and run by plain node, as they ship: bench/compiled.ts) and the device servers
-// (bench/slow-devices-worker.ts, one shared server, no hold) each run in their own process.
+// agent (both compiled and run by plain node, as they ship: bench/common/compiled.ts) and the device servers
+// (bench/common/slow-devices-worker.ts, one shared server, no hold) each run in their own process.
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
-import { startStack, type Teardown } from "../test/helpers/stack.js";
-import { startAgentProcess, type AgentProcess } from "./agent-process.js";
-import type { BenchArgs } from "./args.js";
-import { compileForRun, profileArgs } from "./compiled.js";
-import { clockTicksPerSecond, cpuSecondsBetween, sampleTicks, type CpuSeconds, type Pids } from "./cpu.js";
-import { readingBody } from "./device.js";
-import type { FleetReport } from "./fleet-report.js";
-import { httpGetter } from "./http-get.js";
-import { listenOverflows, memoryOf, MIB } from "./proc.js";
-import { progress } from "./progress.js";
-import { scrapeMetrics } from "./scrape.js";
-import type { SlowDevicesConfig, SlowDevicesReady } from "./slow-devices-worker.js";
-import { summarize } from "./stats.js";
-import { WorkerProcess } from "./worker-process.js";
+import { startGatewayProcess, type GatewayProcess } from "../../test/helpers/gateway-process.js";
+import { startStack, type Teardown } from "../../test/helpers/stack.js";
+import { startAgentProcess, type AgentProcess } from "../common/agent-process.js";
+import type { BenchArgs } from "../common/args.js";
+import { compileForRun, profileArgs } from "../common/compiled.js";
+import { clockTicksPerSecond, cpuSecondsBetween, sampleTicks, type CpuSeconds, type Pids } from "../common/cpu.js";
+import { readingBody } from "../common/device.js";
+import type { FleetReport } from "./report.js";
+import { httpGetter } from "../common/http-get.js";
+import { listenOverflows, memoryOf, MIB } from "../common/proc.js";
+import { progress } from "../common/progress.js";
+import { scrapeMetrics } from "../common/scrape.js";
+import type { SlowDevicesConfig, SlowDevicesReady } from "../common/slow-devices-worker.js";
+import { summarize } from "../common/stats.js";
+import { WorkerProcess } from "../common/worker-process.js";
 
 /** The gateway must count them all within this long after the agent's spawn, or the run reports "never". */
 const CONNECT_BOUND_MS = 180_000;
@@ -105,7 +105,7 @@ export async function runFleet(args: BenchArgs, teardown: Teardown): Promise<Fle
   const usersCreatedMs = performance.now() - t;
 
   const devicesConfig: SlowDevicesConfig = { ids, holdMs: 0, layout: "shared" };
-  const devices = WorkerProcess.start("devices", "./slow-devices-worker.ts", devicesConfig);
+  const devices = WorkerProcess.start("devices", new URL("../common/slow-devices-worker.ts", import.meta.url), devicesConfig);
   teardown.add("devices", () => devices.stop());
   const { servers } = (await devices.next("ready", 60_000)) as unknown as SlowDevicesReady;
 

@@ -1,4 +1,5 @@
-// The parent side of the worker protocol: starts `node --import tsx bench/<file>.ts` as a plain child
+// The parent side of the worker protocol: starts `node --import tsx <file>.ts` (a file: URL, resolved by the
+// caller against its own import.meta.url) as a plain child
 // (its PID is the worker's own, so /proc/PID/stat is the worker's CPU), reads its JSON events, sends it
 // commands, and makes sure it never outlives the bench.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -10,7 +11,7 @@ export interface WorkerEvent {
   [field: string]: unknown;
 }
 
-const PROJECT_ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 // Every live worker, for the synchronous last-resort kill when the bench process exits.
 const live = new Set<ChildProcess>();
@@ -27,8 +28,8 @@ export class WorkerProcess {
   private exitInfo: string | undefined;
   readonly exited: Promise<void>;
 
-  private constructor(readonly name: string, file: string, config: unknown) {
-    this.child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL(file, import.meta.url))], {
+  private constructor(readonly name: string, file: URL, config: unknown) {
+    this.child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(file)], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
       stdio: ["pipe", "pipe", "inherit"],
@@ -48,7 +49,7 @@ export class WorkerProcess {
     createInterface({ input: this.child.stdout! }).on("line", (line) => this.onLine(line));
   }
 
-  static start(name: string, file: string, config: unknown): WorkerProcess {
+  static start(name: string, file: URL, config: unknown): WorkerProcess {
     return new WorkerProcess(name, file, config);
   }
 

@@ -2,13 +2,13 @@
 // gateway), ids in turn, issued at an even pace over `rampMs` and never retried, each on a connection of its
 // own (`agent: false`), as that many independent legacy clients would. Each outcome is counted by what the
 // client saw: 200 with the device's own reading, the gateway's error code with its status, or the socket
-// error. A child, so that the gateway's process (and RSS) is its own. Started by bench/soak.ts.
+// error. A child, so that the gateway's process (and RSS) is its own. Started by bench/soak/phase.ts.
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { readingBody } from "./device.js";
-import { summarize, type LatencySummary } from "./stats.js";
-import { emit, fail, listen, workerConfig } from "./worker-io.js";
+import { readingBody } from "../common/device.js";
+import { summarize, type LatencySummary } from "../common/stats.js";
+import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
 export interface BurstConfig {
   baseUrl: string;

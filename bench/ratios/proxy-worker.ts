@@ -1,11 +1,11 @@
 // Child process for (c), the baseline of the HTTP pass-through: a bare http-proxy-3 (the library and version
 // the gateway uses) with a keep-alive http.Agent, in front of the devices' own HTTP servers. It routes
 // `/devices/{id}/{rest}` to device {id}'s server as `/{rest}`, and does nothing else: no registry, no
-// Redis, no limits, no header rewriting, no metrics. Started by bench/run.ts.
+// Redis, no limits, no header rewriting, no metrics. Started by bench/ratios/ratios.ts.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ProxyServer } from "http-proxy-3";
-import { emit, fail, listen, workerConfig } from "./worker-io.js";
+import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
 export interface ProxyConfig {
   /** Each device's own HTTP server, by id (from the devices worker's "ready" event). */

@@ -9,7 +9,7 @@ export function emit(event: string, fields: Record<string, unknown> = {}): void 
 /** The JSON configuration the parent hands over in BENCH_CONFIG. */
 export function workerConfig<T>(): T {
   const raw = process.env.BENCH_CONFIG;
-  if (!raw) throw new Error("BENCH_CONFIG is not set: this file is started by bench/run.ts");
+  if (!raw) throw new Error("BENCH_CONFIG is not set: this file is started by npm run bench (bench/run.ts)");
   return JSON.parse(raw) as T;
 }
 
