@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 // Its 2.x needs Node 22; the gateway runs on Node 20. This file is the one place that imports it.
 import { ProxyServer } from "http-proxy-3";
 import { isHttpMethod } from "../../lib/xep0332/constants.js";
-import { GatewayError, type ErrorCode } from "../errors.js";
+import { CATALOGUE, GatewayError, type ErrorCode } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { BodyLimit } from "./body-limit.js";
@@ -124,7 +124,8 @@ export class HttpPassThrough implements Lifecycle {
     });
     // Errors come through web()'s callback; without a listener of ours the library would throw this one.
     this.proxy.on("error", (err, _req, res) => this.exchanges.get(res as ServerResponse)?.upstreamError(err));
-    for (const code of COUNTED) deps.metrics.proxyErrors.inc({ code }, 0);
+    // The codes forward() can end with (CATALOGUE's `passThrough`): their series exist from the start, at 0.
+    for (const [code, entry] of Object.entries(CATALOGUE)) if (entry.passThrough) deps.metrics.proxyErrors.inc({ code }, 0);
     for (const reason of [...BAD_HEAD_REASONS, ...BAD_REPLY_REASONS]) deps.metrics.proxyBadReplies.inc({ reason }, 0);
   }
 
@@ -282,11 +283,6 @@ export class HttpPassThrough implements Lifecycle {
     this.deps.metrics.proxyErrors.inc({ code });
   }
 }
-
-/** The codes forward() can end with: their series exist from the start, at 0. */
-const COUNTED: readonly ErrorCode[] = [
-  "GW_UPSTREAM_UNREACHABLE", "GW_UPSTREAM_TIMEOUT", "GW_BAD_UPSTREAM_REPLY", "GW_PAYLOAD_TOO_LARGE", "GW_METHOD_NOT_ALLOWED", "GW_SHUTTING_DOWN", "GW_INTERNAL",
-];
 
 function httpBaseUrl(httpTarget: string): URL | undefined {
   try {
