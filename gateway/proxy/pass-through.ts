@@ -8,6 +8,7 @@ import { isHttpMethod } from "../../lib/xep0332/constants.js";
 import { CATALOGUE, GatewayError, type ErrorCode } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { GATEWAY_SETTINGS } from "../settings.js";
 import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
@@ -18,8 +19,8 @@ export interface PassThroughOptions {
   /** GATEWAY_MAX_BODY_BYTES: a larger request body is 413 GW_PAYLOAD_TOO_LARGE and never reaches the device whole. */
   maxBodyBytes: number;
   /**
-   * Per device origin: connections open at once, and idle ones kept alive for reuse (default 16, the
-   * default `maxInFlight`). A request beyond it waits for a connection, within its deadline.
+   * Per device origin: connections open at once, and idle ones kept alive for reuse (default: the
+   * default of GATEWAY_DEVICE_MAX_IN_FLIGHT, 16). A request beyond it waits for a connection, within its deadline.
    */
   keepAliveMaxSockets?: number;
 }
@@ -46,7 +47,8 @@ export interface ConnectionCounts {
   waiting: number;
 }
 
-const DEFAULT_MAX_SOCKETS = 16;
+/** Without keepAliveMaxSockets: as many connections per origin as a device has requests in flight by default. */
+const DEFAULT_MAX_SOCKETS = GATEWAY_SETTINGS.GATEWAY_DEVICE_MAX_IN_FLIGHT.default;
 /**
  * An idle connection is closed after this long, and sooner when the device announces a shorter
  * `Keep-Alive: timeout` (node's agent only applies that hint when it has a timeout of its own): below the
