@@ -78,7 +78,7 @@ export const GATEWAY_SETTINGS = {
   GATEWAY_BUSY_RETRY_AFTER_S: { kind: "int", default: 1, min: 0, doc: "Retry-After on 429 GW_DEVICE_BUSY" },
   GATEWAY_DRAIN_GRACE_MS: { kind: "int", default: 3000, min: 0, doc: "on SIGTERM, readiness fails but requests are still served this long" },
   GATEWAY_DRAIN_TIMEOUT_MS: { kind: "int", default: 25_000, min: 0, doc: "then, how long requests in flight may still finish" },
-  GATEWAY_INSTANCE_ID: { kind: "derivedString", shown: "hostname-pid", doc: "owner name in correlation entries, instance in logs" },
+  GATEWAY_INSTANCE_ID: { kind: "derivedString", shown: "`hostname-pid`", doc: "owner name in correlation entries, instance in logs" },
   LOG_LEVEL: { kind: "oneOf", default: "info", allowed: LOG_LEVELS, doc: "log level" },
 } as const satisfies Record<string, Setting>;
 

@@ -53,7 +53,18 @@ export function redactUrl(value: string): string {
  * gateway's gateway/settings.ts, the agent's adapters/device-agent/settings.ts); README's configuration
  * tables show each name and default, and a unit test keeps them equal (test/unit/readme-config-table.test.ts).
  */
-export type Setting = IntSetting | OptionalIntSetting | DerivedIntSetting | StringSetting | DerivedStringSetting | OptionalSetting | UrlSetting | OneOfSetting | SecretSetting;
+export type Setting =
+  | IntSetting
+  | OptionalIntSetting
+  | DerivedIntSetting
+  | StringSetting
+  | DerivedStringSetting
+  | OptionalSetting
+  | RequiredSetting
+  | UrlSetting
+  | OneOfSetting
+  | OptionalOneOfSetting
+  | SecretSetting;
 
 /** A rule beyond the kind's own: `ok` must hold, else the problem line says `rule`. */
 export interface SettingRule { ok: (value: string) => boolean; rule: string }
@@ -61,6 +72,8 @@ export interface SettingRule { ok: (value: string) => boolean; rule: string }
 interface SettingBase {
   /** What the setting does, in one line. */
   doc: string;
+  /** How README spells the default when another module applies it (e.g. `` `required` `` for AGENT_TLS). */
+  shown?: string;
 }
 
 /** A whole number from `min` to `max` (default Number.MAX_SAFE_INTEGER). */
@@ -70,13 +83,17 @@ export interface OptionalIntSetting extends SettingBase { kind: "optionalInt"; m
 /** A whole number whose default is another setting's value (`from`), given by the program when it reads it. */
 export interface DerivedIntSetting extends SettingBase { kind: "derivedInt"; from: string; min: number; max?: number }
 export interface StringSetting extends SettingBase { kind: "string"; default: string; check?: SettingRule }
-/** Text whose default is computed when read (e.g. from the host name); `shown` is how the README spells it. */
+/** Text whose default is computed when read (e.g. from the host name); `shown` is how README spells it, in backquotes. */
 export interface DerivedStringSetting extends SettingBase { kind: "derivedString"; shown: string }
 /** Text, or absent; `unset` says what absent means (README shows it in the default column). */
-export interface OptionalSetting extends SettingBase { kind: "optional"; unset: string; check?: SettingRule; required?: false }
+export interface OptionalSetting extends SettingBase { kind: "optional"; unset: string; check?: SettingRule }
+/** Text that must be set (no default). */
+export interface RequiredSetting extends SettingBase { kind: "required" }
 /** A URL with one of `protocols` (e.g. `["redis:", "rediss:"]`). */
 export interface UrlSetting extends SettingBase { kind: "url"; default: string; protocols: readonly string[] }
 export interface OneOfSetting<T extends string = string> extends SettingBase { kind: "oneOf"; default: T; allowed: readonly T[] }
+/** One of `allowed`, or absent (`unset` says what absent means). */
+export interface OptionalOneOfSetting<T extends string = string> extends SettingBase { kind: "optionalOneOf"; allowed: readonly T[]; unset: string }
 /**
  * A secret, from the variable or from the file `NAME_FILE` names (EnvReader.secret). `required`, or absent
  * with `unset` saying what that means; a `check` problem line gives the value's length, never the value.
@@ -90,6 +107,8 @@ export type SettingValue<S extends Setting> = S extends IntSetting | DerivedIntS
     ? number | undefined
     : S extends OneOfSetting<infer T>
       ? T
+      : S extends OptionalOneOfSetting<infer T>
+      ? T | undefined
       : S extends OptionalSetting
         ? string | undefined
         : S extends SecretSetting
@@ -104,6 +123,7 @@ export type SettingFallback<S extends Setting> = S extends DerivedIntSetting ? [
  * `(unset…` followed by what absent means.
  */
 export function shownDefault(s: Setting): string {
+  if (s.shown !== undefined) return s.shown;
   switch (s.kind) {
     case "int":
     case "string":
@@ -113,10 +133,13 @@ export function shownDefault(s: Setting): string {
     case "derivedInt":
       return `\`${s.from}\``;
     case "derivedString":
-      return `\`${s.shown}\``;
+      return s.shown;
     case "optionalInt":
     case "optional":
+    case "optionalOneOf":
       return s.unset === "" ? "(unset)" : `(unset: ${s.unset})`;
+    case "required":
+      return "(required)";
     case "secret":
       return s.required ? "(required)" : s.unset === "" ? "(unset)" : `(unset: ${s.unset})`;
   }
@@ -237,10 +260,14 @@ export class EnvReader {
         if (v !== undefined && s.check) this.check(name, v, s.check.ok(v), s.check.rule);
         return v;
       }
+      case "required":
+        return this.required(name);
       case "url":
         return this.url(name, s.default, s.protocols);
       case "oneOf":
         return this.oneOf(name, s.default, s.allowed);
+      case "optionalOneOf":
+        return this.raw(name) === undefined ? undefined : this.oneOf(name, s.allowed[0] ?? "", s.allowed);
       case "secret": {
         const v = s.required ? this.requiredSecret(name) : this.secret(name);
         // The value is a secret: the line gives its length only.

@@ -1,11 +1,12 @@
 // README's configuration table is what operators read: it must name exactly the variables of the settings
-// table (gateway/settings.ts), each with the default the code applies (shownDefault: the value in
+// table (gateway/settings.ts; the agent's, adapters/device-agent/settings.ts), each with the default the code applies (shownDefault: the value in
 // backquotes, "(required)", or "(unset…"). A row may name several variables ("`A` / `B`"), with one default
 // each ("`1` / `2`") or one for all.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { shownDefault, type Setting } from "../../lib/env.js";
+import { AGENT_SETTINGS } from "../../adapters/device-agent/settings.js";
 import { GATEWAY_SETTINGS } from "../../gateway/settings.js";
 
 /** Variable → the README's default cell for it, from the first table under `heading`. */
@@ -53,3 +54,4 @@ function checkTable(heading: string, settings: Readonly<Record<string, Setting>>
 }
 
 describe("README configuration table (gateway)", () => checkTable("## Configuration (gateway)", GATEWAY_SETTINGS));
+describe("README configuration table (device agent)", () => checkTable("## Running the device agent next to a legacy device", AGENT_SETTINGS));
