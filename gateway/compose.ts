@@ -33,6 +33,7 @@ import { MigrationView } from "./registry/migration.js";
 import { RedisDeviceRegistry } from "./registry/redis-registry.js";
 import { RegistryResolver } from "./registry/resolver.js";
 import { MAX_IN_FLIGHT } from "./registry/validate.js";
+import { MAX_PARKED_CHUNKS, OVERLOAD_RETRY_AFTER_S } from "./settings.js";
 import { gatewayVersion } from "./version.js";
 import { XmppComponent } from "./xmpp/component.js";
 import { XmppExchanger } from "./xmpp/exchange.js";
@@ -77,7 +78,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   metricSources.bufferedBytes = () => budget.held;
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
   // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
-  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
+  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: MAX_PARKED_CHUNKS, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange, budget });
   pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
@@ -160,7 +161,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
           ? { rate: { limiter: new ClientRateLimiter(redis, config.limits.clientRate), key: config.limits.clientRate.key } }
           : {}),
         metrics,
-        overloadRetryAfterS: 1,
+        overloadRetryAfterS: OVERLOAD_RETRY_AFTER_S,
       }),
       maxBodyBytes: config.http.maxBodyBytes,
       budget,

@@ -1,12 +1,11 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../lib/xep0332/constants.js";
-import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from "../lib/env.js";
-import { isHostName } from "../lib/legacy-address.js";
+import { EnvReader, type Env, type LogLevel, type SettingFallback, type SettingValue } from "../lib/env.js";
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 import type { RedisOptions } from "./redis/client.js";
+import { GATEWAY_SETTINGS, type GatewaySettingName } from "./settings.js";
 
-/** Everything the gateway is configured with; every field comes from one environment variable (README table). */
+/** Everything the gateway is configured with; every field comes from one environment variable (settings.ts, README table). */
 export interface Config {
   http: {
     host: string;
@@ -100,33 +99,27 @@ export interface Config {
   logLevel: LogLevel;
 }
 
+/**
+ * The gateway's Config from its environment: every variable is read, validated and defaulted as its entry
+ * in GATEWAY_SETTINGS (settings.ts) says; the relations between variables are checked here. All problems
+ * are reported at once (ConfigError).
+ */
 export function loadConfig(env: Env): Config {
   const r = new EnvReader(env);
-  const jidTemplate = r.string("DEVICE_JID_TEMPLATE", "{id}@localhost/agent");
-  r.check("DEVICE_JID_TEMPLATE", jidTemplate, /^[^@/]*\{id\}[^@/]*@[^@/]+\/[^/]+$/.test(jidTemplate),
-    "must be a full JID with {id} in the localpart, e.g. {id}@devices.example.com/agent");
-  const domain = r.string("XMPP_COMPONENT_DOMAIN", "gateway.localhost");
-  r.check("XMPP_COMPONENT_DOMAIN", domain, /^[A-Za-z0-9.-]+$/.test(domain), "must be a domain name");
-  const adminToken = r.secret("GATEWAY_ADMIN_TOKEN");
-  if (adminToken !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(adminToken)) {
-    // The value is a secret: the line gives its length only.
-    r.problems.push(`GATEWAY_ADMIN_TOKEN (${adminToken.length} characters) must be 16-1024 visible ASCII characters`);
-  }
-  const devicesFile = r.optional("GATEWAY_DEVICES_FILE");
-  const hostSuffix = r.optional("GATEWAY_DEVICE_HOST_SUFFIX");
-  if (hostSuffix !== undefined) {
-    r.check("GATEWAY_DEVICE_HOST_SUFFIX", hostSuffix, isHostName(hostSuffix),
-      "must be a DNS name without a leading dot or a port, e.g. devices.example.com (device dev-17 is then dev-17.devices.example.com)");
-  }
+  const read = <K extends GatewaySettingName>(name: K, ...fallback: SettingFallback<(typeof GATEWAY_SETTINGS)[K]>): SettingValue<(typeof GATEWAY_SETTINGS)[K]> =>
+    r.read(name, GATEWAY_SETTINGS[name], ...fallback);
+  const jidTemplate = read("DEVICE_JID_TEMPLATE");
+  const domain = read("XMPP_COMPONENT_DOMAIN");
+  const adminToken = read("GATEWAY_ADMIN_TOKEN");
+  const devicesFile = read("GATEWAY_DEVICES_FILE");
+  const hostSuffix = read("GATEWAY_DEVICE_HOST_SUFFIX");
 
-  const clientRate = r.int("GATEWAY_CLIENT_RATE_LIMIT", 0, 0, 1_000_000);
-  const clientKeyValue = r.string("GATEWAY_CLIENT_KEY", "ip");
-  const clientKeyMode = parseClientKeyMode(clientKeyValue);
-  r.check("GATEWAY_CLIENT_KEY", clientKeyValue, clientKeyMode !== undefined, "must be ip, x-forwarded-for or header:<field-name>");
+  const clientRate = read("GATEWAY_CLIENT_RATE_LIMIT");
+  const clientKeyMode = parseClientKeyMode(read("GATEWAY_CLIENT_KEY"));
 
-  const redisUsername = r.optional("REDIS_USERNAME");
-  const redisPassword = r.secret("REDIS_PASSWORD");
-  const redisCaFile = r.optional("REDIS_TLS_CA_FILE");
+  const redisUsername = read("REDIS_USERNAME");
+  const redisPassword = read("REDIS_PASSWORD");
+  const redisCaFile = read("REDIS_TLS_CA_FILE");
   let redisCa: string | undefined;
   if (redisCaFile !== undefined) {
     // Read now, so that a wrong path stops the start instead of failing every reconnect.
@@ -136,85 +129,87 @@ export function loadConfig(env: Env): Config {
       r.problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(redisCaFile)} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
     }
   }
-  const headersTimeoutMs = r.int("GATEWAY_HEADERS_TIMEOUT_MS", 20_000, 100);
-  const receiveTimeoutMs = r.int("GATEWAY_RECEIVE_TIMEOUT_MS", 300_000, 100);
+  const headersTimeoutMs = read("GATEWAY_HEADERS_TIMEOUT_MS");
+  const receiveTimeoutMs = read("GATEWAY_RECEIVE_TIMEOUT_MS");
   // Node refuses a request timeout below the headers timeout: the head is part of the request.
   r.check("GATEWAY_RECEIVE_TIMEOUT_MS", String(receiveTimeoutMs), receiveTimeoutMs >= headersTimeoutMs, "must not be below GATEWAY_HEADERS_TIMEOUT_MS");
+  const metricsPort = read("GATEWAY_METRICS_PORT");
 
   const config: Config = {
     http: {
-      host: r.string("GATEWAY_HOST", "0.0.0.0"),
-      port: r.int("GATEWAY_PORT", 8080, 0, 65535),
-      maxBodyBytes: r.int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
+      host: read("GATEWAY_HOST"),
+      port: read("GATEWAY_PORT"),
+      maxBodyBytes: read("GATEWAY_MAX_BODY_BYTES"),
       ...(hostSuffix !== undefined ? { deviceHostSuffix: hostSuffix.toLowerCase() } : {}),
-      ...(r.optional("GATEWAY_METRICS_PORT") !== undefined ? { metricsPort: r.int("GATEWAY_METRICS_PORT", 0, 0, 65535) } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
       headersTimeoutMs,
       receiveTimeoutMs,
-      maxHeaders: r.int("GATEWAY_MAX_HEADERS", 100, 1, 10_000),
-      lingerMs: r.int("GATEWAY_LINGER_MS", 30_000, 0, 600_000),
-      lingerIdleMs: r.int("GATEWAY_LINGER_IDLE_MS", 5000, 1, 600_000),
+      maxHeaders: read("GATEWAY_MAX_HEADERS"),
+      lingerMs: read("GATEWAY_LINGER_MS"),
+      lingerIdleMs: read("GATEWAY_LINGER_IDLE_MS"),
     },
     redis: {
-      url: r.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
-      keyPrefix: r.string("REDIS_KEY_PREFIX", "gw:"),
-      commandTimeoutMs: r.int("REDIS_COMMAND_TIMEOUT_MS", 2000, 50),
+      url: read("REDIS_URL"),
+      keyPrefix: read("REDIS_KEY_PREFIX"),
+      commandTimeoutMs: read("REDIS_COMMAND_TIMEOUT_MS"),
       ...(redisUsername !== undefined ? { username: redisUsername } : {}),
       ...(redisPassword !== undefined ? { password: redisPassword } : {}),
       ...(redisCa !== undefined ? { tlsCa: redisCa } : {}),
     },
     xmpp: {
-      service: r.url("XMPP_COMPONENT_SERVICE", "xmpp://127.0.0.1:5347", ["xmpp:"]),
+      service: read("XMPP_COMPONENT_SERVICE"),
       domain,
-      secret: r.requiredSecret("XMPP_COMPONENT_SECRET"),
+      secret: read("XMPP_COMPONENT_SECRET"),
     },
     devices: {
       jidTemplate,
-      defaultTransport: r.oneOf("DEFAULT_TRANSPORT", "xmpp", ["xmpp", "none"] as const),
-      maxInFlight: r.int("GATEWAY_DEVICE_MAX_IN_FLIGHT", 16, 1, 10_000),
-      queueMax: r.int("GATEWAY_DEVICE_QUEUE_MAX", 256, 0, 100_000),
+      defaultTransport: read("DEFAULT_TRANSPORT"),
+      maxInFlight: read("GATEWAY_DEVICE_MAX_IN_FLIGHT"),
+      queueMax: read("GATEWAY_DEVICE_QUEUE_MAX"),
       ...(devicesFile !== undefined ? { file: devicesFile } : {}),
     },
     limits: {
-      maxInFlight: r.int("GATEWAY_MAX_IN_FLIGHT", 10_000, 1),
+      maxInFlight: read("GATEWAY_MAX_IN_FLIGHT"),
+      // The window and burst are read only with the limit on: set beside a limit of 0, they change nothing.
       ...(clientRate > 0 && clientKeyMode
         ? {
           clientRate: {
-            ratePerS: clientRate / r.int("GATEWAY_CLIENT_RATE_WINDOW_S", 1, 1, 86_400),
-            burst: r.int("GATEWAY_CLIENT_RATE_BURST", clientRate, 1),
+            ratePerS: clientRate / read("GATEWAY_CLIENT_RATE_WINDOW_S"),
+            burst: read("GATEWAY_CLIENT_RATE_BURST", clientRate),
             key: clientKeyMode,
           },
         }
         : {}),
-      maxBufferedBytes: r.int("GATEWAY_MAX_BUFFERED_BYTES", 128 * 1024 * 1024, 1),
+      maxBufferedBytes: read("GATEWAY_MAX_BUFFERED_BYTES"),
     },
     admin: adminToken !== undefined ? { token: adminToken } : {},
     exchange: {
-      timeoutMs: r.int("GATEWAY_REQUEST_TIMEOUT_MS", 30_000, 1),
-      maxReplyBytes: r.int("GATEWAY_MAX_REPLY_BYTES", 10 * 1024 * 1024, 0),
-      chunkThresholdBytes: r.int("GATEWAY_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
-      chunkSizeBytes: r.int("GATEWAY_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
-      offlineRetryAfterS: r.int("GATEWAY_OFFLINE_RETRY_AFTER_S", 30, 0),
+      timeoutMs: read("GATEWAY_REQUEST_TIMEOUT_MS"),
+      maxReplyBytes: read("GATEWAY_MAX_REPLY_BYTES"),
+      chunkThresholdBytes: read("GATEWAY_CHUNK_THRESHOLD_BYTES"),
+      chunkSizeBytes: read("GATEWAY_CHUNK_SIZE_BYTES"),
+      offlineRetryAfterS: read("GATEWAY_OFFLINE_RETRY_AFTER_S"),
     },
     presence: {
-      onlineTtlMs: r.int("GATEWAY_PRESENCE_TTL_S", 180, 1) * 1000,
-      offlineTtlMs: r.int("GATEWAY_OFFLINE_TTL_S", 86_400, 1) * 1000,
+      onlineTtlMs: read("GATEWAY_PRESENCE_TTL_S") * 1000,
+      offlineTtlMs: read("GATEWAY_OFFLINE_TTL_S") * 1000,
     },
     requests: {
-      resultTtlMs: r.int("GATEWAY_RESULT_TTL_S", 3600, 1) * 1000,
-      queueTtlMs: r.int("GATEWAY_QUEUE_TTL_S", 3600, 1) * 1000,
+      resultTtlMs: read("GATEWAY_RESULT_TTL_S") * 1000,
+      queueTtlMs: read("GATEWAY_QUEUE_TTL_S") * 1000,
       queue: {
-        maxPerDevice: r.int("GATEWAY_QUEUE_MAX_PER_DEVICE", 100, 1),
-        maxBytesPerDevice: r.int("GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE", 32 * 1024 * 1024, 1),
-        maxTotal: r.int("GATEWAY_QUEUE_MAX_TOTAL", 100_000, 1),
-        maxTotalBytes: r.int("GATEWAY_QUEUE_MAX_TOTAL_BYTES", 512 * 1024 * 1024, 1),
+        maxPerDevice: read("GATEWAY_QUEUE_MAX_PER_DEVICE"),
+        maxBytesPerDevice: read("GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE"),
+        maxTotal: read("GATEWAY_QUEUE_MAX_TOTAL"),
+        maxTotalBytes: read("GATEWAY_QUEUE_MAX_TOTAL_BYTES"),
       },
-      idempotencyTtlMs: r.int("GATEWAY_IDEMPOTENCY_TTL_S", 86_400, 1) * 1000,
-      busyRetryAfterS: r.int("GATEWAY_BUSY_RETRY_AFTER_S", 1, 0),
+      idempotencyTtlMs: read("GATEWAY_IDEMPOTENCY_TTL_S") * 1000,
+      busyRetryAfterS: read("GATEWAY_BUSY_RETRY_AFTER_S"),
     },
-    drainGraceMs: r.int("GATEWAY_DRAIN_GRACE_MS", 3000, 0),
-    drainTimeoutMs: r.int("GATEWAY_DRAIN_TIMEOUT_MS", 25_000, 0),
-    instanceId: r.string("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
-    logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    drainGraceMs: read("GATEWAY_DRAIN_GRACE_MS"),
+    drainTimeoutMs: read("GATEWAY_DRAIN_TIMEOUT_MS"),
+    instanceId: read("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
+    logLevel: read("LOG_LEVEL"),
   };
   // A budget smaller than one request or reply would refuse the largest ones on an idle instance.
   const largest = Math.max(config.http.maxBodyBytes, config.exchange.maxReplyBytes);

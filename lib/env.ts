@@ -47,6 +47,104 @@ export function redactUrl(value: string): string {
   return `${scheme}${slashes}${kept}${rest.slice(at)}`;
 }
 
+/**
+ * One environment variable, described once: its kind (how it is read and validated), its default, its range
+ * or rule, and a one-line doc. A program's settings are a table of these keyed by variable name (the
+ * gateway's gateway/settings.ts, the agent's adapters/device-agent/settings.ts); README's configuration
+ * tables show each name and default, and a unit test keeps them equal (test/unit/readme-config-table.test.ts).
+ */
+export type Setting =
+  | IntSetting
+  | OptionalIntSetting
+  | DerivedIntSetting
+  | StringSetting
+  | DerivedStringSetting
+  | OptionalSetting
+  | RequiredSetting
+  | UrlSetting
+  | OneOfSetting
+  | OptionalOneOfSetting
+  | SecretSetting;
+
+/** A rule beyond the kind's own: `ok` must hold, else the problem line says `rule`. */
+export interface SettingRule { ok: (value: string) => boolean; rule: string }
+
+interface SettingBase {
+  /** What the setting does, in one line. */
+  doc: string;
+  /** How README spells the default when another module applies it (e.g. `` `required` `` for AGENT_TLS). */
+  shown?: string;
+}
+
+/** A whole number from `min` to `max` (default Number.MAX_SAFE_INTEGER). */
+export interface IntSetting extends SettingBase { kind: "int"; default: number; min: number; max?: number }
+/** A whole number, or absent (no default: the feature it turns on stays off). */
+export interface OptionalIntSetting extends SettingBase { kind: "optionalInt"; min: number; max?: number; unset: string }
+/** A whole number whose default is another setting's value (`from`), given by the program when it reads it. */
+export interface DerivedIntSetting extends SettingBase { kind: "derivedInt"; from: string; min: number; max?: number }
+export interface StringSetting extends SettingBase { kind: "string"; default: string; check?: SettingRule }
+/** Text whose default is computed when read (e.g. from the host name); `shown` is how README spells it, in backquotes. */
+export interface DerivedStringSetting extends SettingBase { kind: "derivedString"; shown: string }
+/** Text, or absent; `unset` says what absent means (README shows it in the default column). */
+export interface OptionalSetting extends SettingBase { kind: "optional"; unset: string; check?: SettingRule }
+/** Text that must be set (no default). */
+export interface RequiredSetting extends SettingBase { kind: "required" }
+/** A URL with one of `protocols` (e.g. `["redis:", "rediss:"]`). */
+export interface UrlSetting extends SettingBase { kind: "url"; default: string; protocols: readonly string[] }
+export interface OneOfSetting<T extends string = string> extends SettingBase { kind: "oneOf"; default: T; allowed: readonly T[] }
+/** One of `allowed`, or absent (`unset` says what absent means). */
+export interface OptionalOneOfSetting<T extends string = string> extends SettingBase { kind: "optionalOneOf"; allowed: readonly T[]; unset: string }
+/**
+ * A secret, from the variable or from the file `NAME_FILE` names (EnvReader.secret). `required`, or absent
+ * with `unset` saying what that means; a `check` problem line gives the value's length, never the value.
+ */
+export type SecretSetting = SettingBase & { kind: "secret"; check?: SettingRule } & ({ required: true } | { required: false; unset: string });
+
+/** What reading a setting gives. */
+export type SettingValue<S extends Setting> = S extends IntSetting | DerivedIntSetting
+  ? number
+  : S extends OptionalIntSetting
+    ? number | undefined
+    : S extends OneOfSetting<infer T>
+      ? T
+      : S extends OptionalOneOfSetting<infer T>
+      ? T | undefined
+      : S extends OptionalSetting
+        ? string | undefined
+        : S extends SecretSetting
+          ? S extends { required: true } ? string : string | undefined
+          : string;
+
+/** What a derived setting needs when read: its default, computed by the program. */
+export type SettingFallback<S extends Setting> = S extends DerivedIntSetting ? [fallback: number] : S extends DerivedStringSetting ? [fallback: string] : [];
+
+/**
+ * How README's configuration table spells a setting's default: the value in backquotes, or `(required)`, or
+ * `(unset…` followed by what absent means.
+ */
+export function shownDefault(s: Setting): string {
+  if (s.shown !== undefined) return s.shown;
+  switch (s.kind) {
+    case "int":
+    case "string":
+    case "url":
+    case "oneOf":
+      return `\`${s.default}\``;
+    case "derivedInt":
+      return `\`${s.from}\``;
+    case "derivedString":
+      return s.shown;
+    case "optionalInt":
+    case "optional":
+    case "optionalOneOf":
+      return s.unset === "" ? "(unset)" : `(unset: ${s.unset})`;
+    case "required":
+      return "(required)";
+    case "secret":
+      return s.required ? "(required)" : s.unset === "" ? "(unset)" : `(unset: ${s.unset})`;
+  }
+}
+
 export class EnvReader {
   readonly problems: string[] = [];
   constructor(private readonly env: Env) {}
@@ -135,6 +233,48 @@ export class EnvReader {
       this.problems.push(`${name}=${JSON.stringify(redactUrl(v))} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
     }
     return v;
+  }
+
+  /** One setting of a table (Setting): read, validated against its range or rule, defaulted. */
+  read<S extends Setting>(name: string, s: S, ...fallback: SettingFallback<S>): SettingValue<S> {
+    return this.readAny(name, s, fallback[0]) as SettingValue<S>;
+  }
+
+  private readAny(name: string, s: Setting, fallback: number | string | undefined): number | string | undefined {
+    switch (s.kind) {
+      case "int":
+        return this.int(name, s.default, s.min, s.max);
+      case "optionalInt":
+        return this.raw(name) === undefined ? undefined : this.int(name, 0, s.min, s.max);
+      case "derivedInt":
+        return this.int(name, fallback as number, s.min, s.max);
+      case "string": {
+        const v = this.string(name, s.default);
+        if (s.check) this.check(name, v, s.check.ok(v), s.check.rule);
+        return v;
+      }
+      case "derivedString":
+        return this.string(name, fallback as string);
+      case "optional": {
+        const v = this.optional(name);
+        if (v !== undefined && s.check) this.check(name, v, s.check.ok(v), s.check.rule);
+        return v;
+      }
+      case "required":
+        return this.required(name);
+      case "url":
+        return this.url(name, s.default, s.protocols);
+      case "oneOf":
+        return this.oneOf(name, s.default, s.allowed);
+      case "optionalOneOf":
+        return this.raw(name) === undefined ? undefined : this.oneOf(name, s.allowed[0] ?? "", s.allowed);
+      case "secret": {
+        const v = s.required ? this.requiredSecret(name) : this.secret(name);
+        // The value is a secret: the line gives its length only.
+        if (v !== undefined && v !== "" && s.check && !s.check.ok(v)) this.problems.push(`${name} (${v.length} characters) ${s.check.rule}`);
+        return v;
+      }
+    }
   }
 
   check(name: string, value: string, ok: boolean, rule: string): void {

@@ -1,17 +1,15 @@
 import { readFileSync } from "node:fs";
-import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../../lib/xep0332/constants.js";
-import { EnvReader, isUrlWith, LOG_LEVELS, redactUrl, type Env, type LogLevel } from "../../lib/env.js";
+import { EnvReader, isUrlWith, redactUrl, type Env, type LogLevel, type SettingFallback, type SettingValue } from "../../lib/env.js";
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
-import { readCaFile, TLS_MODES, type AgentTlsOptions, type TlsMode } from "./tls.js";
+import { AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
+import { readCaFile, type AgentTlsOptions } from "./tls.js";
 
 export interface AgentConfig {
   /** One entry per device identity this process runs. */
   agents: AgentOptions[];
   logLevel: LogLevel;
 }
-
-const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080";
 
 /**
  * The agent's environment (README, "Device agent"). One identity from AGENT_USERNAME/AGENT_PASSWORD/
@@ -20,27 +18,26 @@ const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host name; por
  */
 export function loadAgentConfig(env: Env): AgentConfig {
   const r = new EnvReader(env);
-  const service = r.url("AGENT_SERVICE", "xmpp://127.0.0.1:5222", ["xmpp:", "xmpps:"]);
-  const domain = r.string("AGENT_DOMAIN", "localhost");
-  const resource = r.string("AGENT_RESOURCE", "agent");
+  const read = agentReader(r);
+  const service = read("AGENT_SERVICE");
+  const domain = read("AGENT_DOMAIN");
+  const resource = read("AGENT_RESOURCE");
+  const saslMechanism = read("AGENT_SASL_MECHANISM");
   const shared = {
     service,
     domain,
-    gatewayJid: r.string("AGENT_GATEWAY_JID", "gateway.localhost"),
-    localTimeoutMs: r.int("AGENT_LOCAL_TIMEOUT_MS", 25_000, 1),
-    presenceIntervalMs: r.int("AGENT_PRESENCE_INTERVAL_S", 60, 1, 86_400) * 1000,
-    maxBodyBytes: r.int("AGENT_MAX_BODY_BYTES", 10 * 1024 * 1024, 0),
-    chunkThresholdBytes: r.int("AGENT_CHUNK_THRESHOLD_BYTES", DEFAULT_CHUNK_THRESHOLD, 0, 128 * 1024),
-    chunkSizeBytes: r.int("AGENT_CHUNK_SIZE_BYTES", DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
-    ...(r.optional("AGENT_SASL_MECHANISM") ? { saslMechanism: r.oneOf("AGENT_SASL_MECHANISM", "PLAIN", ["PLAIN", "SCRAM-SHA-1"]) } : {}),
+    gatewayJid: read("AGENT_GATEWAY_JID"),
+    localTimeoutMs: read("AGENT_LOCAL_TIMEOUT_MS"),
+    presenceIntervalMs: read("AGENT_PRESENCE_INTERVAL_S") * 1000,
+    maxBodyBytes: read("AGENT_MAX_BODY_BYTES"),
+    chunkThresholdBytes: read("AGENT_CHUNK_THRESHOLD_BYTES"),
+    chunkSizeBytes: read("AGENT_CHUNK_SIZE_BYTES"),
+    ...(saslMechanism !== undefined ? { saslMechanism } : {}),
     ...readTls(r, service),
   };
-  const fleetFile = r.optional("AGENT_FLEET_FILE");
-  const legacyAddressText = r.optional("AGENT_LEGACY_ADDRESS");
+  const fleetFile = read("AGENT_FLEET_FILE");
+  const legacyAddressText = read("AGENT_LEGACY_ADDRESS");
   const legacyAddress = legacyAddressText === undefined ? undefined : normalizeLegacyAddress(legacyAddressText);
-  if (legacyAddressText !== undefined && legacyAddress === undefined) {
-    r.problems.push(`AGENT_LEGACY_ADDRESS=${JSON.stringify(legacyAddressText)} ${LEGACY_ADDRESS_RULE}`);
-  }
   let identities: AgentIdentity[] = [];
   if (fleetFile) {
     if (legacyAddressText !== undefined) {
@@ -49,14 +46,20 @@ export function loadAgentConfig(env: Env): AgentConfig {
     }
     identities = readFleet(fleetFile, resource, r.problems);
   } else {
-    const localUrl = r.url("AGENT_LOCAL_URL", "http://127.0.0.1:80", ["http:", "https:"]);
+    const localUrl = read("AGENT_LOCAL_URL");
     identities = [
-      { username: r.required("AGENT_USERNAME"), password: r.required("AGENT_PASSWORD"), resource, localUrl, ...(legacyAddress !== undefined ? { legacyAddress } : {}) },
+      { username: read("AGENT_USERNAME"), password: read("AGENT_PASSWORD"), resource, localUrl, ...(legacyAddress !== undefined ? { legacyAddress } : {}) },
     ];
   }
-  const logLevel = r.oneOf("LOG_LEVEL", "info", LOG_LEVELS);
+  const logLevel = read("LOG_LEVEL");
   r.done();
   return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel };
+}
+
+/** Reads one of AGENT_SETTINGS as its entry says (EnvReader.read). */
+function agentReader(r: EnvReader) {
+  return <K extends AgentSettingName>(name: K, ...fallback: SettingFallback<(typeof AGENT_SETTINGS)[K]>): SettingValue<(typeof AGENT_SETTINGS)[K]> =>
+    r.read(name, AGENT_SETTINGS[name], ...fallback);
 }
 
 /**
@@ -64,11 +67,12 @@ export function loadAgentConfig(env: Env): AgentConfig {
  * `defaultTlsMode`). The CA file is read once, here, so a bad one stops the start instead of every attempt.
  */
 function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
-  const modeText = r.optional("AGENT_TLS");
-  const caFile = r.optional("AGENT_TLS_CA_FILE");
-  if (modeText === undefined && caFile === undefined) return {};
+  const read = agentReader(r);
+  const mode = read("AGENT_TLS");
+  const caFile = read("AGENT_TLS_CA_FILE");
+  if (mode === undefined && caFile === undefined) return {};
   const tls: AgentTlsOptions = {};
-  if (modeText !== undefined) tls.mode = r.oneOf<TlsMode>("AGENT_TLS", "required", TLS_MODES);
+  if (mode !== undefined) tls.mode = mode;
   if (tls.mode === "off" && service.startsWith("xmpps:")) {
     r.problems.push(`AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`);
   }

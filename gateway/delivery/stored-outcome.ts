@@ -1,5 +1,5 @@
 import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
-import { GatewayError, type ErrorCode } from "../errors.js";
+import { CATALOGUE, GatewayError, type ErrorCode } from "../errors.js";
 
 /**
  * How an exchange ended, as kept in Redis for idempotent retries and asynchronous requests: the device's
@@ -32,13 +32,10 @@ export function errorOf(outcome: Extract<StoredOutcome, { kind: "error" }>): Gat
 }
 
 /**
- * Errors that prove the device was not reached: a retry may go to the device again. Any other ending
- * (a reply, a timeout, a broken reply) may have actuated it, so it is kept as the answer to retries.
+ * False only for an error that proves the device was not reached (CATALOGUE's `notReached`): a retry may go
+ * to the device again. Any other ending (a reply, a timeout, a broken reply) may have actuated it, so it is
+ * kept as the answer to retries.
  */
-const NOT_REACHED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "GW_DEVICE_OFFLINE", "GW_DEVICE_BUSY", "GW_DEVICE_QUEUE_TIMEOUT", "GW_XMPP_UNAVAILABLE", "GW_STORE_UNAVAILABLE", "GW_SHUTTING_DOWN", "GW_UNKNOWN_DEVICE",
-]);
-
 export function deviceWasReached(outcome: StoredOutcome): boolean {
-  return outcome.kind === "reply" || !NOT_REACHED.has(outcome.code);
+  return outcome.kind === "reply" || !CATALOGUE[outcome.code].notReached;
 }

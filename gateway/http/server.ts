@@ -4,6 +4,7 @@ import type { Express } from "express";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
+import { GATEWAY_SETTINGS } from "../settings.js";
 import { answerClientError, answerUnroutable } from "./client-error.js";
 import { answerConnect } from "./connect.js";
 import { ConnectionTracker } from "./connections.js";
@@ -26,10 +27,11 @@ export interface HttpServerOptions {
   lingerIdleMs?: number;
 }
 
-const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
-const DEFAULT_RECEIVE_TIMEOUT_MS = 300_000;
-const DEFAULT_LINGER_MS = 30_000;
-const DEFAULT_LINGER_IDLE_MS = 5000;
+// Defaults for a server built without them (a test, the metrics listener): the settings' own (settings.ts).
+const DEFAULT_HEADERS_TIMEOUT_MS = GATEWAY_SETTINGS.GATEWAY_HEADERS_TIMEOUT_MS.default;
+const DEFAULT_RECEIVE_TIMEOUT_MS = GATEWAY_SETTINGS.GATEWAY_RECEIVE_TIMEOUT_MS.default;
+const DEFAULT_LINGER_MS = GATEWAY_SETTINGS.GATEWAY_LINGER_MS.default;
+const DEFAULT_LINGER_IDLE_MS = GATEWAY_SETTINGS.GATEWAY_LINGER_IDLE_MS.default;
 const LISTEN_BACKLOG = 4096;
 
 /** How often a stopping server ends the connections that fell idle since the last look. */

@@ -5,9 +5,10 @@ import { Readable } from "node:stream";
 // Its 2.x needs Node 22; the gateway runs on Node 20. This file is the one place that imports it.
 import { ProxyServer } from "http-proxy-3";
 import { isHttpMethod } from "../../lib/xep0332/constants.js";
-import { GatewayError, type ErrorCode } from "../errors.js";
+import { CATALOGUE, GatewayError, type ErrorCode } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { GATEWAY_SETTINGS } from "../settings.js";
 import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
@@ -18,8 +19,8 @@ export interface PassThroughOptions {
   /** GATEWAY_MAX_BODY_BYTES: a larger request body is 413 GW_PAYLOAD_TOO_LARGE and never reaches the device whole. */
   maxBodyBytes: number;
   /**
-   * Per device origin: connections open at once, and idle ones kept alive for reuse (default 16, the
-   * default `maxInFlight`). A request beyond it waits for a connection, within its deadline.
+   * Per device origin: connections open at once, and idle ones kept alive for reuse (default: the
+   * default of GATEWAY_DEVICE_MAX_IN_FLIGHT, 16). A request beyond it waits for a connection, within its deadline.
    */
   keepAliveMaxSockets?: number;
 }
@@ -46,7 +47,8 @@ export interface ConnectionCounts {
   waiting: number;
 }
 
-const DEFAULT_MAX_SOCKETS = 16;
+/** Without keepAliveMaxSockets: as many connections per origin as a device has requests in flight by default. */
+const DEFAULT_MAX_SOCKETS = GATEWAY_SETTINGS.GATEWAY_DEVICE_MAX_IN_FLIGHT.default;
 /**
  * An idle connection is closed after this long, and sooner when the device announces a shorter
  * `Keep-Alive: timeout` (node's agent only applies that hint when it has a timeout of its own): below the
@@ -124,7 +126,8 @@ export class HttpPassThrough implements Lifecycle {
     });
     // Errors come through web()'s callback; without a listener of ours the library would throw this one.
     this.proxy.on("error", (err, _req, res) => this.exchanges.get(res as ServerResponse)?.upstreamError(err));
-    for (const code of COUNTED) deps.metrics.proxyErrors.inc({ code }, 0);
+    // The codes forward() can end with (CATALOGUE's `passThrough`): their series exist from the start, at 0.
+    for (const [code, entry] of Object.entries(CATALOGUE)) if (entry.passThrough) deps.metrics.proxyErrors.inc({ code }, 0);
     for (const reason of [...BAD_HEAD_REASONS, ...BAD_REPLY_REASONS]) deps.metrics.proxyBadReplies.inc({ reason }, 0);
   }
 
@@ -282,11 +285,6 @@ export class HttpPassThrough implements Lifecycle {
     this.deps.metrics.proxyErrors.inc({ code });
   }
 }
-
-/** The codes forward() can end with: their series exist from the start, at 0. */
-const COUNTED: readonly ErrorCode[] = [
-  "GW_UPSTREAM_UNREACHABLE", "GW_UPSTREAM_TIMEOUT", "GW_BAD_UPSTREAM_REPLY", "GW_PAYLOAD_TOO_LARGE", "GW_METHOD_NOT_ALLOWED", "GW_SHUTTING_DOWN", "GW_INTERNAL",
-];
 
 function httpBaseUrl(httpTarget: string): URL | undefined {
   try {

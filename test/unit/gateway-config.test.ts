@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
-import { ConfigError, EnvReader } from "../../lib/env.js";
+import { ConfigError, EnvReader, shownDefault } from "../../lib/env.js";
 import { loadConfig } from "../../gateway/config.js";
 import { expectConfigError } from "../helpers/thrown.js";
 
@@ -117,6 +117,37 @@ describe("EnvReader", () => {
     r.required("Y");
     const err = expectConfigError(() => r.done());
     assert.deepEqual(err.problems, ['X="v" must be good', "Y is required"]);
+  });
+
+  it("read: one setting of a table, as its kind, range and rule say", () => {
+    const r = new EnvReader({ N: "7", BIG: "99", O: "3", K: "b", BADK: "z", T: "ok", BADT: "no", SEC: "short", REQ: "" });
+    assert.equal(r.read("N", { kind: "int", default: 1, min: 0, max: 10, doc: "" }), 7);
+    assert.equal(r.read("UNSET", { kind: "int", default: 1, min: 0, doc: "" }), 1);
+    assert.equal(r.read("BIG", { kind: "int", default: 1, min: 0, max: 10, doc: "" }), 1);
+    assert.equal(r.read("UNSET", { kind: "optionalInt", min: 0, unset: "", doc: "" }), undefined);
+    assert.equal(r.read("O", { kind: "optionalInt", min: 0, unset: "", doc: "" }), 3);
+    assert.equal(r.read("UNSET", { kind: "derivedInt", from: "N", min: 1, doc: "" }, 42), 42);
+    assert.equal(r.read("UNSET", { kind: "derivedString", shown: "`x`", doc: "" }, "computed"), "computed");
+    assert.equal(r.read("K", { kind: "optionalOneOf", allowed: ["a", "b"], unset: "", doc: "" }), "b");
+    assert.equal(r.read("UNSET", { kind: "optionalOneOf", allowed: ["a", "b"], unset: "", doc: "" }), undefined);
+    r.read("BADK", { kind: "optionalOneOf", allowed: ["a", "b"], unset: "", doc: "" });
+    const rule = { ok: (v: string) => v === "ok", rule: "must be ok" };
+    assert.equal(r.read("T", { kind: "optional", unset: "", check: rule, doc: "" }), "ok");
+    r.read("BADT", { kind: "string", default: "ok", check: rule, doc: "" });
+    assert.equal(r.read("SEC", { kind: "secret", required: false, unset: "", check: rule, doc: "" }), "short");
+    r.read("REQ", { kind: "required", doc: "" });
+    assert.deepEqual(r.problems.map((p) => p.split(/[ =]/)[0]), ["BIG", "BADK", "BADT", "SEC", "REQ"]);
+    // A secret's problem gives its length, never the value.
+    assert.equal(r.problems[3], "SEC (5 characters) must be ok");
+  });
+
+  it("shownDefault: how README's configuration table spells each kind's default", () => {
+    assert.equal(shownDefault({ kind: "int", default: 8080, min: 0, doc: "" }), "`8080`");
+    assert.equal(shownDefault({ kind: "secret", required: true, doc: "" }), "(required)");
+    assert.equal(shownDefault({ kind: "optional", unset: "", doc: "" }), "(unset)");
+    assert.equal(shownDefault({ kind: "optional", unset: "no admin API", doc: "" }), "(unset: no admin API)");
+    assert.equal(shownDefault({ kind: "derivedInt", from: "A", min: 1, doc: "" }), "`A`");
+    assert.equal(shownDefault({ kind: "optionalOneOf", allowed: ["a"], unset: "", shown: "`a`", doc: "" }), "`a`");
   });
 });
 

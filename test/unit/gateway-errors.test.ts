@@ -4,6 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CATALOGUE, GatewayError, errorBody, isGatewayError, toGatewayError, type ErrorCode } from "../../gateway/errors.js";
+import { deviceWasReached, storeError } from "../../gateway/delivery/stored-outcome.js";
 import { stanzaErrorToGatewayError } from "../../gateway/xmpp/stanza-errors.js";
 
 /** README, "Errors", copied literally (GW_DEVICE_ERROR's status is per stanza error; its default is "others 502"). */
@@ -241,5 +242,30 @@ describe("stanzaErrorToGatewayError (XEP-0086)", () => {
       const err = stanzaErrorToGatewayError(condition, undefined, 30);
       assert.equal(err.status, 502, `${condition} → ${String(err.status)}`);
     }
+  });
+});
+
+describe("catalogue flags", () => {
+  const flagged = (flag: "notReached" | "passThrough") =>
+    (Object.entries(CATALOGUE) as Array<[ErrorCode, (typeof CATALOGUE)[ErrorCode]]>).filter(([, e]) => e[flag]).map(([code]) => code).sort();
+
+  it("notReached: exactly the endings that prove the device was not reached (an Idempotency-Key is freed)", () => {
+    assert.deepEqual(flagged("notReached"), [
+      "GW_DEVICE_BUSY", "GW_DEVICE_OFFLINE", "GW_DEVICE_QUEUE_TIMEOUT", "GW_SHUTTING_DOWN", "GW_STORE_UNAVAILABLE", "GW_UNKNOWN_DEVICE", "GW_XMPP_UNAVAILABLE",
+    ]);
+  });
+
+  it("notReached: deviceWasReached keeps every other ending, and every reply", () => {
+    for (const code of Object.keys(CATALOGUE) as ErrorCode[]) {
+      const outcome = storeError(new GatewayError(code));
+      assert.equal(deviceWasReached(outcome), !CATALOGUE[code].notReached, code);
+    }
+    assert.equal(deviceWasReached({ kind: "reply", statusCode: 503, headers: [], body: "" }), true);
+  });
+
+  it("passThrough: exactly the codes the HTTP pass-through can end with", () => {
+    assert.deepEqual(flagged("passThrough"), [
+      "GW_BAD_UPSTREAM_REPLY", "GW_INTERNAL", "GW_METHOD_NOT_ALLOWED", "GW_PAYLOAD_TOO_LARGE", "GW_SHUTTING_DOWN", "GW_UPSTREAM_TIMEOUT", "GW_UPSTREAM_UNREACHABLE",
+    ]);
   });
 });
