@@ -60,7 +60,7 @@ export class ProcessGuard {
     try {
       drain = this.deps.drain();
     } catch (drainErr) {
-      drain = Promise.reject(drainErr);
+      drain = Promise.reject(drainErr instanceof Error ? drainErr : new Error(String(drainErr)));
     }
     drain.then(
       () => {

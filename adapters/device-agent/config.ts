@@ -38,7 +38,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
   const fleetFile = read("AGENT_FLEET_FILE");
   const legacyAddressText = read("AGENT_LEGACY_ADDRESS");
   const legacyAddress = legacyAddressText === undefined ? undefined : normalizeLegacyAddress(legacyAddressText);
-  let identities: AgentIdentity[] = [];
+  let identities: AgentIdentity[];
   if (fleetFile) {
     if (legacyAddressText !== undefined) {
       // One address for every device of a fleet would make them all claim it: the first one would win.

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const agents = config.agents.map((opts) => new DeviceAgent(opts, { log, httpAgent }));
   const shutdown = (signal: string) => {
     log.info({ event: "signal", signal }, "stopping");
-    Promise.allSettled(agents.map((a) => a.stop())).then(() => {
+    void Promise.allSettled(agents.map((a) => a.stop())).then(() => {
       httpAgent.destroy();
       process.exit(0);
     });

@@ -69,7 +69,7 @@ export function readCaFile(file: string): string {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(`cannot be read: ${(err as Error).message}`);
+    throw new Error(`cannot be read: ${(err as Error).message}`, { cause: err });
   }
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new Error("holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
@@ -77,7 +77,7 @@ export function readCaFile(file: string): string {
     try {
       new X509Certificate(pem);
     } catch (err) {
-      throw new Error(`certificate ${i + 1} cannot be parsed: ${(err as Error).message}`);
+      throw new Error(`certificate ${i + 1} cannot be parsed: ${(err as Error).message}`, { cause: err });
     }
   });
   return `${blocks.join("\n")}\n`;

@@ -4,7 +4,7 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import type { XmlElement } from "../../lib/xep0332/xml.js";
 import type { BackoffOptions } from "../../lib/backoff.js";
 import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
-import { asXmlElement, type XmlFactory } from "../../lib/xmpp/elements.js";
+import { asXmlElement } from "../../lib/xmpp/elements.js";
 import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
 import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../../lib/xmpp/supervisor.js";
 import { ClientTls, type AgentTlsOptions, type TlsEntity } from "./tls.js";
@@ -27,12 +27,19 @@ export interface DeviceConnectionOptions {
 /** Answers an incoming XEP-0332 request: the `<resp>` (or a stanza `<error>`), plus work to run after it is sent. */
 export type RequestHandler = (stanza: XmlElement, payload: XmlElement) => Promise<{ reply: XmlElement; after?: () => void }>;
 
+/** What the agent uses of xmpp.js's IQ callee (its declared type does not resolve under NodeNext). */
+interface IqCallee {
+  get(ns: string, name: string, handler: (ctx: { stanza: Element; element: Element }) => unknown): void;
+  set(ns: string, name: string, handler: (ctx: { stanza: Element; element: Element }) => unknown): void;
+}
+
 /**
  * The agent's one door to `@xmpp/client`: a device's c2s connection, kept up by the shared supervisor,
  * answering disco#info and XEP-0199 pings, and routing XEP-0332 requests to one handler.
  */
 export class DeviceConnection extends SupervisedConnection<Element> {
   private readonly entity: Client;
+  private readonly callee: IqCallee;
   private readonly tls: ClientTls;
 
   constructor(opts: DeviceConnectionOptions, events: SupervisorEvents & { onOnline?: () => void }) {
@@ -47,13 +54,14 @@ export class DeviceConnection extends SupervisedConnection<Element> {
       },
     });
     const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff, opts.attemptTimeoutMs);
-    super(supervisor, xml as unknown as XmlFactory<Element>, (el) => entity.send(el));
+    super(supervisor, xml, (el) => entity.send(el));
     this.entity = entity;
-    this.tls = new ClientTls(entity as unknown as TlsEntity, xml as unknown as XmlFactory<Element>, opts);
+    this.callee = (entity as unknown as { iqCallee: IqCallee }).iqCallee;
+    this.tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
     entity.on("online", () => events.onOnline?.());
-    entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
+    this.callee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })));
-    entity.iqCallee.get(NS_PING, "ping", () => true);
+    this.callee.get(NS_PING, "ping", () => true);
   }
 
   /** The TLS version of the current connection (`TLSv1.3`), or undefined when it is not encrypted. */
@@ -64,7 +72,7 @@ export class DeviceConnection extends SupervisedConnection<Element> {
   /** Routes `<req>` (and slixmpp's `<request>`) IQ sets to the handler. */
   onRequest(handler: RequestHandler): void {
     for (const name of ["req", "request"]) {
-      this.entity.iqCallee.set(NS_HTTP, name, async (ctx: { stanza: Element; element: Element }) => {
+      this.callee.set(NS_HTTP, name, async (ctx: { stanza: Element; element: Element }) => {
         const { reply, after } = await handler(asXmlElement(ctx.stanza), asXmlElement(ctx.element));
         // The middleware writes the IQ reply in the microtasks that follow our return; a macrotask runs
         // after them, so chunk messages leave after the `<resp>` that announces them (XEP-0332 order).

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   }
   const stop = () => {
     for (const s of servers) s.closeAllConnections();
-    Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))).then(() => process.exit(0));
+    void Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))).then(() => process.exit(0));
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

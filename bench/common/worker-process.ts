@@ -34,7 +34,7 @@ export class WorkerProcess {
       env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
       stdio: ["pipe", "pipe", "inherit"],
     });
-    if (this.child.pid === undefined) throw new Error(`${name}: could not start ${file}`);
+    if (this.child.pid === undefined) throw new Error(`${name}: could not start ${String(file)}`);
     this.pid = this.child.pid;
     live.add(this.child);
     this.child.stdin?.on("error", () => undefined); // EPIPE when it already quit: the exit tells why

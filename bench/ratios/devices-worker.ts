@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     service: config.service,
     vhost: config.vhost,
     components: [{ domain: config.gatewayDomain, secret: "unused-by-devices" }],
-    createUsers: async () => undefined,
+    createUsers: () => Promise.resolve(),
   };
   let fleet: Fleet | undefined;
   let stopping = false;
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       void (fleet?.stop() ?? Promise.resolve()).finally(() => process.exit(0));
     },
   );
-  fleet = await startFleet(view as FleetProsody, config.ids, () => temperatureDevice);
+  fleet = await startFleet(view, config.ids, () => temperatureDevice);
   if (stopping) return; // told to stop while starting: the stop handler above finishes the job
   const ready: DevicesReady = {
     pid: process.pid,

@@ -26,7 +26,7 @@ interface Driver {
 async function driverFor(config: LoadConfig): Promise<Driver> {
   if (config.mode === "http") {
     const http = httpGetter(config.baseUrl, config.concurrency, config.requestTimeoutMs);
-    return { call: (id) => http.get(`/devices/${id}/TEMPERATURE`), close: async () => http.close() };
+    return { call: (id) => http.get(`/devices/${id}/TEMPERATURE`), close: () => Promise.resolve(http.close()) };
   }
   const raw = await startRawIq({
     service: config.componentService,

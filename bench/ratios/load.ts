@@ -75,7 +75,7 @@ export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {
           else warmupErrors++;
         }
         if (failure !== undefined) {
-          if (errorSamples.size < 5) errorSamples.add(failure instanceof Error ? failure.message : String(failure));
+          if (errorSamples.size < 5) errorSamples.add(failure instanceof Error ? failure.message : JSON.stringify(failure));
           // A failure that settles in microtasks alone would starve the timers that end the run.
           await yieldToLoop();
         }

@@ -88,7 +88,7 @@ export function serialize(node: XmlNode): string {
  * Characters XML 1.0 forbids (§2.2 Char): C0 controls other than TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF.
  * Such text cannot travel in an XMPP stream at all.
  */
-// eslint-disable-next-line no-control-regex
+ 
 const FORBIDDEN_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function hasForbiddenXmlChars(s: string): boolean {
