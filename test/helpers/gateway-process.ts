@@ -3,6 +3,7 @@ import type { Env } from "../../lib/env.js";
 import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { gatewayEnv, type GatewayTargets } from "./gateway.js";
+import { scrapeMetric } from "./metrics.js";
 
 export interface GatewayProcess {
   child: ChildHandle;
@@ -77,16 +78,7 @@ export async function startGatewayProcess(targets: GatewayTargets, overrides: En
     child,
     port: listen,
     url,
-    async metric(name, labels = {}) {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-      let sum = 0;
-      for (const line of text.split("\n")) {
-        if (!line.startsWith(name) || (line[name.length] !== " " && line[name.length] !== "{")) continue;
-        if (wanted.every((w) => line.includes(w))) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-      }
-      return sum;
-    },
+    metric: (name, labels = {}) => scrapeMetric(url, name, labels),
     stop: () => child.stop(),
   };
 }
