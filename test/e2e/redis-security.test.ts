@@ -12,7 +12,7 @@ import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { issueServerCertificate, makeCertificateAuthority, type CertificateAuthority } from "../helpers/certificates.js";
 import { startFleet } from "../helpers/fleet.js";
-import { listenedPort, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
+import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 const REDIS_PASSWORD = "redis-acl-secret-4f2d9a";
@@ -160,10 +160,7 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
   }
 
   async function startUnready(change: Record<string, string>): Promise<{ port: number; output(): string; stop(): Promise<void> }> {
-    const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], { name: "gateway-unready", env: { ...baseEnv(0), ...env(change) } });
-    teardown.stopLater("unready gateway", child);
-    const port = await listenedPort(child);
-    await pollUntil("the gateway to listen", async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 20_000 });
-    return { port, output: () => child.output(), stop: () => child.stop() };
+    const gw = teardown.stopLater("unready gateway", await startGatewayProcess(stack, { ...baseEnv(0), ...env(change) }, { waitFor: "listening", name: "gateway-unready" }));
+    return { port: gw.port, output: () => gw.child.output(), stop: () => gw.stop() };
   }
 });

@@ -18,7 +18,7 @@ import { spawnChild } from "../../local-stack/process.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { pkg, read, root, run } from "../helpers/deploy-kit.js";
 import { args, execForm, ofKind, stages, type Stage } from "../helpers/dockerfile.js";
-import { startLiveGateway } from "../helpers/live-gateway.js";
+import { startGatewayWithStack } from "../helpers/gateway-process.js";
 import { Teardown } from "../helpers/stack.js";
 
 const teardown = new Teardown();
@@ -201,7 +201,7 @@ it("the image's HEALTHCHECK command passes against a running gateway and fails o
   const [cmd, ...rest] = execForm(args(ofKind(final, "HEALTHCHECK")[0] as Instruction));
   assert.equal(cmd, "node");
   // A gateway from the rebuilt runtime stage against a real Redis and Prosody.
-  const gw = await startLiveGateway(teardown, { name: "gateway from the image", cwd: image.dir, nodeArgs: ["dist/gateway/main.js"] });
+  const gw = await startGatewayWithStack(teardown, { name: "gateway-from-the-image", cwd: image.dir, nodeArgs: ["dist/gateway/main.js"] });
   const ok = image.node(rest, { GATEWAY_PORT: String(gw.port) });
   assert.equal(ok.status, 0, ok.out);
   // package.json sits beside dist/ as in the image, so the build reports its version.
