@@ -65,7 +65,7 @@ describe("agent and gateway processes", () => {
   });
 
   it("answers 502 from the agent when the device's own server is down", async () => {
-    const closed = await freePort();
+    const closed = await freePort(); // a port nothing listens on: no server here to bind port 0
     await startAgent("down-dev", `http://127.0.0.1:${closed}`);
     const res = await fetch(`${gw.url}/devices/down-dev/TEMPERATURE`);
     assert.equal(res.status, 502);
