@@ -163,6 +163,7 @@ interface Running {
 }
 
 async function launch(l: Layout, c2sPort: number, componentPort: number): Promise<Running> {
+  // The Erlang distribution port goes into ejabberdctl's config before start; a launch that finds it taken is retried by onFreePorts.
   const distPort = await freePort();
   await writeFile(l.ctlConfigPath, renderCtlConfig(l, distPort));
   // A SIGKILLed or failed start leaves its pid file: never read the previous run's PID.
@@ -311,6 +312,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     // ERL_INETRC points at DIR/etc/inetrc: without it name lookups of "localhost" go to DNS.
     await copyFile('/etc/ejabberd/inetrc', path.join(etcDir, 'inetrc'));
     const template = await readFile(EJABBERD_TEMPLATE, 'utf8');
+    // ejabberd's config names its ports before start, and it does not report ones it picked.
     running = await onFreePorts(async () => {
       c2sPort = await freePort();
       do componentPort = await freePort();

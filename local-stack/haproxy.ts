@@ -168,6 +168,7 @@ export async function startHaproxy(servers: readonly BackendServer[]): Promise<H
   let handle: ChildHandle;
   try {
     const template = await readFile(HAPROXY_TEMPLATE, 'utf8');
+    // HAProxy's config names the frontend port before start, and it does not report one it picked.
     handle = await onFreePorts(async () => {
       port = await freePort();
       await writeFile(configPath, renderHaproxyConfig(template, { frontendPort: port, statsSocket: socketPath, servers }));

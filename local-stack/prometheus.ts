@@ -37,6 +37,7 @@ export async function startPrometheus(targets: readonly string[]): Promise<Prome
   let port = 0;
   let handle: ChildHandle;
   try {
+    // --web.listen-address needs the port before start, and Prometheus does not report one it picked.
     handle = await onFreePorts(async () => {
       port = await freePort();
       const child = await spawnChild(

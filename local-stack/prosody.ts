@@ -227,6 +227,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
   try {
     await mkdir(path.join(dir, 'data'));
     await mkdir(path.join(dir, 'certs'));
+    // Prosody's config names its ports before start, and it does not report ones it picked.
     handle = await onFreePorts(async () => {
       c2sPort = await freePort();
       do componentPort = await freePort();

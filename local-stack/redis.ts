@@ -123,6 +123,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   let port = 0;
   let handle: ChildHandle;
   try {
+    // redis-server cannot report a port it picked (--port 0 turns TCP off): a probed one, probed again if taken.
     handle = await onFreePorts(async () => {
       port = await freePort();
       return launch(dir, port, persistent);

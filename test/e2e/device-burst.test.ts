@@ -10,15 +10,14 @@ import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { Element } from "@xmpp/xml";
-import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
-import { el } from "../../lib/xep0332/xml.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
-import { startPeer, type Peer } from "../helpers/xmpp-peer.js";
+import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 const ADMIN_TOKEN = "burst-admin-token-0123456";
 const HOST_SUFFIX = "devices.test";
@@ -122,8 +121,7 @@ function peerHolding(id: string, peer: Peer): HoldingDevice {
         const iqId = String(s.attrs.id);
         if (answered.has(iqId)) continue;
         answered.add(iqId);
-        const body = [el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")), el("data", {}, el("text", {}, `released ${id}`))];
-        await peer.send(el("iq", { type: "result", id: iqId, to: String(s.attrs.from) }, el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" }, ...body)));
+        await peer.send(textReply({ id: iqId, from: String(s.attrs.from) }, `released ${id}`));
       }
     },
   };

@@ -5,25 +5,13 @@ import { after, before, describe, it } from "node:test";
 import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
 import { el, type XmlElement } from "../../lib/xep0332/xml.js";
 import { NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
-import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
 import { startFleet } from "../helpers/fleet.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { chunk, iqError, resp, result, textBody } from "../helpers/stanzas.js";
 import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
-
-function resp(statusCode: string, ...children: XmlElement[]): XmlElement {
-  return el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode, statusMessage: "OK" }, ...children);
-}
-
-function result(r: IncomingRequest, payload?: XmlElement): XmlElement {
-  return el("iq", { type: "result", id: r.id, to: r.from }, ...(payload ? [payload] : []));
-}
-
-function textBody(text: string): XmlElement[] {
-  return [el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")), el("data", {}, el("text", {}, text))];
-}
 
 describe("device replies", () => {
   const teardown = new Teardown();
@@ -80,7 +68,7 @@ describe("device replies", () => {
   for (const [type, condition, status, code] of stanzaErrors) {
     it(`maps a <${condition}/> stanza error to ${status} ${code} (XEP-0086)`, async () => {
       const { reply, req } = await ask();
-      await peer.send(el("iq", { type: "error", id: req.id, to: req.from }, el("error", { type }, el(condition, { xmlns: NS_STANZAS }))));
+      await peer.send(iqError(req, condition, type));
       const res = await reply;
       assert.equal(res.status, status);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, code);
@@ -112,7 +100,7 @@ describe("device replies", () => {
   it("ignores a reply with the right id from another JID: the true reply still wins", async () => {
     const before = await dropped("spoofed");
     const { reply, req } = await ask("/secret");
-    await intruder.send(el("iq", { type: "result", id: req.id, to: req.from }, resp("200", ...textBody("forged"))));
+    await intruder.send(result(req, resp("200", ...textBody("forged"))));
     await pollUntil("spoofed reply counted", async () => (await dropped("spoofed")) === before + 1, { timeoutMs: 15_000 });
     await peer.send(result(req, resp("200", ...textBody("genuine"))));
     const res = await reply;
@@ -124,12 +112,11 @@ describe("device replies", () => {
     const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
     const { reply, req } = await ask("/big");
     const parts = [body.subarray(0, 1000), body.subarray(1000, 2000), body.subarray(2000)];
-    const chunk = (nr: number) =>
-      el("message", { to: req.from }, el("chunk", { xmlns: NS_HTTP, streamId: "s1", nr: String(nr), ...(nr === 2 ? { last: "true" } : {}) }, (parts[nr] as Buffer).toString("base64")));
-    await peer.send(chunk(2));
-    await peer.send(chunk(0));
+    const part = (nr: number) => chunk(req.from, "s1", nr, parts[nr] as Buffer, nr === 2);
+    await peer.send(part(2));
+    await peer.send(part(0));
     await peer.send(result(req, resp("200", el("data", {}, el("chunkedBase64", { streamId: "s1" })))));
-    await peer.send(chunk(1));
+    await peer.send(part(1));
     const res = await reply;
     assert.equal(res.status, 200);
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
@@ -138,9 +125,8 @@ describe("device replies", () => {
   it("fails a chunk stream with a gap or a duplicate with 502, and tells the device to stop", async () => {
     const { reply, req } = await ask("/broken-stream");
     await peer.send(result(req, resp("200", el("data", {}, el("chunkedBase64", { streamId: "s2" })))));
-    const chunk = el("chunk", { xmlns: NS_HTTP, streamId: "s2", nr: "0" }, "AAAA");
-    await peer.send(el("message", { to: req.from }, chunk));
-    await peer.send(el("message", { to: req.from }, chunk));
+    await peer.send(chunk(req.from, "s2", 0, "AAAA"));
+    await peer.send(chunk(req.from, "s2", 0, "AAAA"));
     const res = await reply;
     assert.equal(res.status, 502);
     await pollUntil("close sent", () => peer.received.some((s) => s.getChild("close", NS_HTTP)?.attrs.streamId === "s2"), { timeoutMs: 15_000 });
@@ -164,7 +150,7 @@ describe("device replies", () => {
     await peer.send(result(req, resp("200", ...textBody("first"))));
     assert.equal(await (await reply).text(), "first");
     await peer.send(result(req, resp("200", ...textBody("second"))));
-    await peer.send(el("iq", { type: "result", id: "never-sent", to: req.from }, resp("200")));
+    await peer.send(result({ id: "never-sent", from: req.from }, resp("200")));
     await pollUntil("drops counted", async () => (await dropped("duplicate")) === dup + 1 && (await dropped("unknown")) === unknown + 1, { timeoutMs: 15_000 });
   });
 

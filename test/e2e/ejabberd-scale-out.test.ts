@@ -35,7 +35,7 @@ describe("several gateway processes on one ejabberd component domain", () => {
     ejabberd = teardown.stopLater("ejabberd", await startEjabberd());
     const prefix = `ej-${randomBytes(3).toString("hex")}:`;
     for (const name of ["a", "b", "c"]) {
-      gateways.push(teardown.stopLater(`gateway ${name}`, await startGatewayProcess({ redis, prosody: ejabberd }, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `ej-${name}`, LOG_LEVEL: "warn" })));
+      gateways.push(teardown.stopLater(`gateway ${name}`, await startGatewayProcess({ redis, prosody: ejabberd }, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `ej-${name}`, LOG_LEVEL: "info" })));
     }
     teardown.stopLater("fleet", await startFleet(ejabberd, DEVICES, (id) => (req, res) => {
       req.resume();

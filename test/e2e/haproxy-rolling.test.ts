@@ -11,14 +11,14 @@ import { after, before, describe, it } from "node:test";
 import type { Env } from "../../lib/env.js";
 import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
 import { startHaproxy, type HaproxyServer } from "../../local-stack/haproxy.js";
-import { freePort, pollUntil } from "../../local-stack/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { isAlive } from "../../local-stack/process.js";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
-import { GatewayIncarnations } from "../helpers/gateway-incarnations.js";
+import { GatewayIncarnations } from "../helpers/gateway-process.js";
 import { Teardown } from "../helpers/stack.js";
 
 const DEVICES = Array.from({ length: 10 }, (_, i) => `roll-dev${i + 1}`);
@@ -150,8 +150,8 @@ interface LogEntry {
 
 /** A gateway instance whose start waits for readiness, with its device request lines. */
 class GatewayProcess extends GatewayIncarnations {
-  constructor(name: string, port: number, env: (instanceId: string) => Env, logDir: string) {
-    super(name, port, env, logDir, { waitFor: "ready" });
+  constructor(name: string, env: (instanceId: string) => Env, logDir: string) {
+    super(name, env, logDir, { waitFor: "ready" });
   }
 
   override async stop(): Promise<void> {
@@ -270,11 +270,10 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     const logDir = await makeTempDir("rolling-logs-");
     teardown.add("log dir", () => removeDir(logDir));
     const prefix = `roll-${randomBytes(3).toString("hex")}:`;
-    const env = (port: number) => (instanceId: string) =>
+    const env = (instanceId: string) =>
       gatewayEnv(
         { redis, prosody: ejabberd },
         {
-          GATEWAY_PORT: String(port),
           GATEWAY_INSTANCE_ID: instanceId,
           REDIS_KEY_PREFIX: prefix,
           GATEWAY_DRAIN_GRACE_MS: String(DRAIN_GRACE_MS),
@@ -283,9 +282,9 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
           LOG_LEVEL: "info", // the access log tells which instance served which token
         },
       );
-    const [portA, portB] = [await freePort(), await freePort()];
-    a = new GatewayProcess("ga", portA, env(portA), logDir);
-    b = new GatewayProcess("gb", portB, env(portB), logDir);
+    // Each instance's first incarnation listens on port 0; the later ones on the port it got.
+    a = new GatewayProcess("ga", env, logDir);
+    b = new GatewayProcess("gb", env, logDir);
     teardown.add("gateway processes", () => Promise.all([a.stop(), b.stop()]));
     await Promise.all([a.start(), b.start()]);
 

@@ -11,12 +11,12 @@ import { after, before, describe, it } from "node:test";
 import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
 import { MAX_HEAD_FIELDS } from "../../lib/xep0332/headers.js";
 import { el, type XmlElement } from "../../lib/xep0332/xml.js";
-import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { chunk, chunkedHead, headers, iqError, resp, result, textBody } from "../helpers/stanzas.js";
 import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
 
 /** Small enough that an inline reply over it still fits in one stanza (Prosody: 256 KiB on c2s). */
@@ -52,30 +52,6 @@ interface Counts {
 }
 
 const ZERO: Counts = { pending: 0, streams: 0, earlyStreams: 0, inflightSlots: 0, correlation: 0, exchangesByJid: 0, streamRoutes: 0, parked: 0, parkedBytes: 0 };
-
-function resp(statusCode: string | undefined, ...children: XmlElement[]): XmlElement {
-  return el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode, statusMessage: "OK" }, ...children);
-}
-
-function result(r: IncomingRequest, payload?: XmlElement): XmlElement {
-  return el("iq", { type: "result", id: r.id, to: r.from }, ...(payload ? [payload] : []));
-}
-
-function headers(...fields: Array<[string, string]>): XmlElement {
-  return el("headers", { xmlns: NS_SHIM }, ...fields.map(([name, value]) => el("header", { name }, value)));
-}
-
-function textBody(text: string): XmlElement[] {
-  return [headers(["Content-Type", "text/plain"]), el("data", {}, el("text", {}, text))];
-}
-
-function chunkedHead(streamId: string): XmlElement {
-  return resp("200", headers(["Content-Type", "application/octet-stream"]), el("data", {}, el("chunkedBase64", { streamId })));
-}
-
-function chunk(to: string, streamId: string, nr: number, bytes: Buffer, last = false): XmlElement {
-  return el("message", { to }, el("chunk", { xmlns: NS_HTTP, streamId, nr: String(nr), last: last ? "true" : undefined }, bytes.toString("base64")));
-}
 
 describe("hostile devices", { timeout: 600_000 }, () => {
   const teardown = new Teardown();
@@ -437,8 +413,8 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     hostileCase("another device's JID with the real id: counted spoofed, never the client's answer; the genuine reply wins", async () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, ANSWER_BOUND_MS);
-      await intruder.send(el("iq", { type: "result", id: req.id, to: req.from }, resp("200", ...textBody("forged"))));
-      await intruder.send(el("iq", { type: "error", id: req.id, to: req.from }, el("error", { type: "cancel" }, el("item-not-found", { xmlns: NS_STANZAS }))));
+      await intruder.send(result(req, resp("200", ...textBody("forged"))));
+      await intruder.send(iqError(req, "item-not-found"));
       await grew({ spoofed: 2 });
       await hostile.send(result(req, resp("200", ...textBody("genuine"))));
       const res = await reply;
@@ -449,8 +425,8 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     hostileCase("another device's JID with a guessed id: counted unknown; a spoof alone leaves the client to its 504", async () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
-      await intruder.send(el("iq", { type: "result", id: "guessed-0000000000", to: req.from }, resp("200", ...textBody("forged"))));
-      await intruder.send(el("iq", { type: "result", id: req.id, to: req.from }, resp("200", ...textBody("forged"))));
+      await intruder.send(result({ id: "guessed-0000000000", from: req.from }, resp("200", ...textBody("forged"))));
+      await intruder.send(result(req, resp("200", ...textBody("forged"))));
       await expectError(reply, 504, "GW_DEVICE_TIMEOUT");
       await grew({ unknown: 1, spoofed: 1, timeouts: 1 });
     });

@@ -50,14 +50,14 @@ import { after, before, describe, it } from "node:test";
 import { RUNNING_GRACE_MS } from "../../gateway/delivery/idempotency.js";
 import type { Env } from "../../lib/env.js";
 import { startHaproxy, type HaproxyServer } from "../../local-stack/haproxy.js";
-import { freePort, pollUntil } from "../../local-stack/ports.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
-import { GatewayIncarnations } from "../helpers/gateway-incarnations.js";
+import { GatewayIncarnations } from "../helpers/gateway-process.js";
 import { Teardown } from "../helpers/stack.js";
 
 const DEVICES = Array.from({ length: 10 }, (_, i) => `nl-dev${i}`);
@@ -367,8 +367,8 @@ async function send(spec: Spec, targets: readonly Target[], label: string, windo
 class GatewayInstance extends GatewayIncarnations {
   readonly agent = new http.Agent({ keepAlive: true });
 
-  constructor(name: string, port: number, env: (incarnation: string) => Env, logDir: string) {
-    super(name, port, env, logDir, { waitFor: "listening" });
+  constructor(name: string, env: (incarnation: string) => Env, logDir: string) {
+    super(name, env, logDir, { waitFor: "listening" });
   }
 
   get target(): Target {
@@ -553,9 +553,8 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     logDir = await makeTempDir("nothing-lost-logs-");
     teardown.add("log dir", () => removeDir(logDir));
     const prefix = `nl-${randomBytes(3).toString("hex")}:`;
-    const env = (port: number) => (incarnation: string): Env =>
+    const env = (incarnation: string): Env =>
       gatewayEnv({ redis, prosody }, {
-        GATEWAY_PORT: String(port),
         GATEWAY_INSTANCE_ID: incarnation,
         REDIS_KEY_PREFIX: prefix,
         GATEWAY_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
@@ -565,9 +564,9 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
         GATEWAY_DRAIN_TIMEOUT_MS: "2000",
         LOG_LEVEL: "info", // one line per request: which incarnation answered which attempt
       });
-    const [portA, portB] = [await freePort(), await freePort()];
-    a = new GatewayInstance("ga", portA, env(portA), logDir);
-    b = new GatewayInstance("gb", portB, env(portB), logDir);
+    // Each instance's first incarnation listens on port 0; the later ones on the port it got.
+    a = new GatewayInstance("ga", env, logDir);
+    b = new GatewayInstance("gb", env, logDir);
     teardown.add("gateway processes", () => Promise.all([a.stop(), b.stop()]));
     await a.start();
     await pollUntil("ga ready (holding the component)", async () => (await a.readiness())?.status === 200, { timeoutMs: 60_000, intervalMs: 50 });

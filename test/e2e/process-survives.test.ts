@@ -79,7 +79,7 @@ describe("the gateway process survives every error path of its HTTP side", { tim
     gw = teardown.stopLater("gateway", await startGatewayProcess(stack, {
       GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
       GATEWAY_MAX_BODY_BYTES: String(MAX_BODY),
-      LOG_LEVEL: "error",
+      LOG_LEVEL: "info", // its "started" line tells the port it got (port 0)
     }));
     pid = gw.child.pid;
     const raw = teardown.stopLater("raw device", await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]));

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Env } from "../../lib/env.js";
 import { echoDevice } from "../helpers/echo-device.js";
-import { listenedPort } from "../helpers/gateway-process.js";
+import { startGatewayProcess } from "../helpers/gateway-process.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { freePort, pollUntil } from "../../local-stack/ports.js";
@@ -65,7 +65,7 @@ describe("agent and gateway processes", () => {
   });
 
   it("answers 502 from the agent when the device's own server is down", async () => {
-    const closed = await freePort();
+    const closed = await freePort(); // a port nothing listens on: no server here to bind port 0
     await startAgent("down-dev", `http://127.0.0.1:${closed}`);
     const res = await fetch(`${gw.url}/devices/down-dev/TEMPERATURE`);
     assert.equal(res.status, 502);
@@ -134,17 +134,12 @@ describe("agent and gateway processes", () => {
   it("runs the gateway process, serves, and exits 0 on SIGTERM", async () => {
     const device = teardown.stopLater("device 3", await startDeviceServer(echoDevice("proc2")));
     await startAgent("proc2", device.url, { AGENT_GATEWAY_JID: "gw2.localhost" });
-    const env = gatewayEnv(stack, {
-      GATEWAY_PORT: "0",
+    const { child, url } = teardown.stopLater("gateway process", await startGatewayProcess(stack, {
       LOG_LEVEL: "info",
       GATEWAY_INSTANCE_ID: "proc-gw",
       XMPP_COMPONENT_DOMAIN: "gw2.localhost",
       XMPP_COMPONENT_SECRET: "secret-2",
-    });
-    const child = await spawnChild(process.execPath, [...TSX, "gateway/main.ts"], { name: "gateway", env });
-    teardown.stopLater("gateway process", child);
-    const url = `http://127.0.0.1:${await listenedPort(child)}`;
-    await pollUntil("gateway ready", async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000 });
+    }, { name: "gateway" }));
     const served = await fetch(`${url}/devices/proc2/TEMPERATURE`);
     assert.equal(served.status, 200);
     assert.equal(((await served.json()) as { device: string }).device, "proc2");

@@ -7,12 +7,12 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { freePort, pollUntil } from "../../local-stack/ports.js";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { issueServerCertificate, makeCertificateAuthority, type CertificateAuthority } from "../helpers/certificates.js";
 import { startFleet } from "../helpers/fleet.js";
-import { listenedPort, startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
+import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 
 const REDIS_PASSWORD = "redis-acl-secret-4f2d9a";
@@ -65,27 +65,39 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
     await writeFile(files.secret, `${COMPONENT_SECRET}\n`);
     await writeFile(files.wrongPassword, "wrong-password-0\n");
 
-    redisPort = await freePort();
-    const redis: ChildHandle = await spawnChild(
-      "redis-server",
-      [
-        "--port", "0", "--tls-port", String(redisPort), "--bind", "127.0.0.1",
-        "--tls-cert-file", cert.certFile, "--tls-key-file", cert.keyFile, "--tls-ca-cert-file", ca.certFile, "--tls-auth-clients", "no",
-        // No default user: every connection must log in as `gateway`.
-        "--user", "default", "off",
-        "--user", "gateway", "on", `>${REDIS_PASSWORD}`, "~*", "&*", "+@all",
-        "--save", "", "--appendonly", "no", "--dir", dir,
-      ],
-      { name: `redis-tls:${redisPort}`, cwd: dir },
-    );
+    // redis-server cannot report a TLS port it picked (--tls-port 0 turns TLS off): a probed one, probed again if taken.
+    const redis = await onFreePorts(async () => {
+      redisPort = await freePort();
+      const child: ChildHandle = await spawnChild(
+        "redis-server",
+        [
+          "--port", "0", "--tls-port", String(redisPort), "--bind", "127.0.0.1",
+          "--tls-cert-file", cert.certFile, "--tls-key-file", cert.keyFile, "--tls-ca-cert-file", ca.certFile, "--tls-auth-clients", "no",
+          // No default user: every connection must log in as `gateway`.
+          "--user", "default", "off",
+          "--user", "gateway", "on", `>${REDIS_PASSWORD}`, "~*", "&*", "+@all",
+          "--save", "", "--appendonly", "no", "--dir", dir,
+        ],
+        { name: `redis-tls:${redisPort}`, cwd: dir },
+      );
+      const early = new AbortController();
+      void child.exited.then(() => early.abort());
+      try {
+        await pollUntil("Redis to accept TLS", () => new Promise<boolean>((resolve) => {
+          const s = tls.connect({ port: redisPort, host: "127.0.0.1", ca: ca.pem }, () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.on("error", () => resolve(false));
+        }), { timeoutMs: 10_000, signal: early.signal });
+      } catch (err) {
+        await child.stop();
+        if (/Address already in use/i.test(child.output())) throw new PortTaken(child.output());
+        throw err;
+      }
+      return child;
+    });
     teardown.stopLater("redis over TLS", redis);
-    await pollUntil("Redis to accept TLS", () => new Promise<boolean>((resolve) => {
-      const s = tls.connect({ port: redisPort, host: "127.0.0.1", ca: ca.pem }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    }), { timeoutMs: 10_000 });
 
     stack = teardown.stopLater("stack", await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: COMPONENT_SECRET }] } }));
     teardown.stopLater("fleet", await startFleet(stack.prosody, ["secure-dev"], () => (_req, res) => res.end("over tls")));
@@ -160,10 +172,7 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
   }
 
   async function startUnready(change: Record<string, string>): Promise<{ port: number; output(): string; stop(): Promise<void> }> {
-    const child = await spawnChild(process.execPath, ["--import", "tsx", "gateway/main.ts"], { name: "gateway-unready", env: { ...baseEnv(0), ...env(change) } });
-    teardown.stopLater("unready gateway", child);
-    const port = await listenedPort(child);
-    await pollUntil("the gateway to listen", async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 20_000 });
-    return { port, output: () => child.output(), stop: () => child.stop() };
+    const gw = teardown.stopLater("unready gateway", await startGatewayProcess(stack, { ...baseEnv(0), ...env(change) }, { waitFor: "listening", name: "gateway-unready" }));
+    return { port: gw.port, output: () => gw.child.output(), stop: () => gw.stop() };
   }
 });

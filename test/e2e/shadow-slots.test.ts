@@ -8,13 +8,12 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
+import { metricValue } from "../helpers/metrics.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 async function comparisons(gw: RunningGateway, outcome: "match" | "mismatch"): Promise<number> {
-  const text = await gw.gateway.metrics.registry.metrics();
-  const line = text.split("\n").find((l) => l.startsWith(`gateway_shadow_comparisons_total{outcome="${outcome}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
+  return metricValue(await gw.gateway.metrics.registry.metrics(), "gateway_shadow_comparisons_total", { outcome });
 }
 
 describe("shadow mode at a device's in-flight limit", { timeout: 60_000 }, () => {

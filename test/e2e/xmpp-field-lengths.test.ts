@@ -4,12 +4,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
-import { el } from "../../lib/xep0332/xml.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
-import { startPeer, type Peer } from "../helpers/xmpp-peer.js";
+import { chunk, chunkedHead, iqError, result } from "../helpers/stanzas.js";
+import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 /** Under Prosody's default stanza size limit (256 KiB), so the server carries it to the gateway. */
 const LONG = 200 * 1024;
@@ -67,8 +66,8 @@ describe("field lengths from XMPP", { timeout: 60_000 }, () => {
 
   it("drops an IQ result with a 200 KB id as foreign, before any Redis command", async () => {
     const before = await dropped("unknown");
-    await peer.send(el("iq", { type: "result", id: "x".repeat(LONG), to: domain }));
-    await peer.send(el("iq", { type: "error", id: "y".repeat(LONG), to: domain }, el("error", { type: "cancel" }, el("item-not-found", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }))));
+    await peer.send(result({ id: "x".repeat(LONG), from: domain }));
+    await peer.send(iqError({ id: "y".repeat(LONG), from: domain }, "item-not-found"));
     await pollUntil("both dropped and counted", async () => (await dropped("unknown")) === before + 2, { timeoutMs: 10_000 });
     await monitorCaughtUp();
     assert.deepEqual(longCommands(), []);
@@ -76,7 +75,7 @@ describe("field lengths from XMPP", { timeout: 60_000 }, () => {
 
   it("drops a chunk with a 200 KB stream id as foreign, before any Redis command", async () => {
     const before = await dropped("unknown");
-    await peer.send(el("message", { to: domain }, el("chunk", { xmlns: NS_HTTP, streamId: "s".repeat(LONG), nr: "0", last: "true" }, "AAAA")));
+    await peer.send(chunk(domain, "s".repeat(LONG), 0, "AAAA", true));
     await pollUntil("dropped and counted", async () => (await dropped("unknown")) === before + 1, { timeoutMs: 10_000 });
     await monitorCaughtUp();
     assert.deepEqual(longCommands(), []);
@@ -85,13 +84,7 @@ describe("field lengths from XMPP", { timeout: 60_000 }, () => {
   it("fails an exchange whose reply announces a 200 KB stream id with 502, without claiming it in Redis", async () => {
     const answer = fetch(`${gw.url}/devices/long-ids/x`);
     const request = await peer.nextRequest(10_000);
-    const head = el(
-      "resp",
-      { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-      el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "application/octet-stream")),
-      el("data", {}, el("chunkedBase64", { streamId: "t".repeat(LONG) })),
-    );
-    await peer.send(el("iq", { type: "result", id: request.id, to: request.from }, head));
+    await peer.send(result(request, chunkedHead("t".repeat(LONG))));
     const r = await answer;
     assert.equal(r.status, 502);
     assert.equal(((await r.json()) as { error: { code: string } }).error.code, "GW_BAD_DEVICE_REPLY");
@@ -102,13 +95,7 @@ describe("field lengths from XMPP", { timeout: 60_000 }, () => {
   it("still takes a reply with the gateway's own id (a well-formed exchange is untouched)", async () => {
     const answer = fetch(`${gw.url}/devices/long-ids/ok`);
     const request = await peer.nextRequest(10_000);
-    const resp = el(
-      "resp",
-      { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-      el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")),
-      el("data", {}, el("text", {}, "fine")),
-    );
-    await peer.send(el("iq", { type: "result", id: request.id, to: request.from }, resp));
+    await peer.send(textReply(request, "fine"));
     const r = await answer;
     assert.equal(r.status, 200);
     assert.equal(await r.text(), "fine");

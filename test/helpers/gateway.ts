@@ -1,4 +1,5 @@
-// Starts a whole gateway in this process against a harness stack, on a free port, with silent logs.
+// Starts a whole gateway in this process against a harness stack, on port 0 (its port read back from its
+// HTTP server), with silent logs. A gateway as its own process: gateway-process.ts.
 import { randomBytes } from "node:crypto";
 import { loadConfig, type Config } from "../../gateway/config.js";
 import { createGateway, type Gateway } from "../../gateway/compose.js";
@@ -13,13 +14,13 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-/** The environment a gateway needs to reach a harness stack; tests add their own overrides. */
 /** Where a gateway connects: a Redis, and an XMPP server (Prosody or ejabberd) with a component. */
 export interface GatewayTargets {
   redis: Pick<Stack["redis"], "url">;
   prosody: Pick<Stack["prosody"], "components" | "componentService" | "vhost">;
 }
 
+/** The environment a gateway needs to reach a harness stack (port 0, silent logs); tests add their own overrides. */
 export function gatewayEnv(stack: GatewayTargets, overrides: Env = {}): Env {
   const component = stack.prosody.components[0];
   return {

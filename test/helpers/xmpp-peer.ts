@@ -1,8 +1,8 @@
 // A scripted XMPP client standing in for a device: the test decides what it answers, when, and from whom.
 import { client, xml, type Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
-import { el, type XmlElement } from "../../lib/xep0332/xml.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
+import type { XmlElement } from "../../lib/xep0332/xml.js";
 import { toLibraryElement, type XmlFactory } from "../../lib/xmpp/elements.js";
 import type { ProsodyServer } from "../../local-stack/prosody.js";
 
@@ -98,10 +98,5 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
   };
 }
 
-/** A device's 200 answer to `r`: a text/plain body, inline (XEP-0332 <text>). */
-export function textReply(r: IncomingRequest, text: string): XmlElement {
-  return el("iq", { type: "result", id: r.id, to: r.from },
-    el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-      el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")),
-      el("data", {}, el("text", {}, text))));
-}
+// The device's 200 text answer, built with the other stanzas a test device sends.
+export { textReply } from "./stanzas.js";

@@ -13,12 +13,12 @@ import type { Instruction } from "dockerfile-ast";
 import { validate as lintDockerfile } from "dockerfile-utils";
 import ts from "typescript";
 import type { Env } from "../../lib/env.js";
-import { freePort, pollUntil } from "../../local-stack/ports.js";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
 import { spawnChild } from "../../local-stack/process.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { pkg, read, root, run } from "../helpers/deploy-kit.js";
 import { args, execForm, ofKind, stages, type Stage } from "../helpers/dockerfile.js";
-import { startLiveGateway } from "../helpers/live-gateway.js";
+import { startGatewayWithStack } from "../helpers/gateway-process.js";
 import { Teardown } from "../helpers/stack.js";
 
 const teardown = new Teardown();
@@ -179,16 +179,27 @@ it("the runtime stage's production install loads the gateway, the agent and the 
   assert.equal(devices.status, 2, devices.out);
   assert.match(devices.out, /"b=99999" must be id=port/);
 
-  const port = await freePort();
-  const sim = teardown.stopLater(
-    "simulated devices",
-    await spawnChild(process.execPath, ["dist/adapters/simulated-device/main.js"], {
-      name: "simulated-device",
-      cwd: image.dir,
-      env: { SIMULATED_DEVICES: `dev-17=${port}`, SIMULATED_DEVICE_HOST: "127.0.0.1" },
-    }),
-  );
-  const res = await pollUntil("simulated device", () => fetch(`http://127.0.0.1:${port}/TEMPERATURE`), { timeoutMs: 10_000 });
+  // SIMULATED_DEVICES takes ports from 1 up (each device has the address it had before): a probed port, probed again if taken.
+  let port = 0;
+  const { sim, res } = await onFreePorts(async () => {
+    port = await freePort();
+    const sim = teardown.stopLater(
+      "simulated devices",
+      await spawnChild(process.execPath, ["dist/adapters/simulated-device/main.js"], {
+        name: "simulated-device",
+        cwd: image.dir,
+        env: { SIMULATED_DEVICES: `dev-17=${port}`, SIMULATED_DEVICE_HOST: "127.0.0.1" },
+      }),
+    );
+    const early = new AbortController();
+    void sim.exited.then(() => early.abort());
+    try {
+      return { sim, res: await pollUntil("simulated device", () => fetch(`http://127.0.0.1:${port}/TEMPERATURE`), { timeoutMs: 10_000, signal: early.signal }) };
+    } catch (err) {
+      if (/EADDRINUSE/.test(sim.output())) throw new PortTaken(sim.output());
+      throw err;
+    }
+  });
   assert.equal(res.status, 200);
   assert.equal(((await res.json()) as { device: string }).device, "dev-17");
   await sim.stop();
@@ -201,13 +212,13 @@ it("the image's HEALTHCHECK command passes against a running gateway and fails o
   const [cmd, ...rest] = execForm(args(ofKind(final, "HEALTHCHECK")[0] as Instruction));
   assert.equal(cmd, "node");
   // A gateway from the rebuilt runtime stage against a real Redis and Prosody.
-  const gw = await startLiveGateway(teardown, { name: "gateway from the image", cwd: image.dir, nodeArgs: ["dist/gateway/main.js"] });
+  const gw = await startGatewayWithStack(teardown, { name: "gateway-from-the-image", cwd: image.dir, nodeArgs: ["dist/gateway/main.js"] });
   const ok = image.node(rest, { GATEWAY_PORT: String(gw.port) });
   assert.equal(ok.status, 0, ok.out);
   // package.json sits beside dist/ as in the image, so the build reports its version.
   const metrics = await (await fetch(`${gw.url}/metrics`)).text();
   assert.match(metrics, new RegExp(`^gateway_build_info\\{version="${pkg.version.replaceAll(".", "\\.")}"`, "m"));
-  const closed = await freePort();
+  const closed = await freePort(); // a port nothing listens on: no server here to bind port 0
   const down = image.node(rest, { GATEWAY_PORT: String(closed) });
   assert.equal(down.status, 1, down.out);
 });

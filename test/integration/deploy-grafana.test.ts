@@ -12,7 +12,7 @@ import { parse as parseYaml } from "yaml";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { createMetrics } from "../../gateway/metrics/metrics.js";
 import { list, obj, read, root, run, str, type Json } from "../helpers/deploy-kit.js";
-import { startLiveGateway } from "../helpers/live-gateway.js";
+import { startGatewayWithStack } from "../helpers/gateway-process.js";
 import { references } from "../helpers/promql-refs.js";
 import { Teardown } from "../helpers/stack.js";
 import { typecheck } from "../helpers/typecheck.js";
@@ -114,7 +114,7 @@ it("promtool parses every query of the dashboard", async () => {
 // checked against. It runs from its sources, which are what deploy/Dockerfile compiles into the image
 // (deploy-docker.test.ts runs that build), so the names it exposes are the image's.
 it("every metric and label the dashboard and the alerts query is one a running gateway exposes", async () => {
-  const gw = await startLiveGateway(teardown, { name: "gateway from its sources", cwd: root, nodeArgs: ["--import", "tsx", "gateway/main.ts"] });
+  const gw = await startGatewayWithStack(teardown, { name: "gateway-from-its-sources", cwd: root });
   const scrape = await (await fetch(`${gw.url}/metrics`)).text();
   const types = new Map([...scrape.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
   assert.ok(types.size > 10, scrape.slice(0, 500));
