@@ -1,6 +1,6 @@
 import { Registry } from "prom-client";
 import type { Config } from "./config.js";
-import { PendingExchanges, type PendingHooks } from "./correlation/pending.js";
+import { PendingExchanges } from "./correlation/pending.js";
 import { ReplyBus } from "./correlation/reply-bus.js";
 import { CorrelationStore } from "./correlation/store.js";
 import { StreamRoutes } from "./correlation/stream-routes.js";
@@ -69,8 +69,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const redis = new RedisStore(config.redis, { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) });
   const component = new XmppComponent(config.xmpp, { logger, onOnlineChange: (online) => metrics.xmppConnected.set(online ? 1 : 0) });
   const store = new CorrelationStore(redis);
-  const pendingHooks: PendingHooks = { onTimeout: () => metrics.iqTimeouts.inc() };
-  const pending = new PendingExchanges(pendingHooks);
+  const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc() });
   // Request and reply bodies held in memory, all requests together (GATEWAY_MAX_BUFFERED_BYTES).
   metrics.admissionRefusals.inc({ reason: "memory" }, 0);
   const budget = new ByteBudget(config.limits.maxBufferedBytes, { onRefused: () => metrics.admissionRefusals.inc({ reason: "memory" }) });
@@ -79,7 +78,6 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
   const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: 4096, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
   const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId: config.instanceId, limits: config.exchange, budget });
-  pendingHooks.onSettled = (p) => exchanger.release(p);
   const bus = new ReplyBus(redis, config.instanceId, logger);
   // A reply routed to another instance's connection as it closed is gone: what may be sent again, is.
   bus.onDeparture((departed) => exchanger.resendUnanswered(departed));
