@@ -1,25 +1,9 @@
 import type { Request, Response } from "express";
-import { isHttpMethod } from "../../lib/xep0332/constants.js";
-import { fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
-import { GatewayError } from "../errors.js";
+import type { HttpResponseMessage } from "../../lib/xep0332/message.js";
+import { writeHeldAnswer } from "../delivery/client-answer.js";
+import { facts } from "./context.js";
 
-/** Headers meant for the gateway itself, not for the device. */
-const GATEWAY_ONLY = new Set(["x-gateway-timeout"]);
-
-/** The device's view of a client request: end-to-end headers in order, our request id, the exact body. */
-export function toDeviceRequest(req: Request, resource: string, body: Buffer, requestId: string): HttpRequestMessage {
-  const method = req.method.toUpperCase();
-  if (!isHttpMethod(method)) {
-    throw new GatewayError("GW_METHOD_NOT_ALLOWED", { message: `method ${method} is not carried to devices (XEP-0332 carries ${"OPTIONS GET HEAD POST PUT DELETE TRACE PATCH"})` });
-  }
-  const headers = stripHopByHop(fromRawHeaders(req.rawHeaders)).filter(([n]) => {
-    const lower = n.toLowerCase();
-    return !GATEWAY_ONLY.has(lower) && lower !== "x-request-id";
-  });
-  headers.push(["X-Request-Id", requestId]);
-  return { method, resource, headers, body };
-}
+export { toDeviceRequest } from "../delivery/device-message.js";
 
 /**
  * The deadline of one exchange: the configured one, or shorter when the client says so in
@@ -41,26 +25,7 @@ export function prefersAsync(req: Request): boolean {
   return prefer !== undefined && prefer.split(",").some((p) => p.split(";")[0]?.trim().toLowerCase() === "respond-async");
 }
 
-/** Content-Length is recomputed from the body we hold, except where the body is absent by definition. */
-function keepsDeclaredLength(method: string, status: number): boolean {
-  return method === "HEAD" || status === 304;
-}
-
-/** Writes the device's reply byte-exact: status, reason, end-to-end headers in order (repeats kept), body. */
+/** The device's reply, held whole, to the client (delivery/client-answer.ts). */
 export function writeDeviceResponse(req: Request, res: Response, reply: HttpResponseMessage): void {
-  res.statusCode = reply.statusCode;
-  if (reply.statusMessage) res.statusMessage = reply.statusMessage;
-  const keepLength = keepsDeclaredLength(req.method, reply.statusCode);
-  for (const [name, value] of stripHopByHop(reply.headers)) {
-    const lower = name.toLowerCase();
-    if (lower === "x-request-id" || (lower === "content-length" && !keepLength)) continue;
-    res.appendHeader(name, value);
-  }
-  const noBody = req.method === "HEAD" || reply.statusCode === 204 || reply.statusCode === 304;
-  if (noBody) {
-    res.end();
-    return;
-  }
-  res.setHeader("Content-Length", String(reply.body.length));
-  res.end(reply.body);
+  writeHeldAnswer(req.method, res, reply, facts(res).requestId);
 }
