@@ -5,10 +5,10 @@ import { ReplyBus } from "./correlation/reply-bus.js";
 import { CorrelationStore } from "./correlation/store.js";
 import { StreamRoutes } from "./correlation/stream-routes.js";
 import { AsyncRequests } from "./delivery/async-requests.js";
-import { DeviceDelivery } from "./delivery/deliver.js";
+import { Delivery } from "./delivery/deliver.js";
+import { DeviceSlot } from "./delivery/device-slot.js";
 import { IdempotencyStore } from "./delivery/idempotency.js";
 import { OfflineQueue } from "./delivery/offline-queue.js";
-import { DevicePipeline } from "./delivery/pipeline.js";
 import { ShadowComparisons } from "./delivery/shadow.js";
 import { GatewayError } from "./errors.js";
 import { DeviceAddressing } from "./http/addressing.js";
@@ -113,29 +113,28 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     { maxPerDevice: config.devices.queueMax, maxTotal: config.limits.maxInFlight },
   );
   metricSources.deviceQueueWaiting = () => deviceQueue.size;
-  const delivery = new DeviceDelivery({
-    queue: deviceQueue,
-    xmpp: exchanger,
-    http: passThrough,
-  });
   const asyncRequests = new AsyncRequests(redis, config.requests.resultTtlMs);
   const shadow = new ShadowComparisons(redis, metrics, logger);
   const migration = new MigrationView({ registry, presence, shadow });
   metricSources.devicesByTransport = () => migration.byTransport();
-  const pipeline = new DevicePipeline({
+  const delivery = new Delivery({
     resolver,
-    delivery,
-    idempotency: new IdempotencyStore(redis, config.requests.idempotencyTtlMs),
-    asyncRequests,
-    queue: new OfflineQueue(redis, logger, config.requests.queue),
-    presence,
-    isRegistered: async (deviceId) => (await registry.get(deviceId)) !== undefined,
-    queueTtlMs: config.requests.queueTtlMs,
-    maxReplyBytes: config.exchange.maxReplyBytes,
-    logger,
+    slot: new DeviceSlot({ queue: deviceQueue, xmpp: exchanger, http: passThrough }),
+    shadow,
+    pipeline: {
+      idempotency: new IdempotencyStore(redis, config.requests.idempotencyTtlMs),
+      asyncRequests,
+      queue: new OfflineQueue(redis, logger, config.requests.queue),
+      presence,
+      isRegistered: async (deviceId) => (await registry.get(deviceId)) !== undefined,
+      queueTtlMs: config.requests.queueTtlMs,
+      maxReplyBytes: config.exchange.maxReplyBytes,
+      logger,
+    },
   });
+  const pipeline = delivery.pipeline;
   // A device that comes online gets what waited for it, in order.
-  tracker.onAvailable((jid) => void pipeline.deliverQueued(jid).catch((err: unknown) => logger.warn({ event: "queue-drain-failed", jid, err: (err as Error).message }, "offline queue not drained")));
+  tracker.onAvailable((jid) => void delivery.deliverQueued(jid).catch((err: unknown) => logger.warn({ event: "queue-drain-failed", jid, err: (err as Error).message }, "offline queue not drained")));
 
   // serving → unready (SIGTERM: readiness fails, requests still served until load balancers notice)
   // → draining (new requests refused, requests in flight finish).
@@ -148,10 +147,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     readiness: { checks: () => ({ redis: redis.ready, xmpp: component.online, accepting: phase === "serving" }) },
     devices: {
       addressing: new DeviceAddressing({ hostSuffix: config.http.deviceHostSuffix }, { registry }),
-      resolver,
-      pipeline,
       delivery,
-      shadow,
       admission: new Admission({
         cap,
         ...(config.limits.clientRate
@@ -170,7 +166,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       logger,
       presence: {
         isOnline: async (id) => {
-          const state = await presence.state((await resolver.resolve(id)).jid);
+          const state = await presence.state((await delivery.route(id)).jid);
           return state === "unknown" ? null : state === "online";
         },
       },

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Request } from "express";
 import { GatewayError } from "../../gateway/errors.js";
 import { canonicalDeviceId, isDeviceId, parseDevicePath } from "../../gateway/http/device-address.js";
-import { deadlineMs } from "../../gateway/http/device-exchange.js";
+import { deadlineMs } from "../../gateway/delivery/deliver.js";
 
 function badId(rawUrl: string): GatewayError {
   let caught: unknown;

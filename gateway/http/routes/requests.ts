@@ -1,10 +1,10 @@
 import type { Router } from "express";
 import express from "express";
 import type { AsyncRequests } from "../../delivery/async-requests.js";
+import { writeHeldAnswer } from "../../delivery/client-answer.js";
 import { errorOf, replyOf } from "../../delivery/stored-outcome.js";
 import { GatewayError } from "../../errors.js";
 import { facts } from "../context.js";
-import { writeHeldAnswer } from "../../delivery/client-answer.js";
 import { sendError } from "../error-response.js";
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
