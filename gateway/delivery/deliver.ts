@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isGatewayError } from "../errors.js";
 import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
-import { writeHeldAnswer } from "./client-answer.js";
 import { clientHangUp, type DeviceSlot, type ProxyCall } from "./device-slot.js";
-import { toDeviceRequest } from "./device-message.js";
+import { toDeviceRequest, writeHeldAnswer } from "../messages/device-messages.js";
 import { UNSAFE_METHODS } from "./idempotency.js";
 import { DevicePipeline, type PipelineDeps } from "./pipeline.js";
 import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "./shadow.js";
@@ -49,7 +48,7 @@ export interface DeliveryDeps {
  * The one entry of a device request into delivery (README, "Device requests"), live or queued: the device's
  * route is resolved here and only here, the deadline computed once, and the transport chosen: XMPP (through
  * the pipeline: Idempotency-Key, Prefer: respond-async, offline queue), its fallback over HTTP, the HTTP
- * pass-through, or shadow mode. Every device answer is written by delivery/client-answer.ts.
+ * pass-through, or shadow mode. Every device answer is written by messages/device-messages.ts.
  */
 export class Delivery {
   /** Idempotency-Key, asynchronous requests and the offline queue (its `idle()` is what the drain waits for). */

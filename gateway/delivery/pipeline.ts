@@ -6,7 +6,7 @@ import type { DeviceRoute } from "../registry/resolver.js";
 import type { AsyncRequests } from "./async-requests.js";
 import type { PresenceStore } from "../presence/presence-store.js";
 import type { DeviceSlot } from "./device-slot.js";
-import { requestIdOf } from "./device-message.js";
+import { requestIdOf } from "../messages/device-messages.js";
 import { IdempotencyStore, RUNNING_GRACE_MS, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
 import { captureReply } from "./capture-reply.js";

@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
-import { streamedHead, writeAnswerHead } from "../delivery/client-answer.js";
+import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
 import type { Framing } from "./headers.js";
 import type { PassThroughTarget } from "./pass-through.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";

@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { headersForDevice } from "../delivery/device-message.js";
+import { headersForDevice } from "../messages/device-messages.js";
 
 /**
  * What the device sees of a client request on the HTTP pass-through, as the header object http-proxy-3
- * takes: the fields of delivery/device-message.ts (the same as over XMPP) in the library's shape. Pure
- * functions; the proxy library is not involved here. (The client's view of the answer: delivery/client-answer.ts.)
+ * takes: the fields of messages/device-messages.ts (the same as over XMPP) in the library's shape. Pure
+ * functions; the proxy library is not involved here. (The client's view of the answer: messages/device-messages.ts.)
  */
 
 /**

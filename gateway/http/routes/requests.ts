@@ -1,7 +1,7 @@
 import type { Router } from "express";
 import express from "express";
 import type { AsyncRequests } from "../../delivery/async-requests.js";
-import { writeHeldAnswer } from "../../delivery/client-answer.js";
+import { writeHeldAnswer } from "../../messages/device-messages.js";
 import { errorOf, replyOf } from "../../delivery/stored-outcome.js";
 import { GatewayError } from "../../errors.js";
 import { facts } from "../context.js";
