@@ -82,7 +82,7 @@ export type PipelineResult =
   | { kind: "fallback"; overHttp: (forward: ForwardOverHttp) => Promise<PassThroughResult> };
 
 export interface PipelineDeps {
-  /** The device's route: the delivery entry's one way to it (DeviceTransport.route). */
+  /** The device's route: the delivery entry's one way to it (Delivery.route). */
   resolve: (deviceId: string) => Promise<DeviceRoute>;
   slot: Pick<DeviceSlot, "overXmpp">;
   idempotency: IdempotencyStore;
