@@ -4,7 +4,7 @@ import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
 import { installProcessGuard, ProcessGuard } from "./process-guard.js";
 
-/** Process entry: configuration from the environment, signals, exit codes. All wiring is in compose.ts. */
+/** Process entry: configuration from the environment, signals, exit codes. All wiring is in compose.ts (and its area builders, wiring/). */
 async function main(): Promise<void> {
   const config = loadOrExit(loadConfig);
   const logger = createLogger(config.logLevel);

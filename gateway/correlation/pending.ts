@@ -22,7 +22,10 @@ interface Entry extends PendingExchange {
 
 export interface PendingHooks {
   onTimeout?(p: PendingExchange): void;
-  /** Called once per exchange, however it ends: owners of related state (streams) release it here. */
+  /**
+   * Called once per exchange, however it ends. The gateway's exchanges need none: XmppExchanger.exchange
+   * cleans up after its own entry.
+   */
   onSettled?(p: PendingExchange): void;
 }
 

@@ -27,7 +27,18 @@ export class ReplyBus implements Lifecycle {
   private readonly departureHandlers: DepartureHandler[] = [];
   private readonly log: Logger;
 
-  constructor(private readonly redis: RedisStore, private readonly instanceId: string, logger: Logger) {
+  /**
+   * `onForwarded`: a stanza another instance received for an exchange of this one; `onDeparture`: another
+   * instance's component connection closed.
+   */
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly instanceId: string,
+    logger: Logger,
+    handlers: { onForwarded?: ForwardedHandler; onDeparture?: DepartureHandler } = {},
+  ) {
+    if (handlers.onForwarded) this.handlers.push(handlers.onForwarded);
+    if (handlers.onDeparture) this.departureHandlers.push(handlers.onDeparture);
     this.log = logger.child({ component: "reply-bus" });
     this.channel = redis.key("reply", instanceId);
     this.departures = redis.key("departed");
@@ -41,14 +52,6 @@ export class ReplyBus implements Lifecycle {
       if (channel === this.departures) this.departed(message);
       else this.receive(message);
     });
-  }
-
-  onForwarded(handler: ForwardedHandler): void {
-    this.handlers.push(handler);
-  }
-
-  onDeparture(handler: DepartureHandler): void {
-    this.departureHandlers.push(handler);
   }
 
   async start(): Promise<void> {

@@ -1,81 +1,177 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
-import { GatewayError } from "../errors.js";
-import type { DeviceQueue } from "../limits/device-queue.js";
-import type { DeviceRoute } from "../registry/resolver.js";
+import { isGatewayError } from "../errors.js";
+import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
+import { clientHangUp, type DeviceSlot, type ProxyCall } from "./device-slot.js";
+import { toDeviceRequest, writeHeldAnswer } from "../messages/device-messages.js";
+import { UNSAFE_METHODS } from "./idempotency.js";
+import { DevicePipeline, type PipelineDeps } from "./pipeline.js";
+import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "./shadow.js";
 
-export interface Exchanger {
-  exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
-}
-
-export interface ProxyCall {
+/** A client request for a device, as the HTTP route read it: what the delivery needs, nothing decided yet. */
+export interface DeviceCall {
+  /** The client's request (`get` reads a header field, any case); its body is still unread. */
+  req: IncomingMessage & { method: string; get(name: string): string | undefined };
+  res: ServerResponse;
+  /** Path and query the device must see, verbatim. */
   resource: string;
-  timeoutMs: number;
+  /** The gateway's request id: the device gets it as X-Request-Id, and so does the client. */
   requestId: string;
-  /** The body, when it was read already (fallback, shadow); else it streams from the request. */
-  body?: Buffer;
-  /** Sees the device's response while it streams to the client (shadow mode). */
-  observe?: (response: IncomingMessage) => void;
+  /** RFC 7240 `Prefer: respond-async`. */
+  respondAsync: boolean;
+  idempotencyKey?: string;
+  /** Reads the body whole (within GATEWAY_MAX_BODY_BYTES, its bytes held in the memory budget). */
+  readBody(): Promise<ReadBody>;
+  /** Which transport carries the request (the access log's and the metrics' `transport`). */
+  onTransport(transport: DeviceRoute["transport"]): void;
 }
 
-/** The HTTP pass-through (gateway/proxy): streams a client request to a device's legacy address and back. */
-export interface PassThrough {
-  forward(req: IncomingMessage, res: ServerResponse, target: Omit<ProxyCall, "body"> & { httpTarget: string }, bufferedBody?: Buffer): Promise<void>;
+/** A body read into memory, held in the instance's budget until the response is over (unless handed over). */
+export interface ReadBody {
+  body: Buffer;
+  held?: { release(): void };
+  /** An accepted asynchronous request keeps the bytes until its delivery ends (the pipeline releases them). */
+  handOver(): void;
+}
+
+/** How a device request ended for its client: answered (the device's answer or a replay was written), or accepted for later. */
+export type Delivered = { kind: "answered" } | { kind: "accepted"; id: string; state: "pending" };
+
+export interface DeliveryDeps {
+  resolver: DeviceResolver;
+  slot: Pick<DeviceSlot, "overXmpp" | "overHttp">;
+  shadow: Pick<ShadowComparisons, "record">;
+  /** What the pipeline needs besides the device's route and slot. */
+  pipeline: Omit<PipelineDeps, "resolve" | "slot">;
 }
 
 /**
- * One request to one device, over its transport, holding one of the device's in-flight slots. Both paths
- * share one contract (DeviceQueue): beyond maxInFlight a request waits its turn within its deadline (504
- * GW_DEVICE_QUEUE_TIMEOUT when none came free), and only a full queue answers 429 GW_DEVICE_BUSY. Time
- * spent waiting counts against the request's deadline. Whether the device is connected is not decided from
- * the presence kept in Redis: that record goes stale (announcements bounce while the component
- * reconnects), whereas the XMPP server answers an IQ to a device without a session at once, with
- * authority (503).
+ * The one entry of a device request into delivery (README, "Device requests"), live or queued: the device's
+ * route is resolved here and only here, the deadline computed once, and the transport chosen: XMPP (through
+ * the pipeline: Idempotency-Key, Prefer: respond-async, offline queue), its fallback over HTTP, the HTTP
+ * pass-through, or shadow mode. Every device answer is written by messages/device-messages.ts.
  */
-export class DeviceDelivery {
-  constructor(private readonly deps: { queue: Pick<DeviceQueue, "acquire">; xmpp: Exchanger; http: PassThrough }) {}
+export class Delivery {
+  /** Idempotency-Key, asynchronous requests and the offline queue (its `idle()` is what the drain waits for). */
+  readonly pipeline: DevicePipeline;
 
-  /**
-   * Over XMPP (XEP-0332), with the body read beforehand. `signal`: the client hung up (a request still
-   * waiting for a slot leaves the queue; one sent is carried to its end).
-   */
-  deliver(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponseMessage> {
-    if (route.transport !== "xmpp") return Promise.reject(new GatewayError("GW_INTERNAL", { message: `deliver() is the XMPP path, not ${route.transport}` }));
-    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) =>
-      this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: remainingMs }),
-    );
+  constructor(private readonly deps: DeliveryDeps) {
+    this.pipeline = new DevicePipeline({ ...deps.pipeline, slot: deps.slot, resolve: (deviceId) => this.route(deviceId) });
   }
 
-  /** Over HTTP to the device's legacy address from the registry (never from the request), streamed. */
-  proxy(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: ProxyCall): Promise<void> {
-    const httpTarget = route.httpTarget;
-    if (!httpTarget) return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
-    const { body, ...target } = call;
-    return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res) }, (remainingMs) =>
-      this.deps.http.forward(req, res, { httpTarget, ...target, timeoutMs: remainingMs }, body),
-    );
+  /** The device's route as the registry says now (the defaults filled in). */
+  route(deviceId: string): Promise<DeviceRoute> {
+    return this.deps.resolver.resolve(deviceId);
   }
 
-  /**
-   * A promise chain rather than an async function: with thousands of requests held at once, every suspended
-   * async frame on the way down is memory held per request.
-   */
-  private withSlot<T>(route: DeviceRoute, wait: Parameters<DeviceQueue["acquire"]>[2], work: (remainingMs: number) => Promise<T>): Promise<T> {
-    return this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait).then(({ release, remainingMs }) => {
-      try {
-        return work(remainingMs).finally(release);
-      } catch (err) {
-        release();
-        throw err;
-      }
+  async deliver(deviceId: string, call: DeviceCall): Promise<Delivered> {
+    const route = await this.route(deviceId);
+    call.onTransport(route.transport);
+    const timeoutMs = deadlineMs(call.req, route.timeoutMs);
+    if (route.transport === "http") await this.overHttp(route, call, timeoutMs);
+    else if (route.transport === "shadow") await this.inShadow(route, call, timeoutMs);
+    else return this.overXmpp(route, call, timeoutMs);
+    return { kind: "answered" };
+  }
+
+  /** What waited in the offline queue for a device that just came online (called on its presence). */
+  deliverQueued(jid: string): Promise<void> {
+    return this.pipeline.deliverQueued(jid);
+  }
+
+  private async overXmpp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<Delivered> {
+    const { req, res, respondAsync, idempotencyKey, requestId } = call;
+    const read = await call.readBody();
+    const result = await this.pipeline.handle({
+      route,
+      message: toDeviceRequest(req, call.resource, read.body, requestId),
+      requestId,
+      timeoutMs,
+      respondAsync,
+      // Not for Prefer: respond-async: its client is answered at once, and its request waits regardless.
+      ...(respondAsync ? {} : { signal: clientHangUp(res) }),
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+      ...(respondAsync && read.held ? { held: read.held } : {}),
+      // During a migration, an XMPP device that is offline may still answer at its legacy address; its
+      // Idempotency-Key stays held across both attempts, and keeps the HTTP answer for retries.
+      fallbackOverHttp: route.fallback === "http",
     });
+    if (result.kind === "accepted") {
+      read.handOver();
+      return result;
+    }
+    if (result.kind === "fallback") {
+      call.onTransport("http");
+      const target = proxyCall(call, timeoutMs);
+      const overHttp = await result.overHttp((observe) => this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, read.body));
+      if (overHttp.kind === "replay") writeHeldAnswer(req.method, res, overHttp.reply, requestId);
+      return { kind: "answered" };
+    }
+    writeHeldAnswer(req.method, res, result.reply, requestId);
+    return { kind: "answered" };
+  }
+
+  /**
+   * Over the HTTP pass-through, streamed both ways; a request with an Idempotency-Key and an unsafe method
+   * (RFC 9110 §9.2.2) is read first (within GATEWAY_MAX_BODY_BYTES) for its key's fingerprint, and runs at
+   * most once per key, as over XMPP (README, "Idempotency-Key").
+   */
+  private async overHttp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<void> {
+    const { req, res, idempotencyKey, requestId } = call;
+    const target = proxyCall(call, timeoutMs);
+    if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) {
+      await this.deps.slot.overHttp(route, req, res, target);
+      return;
+    }
+    const { body } = await call.readBody();
+    const result = await this.pipeline.passThrough(
+      { route, message: toDeviceRequest(req, call.resource, body, requestId), requestId, timeoutMs, idempotencyKey },
+      (observe) => this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, body),
+    );
+    if (result.kind === "replay") writeHeldAnswer(req.method, res, result.reply, requestId);
+  }
+
+  /**
+   * Shadow mode: the client gets the HTTP answer, as before the migration; safe requests also go over XMPP,
+   * and the two answers are compared after the fact. Unsafe requests are never duplicated (a device must not
+   * switch a bulb twice): they go over HTTP only.
+   */
+  private async inShadow(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<void> {
+    const { req, res, requestId } = call;
+    if (!SAFE.has(req.method)) {
+      await this.overHttp(route, call, timeoutMs);
+      return;
+    }
+    const { body } = await call.readBody();
+    let observed: Promise<Answer | undefined> | undefined;
+    const answered = this.deps.slot.overHttp(route, req, res, { ...proxyCall(call, timeoutMs), observe: (response) => (observed = observeAnswer(response)) }, body);
+    // Asked for after the client's own exchange: both take one of the device's slots, and the queue is first
+    // come first served, so with the device at its maxInFlight the copy waits for the client's answer, never
+    // the client for the copy.
+    const overXmppToo: Promise<Side> = this.deps.slot
+      .overXmpp({ ...route, transport: "xmpp" }, toDeviceRequest(req, call.resource, body, requestId), timeoutMs)
+      .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
+    await answered;
+    // Compared once both are in; the client already has its answer. Nothing of it may reject unhandled: a
+    // failure here is the comparison's, never the request's (the catch is the last word).
+    void Promise.all([observed, overXmppToo])
+      .then(([http, xmpp]) => (http ? this.deps.shadow.record(route.deviceId, requestId, http, xmpp) : undefined))
+      .catch(() => undefined);
   }
 }
 
-/** Aborted when the client's connection closes before the response is over. */
-export function clientHangUp(res: ServerResponse): AbortSignal {
-  const hungUp = new AbortController();
-  if (res.writableEnded || res.destroyed) hungUp.abort();
-  else res.once("close", () => hungUp.abort());
-  return hungUp.signal;
+/** Safe methods (RFC 9110 §9.2.1): only these are ever sent twice. */
+const SAFE = new Set(["GET", "HEAD"]);
+
+function proxyCall(call: DeviceCall, timeoutMs: number): ProxyCall {
+  return { resource: call.resource, timeoutMs, requestId: call.requestId };
+}
+
+/**
+ * The deadline of one request, computed once: the device's configured one, or shorter when the client says
+ * so in `X-Gateway-Timeout` (milliseconds). A client can shorten the wait, never lengthen it.
+ */
+export function deadlineMs(req: { get(name: string): string | undefined }, configuredMs: number): number {
+  const asked = req.get("x-gateway-timeout");
+  const askedMs = asked && /^\d{1,9}$/.test(asked) && Number(asked) > 0 ? Number(asked) : undefined;
+  return Math.min(configuredMs, askedMs ?? Infinity);
 }

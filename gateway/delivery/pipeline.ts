@@ -2,10 +2,11 @@ import type { IncomingMessage } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
+import type { DeviceRoute } from "../registry/resolver.js";
 import type { AsyncRequests } from "./async-requests.js";
 import type { PresenceStore } from "../presence/presence-store.js";
-import type { DeviceDelivery } from "./deliver.js";
+import type { DeviceSlot } from "./device-slot.js";
+import { requestIdOf } from "../messages/device-messages.js";
 import { IdempotencyStore, RUNNING_GRACE_MS, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
 import { captureReply } from "./capture-reply.js";
@@ -15,8 +16,10 @@ import { deviceWasReached, errorOf, replyOf, storeError, storeReply, type Stored
 export interface DeviceRequest {
   route: DeviceRoute;
   message: HttpRequestMessage;
-  /** The client's own deadline (X-Gateway-Timeout), if shorter than the device's. */
-  maxTimeoutMs?: number;
+  /** The gateway's request id (for logs). */
+  requestId: string;
+  /** The request's deadline, from now (the route's, or the client's X-Gateway-Timeout when shorter). */
+  timeoutMs: number;
   respondAsync: boolean;
   idempotencyKey?: string;
   /** The client hung up: a request still waiting for a device slot leaves the queue. */
@@ -38,6 +41,7 @@ export interface PassThroughRequest {
   route: DeviceRoute;
   /** Method, resource and body (read beforehand): what the key's fingerprint is over. */
   message: HttpRequestMessage;
+  requestId: string;
   timeoutMs: number;
   idempotencyKey?: string;
 }
@@ -71,10 +75,6 @@ function passThroughFailure(err: unknown): GatewayError {
   return new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down during the HTTP pass-through: whether the device acted is unknown" });
 }
 
-function requestIdOf(message: HttpRequestMessage): string | undefined {
-  return message.headers.find(([name]) => name.toLowerCase() === "x-request-id")?.[1];
-}
-
 export type PipelineResult =
   | { kind: "reply"; reply: HttpResponseMessage }
   | { kind: "accepted"; id: string; state: "pending" }
@@ -82,8 +82,9 @@ export type PipelineResult =
   | { kind: "fallback"; overHttp: (forward: ForwardOverHttp) => Promise<PassThroughResult> };
 
 export interface PipelineDeps {
-  resolver: DeviceResolver;
-  delivery: DeviceDelivery;
+  /** The device's route: the delivery entry's one way to it (Delivery.route). */
+  resolve: (deviceId: string) => Promise<DeviceRoute>;
+  slot: Pick<DeviceSlot, "overXmpp">;
   idempotency: IdempotencyStore;
   asyncRequests: AsyncRequests;
   queue: OfflineQueue;
@@ -111,8 +112,7 @@ export class DevicePipeline {
   }
 
   async handle(req: DeviceRequest): Promise<PipelineResult> {
-    const route = req.route;
-    const timeoutMs = Math.min(route.timeoutMs, req.maxTimeoutMs ?? Infinity);
+    const { route, timeoutMs } = req;
     const deadline = Date.now() + timeoutMs;
     const key = req.idempotencyKey && UNSAFE_METHODS.has(req.message.method) ? req.idempotencyKey : undefined;
     const fingerprint = key ? IdempotencyStore.fingerprint(req.message) : "";
@@ -120,12 +120,12 @@ export class DevicePipeline {
       const begun = await this.deps.idempotency.begin(route.deviceId, key, fingerprint, deadline);
       if (begun.state === "done") return { kind: "reply", reply: this.replay(begun.outcome) };
     }
-    const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: requestIdOf(req.message) } : undefined;
+    const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: req.requestId } : undefined;
     const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
     if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held);
     try {
-      const reply = await this.deps.delivery.deliver(route, req.message, timeoutMs, req.signal);
+      const reply = await this.deps.slot.overXmpp(route, req.message, timeoutMs, req.signal);
       await settle(storeReply(reply));
       return { kind: "reply", reply };
     } catch (err) {
@@ -151,11 +151,11 @@ export class DevicePipeline {
       await forward();
       return { kind: "forwarded" };
     }
-    const deadline = Date.now() + Math.min(req.route.timeoutMs, req.timeoutMs);
+    const deadline = Date.now() + req.timeoutMs;
     const fingerprint = IdempotencyStore.fingerprint(req.message);
     const begun = await this.deps.idempotency.begin(req.route.deviceId, key, fingerprint, deadline);
     if (begun.state === "done") return { kind: "replay", reply: this.replay(begun.outcome) };
-    return this.forwardKept({ deviceId: req.route.deviceId, key, fingerprint, requestId: requestIdOf(req.message) }, deadline, forward);
+    return this.forwardKept({ deviceId: req.route.deviceId, key, fingerprint, requestId: req.requestId }, deadline, forward);
   }
 
   /** Runs the pass-through for a request whose key (if any) this instance holds, and settles the key. */
@@ -208,7 +208,8 @@ export class DevicePipeline {
   private async drainQueue(jid: string): Promise<void> {
     await this.deps.queue.drain(
       jid,
-      async (item) => this.completeQueued(item),
+      // Over the device's route as it is now (it may have changed while the request waited).
+      async (item) => this.completeQueued(item, await this.deps.resolve(item.deviceId)),
       // With its message: an expired request with an Idempotency-Key settles its key too.
       async (item) => this.finishAsync(item, storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not come online before the request expired" })), item.deadline),
     );
@@ -277,8 +278,7 @@ export class DevicePipeline {
     }
   }
 
-  private async completeQueued(item: QueuedRequest): Promise<void | "stop"> {
-    const route = await this.deps.resolver.resolve(item.deviceId);
+  private async completeQueued(item: QueuedRequest, route: DeviceRoute): Promise<void | "stop"> {
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
     // Never sent (this instance is past its drain bound): it goes back in the queue, for the next instance
     // the device announces itself to, rather than ending 503.
@@ -304,7 +304,7 @@ export class DevicePipeline {
   /** Runs a delivery to its end and says how it ended; never throws. */
   private async run(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number): Promise<StoredOutcome> {
     try {
-      return storeReply(await this.deps.delivery.deliver(route, message, timeoutMs));
+      return storeReply(await this.deps.slot.overXmpp(route, message, timeoutMs));
     } catch (err) {
       return storeError(isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err }));
     }

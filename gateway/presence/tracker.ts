@@ -13,18 +13,19 @@ import type { PresenceStore } from "./presence-store.js";
  * without, it is ignored.
  */
 export class PresenceTracker {
-  private readonly listeners: Array<(jid: string) => void> = [];
   private readonly addressListeners: Array<(outcome: LegacyAddressOutcome) => void> = [];
   private readonly log: Logger;
   private readonly recorder: LegacyAddressRecorder | undefined;
 
-  constructor(private readonly store: Pick<PresenceStore, "available" | "unavailable">, logger: Logger, legacyAddresses?: LegacyAddressDeps) {
+  /** `onAvailable`: a device came online (its presence is stored by then). */
+  constructor(
+    private readonly store: Pick<PresenceStore, "available" | "unavailable">,
+    logger: Logger,
+    legacyAddresses?: LegacyAddressDeps,
+    private readonly onAvailable: (jid: string) => void = () => undefined,
+  ) {
     this.log = logger.child({ component: "presence" });
     this.recorder = legacyAddresses ? new LegacyAddressRecorder(legacyAddresses) : undefined;
-  }
-
-  onAvailable(listener: (jid: string) => void): void {
-    this.listeners.push(listener);
   }
 
   /** Called with what became of each announced legacy address (only when the tracker records them). */
@@ -41,9 +42,7 @@ export class PresenceTracker {
     const type = stanza.attrs.type;
     if (type === undefined || type === "available") {
       this.store.available(from).then(
-        () => {
-          for (const l of this.listeners) l(from);
-        },
+        () => this.onAvailable(from),
         (err: unknown) => this.log.warn({ event: "presence-not-stored", jid: from, err: (err as Error).message }, "presence not stored"),
       );
       const announced = announcedLegacyAddress(stanza);

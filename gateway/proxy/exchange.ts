@@ -1,16 +1,15 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
-import { clientResponseHeaders, type Framing } from "./headers.js";
+import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
+import type { Framing } from "./headers.js";
+import type { PassThroughTarget } from "./pass-through.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";
 
-export interface ExchangeCall {
+/** The call's deadline, request id and observer (PassThroughTarget), with the client's response and the body's framing. */
+export interface ExchangeCall extends Pick<PassThroughTarget, "timeoutMs" | "requestId" | "observe"> {
   res: ServerResponse;
-  timeoutMs: number;
-  requestId: string;
   /** How the body goes to the device; re-applied after http-proxy-3's passes (see pass-through.ts). */
   framing: Framing;
-  /** Sees the device's response as it streams to the client (shadow mode compares it). */
-  observe?: (response: IncomingMessage) => void;
 }
 
 export interface ExchangeHooks {
@@ -88,17 +87,10 @@ export class Exchange {
       this.badReply(verdict.reason, verdict.detail);
       return;
     }
-    const headers = clientResponseHeaders(proxyRes);
     try {
-      for (const [name, value] of headers) res.appendHeader(name, value);
-      res.setHeader("X-Request-Id", requestId);
-      // The device's status and reason phrase, as it sent them (an empty reason stays empty).
-      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage ?? "");
+      writeAnswerHead(res, streamedHead(proxyRes), requestId);
     } catch (err) {
-      // Nothing went out (the check above should have made this unreachable): take the device's fields and
-      // status line off again, so the caller's error carries none of them.
-      for (const [name] of headers) res.removeHeader(name);
-      res.statusMessage = "";
+      // Nothing went out (the check above should have made this unreachable).
       this.badReply("relay", "the device's response head cannot be relayed", err);
       return;
     }

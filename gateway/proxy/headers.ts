@@ -1,13 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { fromRawHeaders, stripHopByHop } from "../../lib/xep0332/headers.js";
+import { headersForDevice } from "../messages/device-messages.js";
 
 /**
- * What the device sees of a client request and what the client gets back of the device's answer, on the
- * HTTP pass-through. Pure functions over header lists; the proxy library is not involved here.
+ * What the device sees of a client request on the HTTP pass-through, as the header object http-proxy-3
+ * takes: the fields of messages/device-messages.ts (the same as over XMPP) in the library's shape. Pure
+ * functions; the proxy library is not involved here. (The client's view of the answer: messages/device-messages.ts.)
  */
-
-/** Headers meant for the gateway (as on the XMPP path, http/device-exchange.ts), or that the gateway sets. */
-const NOT_FORWARDED = new Set(["x-gateway-timeout", "x-request-id"]);
 
 /**
  * Names http-proxy-3 reads or writes under their lower-case spelling (changeOrigin sets `host`, xfwd appends
@@ -52,10 +50,8 @@ export function applyFraming(headers: IncomingHttpHeaders, framing: Framing): vo
 
 /**
  * The request header fields for the device, as the header object http-proxy-3 copies into its request:
- * - hop-by-hop fields dropped (RFC 9110 §7.6.1: Connection and the fields it names, Keep-Alive, Proxy-*,
- *   TE, Trailer, Transfer-Encoding, Upgrade), and the gateway's own ones;
- * - every other field kept, repeated fields as repeated lines, names in the client's spelling;
- * - `X-Request-Id` set to the gateway's request id (the client's is replaced);
+ * - the fields of `headersForDevice` (hop-by-hop and the gateway's own dropped, the gateway's X-Request-Id),
+ *   repeated fields as repeated lines, names in the client's spelling;
  * - `X-Forwarded-Host` with the client's Host appended to any list already there (http-proxy-3's xfwd appends
  *   to X-Forwarded-For/-Port/-Proto, but keeps an X-Forwarded-Host that is present and appends nothing);
  * - the body's framing (see `requestFraming`).
@@ -65,9 +61,12 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
   // No prototype: a field named `__proto__` is just a field.
   const out = Object.create(null) as Record<string, string | string[]>;
   const keyOf = new Map<string, string>();
-  for (const [name, value] of stripHopByHop(fromRawHeaders(req.rawHeaders))) {
+  const fields = headersForDevice(req.rawHeaders, requestId);
+  // The gateway's request id comes last, after Host.
+  const [idName, idValue] = fields.pop() as [string, string];
+  for (const [name, value] of fields) {
     const lower = name.toLowerCase();
-    if (NOT_FORWARDED.has(lower) || lower === "host" || lower === "content-length") continue;
+    if (lower === "host" || lower === "content-length") continue;
     const key = keyOf.get(lower) ?? (LIBRARY_SPELLING.has(lower) ? lower : name);
     keyOf.set(lower, key);
     const previous = out[key];
@@ -81,7 +80,7 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
     const forwardedHost = out["x-forwarded-host"];
     if (typeof forwardedHost === "string") out["x-forwarded-host"] = `${forwardedHost},${host}`;
   }
-  out["X-Request-Id"] = requestId;
+  out[idName] = idValue;
   applyFraming(out, framing);
   return out;
 }
@@ -90,20 +89,6 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
 export function devicePath(base: URL, resource: string): string {
   const prefix = base.pathname.replace(/\/+$/, "");
   return prefix + (resource.startsWith("/") ? resource : `/${resource}`);
-}
-
-/**
- * The device's response header fields for the client, in the device's order and spelling, repeats kept
- * (Set-Cookie!): hop-by-hop fields dropped as above; Content-Length dropped when the device framed the body
- * with Transfer-Encoding (RFC 9112 §6.3: a proxy MUST remove it then); the device's X-Request-Id dropped
- * (the gateway's goes on every response).
- */
-export function clientResponseHeaders(proxyRes: IncomingMessage): Array<[string, string]> {
-  const chunked = proxyRes.headers["transfer-encoding"] !== undefined;
-  return stripHopByHop(fromRawHeaders(proxyRes.rawHeaders)).filter(([name]) => {
-    const lower = name.toLowerCase();
-    return lower !== "x-request-id" && !(chunked && lower === "content-length");
-  });
 }
 
 /**

@@ -28,10 +28,17 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
   private readonly closedHandlers: Array<() => void>;
   readonly domain: string;
 
-  constructor(opts: ComponentOptions, deps: { logger: Logger; onOnlineChange?: (online: boolean) => void }) {
+  /**
+   * `onStanza`: every stanza the component receives (replies, chunks, presence); `onClosed`: each time an
+   * online connection has closed (its socket is gone), however it ended.
+   */
+  constructor(
+    opts: ComponentOptions,
+    deps: { logger: Logger; onOnlineChange?: (online: boolean) => void; onStanza?: StanzaHandler; onClosed?: () => void },
+  ) {
     const entity = xmppComponent.component({ service: opts.service, domain: opts.domain, password: opts.secret });
     const log = deps.logger.child({ component: "xmpp" });
-    const closedHandlers: Array<() => void> = [];
+    const closedHandlers: Array<() => void> = deps.onClosed ? [deps.onClosed] : [];
     const supervisor = new ConnectionSupervisor(
       entity,
       {
@@ -49,6 +56,7 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
     super(supervisor, xmppComponent.xml, (el) => entity.send(el));
     this.domain = opts.domain;
     this.closedHandlers = closedHandlers;
+    if (deps.onStanza) this.handlers.push(deps.onStanza);
     entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" })));
     entity.iqCallee.get(NS_PING, "ping", () => true);

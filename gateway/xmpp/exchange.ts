@@ -47,10 +47,11 @@ export interface ExchangeDeps {
 
 type Hold = Pick<Reservation, "add" | "release">;
 
-/** A reply's bytes in the budget, and the stream (normalized JID, stream id) its chunks arrive on. */
+/** A reply's bytes in the budget, and the stream its chunks arrive on (the device's JID and stream id). */
 interface ReplyHold {
   reservation: Hold;
   streamKey?: string;
+  stream?: { jid: string; streamId: string };
 }
 
 /** How often one request may be sent again, one departure of another instance's connection each. */
@@ -84,14 +85,6 @@ export class XmppExchanger {
   }
 
   /**
-   * Wire into PendingExchanges' onSettled: an exchange that ends (deadline, drain) releases its stream, and
-   * a stream cut off that way is closed at the device too (XEP-0332 `<close>`), which may still be sending.
-   */
-  release(p: PendingExchange): void {
-    if (p.streamId && this.streams.fail(p.jid, p.streamId)) this.sendClose(p.jid, p.streamId);
-  }
-
-  /**
    * The drain bound (SIGTERM): every exchange still waiting was sent, so it ends "outcome unknown", which
    * keeps its Idempotency-Key (the device may act on it yet); none is sent from now on, and those end
    * GW_SHUTTING_DOWN, which proves the device was not reached.
@@ -101,6 +94,12 @@ export class XmppExchanger {
     this.deps.pending.failAll(new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down after the request was sent to the device: whether the device acted is unknown" }));
   }
 
+  /**
+   * One exchange, start to end, as xmpp.js's iq caller does it: a fresh id, the correlation record and the
+   * pending entry, the IQ (and its body chunks) sent, a failed send settling the entry, and every way out
+   * (reply, error, deadline, drain) cleaning up here: the stream still receiving, the reply's bytes, the
+   * record.
+   */
   async exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
     const { component, store, pending, limits } = this.deps;
     if (this.closing) throw new GatewayError("GW_SHUTTING_DOWN");
@@ -136,6 +135,7 @@ export class XmppExchanger {
       return await reply;
     } finally {
       this.resendable.delete(id);
+      this.endStream(id);
       this.releaseHold(id);
       this.deps.metrics.iqInflight.set(pending.size);
       store.remove(id, req.jid).catch(() => undefined); // it expires by itself at the deadline anyway
@@ -250,6 +250,7 @@ export class XmppExchanger {
     }
     pending.markStreaming(entry.id, streamId);
     const hold = this.hold(entry.id);
+    hold.stream = { jid: entry.jid, streamId };
     hold.streamKey = streamKeyOf(entry.jid, streamId);
     this.streamHolds.set(hold.streamKey, hold.reservation);
     // Listen first, then claim: a chunk forwarded because of the claim always finds the stream here.
@@ -296,6 +297,15 @@ export class XmppExchanger {
     const hold: ReplyHold = { reservation: this.deps.budget?.open() ?? UNBOUNDED };
     this.holds.set(id, hold);
     return hold;
+  }
+
+  /**
+   * The exchange is over: a stream it was still receiving (cut off by the deadline or the drain) is released,
+   * and closed at the device too (XEP-0332 `<close>`), which may still be sending.
+   */
+  private endStream(id: string): void {
+    const stream = this.holds.get(id)?.stream;
+    if (stream && this.streams.fail(stream.jid, stream.streamId)) this.sendClose(stream.jid, stream.streamId);
   }
 
   /** The exchange is over: its reply went to its caller (or never came), and its bytes leave the budget. */

@@ -7,12 +7,10 @@ import { plain, type ReplyBus } from "../correlation/reply-bus.js";
 import type { CorrelationStore } from "../correlation/store.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { XmppComponent } from "./component.js";
 import type { XmppExchanger } from "./exchange.js";
 
 export interface ReplyRouterDeps {
-  component: XmppComponent;
-  bus: ReplyBus;
+  bus: Pick<ReplyBus, "forward">;
   exchanger: XmppExchanger;
   pending: PendingExchanges;
   store: CorrelationStore;
@@ -30,9 +28,16 @@ export class ReplyRouter {
   /** Forwards under way: a stopping instance lets them finish before it closes Redis (see `settle`). */
   private readonly inProgress = new Set<Promise<void>>();
 
-  constructor(private readonly deps: ReplyRouterDeps) {
-    deps.component.onStanza((stanza) => this.route(stanza, false));
-    deps.bus.onForwarded((stanza) => this.route(stanza, true));
+  constructor(private readonly deps: ReplyRouterDeps) {}
+
+  /** A stanza from the XMPP server (the component's `onStanza`). */
+  fromServer(stanza: XmlElement): void {
+    this.route(stanza, false);
+  }
+
+  /** A stanza another instance forwarded here (the reply bus's `onForwarded`). */
+  fromBus(stanza: XmlElement): void {
+    this.route(stanza, true);
   }
 
   private route(stanza: XmlElement, forwarded: boolean): void {

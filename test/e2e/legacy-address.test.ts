@@ -64,7 +64,7 @@ describe("legacy addresses announced by device agents", () => {
     assert.ok(component, "the stack has a gateway component");
     const xmpp = teardown.stopLater("component", new XmppComponent({ service: stack.prosody.componentService, domain: component.domain, secret: component.secret }, { logger }));
 
-    // What compose.ts is to pass the tracker.
+    // What the composition root (wiring/xmpp.ts) passes the tracker.
     tracker = new PresenceTracker(new PresenceStore(redis, { onlineTtlMs: 180_000, offlineTtlMs: 60_000 }), logger, {
       registry,
       jidTemplate: `{id}@${stack.prosody.vhost}/agent`,

@@ -8,7 +8,7 @@ import type { Request } from "express";
 import { GatewayError } from "../../gateway/errors.js";
 import { parseDevicePath } from "../../gateway/http/device-address.js";
 import { canonicalDeviceId, isDeviceId } from "../../gateway/registry/device-id.js";
-import { deadlineMs } from "../../gateway/http/device-exchange.js";
+import { deadlineMs } from "../../gateway/delivery/deliver.js";
 
 function badId(rawUrl: string): GatewayError {
   let caught: unknown;

@@ -1,10 +1,10 @@
 import type { Router } from "express";
 import express from "express";
 import type { AsyncRequests } from "../../delivery/async-requests.js";
+import { writeHeldAnswer } from "../../messages/device-messages.js";
 import { errorOf, replyOf } from "../../delivery/stored-outcome.js";
 import { GatewayError } from "../../errors.js";
 import { facts } from "../context.js";
-import { writeDeviceResponse } from "../device-exchange.js";
 import { sendError } from "../error-response.js";
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -28,7 +28,7 @@ export function requestRoutes(asyncRequests: Pick<AsyncRequests, "get">): Router
         res.status(202).setHeader("Retry-After", "1").json({ requestId: id, status: entry.state });
         return;
       }
-      if (entry.outcome.kind === "reply") writeDeviceResponse(req, res, replyOf(entry.outcome));
+      if (entry.outcome.kind === "reply") writeHeldAnswer(req.method, res, replyOf(entry.outcome), facts(res).requestId);
       else sendError(res, errorOf(entry.outcome));
     } catch (err) {
       next(err);

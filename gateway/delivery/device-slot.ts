@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
+import { GatewayError } from "../errors.js";
+import type { DeviceQueue } from "../limits/device-queue.js";
+import type { PassThroughTarget } from "../proxy/pass-through.js";
+import type { DeviceRoute } from "../registry/resolver.js";
+
+export interface Exchanger {
+  exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
+}
+
+/** A pass-through call as the slot takes it: the device's address comes from its route, the time left from its slot. */
+export type ProxyCall = Omit<PassThroughTarget, "httpTarget">;
+
+/** The HTTP pass-through (gateway/proxy): streams a client request to a device's legacy address and back. */
+export interface PassThrough {
+  forward(req: IncomingMessage, res: ServerResponse, target: PassThroughTarget, bufferedBody?: Buffer): Promise<void>;
+}
+
+/**
+ * One request to one device, over its transport, holding one of the device's in-flight slots. Both paths
+ * share one contract (DeviceQueue): beyond maxInFlight a request waits its turn within its deadline (504
+ * GW_DEVICE_QUEUE_TIMEOUT when none came free), and only a full queue answers 429 GW_DEVICE_BUSY. Time
+ * spent waiting counts against the request's deadline. Whether the device is connected is not decided from
+ * the presence kept in Redis: that record goes stale (announcements bounce while the component
+ * reconnects), whereas the XMPP server answers an IQ to a device without a session at once, with
+ * authority (503).
+ */
+export class DeviceSlot {
+  constructor(private readonly deps: { queue: Pick<DeviceQueue, "acquire">; xmpp: Exchanger; http: PassThrough }) {}
+
+  /**
+   * Over XMPP (XEP-0332), with the body read beforehand. `signal`: the client hung up (a request still
+   * waiting for a slot leaves the queue; one sent is carried to its end).
+   */
+  overXmpp(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponseMessage> {
+    if (route.transport !== "xmpp") return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
+    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) =>
+      this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: remainingMs }),
+    );
+  }
+
+  /**
+   * Over HTTP to the device's legacy address from the registry (never from the request), streamed; `body`
+   * when it was read already (fallback, shadow, Idempotency-Key), else it streams from the request.
+   */
+  overHttp(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: ProxyCall, body?: Buffer): Promise<void> {
+    const httpTarget = route.httpTarget;
+    if (!httpTarget) return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
+    return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res) }, (remainingMs) =>
+      this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body),
+    );
+  }
+
+  /**
+   * A promise chain rather than an async function: with thousands of requests held at once, every suspended
+   * async frame on the way down is memory held per request.
+   */
+  private withSlot<T>(route: DeviceRoute, wait: Parameters<DeviceQueue["acquire"]>[2], work: (remainingMs: number) => Promise<T>): Promise<T> {
+    return this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait).then(({ release, remainingMs }) => {
+      try {
+        return work(remainingMs).finally(release);
+      } catch (err) {
+        release();
+        throw err;
+      }
+    });
+  }
+}
+
+/** Aborted when the client's connection closes before the response is over. */
+export function clientHangUp(res: ServerResponse): AbortSignal {
+  const hungUp = new AbortController();
+  if (res.writableEnded || res.destroyed) hungUp.abort();
+  else res.once("close", () => hungUp.abort());
+  return hungUp.signal;
+}
