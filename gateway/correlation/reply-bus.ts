@@ -40,8 +40,8 @@ export class ReplyBus implements Lifecycle {
     if (handlers.onForwarded) this.handlers.push(handlers.onForwarded);
     if (handlers.onDeparture) this.departureHandlers.push(handlers.onDeparture);
     this.log = logger.child({ component: "reply-bus" });
-    this.channel = redis.key("reply", instanceId);
-    this.departures = redis.key("departed");
+    this.channel = redis.keys.replyChannel(instanceId);
+    this.departures = redis.keys.departures();
     this.subscriber = redis.subscriberConnection();
     this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "reply bus error"));
     // (Re)subscribe whenever the connection becomes ready: at start, and after Redis comes back.
@@ -68,7 +68,7 @@ export class ReplyBus implements Lifecycle {
 
   /** Publishes a stanza to its owner; false when no instance listens there (the owner is gone). */
   async forward(owner: string, stanza: XmlElement): Promise<boolean> {
-    const receivers = await this.redis.run((c) => c.publish(this.redis.key("reply", owner), JSON.stringify(plain(stanza))));
+    const receivers = await this.redis.run((c) => c.publish(this.redis.keys.replyChannel(owner), JSON.stringify(plain(stanza))));
     return receivers > 0;
   }
 

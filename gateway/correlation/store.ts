@@ -1,4 +1,3 @@
-import { normalizeJid } from "../../lib/xmpp/jid.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -40,22 +39,17 @@ export class CorrelationStore {
 
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
     const ttl = Math.max(1, ttlMs);
-    const ok = await this.putEntry(this.redis.key("corr", id), exchangesKey(this.redis, entry.jid), JSON.stringify(entry), ttl, entry.deadline, id);
+    const ok = await this.putEntry(this.redis.keys.exchange(id), this.redis.keys.exchangesTo(entry.jid), JSON.stringify(entry), ttl, entry.deadline, id);
     // 96 random bits make a collision practically impossible; if one happens, refuse rather than share an id.
     if (ok !== 1) throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
   }
 
   async get(id: string): Promise<CorrelationEntry | undefined> {
-    const raw = await this.redis.run((c) => c.get(this.redis.key("corr", id)));
+    const raw = await this.redis.run((c) => c.get(this.redis.keys.exchange(id)));
     return raw ? (JSON.parse(raw) as CorrelationEntry) : undefined;
   }
 
   async remove(id: string, jid: string): Promise<void> {
-    await this.removeEntry(this.redis.key("corr", id), exchangesKey(this.redis, jid), id);
+    await this.removeEntry(this.redis.keys.exchange(id), this.redis.keys.exchangesTo(jid), id);
   }
-}
-
-/** `{prefix}exchanges:{normalized JID}`: the ids of the exchanges in flight to that JID, by deadline. */
-export function exchangesKey(redis: RedisStore, jid: string): string {
-  return redis.key("exchanges", normalizeJid(jid));
 }

@@ -1,6 +1,4 @@
-import { normalizeJid } from "../../lib/xmpp/jid.js";
 import type { RedisStore } from "../redis/client.js";
-import { exchangesKey } from "./store.js";
 
 /**
  * Where the `<chunk>` messages of a chunked reply belong (README, "Running several instances"). Chunks can reach any instance, even
@@ -89,7 +87,7 @@ export class StreamRoutes {
   async route(jid: string, streamId: string, payload: string): Promise<RouteResult> {
     const [streamKey, parkKey] = this.keys(jid, streamId);
     const { parkTtlMs, maxParked, maxParkedBytes } = this.limits;
-    const r = await this.routeChunk(streamKey, parkKey, exchangesKey(this.redis, jid), this.parkedBytesKey(jid), payload, parkTtlMs, maxParked, Date.now(), maxParkedBytes, OVERFLOW);
+    const r = await this.routeChunk(streamKey, parkKey, this.redis.keys.exchangesTo(jid), this.parkedBytesKey(jid), payload, parkTtlMs, maxParked, Date.now(), maxParkedBytes, OVERFLOW);
     if (typeof r === "string") return { owner: r };
     if (r === 2) return { stranger: true };
     return r === 1 ? { parked: true } : { full: true };
@@ -104,11 +102,10 @@ export class StreamRoutes {
   }
 
   private keys(jid: string, streamId: string): [string, string] {
-    const id = `${normalizeJid(jid)}|${streamId}`;
-    return [this.redis.key("stream", id), this.redis.key("parked", id)];
+    return [this.redis.keys.streamOwner(jid, streamId), this.redis.keys.parkedChunks(jid, streamId)];
   }
 
   private parkedBytesKey(jid: string): string {
-    return this.redis.key("parkedbytes", normalizeJid(jid));
+    return this.redis.keys.parkedBytes(jid);
   }
 }

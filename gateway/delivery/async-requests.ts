@@ -71,6 +71,6 @@ export class AsyncRequests {
   }
 
   private key(id: string): string {
-    return this.redis.key("request", id);
+    return this.redis.keys.asyncRequest(id);
   }
 }

@@ -116,6 +116,6 @@ export class IdempotencyStore {
 
   private key(deviceId: string, key: string): string {
     // Hashed: the client's key may be long or hold any characters.
-    return this.redis.key("idem", deviceId, createHash("sha256").update(key).digest("base64url"));
+    return this.redis.keys.idempotency(deviceId, createHash("sha256").update(key).digest("base64url"));
   }
 }

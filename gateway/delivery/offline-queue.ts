@@ -1,4 +1,3 @@
-import { normalizeJid } from "../../lib/xmpp/jid.js";
 import type { HttpRequestMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -141,7 +140,7 @@ export class OfflineQueue {
    */
   async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void | "stop">, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
     const keys = this.keys(jid);
-    const lock = this.redis.key("draining", normalizeJid(jid));
+    const lock = this.redis.keys.offlineQueueDrain(jid);
     const owner = `${process.pid}-${Date.now()}`;
     const locked = await this.redis.run((c) => c.set(lock, owner, "PX", this.lockMs, "NX"));
     if (locked !== "OK") return;
@@ -167,7 +166,7 @@ export class OfflineQueue {
   }
 
   private keys(jid: string): [string, string, string, string] {
-    const j = normalizeJid(jid);
-    return [this.redis.key("queue", j), this.redis.key("queuebytes", j), this.redis.key("queued"), this.redis.key("queuedbytes")];
+    const { keys } = this.redis;
+    return [keys.offlineQueue(jid), keys.offlineQueueBytes(jid), keys.offlineQueuedTotal(), keys.offlineQueuedBytesTotal()];
   }
 }

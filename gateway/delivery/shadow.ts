@@ -90,12 +90,12 @@ export class ShadowComparisons {
     if (diff.length === 0) return;
     this.metrics.shadowMismatches.inc();
     this.log.warn({ event: "shadow-mismatch", deviceId, requestId, differences: diff, http, xmpp }, "shadow answers differ");
-    await this.redis.run((c) => c.hincrby(this.redis.key("shadow", "mismatches"), deviceId, 1)).catch(() => undefined);
+    await this.redis.run((c) => c.hincrby(this.redis.keys.shadowMismatches(), deviceId, 1)).catch(() => undefined);
   }
 
   /** Mismatches per device since they were last reset (a device's count goes when its entry is deleted). */
   async mismatchesByDevice(): Promise<Record<string, number>> {
-    const raw = await this.redis.run((c) => c.hgetall(this.redis.key("shadow", "mismatches")));
+    const raw = await this.redis.run((c) => c.hgetall(this.redis.keys.shadowMismatches()));
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
 }

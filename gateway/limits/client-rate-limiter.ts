@@ -46,7 +46,7 @@ export class ClientRateLimiter {
 
   /** Lets the request through, or throws 429 GW_RATE_LIMITED (GW_STORE_UNAVAILABLE when Redis is down). */
   async check(client: string): Promise<void> {
-    const [allowed, waitUs] = await this.gcra(this.redis.key("rate", client), this.intervalUs, this.toleranceUs);
+    const [allowed, waitUs] = await this.gcra(this.redis.keys.clientRate(client), this.intervalUs, this.toleranceUs);
     if (allowed === 1) return;
     throw new GatewayError("GW_RATE_LIMITED", { retryAfterS: Math.max(1, Math.ceil(waitUs / 1e6)) });
   }

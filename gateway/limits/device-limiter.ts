@@ -55,7 +55,7 @@ export class DeviceLimiter {
 
   /** The pub/sub channel on which a freed slot of this device is announced. */
   channel(deviceId: string): string {
-    return this.redis.key("slotfree", deviceId);
+    return this.redis.keys.slotFreed(deviceId);
   }
 
   /**
@@ -65,7 +65,7 @@ export class DeviceLimiter {
    * after it sees the slot free).
    */
   async tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
-    const key = this.redis.key("inflight", deviceId);
+    const key = this.redis.keys.deviceSlots(deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
     const [taken, retryInMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
     if (taken !== 1) return { taken: false, retryInMs };

@@ -24,7 +24,7 @@ export class PresenceStore {
 
   constructor(private readonly redis: RedisStore, private readonly ttl: { onlineTtlMs: number; offlineTtlMs: number }) {
     this.presenceState = redis.script<number>("presenceState", 2, STATE);
-    this.onlineKey = redis.key("online");
+    this.onlineKey = redis.keys.online();
   }
 
   async available(jid: string, now = Date.now()): Promise<void> {
@@ -57,10 +57,10 @@ export class PresenceStore {
   }
 
   private seenKey(normalizedJid: string): string {
-    return this.redis.key("seen", normalizedJid);
+    return this.redis.keys.seen(normalizedJid);
   }
 
   private offlineKey(normalizedJid: string): string {
-    return this.redis.key("offline", normalizedJid);
+    return this.redis.keys.offline(normalizedJid);
   }
 }

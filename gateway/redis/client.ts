@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
+import { RedisKeys } from "./keys.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
@@ -24,10 +25,13 @@ export interface RedisOptions {
  */
 export class RedisStore implements Lifecycle {
   readonly client: Redis;
+  /** Every key and channel name (keys.ts). */
+  readonly keys: RedisKeys;
   private readonly log: Logger;
 
-  constructor(private readonly opts: RedisOptions, deps: { logger: Logger; onReadyChange?: (ready: boolean) => void }) {
+  constructor(opts: RedisOptions, deps: { logger: Logger; onReadyChange?: (ready: boolean) => void }) {
     this.log = deps.logger.child({ component: "redis" });
+    this.keys = new RedisKeys(opts.keyPrefix);
     const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
     this.client = new Redis(opts.url, {
       lazyConnect: true,
@@ -55,10 +59,6 @@ export class RedisStore implements Lifecycle {
 
   get ready(): boolean {
     return this.client.status === "ready";
-  }
-
-  key(...parts: string[]): string {
-    return this.opts.keyPrefix + parts.join(":");
   }
 
   async start(): Promise<void> {

@@ -127,7 +127,7 @@ export class RedisDeviceRegistry implements DeviceStore {
     for (const id of ids.sort(byCodePoint)) {
       const canonicalId = canonicalDeviceId(id);
       if (canonicalId === undefined || canonicalId === id) continue;
-      const outcome = await this.canonicalizeScript(this.redis.key("device", id), this.recordKey(canonicalId), this.setKey(), id, canonicalId, this.indexPrefix());
+      const outcome = await this.canonicalizeScript(this.redis.keys.device(id), this.recordKey(canonicalId), this.setKey(), id, canonicalId, this.indexPrefix());
       if (outcome === "renamed") renamed.push(id);
       else if (outcome === "dropped") dropped.push(id);
     }
@@ -191,15 +191,15 @@ export class RedisDeviceRegistry implements DeviceStore {
 
   /** Ids are looked up in any case, by their canonical spelling (README "Device ids"). */
   private recordKey(id: string): string {
-    return this.redis.key("device", canonicalOrAsGiven(id));
+    return this.redis.keys.device(canonicalOrAsGiven(id));
   }
 
   private setKey(): string {
-    return this.redis.key("devices");
+    return this.redis.keys.devices();
   }
 
   private indexPrefix(): string {
-    return this.redis.key("legacy", "");
+    return this.redis.keys.legacyIndexPrefix();
   }
 }
 
