@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { DeviceQueue } from "../limits/device-queue.js";
-import type { PassThroughTarget } from "../proxy/pass-through.js";
+import type { PassThroughTarget } from "../proxy/exchange.js";
 import type { DeviceRoute } from "../registry/resolver.js";
 
 export interface Exchanger {

@@ -2,8 +2,21 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
 import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
 import type { Framing } from "./headers.js";
-import type { PassThroughTarget } from "./pass-through.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";
+
+/** One request through the pass-through: where it goes, its deadline and request id, and who watches the answer. */
+export interface PassThroughTarget {
+  /** The device's base URL from the registry (`http://10.0.0.17:8080`, maybe with a path prefix); never from the request. */
+  httpTarget: string;
+  /** Path and query the device must see, verbatim (`/TEMPERATURE?x=1`). */
+  resource: string;
+  /** Deadline for the device's response head, from the call (the request's deadline). */
+  timeoutMs: number;
+  /** The gateway's request id: the device gets it as X-Request-Id, and so does the client. */
+  requestId: string;
+  /** Sees the device's response (status, headers, body as a stream) while it is written to the client. */
+  observe?: (response: IncomingMessage) => void;
+}
 
 /** The call's deadline, request id and observer (PassThroughTarget), with the client's response and the body's framing. */
 export interface ExchangeCall extends Pick<PassThroughTarget, "timeoutMs" | "requestId" | "observe"> {

@@ -10,7 +10,7 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { GATEWAY_SETTINGS } from "../settings.js";
 import { BodyLimit } from "./body-limit.js";
-import { BAD_REPLY_REASONS, Exchange } from "./exchange.js";
+import { BAD_REPLY_REASONS, Exchange, type PassThroughTarget } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
 import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
@@ -23,19 +23,6 @@ export interface PassThroughOptions {
    * default of GATEWAY_DEVICE_MAX_IN_FLIGHT, 16). A request beyond it waits for a connection, within its deadline.
    */
   keepAliveMaxSockets?: number;
-}
-
-export interface PassThroughTarget {
-  /** The device's base URL from the registry (`http://10.0.0.17:8080`, maybe with a path prefix); never from the request. */
-  httpTarget: string;
-  /** Path and query the device must see, verbatim (`/TEMPERATURE?x=1`). */
-  resource: string;
-  /** Deadline for the device's response head, from the call (the request's deadline). */
-  timeoutMs: number;
-  /** The gateway's request id: the device gets it as X-Request-Id, and so does the client. */
-  requestId: string;
-  /** Sees the device's response (status, headers, body as a stream) while it is written to the client. */
-  observe?: (response: IncomingMessage) => void;
 }
 
 export interface ConnectionCounts {
