@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import { isElement, type XmlElement, type XmlNode } from "../../lib/xep0332/xml.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
-import { closeConnection, type RedisStore } from "../redis/client.js";
+import type { RedisStore } from "../redis/client.js";
+import type { RedisSubscriber } from "../redis/subscriber.js";
 
 export type ForwardedHandler = (stanza: XmlElement) => void;
 /** Called with the instance whose component connection closed. */
@@ -20,12 +20,8 @@ export type DepartureHandler = (instanceId: string) => void;
  * that may be sent again resend them (XmppExchanger.resendUnanswered).
  */
 export class ReplyBus implements Lifecycle {
-  private readonly subscriber: Redis;
-  private readonly channel: string;
+  private readonly subscriber: RedisSubscriber;
   private readonly departures: string;
-  private readonly handlers: ForwardedHandler[] = [];
-  private readonly departureHandlers: DepartureHandler[] = [];
-  private readonly log: Logger;
 
   /**
    * `onForwarded`: a stanza another instance received for an exchange of this one; `onDeparture`: another
@@ -37,33 +33,23 @@ export class ReplyBus implements Lifecycle {
     logger: Logger,
     handlers: { onForwarded?: ForwardedHandler; onDeparture?: DepartureHandler } = {},
   ) {
-    if (handlers.onForwarded) this.handlers.push(handlers.onForwarded);
-    if (handlers.onDeparture) this.departureHandlers.push(handlers.onDeparture);
-    this.log = logger.child({ component: "reply-bus" });
-    this.channel = redis.keys.replyChannel(instanceId);
     this.departures = redis.keys.departures();
-    this.subscriber = redis.subscriberConnection();
-    this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "reply bus error"));
-    // (Re)subscribe whenever the connection becomes ready: at start, and after Redis comes back.
-    this.subscriber.on("ready", () => {
-      this.subscriber.subscribe(this.channel, this.departures).catch((err: Error) => this.log.warn({ event: "subscribe-failed", err: err.message }, "reply bus subscribe failed"));
-    });
-    this.subscriber.on("message", (channel: string, message: string) => {
-      if (channel === this.departures) this.departed(message);
-      else this.receive(message);
-    });
-  }
-
-  async start(): Promise<void> {
-    try {
-      await this.subscriber.connect();
-    } catch {
-      // Reconnects by itself; `ready` subscribes then.
+    this.subscriber = redis.subscriber(logger.child({ component: "reply-bus" }));
+    const { onForwarded, onDeparture } = handlers;
+    if (onForwarded) this.subscriber.listen(redis.keys.replyChannel(instanceId), (message) => receive(message, onForwarded));
+    if (onDeparture) {
+      this.subscriber.listen(this.departures, (departed) => {
+        if (departed !== instanceId) onDeparture(departed);
+      });
     }
   }
 
-  async stop(): Promise<void> {
-    await closeConnection(this.subscriber);
+  start(): Promise<void> {
+    return this.subscriber.start();
+  }
+
+  stop(): Promise<void> {
+    return this.subscriber.stop();
   }
 
   /** Publishes a stanza to its owner; false when no instance listens there (the owner is gone). */
@@ -76,22 +62,17 @@ export class ReplyBus implements Lifecycle {
   async announceDeparture(): Promise<void> {
     await this.redis.run((c) => c.publish(this.departures, this.instanceId));
   }
+}
 
-  private departed(instanceId: string): void {
-    if (instanceId === this.instanceId) return;
-    for (const h of this.departureHandlers) h(instanceId);
+/** A forwarded stanza, as published by `forward`; anything else on the channel is ignored. */
+function receive(message: string, handler: ForwardedHandler): void {
+  let stanza: unknown;
+  try {
+    stanza = JSON.parse(message);
+  } catch {
+    return;
   }
-
-  private receive(message: string): void {
-    let stanza: unknown;
-    try {
-      stanza = JSON.parse(message);
-    } catch {
-      return;
-    }
-    if (!isElement(stanza)) return;
-    for (const h of this.handlers) h(stanza);
-  }
+  if (isElement(stanza)) handler(stanza);
 }
 
 /** The tree without ltx's back-references (`parent`), which JSON cannot hold. */

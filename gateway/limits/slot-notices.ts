@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
-import { closeConnection, type RedisStore } from "../redis/client.js";
+import type { RedisStore } from "../redis/client.js";
+import type { RedisSubscriber } from "../redis/subscriber.js";
 
 /** What DeviceQueue needs of the notices: listen to one channel while it has waiters. */
 export interface SlotFreedNotices {
@@ -13,75 +13,45 @@ export interface SlotFreedNotices {
  * Notices of slots freed on other instances (DeviceLimiter's release publishes `{prefix}slotfree:{id}`
  * with the releasing instance). An instance subscribes to a device's channel only while some request of
  * its own waits for that device, so a release costs one PUBLISH that usually reaches nobody, and no
- * instance hears the whole fleet's traffic. A subscriber connection of its own, like the reply bus
- * (a connection in subscriber mode can do nothing else); channels are subscribed again after a reconnect.
- * A notice lost meanwhile is covered by the waiters' retry at the earliest slot deadline (DeviceQueue).
+ * instance hears the whole fleet's traffic. A subscriber connection of its own (RedisSubscriber); channels
+ * are subscribed again after a reconnect, and every waiter then tries again, for a slot freed meanwhile;
+ * a notice lost otherwise is covered by the waiters' retry at the earliest slot deadline (DeviceQueue).
  */
 export class SlotNotices implements Lifecycle, SlotFreedNotices {
-  private readonly subscriber: Redis;
-  private readonly listeners = new Map<string, Set<() => void>>();
-  private readonly log: Logger;
+  private readonly subscriber: RedisSubscriber;
+  private readonly wakers = new Set<() => void>();
 
   constructor(redis: RedisStore, private readonly instanceId: string, logger: Logger) {
-    this.log = logger.child({ component: "slot-notices" });
-    this.subscriber = redis.subscriberConnection();
-    this.subscriber.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "slot notices error"));
-    this.subscriber.on("ready", () => {
-      const channels = [...this.listeners.keys()];
-      if (channels.length === 0) return;
-      // Whatever was freed while the connection was down is found by the waiters' attempt once subscribed.
-      const wakeAll = () => {
-        for (const set of this.listeners.values()) for (const h of set) h();
-      };
-      this.subscriber.subscribe(...channels).then(wakeAll, (err: Error) => {
-        this.failed(err);
-        wakeAll();
-      });
-    });
-    this.subscriber.on("message", (channel: string, from: string) => {
-      if (from === this.instanceId) return; // this instance woke its own waiters already
-      for (const h of this.listeners.get(channel) ?? []) h();
+    // Whatever was freed while the connection was down is found by the waiters' attempt once subscribed.
+    this.subscriber = redis.subscriber(logger.child({ component: "slot-notices" }), () => {
+      for (const wake of this.wakers) wake();
     });
   }
 
-  async start(): Promise<void> {
-    try {
-      await this.subscriber.connect();
-    } catch {
-      // Reconnects by itself; `ready` subscribes then.
-    }
+  start(): Promise<void> {
+    return this.subscriber.start();
   }
 
   async stop(): Promise<void> {
-    this.listeners.clear();
-    await closeConnection(this.subscriber);
+    this.wakers.clear();
+    await this.subscriber.stop();
   }
 
   listen(channel: string, onFreed: () => void): { ready: Promise<void>; stop(): void } {
-    let set = this.listeners.get(channel);
-    let ready: Promise<void> = Promise.resolve();
-    if (!set) {
-      set = new Set();
-      this.listeners.set(channel, set);
-      if (this.subscriber.status === "ready") ready = this.subscriber.subscribe(channel).then(() => undefined, (err: Error) => this.failed(err));
-    }
-    set.add(onFreed);
+    this.wakers.add(onFreed);
+    const listening = this.subscriber.listen(channel, (from) => {
+      if (from !== this.instanceId) onFreed(); // this instance woke its own waiters already
+    });
     return {
-      ready,
+      ready: listening.ready,
       stop: () => {
-        const current = this.listeners.get(channel);
-        if (!current?.delete(onFreed) || current.size > 0) return;
-        this.listeners.delete(channel);
-        if (this.subscriber.status === "ready") this.subscriber.unsubscribe(channel).catch((err: Error) => this.failed(err));
+        this.wakers.delete(onFreed);
+        listening.stop();
       },
     };
   }
 
   get channels(): number {
-    return this.listeners.size;
-  }
-
-  private failed(err: Error): void {
-    this.log.warn({ event: "subscribe-failed", err: err.message }, "slot notices subscription failed; waiters rely on their retry");
+    return this.subscriber.channels;
   }
 }

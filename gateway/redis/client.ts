@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
+import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
@@ -75,11 +76,11 @@ export class RedisStore implements Lifecycle {
   }
 
   /**
-   * A connection of its own with the same settings, for subscriber mode (in which a Redis connection can do
-   * nothing else). Its owner connects and closes it (`closeConnection`).
+   * A subscriber of its own (a connection with the same settings, in subscriber mode, in which it can do
+   * nothing else); its owner starts and stops it.
    */
-  subscriberConnection(): Redis {
-    return this.client.duplicate();
+  subscriber(logger: Logger, onResubscribed?: () => void): RedisSubscriber {
+    return new RedisSubscriber(this.client.duplicate(), logger, onResubscribed);
   }
 
   /**
@@ -101,15 +102,5 @@ export class RedisStore implements Lifecycle {
     } catch (err) {
       throw new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
     }
-  }
-}
-
-/** Closes a connection politely (QUIT), or at once when it is not connected. */
-export async function closeConnection(client: Redis): Promise<void> {
-  if (client.status === "end") return;
-  try {
-    await client.quit();
-  } catch {
-    client.disconnect();
   }
 }
