@@ -159,7 +159,7 @@ export class Delivery {
   }
 }
 
-/** Safe methods (RFC 9110 §9.2.1): only these are ever sent twice. */
+/** Safe methods (RFC 9110 §9.2.1): the only ones shadow mode sends over both transports. */
 const SAFE = new Set(["GET", "HEAD"]);
 
 function proxyCall(call: DeviceCall, timeoutMs: number): ProxyCall {
