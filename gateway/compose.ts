@@ -59,7 +59,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const http = buildHttp(config, logger, metrics, { stores, limits, delivery, component: xmpp.component, phases });
   const { pipeline } = delivery.delivery;
   const lifecycle = runInPhases(phases, logger, {
-    start: [stores.start, limits.start, xmpp.start, http.start],
+    start: [() => stores.start(), () => limits.start(), () => xmpp.start(), () => http.start()],
     drain: {
       graceMs: config.drainGraceMs,
       boundMs: config.drainTimeoutMs,
@@ -69,9 +69,9 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       left: () => ({ inFlight: xmpp.pending.size, detached: pipeline.detachedCount }),
       // Exchanges sent end "outcome unknown", waiting ones are not sent, and the pass-through's are cancelled
       // (else a hung device holds the stop).
-      atBound: [xmpp.shutDown, limits.failWaiting, delivery.stop],
+      atBound: [() => xmpp.shutDown(), () => limits.failWaiting(), () => delivery.stop()],
     },
-    stop: [http.stopMetrics, delivery.stop, xmpp.stop, limits.stop, stores.stop],
+    stop: [() => http.stopMetrics(), () => delivery.stop(), () => xmpp.stop(), () => limits.stop(), () => stores.stop()],
   });
   const { component, pending, exchanger } = xmpp;
   const { redis, registry } = stores;

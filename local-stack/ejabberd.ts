@@ -364,7 +364,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       // ones that made it in, so that a later call does not trip over them.
       const listed = await listUsers().catch(() => [] as string[]);
       for (const jid of listed) created.add(jid.slice(0, jid.lastIndexOf('@')));
-      throw new Error(`${(err as Error).message}\n--- ejabberd.log (tail) ---\n${await readFileTail(layout.logPath, 2_000)}`);
+      throw new Error(`${(err as Error).message}\n--- ejabberd.log (tail) ---\n${await readFileTail(layout.logPath, 2_000)}`, { cause: err });
     } finally {
       await rm(file, { force: true });
     }

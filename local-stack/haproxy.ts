@@ -35,7 +35,7 @@ export interface HaproxyServer {
    * (one failed check of the two that mark it down; also every server's state right after start,
    * before its first check passed), 'DOWN 1/2', 'MAINT', 'no check'.
    */
-  serverStates(): Promise<Record<string, 'UP' | 'DOWN' | string>>;
+  serverStates(): Promise<Record<string, string>>;
   /** `show stat` as one record per line (frontend, servers, backend), keyed by the CSV header. */
   showStat(): Promise<Array<Record<string, string>>>;
   /** Any runtime API command (e.g. "disable server gateways/g1"); resolves with its reply. */

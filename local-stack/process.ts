@@ -78,7 +78,7 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
       },
       (err: unknown) => {
         clearTimeout(timer);
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
       },
     );
   });

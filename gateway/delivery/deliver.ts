@@ -143,7 +143,7 @@ export class Delivery {
     }
     const { body } = await call.readBody();
     let observed: Promise<Answer | undefined> | undefined;
-    const answered = this.deps.slot.overHttp(route, req, res, { ...proxyCall(call, timeoutMs), observe: (response) => (observed = observeAnswer(response)) }, body);
+    const answered = this.deps.slot.overHttp(route, req, res, { ...proxyCall(call, timeoutMs), observe: (response) => void (observed = observeAnswer(response)) }, body);
     // Asked for after the client's own exchange: both take one of the device's slots, and the queue is first
     // come first served, so with the device at its maxInFlight the copy waits for the client's answer, never
     // the client for the copy.

@@ -166,7 +166,7 @@ export class DevicePipeline {
     }
     let captured: Promise<StoredOutcome> | undefined;
     try {
-      await forward((response) => (captured = captureReply(response, this.deps.maxReplyBytes)));
+      await forward((response) => void (captured = captureReply(response, this.deps.maxReplyBytes)));
     } catch (err) {
       const failure = passThroughFailure(err);
       await this.settleIdempotency(idem, storeError(failure), deadline);

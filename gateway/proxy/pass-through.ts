@@ -121,11 +121,12 @@ export class HttpPassThrough implements Lifecycle {
   async start(): Promise<void> {}
 
   /** Cancels what is still in flight (503 GW_SHUTTING_DOWN, or a truncated response) and closes every connection. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
     for (const exchange of [...this.exchanges.values()]) exchange.fail("GW_SHUTTING_DOWN");
     this.agents.http.destroy();
     this.agents.https.destroy();
+    return Promise.resolve();
   }
 
   /**
