@@ -32,8 +32,8 @@ export interface Peer {
 
 const factory = xml as unknown as XmlFactory<Element>;
 
-/** The client's IQ router and caller (@xmpp/iq): @types/xmpp__client imports their types by a subpath that
- * NodeNext resolution does not find, so the two members are typed here. */
+/** The client's IQ router and caller (@xmpp/iq), typed with what the peer uses: tsc resolves them through
+ * @types/xmpp__client, but the type-aware linter's project service sees both as unresolved types. */
 interface IqEntity {
   iqCallee: { set(ns: string, name: string, handler: (ctx: { stanza: Element }) => unknown): void };
   iqCaller: { request(stanza: Element, timeoutMs?: number): Promise<Element> };
