@@ -120,24 +120,26 @@ describe("admin API: the device registry shared by every instance", () => {
     assert.ok(stored.updatedAt);
 
     const seen = await admin(b).get("/admin/devices/dev-put").expect(200);
-    assert.deepEqual(withoutOnline(seen.body), stored);
+    assert.deepEqual(withoutOnline(seen.body as Record<string, unknown>), stored);
 
     const replaced = await admin(b).put("/admin/devices/dev-put", { id: "dev-put", transport: "http", httpTarget: "http://10.0.0.5:80" }).expect(200);
     assert.equal(replaced.headers.location, undefined);
     assert.deepEqual(Object.keys(replaced.body as object).sort(), ["httpTarget", "id", "transport", "updatedAt"]);
     const again = await admin(a).get("/admin/devices/dev-put").expect(200);
-    assert.equal(again.body.transport, "http");
-    assert.equal(again.body.jid, undefined, "a PUT replaces the whole entry");
+    const againBody = again.body as DeviceRecord;
+    assert.equal(againBody.transport, "http");
+    assert.equal(againBody.jid, undefined, "a PUT replaces the whole entry");
   });
 
   it("PATCH merges into the entry on the other instance; null removes an optional field", async () => {
     await admin(a).put("/admin/devices/dev-patch", { transport: "xmpp", jid: "p@localhost/agent", maxInFlight: 4 }).expect(201);
     const patched = await admin(b).patch("/admin/devices/dev-patch", { timeoutMs: 1234, maxInFlight: null }).expect(200);
-    assert.equal(patched.body.jid, "p@localhost/agent");
-    assert.equal(patched.body.timeoutMs, 1234);
-    assert.equal("maxInFlight" in patched.body, false);
+    const patchedBody = patched.body as DeviceRecord;
+    assert.equal(patchedBody.jid, "p@localhost/agent");
+    assert.equal(patchedBody.timeoutMs, 1234);
+    assert.equal("maxInFlight" in patchedBody, false);
     const seen = await admin(a).get("/admin/devices/dev-patch").expect(200);
-    assert.deepEqual(withoutOnline(seen.body), patched.body);
+    assert.deepEqual(withoutOnline(seen.body as Record<string, unknown>), patchedBody);
 
     // Validated as a whole after merging: http needs an httpTarget.
     const bad = await admin(a).patch("/admin/devices/dev-patch", { transport: "http" }).expect(400);
@@ -302,7 +304,7 @@ describe("admin API: the device registry shared by every instance", () => {
     it("nothing refused was stored", async () => {
       await admin(a).get("/admin/devices/v1").expect(404);
       const imported = await admin(a).get("/admin/devices/imported-json-1").expect(200);
-      assert.equal(imported.body.timeoutMs, 4000);
+      assert.equal((imported.body as DeviceRecord).timeoutMs, 4000);
     });
 
     it("a body over 64 KiB is 413 GW_PAYLOAD_TOO_LARGE", async () => {
@@ -315,7 +317,7 @@ describe("admin API: the device registry shared by every instance", () => {
   describe("legacy addresses", () => {
     it("one address belongs to one device: another device's claim is 409 GW_CONFLICT, in any spelling", async () => {
       await admin(a).put("/admin/devices/leg-1", { transport: "xmpp", legacyAddress: "Meter.LAN:8080" }).expect(201);
-      assert.equal((await admin(a).get("/admin/devices/leg-1")).body.legacyAddress, "meter.lan:8080");
+      assert.equal(((await admin(a).get("/admin/devices/leg-1")).body as DeviceRecord).legacyAddress, "meter.lan:8080");
       for (const spelling of ["meter.lan:8080", "METER.lan:08080"]) {
         const res = await admin(b).put("/admin/devices/leg-2", { transport: "xmpp", legacyAddress: spelling }).expect(409);
         const { error } = res.body as ErrorJson;
@@ -328,7 +330,7 @@ describe("admin API: the device registry shared by every instance", () => {
       await admin(a).put("/admin/devices/leg-2", { transport: "xmpp", legacyAddress: "10.0.0.2:80" }).expect(201);
       const patch = await admin(b).patch("/admin/devices/leg-2", { legacyAddress: "meter.lan:8080" }).expect(409);
       assert.equal((patch.body as ErrorJson).error.code, "GW_CONFLICT");
-      assert.equal((await admin(a).get("/admin/devices/leg-2")).body.legacyAddress, "10.0.0.2:80");
+      assert.equal(((await admin(a).get("/admin/devices/leg-2")).body as DeviceRecord).legacyAddress, "10.0.0.2:80");
       // The owner may PUT it again.
       await admin(b).put("/admin/devices/leg-1", { transport: "xmpp", legacyAddress: "meter.lan:8080", timeoutMs: 9 }).expect(200);
     });

@@ -242,7 +242,7 @@ describe("device agent over TLS", () => {
     assert.equal(((await res.json()) as { device: string }).device, "tls-device");
     const online = child.output().split("\n").find((l) => l.includes('"event":"online"'));
     assert.ok(online, child.output());
-    assert.match(JSON.parse(online).tls as string, /^TLSv1\.[23]$/);
+    assert.match((JSON.parse(online) as { tls: string }).tls, /^TLSv1\.[23]$/);
     assert.ok(!child.output().includes(password), "the password is never logged");
   });
 

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import request from "supertest";
+import type { ErrorBody } from "../../gateway/errors.js";
 import { echoDevice, sha256, type EchoReport } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
@@ -95,8 +96,8 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
       .expect(200);
     assert.equal(res.headers["x-body-sha256"], sha256(body), "device received other bytes");
     assert.ok(Buffer.isBuffer(res.body));
-    assert.equal((res.body as Buffer).length, body.length);
-    assert.ok((res.body as Buffer).equals(body), "client received other bytes");
+    assert.equal(res.body.length, body.length);
+    assert.ok(res.body.equals(body), "client received other bytes");
   });
 
   it("carries unicode text byte-exact, inline and chunked", async () => {
@@ -122,8 +123,9 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
   it("answers an offline device with 503 GW_DEVICE_OFFLINE at once, not at the deadline", async () => {
     // The deadline is 30 s; the 5 s test timeout fails the test if the gateway waited for it.
     const res = await request(gw.url).get("/devices/not-connected/TEMPERATURE").timeout(5000).expect(503);
-    assert.equal(res.body.error.code, "GW_DEVICE_OFFLINE");
-    assert.equal(res.body.error.deviceId, "not-connected");
+    const { error } = res.body as ErrorBody;
+    assert.equal(error.code, "GW_DEVICE_OFFLINE");
+    assert.equal(error.deviceId, "not-connected");
     assert.ok(Number(res.headers["retry-after"]) > 0);
   });
 
@@ -143,7 +145,7 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
     const big = Buffer.alloc(2 * 1024 * 1024 + 1, 1);
     const before = served.get("dev-7") ?? 0;
     const declared = await request(gw.url).post("/devices/dev-7/echo").send(big).expect(413);
-    assert.equal(declared.body.error.code, "GW_PAYLOAD_TOO_LARGE");
+    assert.equal((declared.body as ErrorBody).error.code, "GW_PAYLOAD_TOO_LARGE");
     // Chunked transfer coding: no Content-Length, so the limit is found while reading.
     const res = await fetch(`${gw.url}/devices/dev-7/echo`, {
       method: "POST",
@@ -154,7 +156,7 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
         },
       }),
       duplex: "half",
-    } as RequestInit);
+    });
     assert.equal(res.status, 413);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, "GW_PAYLOAD_TOO_LARGE");
     assert.equal(served.get("dev-7") ?? 0, before, "the device was reached");
@@ -177,7 +179,7 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
     for (const path of ["/devices/bad%40id/x", "/devices/a..b%2F/x", `/devices/${"x".repeat(65)}/x`, "/devices//x", "/devices"]) {
       const res = await request(gw.url).get(path);
       assert.equal(res.status, 400, path);
-      assert.equal(res.body.error.code, "GW_BAD_DEVICE_ID", path);
+      assert.equal((res.body as ErrorBody).error.code, "GW_BAD_DEVICE_ID", path);
     }
   });
 
@@ -186,8 +188,9 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
     assert.equal(given.headers["x-request-id"], "abc-123");
     const made = await request(gw.url).get("/nope").expect(404);
     assert.match(made.headers["x-request-id"] as string, /^[0-9a-f-]{36}$/);
-    assert.equal(made.body.error.code, "GW_NOT_FOUND");
-    assert.equal(made.body.error.requestId, made.headers["x-request-id"]);
+    const { error } = made.body as ErrorBody;
+    assert.equal(error.code, "GW_NOT_FOUND");
+    assert.equal(error.requestId, made.headers["x-request-id"]);
   });
 
   it("refuses CONNECT and other methods XEP-0332 does not carry with 405", async () => {
@@ -199,6 +202,6 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
   it("reports health and readiness", async () => {
     await request(gw.url).get("/healthz").expect(200);
     const ready = await request(gw.url).get("/readyz").expect(200);
-    assert.deepEqual(ready.body.checks, { redis: true, xmpp: true, accepting: true });
+    assert.deepEqual((ready.body as { checks: unknown }).checks, { redis: true, xmpp: true, accepting: true });
   });
 });

@@ -102,7 +102,10 @@ function httpHolding(dev: Device): HoldingDevice {
     get held() {
       return dev.held.length;
     },
-    releaseAll: async () => dev.releaseAll(),
+    releaseAll: () => {
+      dev.releaseAll();
+      return Promise.resolve();
+    },
   };
 }
 

@@ -156,8 +156,8 @@ describe("device replies", () => {
 
   it("answers disco#info with urn:xmpp:http, and pings, on the component", async () => {
     const info = await peer.query("gateway.localhost", el("query", { xmlns: NS_DISCO_INFO }));
-    const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var);
-    assert.ok(features?.includes(NS_HTTP), `features: ${features}`);
+    const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var as string);
+    assert.ok(features?.includes(NS_HTTP), `features: ${JSON.stringify(features)}`);
     const pong = await peer.query("gateway.localhost", el("ping", { xmlns: NS_PING }));
     assert.equal(pong.attrs.type, "result");
   });
@@ -166,7 +166,7 @@ describe("device replies", () => {
     const fleet = await startFleet(stack.prosody, ["disco-dev"], echoDevice);
     try {
       const info = await peer.query("disco-dev@localhost/agent", el("query", { xmlns: NS_DISCO_INFO }));
-      const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var);
+      const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var as string);
       assert.ok(features?.includes(NS_HTTP));
       const pong = await peer.query("disco-dev@localhost/agent", el("ping", { xmlns: NS_PING }));
       assert.equal(pong.attrs.type, "result");

@@ -390,7 +390,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     const load = new SteadyLoad(lb.port, 20_000);
     let killAt = 0;
     let downAt = 0;
-    let inFlightAtKill = 0;
+    let inFlightAtKill: number;
     const victimIncarnation = victim.incarnation;
     load.start();
     try {

@@ -157,14 +157,13 @@ describe("hostile devices", { timeout: 600_000 }, () => {
   function hostileCase(name: string, fn: () => Promise<void>): void {
     it(name, async () => {
       const by = bystander();
-      let failure: unknown;
+      let seen: { ok: number; wrong: string[] };
       try {
         await fn();
-      } catch (err) {
-        failure = err;
+      } finally {
+        // Stopped whether or not the case failed; a failure of the case propagates from here.
+        seen = await by.stop();
       }
-      const seen = await by.stop();
-      if (failure) throw failure;
       assert.deepEqual(seen.wrong, [], "the well-behaved device got a wrong answer");
       assert.ok(seen.ok >= 1);
       await assertNothingLeft();

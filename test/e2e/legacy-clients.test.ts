@@ -68,7 +68,7 @@ function curl(args: string[]): Promise<CurlRun> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !PROXY_ENV.has(name.toLowerCase())));
   return new Promise((resolve, reject) => {
     execFile("curl", ["-q", "-sS", "-i", "--max-time", "10", ...args], { env, timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== "number") reject(err); // curl missing, or killed
+      if (err && typeof err.code !== "number") reject(new Error(`curl did not run: ${err.message}`, { cause: err })); // curl missing, or killed
       else resolve({ exitCode: err ? Number(err.code) : 0, stdout, stderr });
     });
   });

@@ -811,7 +811,7 @@ describe("nothing lost: mixed load through two gateway processes while a gateway
     const deviceRequests = logs.filter((x) => x.line.msg === "request" && typeof x.line.deviceId === "string");
     const servedBy = tally(deviceRequests.filter((x) => /^n\d+-[0-9a-f]+\.\d+$/.test(String(x.line.requestId))), (x) => x.incarnation);
     const directly = tally(deviceRequests.filter((x) => /^n\d+-[0-9a-f]+\.[rk]\d+$/.test(String(x.line.requestId))), (x) => x.incarnation);
-    const polled = tally(logs.filter((x) => x.line.msg === "request" && String(x.line.path ?? "").startsWith("/requests/")), (x) => x.incarnation);
+    const polled = tally(logs.filter((x) => x.line.msg === "request" && typeof x.line.path === "string" && x.line.path.startsWith("/requests/")), (x) => x.incarnation);
 
     const lines = [
       `requests ${all.length} (${Object.entries(tally(all, (d) => d.spec.method)).map(([k, v]) => `${k} ${v}`).join(", ")}; async ${all.filter((d) => d.spec.async).length}, keyed ${all.filter((d) => d.spec.key).length}, replayed ${all.filter((d) => d.replays.length > 0).length}); attempts ${attempts}`,

@@ -27,8 +27,8 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await run("openssl", args, { cwd, timeout: 20_000 });
   } catch (err) {
     const e = err as Error & { code?: string; stderr?: string };
-    if (e.code === "ENOENT") throw new Error("openssl not found: install Debian's openssl package (Prosody's ssl-cert depends on it)");
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() || e.message}`);
+    if (e.code === "ENOENT") throw new Error("openssl not found: install Debian's openssl package (Prosody's ssl-cert depends on it)", { cause: err });
+    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

@@ -30,5 +30,5 @@ export function execForm(text: string): string[] {
   assert.ok(m, `not in exec (JSON) form: ${text}`);
   const value: unknown = JSON.parse(m[1] as string);
   assert.ok(Array.isArray(value) && value.every((v) => typeof v === "string"), `not a JSON list of strings: ${text}`);
-  return value as string[];
+  return value;
 }

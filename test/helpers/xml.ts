@@ -5,7 +5,7 @@ import { parse as ltxParse } from "ltx";
 import { childElements, findChild, type XmlElement } from "../../lib/xep0332/xml.js";
 
 export function parseXml(xml: string): XmlElement {
-  return ltxParse(xml) as unknown as XmlElement;
+  return ltxParse(xml);
 }
 
 export function fixture(name: string): XmlElement {

@@ -32,6 +32,13 @@ export interface Peer {
 
 const factory = xml as unknown as XmlFactory<Element>;
 
+/** The client's IQ router and caller (@xmpp/iq), typed with what the peer uses: tsc resolves them through
+ * @types/xmpp__client, but the type-aware linter's project service sees both as unresolved types. */
+interface IqEntity {
+  iqCallee: { set(ns: string, name: string, handler: (ctx: { stanza: Element }) => unknown): void };
+  iqCaller: { request(stanza: Element, timeoutMs?: number): Promise<Element> };
+}
+
 /** Any server with ProsodyServer's shape for these three members: Prosody or ejabberd (local-stack/). */
 export type PeerServer = Pick<ProsodyServer, "service" | "vhost" | "createUsers">;
 
@@ -45,6 +52,7 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
     credentials: (auth, _mechs) => auth({ username, password }, "PLAIN", undefined as unknown as Element),
   });
   entity.reconnect.stop();
+  const iq = entity as unknown as IqEntity;
   const errors: Error[] = [];
   entity.on("error", (err: Error) => errors.push(err));
   const received: Element[] = [];
@@ -53,7 +61,7 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
   entity.on("stanza", (stanza: Element) => received.push(stanza));
   // Returning a promise that never settles keeps xmpp.js from answering for us: the test answers.
   for (const name of ["req", "request"]) {
-    entity.iqCallee.set(NS_HTTP, name, (ctx: { stanza: Element }) => {
+    iq.iqCallee.set(NS_HTTP, name, (ctx: { stanza: Element }) => {
       const r = { id: ctx.stanza.attrs.id as string, from: ctx.stanza.attrs.from as string, stanza: ctx.stanza };
       const w = waiters.shift();
       if (w) w(r);
@@ -87,7 +95,7 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
     // Connection.write hands its argument to socket.write, which takes bytes as well as text.
     sendRaw: (text) => (entity as unknown as { write(s: string | Buffer): Promise<void> }).write(text),
     query: (to, payload, timeoutMs = 5000) =>
-      entity.iqCaller.request(xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)), timeoutMs),
+      iq.iqCaller.request(xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)), timeoutMs),
     stop: async () => {
       try {
         await entity.stop();

@@ -23,7 +23,13 @@ describe("device agent: a kept-alive connection the device closed as it was reus
   async function afterOneCall(): Promise<{ device: StaleClosingDevice; agent: Agent }> {
     const device = await startStaleClosingDevice();
     const agent = new Agent({ keepAlive: true });
-    stops.push(device.stop, async () => agent.destroy());
+    stops.push(
+      () => device.stop(),
+      () => {
+        agent.destroy();
+        return Promise.resolve();
+      },
+    );
     const first = await callLocal(new URL(device.url), message("GET", "/one"), { timeoutMs: 30_000, maxBodyBytes: 1024, agent });
     assert.equal(first.statusCode, 200);
     assert.equal(first.body.toString(), "ok GET");

@@ -276,7 +276,7 @@ describe('stack', () => {
     t.add('broken', () => {
       throw new Error('boom');
     });
-    t.add('last', async () => order.push('last'));
+    t.add('last', () => Promise.resolve(order.push('last')));
     const errors = await t.run();
     assert.deepEqual(order, ['last', 'first']);
     assert.equal(errors.length, 1);

@@ -71,7 +71,14 @@ it("draining takes entries off both totals; entries past their deadline leave th
   await queue.enqueue("h@x/agent", item("h", now + 1000));
   assert.equal((await totals()).count, 2);
   const delivered: string[] = [];
-  await queue.drain("g@x/agent", async (q) => void delivered.push(q.id), async () => assert.fail("not expired"));
+  await queue.drain(
+    "g@x/agent",
+    (q) => {
+      delivered.push(q.id);
+      return Promise.resolve();
+    },
+    () => assert.fail("not expired"),
+  );
   assert.equal(delivered.length, 1);
   assert.equal((await totals()).count, 1, "the drained entry left the total");
   assert.equal(await redis.run((c) => c.exists("q:queuebytes:g@x/agent")), 0, "an emptied device keeps no byte count");

@@ -681,7 +681,7 @@ describe("HTTP pass-through: connections", () => {
     await run(15, 15, async () => void statuses.push((await send(front.port, { path: "/slow/x" })).status));
     await run(10, 5, async () => void completeFlags.push((await send(front.port, { path: "/reset/x" })).complete));
     await run(10, 5, async () => void statuses.push((await send(front.port, { method: "POST", path: "/fine/big", body: [Buffer.alloc(800), Buffer.alloc(800)] })).status));
-    assert.deepEqual(statuses.sort(), [...Array(10).fill(413), ...Array(15).fill(502), ...Array(15).fill(504)].sort());
+    assert.deepEqual(statuses.sort(), [...Array<number>(10).fill(413), ...Array<number>(15).fill(502), ...Array<number>(15).fill(504)].sort());
     assert.deepEqual(completeFlags, Array(10).fill(false));
 
     const bodies: string[] = [];
@@ -708,7 +708,7 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
   /** A pass-through with one idle connection to the device, which the device will reset when it is reused. */
   async function afterOneRequest(t: TestContext): Promise<Setup & { device: StaleClosingDevice }> {
     const device = await startStaleClosingDevice();
-    t.after(device.stop);
+    t.after(() => device.stop());
     const s = await setup(t, (req) => ({ httpTarget: device.url, buffer: req.url?.startsWith("/buffered") ?? false }));
     const first = await send(s.front.port, { path: "/warm" });
     assert.deepEqual([first.status, first.body.toString()], [200, "ok GET"]);
@@ -746,7 +746,7 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
     for (const [stale, expected] of [[3, 200], [4, 502]] as const) {
       await t.test(`${stale} stale connections`, async (t) => {
         const device = await startStaleClosingDevice({ holdFirst: stale });
-        t.after(device.stop);
+        t.after(() => device.stop());
         const { front, pt, metrics } = await setup(t, () => ({ httpTarget: device.url }));
         const warm = await Promise.all(Array.from({ length: stale }, (_, i) => send(front.port, { path: `/warm/${i}` })));
         assert.deepEqual(warm.map((r) => r.status), Array(stale).fill(200));

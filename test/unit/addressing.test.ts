@@ -21,12 +21,12 @@ class FakeRegistry {
   failure: Error | undefined;
   constructor(private readonly owners: Record<string, string>) {}
 
-  async findByLegacyAddress(hostPort: string): Promise<{ id: string } | undefined> {
+  findByLegacyAddress(hostPort: string): Promise<{ id: string } | undefined> {
     this.lookups.push(hostPort);
-    if (this.failure) throw this.failure;
+    if (this.failure) return Promise.reject(this.failure);
     const address = normalizeLegacyAddress(hostPort);
     const id = address === undefined ? undefined : this.owners[address];
-    return id === undefined ? undefined : { id };
+    return Promise.resolve(id === undefined ? undefined : { id });
   }
 }
 
@@ -305,7 +305,7 @@ describe("answerConnect: Node's CONNECT event answered over a real socket", () =
 
   before(async () => {
     server = createServer((_req, res) => res.end("not for CONNECT"));
-    server.on("connect", answerConnect({ info: (fields: Record<string, unknown>) => void logged.push(fields) } as never));
+    server.on("connect", answerConnect({ info: (fields: Record<string, unknown>) => void logged.push(fields) }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     port = (server.address() as AddressInfo).port;
   });

@@ -109,19 +109,19 @@ class FakeRegistry {
     for (const r of records) this.records.set(r.id, r);
   }
 
-  async get(id: string): Promise<DeviceRecord | undefined> {
-    if (this.failure) throw this.failure;
-    return this.records.get(id);
+  get(id: string): Promise<DeviceRecord | undefined> {
+    if (this.failure) return Promise.reject(this.failure);
+    return Promise.resolve(this.records.get(id));
   }
 
-  async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
-    if (this.failure) throw this.failure;
+  upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
+    if (this.failure) return Promise.reject(this.failure);
     const owner = [...this.records.values()].find((r) => r.legacyAddress === record.legacyAddress && r.id !== record.id);
-    if (record.legacyAddress !== undefined && owner) throw new LegacyAddressConflict(record.legacyAddress, owner.id);
+    if (record.legacyAddress !== undefined && owner) return Promise.reject(new LegacyAddressConflict(record.legacyAddress, owner.id));
     const created = !this.records.has(record.id);
     this.records.set(record.id, record);
     this.writes.push(record);
-    return { created, record };
+    return Promise.resolve({ created, record });
   }
 }
 
@@ -250,8 +250,14 @@ describe("PresenceTracker: announced addresses go to the recorder", () => {
   function tracker(deps?: LegacyAddressDeps) {
     const presence: string[] = [];
     const store = {
-      available: async (jid: string) => void presence.push(`+${jid}`),
-      unavailable: async (jid: string) => void presence.push(`-${jid}`),
+      available: (jid: string) => {
+        presence.push(`+${jid}`);
+        return Promise.resolve();
+      },
+      unavailable: (jid: string) => {
+        presence.push(`-${jid}`);
+        return Promise.resolve();
+      },
     };
     const t = new PresenceTracker(store, silent, deps);
     const outcomes: LegacyAddressOutcome[] = [];

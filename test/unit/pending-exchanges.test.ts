@@ -76,8 +76,8 @@ describe("PendingExchanges", () => {
     const out = await w.done;
     assert.equal(out.ok, false);
     assert.ok(!out.ok && out.error instanceof GatewayError);
-    assert.equal(!out.ok && (out.error as GatewayError).code, "GW_DEVICE_TIMEOUT");
-    assert.equal(!out.ok && (out.error as GatewayError).status, 504);
+    assert.equal(!out.ok && out.error.code, "GW_DEVICE_TIMEOUT");
+    assert.equal(!out.ok && out.error.status, 504);
     assert.deepEqual(timedOut.map((p) => [p.id, p.deviceId, p.jid]), [["id-1", "dev-17", JID]]);
     assert.deepEqual(settled.map((p) => p.id), ["id-1"]);
     assert.equal(pending.size, 0);

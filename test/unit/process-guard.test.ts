@@ -9,7 +9,7 @@ import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { pino } from "pino";
 import { createMetrics, type Metrics } from "../../gateway/metrics/metrics.js";
-import { installProcessGuard, ProcessGuard, type ProcessEvents } from "../../gateway/process-guard.js";
+import { installProcessGuard, ProcessGuard } from "../../gateway/process-guard.js";
 
 interface Harness {
   guard: ProcessGuard;
@@ -137,7 +137,7 @@ describe("installProcessGuard", () => {
   it("routes the process's two events to the guard, and takes its listeners off again", async () => {
     const h = harness();
     const proc = new EventEmitter();
-    const uninstall = installProcessGuard(proc as unknown as ProcessEvents, h.guard);
+    const uninstall = installProcessGuard(proc, h.guard);
     proc.emit("unhandledRejection", new Error("lost"), Promise.resolve());
     proc.emit("uncaughtException", new Error("boom"));
     assert.equal(await count(h.metrics, "unhandled_rejection"), 1);

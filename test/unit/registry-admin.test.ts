@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import express from "express";
 import request from "supertest";
-import { GatewayError } from "../../gateway/errors.js";
+import { GatewayError, type ErrorBody } from "../../gateway/errors.js";
 import { errorHandler, sendError } from "../../gateway/http/error-response.js";
 import { requestId } from "../../gateway/http/request-id.js";
 import { adminRoutes, type AdminRouteDeps, type PresenceLookup } from "../../gateway/http/routes/admin.js";
@@ -21,27 +21,27 @@ const AUTH = `Bearer ${TOKEN}`;
 class MemoryStore implements DeviceStore {
   readonly records = new Map<string, DeviceRecord>();
   writes = 0;
-  async get(id: string) {
-    return this.records.get(id);
+  get(id: string) {
+    return Promise.resolve(this.records.get(id));
   }
   async put(record: DeviceRecord) {
     return (await this.upsert(record)).created;
   }
-  async upsert(record: DeviceRecord) {
+  upsert(record: DeviceRecord) {
     this.writes++;
     const created = !this.records.has(record.id);
     const stored = { ...record, updatedAt: "2024-01-01T00:00:00.000Z" };
     this.records.set(record.id, stored);
-    return { created, record: stored };
+    return Promise.resolve({ created, record: stored });
   }
-  async delete(id: string) {
-    return this.records.delete(id);
+  delete(id: string) {
+    return Promise.resolve(this.records.delete(id));
   }
-  async list() {
-    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  list() {
+    return Promise.resolve([...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1)));
   }
-  async findByLegacyAddress() {
-    return undefined;
+  findByLegacyAddress() {
+    return Promise.resolve(undefined);
   }
 }
 
@@ -61,9 +61,9 @@ describe("admin API (in-memory store)", () => {
     const store = new MemoryStore();
     await store.upsert({ id: "d", transport: "xmpp" });
     const answers: Array<[PresenceLookup | undefined, boolean | null]> = [
-      [{ isOnline: async () => true }, true],
-      [{ isOnline: async () => false }, false],
-      [{ isOnline: async () => null }, null],
+      [{ isOnline: () => Promise.resolve(true) }, true],
+      [{ isOnline: () => Promise.resolve(false) }, false],
+      [{ isOnline: () => Promise.resolve(null) }, null],
       [{ isOnline: async () => Promise.reject(new Error("redis down")) }, null],
       [undefined, null],
     ];
@@ -77,7 +77,7 @@ describe("admin API (in-memory store)", () => {
     const store = new MemoryStore();
     await store.upsert({ id: "dev-42", transport: "xmpp" });
     const asked: string[] = [];
-    await request(app({ registry: store, presence: { isOnline: async (id) => (asked.push(id), true) } }))
+    await request(app({ registry: store, presence: { isOnline: (id) => (asked.push(id), Promise.resolve(true)) } }))
       .get("/admin/devices/dev-42")
       .set("Authorization", AUTH)
       .expect(200);
@@ -90,7 +90,7 @@ describe("admin API (in-memory store)", () => {
     for (const [method, path] of [["get", "/admin"], ["get", "/admin/devices"], ["put", "/admin/devices/x"], ["delete", "/admin/devices/x"], ["patch", "/admin/devices/x"], ["get", "/admin/other"]] as const) {
       const res = await request(off)[method](path).set("Authorization", AUTH).send({ transport: "xmpp" });
       assert.equal(res.status, 404, `${method} ${path}`);
-      assert.equal(res.body.error.code, "GW_NOT_FOUND");
+      assert.equal((res.body as ErrorBody).error.code, "GW_NOT_FOUND");
       assert.equal(res.headers["www-authenticate"], undefined);
     }
     assert.equal(store.writes, 0);
@@ -98,7 +98,7 @@ describe("admin API (in-memory store)", () => {
 
   it("asks for the token before anything else, even on unknown admin paths", async () => {
     const res = await request(app({ registry: new MemoryStore() })).get("/admin/whatever").expect(401);
-    assert.equal(res.body.error.code, "GW_UNAUTHORIZED");
+    assert.equal((res.body as ErrorBody).error.code, "GW_UNAUTHORIZED");
     assert.equal(res.headers["www-authenticate"], "Bearer");
     await request(app({ registry: new MemoryStore() })).get("/admin/whatever").set("Authorization", AUTH).expect(404);
   });
@@ -107,7 +107,7 @@ describe("admin API (in-memory store)", () => {
     const a = app({ registry: new MemoryStore() });
     const list = await request(a).post("/admin/devices").set("Authorization", AUTH).send({}).expect(405);
     assert.equal(list.headers.allow, "GET, HEAD");
-    assert.equal(list.body.error.code, "GW_METHOD_NOT_ALLOWED");
+    assert.equal((list.body as ErrorBody).error.code, "GW_METHOD_NOT_ALLOWED");
     const one = await request(a).post("/admin/devices/x").set("Authorization", AUTH).send({}).expect(405);
     assert.equal(one.headers.allow, "GET, HEAD, PUT, PATCH, DELETE");
   });
@@ -116,7 +116,7 @@ describe("admin API (in-memory store)", () => {
     const store = new MemoryStore();
     const a = app({ registry: store });
     const res = await request(a).put("/admin/devices/x").set("Authorization", AUTH).send({ transport: "carrier-pigeon" }).expect(400);
-    assert.equal(res.body.error.field, "transport");
+    assert.equal((res.body as ErrorBody).error.field, "transport");
     assert.equal(res.headers["cache-control"], "no-store");
     assert.equal(store.writes, 0);
   });
@@ -130,7 +130,7 @@ describe("admin API (in-memory store)", () => {
       .set("Content-Type", "application/json")
       .send('{"__proto__":{"transport":"http"}}')
       .expect(400);
-    assert.equal(res.body.error.field, "__proto__");
+    assert.equal((res.body as ErrorBody).error.field, "__proto__");
     assert.equal(({} as { transport?: unknown }).transport, undefined);
   });
 

@@ -136,10 +136,10 @@ describe("importDevices", () => {
   it("upserts every entry and counts created and replaced ones", async () => {
     const stored = new Map<string, DeviceRecord>([["dev-1", { id: "dev-1", transport: "http", httpTarget: "http://x" }]]);
     const store = {
-      upsert: async (record: DeviceRecord) => {
+      upsert: (record: DeviceRecord) => {
         const created = !stored.has(record.id);
         stored.set(record.id, record);
-        return { created, record };
+        return Promise.resolve({ created, record });
       },
     };
     assert.deepEqual(await importDevices(store, EXPECTED), { created: 1, replaced: 1 });
@@ -149,10 +149,10 @@ describe("importDevices", () => {
   it("writes the others and reports every legacy-address conflict together", async () => {
     const written: string[] = [];
     const store = {
-      upsert: async (record: DeviceRecord) => {
-        if (record.id.startsWith("clash")) throw new LegacyAddressConflict(record.legacyAddress ?? "", "someone-else");
+      upsert: (record: DeviceRecord) => {
+        if (record.id.startsWith("clash")) return Promise.reject(new LegacyAddressConflict(record.legacyAddress ?? "", "someone-else"));
         written.push(record.id);
-        return { created: true, record };
+        return Promise.resolve({ created: true, record });
       },
     };
     const records: DeviceRecord[] = [

@@ -15,7 +15,7 @@ const DEFAULTS: ResolverDefaults = { defaultTransport: "xmpp", jidTemplate: "{id
 
 function resolverWith(records: DeviceRecord[], defaults: Partial<ResolverDefaults> = {}): RegistryResolver {
   const byId = new Map(records.map((r) => [r.id, r]));
-  return new RegistryResolver({ get: async (id) => byId.get(id) }, { ...DEFAULTS, ...defaults });
+  return new RegistryResolver({ get: (id) => Promise.resolve(byId.get(id)) }, { ...DEFAULTS, ...defaults });
 }
 
 describe("RegistryResolver", () => {

@@ -68,18 +68,18 @@ function overLtxWire(node: XmlElement): XmlElement {
   const text = toLibraryElement(factory, node).toString();
   const parser = new Parser();
   let stanza: Element | undefined;
-  let failure: unknown;
+  let failure: Error | undefined;
   parser.on("element", (e: Element) => {
     stanza = e;
   });
-  parser.on("error", (e: unknown) => {
+  parser.on("error", (e: Error) => {
     failure = e;
   });
   parser.write("<stream>");
   parser.write(text);
-  if (failure !== undefined) throw new Error(`wire parser refused ${text.slice(0, 200)}: ${String(failure)}`);
+  if (failure !== undefined) throw new Error(`wire parser refused ${text.slice(0, 200)}: ${String(failure)}`, { cause: failure });
   assert.ok(stanza, `wire parser produced no stanza for ${text.slice(0, 200)}`);
-  return stanza as unknown as XmlElement;
+  return stanza;
 }
 
 /** The codec's own serializer (also used for `<xml>` bodies), parsed by ltx. */
@@ -556,7 +556,7 @@ describe("xep0332 fuzz: garbage in, CodecError out", () => {
       fc.property(shapeArb, ({ depth, where, leaf }) => {
         let inner: XmlNode = leaf;
         for (let i = 0; i < depth; i++) inner = el(i % 2 ? "a" : "b", i % 3 ? {} : { k: "v" }, inner);
-        const chain = inner as XmlElement | string;
+        const chain = inner;
         const wrap = (child: XmlNode): XmlElement[] => {
           switch (where) {
             case "xml": return [el("data", {}, el("xml", {}, child))];
@@ -721,7 +721,7 @@ describe("xep0332 fuzz: chunk streams into the assembler", () => {
         // One byte less of room and the same stream is refused as too large.
         const tight = new ChunkAssembler(n - 1);
         const errs = chunks.map((c) => attempt("add", () => tight.add(decodeChunk(c)))).filter((r) => r instanceof CodecError);
-        assert.ok(errs.length >= 1 && errs.every((e) => (e as CodecError).reason === "too-large"), "a stream over maxBytes was accepted");
+        assert.ok(errs.length >= 1 && errs.every((e) => e.reason === "too-large"), "a stream over maxBytes was accepted");
       }),
       params(200),
     );
