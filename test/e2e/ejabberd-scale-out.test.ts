@@ -5,11 +5,11 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
-import { startRedis, type RedisServer } from "../../local-stack/redis.js";
+import type { EjabberdServer } from "../../local-stack/ejabberd.js";
+import type { RedisServer } from "../../local-stack/redis.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
-import { Teardown } from "../helpers/stack.js";
+import { startEjabberdStack, Teardown } from "../helpers/stack.js";
 
 const DEVICES = Array.from({ length: 20 }, (_, i) => `ej-${i}`);
 const REQUESTS = 1000;
@@ -31,8 +31,7 @@ describe("several gateway processes on one ejabberd component domain", () => {
   const gateways: GatewayProcess[] = [];
 
   before(async () => {
-    redis = teardown.stopLater("redis", await startRedis());
-    ejabberd = teardown.stopLater("ejabberd", await startEjabberd());
+    ({ redis, ejabberd } = await startEjabberdStack(teardown));
     const prefix = `ej-${randomBytes(3).toString("hex")}:`;
     for (const name of ["a", "b", "c"]) {
       gateways.push(teardown.stopLater(`gateway ${name}`, await startGatewayProcess({ redis, prosody: ejabberd }, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `ej-${name}`, LOG_LEVEL: "info" })));

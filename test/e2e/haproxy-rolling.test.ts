@@ -9,17 +9,17 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { Env } from "../../lib/env.js";
-import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
+import type { EjabberdServer } from "../../local-stack/ejabberd.js";
 import { startHaproxy, type HaproxyServer } from "../../local-stack/haproxy.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { isAlive } from "../../local-stack/process.js";
-import { startRedis, type RedisServer } from "../../local-stack/redis.js";
+import type { RedisServer } from "../../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { echoDevice } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
 import { GatewayIncarnations } from "../helpers/gateway-process.js";
-import { Teardown } from "../helpers/stack.js";
+import { startEjabberdStack, Teardown } from "../helpers/stack.js";
 
 const DEVICES = Array.from({ length: 10 }, (_, i) => `roll-dev${i + 1}`);
 const CLIENTS = 4;
@@ -260,11 +260,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
   const pids: Array<{ what: string; pid: number }> = [];
 
   before(async () => {
-    const [r, e] = await Promise.allSettled([startRedis(), startEjabberd()]);
-    if (r.status === "fulfilled") redis = teardown.stopLater("redis", r.value);
-    if (e.status === "fulfilled") ejabberd = teardown.stopLater("ejabberd", e.value);
-    if (r.status === "rejected") throw r.reason;
-    if (e.status === "rejected") throw e.reason;
+    ({ redis, ejabberd } = await startEjabberdStack(teardown));
     pids.push({ what: "redis", pid: redis.pid }, { what: "ejabberd beam", pid: ejabberd.pid });
 
     const logDir = await makeTempDir("rolling-logs-");

@@ -6,15 +6,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { NS_HTTP, NS_SHIM } from "../../lib/xep0332/constants.js";
-import { el } from "../../lib/xep0332/xml.js";
+import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { MAX_RESENDS } from "../../gateway/xmpp/exchange.js";
-import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
+import type { EjabberdServer } from "../../local-stack/ejabberd.js";
 import { pollUntil } from "../../local-stack/ports.js";
-import { startRedis, type RedisServer } from "../../local-stack/redis.js";
+import type { RedisServer } from "../../local-stack/redis.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { Teardown } from "../helpers/stack.js";
-import { startPeer, textReply, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
+import { startEjabberdStack, Teardown } from "../helpers/stack.js";
+import { chunk, chunkedHead, result, textReply } from "../helpers/stanzas.js";
+import { startPeer, type IncomingRequest, type Peer } from "../helpers/xmpp-peer.js";
 
 const DEVICE = "resend-dev";
 
@@ -48,11 +48,7 @@ describe("requests sent again when another instance's component connection close
   const httpRequests = () => peer.received.filter((s) => s.name === "iq" && s.attrs.type === "set" && s.getChild("req", NS_HTTP) !== undefined).length;
 
   before(async () => {
-    const [r, e] = await Promise.allSettled([startRedis(), startEjabberd()]);
-    if (r.status === "fulfilled") redis = teardown.stopLater("redis", r.value);
-    if (e.status === "fulfilled") ejabberd = teardown.stopLater("ejabberd", e.value);
-    if (r.status === "rejected") throw r.reason;
-    if (e.status === "rejected") throw e.reason;
+    ({ redis, ejabberd } = await startEjabberdStack(teardown));
     owner = teardown.stopLater("owner gateway", await startGateway({ redis, prosody: ejabberd }, {
       REDIS_KEY_PREFIX: prefix,
       GATEWAY_INSTANCE_ID: "rs-owner",
@@ -91,10 +87,7 @@ describe("requests sent again when another instance's component connection close
     assert.equal(put.req.stanza.getChild("req", NS_HTTP)?.getChild("data")?.getChild("chunkedBase64")?.name, "chunkedBase64", "the PUT's body goes as chunks");
     const streaming = await ask("/LOG");
     // The reply's head announces a chunked body; the owner then waits for that stream.
-    await peer.send(el("iq", { type: "result", id: streaming.req.id, to: streaming.req.from },
-      el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "OK" },
-        el("headers", { xmlns: NS_SHIM }, el("header", { name: "Content-Type" }, "text/plain")),
-        el("data", {}, el("chunkedBase64", { streamId: "log-1" })))));
+    await peer.send(result(streaming.req, chunkedHead("log-1", "text/plain")));
     await pollUntil("the owner receiving the streamed reply", () => owner.gateway.pending.get(streaming.req.id)?.streamId === "log-1", { timeoutMs: 15_000, intervalMs: 5 });
     const get = await ask("/TEMPERATURE/");
 
@@ -107,7 +100,7 @@ describe("requests sent again when another instance's component connection close
 
     await peer.send(textReply(post.req, "bulb on"));
     await peer.send(textReply(put.req, "stored"));
-    await peer.send(el("message", { to: streaming.req.from }, el("chunk", { xmlns: NS_HTTP, streamId: "log-1", nr: "0", last: "true" }, Buffer.from("line 1\n").toString("base64"))));
+    await peer.send(chunk(streaming.req.from, "log-1", 0, Buffer.from("line 1\n"), true));
     await peer.send(textReply(again, "22.0"));
     const answers = await Promise.all([post.reply, put.reply, streaming.reply, get.reply].map(async (r) => {
       const res = await r;

@@ -1,4 +1,5 @@
 // Teardown that always runs to the end, and the usual Redis + Prosody pair started together.
+import { startEjabberd, type EjabberdServer } from '../../local-stack/ejabberd.js';
 import { startProsody, type ProsodyOptions, type ProsodyServer } from '../../local-stack/prosody.js';
 import { startRedis, type RedisServer } from '../../local-stack/redis.js';
 
@@ -94,4 +95,17 @@ export async function startStack(opts: { prosody?: ProsodyOptions } = {}): Promi
   const redis = r.value;
   const prosody = p.value;
   return { redis, prosody, stop: () => stopBoth(redis, prosody) };
+}
+
+/**
+ * Redis and ejabberd (which lets several gateways hold one component domain), started together and stopped
+ * by `teardown`, the one that started even when the other failed.
+ */
+export async function startEjabberdStack(teardown: Teardown): Promise<{ redis: RedisServer; ejabberd: EjabberdServer }> {
+  const [r, e] = await Promise.allSettled([startRedis(), startEjabberd()]);
+  if (r.status === 'fulfilled') teardown.stopLater('redis', r.value);
+  if (e.status === 'fulfilled') teardown.stopLater('ejabberd', e.value);
+  if (r.status === 'rejected') throw r.reason;
+  if (e.status === 'rejected') throw e.reason;
+  return { redis: r.value, ejabberd: e.value };
 }
