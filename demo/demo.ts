@@ -48,10 +48,14 @@ async function main(): Promise<void> {
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   });
   stops.push({ name: "gateway", stop: () => gateway.stop() });
-  await pollUntil("gateway ready", async () => {
-    if (gateway.hasExited()) throw new Error(`gateway exited:\n${gateway.output()}`);
-    return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
-  }, { timeoutMs: 30_000, intervalMs: 100 });
+  await pollUntil(
+    "gateway ready",
+    async () => {
+      if (gateway.hasExited()) throw new Error(`gateway exited:\n${gateway.output()}`);
+      return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
 
   say(`Starting ${DEVICES.length} simulated fire-alarm devices behind one device agent process ...`);
   const fleet = await Promise.all(DEVICES.map(async (id) => ({ username: id, password: `pw-${id}`, localUrl: await startDevice(id) })));
@@ -68,11 +72,22 @@ async function main(): Promise<void> {
   });
   stops.push({ name: "agent", stop: () => agent.stop() });
   const base = `http://localhost:${port}`;
-  await pollUntil("devices online", async () => {
-    if (agent.hasExited()) throw new Error(`agent exited:\n${agent.output()}`);
-    const answers = await Promise.all(DEVICES.map((id) => fetch(`${base}/devices/${id}/`).then((r) => r.status, () => 0)));
-    return answers.every((s) => s === 200);
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  await pollUntil(
+    "devices online",
+    async () => {
+      if (agent.hasExited()) throw new Error(`agent exited:\n${agent.output()}`);
+      const answers = await Promise.all(
+        DEVICES.map((id) =>
+          fetch(`${base}/devices/${id}/`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        ),
+      );
+      return answers.every((s) => s === 200);
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
 
   say("");
   say(`Ready: the gateway answers on ${base}. Devices: ${DEVICES.join(", ")}. Try:`);

@@ -43,14 +43,18 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   // Every line of this instance says which instance wrote it.
   const logger = baseLogger.child({ instance: config.instanceId });
   // Read at scrape time, from the parts built below.
-  const metrics = createMetrics(new Registry(), {
-    devicesOnline: () => stores.presence.countOnline(),
-    devicesByTransport: () => stores.migration.byTransport(),
-    requestsInFlight: () => limits.cap.size,
-    deviceQueueWaiting: () => limits.deviceQueue.size,
-    bufferedBytes: () => limits.budget.held,
-    proxyConnections: () => delivery.passThrough.connections(),
-  }, gatewayVersion());
+  const metrics = createMetrics(
+    new Registry(),
+    {
+      devicesOnline: () => stores.presence.countOnline(),
+      devicesByTransport: () => stores.migration.byTransport(),
+      requestsInFlight: () => limits.cap.size,
+      deviceQueueWaiting: () => limits.deviceQueue.size,
+      bufferedBytes: () => limits.budget.held,
+      proxyConnections: () => delivery.passThrough.connections(),
+    },
+    gatewayVersion(),
+  );
   const stores = buildStores(config, logger, metrics);
   const limits = buildLimits(config, logger, metrics, stores.redis);
   const xmpp = buildXmpp(config, logger, metrics, stores, { budget: limits.budget, onAvailable: (jid) => delivery.deliverQueued(jid) });
@@ -75,5 +79,16 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   });
   const { component, pending, exchanger } = xmpp;
   const { redis, registry } = stores;
-  return { http: http.server, metricsHttp: http.metricsServer, metrics, pending, exchanger, component, redis, registry, passThrough: delivery.passThrough, ...lifecycle };
+  return {
+    http: http.server,
+    metricsHttp: http.metricsServer,
+    metrics,
+    pending,
+    exchanger,
+    component,
+    redis,
+    registry,
+    passThrough: delivery.passThrough,
+    ...lifecycle,
+  };
 }

@@ -106,8 +106,10 @@ export interface Config {
  */
 export function loadConfig(env: Env): Config {
   const r = new EnvReader(env);
-  const read = <K extends GatewaySettingName>(name: K, ...fallback: SettingFallback<(typeof GATEWAY_SETTINGS)[K]>): SettingValue<(typeof GATEWAY_SETTINGS)[K]> =>
-    r.read(name, GATEWAY_SETTINGS[name], ...fallback);
+  const read = <K extends GatewaySettingName>(
+    name: K,
+    ...fallback: SettingFallback<(typeof GATEWAY_SETTINGS)[K]>
+  ): SettingValue<(typeof GATEWAY_SETTINGS)[K]> => r.read(name, GATEWAY_SETTINGS[name], ...fallback);
   const jidTemplate = read("DEVICE_JID_TEMPLATE");
   const domain = read("XMPP_COMPONENT_DOMAIN");
   const adminToken = read("GATEWAY_ADMIN_TOKEN");
@@ -126,13 +128,20 @@ export function loadConfig(env: Env): Config {
     try {
       redisCa = readFileSync(redisCaFile, "utf8");
     } catch (err) {
-      r.problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(redisCaFile)} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      r.problems.push(
+        `REDIS_TLS_CA_FILE=${JSON.stringify(redisCaFile)} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      );
     }
   }
   const headersTimeoutMs = read("GATEWAY_HEADERS_TIMEOUT_MS");
   const receiveTimeoutMs = read("GATEWAY_RECEIVE_TIMEOUT_MS");
   // Node refuses a request timeout below the headers timeout: the head is part of the request.
-  r.check("GATEWAY_RECEIVE_TIMEOUT_MS", String(receiveTimeoutMs), receiveTimeoutMs >= headersTimeoutMs, "must not be below GATEWAY_HEADERS_TIMEOUT_MS");
+  r.check(
+    "GATEWAY_RECEIVE_TIMEOUT_MS",
+    String(receiveTimeoutMs),
+    receiveTimeoutMs >= headersTimeoutMs,
+    "must not be below GATEWAY_HEADERS_TIMEOUT_MS",
+  );
   const metricsPort = read("GATEWAY_METRICS_PORT");
 
   const config: Config = {
@@ -173,12 +182,12 @@ export function loadConfig(env: Env): Config {
       // The window and burst are read only with the limit on: set beside a limit of 0, they change nothing.
       ...(clientRate > 0 && clientKeyMode
         ? {
-          clientRate: {
-            ratePerS: clientRate / read("GATEWAY_CLIENT_RATE_WINDOW_S"),
-            burst: read("GATEWAY_CLIENT_RATE_BURST", clientRate),
-            key: clientKeyMode,
-          },
-        }
+            clientRate: {
+              ratePerS: clientRate / read("GATEWAY_CLIENT_RATE_WINDOW_S"),
+              burst: read("GATEWAY_CLIENT_RATE_BURST", clientRate),
+              key: clientKeyMode,
+            },
+          }
         : {}),
       maxBufferedBytes: read("GATEWAY_MAX_BUFFERED_BYTES"),
     },
@@ -213,8 +222,12 @@ export function loadConfig(env: Env): Config {
   };
   // A budget smaller than one request or reply would refuse the largest ones on an idle instance.
   const largest = Math.max(config.http.maxBodyBytes, config.exchange.maxReplyBytes);
-  r.check("GATEWAY_MAX_BUFFERED_BYTES", String(config.limits.maxBufferedBytes), config.limits.maxBufferedBytes >= largest,
-    "must not be below GATEWAY_MAX_BODY_BYTES or GATEWAY_MAX_REPLY_BYTES");
+  r.check(
+    "GATEWAY_MAX_BUFFERED_BYTES",
+    String(config.limits.maxBufferedBytes),
+    config.limits.maxBufferedBytes >= largest,
+    "must not be below GATEWAY_MAX_BODY_BYTES or GATEWAY_MAX_REPLY_BYTES",
+  );
   if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
     r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS");
   }

@@ -33,19 +33,49 @@ export const CATALOGUE = {
   GW_OVERLOADED: { status: 503, message: "gateway instance holds as many requests as it may", notReached: false, passThrough: false },
   GW_DEVICE_OFFLINE: { status: 503, message: "device is not connected", notReached: true, passThrough: false },
   GW_DEVICE_TIMEOUT: { status: 504, message: "device did not answer in time", notReached: false, passThrough: false },
-  GW_DEVICE_QUEUE_TIMEOUT: { status: 504, message: "no slot of the device came free before the deadline; the device was not reached", notReached: true, passThrough: false },
-  GW_OUTCOME_UNKNOWN: { status: 504, message: "the request was sent to the device, but its answer was lost: whether the device acted is unknown", notReached: false, passThrough: false },
+  GW_DEVICE_QUEUE_TIMEOUT: {
+    status: 504,
+    message: "no slot of the device came free before the deadline; the device was not reached",
+    notReached: true,
+    passThrough: false,
+  },
+  GW_OUTCOME_UNKNOWN: {
+    status: 504,
+    message: "the request was sent to the device, but its answer was lost: whether the device acted is unknown",
+    notReached: false,
+    passThrough: false,
+  },
   GW_BAD_DEVICE_REPLY: { status: 502, message: "device reply is not valid XEP-0332", notReached: false, passThrough: false },
   GW_DEVICE_ERROR: { status: 502, message: "device answered with an XMPP error", notReached: false, passThrough: false },
-  GW_UPSTREAM_UNREACHABLE: { status: 502, message: "device HTTP server refused or reset the connection", notReached: false, passThrough: true },
+  GW_UPSTREAM_UNREACHABLE: {
+    status: 502,
+    message: "device HTTP server refused or reset the connection",
+    notReached: false,
+    passThrough: true,
+  },
   GW_UPSTREAM_TIMEOUT: { status: 504, message: "device HTTP server did not answer in time", notReached: false, passThrough: true },
-  GW_BAD_UPSTREAM_REPLY: { status: 502, message: "device HTTP server sent a response that is not valid HTTP/1.1", notReached: false, passThrough: true },
+  GW_BAD_UPSTREAM_REPLY: {
+    status: 502,
+    message: "device HTTP server sent a response that is not valid HTTP/1.1",
+    notReached: false,
+    passThrough: true,
+  },
   GW_XMPP_UNAVAILABLE: { status: 503, message: "gateway is not connected to the XMPP server", notReached: true, passThrough: false },
   GW_STORE_UNAVAILABLE: { status: 503, message: "gateway store (Redis) is unreachable", notReached: true, passThrough: false },
   GW_SHUTTING_DOWN: { status: 503, message: "gateway instance is shutting down", notReached: true, passThrough: true },
   GW_IDEMPOTENCY_MISMATCH: { status: 422, message: "Idempotency-Key was used for another request", notReached: false, passThrough: false },
-  GW_IDEMPOTENCY_IN_FLIGHT: { status: 409, message: "a request with this Idempotency-Key is still running", notReached: false, passThrough: false },
-  GW_UNKNOWN_REQUEST: { status: 404, message: "no such asynchronous request, or its result expired", notReached: false, passThrough: false },
+  GW_IDEMPOTENCY_IN_FLIGHT: {
+    status: 409,
+    message: "a request with this Idempotency-Key is still running",
+    notReached: false,
+    passThrough: false,
+  },
+  GW_UNKNOWN_REQUEST: {
+    status: 404,
+    message: "no such asynchronous request, or its result expired",
+    notReached: false,
+    passThrough: false,
+  },
   GW_NOT_FOUND: { status: 404, message: "no such route", notReached: false, passThrough: false },
   GW_INVALID_FIELD: { status: 400, message: "a field of the request is not valid", notReached: false, passThrough: false },
   GW_UNAUTHORIZED: { status: 401, message: "missing or wrong bearer token", notReached: false, passThrough: false },
@@ -53,7 +83,12 @@ export const CATALOGUE = {
   GW_BAD_REQUEST: { status: 400, message: "request is not valid HTTP/1.1", notReached: false, passThrough: false },
   GW_REQUEST_TIMEOUT: { status: 408, message: "request did not arrive in time", notReached: false, passThrough: false },
   GW_HEADERS_TOO_LARGE: { status: 431, message: "request has too many or too large header fields", notReached: false, passThrough: false },
-  GW_EXPECTATION_FAILED: { status: 417, message: "the gateway meets no expectation but 100-continue", notReached: false, passThrough: false },
+  GW_EXPECTATION_FAILED: {
+    status: 417,
+    message: "the gateway meets no expectation but 100-continue",
+    notReached: false,
+    passThrough: false,
+  },
   GW_INTERNAL: { status: 500, message: "internal gateway error", notReached: false, passThrough: true },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -76,7 +111,10 @@ export class GatewayError extends Error {
   readonly retryAfterS: number | undefined;
   readonly field: string | undefined;
 
-  constructor(readonly code: ErrorCode, opts: GatewayErrorOptions = {}) {
+  constructor(
+    readonly code: ErrorCode,
+    opts: GatewayErrorOptions = {},
+  ) {
     super(opts.message ?? CATALOGUE[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.status = opts.status ?? CATALOGUE[code].status;
     this.retryAfterS = opts.retryAfterS;

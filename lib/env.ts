@@ -67,7 +67,10 @@ export type Setting =
   | SecretSetting;
 
 /** A rule beyond the kind's own: `ok` must hold, else the problem line says `rule`. */
-export interface SettingRule { ok: (value: string) => boolean; rule: string }
+export interface SettingRule {
+  ok: (value: string) => boolean;
+  rule: string;
+}
 
 interface SettingBase {
   /** What the setting does, in one line. */
@@ -77,28 +80,70 @@ interface SettingBase {
 }
 
 /** A whole number from `min` to `max` (default Number.MAX_SAFE_INTEGER). */
-export interface IntSetting extends SettingBase { kind: "int"; default: number; min: number; max?: number }
+export interface IntSetting extends SettingBase {
+  kind: "int";
+  default: number;
+  min: number;
+  max?: number;
+}
 /** A whole number, or absent (no default: the feature it turns on stays off). */
-export interface OptionalIntSetting extends SettingBase { kind: "optionalInt"; min: number; max?: number; unset: string }
+export interface OptionalIntSetting extends SettingBase {
+  kind: "optionalInt";
+  min: number;
+  max?: number;
+  unset: string;
+}
 /** A whole number whose default is another setting's value (`from`), given by the program when it reads it. */
-export interface DerivedIntSetting extends SettingBase { kind: "derivedInt"; from: string; min: number; max?: number }
-export interface StringSetting extends SettingBase { kind: "string"; default: string; check?: SettingRule }
+export interface DerivedIntSetting extends SettingBase {
+  kind: "derivedInt";
+  from: string;
+  min: number;
+  max?: number;
+}
+export interface StringSetting extends SettingBase {
+  kind: "string";
+  default: string;
+  check?: SettingRule;
+}
 /** Text whose default is computed when read (e.g. from the host name); `shown` is how README spells it, in backquotes. */
-export interface DerivedStringSetting extends SettingBase { kind: "derivedString"; shown: string }
+export interface DerivedStringSetting extends SettingBase {
+  kind: "derivedString";
+  shown: string;
+}
 /** Text, or absent; `unset` says what absent means (README shows it in the default column). */
-export interface OptionalSetting extends SettingBase { kind: "optional"; unset: string; check?: SettingRule }
+export interface OptionalSetting extends SettingBase {
+  kind: "optional";
+  unset: string;
+  check?: SettingRule;
+}
 /** Text that must be set (no default). */
-export interface RequiredSetting extends SettingBase { kind: "required" }
+export interface RequiredSetting extends SettingBase {
+  kind: "required";
+}
 /** A URL with one of `protocols` (e.g. `["redis:", "rediss:"]`). */
-export interface UrlSetting extends SettingBase { kind: "url"; default: string; protocols: readonly string[] }
-export interface OneOfSetting<T extends string = string> extends SettingBase { kind: "oneOf"; default: T; allowed: readonly T[] }
+export interface UrlSetting extends SettingBase {
+  kind: "url";
+  default: string;
+  protocols: readonly string[];
+}
+export interface OneOfSetting<T extends string = string> extends SettingBase {
+  kind: "oneOf";
+  default: T;
+  allowed: readonly T[];
+}
 /** One of `allowed`, or absent (`unset` says what absent means). */
-export interface OptionalOneOfSetting<T extends string = string> extends SettingBase { kind: "optionalOneOf"; allowed: readonly T[]; unset: string }
+export interface OptionalOneOfSetting<T extends string = string> extends SettingBase {
+  kind: "optionalOneOf";
+  allowed: readonly T[];
+  unset: string;
+}
 /**
  * A secret, from the variable or from the file `NAME_FILE` names (EnvReader.secret). `required`, or absent
  * with `unset` saying what that means; a `check` problem line gives the value's length, never the value.
  */
-export type SecretSetting = SettingBase & { kind: "secret"; check?: SettingRule } & ({ required: true } | { required: false; unset: string });
+export type SecretSetting = SettingBase & { kind: "secret"; check?: SettingRule } & (
+    { required: true } | { required: false; unset: string }
+  );
 
 /** What reading a setting gives. */
 export type SettingValue<S extends Setting> = S extends IntSetting | DerivedIntSetting
@@ -108,15 +153,21 @@ export type SettingValue<S extends Setting> = S extends IntSetting | DerivedIntS
     : S extends OneOfSetting<infer T>
       ? T
       : S extends OptionalOneOfSetting<infer T>
-      ? T | undefined
-      : S extends OptionalSetting
-        ? string | undefined
-        : S extends SecretSetting
-          ? S extends { required: true } ? string : string | undefined
-          : string;
+        ? T | undefined
+        : S extends OptionalSetting
+          ? string | undefined
+          : S extends SecretSetting
+            ? S extends { required: true }
+              ? string
+              : string | undefined
+            : string;
 
 /** What a derived setting needs when read: its default, computed by the program. */
-export type SettingFallback<S extends Setting> = S extends DerivedIntSetting ? [fallback: number] : S extends DerivedStringSetting ? [fallback: string] : [];
+export type SettingFallback<S extends Setting> = S extends DerivedIntSetting
+  ? [fallback: number]
+  : S extends DerivedStringSetting
+    ? [fallback: string]
+    : [];
 
 /**
  * How README's configuration table spells a setting's default: the value in backquotes, or `(required)`, or
@@ -230,7 +281,9 @@ export class EnvReader {
     const v = this.raw(name) ?? fallback;
     if (!isUrlWith(v, protocols)) {
       // Redacted: a REDIS_URL that does not parse still holds its password.
-      this.problems.push(`${name}=${JSON.stringify(redactUrl(v))} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+      this.problems.push(
+        `${name}=${JSON.stringify(redactUrl(v))} must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
+      );
     }
     return v;
   }
@@ -271,7 +324,8 @@ export class EnvReader {
       case "secret": {
         const v = s.required ? this.requiredSecret(name) : this.secret(name);
         // The value is a secret: the line gives its length only.
-        if (v !== undefined && v !== "" && s.check && !s.check.ok(v)) this.problems.push(`${name} (${v.length} characters) ${s.check.rule}`);
+        if (v !== undefined && v !== "" && s.check && !s.check.ok(v))
+          this.problems.push(`${name} (${v.length} characters) ${s.check.rule}`);
         return v;
       }
     }

@@ -3,21 +3,21 @@
 // through one XEP-0227 (PIEFXIS) import. Same shape as ProsodyServer where they overlap, so a test can
 // run against either server. No systemd, no epmd: the Erlang node listens for ejabberdctl on a free
 // loopback port of its own (ERL_DIST_PORT) and is reachable only with its random cookie.
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { xml } from '@xmpp/client';
-import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
-import { isAlive, readFileTail, spawnChild, type ChildHandle } from './process.js';
-import { DEFAULT_COMPONENT } from './prosody.js';
-import { makeTempDir, removeDir } from './tempdir.js';
-import { fillPlaceholders } from './template.js';
-import { fileSize, readFrom } from './log-file.js';
-import type { ComponentSpec, XmppServer, XmppUser } from './xmpp-server.js';
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { xml } from "@xmpp/client";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "./ports.js";
+import { isAlive, readFileTail, spawnChild, type ChildHandle } from "./process.js";
+import { DEFAULT_COMPONENT } from "./prosody.js";
+import { makeTempDir, removeDir } from "./tempdir.js";
+import { fillPlaceholders } from "./template.js";
+import { fileSize, readFrom } from "./log-file.js";
+import type { ComponentSpec, XmppServer, XmppUser } from "./xmpp-server.js";
 
 export interface EjabberdOptions {
   /** Default: DEFAULT_COMPONENT.domain ('gateway.localhost'), as for the Prosody helper. */
@@ -34,12 +34,12 @@ export interface EjabberdServer extends XmppServer {
 }
 
 /** The shipped template (deploy/ejabberd/ejabberd.yml). */
-export const EJABBERD_TEMPLATE = fileURLToPath(new URL('../deploy/ejabberd/ejabberd.yml', import.meta.url));
+export const EJABBERD_TEMPLATE = fileURLToPath(new URL("../deploy/ejabberd/ejabberd.yml", import.meta.url));
 
 // Debian puts ejabberdctl in /usr/sbin, which is not on a normal user's PATH.
-const EJABBERDCTL = process.env.EJABBERDCTL ?? (existsSync('/usr/sbin/ejabberdctl') ? '/usr/sbin/ejabberdctl' : 'ejabberdctl');
+const EJABBERDCTL = process.env.EJABBERDCTL ?? (existsSync("/usr/sbin/ejabberdctl") ? "/usr/sbin/ejabberdctl" : "ejabberdctl");
 
-const VHOST = 'localhost';
+const VHOST = "localhost";
 
 /** Text for inside a double-quoted YAML string (a JSON string body is a valid one). */
 function yamlQuoted(value: string): string {
@@ -57,7 +57,7 @@ export function renderEjabberdConfig(
     COMPONENT_DOMAIN: yamlQuoted(values.componentDomain),
     COMPONENT_SECRET: yamlQuoted(values.componentSecret),
   };
-  return fillPlaceholders(template, replacements, { comment: /^\s*#/, what: 'renderEjabberdConfig' });
+  return fillPlaceholders(template, replacements, { comment: /^\s*#/, what: "renderEjabberdConfig" });
 }
 
 interface Layout {
@@ -81,30 +81,29 @@ interface Layout {
  */
 function renderCtlConfig(l: Layout, distPort: number): string {
   return [
-    '# Written by local-stack/ejabberd.ts for one throwaway run.',
+    "# Written by local-stack/ejabberd.ts for one throwaway run.",
     '# Run as the current user (root here) instead of su-ing to the "ejabberd" system user.',
-    'EXEC_CMD=as_current_user',
+    "EXEC_CMD=as_current_user",
     `ERLANG_NODE=${l.node}`,
-    '# epmd-less distribution: the node listens on this port itself and ctl commands go straight to it.',
+    "# epmd-less distribution: the node listens on this port itself and ctl commands go straight to it.",
     `ERL_DIST_PORT=${distPort}`,
-    '# A random cookie and loopback only: nobody else can drive this node.',
+    "# A random cookie and loopback only: nobody else can drive this node.",
     `ERL_OPTIONS="-setcookie ${l.cookie} -kernel inet_dist_use_interface {127,0,0,1}"`,
     `EJABBERD_PID_PATH=${l.pidPath}`,
-    `CONTRIB_MODULES_PATH=${path.join(l.dir, 'ext-modules')}`,
-    `CONTRIB_MODULES_CONF_DIR=${path.join(l.dir, 'ext-modules', 'conf')}`,
-    'EJABBERD_BYPASS_WARNINGS=true',
-    '',
-  ].join('\n');
+    `CONTRIB_MODULES_PATH=${path.join(l.dir, "ext-modules")}`,
+    `CONTRIB_MODULES_CONF_DIR=${path.join(l.dir, "ext-modules", "conf")}`,
+    "EJABBERD_BYPASS_WARNINGS=true",
+    "",
+  ].join("\n");
 }
 
 function ctlArgs(l: Layout, args: readonly string[]): string[] {
-  return ['--config-dir', l.etcDir, '--spool', l.spoolDir, '--logs', l.logDir, ...args];
+  return ["--config-dir", l.etcDir, "--spool", l.spoolDir, "--logs", l.logDir, ...args];
 }
-
 
 async function readPid(pidPath: string): Promise<number | undefined> {
   try {
-    const pid = Number((await readFile(pidPath, 'utf8')).trim());
+    const pid = Number((await readFile(pidPath, "utf8")).trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
@@ -117,18 +116,20 @@ async function readPid(pidPath: string): Promise<number | undefined> {
  */
 function streamReply(port: number, header: string, expect: RegExp, timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    let received = '';
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    let received = "";
     const finish = (err?: Error): void => {
       socket.destroy();
       if (err) reject(err);
       else resolve(received);
     };
-    socket.setTimeout(timeoutMs, () => finish(new Error(`no stream reply on ${port} within ${timeoutMs} ms (got ${JSON.stringify(received)})`)));
-    socket.once('connect', () => socket.write(header));
-    socket.once('error', (err) => finish(err));
-    socket.once('close', () => finish(new Error(`port ${port} closed the stream (got ${JSON.stringify(received)})`)));
-    socket.setEncoding('utf8').on('data', (text: string) => {
+    socket.setTimeout(timeoutMs, () =>
+      finish(new Error(`no stream reply on ${port} within ${timeoutMs} ms (got ${JSON.stringify(received)})`)),
+    );
+    socket.once("connect", () => socket.write(header));
+    socket.once("error", (err) => finish(err));
+    socket.once("close", () => finish(new Error(`port ${port} closed the stream (got ${JSON.stringify(received)})`)));
+    socket.setEncoding("utf8").on("data", (text: string) => {
       received += text;
       if (expect.test(received)) finish();
     });
@@ -140,10 +141,10 @@ function streamReply(port: number, header: string, expect: RegExp, timeoutMs = 1
 // here too. Only an 'exit' hook: process.ts turns SIGTERM/SIGINT/SIGHUP into process.exit() as long
 // as it is the sole listener, and that runs this hook (an extra signal listener would stop that).
 const liveBeams = new Set<number>();
-process.on('exit', () => {
+process.on("exit", () => {
   for (const pid of liveBeams) {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(pid, "SIGKILL");
     } catch {
       // already gone
     }
@@ -152,8 +153,8 @@ process.on('exit', () => {
 
 /** The (first) live child process of `pid`, if any. */
 function childOf(pid: number): number | undefined {
-  const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-  const first = Number(ps.stdout?.trim().split('\n')[0]);
+  const ps = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+  const first = Number(ps.stdout?.trim().split("\n")[0]);
   return Number.isInteger(first) && first > 0 && isAlive(first) ? first : undefined;
 }
 
@@ -169,7 +170,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
   // A SIGKILLed or failed start leaves its pid file: never read the previous run's PID.
   await rm(l.pidPath, { force: true });
   const logStart = await fileSize(l.logPath); // restarts append to the same log
-  const wrapper = await spawnChild(EJABBERDCTL, ctlArgs(l, ['foreground']), {
+  const wrapper = await spawnChild(EJABBERDCTL, ctlArgs(l, ["foreground"]), {
     name: `ejabberd:${c2sPort}`,
     cwd: l.dir,
   });
@@ -187,7 +188,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
       async () => {
         beamPid ??= await readPid(l.pidPath);
         if (beamPid !== undefined) liveBeams.add(beamPid);
-        const log = existsSync(l.logPath) ? await readFrom(l.logPath, logStart) : '';
+        const log = existsSync(l.logPath) ? await readFrom(l.logPath, logStart) : "";
         return beamPid !== undefined && log.includes(startedLine) && log.includes(c2sLine) && log.includes(compLine);
       },
       { timeoutMs: 60_000, intervalMs: 50, signal: early.signal },
@@ -207,7 +208,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
   } catch (err) {
     // No pid file yet (e.g. a start that hangs): the wrapper's own child is the beam.
     beamPid ??= (await readPid(l.pidPath)) ?? childOf(wrapper.pid);
-    await halt({ wrapper, beamPid: beamPid ?? 0 }, 'SIGKILL').catch(() => {});
+    await halt({ wrapper, beamPid: beamPid ?? 0 }, "SIGKILL").catch(() => {});
     const out = wrapper.output();
     const message =
       `ejabberd failed to start (c2s ${c2sPort}, component ${componentPort}, dist ${distPort}): ${(err as Error).message}\n` +
@@ -215,7 +216,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
       `--- output ---\n${out.slice(-3_000)}`;
     // eaddrinuse: a listener ("failed_to_start_child ... eaddrinuse") or the distribution port
     // ("Protocol 'inet_tcp': register/listen error: eaddrinuse").
-    throw out.includes('eaddrinuse') || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
+    throw out.includes("eaddrinuse") || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
   }
 }
 
@@ -223,7 +224,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
  * Stops the beam (SIGTERM: a clean Mnesia shutdown, ~1 s) and makes sure the wrapper is gone too.
  * The wrapper is bash waiting for the beam, so it exits with it.
  */
-async function halt(r: Running, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+async function halt(r: Running, signal: NodeJS.Signals = "SIGTERM", timeoutMs = 10_000): Promise<void> {
   if (r.beamPid > 0 && isAlive(r.beamPid)) {
     try {
       process.kill(r.beamPid, signal);
@@ -234,7 +235,7 @@ async function halt(r: Running, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 
       await pollUntil(`ejabberd beam ${r.beamPid} to exit`, () => !isAlive(r.beamPid), { timeoutMs, intervalMs: 20 });
     } catch {
       try {
-        process.kill(r.beamPid, 'SIGKILL');
+        process.kill(r.beamPid, "SIGKILL");
       } catch {
         // gone meanwhile
       }
@@ -244,8 +245,8 @@ async function halt(r: Running, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 
   liveBeams.delete(r.beamPid);
   // Let the wrapper reap the beam and exit by itself: killed first, it would orphan the dead beam as
   // a zombie that init here is slow to reap. SIGKILL only if it lingers (e.g. the beam never started).
-  await pollUntil('the ejabberdctl wrapper to exit', () => r.wrapper.hasExited(), { timeoutMs: 5_000, intervalMs: 10 }).catch(() => {});
-  await r.wrapper.stop('SIGKILL', 5_000);
+  await pollUntil("the ejabberdctl wrapper to exit", () => r.wrapper.hasExited(), { timeoutMs: 5_000, intervalMs: 10 }).catch(() => {});
+  await r.wrapper.stop("SIGKILL", 5_000);
 }
 
 /**
@@ -254,27 +255,27 @@ async function halt(r: Running, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 
  * the whole group, not just the script.
  */
 async function runCtl(l: Layout, args: readonly string[], timeoutMs = 30_000): Promise<string> {
-  const child = spawn(EJABBERDCTL, ctlArgs(l, args), { cwd: l.dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
-  child.stderr.setEncoding('utf8').on('data', (t: string) => (out += t));
+  const child = spawn(EJABBERDCTL, ctlArgs(l, args), { cwd: l.dir, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (t: string) => (out += t));
+  child.stderr.setEncoding("utf8").on("data", (t: string) => (out += t));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
     } catch {
       // already gone
     }
   }, timeoutMs);
   try {
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (c, s) => resolve({ code: c, signal: s }));
+      child.once("error", reject);
+      child.once("close", (c, s) => resolve({ code: c, signal: s }));
     });
     if (code !== 0) {
       const why = timedOut ? `timed out after ${timeoutMs} ms` : `code ${code}, signal ${signal}`;
-      throw new Error(`ejabberdctl ${args.join(' ')} failed (${why}):\n${out.slice(-4_000)}`);
+      throw new Error(`ejabberdctl ${args.join(" ")} failed (${why}):\n${out.slice(-4_000)}`);
     }
     return out;
   } finally {
@@ -287,31 +288,31 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     domain: opts.componentDomain ?? DEFAULT_COMPONENT.domain,
     secret: opts.componentSecret ?? DEFAULT_COMPONENT.secret,
   };
-  const dir = await makeTempDir('ejabberd-');
-  const etcDir = path.join(dir, 'etc');
+  const dir = await makeTempDir("ejabberd-");
+  const etcDir = path.join(dir, "etc");
   const layout: Layout = {
     dir,
     etcDir,
-    spoolDir: path.join(dir, 'spool'),
-    logDir: path.join(dir, 'log'),
-    configPath: path.join(etcDir, 'ejabberd.yml'),
-    ctlConfigPath: path.join(etcDir, 'ejabberdctl.cfg'),
-    pidPath: path.join(dir, 'ejabberd.pid'),
-    logPath: path.join(dir, 'log', 'ejabberd.log'),
-    node: `ejb_${randomBytes(4).toString('hex')}@localhost`,
-    cookie: randomBytes(16).toString('hex'),
+    spoolDir: path.join(dir, "spool"),
+    logDir: path.join(dir, "log"),
+    configPath: path.join(etcDir, "ejabberd.yml"),
+    ctlConfigPath: path.join(etcDir, "ejabberdctl.cfg"),
+    pidPath: path.join(dir, "ejabberd.pid"),
+    logPath: path.join(dir, "log", "ejabberd.log"),
+    node: `ejb_${randomBytes(4).toString("hex")}@localhost`,
+    cookie: randomBytes(16).toString("hex"),
     component,
   };
   let c2sPort = 0;
   let componentPort = 0;
   let running: Running;
   try {
-    for (const sub of [etcDir, layout.spoolDir, layout.logDir, path.join(dir, 'ext-modules', 'conf')]) {
+    for (const sub of [etcDir, layout.spoolDir, layout.logDir, path.join(dir, "ext-modules", "conf")]) {
       await mkdir(sub, { recursive: true });
     }
     // ERL_INETRC points at DIR/etc/inetrc: without it name lookups of "localhost" go to DNS.
-    await copyFile('/etc/ejabberd/inetrc', path.join(etcDir, 'inetrc'));
-    const template = await readFile(EJABBERD_TEMPLATE, 'utf8');
+    await copyFile("/etc/ejabberd/inetrc", path.join(etcDir, "inetrc"));
+    const template = await readFile(EJABBERD_TEMPLATE, "utf8");
     // ejabberd's config names its ports before start, and it does not report ones it picked.
     running = await onFreePorts(async () => {
       c2sPort = await freePort();
@@ -334,11 +335,11 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   const ctl = (args: readonly string[], timeoutMs?: number): Promise<string> => runCtl(layout, args, timeoutMs);
 
   const listUsers = async (): Promise<string[]> => {
-    const out = await ctl(['registered_users', VHOST]);
+    const out = await ctl(["registered_users", VHOST]);
     return out
-      .split('\n')
+      .split("\n")
       .map((line) => line.trim())
-      .filter((line) => line !== '')
+      .filter((line) => line !== "")
       .map((user) => `${user}@${VHOST}`);
   };
 
@@ -351,20 +352,22 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     }
     if (fresh.size === 0) return;
     const doc = xml(
-      'server-data',
-      { xmlns: 'urn:xmpp:pie:0' },
-      xml('host', { jid: VHOST }, ...[...fresh].map(([name, u]) => xml('user', { name, password: u.password }))),
+      "server-data",
+      { xmlns: "urn:xmpp:pie:0" },
+      xml("host", { jid: VHOST }, ...[...fresh].map(([name, u]) => xml("user", { name, password: u.password }))),
     );
     const file = path.join(dir, `import-${++importSeq}.xml`);
     await writeFile(file, `<?xml version='1.0' encoding='UTF-8'?>\n${doc.toString()}\n`);
     try {
-      await ctl(['import_piefxis', file]);
+      await ctl(["import_piefxis", file]);
     } catch (err) {
       // The import stops at the first account that exists (one created some other way): remember the
       // ones that made it in, so that a later call does not trip over them.
       const listed = await listUsers().catch(() => [] as string[]);
-      for (const jid of listed) created.add(jid.slice(0, jid.lastIndexOf('@')));
-      throw new Error(`${(err as Error).message}\n--- ejabberd.log (tail) ---\n${await readFileTail(layout.logPath, 2_000)}`, { cause: err });
+      for (const jid of listed) created.add(jid.slice(0, jid.lastIndexOf("@")));
+      throw new Error(`${(err as Error).message}\n--- ejabberd.log (tail) ---\n${await readFileTail(layout.logPath, 2_000)}`, {
+        cause: err,
+      });
     } finally {
       await rm(file, { force: true });
     }
@@ -372,7 +375,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     const listed = new Set(await listUsers());
     const missing = [...fresh.keys()].filter((name) => !listed.has(`${name}@${VHOST}`));
     for (const name of fresh.keys()) if (!missing.includes(name)) created.add(name);
-    if (missing.length > 0) throw new Error(`createUsers: ${missing.length} accounts missing, e.g. ${missing.slice(0, 10).join(', ')}`);
+    if (missing.length > 0) throw new Error(`createUsers: ${missing.length} accounts missing, e.g. ${missing.slice(0, 10).join(", ")}`);
   };
 
   const halted = async (signal?: NodeJS.Signals): Promise<void> => {
@@ -408,7 +411,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       lastPid = current.beamPid;
     },
     async kill() {
-      await halted('SIGKILL');
+      await halted("SIGKILL");
     },
     logTail: (maxBytes = 8_192) => readFileTail(layout.logPath, maxBytes),
   };

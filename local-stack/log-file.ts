@@ -1,6 +1,6 @@
 // Reading a server's log from where a launch began: readiness and failure messages of the local stack
 // come from the server's own log lines (restarts append to the same file).
-import { open, stat } from 'node:fs/promises';
+import { open, stat } from "node:fs/promises";
 
 export async function fileSize(file: string): Promise<number> {
   try {
@@ -12,12 +12,12 @@ export async function fileSize(file: string): Promise<number> {
 
 /** The file's text from byte `offset` to its current end. */
 export async function readFrom(file: string, offset: number): Promise<string> {
-  const handle = await open(file, 'r');
+  const handle = await open(file, "r");
   try {
     const { size } = await handle.stat();
     const buffer = Buffer.alloc(Math.max(0, size - offset));
     await handle.read(buffer, 0, buffer.length, offset);
-    return buffer.toString('utf8');
+    return buffer.toString("utf8");
   } finally {
     await handle.close();
   }

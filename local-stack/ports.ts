@@ -1,7 +1,7 @@
 // Ports and bounded polling: how the local stack (tests, demo, bench) finds a free port and waits
 // for a server to listen (or to stop listening) without ever sleeping a fixed time.
-import net from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
+import net from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 
 export interface PollOptions {
   /** Give up after this long (default 10 s). */
@@ -34,7 +34,7 @@ export async function pollUntil<T>(
     }
     const left = deadline - Date.now();
     if (left <= 0) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
       throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${why}`);
     }
     try {
@@ -51,22 +51,22 @@ export async function pollUntil<T>(
  * Asks the kernel for a free port (listen on port 0, read it, close). Another process may
  * still take it before the server binds it: starters that care retry with a new port.
  */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once("error", reject);
     server.listen(0, host, () => resolve());
   });
   const address = server.address();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('freePort: no TCP address');
+  if (address === null || typeof address === "string") throw new Error("freePort: no TCP address");
   return address.port;
 }
 
 /** One TCP connect attempt: true if something accepts on host:port within the bound. */
 export function isPortOpen(
   port: number,
-  { host = '127.0.0.1', timeoutMs = 1_000 }: { host?: string; timeoutMs?: number } = {},
+  { host = "127.0.0.1", timeoutMs = 1_000 }: { host?: string; timeoutMs?: number } = {},
 ): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host });
@@ -75,27 +75,26 @@ export function isPortOpen(
       resolve(open);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
   });
 }
 
 /** Polls a TCP connect every ~25 ms until host:port accepts, or throws after timeoutMs. */
 export async function waitForPort(
   port: number,
-  { host = '127.0.0.1', timeoutMs = 10_000, signal }: { host?: string; timeoutMs?: number; signal?: AbortSignal } = {},
+  { host = "127.0.0.1", timeoutMs = 10_000, signal }: { host?: string; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
-  await pollUntil(
-    `${host}:${port} to accept TCP connections`,
-    () => isPortOpen(port, { host, timeoutMs: Math.min(1_000, timeoutMs) }),
-    { timeoutMs, ...(signal ? { signal } : {}) },
-  );
+  await pollUntil(`${host}:${port} to accept TCP connections`, () => isPortOpen(port, { host, timeoutMs: Math.min(1_000, timeoutMs) }), {
+    timeoutMs,
+    ...(signal ? { signal } : {}),
+  });
 }
 
 /** The reverse of waitForPort: polls until nothing accepts on host:port any more. */
 export async function waitForPortClosed(
   port: number,
-  { host = '127.0.0.1', timeoutMs = 10_000 }: { host?: string; timeoutMs?: number } = {},
+  { host = "127.0.0.1", timeoutMs = 10_000 }: { host?: string; timeoutMs?: number } = {},
 ): Promise<void> {
   await pollUntil(`${host}:${port} to stop accepting TCP connections`, async () => !(await isPortOpen(port, { host })), {
     timeoutMs,

@@ -1,11 +1,11 @@
 // Server processes of the local stack (tests, demo, bench): spawned directly (no shell, so the PID
 // is the server's own), stopped with a bound, their recent output kept for failure messages, and
 // killed at exit if their owner dies before its teardown.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import { open } from 'node:fs/promises';
-import os from 'node:os';
-import type { Readable } from 'node:stream';
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import { open } from "node:fs/promises";
+import os from "node:os";
+import type { Readable } from "node:stream";
 
 export interface ExitInfo {
   code: number | null;
@@ -47,18 +47,18 @@ function killAllChildren(): void {
   // Synchronous by necessity: nothing async runs in an 'exit' hook. SIGKILL cannot be ignored.
   for (const child of running) {
     try {
-      child.kill('SIGKILL');
+      child.kill("SIGKILL");
     } catch {
       // already gone
     }
   }
 }
 
-process.on('exit', killAllChildren);
+process.on("exit", killAllChildren);
 
 // A signal's default action skips 'exit' hooks, and node:test stops a timed-out test file
 // with SIGTERM: without this, its servers would outlive it.
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
   process.on(signal, () => {
     killAllChildren();
     // Sole listener: die as the default would (exit hooks included). Otherwise the other
@@ -68,9 +68,9 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 }
 
 /** Resolves with `p`'s value, or 'timeout' after ms; clears its timer so nothing lingers. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve('timeout'), ms);
+    const timer = setTimeout(() => resolve("timeout"), ms);
     p.then(
       (value) => {
         clearTimeout(timer);
@@ -89,18 +89,18 @@ export async function spawnChild(cmd: string, args: readonly string[], opts: Spa
   const child = spawn(cmd, args, {
     cwd,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ["ignore", "pipe", "pipe"],
   });
 
-  let tail = '';
+  let tail = "";
   let exitInfo: ExitInfo | undefined;
-  const log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : undefined;
-  log?.on('error', () => {}); // a log file problem must not crash the test process
+  const log = logFile ? fs.createWriteStream(logFile, { flags: "a" }) : undefined;
+  log?.on("error", () => {}); // a log file problem must not crash the test process
 
   const capture = (stream: Readable | null): void => {
     if (!stream) return;
-    stream.setEncoding('utf8'); // keeps multi-byte characters whole across chunks
-    stream.on('data', (text: string) => {
+    stream.setEncoding("utf8"); // keeps multi-byte characters whole across chunks
+    stream.on("data", (text: string) => {
       tail += text;
       if (tail.length > OUTPUT_LIMIT) tail = tail.slice(-OUTPUT_LIMIT);
       log?.write(text);
@@ -113,20 +113,20 @@ export async function spawnChild(cmd: string, args: readonly string[], opts: Spa
 
   // Attached before the first await, so an immediate exit is never missed.
   const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('exit', (code, signal) => {
+    child.once("exit", (code, signal) => {
       exitInfo = { code, signal };
       running.delete(child);
       resolve(exitInfo);
     });
   });
-  child.on('close', () => log?.end()); // 'close' comes after the last output chunk
+  child.on("close", () => log?.end()); // 'close' comes after the last output chunk
 
   // 'spawn' or 'error' (e.g. ENOENT) tells whether there is a process at all.
   await new Promise<void>((resolve, reject) => {
-    child.once('spawn', () => resolve());
-    child.once('error', (err) => reject(new Error(`${name}: failed to start ${cmd}: ${err.message}`)));
+    child.once("spawn", () => resolve());
+    child.once("error", (err) => reject(new Error(`${name}: failed to start ${cmd}: ${err.message}`)));
   });
-  child.on('error', (err) => {
+  child.on("error", (err) => {
     tail += `\n[harness] ${name}: ${err.message}\n`; // later errors (e.g. kill) must not be unhandled
   });
   const pid = child.pid;
@@ -134,12 +134,12 @@ export async function spawnChild(cmd: string, args: readonly string[], opts: Spa
   running.add(child);
   child.unref();
 
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5_000): Promise<void> => {
+  const stop = async (signal: NodeJS.Signals = "SIGTERM", timeoutMs = 5_000): Promise<void> => {
     if (exitInfo) return;
     child.kill(signal);
-    if ((await within(exited, timeoutMs)) !== 'timeout') return;
-    child.kill('SIGKILL');
-    if ((await within(exited, 5_000)) !== 'timeout') return;
+    if ((await within(exited, timeoutMs)) !== "timeout") return;
+    child.kill("SIGKILL");
+    if ((await within(exited, 5_000)) !== "timeout") return;
     throw new Error(`${name} (pid ${pid}) did not exit even after SIGKILL`);
   };
 
@@ -162,24 +162,24 @@ export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, but not ours
+    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, but not ours
   }
-  const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
+  const ps = spawnSync("ps", ["-o", "stat=", "-p", String(pid)], { encoding: "utf8" });
   if (ps.error) return true; // no ps: trust kill(0)
   const stat = ps.stdout.trim();
-  return ps.status === 0 && stat !== '' && !stat.startsWith('Z');
+  return ps.status === 0 && stat !== "" && !stat.startsWith("Z");
 }
 
 /** The last maxBytes of a (log) file, or a note saying why there is none; for error messages. */
 export async function readFileTail(file: string, maxBytes = 8 * 1024): Promise<string> {
   try {
-    const handle = await open(file, 'r');
+    const handle = await open(file, "r");
     try {
       const { size } = await handle.stat();
       const length = Math.min(size, maxBytes);
       const buffer = Buffer.alloc(length);
       await handle.read(buffer, 0, length, size - length);
-      return buffer.toString('utf8');
+      return buffer.toString("utf8");
     } finally {
       await handle.close();
     }

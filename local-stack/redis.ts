@@ -1,10 +1,10 @@
 // A throwaway redis-server (per test file, demo or bench run): free port, temp dir, no persistence
 // unless asked for, and a restart on the same port so outage tests can take Redis away and bring it back.
-import net from 'node:net';
-import path from 'node:path';
-import { freePort, onFreePorts, pollUntil, PortTaken } from './ports.js';
-import { spawnChild, type ChildHandle } from './process.js';
-import { makeTempDir, removeDir } from './tempdir.js';
+import net from "node:net";
+import path from "node:path";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "./ports.js";
+import { spawnChild, type ChildHandle } from "./process.js";
+import { makeTempDir, removeDir } from "./tempdir.js";
 
 export interface RedisOptions {
   /**
@@ -45,37 +45,37 @@ export interface RedisServer {
 export function redisCommand(
   port: number,
   args: readonly string[],
-  { host = '127.0.0.1', timeoutMs = 1_000 }: { host?: string; timeoutMs?: number } = {},
+  { host = "127.0.0.1", timeoutMs = 1_000 }: { host?: string; timeoutMs?: number } = {},
 ): Promise<string> {
-  const payload = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  const payload = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host });
     let buffer = Buffer.alloc(0);
     const finish = (err: Error | undefined, reply?: string): void => {
       socket.destroy();
       if (err) reject(err);
-      else resolve(reply ?? '');
+      else resolve(reply ?? "");
     };
     socket.setTimeout(timeoutMs, () => finish(new Error(`no reply from ${host}:${port} within ${timeoutMs} ms`)));
-    socket.once('connect', () => socket.write(payload));
-    socket.once('error', (err) => finish(err));
-    socket.once('close', () => finish(new Error(`${host}:${port} closed the connection before replying`)));
-    socket.on('data', (chunk: Buffer) => {
+    socket.once("connect", () => socket.write(payload));
+    socket.once("error", (err) => finish(err));
+    socket.once("close", () => finish(new Error(`${host}:${port} closed the connection before replying`)));
+    socket.on("data", (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
-      const eol = buffer.indexOf('\r\n');
+      const eol = buffer.indexOf("\r\n");
       if (eol < 0) return;
-      const line = buffer.subarray(1, eol).toString('utf8');
+      const line = buffer.subarray(1, eol).toString("utf8");
       switch (String.fromCharCode(buffer[0] ?? 0)) {
-        case '+':
-        case ':':
+        case "+":
+        case ":":
           return finish(undefined, line);
-        case '-':
+        case "-":
           return finish(new Error(`Redis error: ${line}`));
-        case '$': {
+        case "$": {
           const length = Number(line);
-          if (length < 0) return finish(undefined, '');
+          if (length < 0) return finish(undefined, "");
           if (buffer.length < eol + 2 + length + 2) return; // wait for the rest of the bulk
-          return finish(undefined, buffer.subarray(eol + 2, eol + 2 + length).toString('utf8'));
+          return finish(undefined, buffer.subarray(eol + 2, eol + 2 + length).toString("utf8"));
         }
         default:
           return finish(new Error(`unexpected Redis reply: ${JSON.stringify(line)}`));
@@ -88,38 +88,37 @@ export function redisCommand(
 
 async function launch(dir: string, port: number, persistent: boolean): Promise<ChildHandle> {
   // No RDB snapshots either way; persistence, when asked for, is the append-only file alone.
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
-  args.push(...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
-  args.push('--dir', dir, '--daemonize', 'no'); // no --logfile: stdout is captured and teed to redis.log
-  const handle = await spawnChild('redis-server', args, {
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", ""];
+  args.push(...(persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
+  args.push("--dir", dir, "--daemonize", "no"); // no --logfile: stdout is captured and teed to redis.log
+  const handle = await spawnChild("redis-server", args, {
     name: `redis-server:${port}`,
     cwd: dir,
-    logFile: path.join(dir, 'redis.log'),
+    logFile: path.join(dir, "redis.log"),
   });
   // If it dies (e.g. port in use) stop waiting at once instead of running into the bound.
   const early = new AbortController();
   void handle.exited.then((e) => early.abort(new Error(`redis-server exited (code ${e.code}, signal ${e.signal})`)));
   try {
-    await pollUntil(
-      `redis-server on 127.0.0.1:${port} to answer PING`,
-      async () => (await redisCommand(port, ['PING'])) === 'PONG',
-      { timeoutMs: 30_000, signal: early.signal },
-    );
+    await pollUntil(`redis-server on 127.0.0.1:${port} to answer PING`, async () => (await redisCommand(port, ["PING"])) === "PONG", {
+      timeoutMs: 30_000,
+      signal: early.signal,
+    });
     // The PONG could come from someone else's server on a stolen port: check it is ours.
-    const info = await redisCommand(port, ['INFO', 'server'], { timeoutMs: 10_000 });
+    const info = await redisCommand(port, ["INFO", "server"], { timeoutMs: 10_000 });
     if (!info.includes(`process_id:${handle.pid}\r\n`)) throw new PortTaken(`port ${port} is served by another Redis`);
     return handle;
   } catch (err) {
-    await handle.stop('SIGKILL').catch(() => {});
+    await handle.stop("SIGKILL").catch(() => {});
     const out = handle.output();
     const message = `redis-server failed to start on port ${port}: ${(err as Error).message}\n--- output ---\n${out.slice(-4_000)}`;
-    throw out.includes('Address already in use') || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
+    throw out.includes("Address already in use") || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
   }
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const persistent = opts.persistent ?? false;
-  const dir = await makeTempDir('redis-');
+  const dir = await makeTempDir("redis-");
   let port = 0;
   let handle: ChildHandle;
   try {
@@ -150,7 +149,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
       current = await launch(dir, port, persistent);
     },
     async kill() {
-      await current.stop('SIGKILL');
+      await current.stop("SIGKILL");
     },
     output: () => current.output(),
   };

@@ -1,17 +1,17 @@
 // Throwaway directories for servers' config, data and logs: one per server, under the OS
 // temp dir, removed on teardown (or at process exit if a test file crashed first).
-import fs from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import fs from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 
 /** Set HARNESS_KEEP_DIRS=1 to keep servers' dirs (logs, configs) for a post-mortem. */
-export const keepDirs = process.env.HARNESS_KEEP_DIRS === '1';
+export const keepDirs = process.env.HARNESS_KEEP_DIRS === "1";
 
 const created = new Set<string>();
 
 export async function makeTempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix.replace(/[^A-Za-z0-9._-]/g, '_')));
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix.replace(/[^A-Za-z0-9._-]/g, "_")));
   created.add(path.resolve(dir));
   return dir;
 }
@@ -27,7 +27,7 @@ export async function removeDir(dir: string): Promise<void> {
 }
 
 // Safety net: a test file that crashed before its teardown still leaves no litter behind.
-process.on('exit', () => {
+process.on("exit", () => {
   if (keepDirs) return;
   for (const dir of created) {
     try {

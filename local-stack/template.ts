@@ -5,10 +5,14 @@
  * Fills the placeholders outside comment lines (whose comments may name them); an unknown one is an error
  * here, rather than a config error from a half-started server.
  */
-export function fillPlaceholders(template: string, values: Readonly<Record<string, string>>, opts: { comment: RegExp; what: string }): string {
+export function fillPlaceholders(
+  template: string,
+  values: Readonly<Record<string, string>>,
+  opts: { comment: RegExp; what: string },
+): string {
   const unknown = new Set<string>();
   const filled = template
-    .split('\n')
+    .split("\n")
     .map((line) =>
       opts.comment.test(line)
         ? line
@@ -18,7 +22,7 @@ export function fillPlaceholders(template: string, values: Readonly<Record<strin
             return value ?? whole;
           }),
     )
-    .join('\n');
-  if (unknown.size > 0) throw new Error(`${opts.what}: unknown or misplaced placeholder(s) ${[...unknown].join(', ')}`);
+    .join("\n");
+  if (unknown.size > 0) throw new Error(`${opts.what}: unknown or misplaced placeholder(s) ${[...unknown].join(", ")}`);
   return filled;
 }

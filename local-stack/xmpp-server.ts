@@ -5,7 +5,7 @@ export interface ComponentSpec {
   domain: string;
   secret: string;
   /** What Prosody does when a second connection claims the domain (Prosody's default: kick_new). */
-  conflictResolve?: 'kick_new' | 'kick_old';
+  conflictResolve?: "kick_new" | "kick_old";
 }
 
 export interface XmppUser {

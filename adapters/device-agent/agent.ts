@@ -1,7 +1,13 @@
 import type { Agent as HttpAgent } from "node:http";
 import { CodecError } from "../../lib/xep0332/errors.js";
 import { decodeChunk, isChunk, isClose } from "../../lib/xep0332/chunks.js";
-import { decodeRequest, encodeResponse, type Encoded, type HttpRequestMessage, type HttpResponseMessage } from "../../lib/xep0332/message.js";
+import {
+  decodeRequest,
+  encodeResponse,
+  type Encoded,
+  type HttpRequestMessage,
+  type HttpResponseMessage,
+} from "../../lib/xep0332/message.js";
 import { childElements, el, hasForbiddenXmlChars, type XmlElement } from "../../lib/xep0332/xml.js";
 import type { BackoffOptions } from "../../lib/backoff.js";
 import { InboundStreams } from "../../lib/xep0332/inbound-streams.js";
@@ -64,11 +70,15 @@ export class DeviceAgent {
   private readonly announcement: XmlElement[];
   readonly jid: string;
 
-  constructor(private readonly opts: AgentOptions, private readonly deps: { log: AgentLog; httpAgent?: HttpAgent }) {
+  constructor(
+    private readonly opts: AgentOptions,
+    private readonly deps: { log: AgentLog; httpAgent?: HttpAgent },
+  ) {
     this.localUrl = new URL(opts.localUrl);
     if (opts.legacyAddress !== undefined) {
       const legacyAddress = normalizeLegacyAddress(opts.legacyAddress);
-      if (legacyAddress === undefined) throw new Error(`legacyAddress ${JSON.stringify(opts.legacyAddress)} must be host:port, e.g. 10.0.0.17:8080`);
+      if (legacyAddress === undefined)
+        throw new Error(`legacyAddress ${JSON.stringify(opts.legacyAddress)} must be host:port, e.g. 10.0.0.17:8080`);
       this.announcement = [deviceAnnouncement(legacyAddress)];
     } else {
       this.announcement = [];
@@ -84,7 +94,9 @@ export class DeviceAgent {
       onOnline: () => this.announce(),
     });
     // Request bodies arrive as chunks from the gateway only; early ones may wait for their IQ.
-    this.streams = new InboundStreams({ maxEarlyBytes: opts.maxBodyBytes, maxEarlyAgeMs: opts.localTimeoutMs }, (from) => this.isGateway(from));
+    this.streams = new InboundStreams({ maxEarlyBytes: opts.maxBodyBytes, maxEarlyAgeMs: opts.localTimeoutMs }, (from) =>
+      this.isGateway(from),
+    );
     this.connection.onRequest((stanza, payload) => this.serve(stanza, payload));
     this.connection.onStanza((stanza) => this.onStanza(stanza));
   }
@@ -120,7 +132,8 @@ export class DeviceAgent {
    */
   private announce(): void {
     const send = () => {
-      if (this.connection.online) this.connection.send(el("presence", { to: this.opts.gatewayJid }, ...this.announcement)).catch(() => undefined);
+      if (this.connection.online)
+        this.connection.send(el("presence", { to: this.opts.gatewayJid }, ...this.announcement)).catch(() => undefined);
     };
     send();
     clearInterval(this.presenceTimer);
@@ -186,9 +199,13 @@ export class DeviceAgent {
       failed = "local-bad-reply";
       // Whatever the codec refuses of a device's reply is that reply's fault, never a reason to leave the
       // gateway waiting until its deadline: the agent's own 502, which always encodes.
-      encoded = encodeResponse(localFailure(502, "local-bad-reply", `device reply cannot be carried: ${(err as Error).message}`), encodeOptions);
+      encoded = encodeResponse(
+        localFailure(502, "local-bad-reply", `device reply cannot be carried: ${(err as Error).message}`),
+        encodeOptions,
+      );
     }
-    if (failed !== undefined) this.deps.log.warn({ event: "local-failure", device: this.jid, code: failed }, "the agent answered for the device");
+    if (failed !== undefined)
+      this.deps.log.warn({ event: "local-failure", device: this.jid, code: failed }, "the agent answered for the device");
     if (encoded.chunks.length === 0) return { reply: encoded.payload };
     return {
       reply: encoded.payload,
@@ -209,7 +226,12 @@ export class DeviceAgent {
   private receiveBody(from: string, streamId: string): Promise<Buffer> {
     const body = this.streams.expect(from, streamId, this.opts.maxBodyBytes);
     const timer = setTimeout(
-      () => this.streams.fail(from, streamId, new CodecError("malformed", `request body stream ${streamId} incomplete after ${this.opts.localTimeoutMs} ms`)),
+      () =>
+        this.streams.fail(
+          from,
+          streamId,
+          new CodecError("malformed", `request body stream ${streamId} incomplete after ${this.opts.localTimeoutMs} ms`),
+        ),
       this.opts.localTimeoutMs,
     );
     return body.finally(() => clearTimeout(timer));

@@ -48,7 +48,13 @@ export function loadAgentConfig(env: Env): AgentConfig {
   } else {
     const localUrl = read("AGENT_LOCAL_URL");
     identities = [
-      { username: read("AGENT_USERNAME"), password: read("AGENT_PASSWORD"), resource, localUrl, ...(legacyAddress !== undefined ? { legacyAddress } : {}) },
+      {
+        username: read("AGENT_USERNAME"),
+        password: read("AGENT_PASSWORD"),
+        resource,
+        localUrl,
+        ...(legacyAddress !== undefined ? { legacyAddress } : {}),
+      },
     ];
   }
   const logLevel = read("LOG_LEVEL");
@@ -58,8 +64,10 @@ export function loadAgentConfig(env: Env): AgentConfig {
 
 /** Reads one of AGENT_SETTINGS as its entry says (EnvReader.read). */
 function agentReader(r: EnvReader) {
-  return <K extends AgentSettingName>(name: K, ...fallback: SettingFallback<(typeof AGENT_SETTINGS)[K]>): SettingValue<(typeof AGENT_SETTINGS)[K]> =>
-    r.read(name, AGENT_SETTINGS[name], ...fallback);
+  return <K extends AgentSettingName>(
+    name: K,
+    ...fallback: SettingFallback<(typeof AGENT_SETTINGS)[K]>
+  ): SettingValue<(typeof AGENT_SETTINGS)[K]> => r.read(name, AGENT_SETTINGS[name], ...fallback);
 }
 
 /**
@@ -74,7 +82,9 @@ function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
   const tls: AgentTlsOptions = {};
   if (mode !== undefined) tls.mode = mode;
   if (tls.mode === "off" && service.startsWith("xmpps:")) {
-    r.problems.push(`AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`);
+    r.problems.push(
+      `AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`,
+    );
   }
   if (caFile !== undefined) {
     if (tls.mode === "off") r.problems.push("AGENT_TLS_CA_FILE is set but AGENT_TLS=off: nothing would check the server's certificate");
@@ -104,17 +114,21 @@ function readFleet(file: string, resource: string, problems: string[]): AgentIde
     const entry = (typeof raw === "object" && raw !== null ? raw : {}) as Partial<AgentIdentity>;
     if (entry !== raw) problems.push(`AGENT_FLEET_FILE entry ${i} must be an object`);
     for (const field of ["username", "password", "localUrl"] as const) {
-      if (entry === raw && (typeof entry[field] !== "string" || entry[field] === "")) problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
+      if (entry === raw && (typeof entry[field] !== "string" || entry[field] === ""))
+        problems.push(`AGENT_FLEET_FILE entry ${i}: "${field}" is required`);
     }
     if (typeof entry.localUrl === "string" && entry.localUrl !== "" && !isUrlWith(entry.localUrl, ["http:", "https:"])) {
-      problems.push(`AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(redactUrl(entry.localUrl))} must be a URL starting with http:// or https://`);
+      problems.push(
+        `AGENT_FLEET_FILE entry ${i}: "localUrl" ${JSON.stringify(redactUrl(entry.localUrl))} must be a URL starting with http:// or https://`,
+      );
     }
     let legacyAddress: string | undefined;
     const announced: unknown = entry.legacyAddress; // as parsed: any JSON value
     if (announced !== undefined) {
       legacyAddress = typeof announced === "string" ? normalizeLegacyAddress(announced) : undefined;
       const other = legacyAddress === undefined ? undefined : byAddress.get(legacyAddress);
-      if (legacyAddress === undefined) problems.push(`AGENT_FLEET_FILE entry ${i}: "legacyAddress" ${JSON.stringify(announced)} ${LEGACY_ADDRESS_RULE}`);
+      if (legacyAddress === undefined)
+        problems.push(`AGENT_FLEET_FILE entry ${i}: "legacyAddress" ${JSON.stringify(announced)} ${LEGACY_ADDRESS_RULE}`);
       else if (other !== undefined) problems.push(`AGENT_FLEET_FILE entry ${i}: "legacyAddress" ${legacyAddress} is also entry ${other}'s`);
       else byAddress.set(legacyAddress, i);
     }

@@ -11,7 +11,6 @@ export interface LocalCallOptions {
   agent?: Agent;
 }
 
-
 /** Why the agent answered for the device itself; sent in `X-Device-Agent-Error` and the JSON body. */
 export type LocalFailure = "local-unreachable" | "local-timeout" | "local-reply-too-large" | "local-bad-reply";
 
@@ -86,7 +85,13 @@ export function callLocal(baseUrl: URL, msg: HttpRequestMessage, opts: LocalCall
       // Node emits `upgrade` for a 101 and hands over the socket; with no listener it would wait until the timeout.
       req.on("upgrade", (_res, socket) => {
         socket.destroy();
-        finish(failure(502, "local-bad-reply", "device answered 101 Switching Protocols to a request that asked for no upgrade (RFC 9110 §15.2.2)"));
+        finish(
+          failure(
+            502,
+            "local-bad-reply",
+            "device answered 101 Switching Protocols to a request that asked for no upgrade (RFC 9110 §15.2.2)",
+          ),
+        );
       });
       req.on("response", (res) => {
         reply = res;
@@ -127,7 +132,12 @@ export function callLocal(baseUrl: URL, msg: HttpRequestMessage, opts: LocalCall
  * Why a head cannot be carried, or undefined when it can: the shared response-head check, then the codec's
  * bounds on what a `<resp>` head may hold (lib/xep0332/headers.ts).
  */
-function checkHead(httpVersionMajor: number, statusCode: number | undefined, statusMessage: string | undefined, rawHeaders: string[]): string | undefined {
+function checkHead(
+  httpVersionMajor: number,
+  statusCode: number | undefined,
+  statusMessage: string | undefined,
+  rawHeaders: string[],
+): string | undefined {
   const verdict = checkResponseHead({ httpVersionMajor, statusCode, statusMessage, rawHeaders });
   if (!verdict.ok) return `${verdict.reason}: ${verdict.detail}`;
   try {
@@ -150,7 +160,10 @@ function socketFailure(err: Error & { code?: unknown }, what: string): HttpRespo
 export function failure(statusCode: number, code: LocalFailure, message: string): HttpResponseMessage {
   return {
     statusCode,
-    headers: [["Content-Type", "application/json"], ["X-Device-Agent-Error", code]],
+    headers: [
+      ["Content-Type", "application/json"],
+      ["X-Device-Agent-Error", code],
+    ],
     body: Buffer.from(JSON.stringify({ error: { code, message } })),
   };
 }

@@ -29,7 +29,11 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 /** Why the agent would not, or could not, secure its connection. */
 export class TlsError extends Error {
   override readonly name = "TlsError";
-  constructor(message: string, readonly code?: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly code?: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -94,7 +98,10 @@ class SecureSocket extends EventEmitter {
   private socket: TLSSocket | undefined;
   private encoding: BufferEncoding | undefined;
 
-  constructor(private readonly options: ConnectionOptions, private readonly domain: string) {
+  constructor(
+    private readonly options: ConnectionOptions,
+    private readonly domain: string,
+  ) {
     super();
   }
 
@@ -207,7 +214,8 @@ export class ClientTls {
   ) {
     const direct = opts.service.startsWith("xmpps:");
     this.mode = opts.tls?.mode ?? defaultTlsMode(opts.service, opts.tls?.ca !== undefined);
-    if (direct && this.mode === "off") throw new TlsError(`TLS mode "off" needs an xmpp:// service: ${opts.service} is TLS from the first byte (XEP-0368)`);
+    if (direct && this.mode === "off")
+      throw new TlsError(`TLS mode "off" needs an xmpp:// service: ${opts.service} is TLS from the first byte (XEP-0368)`);
     const domain = opts.domain;
     const options: ConnectionOptions = {
       ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),
@@ -263,11 +271,18 @@ export class ClientTls {
     element.children = [];
     if (this.mode === "off") {
       // RFC 6120 §5.3.1: <required/> marks STARTTLS mandatory-to-negotiate; logging in would only fail later.
-      this.refuse(new TlsError("the server requires STARTTLS but TLS is off (AGENT_TLS=off, or the default for xmpp:// on loopback): set AGENT_TLS=required", "STARTTLS_REQUIRED"));
+      this.refuse(
+        new TlsError(
+          "the server requires STARTTLS but TLS is off (AGENT_TLS=off, or the default for xmpp:// on loopback): set AGENT_TLS=required",
+          "STARTTLS_REQUIRED",
+        ),
+      );
       return;
     }
     if (!offer) {
-      this.refuse(new TlsError("the server offers no STARTTLS (RFC 6120 §5): TLS is required, not connecting in plain text", "NO_STARTTLS"));
+      this.refuse(
+        new TlsError("the server offers no STARTTLS (RFC 6120 §5): TLS is required, not connecting in plain text", "NO_STARTTLS"),
+      );
       return;
     }
     this.startTls().catch((err: unknown) => this.refuse(err));

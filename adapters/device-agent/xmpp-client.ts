@@ -60,7 +60,8 @@ export class DeviceConnection extends SupervisedConnection<Element> {
     this.tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
     entity.on("online", () => events.onOnline?.());
     this.callee.get(NS_DISCO_INFO, "query", () =>
-      this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })));
+      this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })),
+    );
     this.callee.get(NS_PING, "ping", () => true);
   }
 

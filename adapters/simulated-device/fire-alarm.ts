@@ -21,7 +21,7 @@ export function fireAlarm(deviceId: string): (req: IncomingMessage, res: ServerR
       temperature += (Math.random() - 0.5) * 0.4;
       send(200, { device: deviceId, temperature: Math.round(temperature * 10) / 10, unit: "C" });
     } else if (path === "/HUMIDITY" && req.method === "GET") {
-      humidity += (Math.random() - 0.5);
+      humidity += Math.random() - 0.5;
       send(200, { device: deviceId, humidity: Math.round(humidity), unit: "%" });
     } else if ((path === "/BULB/ON" || path === "/BULB/OFF") && (req.method === "POST" || req.method === "GET")) {
       bulb = path.endsWith("ON") ? "on" : "off";

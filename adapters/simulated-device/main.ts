@@ -21,7 +21,10 @@ function loadDevices(env: Env): SimulatedDevices {
   const host = r.string("SIMULATED_DEVICE_HOST", "0.0.0.0");
   const list = r.required("SIMULATED_DEVICES");
   const devices: SimulatedDevices["devices"] = [];
-  for (const item of list.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+  for (const item of list
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")) {
     const m = /^([A-Za-z0-9._-]{1,64})=(\d{1,5})$/.exec(item);
     const port = Number(m?.[2]);
     if (!m || port < 1 || port > 65_535) {

@@ -46,20 +46,24 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
   try {
     const fleetFile = path.join(dir, "fleet.json");
     await writeFile(fleetFile, JSON.stringify(opts.identities));
-    child = await spawnChild(process.execPath, [...profileArgs(opts.cpuProfDir), ...(opts.nodeArgs ?? ["--import", "tsx", "adapters/device-agent/main.ts"])], {
-      name: "device-agent",
-      cwd: PROJECT_ROOT,
-      env: {
-        AGENT_SERVICE: opts.service,
-        AGENT_DOMAIN: opts.domain,
-        AGENT_GATEWAY_JID: opts.gatewayJid,
-        AGENT_FLEET_FILE: fleetFile,
-        AGENT_LOCAL_TIMEOUT_MS: String(opts.localTimeoutMs),
-        // PLAIN on loopback: SCRAM-SHA-1, the server's first offer, costs a PBKDF2 per login on both sides.
-        AGENT_SASL_MECHANISM: "PLAIN",
-        LOG_LEVEL: "warn",
+    child = await spawnChild(
+      process.execPath,
+      [...profileArgs(opts.cpuProfDir), ...(opts.nodeArgs ?? ["--import", "tsx", "adapters/device-agent/main.ts"])],
+      {
+        name: "device-agent",
+        cwd: PROJECT_ROOT,
+        env: {
+          AGENT_SERVICE: opts.service,
+          AGENT_DOMAIN: opts.domain,
+          AGENT_GATEWAY_JID: opts.gatewayJid,
+          AGENT_FLEET_FILE: fleetFile,
+          AGENT_LOCAL_TIMEOUT_MS: String(opts.localTimeoutMs),
+          // PLAIN on loopback: SCRAM-SHA-1, the server's first offer, costs a PBKDF2 per login on both sides.
+          AGENT_SASL_MECHANISM: "PLAIN",
+          LOG_LEVEL: "warn",
+        },
       },
-    });
+    );
   } catch (err) {
     await removeDir(dir);
     throw err;

@@ -135,8 +135,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     else if (arg === "--xmpp-only" || arg === "--http-only") {
       if (args.soak.phases.length === 1) throw new Error("--xmpp-only and --http-only leave nothing to run together");
       args.soak.phases = [arg === "--xmpp-only" ? "xmpp" : "http"];
-    }
-    else if (name === "--devices") {
+    } else if (name === "--devices") {
       const n = numberFlag("--devices", value(), 1, 100_000, true);
       args.soak.devices = n;
       args.fleet.devices = n;

@@ -30,7 +30,10 @@ export async function compileGatewayAndAgent(): Promise<CompiledBuild> {
     const tsc = path.join(PROJECT_ROOT, "node_modules", "typescript", "bin", "tsc");
     let diagnostics = "";
     try {
-      await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", dir], { cwd: PROJECT_ROOT, maxBuffer: 16 * 1024 * 1024 });
+      await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", dir], {
+        cwd: PROJECT_ROOT,
+        maxBuffer: 16 * 1024 * 1024,
+      });
     } catch (err) {
       // tsc exits non-zero on type errors but has written the files; a missing entry point is the real failure.
       diagnostics = String((err as { stdout?: string }).stdout ?? (err as Error).message).trim();
@@ -39,7 +42,11 @@ export async function compileGatewayAndAgent(): Promise<CompiledBuild> {
     const agent = path.join(dir, "adapters", "device-agent", "main.js");
     if (!existsSync(gateway) || !existsSync(agent)) throw new Error(`tsc did not write the entry points:\n${diagnostics.slice(0, 4000)}`);
     // ES modules (package.json "type"), the version the gateway reports, and the project's dependencies.
-    const pkg = JSON.parse(await readFile(path.join(PROJECT_ROOT, "package.json"), "utf8")) as { name: string; version: string; type: string };
+    const pkg = JSON.parse(await readFile(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      name: string;
+      version: string;
+      type: string;
+    };
     await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: pkg.name, version: pkg.version, type: pkg.type }));
     await symlink(path.join(PROJECT_ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
     return {
@@ -59,7 +66,8 @@ export async function compileForRun(teardown: Teardown): Promise<CompiledBuild> 
   progress("compiling the gateway and the agent (tsconfig.build.json) to run them as they ship");
   const build = await compileGatewayAndAgent();
   teardown.add("compiled build", () => build.remove());
-  if (build.diagnostics) progress(`tsc reported errors; running what it emitted anyway:\n${build.diagnostics.split("\n").slice(0, 10).join("\n")}`);
+  if (build.diagnostics)
+    progress(`tsc reported errors; running what it emitted anyway:\n${build.diagnostics.split("\n").slice(0, 10).join("\n")}`);
   return build;
 }
 

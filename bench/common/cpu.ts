@@ -35,7 +35,11 @@ export function sampleTicks(pids: Pids): Record<string, number | undefined> {
 }
 
 /** CPU seconds each process used between two samples; null where a process was absent from either. */
-export function cpuSecondsBetween(before: Record<string, number | undefined>, after: Record<string, number | undefined>, hz: number): CpuSeconds {
+export function cpuSecondsBetween(
+  before: Record<string, number | undefined>,
+  after: Record<string, number | undefined>,
+  hz: number,
+): CpuSeconds {
   const out: CpuSeconds = {};
   for (const name of Object.keys(before)) {
     const a = before[name];

@@ -40,7 +40,9 @@ export function resetPeakRss(pid: number): boolean {
 /** The soft limit on open files of a process ("Max open files"), or undefined when unreadable or unlimited. */
 export function openFilesLimit(pid: number | "self" = "self"): number | undefined {
   try {
-    const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const line = readFileSync(`/proc/${pid}/limits`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
     const soft = Number(line?.split(/\s{2,}/)[1]);
     return Number.isFinite(soft) ? soft : undefined;
   } catch {

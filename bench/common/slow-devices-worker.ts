@@ -52,7 +52,10 @@ function counted(server: http.Server): http.Server {
   return server;
 }
 
-function handler(config: SlowDevicesConfig, idOf: (req: http.IncomingMessage) => { id: string; path: string } | undefined): http.RequestListener {
+function handler(
+  config: SlowDevicesConfig,
+  idOf: (req: http.IncomingMessage) => { id: string; path: string } | undefined,
+): http.RequestListener {
   return (req, res) => {
     const target = idOf(req);
     if (req.method !== "GET" || !target || target.path !== "/TEMPERATURE") {
@@ -111,12 +114,14 @@ async function main(): Promise<void> {
   const urls: Record<string, string> = {};
   if (config.layout === "shared") {
     const ids = new Set(config.ids);
-    const server = counted(http.createServer(
-      handler(config, (req) => {
-        const match = /^\/([^/]+)(\/.*)$/.exec(req.url ?? "");
-        return match && ids.has(match[1] ?? "") ? { id: match[1] ?? "", path: match[2] ?? "" } : undefined;
-      }),
-    ));
+    const server = counted(
+      http.createServer(
+        handler(config, (req) => {
+          const match = /^\/([^/]+)(\/.*)$/.exec(req.url ?? "");
+          return match && ids.has(match[1] ?? "") ? { id: match[1] ?? "", path: match[2] ?? "" } : undefined;
+        }),
+      ),
+    );
     servers.push(server);
     const base = await listenOn(server);
     for (const id of config.ids) urls[id] = `${base}/${id}`;

@@ -28,7 +28,11 @@ export class WorkerProcess {
   private exitInfo: string | undefined;
   readonly exited: Promise<void>;
 
-  private constructor(readonly name: string, file: URL, config: unknown) {
+  private constructor(
+    readonly name: string,
+    file: URL,
+    config: unknown,
+  ) {
     this.child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(file)], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },

@@ -81,7 +81,13 @@ async function reachEach(gw: GatewayProcess, ids: string[]): Promise<FleetReport
   } finally {
     http.close();
   }
-  return { requested: ids.length, answered: outcomes["200"] ?? 0, outcomes, elapsedMs: performance.now() - t0, latencyMs: summarize(latencies) };
+  return {
+    requested: ids.length,
+    answered: outcomes["200"] ?? 0,
+    outcomes,
+    elapsedMs: performance.now() - t0,
+    latencyMs: summarize(latencies),
+  };
 }
 
 const rssMiB = (pid: number): number => (memoryOf(pid)?.rssBytes ?? Number.NaN) / MIB;
@@ -133,7 +139,10 @@ export async function runFleet(args: BenchArgs, teardown: Teardown): Promise<Fle
   const pids: Pids = { ...base, agent: agent.pid };
   const watched = await watchConnect(gw, agent, n, t);
   const overflowsAfter = listenOverflows();
-  const connect = { ...watched, listenOverflows: overflowsBefore === undefined || overflowsAfter === undefined ? null : overflowsAfter - overflowsBefore };
+  const connect = {
+    ...watched,
+    listenOverflows: overflowsBefore === undefined || overflowsAfter === undefined ? null : overflowsAfter - overflowsBefore,
+  };
   const afterConnect = sampleTicks(pids);
   const connectMemory = { agent: rssMiB(agent.pid), gateway: rssMiB(gw.child.pid), prosody: rssMiB(stack.prosody.pid) };
   progress(
@@ -160,7 +169,10 @@ export async function runFleet(args: BenchArgs, teardown: Teardown): Promise<Fle
   };
   const notes: string[] = [];
   if (args.gatewayNodeOptions) notes.push(`the gateway ran with NODE_OPTIONS=${args.gatewayNodeOptions}`);
-  if (args.cpuProfDir) notes.push(`the gateway and agent processes were CPU-profiled (written to ${args.cpuProfDir} when they exit): timings are not comparable`);
+  if (args.cpuProfDir)
+    notes.push(
+      `the gateway and agent processes were CPU-profiled (written to ${args.cpuProfDir} when they exit): timings are not comparable`,
+    );
   return {
     startedAt,
     machine: { cpus: os.cpus().length, node: process.version, clockTicksPerSecond: hz },

@@ -37,7 +37,8 @@ export interface FleetReport {
   notes: string[];
 }
 
-const fixed = (n: number | null | undefined, digits: number): string => (n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits));
+const fixed = (n: number | null | undefined, digits: number): string =>
+  n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
 
 /** When the gateway had counted this fraction of the fleet online, in seconds since the agent's spawn. */
 function reached(r: FleetReport, fraction: number): string {
@@ -50,7 +51,10 @@ export function formatFleetTable(r: FleetReport): string {
   const m = r.memoryMiB;
   const cpuRow = (stage: keyof FleetReport["cpuS"], label: string): string =>
     `${label.padEnd(34)}${FLEET_PROCESSES.map((p) => fixed(r.cpuS[stage][p], 2).padStart(9)).join("")}`;
-  const outcomes = Object.entries(r.reach.outcomes).sort(([, a], [, b]) => b - a).map(([o, n]) => `${o}: ${n}`).join(", ");
+  const outcomes = Object.entries(r.reach.outcomes)
+    .sort(([, a], [, b]) => b - a)
+    .map(([o, n]) => `${o}: ${n}`)
+    .join(", ");
   const lines = [
     `${r.settings.devices} devices in ONE agent process, ${r.machine.cpus} cores, node ${r.machine.node}`,
     "",
@@ -62,7 +66,8 @@ export function formatFleetTable(r: FleetReport): string {
     "",
     `${"RSS MiB".padEnd(34)}${"after connect".padStart(14)}${"after reach".padStart(12)}${"peak".padStart(8)}`,
     ...(["agent", "gateway", "prosody"] as const).map(
-      (p) => `${p.padEnd(34)}${fixed(m[p].afterConnect, 1).padStart(14)}${fixed(m[p].afterReach, 1).padStart(12)}${fixed(m[p].peak, 1).padStart(8)}`,
+      (p) =>
+        `${p.padEnd(34)}${fixed(m[p].afterConnect, 1).padStart(14)}${fixed(m[p].afterReach, 1).padStart(12)}${fixed(m[p].peak, 1).padStart(8)}`,
     ),
     "",
     `${"cpu-s".padEnd(34)}${FLEET_PROCESSES.map((p) => p.padStart(9)).join("")}`,

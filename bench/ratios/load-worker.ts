@@ -55,16 +55,21 @@ async function main(): Promise<void> {
   // One request per device first: proves every device really answers with its body before timing anything.
   for (const id of config.ids) {
     const body = await d.call(id);
-    if (body !== config.expectBody) throw new Error(`${id} answered ${JSON.stringify(body)}, expected ${JSON.stringify(config.expectBody)}`);
+    if (body !== config.expectBody)
+      throw new Error(`${id} answered ${JSON.stringify(body)}, expected ${JSON.stringify(config.expectBody)}`);
   }
   emit("ready", { pid: process.pid });
   const issue: Issue = async (id) => {
     await d.call(id);
   };
-  const result = await runLoad(issue, { ...config, targets: config.ids }, {
-    onWindowStart: () => emit("window-start"),
-    onWindowEnd: () => emit("window-end"),
-  });
+  const result = await runLoad(
+    issue,
+    { ...config, targets: config.ids },
+    {
+      onWindowStart: () => emit("window-start"),
+      onWindowEnd: () => emit("window-end"),
+    },
+  );
   // Close before reporting: for raw-iq the component's domain must be free when the parent starts the gateway.
   await d.close();
   emit("result", { result });

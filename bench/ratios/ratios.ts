@@ -76,7 +76,9 @@ async function measureGatewayPath(
   const delta = (t: string): number => (after[t] ?? 0) - (before[t] ?? 0);
   const others = Object.keys(after).filter((t) => t !== transport && delta(t) > 0);
   if (delta(transport) < result.load.completed || others.length > 0) {
-    const seen = Object.keys(after).map((t) => `${t}: ${delta(t)}`).join(", ");
+    const seen = Object.keys(after)
+      .map((t) => `${t}: ${delta(t)}`)
+      .join(", ");
     throw new Error(`${result.label}: expected every request on transport ${transport}; the gateway answered 2xx ${seen || "nothing"}`);
   }
   return result;

@@ -56,14 +56,19 @@ export function perRequest(cpuS: CpuSeconds, completed: number): CpuSeconds {
 }
 
 /** `path` against `baseline`. */
-export function compare<T extends { ratioAtLeast: number; p99DeltaAtMostMs?: number }>(baseline: PathResult, path: PathResult, targets: T): Comparison<T> {
+export function compare<T extends { ratioAtLeast: number; p99DeltaAtMostMs?: number }>(
+  baseline: PathResult,
+  path: PathResult,
+  targets: T,
+): Comparison<T> {
   const ratio = baseline.load.rate > 0 ? path.load.rate / baseline.load.rate : Number.NaN;
   const p99DeltaMs = path.load.latencyMs.p99 - baseline.load.latencyMs.p99;
   const meetsTargets = ratio >= targets.ratioAtLeast && (targets.p99DeltaAtMostMs === undefined || p99DeltaMs <= targets.p99DeltaAtMostMs);
   return { ratio, p99DeltaMs, targets, meetsTargets };
 }
 
-const fixed = (n: number | null | undefined, digits: number): string => (n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits));
+const fixed = (n: number | null | undefined, digits: number): string =>
+  n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
 
 const LABEL_WIDTH = 31;
 

@@ -92,7 +92,10 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let issued = 0;
   while (issued < config.requests) {
-    const due = config.rampMs <= 0 ? config.requests : Math.min(config.requests, Math.ceil(((performance.now() - t0) / config.rampMs) * config.requests));
+    const due =
+      config.rampMs <= 0
+        ? config.requests
+        : Math.min(config.requests, Math.ceil(((performance.now() - t0) / config.rampMs) * config.requests));
     for (; issued < due; issued++) {
       const id = config.ids[issued % config.ids.length] as string;
       const started = performance.now();

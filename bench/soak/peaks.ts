@@ -18,7 +18,10 @@ export class PeakSampler {
   private stopped: Promise<Peaks> | undefined;
   private readonly loop: Promise<void>;
 
-  constructor(private readonly probe: Probe, private readonly intervalMs: number) {
+  constructor(
+    private readonly probe: Probe,
+    private readonly intervalMs: number,
+  ) {
     this.loop = this.run();
   }
 

@@ -78,7 +78,10 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
   const rssBefore = mib(memoryOf(gatewayPid)?.rssBytes);
   // VmHWM is the exact peak, once reset for this phase; the sampled peak covers a kernel that refuses.
   const exactPeaks = resetPeakRss(gatewayPid) && (agentPid === undefined || resetPeakRss(agentPid));
-  const rss = new PeakSampler(() => ({ gateway: memoryOf(gatewayPid)?.rssBytes, agent: agentPid === undefined ? undefined : memoryOf(agentPid)?.rssBytes }), 100);
+  const rss = new PeakSampler(
+    () => ({ gateway: memoryOf(gatewayPid)?.rssBytes, agent: agentPid === undefined ? undefined : memoryOf(agentPid)?.rssBytes }),
+    100,
+  );
   // The gauge is set as each exchange starts and ends; a scrape reads it at that instant. Sampled, so the
   // peak is a lower bound, but the plateau lasts the whole hold time. The heap figures say where RSS went.
   // Once a second: with 10,000 connections open a scrape costs the gateway about 20 ms (prom-client's
@@ -88,7 +91,13 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
     return Object.fromEntries(Object.entries(SAMPLED).map(([key, name]) => [key, m[name]]));
   }, 1000);
   const overflowsBefore = listenOverflows();
-  const config: BurstConfig = { baseUrl: r.gw.url, ids: r.ids, requests: o.requests, rampMs: o.rampS * 1000, timeoutMs: r.deadlineMs + 30_000 };
+  const config: BurstConfig = {
+    baseUrl: r.gw.url,
+    ids: r.ids,
+    requests: o.requests,
+    rampMs: o.rampS * 1000,
+    timeoutMs: r.deadlineMs + 30_000,
+  };
   const load = WorkerProcess.start(`load ${transport}`, new URL("./burst-worker.ts", import.meta.url), config);
   r.teardown.add(`load ${transport}`, () => load.stop());
   let result: BurstResult;
@@ -107,9 +116,15 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
     await Promise.all([load.stop(), rss.stop(), scraped.stop()]);
   }
   const overflowsAfter = listenOverflows();
-  const [rssPeaks, scrapedPeaks, stats, countersAfter] = await Promise.all([rss.stop(), scraped.stop(), deviceStats(r.devices), scrapeMetrics(r.gw.url, COUNTERS)]);
+  const [rssPeaks, scrapedPeaks, stats, countersAfter] = await Promise.all([
+    rss.stop(),
+    scraped.stop(),
+    deviceStats(r.devices),
+    scrapeMetrics(r.gw.url, COUNTERS),
+  ]);
   const gatewayPeak = Math.max(rssPeaks.max.gateway ?? 0, exactPeaks ? (memoryOf(gatewayPid)?.peakRssBytes ?? 0) : 0);
-  const agentPeak = agentPid === undefined ? 0 : Math.max(rssPeaks.max.agent ?? 0, exactPeaks ? (memoryOf(agentPid)?.peakRssBytes ?? 0) : 0);
+  const agentPeak =
+    agentPid === undefined ? 0 : Math.max(rssPeaks.max.agent ?? 0, exactPeaks ? (memoryOf(agentPid)?.peakRssBytes ?? 0) : 0);
   const gatewayCounters: Record<string, number> = {};
   for (const name of COUNTERS) {
     const grew = (countersAfter[name] ?? 0) - (countersBefore[name] ?? 0);
@@ -129,7 +144,11 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
     },
     gatewayRssMiB: { before: rssBefore, peak: peakMiB, after: mib(memoryOf(gatewayPid)?.rssBytes) },
     agentPeakRssMiB: transport === "xmpp" ? mib(agentPeak) : null,
-    gatewayMemoryMiB: { heapUsed: mib(scrapedPeaks.max.heapUsed), heapTotal: mib(scrapedPeaks.max.heapTotal), external: mib(scrapedPeaks.max.external) },
+    gatewayMemoryMiB: {
+      heapUsed: mib(scrapedPeaks.max.heapUsed),
+      heapTotal: mib(scrapedPeaks.max.heapTotal),
+      external: mib(scrapedPeaks.max.external),
+    },
     scrapes: { samples: scrapedPeaks.samples, failed: scrapedPeaks.failures },
     listenOverflows: overflowsBefore === undefined || overflowsAfter === undefined ? null : overflowsAfter - overflowsBefore,
     cpuS,

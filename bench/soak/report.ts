@@ -68,7 +68,8 @@ export interface SoakReport {
   notes: string[];
 }
 
-const fixed = (n: number | null | undefined, digits: number): string => (n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits));
+const fixed = (n: number | null | undefined, digits: number): string =>
+  n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
 const LABEL = 28;
 
 function row(p: SoakPhaseResult): string {
@@ -93,7 +94,9 @@ export function formatSoakTable(r: SoakReport): string {
     `${s.requests} requests per phase over ${s.devices} devices (${s.maxInFlightPerDevice} each), held ${s.holdS} s by the device, ` +
       `issued over ${s.rampS} s; deadline ${s.deadlineMs / 1000} s; ${r.machine.cpus} cores, node ${r.machine.node}, open files ${r.machine.openFilesLimit ?? "?"}`,
     `setup: ${s.devices} accounts created in ${fixed(r.setup.usersCreatedMs / 1000, 2)} s` +
-      (r.setup.devicesOnlineMs === null ? "" : `, all devices online at the gateway ${fixed(r.setup.devicesOnlineMs / 1000, 2)} s after the agent started`),
+      (r.setup.devicesOnlineMs === null
+        ? ""
+        : `, all devices online at the gateway ${fixed(r.setup.devicesOnlineMs / 1000, 2)} s after the agent started`),
     "",
     `${"phase".padEnd(LABEL)}${"requests".padStart(8)}${"ok".padStart(7)}${"errors".padStart(7)}` +
       `${"in flight gw/dev/cli".padStart(23)}${"gw RSS MiB".padStart(16)}${"agent MiB".padStart(10)}${"elapsed".padStart(8)}${"p50 s".padStart(7)}${"max s".padStart(7)}`,
@@ -104,12 +107,19 @@ export function formatSoakTable(r: SoakReport): string {
       r.phases.map((p) => `${p.transport} ${p.meetsTargets ? "met" : "missed"}`).join(", "),
   ];
   for (const p of r.phases) {
-    const outcomes = Object.entries(p.burst.outcomes).sort(([, a], [, b]) => b - a).map(([o, n]) => `${o}: ${n}`).join(", ");
+    const outcomes = Object.entries(p.burst.outcomes)
+      .sort(([, a], [, b]) => b - a)
+      .map(([o, n]) => `${o}: ${n}`)
+      .join(", ");
     lines.push(`${p.label}: outcomes ${outcomes || "none"}; issued in ${fixed(p.burst.issueMs / 1000, 1)} s`);
     const pad = " ".repeat(p.label.length);
-    const spans = Object.entries(p.burst.failuresIssuedMs).map(([o, [a, b]]) => `${o} issued at ${fixed(a / 1000, 1)}-${fixed(b / 1000, 1)} s`);
+    const spans = Object.entries(p.burst.failuresIssuedMs).map(
+      ([o, [a, b]]) => `${o} issued at ${fixed(a / 1000, 1)}-${fixed(b / 1000, 1)} s`,
+    );
     if (spans.length > 0) lines.push(`${pad}  failures: ${spans.join(", ")}`);
-    const counters = Object.entries(p.gatewayCounters).map(([name, n]) => `${name} +${n}`).join(", ");
+    const counters = Object.entries(p.gatewayCounters)
+      .map(([name, n]) => `${name} +${n}`)
+      .join(", ");
     if (counters) lines.push(`${pad}  gateway counters: ${counters}`);
     const m = p.gatewayMemoryMiB;
     lines.push(

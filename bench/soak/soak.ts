@@ -68,7 +68,8 @@ function fileBudgetNotes(o: SoakArgs, limit: number | undefined): string[] {
     ["gateway", o.requests + (o.phases.includes("http") ? Math.min(share, PASS_THROUGH_SOCKETS_PER_ORIGIN) * o.devices : 0)],
   ];
   for (const [name, n] of needs) {
-    if (n + reserve > limit) notes.push(`${name} needs about ${n} open files (one per connection), over this machine's limit of ${limit}: expect EMFILE failures`);
+    if (n + reserve > limit)
+      notes.push(`${name} needs about ${n} open files (one per connection), over this machine's limit of ${limit}: expect EMFILE failures`);
   }
   return notes;
 }
@@ -130,13 +131,18 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
 
   progress("starting the gateway process");
   const adminToken = randomBytes(24).toString("hex");
-  const gw = await startGatewayProcess(stack, {
-    GATEWAY_ADMIN_TOKEN: adminToken,
-    GATEWAY_DEVICE_MAX_IN_FLIGHT: String(share),
-    GATEWAY_REQUEST_TIMEOUT_MS: String(deadlineMs),
-    GATEWAY_MAX_IN_FLIGHT: String(o.requests),
-    ...(args.gatewayNodeOptions ? { NODE_OPTIONS: args.gatewayNodeOptions } : {}),
-  }, undefined, { nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] });
+  const gw = await startGatewayProcess(
+    stack,
+    {
+      GATEWAY_ADMIN_TOKEN: adminToken,
+      GATEWAY_DEVICE_MAX_IN_FLIGHT: String(share),
+      GATEWAY_REQUEST_TIMEOUT_MS: String(deadlineMs),
+      GATEWAY_MAX_IN_FLIGHT: String(o.requests),
+      ...(args.gatewayNodeOptions ? { NODE_OPTIONS: args.gatewayNodeOptions } : {}),
+    },
+    undefined,
+    { nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] },
+  );
   teardown.add("gateway", () => gw.stop());
 
   // The XMPP path needs the agents; the pass-through alone reaches the device servers directly.
@@ -179,7 +185,8 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
     phases.push(await runPhase(running, phase, o));
   }
   if (args.gatewayNodeOptions) notes.push(`the gateway ran with NODE_OPTIONS=${args.gatewayNodeOptions}`);
-  if (args.cpuProfDir) notes.push(`the gateway process was CPU-profiled (written to ${args.cpuProfDir} when it exits): timings are not comparable`);
+  if (args.cpuProfDir)
+    notes.push(`the gateway process was CPU-profiled (written to ${args.cpuProfDir} when it exits): timings are not comparable`);
 
   return {
     startedAt,

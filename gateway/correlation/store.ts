@@ -39,7 +39,14 @@ export class CorrelationStore {
 
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
     const ttl = Math.max(1, ttlMs);
-    const ok = await this.putEntry(this.redis.keys.exchange(id), this.redis.keys.exchangesTo(entry.jid), JSON.stringify(entry), ttl, entry.deadline, id);
+    const ok = await this.putEntry(
+      this.redis.keys.exchange(id),
+      this.redis.keys.exchangesTo(entry.jid),
+      JSON.stringify(entry),
+      ttl,
+      entry.deadline,
+      id,
+    );
     // 96 random bits make a collision practically impossible; if one happens, refuse rather than share an id.
     if (ok !== 1) throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
   }

@@ -78,7 +78,10 @@ export class StreamRoutes {
   /** (stream key, park key, sender's parked bytes key, owner, ttl, overflow mark) → what was parked. */
   private readonly claimStream: (...args: Array<string | number>) => Promise<string[]>;
 
-  constructor(private readonly redis: RedisStore, private readonly limits: ParkLimits) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly limits: ParkLimits,
+  ) {
     this.routeChunk = redis.script<string | number>("routeChunk", 4, ROUTE);
     this.claimStream = redis.script<string[]>("claimStream", 3, CLAIM);
   }
@@ -87,7 +90,18 @@ export class StreamRoutes {
   async route(jid: string, streamId: string, payload: string): Promise<RouteResult> {
     const [streamKey, parkKey] = this.keys(jid, streamId);
     const { parkTtlMs, maxParked, maxParkedBytes } = this.limits;
-    const r = await this.routeChunk(streamKey, parkKey, this.redis.keys.exchangesTo(jid), this.parkedBytesKey(jid), payload, parkTtlMs, maxParked, Date.now(), maxParkedBytes, OVERFLOW);
+    const r = await this.routeChunk(
+      streamKey,
+      parkKey,
+      this.redis.keys.exchangesTo(jid),
+      this.parkedBytesKey(jid),
+      payload,
+      parkTtlMs,
+      maxParked,
+      Date.now(),
+      maxParkedBytes,
+      OVERFLOW,
+    );
     if (typeof r === "string") return { owner: r };
     if (r === 2) return { stranger: true };
     return r === 1 ? { parked: true } : { full: true };

@@ -5,8 +5,7 @@ import { storeError, type StoredOutcome } from "./stored-outcome.js";
 
 /** An asynchronous request as any instance can report it (`GET /requests/{id}`). */
 export type AsyncState =
-  | { state: "pending" | "queued"; deviceId: string; deadline: number }
-  | { state: "done"; deviceId: string; outcome: StoredOutcome };
+  { state: "pending" | "queued"; deviceId: string; deadline: number } | { state: "done"; deviceId: string; outcome: StoredOutcome };
 
 /**
  * `Prefer: respond-async` (RFC 7240 §4.1; README, "Asynchronous requests"): the client gets 202 and a Location at once; the
@@ -33,7 +32,10 @@ return 1`;
 export class AsyncRequests {
   private readonly markQueuedScript: (...args: Array<string | number>) => Promise<number>;
 
-  constructor(private readonly redis: RedisStore, private readonly resultTtlMs: number) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly resultTtlMs: number,
+  ) {
     this.markQueuedScript = redis.script<number>("markQueued", 1, MARK_QUEUED);
   }
 
@@ -59,7 +61,11 @@ export class AsyncRequests {
     const entry = JSON.parse(raw) as AsyncState;
     // A grace period, so that an exchange ending right at its deadline is not reported expired first.
     if (entry.state !== "done" && now > entry.deadline + EXPIRY_GRACE_MS) {
-      const expired: AsyncState = { state: "done", deviceId: entry.deviceId, outcome: storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not answer before the request expired" })) };
+      const expired: AsyncState = {
+        state: "done",
+        deviceId: entry.deviceId,
+        outcome: storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not answer before the request expired" })),
+      };
       await this.write(id, expired);
       return expired;
     }

@@ -23,7 +23,11 @@ export function captureReply(response: IncomingMessage, maxBytes: number): Promi
       resolve(outcome);
     };
     const lost = (why: string) =>
-      storeError(new GatewayError("GW_OUTCOME_UNKNOWN", { message: `the device answered the first request with this Idempotency-Key over HTTP, but its answer ${why}: it cannot be replayed` }));
+      storeError(
+        new GatewayError("GW_OUTCOME_UNKNOWN", {
+          message: `the device answered the first request with this Idempotency-Key over HTTP, but its answer ${why}: it cannot be replayed`,
+        }),
+      );
     response.on("data", (chunk: Buffer) => {
       if (overflow) return;
       size += chunk.length;
@@ -36,13 +40,15 @@ export function captureReply(response: IncomingMessage, maxBytes: number): Promi
     });
     response.once("end", () => {
       if (overflow) return finish(lost(`was over GATEWAY_MAX_REPLY_BYTES (${maxBytes})`));
-      finish(storeReply({
-        statusCode: response.statusCode ?? 502,
-        statusMessage: response.statusMessage ?? "",
-        // Hop-by-hop fields belong to the connection it came on (RFC 9110 §7.6.1), not to the answer.
-        headers: stripHopByHop(fromRawHeaders(response.rawHeaders)),
-        body: Buffer.concat(chunks, size),
-      }));
+      finish(
+        storeReply({
+          statusCode: response.statusCode ?? 502,
+          statusMessage: response.statusMessage ?? "",
+          // Hop-by-hop fields belong to the connection it came on (RFC 9110 §7.6.1), not to the answer.
+          headers: stripHopByHop(fromRawHeaders(response.rawHeaders)),
+          body: Buffer.concat(chunks, size),
+        }),
+      );
     });
     response.once("error", () => finish(lost("broke off")));
     response.once("aborted", () => finish(lost("broke off")));

@@ -102,7 +102,9 @@ export class Delivery {
     if (result.kind === "fallback") {
       call.onTransport("http");
       const target = proxyCall(call, timeoutMs);
-      const overHttp = await result.overHttp((observe) => this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, read.body));
+      const overHttp = await result.overHttp((observe) =>
+        this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, read.body),
+      );
       if (overHttp.kind === "replay") writeHeldAnswer(req.method, res, overHttp.reply, requestId);
       return { kind: "answered" };
     }
@@ -143,7 +145,13 @@ export class Delivery {
     }
     const { body } = await call.readBody();
     let observed: Promise<Answer | undefined> | undefined;
-    const answered = this.deps.slot.overHttp(route, req, res, { ...proxyCall(call, timeoutMs), observe: (response) => void (observed = observeAnswer(response)) }, body);
+    const answered = this.deps.slot.overHttp(
+      route,
+      req,
+      res,
+      { ...proxyCall(call, timeoutMs), observe: (response) => void (observed = observeAnswer(response)) },
+      body,
+    );
     // Asked for after the client's own exchange: both take one of the device's slots, and the queue is first
     // come first served, so with the device at its maxInFlight the copy waits for the client's answer, never
     // the client for the copy.

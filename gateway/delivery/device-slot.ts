@@ -34,7 +34,8 @@ export class DeviceSlot {
    * waiting for a slot leaves the queue; one sent is carried to its end).
    */
   overXmpp(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponseMessage> {
-    if (route.transport !== "xmpp") return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
+    if (route.transport !== "xmpp")
+      return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
     return this.withSlot(route, { timeoutMs, signal }, (remainingMs) =>
       this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: remainingMs }),
     );
@@ -46,7 +47,8 @@ export class DeviceSlot {
    */
   overHttp(route: DeviceRoute, req: IncomingMessage, res: ServerResponse, call: ProxyCall, body?: Buffer): Promise<void> {
     const httpTarget = route.httpTarget;
-    if (!httpTarget) return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
+    if (!httpTarget)
+      return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
     return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res) }, (remainingMs) =>
       this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body),
     );
@@ -56,7 +58,11 @@ export class DeviceSlot {
    * A promise chain rather than an async function: with thousands of requests held at once, every suspended
    * async frame on the way down is memory held per request.
    */
-  private withSlot<T>(route: DeviceRoute, wait: Parameters<DeviceQueue["acquire"]>[2], work: (remainingMs: number) => Promise<T>): Promise<T> {
+  private withSlot<T>(
+    route: DeviceRoute,
+    wait: Parameters<DeviceQueue["acquire"]>[2],
+    work: (remainingMs: number) => Promise<T>,
+  ): Promise<T> {
     return this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait).then(({ release, remainingMs }) => {
       try {
         return work(remainingMs).finally(release);

@@ -68,7 +68,8 @@ interface Entry {
 
 const UNKNOWN_OUTCOME = storeError(
   new GatewayError("GW_DEVICE_TIMEOUT", {
-    message: "the first request with this Idempotency-Key never recorded its outcome (its instance stopped, or the store was away): whether the device acted is unknown",
+    message:
+      "the first request with this Idempotency-Key never recorded its outcome (its instance stopped, or the store was away): whether the device acted is unknown",
   }),
 );
 
@@ -78,7 +79,10 @@ export class IdempotencyStore {
   /** (key, fingerprint, action, argument, ttl) → 1 changed, 0 not this request's running entry. */
   private readonly settleScript: (...args: Array<string | number>) => Promise<number>;
 
-  constructor(private readonly redis: RedisStore, private readonly ttlMs: number) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly ttlMs: number,
+  ) {
     this.beginScript = redis.script<string>("idempotencyBegin", 1, BEGIN);
     this.settleScript = redis.script<number>("idempotencySettle", 1, SETTLE);
   }
@@ -91,7 +95,13 @@ export class IdempotencyStore {
   /** Claims the key for a request that ends by `deadline` (epoch ms), or answers what the key holds. */
   async begin(deviceId: string, key: string, fingerprint: string, deadline: number, now = Date.now()): Promise<IdempotencyBegin> {
     const running: Entry = { state: "running", fingerprint, deadline };
-    const raw = await this.beginScript(this.key(deviceId, key), JSON.stringify(running), this.ttlMs, now - RUNNING_GRACE_MS, JSON.stringify(UNKNOWN_OUTCOME));
+    const raw = await this.beginScript(
+      this.key(deviceId, key),
+      JSON.stringify(running),
+      this.ttlMs,
+      now - RUNNING_GRACE_MS,
+      JSON.stringify(UNKNOWN_OUTCOME),
+    );
     if (raw === "new") return { state: "new" };
     const entry = JSON.parse(raw) as Entry;
     if (entry.fingerprint !== fingerprint) throw new GatewayError("GW_IDEMPOTENCY_MISMATCH");

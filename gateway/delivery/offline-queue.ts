@@ -18,12 +18,22 @@ export function toQueued(id: string, deviceId: string, deadline: number, msg: Ht
     deviceId,
     deadline,
     ...(idempotencyKey ? { idempotencyKey } : {}),
-    message: { method: msg.method, resource: msg.resource, headers: msg.headers.map(([n, v]) => [n, v]), body: msg.body.toString("base64") },
+    message: {
+      method: msg.method,
+      resource: msg.resource,
+      headers: msg.headers.map(([n, v]) => [n, v]),
+      body: msg.body.toString("base64"),
+    },
   };
 }
 
 export function messageOf(q: QueuedRequest): HttpRequestMessage {
-  return { method: q.message.method, resource: q.message.resource, headers: q.message.headers, body: Buffer.from(q.message.body, "base64") };
+  return {
+    method: q.message.method,
+    resource: q.message.resource,
+    headers: q.message.headers,
+    body: Buffer.from(q.message.body, "base64"),
+  };
 }
 
 /**
@@ -114,7 +124,12 @@ export class OfflineQueue {
   private readonly dequeueScript: (...args: Array<string | number>) => Promise<string | null>;
   private readonly requeueScript: (...args: Array<string | number>) => Promise<number>;
 
-  constructor(private readonly redis: RedisStore, logger: Logger, private readonly limits: QueueLimits, private readonly lockMs = 60_000) {
+  constructor(
+    private readonly redis: RedisStore,
+    logger: Logger,
+    private readonly limits: QueueLimits,
+    private readonly lockMs = 60_000,
+  ) {
     this.log = logger.child({ component: "offline-queue" });
     this.enqueueScript = redis.script<number>("enqueueOffline", 4, ENQUEUE);
     this.dequeueScript = redis.script<string | null>("dequeueOffline", 4, DEQUEUE);
@@ -126,10 +141,23 @@ export class OfflineQueue {
     const entry = JSON.stringify(item);
     const { maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes } = this.limits;
     const member = `${item.id}:${Buffer.byteLength(entry)}`;
-    const r = await this.enqueueScript(...this.keys(jid), entry, item.deadline, now, member, maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes);
+    const r = await this.enqueueScript(
+      ...this.keys(jid),
+      entry,
+      item.deadline,
+      now,
+      member,
+      maxPerDevice,
+      maxBytesPerDevice,
+      maxTotal,
+      maxTotalBytes,
+    );
     if (r === 0) return;
     const bound = BOUNDS[r - 1] ?? "room";
-    this.log.warn({ event: "queue-full", id: item.id, deviceId: item.deviceId, bound }, "asynchronous request not queued: offline queue full");
+    this.log.warn(
+      { event: "queue-full", id: item.id, deviceId: item.deviceId, bound },
+      "asynchronous request not queued: offline queue full",
+    );
     throw new GatewayError("GW_DEVICE_OFFLINE", { message: `device is not connected, and the offline queue has no more room (${bound})` });
   }
 
@@ -138,7 +166,11 @@ export class OfflineQueue {
    * delivery that answers "stop" (the instance is shutting down) puts its item back at the head of the
    * queue, in its place, and ends the drain: the device's next announcement lets another instance go on.
    */
-  async drain(jid: string, deliver: (item: QueuedRequest) => Promise<void | "stop">, expire: (item: QueuedRequest) => Promise<void>): Promise<void> {
+  async drain(
+    jid: string,
+    deliver: (item: QueuedRequest) => Promise<void | "stop">,
+    expire: (item: QueuedRequest) => Promise<void>,
+  ): Promise<void> {
     const keys = this.keys(jid);
     const lock = this.redis.keys.offlineQueueDrain(jid);
     const owner = `${process.pid}-${Date.now()}`;

@@ -72,7 +72,9 @@ interface KeyedRequest {
 function passThroughFailure(err: unknown): GatewayError {
   const failure = isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err });
   if (failure.code !== "GW_SHUTTING_DOWN") return failure;
-  return new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down during the HTTP pass-through: whether the device acted is unknown" });
+  return new GatewayError("GW_OUTCOME_UNKNOWN", {
+    message: "the gateway instance shut down during the HTTP pass-through: whether the device acted is unknown",
+  });
 }
 
 export type PipelineResult =
@@ -211,7 +213,12 @@ export class DevicePipeline {
       // Over the device's route as it is now (it may have changed while the request waited).
       async (item) => this.completeQueued(item, await this.deps.resolve(item.deviceId)),
       // With its message: an expired request with an Idempotency-Key settles its key too.
-      async (item) => this.finishAsync(item, storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not come online before the request expired" })), item.deadline),
+      async (item) =>
+        this.finishAsync(
+          item,
+          storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not come online before the request expired" })),
+          item.deadline,
+        ),
     );
   }
 
@@ -230,7 +237,8 @@ export class DevicePipeline {
       this.run(route, message, timeoutMs)
         .then(async (outcome) => {
           // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
-          if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE") return this.enqueue(id, route, message, idem, settle, deadline);
+          if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE")
+            return this.enqueue(id, route, message, idem, settle, deadline);
           await this.finishAccepted(id, route.deviceId, outcome, settle, deadline);
         })
         .finally(() => held?.release()),
@@ -238,7 +246,13 @@ export class DevicePipeline {
     return { kind: "accepted", id, state: "pending" };
   }
 
-  private async finishAccepted(id: string, deviceId: string, outcome: StoredOutcome, settle: (outcome: StoredOutcome) => Promise<void>, deadline: number): Promise<void> {
+  private async finishAccepted(
+    id: string,
+    deviceId: string,
+    outcome: StoredOutcome,
+    settle: (outcome: StoredOutcome) => Promise<void>,
+    deadline: number,
+  ): Promise<void> {
     await settle(outcome);
     await this.storeResult(id, deviceId, outcome, deadline);
   }
@@ -256,7 +270,9 @@ export class DevicePipeline {
       // With DEFAULT_TRANSPORT=xmpp any id has a route: a made-up one would wait in the queue until its TTL,
       // for a device that will never drain it. Only registered devices, or devices seen lately, get a queue.
       if (!(await this.deps.isRegistered(route.deviceId)) && !(await this.deps.presence.everSeen(route.jid))) {
-        const notQueued = new GatewayError("GW_DEVICE_OFFLINE", { message: "device is not connected, and is neither registered nor seen lately: the request was not queued" });
+        const notQueued = new GatewayError("GW_DEVICE_OFFLINE", {
+          message: "device is not connected, and is neither registered nor seen lately: the request was not queued",
+        });
         return await this.finishAccepted(id, route.deviceId, storeError(notQueued), settle, deadline);
       }
       // The key now runs until the queue's deadline and the delivery after it, not the first attempt's.
@@ -265,7 +281,8 @@ export class DevicePipeline {
         await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, idem?.key));
       } catch (err) {
         // No room in the queue: the request ends as offline, its key freed (the device was not reached).
-        if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE") return await this.finishAccepted(id, route.deviceId, storeError(err), settle, queuedUntil);
+        if (isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE")
+          return await this.finishAccepted(id, route.deviceId, storeError(err), settle, queuedUntil);
         throw err;
       }
       // Marked after it is queued, so a refused request never reads "queued"; not over a result already
@@ -290,7 +307,12 @@ export class DevicePipeline {
   private async finishAsync(item: QueuedRequest, outcome: StoredOutcome, deadline: number): Promise<void> {
     const message = messageOf(item);
     const idem = item.idempotencyKey
-      ? { deviceId: item.deviceId, key: item.idempotencyKey, fingerprint: IdempotencyStore.fingerprint(message), requestId: requestIdOf(message) }
+      ? {
+          deviceId: item.deviceId,
+          key: item.idempotencyKey,
+          fingerprint: IdempotencyStore.fingerprint(message),
+          requestId: requestIdOf(message),
+        }
       : undefined;
     await this.settleIdempotency(idem, outcome, deadline);
     await this.storeResult(item.id, item.deviceId, outcome, deadline);
@@ -298,7 +320,9 @@ export class DevicePipeline {
 
   /** An asynchronous request's outcome, written again while Redis is away (until `deadline` + grace). */
   private async storeResult(id: string, deviceId: string, outcome: StoredOutcome, deadline: number): Promise<void> {
-    await retryWhileStoreAway(() => this.deps.asyncRequests.complete(id, deviceId, outcome), deadline + RUNNING_GRACE_MS).catch((err: unknown) => this.lost(id, err));
+    await retryWhileStoreAway(() => this.deps.asyncRequests.complete(id, deviceId, outcome), deadline + RUNNING_GRACE_MS).catch(
+      (err: unknown) => this.lost(id, err),
+    );
   }
 
   /** Runs a delivery to its end and says how it ended; never throws. */
@@ -327,10 +351,17 @@ export class DevicePipeline {
     try {
       await write();
     } catch (err) {
-      this.log.warn({ event: "idempotency-not-recorded", ...fields, err: (err as Error).message }, "idempotency outcome not recorded yet; retrying");
+      this.log.warn(
+        { event: "idempotency-not-recorded", ...fields, err: (err as Error).message },
+        "idempotency outcome not recorded yet; retrying",
+      );
       void retryWhileStoreAway(write, deadline + RUNNING_GRACE_MS).then(
         () => this.log.info({ event: "idempotency-recorded-late", ...fields }, "idempotency outcome recorded after a retry"),
-        (late: unknown) => this.log.warn({ event: "idempotency-not-recorded", ...fields, final: true, err: (late as Error).message }, "idempotency outcome not recorded: retries of this key will answer 504 (outcome unknown)"),
+        (late: unknown) =>
+          this.log.warn(
+            { event: "idempotency-not-recorded", ...fields, final: true, err: (late as Error).message },
+            "idempotency outcome not recorded: retries of this key will answer 504 (outcome unknown)",
+          ),
       );
     }
   }

@@ -31,7 +31,11 @@ function pick(get: (name: string) => string | undefined): Record<string, string>
 }
 
 export function answerOfReply(reply: HttpResponseMessage): Answer {
-  const get = (name: string) => reply.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v).join(", ") || undefined;
+  const get = (name: string) =>
+    reply.headers
+      .filter(([n]) => n.toLowerCase() === name)
+      .map(([, v]) => v)
+      .join(", ") || undefined;
   return { status: reply.statusCode, bodySha256: createHash("sha256").update(reply.body).digest("hex"), headers: pick(get) };
 }
 
@@ -80,7 +84,11 @@ export function differences(http: Answer, xmpp: Side): string[] {
 export class ShadowComparisons {
   private readonly log: Logger;
 
-  constructor(private readonly redis: RedisStore, private readonly metrics: Metrics, logger: Logger) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly metrics: Metrics,
+    logger: Logger,
+  ) {
     this.log = logger.child({ component: "shadow" });
   }
 

@@ -7,7 +7,11 @@ import { isGatewayError } from "../errors.js";
  * result) should not be dropped because Redis was restarting at that moment. Other failures, and the last
  * one, are thrown.
  */
-export async function retryWhileStoreAway(write: () => Promise<void>, until: number, backoff = new Backoff({ initialMs: 100, maxMs: 2000 })): Promise<void> {
+export async function retryWhileStoreAway(
+  write: () => Promise<void>,
+  until: number,
+  backoff = new Backoff({ initialMs: 100, maxMs: 2000 }),
+): Promise<void> {
   for (;;) {
     try {
       await write();

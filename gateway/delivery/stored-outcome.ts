@@ -20,15 +20,30 @@ export function storeReply(reply: HttpResponseMessage): StoredOutcome {
 }
 
 export function storeError(err: GatewayError): StoredOutcome {
-  return { kind: "error", code: err.code, status: err.status, message: err.message, ...(err.retryAfterS === undefined ? {} : { retryAfterS: err.retryAfterS }) };
+  return {
+    kind: "error",
+    code: err.code,
+    status: err.status,
+    message: err.message,
+    ...(err.retryAfterS === undefined ? {} : { retryAfterS: err.retryAfterS }),
+  };
 }
 
 export function replyOf(outcome: Extract<StoredOutcome, { kind: "reply" }>): HttpResponseMessage {
-  return { statusCode: outcome.statusCode, statusMessage: outcome.statusMessage ?? "", headers: outcome.headers, body: Buffer.from(outcome.body, "base64") };
+  return {
+    statusCode: outcome.statusCode,
+    statusMessage: outcome.statusMessage ?? "",
+    headers: outcome.headers,
+    body: Buffer.from(outcome.body, "base64"),
+  };
 }
 
 export function errorOf(outcome: Extract<StoredOutcome, { kind: "error" }>): GatewayError {
-  return new GatewayError(outcome.code, { status: outcome.status, message: outcome.message, ...(outcome.retryAfterS === undefined ? {} : { retryAfterS: outcome.retryAfterS }) });
+  return new GatewayError(outcome.code, {
+    status: outcome.status,
+    message: outcome.message,
+    ...(outcome.retryAfterS === undefined ? {} : { retryAfterS: outcome.retryAfterS }),
+  });
 }
 
 /**

@@ -70,7 +70,10 @@ const HTTP_DEFAULT_PORT = 80;
 export class DeviceAddressing {
   private readonly hostSuffix: string | undefined;
 
-  constructor(opts: AddressingOptions, private readonly deps: { registry: LegacyAddressIndex }) {
+  constructor(
+    opts: AddressingOptions,
+    private readonly deps: { registry: LegacyAddressIndex },
+  ) {
     const suffix = opts.hostSuffix?.toLowerCase().replace(/\.$/, "");
     if (suffix !== undefined && !isHostName(suffix)) throw new Error(`host suffix ${JSON.stringify(opts.hostSuffix)} is not a DNS name`);
     this.hostSuffix = suffix;
@@ -112,7 +115,9 @@ export class DeviceAddressing {
       // by their plain `host:port` (legacy clients call http://), and the gateway cannot speak TLS as the
       // device, nor reach anything else. One answer for every non-device target, decided before any
       // lookup, also tells a client probing for an open proxy nothing about what is registered.
-      throw new GatewayError("GW_NOT_A_DEVICE", { message: `${show(`${scheme.toLowerCase()}://`)} targets are not carried: devices are reached by their legacy http:// address only, and the gateway is not an open proxy` });
+      throw new GatewayError("GW_NOT_A_DEVICE", {
+        message: `${show(`${scheme.toLowerCase()}://`)} targets are not carried: devices are reached by their legacy http:// address only, and the gateway is not an open proxy`,
+      });
     }
     if (authority.includes("@")) {
       // RFC 9110 §4.2.4: user info in an http URI is deprecated and to be treated as an error.
@@ -140,7 +145,9 @@ export class DeviceAddressing {
     const legacyAddress = normalizeLegacyAddress(`${host}:${port}`);
     const owner = legacyAddress === undefined ? undefined : await this.deps.registry.findByLegacyAddress(legacyAddress);
     if (!owner) {
-      throw new GatewayError("GW_NOT_A_DEVICE", { message: `${show(`http://${host}:${port}`)} is not a registered device's address, and the gateway is not an open proxy` });
+      throw new GatewayError("GW_NOT_A_DEVICE", {
+        message: `${show(`http://${host}:${port}`)} is not a registered device's address, and the gateway is not an open proxy`,
+      });
     }
     // An entry written before ids were canonical may still spell its id with capitals.
     return { deviceId: canonicalOrAsGiven(owner.id), resource, mode: "proxy" };
@@ -154,7 +161,9 @@ export class DeviceAddressing {
     const label = name.slice(0, name.length - this.hostSuffix.length - 1);
     const deviceId = canonicalDeviceId(label);
     if (deviceId === undefined) {
-      throw new GatewayError("GW_BAD_DEVICE_ID", { message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: ${DEVICE_ID_RULE}` });
+      throw new GatewayError("GW_BAD_DEVICE_ID", {
+        message: `host ${show(name)} is under ${this.hostSuffix}, but ${show(label)} is not a device id: ${DEVICE_ID_RULE}`,
+      });
     }
     return deviceId;
   }
@@ -165,7 +174,9 @@ export class DeviceAddressing {
  * server's `connect` event, not to the app: see connect.ts; this covers an app reached some other way.)
  */
 export function connectRefused(): GatewayError {
-  return new GatewayError("GW_METHOD_NOT_ALLOWED", { message: "CONNECT is refused: the gateway is not an open proxy, it carries HTTP requests to registered devices only" });
+  return new GatewayError("GW_METHOD_NOT_ALLOWED", {
+    message: "CONNECT is refused: the gateway is not an open proxy, it carries HTTP requests to registered devices only",
+  });
 }
 
 /** The `/devices` prefix the path route served: `/devices`, `/devices/…` and `/devices?…` (the last two refused by parseDevicePath when malformed). */

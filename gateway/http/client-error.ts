@@ -27,7 +27,10 @@ export function clientErrorOf(err: NodeJS.ErrnoException): GatewayError {
  * the app (its body broke off or came too slowly), the error goes out as that request's response if it has
  * not started, else the connection is only closed.
  */
-export function answerClientError(connections: ConnectionTracker, logger?: Pick<Logger, "info">): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+export function answerClientError(
+  connections: ConnectionTracker,
+  logger?: Pick<Logger, "info">,
+): (err: NodeJS.ErrnoException, socket: Duplex) => void {
   return (err, socket) => {
     if (err.code === "ECONNRESET" || !socket.writable) {
       socket.destroy();
@@ -63,6 +66,9 @@ export function answerUnroutable(logger?: Pick<Logger, "info">): (req: IncomingM
     const err = new GatewayError("GW_BAD_REQUEST", { message: "the request target cannot be read as a path or an absolute URI" });
     writeErrorResponse(res, err);
     const target = req.url ?? "";
-    logger?.info({ method: req.method, target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code }, "request");
+    logger?.info(
+      { method: req.method, target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code },
+      "request",
+    );
   };
 }

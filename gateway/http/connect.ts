@@ -20,7 +20,13 @@ export function answerConnect(logger?: Pick<Logger, "info">): (req: IncomingMess
     writeRawError(socket, err, requestId, { Allow: DEVICE_METHODS });
     const target = req.url ?? "";
     logger?.info(
-      { requestId, method: "CONNECT", target: target.length > 200 ? `${target.slice(0, 200)}…` : target, status: err.status, code: err.code },
+      {
+        requestId,
+        method: "CONNECT",
+        target: target.length > 200 ? `${target.slice(0, 200)}…` : target,
+        status: err.status,
+        code: err.code,
+      },
       "request",
     );
   };

@@ -16,6 +16,9 @@ export function parseDevicePath(rawUrl: string): DeviceAddress {
   if (!match) throw new GatewayError("GW_BAD_DEVICE_ID");
   const [, id = "", rest = "/", query = ""] = match;
   const deviceId = canonicalDeviceId(id);
-  if (deviceId === undefined) throw new GatewayError("GW_BAD_DEVICE_ID", { message: `device id ${JSON.stringify(id.slice(0, 80))} is not allowed: ${DEVICE_ID_RULE}` });
+  if (deviceId === undefined)
+    throw new GatewayError("GW_BAD_DEVICE_ID", {
+      message: `device id ${JSON.stringify(id.slice(0, 80))} is not allowed: ${DEVICE_ID_RULE}`,
+    });
   return { deviceId, resource: rest + query };
 }

@@ -19,7 +19,9 @@ export function requestIdOf(headers: IncomingHttpHeaders | undefined): string {
  */
 export function writeRawError(socket: Duplex, err: GatewayError, requestId: string, extraHeaders: Record<string, string> = {}): void {
   const body = JSON.stringify(errorBody(err, requestId));
-  const extra = Object.entries(extraHeaders).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  const extra = Object.entries(extraHeaders)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
   socket.on("error", () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ""}\r\n` +

@@ -43,7 +43,11 @@ export class HttpServer implements Lifecycle {
   private readonly connections = new ConnectionTracker();
   private readonly lingering: Lingering;
 
-  constructor(private readonly app: Express, private readonly opts: HttpServerOptions, private readonly logger?: Logger) {
+  constructor(
+    private readonly app: Express,
+    private readonly opts: HttpServerOptions,
+    private readonly logger?: Logger,
+  ) {
     this.lingering = new Lingering({ totalMs: opts.lingerMs ?? DEFAULT_LINGER_MS, idleMs: opts.lingerIdleMs ?? DEFAULT_LINGER_IDLE_MS });
   }
 
@@ -81,7 +85,9 @@ export class HttpServer implements Lifecycle {
       },
     );
     // Node answers an Expect other than 100-continue with a bare 417; this one is the JSON error.
-    server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => writeErrorResponse(res, new GatewayError("GW_EXPECTATION_FAILED")));
+    server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) =>
+      writeErrorResponse(res, new GatewayError("GW_EXPECTATION_FAILED")),
+    );
     // Node keeps the first 2000 header fields and silently drops the rest; the app refuses floods itself
     // (GATEWAY_MAX_HEADERS, 431) rather than pass a cut list on to a device. The head stays bounded by
     // Node's 16 KiB in any case.

@@ -8,7 +8,10 @@
 export class ByteBudget {
   private heldBytes = 0;
 
-  constructor(readonly max: number, private readonly hooks: { onRefused?: () => void } = {}) {}
+  constructor(
+    readonly max: number,
+    private readonly hooks: { onRefused?: () => void } = {},
+  ) {}
 
   /** Bytes reserved now, by every open reservation. */
   get held(): number {

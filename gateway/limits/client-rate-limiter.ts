@@ -38,7 +38,10 @@ export class ClientRateLimiter {
   private readonly intervalUs: number;
   private readonly toleranceUs: number;
 
-  constructor(private readonly redis: RedisStore, rate: ClientRate) {
+  constructor(
+    private readonly redis: RedisStore,
+    rate: ClientRate,
+  ) {
     this.gcra = redis.script<[number, number]>("clientRate", 1, GCRA);
     this.intervalUs = Math.max(1, Math.round(1e6 / rate.ratePerS));
     this.toleranceUs = this.intervalUs * (Math.max(1, rate.burst) - 1);

@@ -48,7 +48,10 @@ export class DeviceLimiter {
   private readonly releaseSlot: (...args: Array<string | number>) => Promise<number>;
   private slots = 0;
 
-  constructor(private readonly redis: RedisStore, private readonly slot: { instanceId: string; retryAfterS: number }) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly slot: { instanceId: string; retryAfterS: number },
+  ) {
     this.acquireSlot = redis.script<[number, number]>("acquireSlot", 1, ACQUIRE);
     this.releaseSlot = redis.script<number>("releaseSlot", 1, RELEASE);
   }

@@ -139,7 +139,17 @@ export class DeviceQueue {
   private line(deviceId: string, maxInFlight: number): Line {
     let line = this.lines.get(deviceId);
     if (!line) {
-      line = { deviceId, maxInFlight, waiters: [], trying: 0, wakes: 0, pumping: false, again: false, retry: undefined, notices: undefined };
+      line = {
+        deviceId,
+        maxInFlight,
+        waiters: [],
+        trying: 0,
+        wakes: 0,
+        pumping: false,
+        again: false,
+        retry: undefined,
+        notices: undefined,
+      };
       this.lines.set(deviceId, line);
     }
     line.maxInFlight = maxInFlight; // the registry's latest word
@@ -224,10 +234,12 @@ export class DeviceQueue {
       if (batch.length === 0) return;
       const attempts = await Promise.all(
         batch.map((w) =>
-          this.deps.limiter.tryAcquire(line.deviceId, line.maxInFlight, Math.max(1, w.deadline - Date.now()), () => this.wake(line.deviceId)).then(
-            (attempt) => ({ attempt }),
-            (err: unknown) => ({ err: err as Error }),
-          ),
+          this.deps.limiter
+            .tryAcquire(line.deviceId, line.maxInFlight, Math.max(1, w.deadline - Date.now()), () => this.wake(line.deviceId))
+            .then(
+              (attempt) => ({ attempt }),
+              (err: unknown) => ({ err: err as Error }),
+            ),
         ),
       );
       let full: number | undefined;
@@ -284,7 +296,9 @@ export class DeviceQueue {
  * (stored-outcome.ts), so a retry may go to the device.
  */
 function queueTimeout(line: Line, timeoutMs: number): GatewayError {
-  return new GatewayError("GW_DEVICE_QUEUE_TIMEOUT", { message: `no slot of the device's ${line.maxInFlight} came free within ${timeoutMs} ms; the device was not reached` });
+  return new GatewayError("GW_DEVICE_QUEUE_TIMEOUT", {
+    message: `no slot of the device's ${line.maxInFlight} came free within ${timeoutMs} ms; the device was not reached`,
+  });
 }
 
 /** The client hung up while its request waited: nobody reads the answer, and the device was not reached. */

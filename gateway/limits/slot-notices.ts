@@ -21,7 +21,11 @@ export class SlotNotices implements Lifecycle, SlotFreedNotices {
   private readonly subscriber: RedisSubscriber;
   private readonly wakers = new Set<() => void>();
 
-  constructor(redis: RedisStore, private readonly instanceId: string, logger: Logger) {
+  constructor(
+    redis: RedisStore,
+    private readonly instanceId: string,
+    logger: Logger,
+  ) {
     // Whatever was freed while the connection was down is found by the waiters' attempt once subscribed.
     this.subscriber = redis.subscriber(logger.child({ component: "slot-notices" }), () => {
       for (const wake of this.wakers) wake();

@@ -30,10 +30,17 @@ export function headersForDevice(rawHeaders: string[], requestId: string): Array
 }
 
 /** The device's view of a client request read whole (over XMPP, or for an Idempotency-Key's fingerprint). */
-export function toDeviceRequest(req: { method: string; rawHeaders: string[] }, resource: string, body: Buffer, requestId: string): HttpRequestMessage {
+export function toDeviceRequest(
+  req: { method: string; rawHeaders: string[] },
+  resource: string,
+  body: Buffer,
+  requestId: string,
+): HttpRequestMessage {
   const method = req.method.toUpperCase();
   if (!isHttpMethod(method)) {
-    throw new GatewayError("GW_METHOD_NOT_ALLOWED", { message: `method ${method} is not carried to devices (XEP-0332 carries ${"OPTIONS GET HEAD POST PUT DELETE TRACE PATCH"})` });
+    throw new GatewayError("GW_METHOD_NOT_ALLOWED", {
+      message: `method ${method} is not carried to devices (XEP-0332 carries ${"OPTIONS GET HEAD POST PUT DELETE TRACE PATCH"})`,
+    });
   }
   return { method, resource, headers: headersForDevice(req.rawHeaders, requestId), body };
 }
@@ -100,7 +107,11 @@ export function writeAnswerHead(res: ServerResponse, head: AnswerHead, requestId
 export function streamedHead(proxyRes: IncomingMessage): AnswerHead {
   const statusCode = proxyRes.statusCode ?? 502;
   const chunked = proxyRes.headers["transfer-encoding"] !== undefined;
-  return { statusCode, statusMessage: proxyRes.statusMessage ?? "", headers: answerHeaders(fromRawHeaders(proxyRes.rawHeaders), { kind: "streamed", chunked }, statusCode) };
+  return {
+    statusCode,
+    statusMessage: proxyRes.statusMessage ?? "",
+    headers: answerHeaders(fromRawHeaders(proxyRes.rawHeaders), { kind: "streamed", chunked }, statusCode),
+  };
 }
 
 /** Writes an answer held whole (over XMPP, replayed for an Idempotency-Key, kept for GET /requests/{id}): byte-exact. */

@@ -65,21 +65,36 @@ export class LegacyAddressRecorder {
   /** Never throws: every failure is an outcome. */
   async record(jid: string, announced: string): Promise<LegacyAddressOutcome> {
     const legacyAddress = normalizeLegacyAddress(announced);
-    if (legacyAddress === undefined) return { result: "ignored", jid, legacyAddress: announced, reason: "not host:port (IPv4, [IPv6] or a host name; port 1-65535)" };
+    if (legacyAddress === undefined)
+      return { result: "ignored", jid, legacyAddress: announced, reason: "not host:port (IPv4, [IPv6] or a host name; port 1-65535)" };
     const deviceId = this.template.deviceIdOf(jid);
     if (deviceId === undefined) {
-      return { result: "ignored", jid, legacyAddress, reason: "not a DEVICE_JID_TEMPLATE JID: set this device's legacyAddress through the admin API" };
+      return {
+        result: "ignored",
+        jid,
+        legacyAddress,
+        reason: "not a DEVICE_JID_TEMPLATE JID: set this device's legacyAddress through the admin API",
+      };
     }
     const base = { jid, legacyAddress, deviceId };
     try {
       const entry = await this.deps.registry.get(deviceId);
-      if (entry === undefined) return { ...base, result: "ignored", reason: "no registry entry: an agent cannot register itself (register the device, with acceptAnnouncedAddress)" };
+      if (entry === undefined)
+        return {
+          ...base,
+          result: "ignored",
+          reason: "no registry entry: an agent cannot register itself (register the device, with acceptAnnouncedAddress)",
+        };
       if (entry.transport !== "xmpp") return { ...base, result: "ignored", reason: `the entry's transport is ${entry.transport}` };
       const entryJid = entry.jid ?? this.template.jidFor(deviceId);
       if (!sameJid(entryJid, jid)) return { ...base, result: "ignored", reason: `the entry's JID is ${entryJid}` };
       if (entry.legacyAddress === legacyAddress) return { ...base, result: "unchanged" };
       if (entry.acceptAnnouncedAddress !== true) {
-        return { ...base, result: "ignored", reason: `the entry does not take announced addresses (acceptAnnouncedAddress); its legacyAddress is ${entry.legacyAddress ?? "unset"}` };
+        return {
+          ...base,
+          result: "ignored",
+          reason: `the entry does not take announced addresses (acceptAnnouncedAddress); its legacyAddress is ${entry.legacyAddress ?? "unset"}`,
+        };
       }
       await this.deps.registry.upsert({ ...entry, legacyAddress });
       return { ...base, result: "recorded" };

@@ -16,25 +16,41 @@ if score and tonumber(score) > tonumber(ARGV[2]) then return 1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return -1`;
 
-
 export class PresenceStore {
   /** (online key, offline key, jid, now) → 1 online, 0 offline, -1 unknown. */
   private readonly presenceState: (...args: Array<string | number>) => Promise<number>;
   private readonly onlineKey: string;
 
-  constructor(private readonly redis: RedisStore, private readonly ttl: { onlineTtlMs: number; offlineTtlMs: number }) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly ttl: { onlineTtlMs: number; offlineTtlMs: number },
+  ) {
     this.presenceState = redis.script<number>("presenceState", 2, STATE);
     this.onlineKey = redis.keys.online();
   }
 
   async available(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
-    await this.redis.run((c) => c.multi().zadd(this.onlineKey, now + this.ttl.onlineTtlMs, j).del(this.offlineKey(j)).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
+    await this.redis.run((c) =>
+      c
+        .multi()
+        .zadd(this.onlineKey, now + this.ttl.onlineTtlMs, j)
+        .del(this.offlineKey(j))
+        .set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs)
+        .exec(),
+    );
   }
 
   async unavailable(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
-    await this.redis.run((c) => c.multi().zrem(this.onlineKey, j).set(this.offlineKey(j), String(now), "PX", this.ttl.offlineTtlMs).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
+    await this.redis.run((c) =>
+      c
+        .multi()
+        .zrem(this.onlineKey, j)
+        .set(this.offlineKey(j), String(now), "PX", this.ttl.offlineTtlMs)
+        .set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs)
+        .exec(),
+    );
   }
 
   /**

@@ -49,11 +49,16 @@ export class PresenceTracker {
       if (announced !== undefined && this.recorder) {
         this.recorder.record(from, announced).then(
           (outcome) => this.recorded(outcome),
-          (err: unknown) => this.log.warn({ event: "legacy-address-failed", jid: from, err: (err as Error).message }, "legacy address not recorded"),
+          (err: unknown) =>
+            this.log.warn({ event: "legacy-address-failed", jid: from, err: (err as Error).message }, "legacy address not recorded"),
         );
       }
     } else if (type === "unavailable") {
-      this.store.unavailable(from).catch((err: unknown) => this.log.warn({ event: "presence-not-stored", jid: from, err: (err as Error).message }, "presence not stored"));
+      this.store
+        .unavailable(from)
+        .catch((err: unknown) =>
+          this.log.warn({ event: "presence-not-stored", jid: from, err: (err as Error).message }, "presence not stored"),
+        );
     }
   }
 

@@ -140,7 +140,8 @@ export class Exchange {
     });
     proxyReq.once("close", () => {
       // A retried attempt's close is not the end: the next attempt is under way.
-      if (this.proxyRes === undefined && proxyReq === this.current) this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
+      if (this.proxyRes === undefined && proxyReq === this.current)
+        this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
     });
   }
 
@@ -211,7 +212,11 @@ export class Exchange {
       this.bodyTimer?.refresh();
       return;
     }
-    this.fail("GW_UPSTREAM_TIMEOUT", undefined, `device HTTP server did not finish its response within ${this.call.timeoutMs} ms of its head`);
+    this.fail(
+      "GW_UPSTREAM_TIMEOUT",
+      undefined,
+      `device HTTP server did not finish its response within ${this.call.timeoutMs} ms of its head`,
+    );
   }
 
   private succeed(): void {
@@ -241,10 +246,22 @@ export class Exchange {
  * gateway_proxy_bad_replies_total; any other is counted as HPE_OTHER.
  */
 const PARSER_CODES = new Set([
-  "HPE_INVALID_CONSTANT", "HPE_INVALID_VERSION", "HPE_INVALID_STATUS", "HPE_INVALID_HEADER_TOKEN",
-  "HPE_INVALID_CONTENT_LENGTH", "HPE_UNEXPECTED_CONTENT_LENGTH", "HPE_INVALID_TRANSFER_ENCODING",
-  "HPE_INVALID_CHUNK_SIZE", "HPE_HEADER_OVERFLOW", "HPE_LF_EXPECTED", "HPE_CR_EXPECTED", "HPE_STRICT",
-  "HPE_INVALID_EOF_STATE", "HPE_CLOSED_CONNECTION", "HPE_CHUNK_EXTENSIONS_OVERFLOW", "HPE_PAUSED_UPGRADE",
+  "HPE_INVALID_CONSTANT",
+  "HPE_INVALID_VERSION",
+  "HPE_INVALID_STATUS",
+  "HPE_INVALID_HEADER_TOKEN",
+  "HPE_INVALID_CONTENT_LENGTH",
+  "HPE_UNEXPECTED_CONTENT_LENGTH",
+  "HPE_INVALID_TRANSFER_ENCODING",
+  "HPE_INVALID_CHUNK_SIZE",
+  "HPE_HEADER_OVERFLOW",
+  "HPE_LF_EXPECTED",
+  "HPE_CR_EXPECTED",
+  "HPE_STRICT",
+  "HPE_INVALID_EOF_STATE",
+  "HPE_CLOSED_CONNECTION",
+  "HPE_CHUNK_EXTENSIONS_OVERFLOW",
+  "HPE_PAUSED_UPGRADE",
 ]);
 
 /** Every reason gateway_proxy_bad_replies_total may carry: its series exist from the start, at 0. */

@@ -14,7 +14,13 @@ import { headersForDevice } from "../messages/device-messages.js";
  * client's spelling (RFC 9110 §5.1: names are case-insensitive, but legacy devices are not always forgiving).
  */
 const LIBRARY_SPELLING = new Set([
-  "host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-port",
+  "x-forwarded-proto",
 ]);
 
 /** List-valued fields that may be combined into one line with commas (RFC 9110 §5.3). */

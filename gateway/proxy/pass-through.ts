@@ -164,7 +164,14 @@ export class HttpPassThrough implements Lifecycle {
       };
       const exchange = new Exchange(
         { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing, ...(target.observe ? { observe: target.observe } : {}) },
-        { countFailure: (code) => this.count(code), countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }), done: () => this.exchanges.delete(res), resolve, reject, retry },
+        {
+          countFailure: (code) => this.count(code),
+          countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }),
+          done: () => this.exchanges.delete(res),
+          resolve,
+          reject,
+          retry,
+        },
       );
       this.exchanges.set(res, exchange);
       const send = (streamed: BodyLimit | undefined): void => {

@@ -62,7 +62,11 @@ export class RedisSubscriber implements Lifecycle {
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      if (this.connection.status === "ready") ready = this.connection.subscribe(channel).then(() => undefined, (err: Error) => this.failed(err));
+      if (this.connection.status === "ready")
+        ready = this.connection.subscribe(channel).then(
+          () => undefined,
+          (err: Error) => this.failed(err),
+        );
     }
     set.add(handler);
     return {

@@ -19,7 +19,9 @@ export function parseDevicesFile(text: string, fileName: string): DeviceRecord[]
   try {
     data = extname(fileName).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`${VARIABLE}=${JSON.stringify(fileName)} is not valid ${extname(fileName).toLowerCase() === ".json" ? "JSON" : "YAML"}: ${firstLine(err)}`]);
+    throw new ConfigError([
+      `${VARIABLE}=${JSON.stringify(fileName)} is not valid ${extname(fileName).toLowerCase() === ".json" ? "JSON" : "YAML"}: ${firstLine(err)}`,
+    ]);
   }
   if (!Array.isArray(data)) {
     throw new ConfigError([`${VARIABLE}=${JSON.stringify(fileName)} must hold a list of devices (a JSON array or a YAML sequence)`]);
@@ -69,7 +71,10 @@ export async function loadDevicesFile(path: string): Promise<DeviceRecord[]> {
  * Creates or replaces every entry (entries not in the file are left alone). An address another device
  * already owns fails that entry; the others are still written, and all failures are reported together.
  */
-export async function importDevices(store: Pick<DeviceStore, "upsert">, records: readonly DeviceRecord[]): Promise<{ created: number; replaced: number }> {
+export async function importDevices(
+  store: Pick<DeviceStore, "upsert">,
+  records: readonly DeviceRecord[],
+): Promise<{ created: number; replaced: number }> {
   const problems: string[] = [];
   let created = 0;
   let replaced = 0;

@@ -32,7 +32,11 @@ export class MigrationView {
   }
 
   async summary(): Promise<MigrationSummary> {
-    const [byTransport, online, shadowMismatches] = await Promise.all([this.byTransport(), this.deps.presence.countOnline(), this.deps.shadow.mismatchesByDevice()]);
+    const [byTransport, online, shadowMismatches] = await Promise.all([
+      this.byTransport(),
+      this.deps.presence.countOnline(),
+      this.deps.shadow.mismatchesByDevice(),
+    ]);
     const registered = Object.values(byTransport).reduce((a, b) => a + b, 0);
     return { devices: { registered, byTransport }, online, shadowMismatches };
   }

@@ -6,7 +6,10 @@ import { normalizeLegacyAddress } from "./validate.js";
 
 /** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
 export class LegacyAddressConflict extends GatewayError {
-  constructor(readonly legacyAddress: string, readonly owner: string) {
+  constructor(
+    readonly legacyAddress: string,
+    readonly owner: string,
+  ) {
     super("GW_CONFLICT", { field: "legacyAddress", message: `legacyAddress ${legacyAddress} already belongs to device ${owner}` });
   }
 }
@@ -110,7 +113,10 @@ export class RedisDeviceRegistry implements DeviceStore {
   private readonly deleteScript: (...args: Array<string | number>) => Promise<unknown>;
   private readonly canonicalizeScript: (...args: Array<string | number>) => Promise<string>;
 
-  constructor(private readonly redis: RedisStore, private readonly now: () => Date = () => new Date()) {
+  constructor(
+    private readonly redis: RedisStore,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.putScript = redis.script<unknown>("registryPut", 2, PUT_SCRIPT);
     this.deleteScript = redis.script<unknown>("registryDelete", 2, DELETE_SCRIPT);
     this.canonicalizeScript = redis.script<string>("registryCanonicalize", 3, CANONICALIZE_SCRIPT);
@@ -127,7 +133,14 @@ export class RedisDeviceRegistry implements DeviceStore {
     for (const id of ids.sort(byCodePoint)) {
       const canonicalId = canonicalDeviceId(id);
       if (canonicalId === undefined || canonicalId === id) continue;
-      const outcome = await this.canonicalizeScript(this.redis.keys.device(id), this.recordKey(canonicalId), this.setKey(), id, canonicalId, this.indexPrefix());
+      const outcome = await this.canonicalizeScript(
+        this.redis.keys.device(id),
+        this.recordKey(canonicalId),
+        this.setKey(),
+        id,
+        canonicalId,
+        this.indexPrefix(),
+      );
       if (outcome === "renamed") renamed.push(id);
       else if (outcome === "dropped") dropped.push(id);
     }
@@ -153,7 +166,14 @@ export class RedisDeviceRegistry implements DeviceStore {
       }
       stored.legacyAddress = address = normalized;
     }
-    const reply = await this.putScript(this.recordKey(stored.id), this.setKey(), stored.id, JSON.stringify(stored), address, this.indexPrefix());
+    const reply = await this.putScript(
+      this.recordKey(stored.id),
+      this.setKey(),
+      stored.id,
+      JSON.stringify(stored),
+      address,
+      this.indexPrefix(),
+    );
     const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
     if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);

@@ -33,7 +33,10 @@ export interface ResolverDefaults {
  * every instance), else the default rule (README, "Admin API").
  */
 export class RegistryResolver implements DeviceResolver {
-  constructor(private readonly registry: Pick<DeviceRegistry, "get">, private readonly defaults: ResolverDefaults) {}
+  constructor(
+    private readonly registry: Pick<DeviceRegistry, "get">,
+    private readonly defaults: ResolverDefaults,
+  ) {}
 
   /** `id` in any case: the route's deviceId is the canonical one, which every per-device key is made from. */
   async resolve(id: string): Promise<DeviceRoute> {

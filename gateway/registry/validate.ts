@@ -13,7 +13,18 @@ export { normalizeLegacyAddress };
  */
 
 /** The fields a client may set. */
-export const DEVICE_FIELDS = ["id", "transport", "jid", "httpTarget", "legacyAddress", "acceptAnnouncedAddress", "codec", "timeoutMs", "maxInFlight", "fallback"] as const;
+export const DEVICE_FIELDS = [
+  "id",
+  "transport",
+  "jid",
+  "httpTarget",
+  "legacyAddress",
+  "acceptAnnouncedAddress",
+  "codec",
+  "timeoutMs",
+  "maxInFlight",
+  "fallback",
+] as const;
 export type DeviceField = (typeof DEVICE_FIELDS)[number];
 
 /**
@@ -68,7 +79,8 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
 
   const transport = fields.transport;
   if (transport === undefined) problem("transport", `transport is required: one of ${TRANSPORTS.join(", ")}`);
-  else if (!(TRANSPORTS as readonly unknown[]).includes(transport)) problem("transport", `transport must be one of ${TRANSPORTS.join(", ")}`);
+  else if (!(TRANSPORTS as readonly unknown[]).includes(transport))
+    problem("transport", `transport must be one of ${TRANSPORTS.join(", ")}`);
 
   const record: Record<string, unknown> = { id, transport };
 
@@ -91,14 +103,19 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
   const legacyAddress = fields.legacyAddress;
   if (legacyAddress !== undefined) {
     const normalized = typeof legacyAddress === "string" ? normalizeLegacyAddress(legacyAddress) : undefined;
-    if (normalized === undefined) problem("legacyAddress", "legacyAddress must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080");
+    if (normalized === undefined)
+      problem("legacyAddress", "legacyAddress must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080");
     else record.legacyAddress = normalized;
   }
 
   const accept = fields.acceptAnnouncedAddress;
   if (accept !== undefined) {
     if (typeof accept !== "boolean") problem("acceptAnnouncedAddress", "acceptAnnouncedAddress must be true or false");
-    else if (accept && transport !== undefined && transport !== "xmpp") problem("acceptAnnouncedAddress", "acceptAnnouncedAddress needs transport xmpp: addresses are announced by the device's agent over XMPP");
+    else if (accept && transport !== undefined && transport !== "xmpp")
+      problem(
+        "acceptAnnouncedAddress",
+        "acceptAnnouncedAddress needs transport xmpp: addresses are announced by the device's agent over XMPP",
+      );
     // Only `true` is stored: absent and false mean the same.
     else if (accept) record.acceptAnnouncedAddress = true;
   }
@@ -116,7 +133,10 @@ export function checkDevice(input: unknown, pathId?: string): DeviceCheck {
     else record.codec = codec;
   }
 
-  for (const [name, range] of [["timeoutMs", TIMEOUT_MS], ["maxInFlight", MAX_IN_FLIGHT]] as const) {
+  for (const [name, range] of [
+    ["timeoutMs", TIMEOUT_MS],
+    ["maxInFlight", MAX_IN_FLIGHT],
+  ] as const) {
     const value = fields[name];
     if (value === undefined) continue;
     if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
@@ -150,7 +170,8 @@ function checkId(value: unknown, pathId: string | undefined, problem: (field: st
       problem("id", `id in the path must be ${rule}`);
       return undefined;
     }
-    if (value !== undefined && (typeof value !== "string" || canonicalDeviceId(value) !== id)) problem("id", "id in the body must be absent or the id in the path");
+    if (value !== undefined && (typeof value !== "string" || canonicalDeviceId(value) !== id))
+      problem("id", "id in the body must be absent or the id in the path");
     return id;
   }
   const id = typeof value === "string" ? canonicalDeviceId(value) : undefined;

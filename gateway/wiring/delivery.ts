@@ -38,7 +38,11 @@ export function buildDelivery(config: Config, logger: Logger, metrics: Metrics, 
     passThrough,
     /** A device that came online gets what waited for it, in order. */
     deliverQueued(jid: string): void {
-      delivery.deliverQueued(jid).catch((err: unknown) => logger.warn({ event: "queue-drain-failed", jid, err: (err as Error).message }, "offline queue not drained"));
+      delivery
+        .deliverQueued(jid)
+        .catch((err: unknown) =>
+          logger.warn({ event: "queue-drain-failed", jid, err: (err as Error).message }, "offline queue not drained"),
+        );
     },
     stop: () => passThrough.stop(),
   };

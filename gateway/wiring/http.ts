@@ -50,7 +50,9 @@ export function buildHttp(
   });
   const server = new HttpServer(app, config.http, logger);
   const metricsServer =
-    config.http.metricsPort === undefined ? undefined : new HttpServer(createMetricsApp(metrics.registry), { host: config.http.host, port: config.http.metricsPort });
+    config.http.metricsPort === undefined
+      ? undefined
+      : new HttpServer(createMetricsApp(metrics.registry), { host: config.http.host, port: config.http.metricsPort });
   return {
     server,
     metricsServer,

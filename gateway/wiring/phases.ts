@@ -86,7 +86,8 @@ async function drain(phases: Phases, logger: Logger, d: Sequence["drain"]): Prom
   await requests;
   // Their outcomes are written now; a Redis that does not answer is not waited for past its timeout.
   const settled = await Promise.race([detached.then(() => "settled" as const), delay(d.settleMs)]);
-  if (settled !== "settled") logger.warn({ event: "drain-detached-left", detached: d.left().detached }, "asynchronous outcomes not stored before the stop");
+  if (settled !== "settled")
+    logger.warn({ event: "drain-detached-left", detached: d.left().detached }, "asynchronous outcomes not stored before the stop");
 }
 
 function delay(ms: number): Promise<void> {

@@ -37,9 +37,14 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
       // Entries written before device ids were canonical (README "Device ids"): moved to their lower-case id.
       await registry.canonicalizeIds().then(
         ({ renamed, dropped }) => {
-          if (renamed.length + dropped.length > 0) logger.warn({ event: "device-ids-canonicalized", renamed, dropped }, "registry entries moved to their lower-case id");
+          if (renamed.length + dropped.length > 0)
+            logger.warn({ event: "device-ids-canonicalized", renamed, dropped }, "registry entries moved to their lower-case id");
         },
-        (err: unknown) => logger.warn({ event: "device-ids-not-canonicalized", err: (err as Error).message }, "registry ids not checked for capitals (Redis unreachable)"),
+        (err: unknown) =>
+          logger.warn(
+            { event: "device-ids-not-canonicalized", err: (err as Error).message },
+            "registry ids not checked for capitals (Redis unreachable)",
+          ),
       );
     },
     stop: () => redis.stop(),

@@ -17,7 +17,13 @@ import type { Stores } from "./stores.js";
  * The XMPP side: the component connection (XEP-0114), the exchanges of this instance, the routing of
  * device replies between instances (README, "Running several instances"), and device presence.
  */
-export function buildXmpp(config: Config, logger: Logger, metrics: Metrics, stores: Stores, deps: { budget: ByteBudget; onAvailable: (jid: string) => void }) {
+export function buildXmpp(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  stores: Stores,
+  deps: { budget: ByteBudget; onAvailable: (jid: string) => void },
+) {
   const { redis } = stores;
   const { instanceId } = config;
   // This instance's connection closed (stopped, lost, replaced): the others are told, once it is gone.
@@ -30,22 +36,48 @@ export function buildXmpp(config: Config, logger: Logger, metrics: Metrics, stor
       tracker.handle(stanza);
     },
     onClosed: () => {
-      departure = bus.announceDeparture().catch((err: unknown) => logger.warn({ event: "departure-not-announced", err: (err as Error).message }, "component departure not announced (Redis unreachable)"));
+      departure = bus
+        .announceDeparture()
+        .catch((err: unknown) =>
+          logger.warn(
+            { event: "departure-not-announced", err: (err as Error).message },
+            "component departure not announced (Redis unreachable)",
+          ),
+        );
     },
   });
   const store = new CorrelationStore(redis);
   const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc() });
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
   // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
-  const streamRoutes = new StreamRoutes(redis, { parkTtlMs: config.exchange.timeoutMs, maxParked: MAX_PARKED_CHUNKS, maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536 });
-  const exchanger = new XmppExchanger({ component, store, streamRoutes, pending, metrics, logger, instanceId, limits: config.exchange, budget: deps.budget });
+  const streamRoutes = new StreamRoutes(redis, {
+    parkTtlMs: config.exchange.timeoutMs,
+    maxParked: MAX_PARKED_CHUNKS,
+    maxParkedBytes: 2 * config.exchange.maxReplyBytes + 65536,
+  });
+  const exchanger = new XmppExchanger({
+    component,
+    store,
+    streamRoutes,
+    pending,
+    metrics,
+    logger,
+    instanceId,
+    limits: config.exchange,
+    budget: deps.budget,
+  });
   const bus = new ReplyBus(redis, instanceId, logger, {
     onForwarded: (stanza) => router.fromBus(stanza),
     // A reply routed to another instance's connection as it closed is gone: what may be sent again, is.
     onDeparture: (departed) => exchanger.resendUnanswered(departed),
   });
   const router = new ReplyRouter({ bus, exchanger, pending, store, streamRoutes, metrics, instanceId });
-  const tracker = new PresenceTracker(stores.presence, logger, { registry: stores.registry, jidTemplate: config.devices.jidTemplate }, deps.onAvailable);
+  const tracker = new PresenceTracker(
+    stores.presence,
+    logger,
+    { registry: stores.registry, jidTemplate: config.devices.jidTemplate },
+    deps.onAvailable,
+  );
   return {
     component,
     pending,

@@ -43,7 +43,8 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
       entity,
       {
         onEvent: (event, fields) => {
-          if (event === "replaced") log.error({ event, ...fields }, "xmpp component replaced by a newer connection: staying off XMPP (rolling replacement)");
+          if (event === "replaced")
+            log.error({ event, ...fields }, "xmpp component replaced by a newer connection: staying off XMPP (rolling replacement)");
           else if (event === "error" || event === "retry") log.warn({ event, ...fields }, `xmpp component ${event}`);
           else log.info({ event, ...fields }, `xmpp component ${event}`);
           // "offline" comes once an online connection is closed: stopped, lost or replaced.
@@ -58,7 +59,8 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
     this.closedHandlers = closedHandlers;
     if (deps.onStanza) this.handlers.push(deps.onStanza);
     entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
-      this.toElement(discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" })));
+      this.toElement(discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" })),
+    );
     entity.iqCallee.get(NS_PING, "ping", () => true);
     entity.on("stanza", (stanza: LtxElement) => {
       const el = asXmlElement(stanza);

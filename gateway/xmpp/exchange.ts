@@ -91,7 +91,11 @@ export class XmppExchanger {
    */
   shutDown(): void {
     this.closing = true;
-    this.deps.pending.failAll(new GatewayError("GW_OUTCOME_UNKNOWN", { message: "the gateway instance shut down after the request was sent to the device: whether the device acted is unknown" }));
+    this.deps.pending.failAll(
+      new GatewayError("GW_OUTCOME_UNKNOWN", {
+        message: "the gateway instance shut down after the request was sent to the device: whether the device acted is unknown",
+      }),
+    );
   }
 
   /**
@@ -105,7 +109,11 @@ export class XmppExchanger {
     if (this.closing) throw new GatewayError("GW_SHUTTING_DOWN");
     if (!component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
     const id = newId();
-    await store.put(id, { owner: this.deps.instanceId, deviceId: req.deviceId, jid: req.jid, deadline: Date.now() + req.timeoutMs }, req.timeoutMs);
+    await store.put(
+      id,
+      { owner: this.deps.instanceId, deviceId: req.deviceId, jid: req.jid, deadline: Date.now() + req.timeoutMs },
+      req.timeoutMs,
+    );
     // Checked again with nothing awaited before pending.add: an exchange is either failed by shutDown() as
     // sent, or never sent at all.
     if (this.closing) {
@@ -186,7 +194,14 @@ export class XmppExchanger {
     if (stanza.attrs.type === "error") {
       const { condition, text } = stanzaErrorOf(stanza);
       // Both are the device's text: cut so that neither the stored outcome nor the client's JSON grows with it.
-      pending.settle(id, stanzaErrorToGatewayError(condition.slice(0, 64), text === undefined ? undefined : forLog(text, MAX_ERROR_TEXT), this.deps.limits.offlineRetryAfterS));
+      pending.settle(
+        id,
+        stanzaErrorToGatewayError(
+          condition.slice(0, 64),
+          text === undefined ? undefined : forLog(text, MAX_ERROR_TEXT),
+          this.deps.limits.offlineRetryAfterS,
+        ),
+      );
       return "taken";
     }
     let decoded;
@@ -213,7 +228,13 @@ export class XmppExchanger {
       return "taken";
     }
     if (!isAcceptableStreamId(decoded.body.streamId)) {
-      this.badReply(entry, new CodecError("malformed", `stream id ${forLog(decoded.body.streamId)} is over ${MAX_STREAM_ID_LENGTH} characters or has control characters`));
+      this.badReply(
+        entry,
+        new CodecError(
+          "malformed",
+          `stream id ${forLog(decoded.body.streamId)} is over ${MAX_STREAM_ID_LENGTH} characters or has control characters`,
+        ),
+      );
       return "taken";
     }
     this.awaitBody(entry, head, decoded.body.streamId);
@@ -266,7 +287,8 @@ export class XmppExchanger {
     streamRoutes.claim(entry.jid, streamId, instanceId, entry.deadline - Date.now()).then(
       ({ parked, overflowed }) => {
         // Chunks of this stream were refused while it waited (the sender parked more than its bound).
-        if (overflowed) this.streams.fail(entry.jid, streamId, new CodecError("too-large", `chunks sent ahead of the reply exceed what may wait for it`));
+        if (overflowed)
+          this.streams.fail(entry.jid, streamId, new CodecError("too-large", `chunks sent ahead of the reply exceed what may wait for it`));
         for (const raw of parked) {
           const chunk = parseParked(raw);
           // Counted like any chunk that comes after its stream ended (failed, or past its deadline).
@@ -340,5 +362,8 @@ function streamKeyOf(jid: string, streamId: string): string {
 }
 
 function overBudget(): GatewayError {
-  return new GatewayError("GW_OVERLOADED", { message: "device reply could not be held: the instance holds as many request and reply bytes as it may", retryAfterS: 1 });
+  return new GatewayError("GW_OVERLOADED", {
+    message: "device reply could not be held: the instance holds as many request and reply bytes as it may",
+    retryAfterS: 1,
+  });
 }

@@ -45,7 +45,8 @@ export class ReplyRouter {
     if (stanza.name === "iq" && (type === "result" || type === "error")) {
       // An id of another shape is none of this gateway's: dropped before any lookup, logged cut short.
       const id = stanza.attrs.id ?? "";
-      if (!isGatewayId(id)) return this.deps.exchanger.drop("unknown", { id: forLog(id), from: stanza.attrs.from, err: "not an id of this gateway" });
+      if (!isGatewayId(id))
+        return this.deps.exchanger.drop("unknown", { id: forLog(id), from: stanza.attrs.from, err: "not an id of this gateway" });
       if (this.deps.exchanger.offerReply(stanza) === "taken") return;
       if (forwarded) this.dropUnclaimed(stanza.attrs.id ?? "", "unknown");
       else this.track(this.forwardReply(stanza));
@@ -58,7 +59,11 @@ export class ReplyRouter {
     // The device chooses stream ids; one too long to be a key or a log field is dropped before any lookup.
     const streamId = chunk.attrs.streamId;
     if (streamId !== undefined && !isAcceptableStreamId(streamId)) {
-      return this.deps.exchanger.drop("unknown", { from, streamId: forLog(streamId), err: "stream id too long or with control characters" });
+      return this.deps.exchanger.drop("unknown", {
+        from,
+        streamId: forLog(streamId),
+        err: "stream id too long or with control characters",
+      });
     }
     if (this.deps.exchanger.offerChunk(from, chunk) === "taken") return;
     if (forwarded) this.deps.exchanger.drop("unknown", { from, streamId: chunk.attrs.streamId, forwarded });

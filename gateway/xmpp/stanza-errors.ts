@@ -4,22 +4,24 @@ import { GatewayError } from "../errors.js";
  * XEP-0086 (Error Condition Mappings) table, read backwards: the HTTP status a device's stanza error stands for.
  * Conditions the table does not list map to 502.
  */
-const XEP0086_STATUS: ReadonlyMap<string, number> = new Map(Object.entries({
-  "bad-request": 400,
-  "not-authorized": 401,
-  "payment-required": 402,
-  forbidden: 403,
-  "item-not-found": 404,
-  "not-allowed": 405,
-  "not-acceptable": 406,
-  "registration-required": 407,
-  conflict: 409,
-  "resource-constraint": 429,
-  "internal-server-error": 500,
-  "feature-not-implemented": 501,
-  "service-unavailable": 503,
-  "remote-server-timeout": 504,
-}));
+const XEP0086_STATUS: ReadonlyMap<string, number> = new Map(
+  Object.entries({
+    "bad-request": 400,
+    "not-authorized": 401,
+    "payment-required": 402,
+    forbidden: 403,
+    "item-not-found": 404,
+    "not-allowed": 405,
+    "not-acceptable": 406,
+    "registration-required": 407,
+    conflict: 409,
+    "resource-constraint": 429,
+    "internal-server-error": 500,
+    "feature-not-implemented": 501,
+    "service-unavailable": 503,
+    "remote-server-timeout": 504,
+  }),
+);
 
 /**
  * What ejabberd's mod_stream_mgmt writes in the `service-unavailable` it bounces for an IQ a session received

@@ -30,10 +30,18 @@ import { MAX_HEAD_FIELDS } from "../xep0332/headers.js";
  *   connection, with the transfer coding applied to it; the gateway strips hop-by-hop fields (RFC 9110 §7.6.1)
  *   and re-frames, so the client would get coded bytes it cannot decode. Refused.
  */
-export type BadHeadReason = "version" | "status" | "interim-status" | "reason-phrase" | "header-name" | "header-value" | "header-count" | "transfer-coding";
+export type BadHeadReason =
+  "version" | "status" | "interim-status" | "reason-phrase" | "header-name" | "header-value" | "header-count" | "transfer-coding";
 
 export const BAD_HEAD_REASONS: readonly BadHeadReason[] = [
-  "version", "status", "interim-status", "reason-phrase", "header-name", "header-value", "header-count", "transfer-coding",
+  "version",
+  "status",
+  "interim-status",
+  "reason-phrase",
+  "header-name",
+  "header-value",
+  "header-count",
+  "transfer-coding",
 ];
 
 export interface ResponseHead {
@@ -73,9 +81,16 @@ export function checkResponseHead(head: ResponseHead, maxFields = MAX_HEAD_FIELD
     const value = raw[i + 1] as string;
     if (!TOKEN.test(name)) return bad("header-name", "a header field name is not a token (RFC 9110 §5.1)");
     if (!FIELD_VALUE.test(value)) return bad("header-value", `header field ${name} holds a control character (RFC 9110 §5.5)`);
-    if (name.toLowerCase() === "transfer-encoding") codings.push(...value.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== ""));
+    if (name.toLowerCase() === "transfer-encoding")
+      codings.push(
+        ...value
+          .split(",")
+          .map((c) => c.trim().toLowerCase())
+          .filter((c) => c !== ""),
+      );
   }
-  if (codings.length > 0 && codings.at(-1) !== "chunked") return bad("transfer-coding", "Transfer-Encoding does not end in chunked (RFC 9112 §6.3)");
+  if (codings.length > 0 && codings.at(-1) !== "chunked")
+    return bad("transfer-coding", "Transfer-Encoding does not end in chunked (RFC 9112 §6.3)");
   return { ok: true };
 }
 

@@ -6,8 +6,7 @@ export type BodyForm = "none" | "text" | "base64" | "xml" | "chunkedBase64";
 
 /** A decoded body: the bytes when they were inline, or the stream id whose `<chunk>` messages carry them. */
 export type DecodedBody =
-  | { kind: "inline"; form: "none" | "text" | "base64" | "xml"; bytes: Buffer }
-  | { kind: "chunked"; streamId: string };
+  { kind: "inline"; form: "none" | "text" | "base64" | "xml"; bytes: Buffer } | { kind: "chunked"; streamId: string };
 
 const TEXTUAL_TYPES = /^(text\/[^;\s]+|application\/(json|xml|javascript|ecmascript|x-www-form-urlencoded|[\w.+-]+\+(json|xml)))$/i;
 const UTF8_CHARSETS = new Set(["utf-8", "utf8", "us-ascii", "ascii"]);

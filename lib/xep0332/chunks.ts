@@ -75,7 +75,10 @@ export class ChunkAssembler {
   private lastNr: number | undefined;
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number, private readonly maxChunks = maxChunksFor(maxBytes)) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxChunks = maxChunksFor(maxBytes),
+  ) {}
 
   get bufferedBytes(): number {
     return this.bytes;
@@ -89,7 +92,10 @@ export class ChunkAssembler {
     if (this.parts.has(chunk.nr)) throw malformed(`duplicate chunk nr ${chunk.nr}`);
     // Also refuses a number far ahead at once (a stream that skips to nr 999999 can never complete).
     if (chunk.nr >= this.maxChunks) {
-      throw new CodecError("too-large", `chunk nr ${chunk.nr} is past the ${this.maxChunks} chunks a stream of at most ${this.maxBytes} bytes may take`);
+      throw new CodecError(
+        "too-large",
+        `chunk nr ${chunk.nr} is past the ${this.maxChunks} chunks a stream of at most ${this.maxBytes} bytes may take`,
+      );
     }
     if (this.lastNr !== undefined && chunk.nr > this.lastNr) throw malformed(`chunk nr ${chunk.nr} after the last (${this.lastNr})`);
     if (chunk.last) {

@@ -10,7 +10,10 @@ export type CodecErrorReason =
 
 export class CodecError extends Error {
   override readonly name = "CodecError";
-  constructor(readonly reason: CodecErrorReason, message: string) {
+  constructor(
+    readonly reason: CodecErrorReason,
+    message: string,
+  ) {
     super(message);
   }
 }

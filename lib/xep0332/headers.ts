@@ -15,8 +15,15 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * that the Connection header names. Content-Length is recomputed by whoever writes the body.
  */
 const HOP_BY_HOP = new Set([
-  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-  "te", "trailer", "transfer-encoding", "upgrade",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
 ]);
 
 export function isLegalHeader(name: string, value: string): boolean {

@@ -23,7 +23,10 @@ export class InboundStreams {
   private readonly active = new Map<string, Active>();
   private readonly early: EarlyChunks;
 
-  constructor(limits: { maxEarlyBytes: number; maxEarlyAgeMs: number }, private readonly acceptEarly: (from: string) => boolean) {
+  constructor(
+    limits: { maxEarlyBytes: number; maxEarlyAgeMs: number },
+    private readonly acceptEarly: (from: string) => boolean,
+  ) {
     this.early = new EarlyChunks({ maxBytes: limits.maxEarlyBytes, maxAgeMs: limits.maxEarlyAgeMs });
   }
 

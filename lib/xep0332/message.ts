@@ -65,7 +65,11 @@ export function isResponsePayload(node: XmlElement): boolean {
   return RESPONSE_NAMES.has(node.name) && node.attrs.xmlns === NS_HTTP;
 }
 
-function encodeBody(body: Buffer, headers: HeaderList, opts: EncodeOptions): { data?: XmlElement; chunks: XmlElement[]; streamId?: string } {
+function encodeBody(
+  body: Buffer,
+  headers: HeaderList,
+  opts: EncodeOptions,
+): { data?: XmlElement; chunks: XmlElement[]; streamId?: string } {
   if (body.length <= opts.chunkThreshold) return { data: encodeInlineData(body, headerValue(headers, "content-type")), chunks: [] };
   const streamId = opts.newStreamId();
   return { data: encodeChunkedData(streamId), chunks: splitIntoChunks(streamId, body, clampChunkSize(opts.chunkSize)), streamId };

@@ -18,8 +18,13 @@ export function el(name: string, attrs: Record<string, string | undefined> = {},
 }
 
 export function isElement(node: unknown): node is XmlElement {
-  return typeof node === "object" && node !== null && typeof (node as XmlElement).name === "string"
-    && typeof (node as XmlElement).attrs === "object" && Array.isArray((node as XmlElement).children);
+  return (
+    typeof node === "object" &&
+    node !== null &&
+    typeof (node as XmlElement).name === "string" &&
+    typeof (node as XmlElement).attrs === "object" &&
+    Array.isArray((node as XmlElement).children)
+  );
 }
 
 export function childElements(parent: XmlElement): XmlElement[] {
@@ -88,8 +93,9 @@ export function serialize(node: XmlNode): string {
  * Characters XML 1.0 forbids (§2.2 Char): C0 controls other than TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF.
  * Such text cannot travel in an XMPP stream at all.
  */
- 
-const FORBIDDEN_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const FORBIDDEN_XML_CHARS =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function hasForbiddenXmlChars(s: string): boolean {
   return FORBIDDEN_XML_CHARS.test(s);

@@ -61,8 +61,16 @@ describe("admin API: the device registry shared by every instance", () => {
 
   const admin = (gw: RunningGateway) => ({
     get: (path: string) => request(gw.url).get(path).set("Authorization", AUTH),
-    put: (path: string, body?: unknown) => request(gw.url).put(path).set("Authorization", AUTH).send(body as object),
-    patch: (path: string, body?: unknown) => request(gw.url).patch(path).set("Authorization", AUTH).send(body as object),
+    put: (path: string, body?: unknown) =>
+      request(gw.url)
+        .put(path)
+        .set("Authorization", AUTH)
+        .send(body as object),
+    patch: (path: string, body?: unknown) =>
+      request(gw.url)
+        .patch(path)
+        .set("Authorization", AUTH)
+        .send(body as object),
     delete: (path: string) => request(gw.url).delete(path).set("Authorization", AUTH),
   });
 
@@ -76,10 +84,18 @@ describe("admin API: the device registry shared by every instance", () => {
     teardown.add("temp dir", () => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, "devices.json"), JSON.stringify(IMPORTED_JSON));
     await writeFile(join(dir, "devices.yaml"), IMPORTED_YAML);
-    a = teardown.stopLater("gateway A", await startGateway(stack, { REDIS_KEY_PREFIX: PREFIX, GATEWAY_ADMIN_TOKEN: TOKEN, GATEWAY_DEVICES_FILE: join(dir, "devices.json") }));
+    a = teardown.stopLater(
+      "gateway A",
+      await startGateway(stack, { REDIS_KEY_PREFIX: PREFIX, GATEWAY_ADMIN_TOKEN: TOKEN, GATEWAY_DEVICES_FILE: join(dir, "devices.json") }),
+    );
     b = teardown.stopLater(
       "gateway B",
-      await startGateway(stack, { REDIS_KEY_PREFIX: PREFIX, GATEWAY_ADMIN_TOKEN: TOKEN, XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }),
+      await startGateway(stack, {
+        REDIS_KEY_PREFIX: PREFIX,
+        GATEWAY_ADMIN_TOKEN: TOKEN,
+        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+        XMPP_COMPONENT_SECRET: "s2",
+      }),
     );
     c = teardown.stopLater(
       "gateway C",
@@ -91,7 +107,10 @@ describe("admin API: the device registry shared by every instance", () => {
         GATEWAY_DEVICES_FILE: join(dir, "devices.yaml"),
       }),
     );
-    teardown.stopLater("fleet", await startFleet(stack.prosody, ["reg-dev", "unreg-dev"], (id) => echoDevice(id), { gatewayJid: "gw3.localhost" }));
+    teardown.stopLater(
+      "fleet",
+      await startFleet(stack.prosody, ["reg-dev", "unreg-dev"], (id) => echoDevice(id), { gatewayJid: "gw3.localhost" }),
+    );
   });
   after(() => teardown.run());
 
@@ -99,7 +118,10 @@ describe("admin API: the device registry shared by every instance", () => {
     const res = await admin(b).get("/admin/devices").expect(200);
     assert.match(res.headers["content-type"] as string, /^application\/json/);
     const byId = new Map((res.body as DeviceRecord[]).map((r) => [r.id, r]));
-    for (const expected of [...IMPORTED_JSON, { id: "imported-yaml-1", transport: "xmpp", jid: "meter-1@localhost/agent", maxInFlight: 3 }]) {
+    for (const expected of [
+      ...IMPORTED_JSON,
+      { id: "imported-yaml-1", transport: "xmpp", jid: "meter-1@localhost/agent", maxInFlight: 3 },
+    ]) {
       const got = byId.get(expected.id);
       assert.ok(got, `${expected.id} missing from ${res.text}`);
       const { updatedAt, ...rest } = got;
@@ -122,7 +144,9 @@ describe("admin API: the device registry shared by every instance", () => {
     const seen = await admin(b).get("/admin/devices/dev-put").expect(200);
     assert.deepEqual(withoutOnline(seen.body as Record<string, unknown>), stored);
 
-    const replaced = await admin(b).put("/admin/devices/dev-put", { id: "dev-put", transport: "http", httpTarget: "http://10.0.0.5:80" }).expect(200);
+    const replaced = await admin(b)
+      .put("/admin/devices/dev-put", { id: "dev-put", transport: "http", httpTarget: "http://10.0.0.5:80" })
+      .expect(200);
     assert.equal(replaced.headers.location, undefined);
     assert.deepEqual(Object.keys(replaced.body as object).sort(), ["httpTarget", "id", "transport", "updatedAt"]);
     const again = await admin(a).get("/admin/devices/dev-put").expect(200);
@@ -174,7 +198,10 @@ describe("admin API: the device registry shared by every instance", () => {
     const ids = ["ord-b", "ord-a", "ord-Z", "ord-a.1", "ord-_", "ord-0"];
     for (const id of ids) await admin(a).put(`/admin/devices/${id}`, { transport: "xmpp" }).expect(201);
     const listed = ((await admin(b).get("/admin/devices").expect(200)).body as DeviceRecord[]).map((r) => r.id);
-    assert.deepEqual(listed.filter((id) => id.startsWith("ord-")), ["ord-0", "ord-_", "ord-a", "ord-a.1", "ord-b", "ord-z"]);
+    assert.deepEqual(
+      listed.filter((id) => id.startsWith("ord-")),
+      ["ord-0", "ord-_", "ord-a", "ord-a.1", "ord-b", "ord-z"],
+    );
     assert.deepEqual(listed, [...listed].sort(), "the whole list is sorted");
   });
 
@@ -221,7 +248,11 @@ describe("admin API: the device registry shared by every instance", () => {
         `Bearer ${TOKEN} extra`,
       ];
       for (const auth of wrong) {
-        for (const req of [request(a.url).get("/admin/devices"), request(a.url).put("/admin/devices/sneaky").send({ transport: "xmpp" }), request(a.url).delete("/admin/devices/imported-json-2")]) {
+        for (const req of [
+          request(a.url).get("/admin/devices"),
+          request(a.url).put("/admin/devices/sneaky").send({ transport: "xmpp" }),
+          request(a.url).delete("/admin/devices/imported-json-2"),
+        ]) {
           const res = await (auth === undefined ? req : req.set("Authorization", auth));
           assert.equal(res.status, 401, String(auth));
           assert.equal((res.body as ErrorJson).error.code, "GW_UNAUTHORIZED");
@@ -284,8 +315,16 @@ describe("admin API: the device registry shared by every instance", () => {
       for (const res of [
         await putRaw(a, "/admin/devices/v1", '{"transport":'),
         await putRaw(a, "/admin/devices/v1", ""),
-        await request(a.url).put("/admin/devices/v1").set("Authorization", AUTH).set("Content-Type", "application/octet-stream").send(Buffer.from([0x7b, 0xff, 0x7d])),
-        await request(a.url).patch("/admin/devices/imported-json-1").set("Authorization", AUTH).set("Content-Type", "application/json").send("[1,"),
+        await request(a.url)
+          .put("/admin/devices/v1")
+          .set("Authorization", AUTH)
+          .set("Content-Type", "application/octet-stream")
+          .send(Buffer.from([0x7b, 0xff, 0x7d])),
+        await request(a.url)
+          .patch("/admin/devices/imported-json-1")
+          .set("Authorization", AUTH)
+          .set("Content-Type", "application/json")
+          .send("[1,"),
         await admin(a).patch("/admin/devices/imported-json-1", [1]),
       ]) {
         assert.equal(res.status, 400, res.text);
@@ -376,7 +415,9 @@ describe("admin API: the device registry shared by every instance", () => {
 
     it("a device registered on A is served by C at once, and refused once deleted", async () => {
       await request(c.url).get("/devices/reg-dev/x").expect(404);
-      await admin(a).put("/admin/devices/reg-dev", { transport: "xmpp", jid: `reg-dev@${stack.prosody.vhost}/agent` }).expect(201);
+      await admin(a)
+        .put("/admin/devices/reg-dev", { transport: "xmpp", jid: `reg-dev@${stack.prosody.vhost}/agent` })
+        .expect(201);
       const res = await request(c.url).get("/devices/reg-dev/TEMPERATURE?x=1").expect(200);
       assert.equal((res.body as EchoReport).device, "reg-dev");
       assert.equal((res.body as EchoReport).url, "/TEMPERATURE?x=1");
@@ -387,13 +428,17 @@ describe("admin API: the device registry shared by every instance", () => {
 
     it("an entry's jid is where the request goes (not the template)", async () => {
       // The registered JID names another account: the request reaches that device.
-      await admin(a).put("/admin/devices/alias", { transport: "xmpp", jid: `unreg-dev@${stack.prosody.vhost}/agent` }).expect(201);
+      await admin(a)
+        .put("/admin/devices/alias", { transport: "xmpp", jid: `unreg-dev@${stack.prosody.vhost}/agent` })
+        .expect(201);
       const res = await request(c.url).get("/devices/alias/who").expect(200);
       assert.equal((res.body as EchoReport).device, "unreg-dev");
     });
 
     it("the route of an http entry says transport http with its httpTarget", async () => {
-      await admin(a).put("/admin/devices/legacy-http", { transport: "http", httpTarget: "http://10.0.0.9:8080", maxInFlight: 2 }).expect(201);
+      await admin(a)
+        .put("/admin/devices/legacy-http", { transport: "http", httpTarget: "http://10.0.0.9:8080", maxInFlight: 2 })
+        .expect(201);
       const resolver = new RegistryResolver(c.gateway.registry, {
         defaultTransport: "none",
         jidTemplate: c.config.devices.jidTemplate,
@@ -410,8 +455,18 @@ describe("admin API: the device registry shared by every instance", () => {
 
   it("a devices file with bad entries stops the start, naming every entry and field, before connecting", async () => {
     const bad = join(dir, "bad.yaml");
-    await writeFile(bad, "- id: ok\n  transport: xmpp\n- id: 'no good'\n  transport: xmpp\n- id: h\n  transport: http\n- id: t\n  transport: xmpp\n  timeoutMs: 0\n");
-    const config = loadConfig(gatewayEnv(stack, { REDIS_KEY_PREFIX: PREFIX, GATEWAY_DEVICES_FILE: bad, XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+    await writeFile(
+      bad,
+      "- id: ok\n  transport: xmpp\n- id: 'no good'\n  transport: xmpp\n- id: h\n  transport: http\n- id: t\n  transport: xmpp\n  timeoutMs: 0\n",
+    );
+    const config = loadConfig(
+      gatewayEnv(stack, {
+        REDIS_KEY_PREFIX: PREFIX,
+        GATEWAY_DEVICES_FILE: bad,
+        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+        XMPP_COMPONENT_SECRET: "s2",
+      }),
+    );
     const gateway = createGateway(config, createLogger("silent"));
     await assert.rejects(gateway.start(), (err: unknown) => {
       assert.ok(err instanceof ConfigError, String(err));

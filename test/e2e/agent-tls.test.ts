@@ -17,7 +17,12 @@ import { pollUntil } from "../../local-stack/ports.js";
 import { spawnChild } from "../../local-stack/process.js";
 import { luaString, startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
-import { issueServerCertificate, makeCertificateAuthority, type CertificateAuthority, type ServerCertificate } from "../helpers/certificates.js";
+import {
+  issueServerCertificate,
+  makeCertificateAuthority,
+  type CertificateAuthority,
+  type ServerCertificate,
+} from "../helpers/certificates.js";
 import { echoDevice, sha256 } from "../helpers/echo-device.js";
 import { agentOptions, startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
@@ -26,7 +31,8 @@ import { startStack, Teardown, type Stack } from "../helpers/stack.js";
 import { expectConfigError } from "../helpers/thrown.js";
 
 /** OpenSSL's verdicts on a chain that ends at no trusted root (which one depends on what the server sends). */
-const UNTRUSTED = /^TlsError: TLS with localhost failed, not connecting: .*\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|CERT_SIGNATURE_FAILURE)\)$/;
+const UNTRUSTED =
+  /^TlsError: TLS with localhost failed, not connecting: .*\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|CERT_SIGNATURE_FAILURE)\)$/;
 
 /** What an agent reported: every `online` and every `error` (the supervisor's, with the error's text). */
 interface Recorded {
@@ -92,9 +98,15 @@ describe("device agent over TLS", () => {
   before(async () => {
     dir = await makeTempDir("agent-tls-");
     teardown.add("pki dir", () => removeDir(dir));
-    [ca, rogue] = await Promise.all([makeCertificateAuthority(dir, "ca", "Agent TLS test CA"), makeCertificateAuthority(dir, "rogue", "Agent TLS test CA")]);
+    [ca, rogue] = await Promise.all([
+      makeCertificateAuthority(dir, "ca", "Agent TLS test CA"),
+      makeCertificateAuthority(dir, "rogue", "Agent TLS test CA"),
+    ]);
     const server = await issueServerCertificate(ca, dir, "server", { dns: ["localhost"], ip: ["127.0.0.1"] });
-    const [s, p] = await Promise.all([startStack({ prosody: { tls: { certFile: server.certFile, keyFile: server.keyFile } } }), startProsody()]);
+    const [s, p] = await Promise.all([
+      startStack({ prosody: { tls: { certFile: server.certFile, keyFile: server.keyFile } } }),
+      startProsody(),
+    ]);
     stack = teardown.stopLater("stack", s);
     plain = teardown.stopLater("plain prosody", p);
     gw = teardown.stopLater("gateway", await startGateway(stack));
@@ -103,10 +115,16 @@ describe("device agent over TLS", () => {
   after(() => teardown.run());
 
   /** An agent with a recording log, quick retries, and the TLS settings given; stopped at teardown. */
-  async function agentFor(server: Pick<ProsodyServer, "service" | "vhost" | "components" | "createUsers">, id: string, overrides: Partial<AgentOptions>) {
+  async function agentFor(
+    server: Pick<ProsodyServer, "service" | "vhost" | "components" | "createUsers">,
+    id: string,
+    overrides: Partial<AgentOptions>,
+  ) {
     await server.createUsers([{ username: id, password: `pw-${id}` }]);
     const rec: Recorded = { online: 0, errors: [] };
-    const agent = new DeviceAgent(agentOptions(server, id, device.url, { backoff: { initialMs: 20, maxMs: 200 }, ...overrides }), { log: recordingLog(rec) });
+    const agent = new DeviceAgent(agentOptions(server, id, device.url, { backoff: { initialMs: 20, maxMs: 200 }, ...overrides }), {
+      log: recordingLog(rec),
+    });
     teardown.stopLater(`agent ${id}`, agent);
     await agent.start();
     return { agent, rec };
@@ -134,7 +152,10 @@ describe("device agent over TLS", () => {
     // A table: `| JID | Session ID | Security | Encryption`, one row per session, JIDs cut at 32 characters.
     assert.ok(fullJid.length <= 32, `${fullJid} is too long for Prosody's session table`);
     const out = await server.shell([`c2s:show_tls(${luaString(fullJid)})`]);
-    const row = out.split("\n").map((l) => l.split("|").map((cell) => cell.trim())).find((cells) => cells[1] === fullJid);
+    const row = out
+      .split("\n")
+      .map((l) => l.split("|").map((cell) => cell.trim()))
+      .find((cells) => cells[1] === fullJid);
     return row?.[3];
   }
 
@@ -145,7 +166,10 @@ describe("device agent over TLS", () => {
   });
 
   it("connects with STARTTLS when it trusts the CA, and the gateway's requests reach the device through it", async () => {
-    const fleet = teardown.stopLater("fleet", await startFleet(stack.prosody, ["tls-dev"], echoDevice, { tls: { mode: "required", ca: ca.pem } }));
+    const fleet = teardown.stopLater(
+      "fleet",
+      await startFleet(stack.prosody, ["tls-dev"], echoDevice, { tls: { mode: "required", ca: ca.pem } }),
+    );
     const agent = fleet.byId("tls-dev").agent;
     assert.match(agent.tlsProtocol ?? "none", /^TLSv1\.[23]$/, "the agent's socket is a TLS socket");
     assert.match((await sessionSecurity(stack.prosody, agent.jid)) ?? "no session", /^TLSv1\.[23]$/, "Prosody sees an encrypted session");
@@ -157,7 +181,11 @@ describe("device agent over TLS", () => {
     // TLS records (16 KiB at most) split the stream anywhere, multi-byte characters included: the agent
     // decodes across them, as it does across TCP reads.
     const text = "température 🌡 ".repeat(3000); // about 57 KB of UTF-8, under the chunk threshold
-    const echoed = await fetch(`${gw.url}/devices/tls-dev/echo`, { method: "POST", headers: { "Content-Type": "text/plain; charset=utf-8" }, body: text });
+    const echoed = await fetch(`${gw.url}/devices/tls-dev/echo`, {
+      method: "POST",
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+      body: text,
+    });
     assert.equal(echoed.status, 200);
     assert.equal(sha256(await echoed.text()), sha256(text), "the text came back whole");
   });
@@ -207,7 +235,10 @@ describe("device agent over TLS", () => {
     });
 
     it("refuses a certificate that does not name the XMPP domain, though a trusted CA signed it", async () => {
-      const { agent, rec } = await agentFor(plain, "direct-wrong-name", { service: `xmpps://127.0.0.1:${wrongName.port}`, tls: { ca: ca.pem } });
+      const { agent, rec } = await agentFor(plain, "direct-wrong-name", {
+        service: `xmpps://127.0.0.1:${wrongName.port}`,
+        tls: { ca: ca.pem },
+      });
       await expectRefused(agent, rec, /^TlsError: TLS with localhost failed, not connecting: .*\(ERR_TLS_CERT_ALTNAME_INVALID\)$/);
     });
   });
@@ -228,7 +259,10 @@ describe("device agent over TLS", () => {
       AGENT_TLS_CA_FILE: ca.certFile,
       LOG_LEVEL: "info",
     };
-    const child = teardown.stopLater("agent process", await spawnChild(process.execPath, ["--import", "tsx", "adapters/device-agent/main.ts"], { name: "agent-tls", env }));
+    const child = teardown.stopLater(
+      "agent process",
+      await spawnChild(process.execPath, ["--import", "tsx", "adapters/device-agent/main.ts"], { name: "agent-tls", env }),
+    );
     const res = await pollUntil(
       "device reachable through the agent process",
       async () => {
@@ -240,14 +274,20 @@ describe("device agent over TLS", () => {
       throw new Error(`${err.message}\nagent output:\n${child.output()}`);
     });
     assert.equal(((await res.json()) as { device: string }).device, "tls-device");
-    const online = child.output().split("\n").find((l) => l.includes('"event":"online"'));
+    const online = child
+      .output()
+      .split("\n")
+      .find((l) => l.includes('"event":"online"'));
     assert.ok(online, child.output());
     assert.match((JSON.parse(online) as { tls: string }).tls, /^TLSv1\.[23]$/);
     assert.ok(!child.output().includes(password), "the password is never logged");
   });
 
   it("comes back over STARTTLS, verified again, after the server restarts", async () => {
-    const fleet = teardown.stopLater("fleet after restart", await startFleet(stack.prosody, ["tls-back"], echoDevice, { tls: { mode: "required", ca: ca.pem } }));
+    const fleet = teardown.stopLater(
+      "fleet after restart",
+      await startFleet(stack.prosody, ["tls-back"], echoDevice, { tls: { mode: "required", ca: ca.pem } }),
+    );
     const agent = fleet.byId("tls-back").agent;
     await stack.prosody.restart();
     const res = await pollUntil(
@@ -271,7 +311,13 @@ describe("device agent over TLS", () => {
         assert.equal(defaultTlsMode(service), "off", service);
         assert.equal(defaultTlsMode(service, true), "required", `${service} with a CA`);
       }
-      for (const service of ["xmpp://xmpp.example.com:5222", "xmpp://10.0.0.1", "xmpp://[::2]", "xmpps://127.0.0.1:5223", "xmpp://localhost.example.com"]) {
+      for (const service of [
+        "xmpp://xmpp.example.com:5222",
+        "xmpp://10.0.0.1",
+        "xmpp://[::2]",
+        "xmpps://127.0.0.1:5223",
+        "xmpp://localhost.example.com",
+      ]) {
         assert.equal(defaultTlsMode(service), "required", service);
       }
       assert.equal(isLoopbackHost("[::ffff:127.0.0.1]"), true);
@@ -281,8 +327,19 @@ describe("device agent over TLS", () => {
 
     it("reads AGENT_TLS and the certificates of AGENT_TLS_CA_FILE, shared by a fleet", async () => {
       const fleetFile = path.join(dir, "fleet.json");
-      await writeFile(fleetFile, JSON.stringify([{ username: "a", password: "x", localUrl: "http://127.0.0.1:1" }, { username: "b", password: "y", localUrl: "http://127.0.0.1:2" }]));
-      const config = loadAgentConfig({ AGENT_FLEET_FILE: fleetFile, AGENT_SERVICE: "xmpp://xmpp.example.com", AGENT_TLS: "required", AGENT_TLS_CA_FILE: ca.certFile });
+      await writeFile(
+        fleetFile,
+        JSON.stringify([
+          { username: "a", password: "x", localUrl: "http://127.0.0.1:1" },
+          { username: "b", password: "y", localUrl: "http://127.0.0.1:2" },
+        ]),
+      );
+      const config = loadAgentConfig({
+        AGENT_FLEET_FILE: fleetFile,
+        AGENT_SERVICE: "xmpp://xmpp.example.com",
+        AGENT_TLS: "required",
+        AGENT_TLS_CA_FILE: ca.certFile,
+      });
       for (const a of config.agents) assert.deepEqual(a.tls, { mode: "required", ca: ca.pem });
       assert.deepEqual(loadAgentConfig({ ...IDENTITY, AGENT_TLS: "off" }).agents[0]?.tls, { mode: "off" });
     });
@@ -292,7 +349,10 @@ describe("device agent over TLS", () => {
       await writeFile(notPem, "hello\n");
       const cases: Array<[Env, RegExp]> = [
         [{ AGENT_TLS: "maybe" }, /^AGENT_TLS="maybe" must be one of required, off$/],
-        [{ AGENT_TLS: "off", AGENT_SERVICE: "xmpps://xmpp.example.com" }, /^AGENT_TLS=off cannot apply to AGENT_SERVICE="xmpps:\/\/xmpp\.example\.com"/],
+        [
+          { AGENT_TLS: "off", AGENT_SERVICE: "xmpps://xmpp.example.com" },
+          /^AGENT_TLS=off cannot apply to AGENT_SERVICE="xmpps:\/\/xmpp\.example\.com"/,
+        ],
         [{ AGENT_TLS: "off", AGENT_TLS_CA_FILE: ca.certFile }, /^AGENT_TLS_CA_FILE is set but AGENT_TLS=off/],
         [{ AGENT_TLS_CA_FILE: path.join(dir, "missing.pem") }, /^AGENT_TLS_CA_FILE=".*missing\.pem" cannot be read: ENOENT/],
         [{ AGENT_TLS_CA_FILE: notPem }, /^AGENT_TLS_CA_FILE=".*not-pem\.txt" holds no PEM certificate/],

@@ -174,7 +174,11 @@ describe("the client-side HTTP/1.1 contract", () => {
 
   before(async () => {
     // Three components: the gateway under test, and two more for the gateways with short linger bounds.
-    const components = [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }, { domain: "gw3.localhost", secret: "s3" }];
+    const components = [
+      { domain: "gateway.localhost", secret: "test-secret" },
+      { domain: "gw2.localhost", secret: "s2" },
+      { domain: "gw3.localhost", secret: "s3" },
+    ];
     stack = teardown.stopLater("stack", await startStack({ prosody: { components } }));
     gw = teardown.stopLater(
       "gateway",
@@ -196,7 +200,9 @@ describe("the client-side HTTP/1.1 contract", () => {
     const path = id === "cx" ? "over XMPP" : "over the HTTP pass-through";
     for (const addressing of ["path", "host"] as const) {
       const head = (method: string) =>
-        addressing === "path" ? `${method} /devices/${id}/upload HTTP/1.1\r\nHost: gw.test\r\n` : `${method} /upload HTTP/1.1\r\nHost: ${id}.${HOST_SUFFIX}\r\n`;
+        addressing === "path"
+          ? `${method} /devices/${id}/upload HTTP/1.1\r\nHost: gw.test\r\n`
+          : `${method} /upload HTTP/1.1\r\nHost: ${id}.${HOST_SUFFIX}\r\n`;
 
       describe(`${path}, ${addressing} addressing`, () => {
         it("a client that writes 9 MiB with Content-Length before reading reads the 413, without a reset", async () => {
@@ -213,7 +219,6 @@ describe("the client-side HTTP/1.1 contract", () => {
       });
     }
   }
-
 
   describe("RFC 9112 §3.2 Host rules", () => {
     for (const id of ["cx", "ch"]) {
@@ -246,7 +251,12 @@ describe("the client-side HTTP/1.1 contract", () => {
           const lines = hosts.map((h) => `Host: ${h}\r\n`).join("");
           for (const method of ["GET", "POST"]) {
             const body = method === "POST" ? "Content-Length: 5\r\n\r\nhello" : "\r\n";
-            assertRefused(await exchange(port(), `${method} ${target} HTTP/1.1\r\n${lines}${body}`), 400, "GW_BAD_REQUEST", `${id} ${method} ${what}`);
+            assertRefused(
+              await exchange(port(), `${method} ${target} HTTP/1.1\r\n${lines}${body}`),
+              400,
+              "GW_BAD_REQUEST",
+              `${id} ${method} ${what}`,
+            );
           }
         }
       });
@@ -359,4 +369,3 @@ describe("the client-side HTTP/1.1 contract", () => {
     });
   });
 });
-

@@ -68,10 +68,16 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
       .expect(200);
     const raw = (res.body as EchoReport).rawHeaders;
     const pairs = raw.flatMap((v, i) => (i % 2 === 0 ? [[v.toLowerCase(), raw[i + 1]]] : []));
-    assert.deepEqual(pairs.filter(([n]) => n === "x-multi").map(([, v]) => v), ["one", "two"]);
+    assert.deepEqual(
+      pairs.filter(([n]) => n === "x-multi").map(([, v]) => v),
+      ["one", "two"],
+    );
     assert.ok(pairs.some(([n, v]) => n === "x-custom" && v === "kept"));
     assert.ok(!pairs.some(([n]) => n === "x-drop-me" || n === "keep-alive"), "hop-by-hop headers reached the device");
-    assert.ok(pairs.some(([n, v]) => n === "x-request-id" && v === res.headers["x-request-id"]), "device sees the request id");
+    assert.ok(
+      pairs.some(([n, v]) => n === "x-request-id" && v === res.headers["x-request-id"]),
+      "device sees the request id",
+    );
   });
 
   it("keeps repeated response headers", async () => {
@@ -130,7 +136,10 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
   });
 
   it("answers 500 concurrent requests over 20 devices, each with its own reply", async () => {
-    const sent = Array.from({ length: 500 }, (_, i) => ({ device: DEVICES[i % DEVICES.length] as string, token: `t${i}-${randomBytes(4).toString("hex")}` }));
+    const sent = Array.from({ length: 500 }, (_, i) => ({
+      device: DEVICES[i % DEVICES.length] as string,
+      token: `t${i}-${randomBytes(4).toString("hex")}`,
+    }));
     const replies = await Promise.all(sent.map(({ device, token }) => request(gw.url).get(`/devices/${device}/q?token=${token}`)));
     replies.forEach((res, i) => {
       const { device, token } = sent[i] as { device: string; token: string };

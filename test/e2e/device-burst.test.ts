@@ -166,22 +166,43 @@ describe("a device's burst: waiting for its in-flight slots", () => {
   const peers: HoldingDevice[] = [];
 
   const waiting = async (g: RunningGateway) => (await g.gateway.metrics.deviceQueueWaiting.get()).values[0]?.value ?? 0;
-  const refusals = async (g: RunningGateway, bound: string) => (await g.gateway.metrics.deviceQueueRefusals.get()).values.find((v) => v.labels.bound === bound)?.value ?? 0;
+  const refusals = async (g: RunningGateway, bound: string) =>
+    (await g.gateway.metrics.deviceQueueRefusals.get()).values.find((v) => v.labels.bound === bound)?.value ?? 0;
   const slotsHeld = (id: string) => a.gateway.redis.client.zcard(`${prefix}inflight:${id}`);
 
   before(async () => {
     stack = teardown.stopLater(
       "stack",
       await startStack({
-        prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }, { domain: "gw3.localhost", secret: "s3" }] },
+        prosody: {
+          components: [
+            { domain: "gateway.localhost", secret: "test-secret" },
+            { domain: "gw2.localhost", secret: "s2" },
+            { domain: "gw3.localhost", secret: "s3" },
+          ],
+        },
       }),
     );
     const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_DEVICE_HOST_SUFFIX: HOST_SUFFIX };
     a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater("gateway B", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+    b = teardown.stopLater(
+      "gateway B",
+      await startGateway(stack, {
+        ...common,
+        GATEWAY_INSTANCE_ID: "b",
+        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+        XMPP_COMPONENT_SECRET: "s2",
+      }),
+    );
     c = teardown.stopLater(
       "gateway C",
-      await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "c", GATEWAY_DEVICE_QUEUE_MAX: "3", XMPP_COMPONENT_DOMAIN: "gw3.localhost", XMPP_COMPONENT_SECRET: "s3" }),
+      await startGateway(stack, {
+        ...common,
+        GATEWAY_INSTANCE_ID: "c",
+        GATEWAY_DEVICE_QUEUE_MAX: "3",
+        XMPP_COMPONENT_DOMAIN: "gw3.localhost",
+        XMPP_COMPONENT_SECRET: "s3",
+      }),
     );
   });
   after(async () => {
@@ -285,7 +306,8 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       const dev = await holding(id, transport, { maxInFlight: 1 });
       const first = fetch(`${a.url}/devices/${id}/hold/first`);
       await pollUntil("first request held", () => dev.held === 1, { timeoutMs: 10_000 });
-      const post = (headers: Record<string, string>) => fetch(`${a.url}/devices/${id}/hold/keyed`, { method: "POST", body: "on", headers: { "Idempotency-Key": "late-1", ...headers } });
+      const post = (headers: Record<string, string>) =>
+        fetch(`${a.url}/devices/${id}/hold/keyed`, { method: "POST", body: "on", headers: { "Idempotency-Key": "late-1", ...headers } });
       const late = await post({ "X-Gateway-Timeout": "300" });
       assert.equal(late.status, 504);
       assert.equal(((await late.json()) as ErrorBody).error.code, "GW_DEVICE_QUEUE_TIMEOUT");
@@ -369,7 +391,8 @@ describe("a device's burst: waiting for its in-flight slots", () => {
 
     it("shares one idempotency space: a retry with the same key in another case is answered from the first", async () => {
       const dev = await device("bulb-17", "xmpp"); // Idempotency-Key is honoured on the XMPP path
-      const post = (spelling: string) => fetch(`${a.url}/devices/${spelling}/on`, { method: "POST", headers: { "Idempotency-Key": "k-17" }, body: "on" });
+      const post = (spelling: string) =>
+        fetch(`${a.url}/devices/${spelling}/on`, { method: "POST", headers: { "Idempotency-Key": "k-17" }, body: "on" });
       assert.equal(await (await post("bulb-17")).text(), "bulb-17 actuation 1");
       assert.equal(await (await post("BULB-17")).text(), "bulb-17 actuation 1", "not a second actuation");
       assert.equal(dev.actuations, 1);
@@ -391,7 +414,8 @@ describe("a device's burst: waiting for its in-flight slots", () => {
 
     it("entries written with capitals before ids were canonical are moved to their lower-case id (as at start)", async () => {
       const redis = a.gateway.redis.client;
-      const legacy = (id: string, address: string) => JSON.stringify({ id, transport: "http", httpTarget: "http://10.9.9.9:80", legacyAddress: address, maxInFlight: 7 });
+      const legacy = (id: string, address: string) =>
+        JSON.stringify({ id, transport: "http", httpTarget: "http://10.9.9.9:80", legacyAddress: address, maxInFlight: 7 });
       await redis.set(`${prefix}device:OLD-19`, legacy("OLD-19", "10.9.9.19:80"));
       await redis.set(`${prefix}legacy:10.9.9.19:80`, "OLD-19");
       await redis.set(`${prefix}device:DUP-19`, legacy("DUP-19", "10.9.9.20:80"));
@@ -399,11 +423,24 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       await redis.sadd(`${prefix}devices`, "OLD-19", "DUP-19");
       await a.gateway.registry.put({ id: "dup-19", transport: "xmpp" });
       assert.deepEqual(await a.gateway.registry.canonicalizeIds(), { renamed: ["OLD-19"], dropped: ["DUP-19"] });
-      assert.deepEqual([(await a.gateway.registry.get("Old-19"))?.id, (await a.gateway.registry.get("old-19"))?.maxInFlight], ["old-19", 7]);
+      assert.deepEqual(
+        [(await a.gateway.registry.get("Old-19"))?.id, (await a.gateway.registry.get("old-19"))?.maxInFlight],
+        ["old-19", 7],
+      );
       assert.equal((await a.gateway.registry.findByLegacyAddress("10.9.9.19:80"))?.id, "old-19", "the legacy address moved with it");
-      assert.equal((await a.gateway.registry.get("dup-19"))?.transport, "xmpp", "the lower-case entry, which lookups found all along, stays");
+      assert.equal(
+        (await a.gateway.registry.get("dup-19"))?.transport,
+        "xmpp",
+        "the lower-case entry, which lookups found all along, stays",
+      );
       assert.equal(await a.gateway.registry.findByLegacyAddress("10.9.9.20:80"), undefined);
-      assert.deepEqual([await redis.exists(`${prefix}device:OLD-19`, `${prefix}device:DUP-19`), await redis.smismember(`${prefix}devices`, "OLD-19", "DUP-19", "old-19")], [0, [0, 0, 1]]);
+      assert.deepEqual(
+        [
+          await redis.exists(`${prefix}device:OLD-19`, `${prefix}device:DUP-19`),
+          await redis.smismember(`${prefix}devices`, "OLD-19", "DUP-19", "old-19"),
+        ],
+        [0, [0, 0, 1]],
+      );
       assert.deepEqual(await a.gateway.registry.canonicalizeIds(), { renamed: [], dropped: [] }, "nothing left to move");
     });
 
@@ -423,8 +460,13 @@ describe("a device's burst: waiting for its in-flight slots", () => {
         assert.equal(((await r.json()) as DeviceRecord).id, "dev-18");
       }
       assert.equal((await admin("PUT", "dev-18", { transport: "xmpp", maxInFlight: 3 })).status, 200, "replaced, not a second entry");
-      const list = (await (await fetch(`${a.url}/admin/devices`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as DeviceRecord[];
-      assert.deepEqual(list.filter((d) => d.id.toLowerCase() === "dev-18").map((d) => [d.id, d.maxInFlight]), [["dev-18", 3]]);
+      const list = (await (
+        await fetch(`${a.url}/admin/devices`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+      ).json()) as DeviceRecord[];
+      assert.deepEqual(
+        list.filter((d) => d.id.toLowerCase() === "dev-18").map((d) => [d.id, d.maxInFlight]),
+        [["dev-18", 3]],
+      );
       assert.equal((await b.gateway.registry.get("DEV-18"))?.maxInFlight, 3, "the registry answers any spelling");
       assert.equal((await admin("DELETE", "Dev-18")).status, 204);
       assert.equal((await admin("GET", "dev-18")).status, 404);

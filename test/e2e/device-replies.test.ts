@@ -82,7 +82,10 @@ describe("device replies", () => {
     ["no <resp> at all", () => undefined],
     ["an unknown body form", () => resp("200", el("data", {}, el("mystery", {})))],
     ["invalid base64", () => resp("200", el("data", {}, el("base64", {}, "@@@not-base64")))],
-    ["a header with CR/LF in its value", () => resp("200", el("headers", { xmlns: NS_SHIM }, el("header", { name: "X-Evil" }, "a\r\nSet-Cookie: stolen=1")))],
+    [
+      "a header with CR/LF in its value",
+      () => resp("200", el("headers", { xmlns: NS_SHIM }, el("header", { name: "X-Evil" }, "a\r\nSet-Cookie: stolen=1"))),
+    ],
     ["the wrong namespace", () => el("resp", { xmlns: "urn:example:other", version: "1.1", statusCode: "200" })],
   ];
   for (const [what, payload] of malformed) {
@@ -129,7 +132,9 @@ describe("device replies", () => {
     await peer.send(chunk(req.from, "s2", 0, "AAAA"));
     const res = await reply;
     assert.equal(res.status, 502);
-    await pollUntil("close sent", () => peer.received.some((s) => s.getChild("close", NS_HTTP)?.attrs.streamId === "s2"), { timeoutMs: 15_000 });
+    await pollUntil("close sent", () => peer.received.some((s) => s.getChild("close", NS_HTTP)?.attrs.streamId === "s2"), {
+      timeoutMs: 15_000,
+    });
   });
 
   it("answers 504 GW_DEVICE_TIMEOUT at the deadline (X-Gateway-Timeout), and counts the late reply", async () => {
@@ -151,12 +156,17 @@ describe("device replies", () => {
     assert.equal(await (await reply).text(), "first");
     await peer.send(result(req, resp("200", ...textBody("second"))));
     await peer.send(result({ id: "never-sent", from: req.from }, resp("200")));
-    await pollUntil("drops counted", async () => (await dropped("duplicate")) === dup + 1 && (await dropped("unknown")) === unknown + 1, { timeoutMs: 15_000 });
+    await pollUntil("drops counted", async () => (await dropped("duplicate")) === dup + 1 && (await dropped("unknown")) === unknown + 1, {
+      timeoutMs: 15_000,
+    });
   });
 
   it("answers disco#info with urn:xmpp:http, and pings, on the component", async () => {
     const info = await peer.query("gateway.localhost", el("query", { xmlns: NS_DISCO_INFO }));
-    const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var as string);
+    const features = info
+      .getChild("query", NS_DISCO_INFO)
+      ?.getChildren("feature")
+      .map((f) => f.attrs.var as string);
     assert.ok(features?.includes(NS_HTTP), `features: ${JSON.stringify(features)}`);
     const pong = await peer.query("gateway.localhost", el("ping", { xmlns: NS_PING }));
     assert.equal(pong.attrs.type, "result");
@@ -166,12 +176,17 @@ describe("device replies", () => {
     const fleet = await startFleet(stack.prosody, ["disco-dev"], echoDevice);
     try {
       const info = await peer.query("disco-dev@localhost/agent", el("query", { xmlns: NS_DISCO_INFO }));
-      const features = info.getChild("query", NS_DISCO_INFO)?.getChildren("feature").map((f) => f.attrs.var as string);
+      const features = info
+        .getChild("query", NS_DISCO_INFO)
+        ?.getChildren("feature")
+        .map((f) => f.attrs.var as string);
       assert.ok(features?.includes(NS_HTTP));
       const pong = await peer.query("disco-dev@localhost/agent", el("ping", { xmlns: NS_PING }));
       assert.equal(pong.attrs.type, "result");
       // Requests from anyone but the gateway are refused.
-      const refused = await peer.query("disco-dev@localhost/agent", el("req", { xmlns: NS_HTTP, method: "GET", resource: "/", version: "1.1" })).catch((e: { condition?: string }) => e);
+      const refused = await peer
+        .query("disco-dev@localhost/agent", el("req", { xmlns: NS_HTTP, method: "GET", resource: "/", version: "1.1" }))
+        .catch((e: { condition?: string }) => e);
       assert.equal((refused as { condition?: string }).condition, "forbidden");
     } finally {
       await fleet.stop();

@@ -26,7 +26,10 @@ describe("drain: exchanges it cannot finish", () => {
 
   /** An instance sharing `other`'s key space, with a short drain bound, that each test stops. */
   async function doomed(drainTimeoutMs: number): Promise<RunningGateway> {
-    return startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_DRAIN_TIMEOUT_MS: String(drainTimeoutMs), GATEWAY_INSTANCE_ID: `doomed-${drainTimeoutMs}-${Date.now()}`,
+    return startGateway(stack, {
+      REDIS_KEY_PREFIX: prefix,
+      GATEWAY_DRAIN_TIMEOUT_MS: String(drainTimeoutMs),
+      GATEWAY_INSTANCE_ID: `doomed-${drainTimeoutMs}-${Date.now()}`,
       XMPP_COMPONENT_DOMAIN: "gw2.localhost",
       XMPP_COMPONENT_SECRET: "s2",
     });
@@ -34,7 +37,17 @@ describe("drain: exchanges it cannot finish", () => {
 
   before(async () => {
     // One component each: the instance that stays, and the one each test stops (one at a time).
-    stack = teardown.stopLater("stack", await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }] } }));
+    stack = teardown.stopLater(
+      "stack",
+      await startStack({
+        prosody: {
+          components: [
+            { domain: "gateway.localhost", secret: "test-secret" },
+            { domain: "gw2.localhost", secret: "s2" },
+          ],
+        },
+      }),
+    );
     prefix = gatewayEnv(stack).REDIS_KEY_PREFIX as string;
     other = teardown.stopLater("other", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "other" }));
     peer = teardown.stopLater("peer", await startPeer(stack.prosody, "drain1"));
@@ -54,7 +67,11 @@ describe("drain: exchanges it cannot finish", () => {
     assert.equal(((await answer.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN");
 
     // The retry's own deadline is short: should it reach the device, it ends in a timeout, not a hang.
-    const retry = await fetch(`${other.url}/devices/drain1/switch`, { method: "POST", body: "on", headers: { ...headers, "x-gateway-timeout": "3000" } });
+    const retry = await fetch(`${other.url}/devices/drain1/switch`, {
+      method: "POST",
+      body: "on",
+      headers: { ...headers, "x-gateway-timeout": "3000" },
+    });
     assert.equal(retry.status, 504);
     assert.equal(((await retry.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN", "the kept outcome, replayed");
     assert.equal(requestsSeen(peer), seen, "the retry reached the device a second time");
@@ -91,7 +108,11 @@ describe("drain: exchanges it cannot finish", () => {
     assert.equal(result.status, 504, "answered by the stored outcome, not still pending");
     assert.equal(((await result.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN");
 
-    const retry = await fetch(`${other.url}/devices/drain1/switch`, { method: "POST", body: "off", headers: { "idempotency-key": "drain-async-1", "x-gateway-timeout": "3000" } });
+    const retry = await fetch(`${other.url}/devices/drain1/switch`, {
+      method: "POST",
+      body: "off",
+      headers: { "idempotency-key": "drain-async-1", "x-gateway-timeout": "3000" },
+    });
     assert.equal(((await retry.json()) as { error: { code: string } }).error.code, "GW_OUTCOME_UNKNOWN");
     assert.equal(requestsSeen(peer), seen, "the retry reached the device a second time");
   });
@@ -107,7 +128,10 @@ describe("drain: exchanges it cannot finish", () => {
       ids.push(((await accepted.json()) as { requestId: string }).requestId);
     }
     const status = async (id: string) => ((await (await fetch(`${other.url}/requests/${id}`)).json()) as { status?: string }).status;
-    await pollUntil("both requests queued (the device is offline)", async () => (await status(ids[0] as string)) === "queued" && (await status(ids[1] as string)) === "queued");
+    await pollUntil(
+      "both requests queued (the device is offline)",
+      async () => (await status(ids[0] as string)) === "queued" && (await status(ids[1] as string)) === "queued",
+    );
 
     // The device comes online and tells the doomed instance: it delivers the first, which is left unanswered.
     const device = teardown.stopLater("drainq", await startPeer(stack.prosody, "drainq"));

@@ -34,15 +34,26 @@ describe("several gateway processes on one ejabberd component domain", () => {
     ({ redis, ejabberd } = await startEjabberdStack(teardown));
     const prefix = `ej-${randomBytes(3).toString("hex")}:`;
     for (const name of ["a", "b", "c"]) {
-      gateways.push(teardown.stopLater(`gateway ${name}`, await startGatewayProcess({ redis, prosody: ejabberd }, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `ej-${name}`, LOG_LEVEL: "info" })));
+      gateways.push(
+        teardown.stopLater(
+          `gateway ${name}`,
+          await startGatewayProcess(
+            { redis, prosody: ejabberd },
+            { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `ej-${name}`, LOG_LEVEL: "info" },
+          ),
+        ),
+      );
     }
-    teardown.stopLater("fleet", await startFleet(ejabberd, DEVICES, (id) => (req, res) => {
-      req.resume();
-      const url = new URL(req.url ?? "/", "http://device");
-      const token = url.searchParams.get("token") ?? "";
-      if (url.pathname === "/big") res.end(bigBody(id, token));
-      else res.end(`${id}:${token}`);
-    }));
+    teardown.stopLater(
+      "fleet",
+      await startFleet(ejabberd, DEVICES, (id) => (req, res) => {
+        req.resume();
+        const url = new URL(req.url ?? "/", "http://device");
+        const token = url.searchParams.get("token") ?? "";
+        if (url.pathname === "/big") res.end(bigBody(id, token));
+        else res.end(`${id}:${token}`);
+      }),
+    );
   });
   after(() => teardown.run());
 
@@ -58,13 +69,15 @@ describe("several gateway processes on one ejabberd component domain", () => {
         const res = await fetch(`${gateway.url}/devices/${device}/${big ? "big" : "small"}?token=${token}`);
         const body = Buffer.from(await res.arrayBuffer());
         const expected = big ? bigBody(device, token) : Buffer.from(`${device}:${token}`);
-        if (res.status !== 200 || !body.equals(expected)) failures.push(`#${i} via ${gateway.port}: ${res.status} ${body.subarray(0, 120).toString()}`);
+        if (res.status !== 200 || !body.equals(expected))
+          failures.push(`#${i} via ${gateway.port}: ${res.status} ${body.subarray(0, 120).toString()}`);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     assert.deepEqual(failures.slice(0, 10), [], `${failures.length} requests failed`);
 
-    const forwarded = async (kind: string) => (await Promise.all(gateways.map((g) => g.metric("gateway_replies_forwarded_total", { kind })))).reduce((a, b) => a + b, 0);
+    const forwarded = async (kind: string) =>
+      (await Promise.all(gateways.map((g) => g.metric("gateway_replies_forwarded_total", { kind })))).reduce((a, b) => a + b, 0);
     const iq = await forwarded("iq");
     const chunks = await forwarded("chunk");
     process.stdout.write(`# forwarded between instances: ${iq} IQ results, ${chunks} chunks\n`);

@@ -87,7 +87,9 @@ function send(url: string, method: string, target: string, headers: Headers, bod
     const req = http.request({ host: hostname, port, method, path: target, headers: headers.flat(), agent: false }, (res) => {
       const parts: Buffer[] = [];
       res.on("data", (c: Buffer) => parts.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? "", rawHeaders: res.rawHeaders, body: Buffer.concat(parts) }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? "", rawHeaders: res.rawHeaders, body: Buffer.concat(parts) }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -135,7 +137,13 @@ function parseAnswer(data: Buffer): RawAnswer {
     const colon = l.indexOf(":");
     return colon > 0 ? [[l.slice(0, colon), l.slice(colon + 1).trim()] as [string, string]] : [];
   });
-  return { status: status ? Number(status[1]) : 0, reason: status?.[2] ?? "", headers, body: end < 0 ? Buffer.alloc(0) : data.subarray(end + 4), raw: raw.slice(0, 300) };
+  return {
+    status: status ? Number(status[1]) : 0,
+    reason: status?.[2] ?? "",
+    headers,
+    body: end < 0 ? Buffer.alloc(0) : data.subarray(end + 4),
+    raw: raw.slice(0, 300),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------- generators
@@ -145,18 +153,49 @@ const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH
 
 /** Names with a meaning to HTTP framing, to the gateway or to this test: never random end-to-end headers. */
 const RESERVED = new Set([
-  "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "expect",
-  "x-request-id", "x-gateway-timeout", "prefer", "idempotency-key", "x-fuzz-case", "date",
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "upgrade",
+  "expect",
+  "x-request-id",
+  "x-gateway-timeout",
+  "prefer",
+  "idempotency-key",
+  "x-fuzz-case",
+  "date",
 ]);
 const isReserved = (name: string): boolean => RESERVED.has(name.toLowerCase()) || name.toLowerCase().startsWith("proxy-");
 
-const COMMON_NAMES = ["Accept", "accept", "Accept-Language", "Cookie", "Set-Cookie", "set-cookie", "Cache-Control", "ETag", "Authorization", "X-Trace", "Vary", "Content-Encoding", "Link", "WWW-Authenticate", "Location"];
-const nameArb = fc.oneof(fc.constantFrom(...COMMON_NAMES), fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 20 })).filter((n) => !isReserved(n));
+const COMMON_NAMES = [
+  "Accept",
+  "accept",
+  "Accept-Language",
+  "Cookie",
+  "Set-Cookie",
+  "set-cookie",
+  "Cache-Control",
+  "ETag",
+  "Authorization",
+  "X-Trace",
+  "Vary",
+  "Content-Encoding",
+  "Link",
+  "WWW-Authenticate",
+  "Location",
+];
+const nameArb = fc
+  .oneof(fc.constantFrom(...COMMON_NAMES), fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 20 }))
+  .filter((n) => !isReserved(n));
 
 /** RFC 9110 field-value characters; no whitespace at either end, which a parser trims. */
 const fieldCharArb = fc.oneof(
   { weight: 8, arbitrary: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)) },
-  { weight: 2, arbitrary: fc.constantFrom(" ", "\t", "<", "&", "]]>", "&amp;", "\"", "'", ",", ";") },
+  { weight: 2, arbitrary: fc.constantFrom(" ", "\t", "<", "&", "]]>", "&amp;", '"', "'", ",", ";") },
   { weight: 1, arbitrary: fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c)) },
 );
 const valueArb = fc.string({ unit: fieldCharArb, maxLength: 50 }).map((v) => v.replace(/^[ \t]+|[ \t]+$/g, ""));
@@ -181,18 +220,38 @@ const TEXT_TYPES = ["text/plain", "text/plain; charset=utf-8", "application/json
 const OTHER_TYPES = ["application/octet-stream", "image/png", "text/plain; charset=iso-8859-1"];
 const contentTypeArb = fc.option(fc.constantFrom(...TEXT_TYPES, ...OTHER_TYPES), { nil: undefined, freq: 4 });
 
-const TEXT_ATOMS = ["a", "Z", "0", " ", "\n", "\r\n", "\t", "<", "&", "]]>", "é", "中", "😀", "e\u0301", "\uFEFF", "{\"k\":1}"];
+const TEXT_ATOMS = ["a", "Z", "0", " ", "\n", "\r\n", "\t", "<", "&", "]]>", "é", "中", "😀", "e\u0301", "\uFEFF", '{"k":1}'];
 /** Bodies from empty to a few KB, text (CRLF, non-ASCII) and binary, either side of the chunk threshold. */
 const bodyArb: fc.Arbitrary<Buffer> = fc.oneof(
   fc.constant(Buffer.alloc(0)),
   fc.array(fc.constantFrom(...TEXT_ATOMS), { maxLength: 100 }).map((a) => Buffer.from(a.join(""), "utf8")),
-  fc.tuple(fc.array(fc.constantFrom(...TEXT_ATOMS), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 60 })).map(([a, k]) => Buffer.from(a.join("").repeat(k), "utf8")),
+  fc
+    .tuple(fc.array(fc.constantFrom(...TEXT_ATOMS), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 60 }))
+    .map(([a, k]) => Buffer.from(a.join("").repeat(k), "utf8")),
   fc.uint8Array({ minLength: 1, maxLength: 200 }).map((a) => Buffer.from(a)),
   fc.tuple(fc.integer({ min: 1, max: 3 * CHUNK_THRESHOLD }), fc.integer()).map(([n, seed]) => seededBytes(seed, n)),
 );
 
 /** pchar, percent escapes, and characters only lenient parsers take: all of them accepted by Node. */
-const PATH_ATOMS = [..."abcXYZ019-._~!$&'()*+,;=:@", "%20", "%2F", "%25", "%", "%zz", "\"", "<", ">", "[", "]", "{", "}", "|", "^", "`", "\\"];
+const PATH_ATOMS = [
+  ..."abcXYZ019-._~!$&'()*+,;=:@",
+  "%20",
+  "%2F",
+  "%25",
+  "%",
+  "%zz",
+  '"',
+  "<",
+  ">",
+  "[",
+  "]",
+  "{",
+  "}",
+  "|",
+  "^",
+  "`",
+  "\\",
+];
 const segmentArb = fc.string({ unit: fc.constantFrom(...PATH_ATOMS), maxLength: 12 });
 const queryArb = fc.string({ unit: fc.constantFrom(...PATH_ATOMS, "/", "?", "=", "&", "#"), maxLength: 30 });
 
@@ -200,7 +259,10 @@ const reasonArb = fc.string({ unit: fieldCharArb, maxLength: 30 });
 
 const replyArb: fc.Arbitrary<Reply> = fc
   .record({
-    status: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 200, max: 599 }) }, { weight: 1, arbitrary: fc.constantFrom(200, 201, 204, 301, 304, 400, 404, 500, 503) }),
+    status: fc.oneof(
+      { weight: 4, arbitrary: fc.integer({ min: 200, max: 599 }) },
+      { weight: 1, arbitrary: fc.constantFrom(200, 201, 204, 301, 304, 400, 404, 500, 503) },
+    ),
     reason: reasonArb,
     headers: headerListArb,
     contentType: contentTypeArb,
@@ -214,7 +276,12 @@ const replyArb: fc.Arbitrary<Reply> = fc
   });
 
 /** Headers the gateway must drop on the way (RFC 9110 §7.6.1), and the request ids it may keep or replace. */
-const HOP_BY_HOP: Headers = [["Keep-Alive", "timeout=5"], ["TE", "trailers"], ["Proxy-Authorization", "Basic Zm9vOmJhcg=="], ["Proxy-X-Custom", "1"]];
+const HOP_BY_HOP: Headers = [
+  ["Keep-Alive", "timeout=5"],
+  ["TE", "trailers"],
+  ["Proxy-Authorization", "Basic Zm9vOmJhcg=="],
+  ["Proxy-X-Custom", "1"],
+];
 
 const requestArb = fc.record({
   method: fc.constantFrom(...HTTP_METHODS),
@@ -236,7 +303,9 @@ type FuzzRequest = typeof requestArb extends fc.Arbitrary<infer T> ? T : never;
 
 /** The client's header list, in a random order, and what the device must see of it (before X-Request-Id). */
 function headersOf(r: FuzzRequest, n: number, address: string): { sent: Headers; endToEnd: Headers; requestId: string | undefined } {
-  const named = [...new Set(r.named.flatMap((i) => (r.headers.length > 0 ? [(r.headers[i % r.headers.length] as [string, string])[0]] : [])))];
+  const named = [
+    ...new Set(r.named.flatMap((i) => (r.headers.length > 0 ? [(r.headers[i % r.headers.length] as [string, string])[0]] : []))),
+  ];
   const mixed: Headers = [...r.headers, ...r.hop];
   const extra: Headers = [["X-Fuzz-Case", String(n)]];
   if (r.contentType !== undefined) extra.push(["Content-Type", r.contentType]);
@@ -247,8 +316,17 @@ function headersOf(r: FuzzRequest, n: number, address: string): { sent: Headers;
   const sent: Headers = [["Host", address], ...mixed, ["Connection", ["close", ...named].join(", ")]];
   const withBody = r.body.length > 0 || ["POST", "PUT", "PATCH"].includes(r.method);
   if (withBody) sent.push(["Content-Length", String(r.body.length)]);
-  const droppedNames = new Set([...named.map((x) => x.toLowerCase()), "x-gateway-timeout", "x-request-id", "host", "content-length", "connection"]);
-  const endToEnd = sent.filter(([name]) => !droppedNames.has(name.toLowerCase()) && !HOP_BY_HOP.some(([h]) => h.toLowerCase() === name.toLowerCase()));
+  const droppedNames = new Set([
+    ...named.map((x) => x.toLowerCase()),
+    "x-gateway-timeout",
+    "x-request-id",
+    "host",
+    "content-length",
+    "connection",
+  ]);
+  const endToEnd = sent.filter(
+    ([name]) => !droppedNames.has(name.toLowerCase()) && !HOP_BY_HOP.some(([h]) => h.toLowerCase() === name.toLowerCase()),
+  );
   return { sent, endToEnd, requestId: r.requestId === "kept" ? requestId : undefined };
 }
 
@@ -305,12 +383,18 @@ interface Malformed {
 const latin1 = (s: string): Buffer => Buffer.from(s, "latin1");
 const ID_CHARS = "ABCxyz019._-";
 /** Request-target characters Node's parser accepts, minus the separators of the device path. */
-const TARGET_CHARS = Array.from({ length: 0x7e - 0x20 }, (_, i) => String.fromCharCode(0x21 + i)).filter((c) => c !== "/" && c !== "?").join("");
+const TARGET_CHARS = Array.from({ length: 0x7e - 0x20 }, (_, i) => String.fromCharCode(0x21 + i))
+  .filter((c) => c !== "/" && c !== "?")
+  .join("");
 
 /** Device ids the gateway must refuse (400 GW_BAD_DEVICE_ID): a character outside the set, too long, empty. */
 const badIdArb = fc.oneof(
   fc
-    .tuple(fc.string({ unit: charsOf(ID_CHARS), maxLength: 10 }), fc.string({ unit: charsOf(TARGET_CHARS), minLength: 1, maxLength: 6 }), fc.string({ unit: charsOf(ID_CHARS), maxLength: 10 }))
+    .tuple(
+      fc.string({ unit: charsOf(ID_CHARS), maxLength: 10 }),
+      fc.string({ unit: charsOf(TARGET_CHARS), minLength: 1, maxLength: 6 }),
+      fc.string({ unit: charsOf(ID_CHARS), maxLength: 10 }),
+    )
     .map(([a, b, c]) => a + b + c)
     .filter((id) => !/^[A-Za-z0-9._-]*$/.test(id)),
   fc.string({ unit: charsOf(ID_CHARS), minLength: 65, maxLength: 90 }),
@@ -318,10 +402,41 @@ const badIdArb = fc.oneof(
 );
 
 /** Methods Node parses that XEP-0332 does not carry (405), and words no HTTP parser knows. */
-const UNCARRIED = ["PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "PURGE", "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE", "M-SEARCH", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE", "LINK", "UNLINK", "SOURCE", "QUERY", "BIND", "REBIND", "UNBIND", "ACL", "MKCALENDAR"];
+const UNCARRIED = [
+  "PROPFIND",
+  "PROPPATCH",
+  "MKCOL",
+  "COPY",
+  "MOVE",
+  "LOCK",
+  "UNLOCK",
+  "SEARCH",
+  "PURGE",
+  "REPORT",
+  "MKACTIVITY",
+  "CHECKOUT",
+  "MERGE",
+  "M-SEARCH",
+  "NOTIFY",
+  "SUBSCRIBE",
+  "UNSUBSCRIBE",
+  "LINK",
+  "UNLINK",
+  "SOURCE",
+  "QUERY",
+  "BIND",
+  "REBIND",
+  "UNBIND",
+  "ACL",
+  "MKCALENDAR",
+];
 const oddMethodArb = fc.oneof(
   fc.constantFrom(...UNCARRIED).map((m) => ({ method: m, code: "GW_METHOD_NOT_ALLOWED" })),
-  fc.oneof(fc.constantFrom("FOO", "BREW", "get", "Post", "G ET", "GET\t", "\u00c9T", ""), fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 10 }))
+  fc
+    .oneof(
+      fc.constantFrom("FOO", "BREW", "get", "Post", "G ET", "GET\t", "\u00c9T", ""),
+      fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 10 }),
+    )
     .filter((m) => !(HTTP_METHODS as readonly string[]).includes(m) && !UNCARRIED.includes(m) && m !== "CONNECT")
     .map((m) => ({ method: m, code: undefined as string | undefined })),
 );
@@ -330,7 +445,10 @@ const absoluteArb = fc
   .record({
     scheme: fc.constantFrom("http", "HTTP", "https", "ftp", "ws", "h+t.t-p", "file"),
     userinfo: fc.constantFrom("", "", "", "user@", "u:p@", "@"),
-    host: fc.oneof(fc.constantFrom("10.0.0.17", "127.0.0.1", "[::1]", "[zz]", "[]", "[", "", "example.com", "a..b", "xn--e1a.example", "-"), fc.string({ unit: charsOf("abz09.-_~%!$&'()*+,;="), minLength: 1, maxLength: 20 })),
+    host: fc.oneof(
+      fc.constantFrom("10.0.0.17", "127.0.0.1", "[::1]", "[zz]", "[]", "[", "", "example.com", "a..b", "xn--e1a.example", "-"),
+      fc.string({ unit: charsOf("abz09.-_~%!$&'()*+,;="), minLength: 1, maxLength: 20 }),
+    ),
     port: fc.constantFrom("", ":", ":0", ":80", ":8080", ":65535", ":65536", ":-1", ":abc", ":99999999999", ":8080:1"),
     rest: fc.constantFrom("", "/", "/x", "?q=1", "/devices/fuzz-dev/x", "#f"),
   })
@@ -339,36 +457,112 @@ const absoluteArb = fc
 /** Header lines Node's parser, or the gateway, must refuse or ignore. */
 const junkHeaderArb = fc.oneof(
   fc.constantFrom(
-    "Content-Length: abc", "Content-Length: -1", "Content-Length: 1e3", "Content-Length: 99999999999999999999", "Content-Length: 1, 2",
-    "Content-Length: 0\r\nContent-Length: 5", "Transfer-Encoding: gzip", "Transfer-Encoding: chunked, identity", "X Y: 1", "NoColon", ": empty-name",
-    " folded: continuation", "X-A: a\u0000b", "X-Gateway-Timeout: -5", "X-Gateway-Timeout: 1e9", "X-Gateway-Timeout: abc", "Prefer: respond-later",
-    "Host: a b", "Host: ", "X-Request-Id: \u00ff\u00fe", "Expect: 200-ok",
+    "Content-Length: abc",
+    "Content-Length: -1",
+    "Content-Length: 1e3",
+    "Content-Length: 99999999999999999999",
+    "Content-Length: 1, 2",
+    "Content-Length: 0\r\nContent-Length: 5",
+    "Transfer-Encoding: gzip",
+    "Transfer-Encoding: chunked, identity",
+    "X Y: 1",
+    "NoColon",
+    ": empty-name",
+    " folded: continuation",
+    "X-A: a\u0000b",
+    "X-Gateway-Timeout: -5",
+    "X-Gateway-Timeout: 1e9",
+    "X-Gateway-Timeout: abc",
+    "Prefer: respond-later",
+    "Host: a b",
+    "Host: ",
+    "X-Request-Id: \u00ff\u00fe",
+    "Expect: 200-ok",
   ),
-  fc.tuple(fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 10 }), fc.uint8Array({ maxLength: 12 })).map(([n, v]) => `${n}: ${Buffer.from(v).toString("latin1")}`),
+  fc
+    .tuple(fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 10 }), fc.uint8Array({ maxLength: 12 }))
+    .map(([n, v]) => `${n}: ${Buffer.from(v).toString("latin1")}`),
   fc.integer({ min: 17_000, max: 40_000 }).map((n) => `X-Big: ${"b".repeat(n)}`),
 );
 
 const malformedArb: fc.Arbitrary<Malformed> = fc.oneof(
-  fc.record({ method: fc.constantFrom(...HTTP_METHODS), id: badIdArb, rest: fc.constantFrom("", "/", "/x", "/x?y=1", "?q") }).map(({ method, id, rest }) => ({
-    kind: "bad device id", method, target: latin1(`/devices/${id}${rest}`), headers: [], body: Buffer.alloc(0), code: "GW_BAD_DEVICE_ID",
-  })),
-  fc.record({ method: fc.constantFrom(...HTTP_METHODS), prefix: fc.constantFrom("/devices/ghost/", "/devices/", "/", "/devices/fuzz-dev/"), junk: fc.uint8Array({ minLength: 1, maxLength: 12 }) })
+  fc
+    .record({ method: fc.constantFrom(...HTTP_METHODS), id: badIdArb, rest: fc.constantFrom("", "/", "/x", "/x?y=1", "?q") })
+    .map(({ method, id, rest }) => ({
+      kind: "bad device id",
+      method,
+      target: latin1(`/devices/${id}${rest}`),
+      headers: [],
+      body: Buffer.alloc(0),
+      code: "GW_BAD_DEVICE_ID",
+    })),
+  fc
+    .record({
+      method: fc.constantFrom(...HTTP_METHODS),
+      prefix: fc.constantFrom("/devices/ghost/", "/devices/", "/", "/devices/fuzz-dev/"),
+      junk: fc.uint8Array({ minLength: 1, maxLength: 12 }),
+    })
     .filter(({ prefix, junk }) => prefix !== "/devices/fuzz-dev/" || junk.some((b) => b <= 0x20 || b >= 0x7f))
-    .map(({ method, prefix, junk }) => ({ kind: "bytes in the path", method, target: Buffer.concat([latin1(prefix), Buffer.from(junk)]), headers: [], body: Buffer.alloc(0) })),
+    .map(({ method, prefix, junk }) => ({
+      kind: "bytes in the path",
+      method,
+      target: Buffer.concat([latin1(prefix), Buffer.from(junk)]),
+      headers: [],
+      body: Buffer.alloc(0),
+    })),
   fc.record({ m: oddMethodArb, path: fc.constantFrom("/devices/fuzz-dev/x", "/devices/ghost/x", "/healthz", "*") }).map(({ m, path }) => ({
-    kind: "odd method", method: m.method, target: latin1(path), headers: [], body: Buffer.alloc(0), ...(m.code && path.startsWith("/devices/") ? { code: m.code } : {}),
+    kind: "odd method",
+    method: m.method,
+    target: latin1(path),
+    headers: [],
+    body: Buffer.alloc(0),
+    ...(m.code && path.startsWith("/devices/") ? { code: m.code } : {}),
   })),
-  fc.record({ method: fc.constantFrom(...HTTP_METHODS), uri: absoluteArb }).map(({ method, uri }) => ({ kind: "absolute URI", method, target: latin1(uri), headers: [], body: Buffer.alloc(0) })),
+  fc
+    .record({ method: fc.constantFrom(...HTTP_METHODS), uri: absoluteArb })
+    .map(({ method, uri }) => ({ kind: "absolute URI", method, target: latin1(uri), headers: [], body: Buffer.alloc(0) })),
   // Not OPTIONS: on a path a route serves (`/requests/{id}`), it is a fair question, answered 200 with Allow.
-  fc.record({ method: fc.constantFrom(...HTTP_METHODS.filter((m) => m !== "OPTIONS")), prefix: fc.constantFrom("/admin", "/admin/devices/", "/requests/", "/nope/", "/devicesx", "/.well-known/", "/healthz/x"), junk: fc.string({ unit: charsOf(TARGET_CHARS + "/?"), maxLength: 20 }) })
-    .map(({ method, prefix, junk }) => ({ kind: "no such route", method, target: latin1(prefix + junk), headers: [], body: Buffer.alloc(0) })),
+  fc
+    .record({
+      method: fc.constantFrom(...HTTP_METHODS.filter((m) => m !== "OPTIONS")),
+      prefix: fc.constantFrom("/admin", "/admin/devices/", "/requests/", "/nope/", "/devicesx", "/.well-known/", "/healthz/x"),
+      junk: fc.string({ unit: charsOf(TARGET_CHARS + "/?"), maxLength: 20 }),
+    })
+    .map(({ method, prefix, junk }) => ({
+      kind: "no such route",
+      method,
+      target: latin1(prefix + junk),
+      headers: [],
+      body: Buffer.alloc(0),
+    })),
   // To a device that is offline: junk a parser lets through must not make a valid request to a live device.
-  fc.record({ method: fc.constantFrom(...HTTP_METHODS), lines: fc.array(junkHeaderArb, { minLength: 1, maxLength: 3 }) }).map(({ method, lines }) => ({
-    kind: "junk headers", method, target: latin1("/devices/ghost/x"), headers: lines.map(latin1), body: Buffer.alloc(0),
-  })),
-  fc.record({ method: fc.constantFrom("POST", "PUT", "PATCH"), chunked: fc.constantFrom("zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcdef\r\n0\r\n\r\n", "-1\r\n\r\n", "3;x=\u0000\r\nabc\r\n0\r\n\r\n", "fffffffffffffffff\r\n") }).map(({ method, chunked }) => ({
-    kind: "broken chunked body", method, target: latin1("/devices/fuzz-dev/x"), headers: [latin1("Transfer-Encoding: chunked")], body: latin1(chunked),
-  })),
+  fc
+    .record({ method: fc.constantFrom(...HTTP_METHODS), lines: fc.array(junkHeaderArb, { minLength: 1, maxLength: 3 }) })
+    .map(({ method, lines }) => ({
+      kind: "junk headers",
+      method,
+      target: latin1("/devices/ghost/x"),
+      headers: lines.map(latin1),
+      body: Buffer.alloc(0),
+    })),
+  fc
+    .record({
+      method: fc.constantFrom("POST", "PUT", "PATCH"),
+      chunked: fc.constantFrom(
+        "zz\r\nabc\r\n0\r\n\r\n",
+        "3\r\nabcdef\r\n0\r\n\r\n",
+        "-1\r\n\r\n",
+        "3;x=\u0000\r\nabc\r\n0\r\n\r\n",
+        "fffffffffffffffff\r\n",
+      ),
+    })
+    .map(({ method, chunked }) => ({
+      kind: "broken chunked body",
+      method,
+      target: latin1("/devices/fuzz-dev/x"),
+      headers: [latin1("Transfer-Encoding: chunked")],
+      body: latin1(chunked),
+    })),
 );
 
 /** A head Node hands to the app, whose body framing then fails (chunk syntax, a coding other than chunked). */
@@ -378,7 +572,14 @@ function bodyFramingBroken(m: Malformed): boolean {
 
 function rawRequest(m: Malformed, address: string, n: number): Buffer {
   const lines = [latin1(`Host: ${address}`), latin1(`X-Fuzz-Case: m${n}`), ...m.headers, latin1("Connection: close")];
-  return Buffer.concat([latin1(`${m.method} `), m.target, latin1(" HTTP/1.1\r\n"), ...lines.flatMap((l) => [l, latin1("\r\n")]), latin1("\r\n"), m.body]);
+  return Buffer.concat([
+    latin1(`${m.method} `),
+    m.target,
+    latin1(" HTTP/1.1\r\n"),
+    ...lines.flatMap((l) => [l, latin1("\r\n")]),
+    latin1("\r\n"),
+    m.body,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------- the suite
@@ -395,7 +596,10 @@ describe("HTTP front fuzz: random requests through the real gateway and back", (
       "gateway",
       await startGateway(stack, { GATEWAY_CHUNK_THRESHOLD_BYTES: String(CHUNK_THRESHOLD), GATEWAY_CHUNK_SIZE_BYTES: "700" }),
     );
-    teardown.stopLater("fleet", await startFleet(stack.prosody, [DEVICE], () => fuzzDevice, { chunkThresholdBytes: CHUNK_THRESHOLD, chunkSizeBytes: 512 }));
+    teardown.stopLater(
+      "fleet",
+      await startFleet(stack.prosody, [DEVICE], () => fuzzDevice, { chunkThresholdBytes: CHUNK_THRESHOLD, chunkSizeBytes: 512 }),
+    );
   });
   after(() => teardown.run());
 
@@ -422,8 +626,14 @@ describe("HTTP front fuzz: random requests through the real gateway and back", (
         assert.ok(gotId, "X-Request-Id on the response");
         if (requestId !== undefined) assert.equal(gotId, requestId, "the client's valid X-Request-Id is kept");
         // The agent names the device's own server in Host, frames the body itself, and keeps its connection.
-        const deviceHeaders = pairs(device.rawHeaders).filter(([name]) => !["host", "content-length", "connection"].includes(name.toLowerCase()));
-        assert.deepEqual(deviceHeaders, [...endToEnd, ["X-Request-Id", gotId]], "end-to-end request headers, in order, repeats and case kept");
+        const deviceHeaders = pairs(device.rawHeaders).filter(
+          ([name]) => !["host", "content-length", "connection"].includes(name.toLowerCase()),
+        );
+        assert.deepEqual(
+          deviceHeaders,
+          [...endToEnd, ["X-Request-Id", gotId]],
+          "end-to-end request headers, in order, repeats and case kept",
+        );
         assert.ok(device.body.equals(body), `request body: sent ${hexHead(body)}, device got ${hexHead(device.body)}`);
 
         const reply = r.reply;
@@ -489,10 +699,30 @@ describe("HTTP front fuzz: random requests through the real gateway and back", (
     console.log(`# outcomes: ${[...outcomes].map(([k, v]) => `${k} ×${v}`).join("; ")}`);
 
     // Still up, and still carrying requests.
-    const health = await send(gw.url, "GET", "/healthz", [["Host", address], ["Connection", "close"]], Buffer.alloc(0));
+    const health = await send(
+      gw.url,
+      "GET",
+      "/healthz",
+      [
+        ["Host", address],
+        ["Connection", "close"],
+      ],
+      Buffer.alloc(0),
+    );
     assert.equal(health.status, 200);
     replies.set("after", { status: 201, reason: "Made", headers: [["X-After", "1"]], body: Buffer.from("still here") });
-    const after = await send(gw.url, "PUT", `/devices/${DEVICE}/after`, [["Host", address], ["X-Fuzz-Case", "after"], ["Content-Length", "2"], ["Connection", "close"]], Buffer.from("ok"));
+    const after = await send(
+      gw.url,
+      "PUT",
+      `/devices/${DEVICE}/after`,
+      [
+        ["Host", address],
+        ["X-Fuzz-Case", "after"],
+        ["Content-Length", "2"],
+        ["Connection", "close"],
+      ],
+      Buffer.from("ok"),
+    );
     assert.equal(after.status, 201);
     assert.equal(after.body.toString(), "still here");
     assert.ok(seen.get("after")?.body.equals(Buffer.from("ok")));
@@ -502,11 +732,16 @@ describe("HTTP front fuzz: random requests through the real gateway and back", (
   // Marked todo: they run and report, without failing the suite.
 
   const malformed = (kind: string, method: string, target: string, headers: string[] = []): Malformed => ({
-    kind, method, target: latin1(target), headers: headers.map(latin1), body: Buffer.alloc(0),
+    kind,
+    method,
+    target: latin1(target),
+    headers: headers.map(latin1),
+    body: Buffer.alloc(0),
   });
 
   it("absolute URIs whose path Express cannot find get a JSON error too", async () => {
-    for (const target of ["http://[", "http://", "http://[::1]:abc/x", "ftp://"]) await refused(malformed("absolute URI", "OPTIONS", target));
+    for (const target of ["http://[", "http://", "http://[::1]:abc/x", "ftp://"])
+      await refused(malformed("absolute URI", "OPTIONS", target));
   });
 
   it("a route parameter that is not valid percent-encoding is a client error", async () => {
@@ -522,15 +757,43 @@ describe("HTTP front fuzz: random requests through the real gateway and back", (
     // values into spaces (XML 1.0 §3.3.3); the README says so.
     const address = new URL(gw.url).host;
     replies.set("tab", { status: 299, reason: "a\tb", headers: [], body: Buffer.alloc(0) });
-    const got = await send(gw.url, "GET", `/devices/${DEVICE}/tab`, [["Host", address], ["X-Fuzz-Case", "tab"], ["Connection", "close"]], Buffer.alloc(0));
+    const got = await send(
+      gw.url,
+      "GET",
+      `/devices/${DEVICE}/tab`,
+      [
+        ["Host", address],
+        ["X-Fuzz-Case", "tab"],
+        ["Connection", "close"],
+      ],
+      Buffer.alloc(0),
+    );
     assert.equal(got.reason, "a b");
   });
 
   it("response headers keep each name's values in the device's order (RFC 9110 §5.3), names may be regrouped", async () => {
     const address = new URL(gw.url).host;
-    const headers: Headers = [["X-A", "1"], ["x-b", "2"], ["x-a", "3"], ["9", "n"], ["Set-Cookie", "a=1"], ["X-B", "4"], ["Set-Cookie", "b=2"]];
+    const headers: Headers = [
+      ["X-A", "1"],
+      ["x-b", "2"],
+      ["x-a", "3"],
+      ["9", "n"],
+      ["Set-Cookie", "a=1"],
+      ["X-B", "4"],
+      ["Set-Cookie", "b=2"],
+    ];
     replies.set("order", { status: 200, reason: "OK", headers, body: Buffer.alloc(0) });
-    const got = await send(gw.url, "GET", `/devices/${DEVICE}/order`, [["Host", address], ["X-Fuzz-Case", "order"], ["Connection", "close"]], Buffer.alloc(0));
+    const got = await send(
+      gw.url,
+      "GET",
+      `/devices/${DEVICE}/order`,
+      [
+        ["Host", address],
+        ["X-Fuzz-Case", "order"],
+        ["Connection", "close"],
+      ],
+      Buffer.alloc(0),
+    );
     const framing = new Set(["date", "connection", "keep-alive", "content-length", "transfer-encoding", "x-request-id"]);
     const byName = (list: Headers) => {
       const out = new Map<string, string[]>();

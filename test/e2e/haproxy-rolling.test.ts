@@ -60,7 +60,10 @@ class SteadyLoad {
   private seq = 0;
   private stopping = false;
 
-  constructor(private readonly port: number, private readonly maxRequests: number) {}
+  constructor(
+    private readonly port: number,
+    private readonly maxRequests: number,
+  ) {}
 
   start(): void {
     for (let i = 0; i < CLIENTS; i++) this.loops.push(this.loop());
@@ -101,7 +104,14 @@ class SteadyLoad {
       const headers: Record<string, string> = { "X-Request-Id": token };
       if (kind === "post") headers["Content-Type"] = "text/plain";
       const req = http.request(
-        { host: "127.0.0.1", port: this.port, method: kind === "post" ? "POST" : "GET", path: `/devices/${device}${devicePath}`, headers, agent: this.agent },
+        {
+          host: "127.0.0.1",
+          port: this.port,
+          method: kind === "post" ? "POST" : "GET",
+          path: `/devices/${device}${devicePath}`,
+          headers,
+          agent: this.agent,
+        },
         (res) => {
           let body = "";
           res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
@@ -294,163 +304,223 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
     };
     teardown.stopLater("fleet", await startFleet(ejabberd, DEVICES, slowOr));
 
-    lb = teardown.stopLater("haproxy", await startHaproxy([{ name: a.name, port: a.port }, { name: b.name, port: b.port }]));
+    lb = teardown.stopLater(
+      "haproxy",
+      await startHaproxy([
+        { name: a.name, port: a.port },
+        { name: b.name, port: b.port },
+      ]),
+    );
     pids.push({ what: "haproxy", pid: lb.pid });
     watch = new StateWatch(lb);
     teardown.add("state watch", () => watch.stop());
-    await pollUntil("both gateways UP in HAProxy", async () => {
-      const s = await lb.serverStates();
-      return s[a.name] === "UP" && s[b.name] === "UP";
-    }, { timeoutMs: 30_000 });
+    await pollUntil(
+      "both gateways UP in HAProxy",
+      async () => {
+        const s = await lb.serverStates();
+        return s[a.name] === "UP" && s[b.name] === "UP";
+      },
+      { timeoutMs: 30_000 },
+    );
   });
   after(() => teardown.run());
 
-  it("rolling restart (SIGTERM, exit 0, restart, UP; A then B) under steady load: every request 200 with its own token, but a POST whose reply ejabberd drops at a closing connection", { timeout: 240_000 }, async (t) => {
-    const load = new SteadyLoad(lb.port, 20_000);
-    const marks: Array<{ at: number; what: string }> = [{ at: now(), what: "load start" }];
-    const timeline: string[] = [];
-    /** Each stop: the incarnation that went, from its SIGTERM to its exit (its component connection closed within). */
-    const stops: Array<{ incarnation: string; sigtermAt: number; exitedAt: number }> = [];
-    load.start();
-    try {
-      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
-      for (const g of [a, b]) {
-        const old = g.incarnation;
-        const sigtermAt = now();
-        marks.push({ at: sigtermAt, what: `SIGTERM ${old}` });
-        const inFlight = load.inFlight();
-        const exit = await g.signal("SIGTERM", DRAIN_GRACE_MS + DRAIN_TIMEOUT_MS + 5_000);
-        const exitedAt = now();
-        assert.deepEqual(exit, { code: 0, signal: null }, `${old} must exit 0 on SIGTERM`);
-        stops.push({ incarnation: old, sigtermAt, exitedAt });
-        await g.start();
-        const readyAt = now();
-        await pollUntil(`${g.name} UP again in HAProxy`, async () => (await lb.serverStates())[g.name] === "UP", { timeoutMs: 30_000 });
-        const upAt = now();
-        const downAt = watch.firstSeen(g.name, "DOWN", sigtermAt);
-        timeline.push(
-          `${old}: SIGTERM at ${sigtermAt} ms (${inFlight} requests in flight), HAProxy DOWN at +${downAt !== undefined ? downAt - sigtermAt : "?"} ms ` +
-            `(grace ${DRAIN_GRACE_MS} ms), exit 0 at +${exitedAt - sigtermAt} ms; ${g.incarnation} ready at +${readyAt - sigtermAt} ms, UP at +${upAt - sigtermAt} ms`,
+  it(
+    "rolling restart (SIGTERM, exit 0, restart, UP; A then B) under steady load: every request 200 with its own token, but a POST whose reply ejabberd drops at a closing connection",
+    { timeout: 240_000 },
+    async (t) => {
+      const load = new SteadyLoad(lb.port, 20_000);
+      const marks: Array<{ at: number; what: string }> = [{ at: now(), what: "load start" }];
+      const timeline: string[] = [];
+      /** Each stop: the incarnation that went, from its SIGTERM to its exit (its component connection closed within). */
+      const stops: Array<{ incarnation: string; sigtermAt: number; exitedAt: number }> = [];
+      load.start();
+      try {
+        await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
+        for (const g of [a, b]) {
+          const old = g.incarnation;
+          const sigtermAt = now();
+          marks.push({ at: sigtermAt, what: `SIGTERM ${old}` });
+          const inFlight = load.inFlight();
+          const exit = await g.signal("SIGTERM", DRAIN_GRACE_MS + DRAIN_TIMEOUT_MS + 5_000);
+          const exitedAt = now();
+          assert.deepEqual(exit, { code: 0, signal: null }, `${old} must exit 0 on SIGTERM`);
+          stops.push({ incarnation: old, sigtermAt, exitedAt });
+          await g.start();
+          const readyAt = now();
+          await pollUntil(`${g.name} UP again in HAProxy`, async () => (await lb.serverStates())[g.name] === "UP", { timeoutMs: 30_000 });
+          const upAt = now();
+          const downAt = watch.firstSeen(g.name, "DOWN", sigtermAt);
+          timeline.push(
+            `${old}: SIGTERM at ${sigtermAt} ms (${inFlight} requests in flight), HAProxy DOWN at +${downAt !== undefined ? downAt - sigtermAt : "?"} ms ` +
+              `(grace ${DRAIN_GRACE_MS} ms), exit 0 at +${exitedAt - sigtermAt} ms; ${g.incarnation} ready at +${readyAt - sigtermAt} ms, UP at +${upAt - sigtermAt} ms`,
+          );
+          marks.push({ at: upAt, what: `${g.incarnation} UP` });
+          // Let the new incarnation take its share before the next one goes.
+          const mark = load.completed();
+          await pollUntil("load after the restart", () => load.completed() >= mark + 40, { timeoutMs: 30_000 });
+        }
+      } finally {
+        await load.stop();
+      }
+
+      const outcomes = load.outcomes;
+      const failed = outcomes.filter((o) => !o.ok);
+      const servedBy = await servedByMap([a, b]);
+      const tokens = new Set(outcomes.map((o) => o.token));
+      const duration = Math.max(...outcomes.map((o) => o.endedAt)) - Math.min(...outcomes.map((o) => o.startedAt));
+      for (const line of timeline) t.diagnostic(line);
+      t.diagnostic(
+        `requests: ${outcomes.length} in ${duration} ms (${outcomes.filter((o) => o.kind === "slow").length} slow, ${outcomes.filter((o) => o.kind === "post").length} POST), failed: ${failed.length}`,
+      );
+      t.diagnostic(
+        `share by incarnation (access logs): ${JSON.stringify(share([...(await a.requestLog()), ...(await b.requestLog())], tokens))}`,
+      );
+      t.diagnostic(`HAProxy counters: ${await haproxyCounters(lb)}`);
+      t.diagnostic(`HAProxy states: ${watch.changes.map((c) => `${c.server}=${c.state}@${c.at}`).join(", ")}`);
+      for (const o of failed.slice(0, 30)) t.diagnostic(`FAILED ${describeOutcome(o, marks, servedBy)}`);
+      // ejabberd spreads replies over the component connections at random, and one it routed to a component
+      // session in the instant that session ends is lost (README, "Running several instances"). The owner sends
+      // an idempotent request again when the other instance's connection has closed, so only a POST held by
+      // another instance, sent while the stopping one was closing, can still end at its deadline (504), never
+      // wrong. Every other failure is a loss.
+      const lostAtClose = (o: Outcome) => {
+        const logged = servedBy.get(o.token);
+        return (
+          o.kind === "post" &&
+          o.status === 504 &&
+          o.why === "GW_DEVICE_TIMEOUT" &&
+          logged !== undefined &&
+          stops.some((s) => logged.incarnation !== s.incarnation && o.startedAt >= s.sigtermAt && o.startedAt <= s.exitedAt)
         );
-        marks.push({ at: upAt, what: `${g.incarnation} UP` });
-        // Let the new incarnation take its share before the next one goes.
-        const mark = load.completed();
-        await pollUntil("load after the restart", () => load.completed() >= mark + 40, { timeoutMs: 30_000 });
+      };
+      t.diagnostic(
+        `replies lost at a closing component connection (ejabberd): ${failed.filter(lostAtClose).length}; requests sent again after a departure: ${(await a.resends()) + (await b.resends())}`,
+      );
+      assert.ok(
+        failed.filter(lostAtClose).length <= stops.length * CLIENTS,
+        "no more than the requests in flight while a connection closed",
+      );
+      assert.deepEqual(
+        failed.filter((o) => !lostAtClose(o)).map((o) => describeOutcome(o, marks, servedBy)),
+        [],
+        "a rolling restart must lose no request and mix up none",
+      );
+      for (const g of [a, b]) {
+        for (const incarnation of g.incarnations) {
+          assert.ok((share(await g.requestLog(), tokens)[incarnation] ?? 0) > 0, `${incarnation} served part of the load`);
+        }
       }
-    } finally {
-      await load.stop();
-    }
+    },
+  );
 
-    const outcomes = load.outcomes;
-    const failed = outcomes.filter((o) => !o.ok);
-    const servedBy = await servedByMap([a, b]);
-    const tokens = new Set(outcomes.map((o) => o.token));
-    const duration = Math.max(...outcomes.map((o) => o.endedAt)) - Math.min(...outcomes.map((o) => o.startedAt));
-    for (const line of timeline) t.diagnostic(line);
-    t.diagnostic(`requests: ${outcomes.length} in ${duration} ms (${outcomes.filter((o) => o.kind === "slow").length} slow, ${outcomes.filter((o) => o.kind === "post").length} POST), failed: ${failed.length}`);
-    t.diagnostic(`share by incarnation (access logs): ${JSON.stringify(share([...(await a.requestLog()), ...(await b.requestLog())], tokens))}`);
-    t.diagnostic(`HAProxy counters: ${await haproxyCounters(lb)}`);
-    t.diagnostic(`HAProxy states: ${watch.changes.map((c) => `${c.server}=${c.state}@${c.at}`).join(", ")}`);
-    for (const o of failed.slice(0, 30)) t.diagnostic(`FAILED ${describeOutcome(o, marks, servedBy)}`);
-    // ejabberd spreads replies over the component connections at random, and one it routed to a component
-    // session in the instant that session ends is lost (README, "Running several instances"). The owner sends
-    // an idempotent request again when the other instance's connection has closed, so only a POST held by
-    // another instance, sent while the stopping one was closing, can still end at its deadline (504), never
-    // wrong. Every other failure is a loss.
-    const lostAtClose = (o: Outcome) => {
-      const logged = servedBy.get(o.token);
-      return o.kind === "post" && o.status === 504 && o.why === "GW_DEVICE_TIMEOUT" && logged !== undefined &&
-        stops.some((s) => logged.incarnation !== s.incarnation && o.startedAt >= s.sigtermAt && o.startedAt <= s.exitedAt);
-    };
-    t.diagnostic(`replies lost at a closing component connection (ejabberd): ${failed.filter(lostAtClose).length}; requests sent again after a departure: ${(await a.resends()) + (await b.resends())}`);
-    assert.ok(failed.filter(lostAtClose).length <= stops.length * CLIENTS, "no more than the requests in flight while a connection closed");
-    assert.deepEqual(
-      failed.filter((o) => !lostAtClose(o)).map((o) => describeOutcome(o, marks, servedBy)),
-      [],
-      "a rolling restart must lose no request and mix up none",
-    );
-    for (const g of [a, b]) {
-      for (const incarnation of g.incarnations) {
-        assert.ok((share(await g.requestLog(), tokens)[incarnation] ?? 0) > 0, `${incarnation} served part of the load`);
+  it(
+    "kill -9 of one instance under load: only what it held fails, nothing started after DOWN fails, the survivor serves all",
+    { timeout: 180_000 },
+    async (t) => {
+      await pollUntil(
+        "both UP",
+        async () => {
+          const s = await lb.serverStates();
+          return s[a.name] === "UP" && s[b.name] === "UP";
+        },
+        { timeoutMs: 30_000 },
+      );
+      const victim = b;
+      const survivor = a;
+      const load = new SteadyLoad(lb.port, 20_000);
+      let killAt = 0;
+      let downAt = 0;
+      let inFlightAtKill: number;
+      const victimIncarnation = victim.incarnation;
+      load.start();
+      try {
+        await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
+        // A moment when requests are in flight (there nearly always are: 4 clients, some slow).
+        await pollUntil("requests in flight", () => load.inFlight() >= 2, { timeoutMs: 30_000, intervalMs: 1 });
+        inFlightAtKill = load.inFlight();
+        killAt = now();
+        const exit = await victim.signal("SIGKILL", 5_000);
+        assert.equal(exit.signal, "SIGKILL");
+        await pollUntil(`${victim.name} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", {
+          timeoutMs: 15_000,
+        });
+        downAt = now();
+        await pollUntil("load after DOWN", () => load.outcomes.filter((o) => o.startedAt >= downAt).length >= 80, { timeoutMs: 30_000 });
+      } finally {
+        await load.stop();
       }
-    }
-  });
 
-  it("kill -9 of one instance under load: only what it held fails, nothing started after DOWN fails, the survivor serves all", { timeout: 180_000 }, async (t) => {
-    await pollUntil("both UP", async () => {
-      const s = await lb.serverStates();
-      return s[a.name] === "UP" && s[b.name] === "UP";
-    }, { timeoutMs: 30_000 });
-    const victim = b;
-    const survivor = a;
-    const load = new SteadyLoad(lb.port, 20_000);
-    let killAt = 0;
-    let downAt = 0;
-    let inFlightAtKill: number;
-    const victimIncarnation = victim.incarnation;
-    load.start();
-    try {
-      await pollUntil("load warmed up", () => load.completed() >= 40, { timeoutMs: 30_000 });
-      // A moment when requests are in flight (there nearly always are: 4 clients, some slow).
-      await pollUntil("requests in flight", () => load.inFlight() >= 2, { timeoutMs: 30_000, intervalMs: 1 });
-      inFlightAtKill = load.inFlight();
-      killAt = now();
-      const exit = await victim.signal("SIGKILL", 5_000);
-      assert.equal(exit.signal, "SIGKILL");
-      await pollUntil(`${victim.name} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", { timeoutMs: 15_000 });
-      downAt = now();
-      await pollUntil("load after DOWN", () => load.outcomes.filter((o) => o.startedAt >= downAt).length >= 80, { timeoutMs: 30_000 });
-    } finally {
-      await load.stop();
-    }
+      const outcomes = load.outcomes;
+      const failed = outcomes.filter((o) => !o.ok);
+      const afterDown = outcomes.filter((o) => o.startedAt >= downAt);
+      const marks = [
+        { at: killAt, what: `SIGKILL ${victimIncarnation}` },
+        { at: downAt, what: "DOWN" },
+      ];
+      // The survivor's access log must show every request started after DOWN (the file may lag a little).
+      const afterDownTokens = new Set(afterDown.map((o) => o.token));
+      await pollUntil(
+        "the survivor's log to show every request started after DOWN",
+        async () => (await survivor.requestLog()).filter((e) => afterDownTokens.has(e.requestId)).length >= afterDownTokens.size,
+        { timeoutMs: 15_000, intervalMs: 50 },
+      ).catch(() => undefined); // asserted below, with the details
+      const servedBy = await servedByMap([a, b]);
+      const survivorLog = new Map((await survivor.requestLog()).map((e) => [e.requestId, e]));
 
-    const outcomes = load.outcomes;
-    const failed = outcomes.filter((o) => !o.ok);
-    const afterDown = outcomes.filter((o) => o.startedAt >= downAt);
-    const marks = [{ at: killAt, what: `SIGKILL ${victimIncarnation}` }, { at: downAt, what: "DOWN" }];
-    // The survivor's access log must show every request started after DOWN (the file may lag a little).
-    const afterDownTokens = new Set(afterDown.map((o) => o.token));
-    await pollUntil(
-      "the survivor's log to show every request started after DOWN",
-      async () => (await survivor.requestLog()).filter((e) => afterDownTokens.has(e.requestId)).length >= afterDownTokens.size,
-      { timeoutMs: 15_000, intervalMs: 50 },
-    ).catch(() => undefined); // asserted below, with the details
-    const servedBy = await servedByMap([a, b]);
-    const survivorLog = new Map((await survivor.requestLog()).map((e) => [e.requestId, e]));
+      t.diagnostic(
+        `SIGKILL ${victimIncarnation} at ${killAt} ms with ${inFlightAtKill} requests in flight; HAProxy DOWN seen at +${downAt - killAt} ms`,
+      );
+      t.diagnostic(`requests: ${outcomes.length}, failed: ${failed.length}, started after DOWN: ${afterDown.length}`);
+      t.diagnostic(
+        `share by incarnation (access logs): ${JSON.stringify(share([...(await a.requestLog()), ...(await b.requestLog())], new Set(outcomes.map((o) => o.token))))}`,
+      );
+      t.diagnostic(`HAProxy counters (since start): ${await haproxyCounters(lb)}`);
+      for (const o of failed) t.diagnostic(`FAILED ${describeOutcome(o, marks, servedBy)}`);
 
-    t.diagnostic(`SIGKILL ${victimIncarnation} at ${killAt} ms with ${inFlightAtKill} requests in flight; HAProxy DOWN seen at +${downAt - killAt} ms`);
-    t.diagnostic(`requests: ${outcomes.length}, failed: ${failed.length}, started after DOWN: ${afterDown.length}`);
-    t.diagnostic(`share by incarnation (access logs): ${JSON.stringify(share([...(await a.requestLog()), ...(await b.requestLog())], new Set(outcomes.map((o) => o.token))))}`);
-    t.diagnostic(`HAProxy counters (since start): ${await haproxyCounters(lb)}`);
-    for (const o of failed) t.diagnostic(`FAILED ${describeOutcome(o, marks, servedBy)}`);
-
-    assert.ok(failed.length <= inFlightAtKill, `at most the ${inFlightAtKill} requests in flight at the kill may fail, not ${failed.length}`);
-    assert.deepEqual(
-      failed.filter((o) => o.startedAt > killAt).map((o) => describeOutcome(o, marks, servedBy)),
-      [],
-      "a request started after the kill is never lost (HAProxy retries a refused connection elsewhere)",
-    );
-    // ejabberd spreads replies over the component connections at random: a reply for a request the survivor
-    // holds may be passing through the victim's connection at the instant of the crash, and is lost with it.
-    // Such a request can only have been in flight at the kill, and ends at its deadline (504), never wrong.
-    assert.deepEqual(
-      failed
-        .filter((o) => survivorLog.has(o.token) && !(o.startedAt <= killAt && o.status === 504 && o.why === "GW_DEVICE_TIMEOUT"))
-        .map((o) => describeOutcome(o, marks, servedBy)),
-      [],
-      "a request the survivor held fails only if its reply was on its way through the crashed connection",
-    );
-    assert.deepEqual(afterDown.filter((o) => !o.ok).map((o) => describeOutcome(o, marks, servedBy)), [], "nothing started after DOWN fails");
-    const notOnSurvivor = afterDown.filter((o) => survivorLog.get(o.token)?.status !== 200);
-    assert.deepEqual(notOnSurvivor.map((o) => describeOutcome(o, marks, servedBy)), [], `${survivor.incarnation} serves everything after DOWN`);
-  });
+      assert.ok(
+        failed.length <= inFlightAtKill,
+        `at most the ${inFlightAtKill} requests in flight at the kill may fail, not ${failed.length}`,
+      );
+      assert.deepEqual(
+        failed.filter((o) => o.startedAt > killAt).map((o) => describeOutcome(o, marks, servedBy)),
+        [],
+        "a request started after the kill is never lost (HAProxy retries a refused connection elsewhere)",
+      );
+      // ejabberd spreads replies over the component connections at random: a reply for a request the survivor
+      // holds may be passing through the victim's connection at the instant of the crash, and is lost with it.
+      // Such a request can only have been in flight at the kill, and ends at its deadline (504), never wrong.
+      assert.deepEqual(
+        failed
+          .filter((o) => survivorLog.has(o.token) && !(o.startedAt <= killAt && o.status === 504 && o.why === "GW_DEVICE_TIMEOUT"))
+          .map((o) => describeOutcome(o, marks, servedBy)),
+        [],
+        "a request the survivor held fails only if its reply was on its way through the crashed connection",
+      );
+      assert.deepEqual(
+        afterDown.filter((o) => !o.ok).map((o) => describeOutcome(o, marks, servedBy)),
+        [],
+        "nothing started after DOWN fails",
+      );
+      const notOnSurvivor = afterDown.filter((o) => survivorLog.get(o.token)?.status !== 200);
+      assert.deepEqual(
+        notOnSurvivor.map((o) => describeOutcome(o, marks, servedBy)),
+        [],
+        `${survivor.incarnation} serves everything after DOWN`,
+      );
+    },
+  );
 
   it("leaves no process behind: gateways, haproxy, ejabberd, redis", async () => {
     for (const g of [a, b]) for (const pid of g?.pids ?? []) pids.push({ what: `gateway ${g.name}`, pid });
     const node = ejabberd?.node;
     const dirs = [ejabberd?.dir, lb?.dir, redis?.dir].filter((d): d is string => d !== undefined);
     assert.deepEqual(await teardown.run(), []);
-    assert.deepEqual(pids.filter((p) => isAlive(p.pid)), [], "every process this file started has exited");
+    assert.deepEqual(
+      pids.filter((p) => isAlive(p.pid)),
+      [],
+      "every process this file started has exited",
+    );
     const ps = spawnSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" });
     const leftovers = ps.stdout
       .split("\n")

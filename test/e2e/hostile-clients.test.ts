@@ -110,7 +110,8 @@ describe("hostile HTTP clients", () => {
     assert.ok(answer.headers.get("x-request-id"), `${what}: X-Request-Id`);
     assert.equal(answer.headers.get("content-type"), "application/json; charset=utf-8", what);
     if (!framed) assert.ok(answer.closed, `${what}: the connection is closed after a refused request`);
-    else assert.notEqual(answer.headers.get("connection")?.toLowerCase(), "close", `${what}: a well-framed request's connection stays usable`);
+    else
+      assert.notEqual(answer.headers.get("connection")?.toLowerCase(), "close", `${what}: a well-framed request's connection stays usable`);
   }
 
   before(async () => {
@@ -153,12 +154,22 @@ describe("hostile HTTP clients", () => {
       });
 
       it("a head over 16 KiB is 431", async () => {
-        assertRefused(await raw([`${head(`/devices/${id}/a`, `X-Big: ${"b".repeat(20_000)}\r\n`)}\r\n`]), 431, "GW_HEADERS_TOO_LARGE", "big head");
+        assertRefused(
+          await raw([`${head(`/devices/${id}/a`, `X-Big: ${"b".repeat(20_000)}\r\n`)}\r\n`]),
+          431,
+          "GW_HEADERS_TOO_LARGE",
+          "big head",
+        );
       });
 
       it("slowloris: a head that never ends is 408", async () => {
         const trickle = Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: x\r\n`);
-        assertRefused(await raw([head(`/devices/${id}/a`), ...trickle], { gapMs: 100, waitMs: 8000 }), 408, "GW_REQUEST_TIMEOUT", "slow head");
+        assertRefused(
+          await raw([head(`/devices/${id}/a`), ...trickle], { gapMs: 100, waitMs: 8000 }),
+          408,
+          "GW_REQUEST_TIMEOUT",
+          "slow head",
+        );
       });
 
       it("a body that stalls is 408", async () => {
@@ -167,7 +178,10 @@ describe("hostile HTTP clients", () => {
       });
 
       it("a body over the limit is 413, with and without Content-Length", async () => {
-        const declared = await raw([`${head(`/devices/${id}/a`, `Content-Length: ${MAX_BODY + 1}\r\n`, "POST")}\r\n`, "x".repeat(MAX_BODY + 1)]);
+        const declared = await raw([
+          `${head(`/devices/${id}/a`, `Content-Length: ${MAX_BODY + 1}\r\n`, "POST")}\r\n`,
+          "x".repeat(MAX_BODY + 1),
+        ]);
         assertRefused(declared, 413, "GW_PAYLOAD_TOO_LARGE", "declared");
         const chunk = "y".repeat(MAX_BODY);
         const chunked = await raw([
@@ -211,9 +225,16 @@ describe("hostile HTTP clients", () => {
     const port = (bystander.address() as AddressInfo).port;
     for (const target of [`http://127.0.0.1:${port}/`, `http://localhost:${port}/x`, `https://127.0.0.1:${port}/`]) {
       // Complete and well framed, refused for its target only: the connection may stay open.
-      assertRefused(await raw([`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`]), 403, "GW_NOT_A_DEVICE", target, { framed: true });
+      assertRefused(await raw([`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`]), 403, "GW_NOT_A_DEVICE", target, {
+        framed: true,
+      });
     }
-    assertRefused(await raw([`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`]), 405, "GW_METHOD_NOT_ALLOWED", "CONNECT");
+    assertRefused(
+      await raw([`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`]),
+      405,
+      "GW_METHOD_NOT_ALLOWED",
+      "CONNECT",
+    );
     assert.equal(bystanderConnections, 0, "the gateway never connected to the named address");
   });
 

@@ -51,7 +51,17 @@ interface Counts {
   parkedBytes: number;
 }
 
-const ZERO: Counts = { pending: 0, streams: 0, earlyStreams: 0, inflightSlots: 0, correlation: 0, exchangesByJid: 0, streamRoutes: 0, parked: 0, parkedBytes: 0 };
+const ZERO: Counts = {
+  pending: 0,
+  streams: 0,
+  earlyStreams: 0,
+  inflightSlots: 0,
+  correlation: 0,
+  exchangesByJid: 0,
+  streamRoutes: 0,
+  parked: 0,
+  parkedBytes: 0,
+};
 
 describe("hostile devices", { timeout: 600_000 }, () => {
   const teardown = new Teardown();
@@ -74,11 +84,15 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     return async (expected) => {
       let last: Record<string, number> = {};
       const want = Object.fromEntries([...reasons, "timeouts"].map((k) => [k, (before[k] ?? 0) + (expected[k] ?? 0)]));
-      const settled = await pollUntil("counters", async () => {
-        last = { timeouts: await metric("timeouts") };
-        for (const r of reasons) last[r] = await metric("dropped", r);
-        return Object.keys(want).every((k) => last[k] === want[k]);
-      }, { timeoutMs: 15_000 }).catch(() => false);
+      const settled = await pollUntil(
+        "counters",
+        async () => {
+          last = { timeouts: await metric("timeouts") };
+          for (const r of reasons) last[r] = await metric("dropped", r);
+          return Object.keys(want).every((k) => last[k] === want[k]);
+        },
+        { timeoutMs: 15_000 },
+      ).catch(() => false);
       assert.ok(settled, `counters: expected ${JSON.stringify(want)}, got ${JSON.stringify(last)}`);
     };
   }
@@ -111,10 +125,14 @@ describe("hostile devices", { timeout: 600_000 }, () => {
   /** Everything a case created is gone: polled (stream routes expire at their exchange's deadline). */
   async function assertNothingLeft(): Promise<void> {
     let last = ZERO;
-    const ok = await pollUntil("nothing left", async () => {
-      last = await counts();
-      return Object.values(last).every((n) => n === 0);
-    }, { timeoutMs: CASE_DEADLINE_MS + 10_000 }).catch(() => false);
+    const ok = await pollUntil(
+      "nothing left",
+      async () => {
+        last = await counts();
+        return Object.values(last).every((n) => n === 0);
+      },
+      { timeoutMs: CASE_DEADLINE_MS + 10_000 },
+    ).catch(() => false);
     assert.ok(ok, `left behind: ${JSON.stringify(last)}`);
   }
 
@@ -171,9 +189,17 @@ describe("hostile devices", { timeout: 600_000 }, () => {
   }
 
   /** A client request to a device played by `peer`, and the IQ the peer received for it. */
-  async function ask(peer: Peer, timeoutMs: number, path = "/x", init: RequestInit = {}): Promise<{ reply: Promise<Response>; req: IncomingRequest }> {
+  async function ask(
+    peer: Peer,
+    timeoutMs: number,
+    path = "/x",
+    init: RequestInit = {},
+  ): Promise<{ reply: Promise<Response>; req: IncomingRequest }> {
     const id = peer.jid.split("@")[0] as string;
-    const reply = fetch(`${gw.url}/devices/${id}${path}`, { ...init, headers: { "X-Gateway-Timeout": String(timeoutMs), ...(init.headers as Record<string, string>) } });
+    const reply = fetch(`${gw.url}/devices/${id}${path}`, {
+      ...init,
+      headers: { "X-Gateway-Timeout": String(timeoutMs), ...(init.headers as Record<string, string>) },
+    });
     reply.catch(() => undefined);
     return { reply, req: await peer.nextRequest() };
   }
@@ -210,7 +236,10 @@ describe("hostile devices", { timeout: 600_000 }, () => {
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
-    gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_MAX_REPLY_BYTES: String(MAX_REPLY), GATEWAY_REQUEST_TIMEOUT_MS: "10000" }));
+    gw = teardown.stopLater(
+      "gateway",
+      await startGateway(stack, { GATEWAY_MAX_REPLY_BYTES: String(MAX_REPLY), GATEWAY_REQUEST_TIMEOUT_MS: "10000" }),
+    );
     domain = gw.config.xmpp.domain;
     hostile = teardown.stopLater("hostile", await startPeer(stack.prosody, "hostile"));
     intruder = teardown.stopLater("intruder", await startPeer(stack.prosody, "intruder"));
@@ -232,7 +261,9 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     hostileCase("an inline body over Prosody's stanza limit: the device is cut off, the client gets 504 at the deadline", async () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, 1000);
-      await hostile.send(result(req, resp("200", el("data", {}, el("base64", {}, randomBytes(1024 * 1024).toString("base64")))))).catch(() => undefined);
+      await hostile
+        .send(result(req, resp("200", el("data", {}, el("base64", {}, randomBytes(1024 * 1024).toString("base64"))))))
+        .catch(() => undefined);
       await cutOff("policy-violation");
       // Meanwhile a new request to the device is bounced by the server at once.
       const res = await fetch(`${gw.url}/devices/hostile/next`);
@@ -243,16 +274,19 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await grew({ timeouts: 1 });
     });
 
-    hostileCase("a chunked body far over the limit: 502 at the chunk that crosses it, <close> sent, later chunks counted late", async () => {
-      const grew = await snapshot();
-      const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
-      await hostile.send(result(req, chunkedHead("big")));
-      // 8 chunks of 32 KiB: the 5th passes 128 KiB.
-      for (let nr = 0; nr < 8; nr++) await hostile.send(chunk(domain, "big", nr, randomBytes(32 * 1024), nr === 7));
-      await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
-      await grew({ malformed: 1, late: 3 });
-      await pollUntil("close sent", () => closesSent(hostile, "big") === 1, { timeoutMs: 15_000 });
-    });
+    hostileCase(
+      "a chunked body far over the limit: 502 at the chunk that crosses it, <close> sent, later chunks counted late",
+      async () => {
+        const grew = await snapshot();
+        const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
+        await hostile.send(result(req, chunkedHead("big")));
+        // 8 chunks of 32 KiB: the 5th passes 128 KiB.
+        for (let nr = 0; nr < 8; nr++) await hostile.send(chunk(domain, "big", nr, randomBytes(32 * 1024), nr === 7));
+        await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
+        await grew({ malformed: 1, late: 3 });
+        await pollUntil("close sent", () => closesSent(hostile, "big") === 1, { timeoutMs: 15_000 });
+      },
+    );
   });
 
   describe("chunks sent ahead of their reply", () => {
@@ -264,10 +298,14 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       for (let nr = 0; nr < n; nr++) await hostile.send(chunk(domain, "ahead", nr, randomBytes(32 * 1024), nr === n - 1));
       const parkKey = `${gw.config.redis.keyPrefix}parked:${hostile.jid}|ahead`;
       let parked: string[] = [];
-      await pollUntil("chunks parked or refused", async () => {
-        parked = (await gw.gateway.redis.client.lrange(parkKey, 0, -1)).filter((p) => p.startsWith("{"));
-        return (await metric("dropped", "unknown")) - unknownBefore + parked.length === n;
-      }, { timeoutMs: 15_000 });
+      await pollUntil(
+        "chunks parked or refused",
+        async () => {
+          parked = (await gw.gateway.redis.client.lrange(parkKey, 0, -1)).filter((p) => p.startsWith("{"));
+          return (await metric("dropped", "unknown")) - unknownBefore + parked.length === n;
+        },
+        { timeoutMs: 15_000 },
+      );
       const bytes = parked.reduce((sum, p) => sum + p.length, 0);
       assert.ok(parked.length < n && bytes <= 2 * MAX_REPLY + 64 * 1024, `${parked.length} chunks, ${bytes} bytes parked`);
       await hostile.send(result(req, chunkedHead("ahead")));
@@ -281,8 +319,13 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
       const body = randomBytes(100_000);
-      for (let nr = 0; nr < 4; nr++) await hostile.send(chunk(domain, "early", nr, body.subarray(nr * 25_000, (nr + 1) * 25_000), nr === 3));
-      await pollUntil("chunks parked", async () => (await gw.gateway.redis.client.llen(`${gw.config.redis.keyPrefix}parked:${hostile.jid}|early`)) === 4, { timeoutMs: 15_000 });
+      for (let nr = 0; nr < 4; nr++)
+        await hostile.send(chunk(domain, "early", nr, body.subarray(nr * 25_000, (nr + 1) * 25_000), nr === 3));
+      await pollUntil(
+        "chunks parked",
+        async () => (await gw.gateway.redis.client.llen(`${gw.config.redis.keyPrefix}parked:${hostile.jid}|early`)) === 4,
+        { timeoutMs: 15_000 },
+      );
       await hostile.send(result(req, chunkedHead("early")));
       const res = await reply;
       assert.equal(res.status, 200);
@@ -357,55 +400,64 @@ describe("hostile devices", { timeout: 600_000 }, () => {
   });
 
   describe("chunks for another exchange's stream", () => {
-    hostileCase("from another JID with no exchange in flight: dropped as unknown, never parked; the stream's owner completes byte-exact", async () => {
-      const grew = await snapshot();
-      const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
-      const body = randomBytes(3000);
-      await hostile.send(result(req, chunkedHead("victim")));
-      await hostile.send(chunk(domain, "victim", 0, body.subarray(0, 1500)));
-      await intruder.send(chunk(domain, "victim", 1, randomBytes(1500), true));
-      await intruder.send(chunk(domain, "victim", 0, randomBytes(1500)));
-      await grew({ unknown: 2 });
-      assert.equal(await keyCount("parked:*"), 0);
-      await hostile.send(chunk(domain, "victim", 1, body.subarray(1500), true));
-      const res = await reply;
-      assert.equal(res.status, 200);
-      assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
-    });
+    hostileCase(
+      "from another JID with no exchange in flight: dropped as unknown, never parked; the stream's owner completes byte-exact",
+      async () => {
+        const grew = await snapshot();
+        const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
+        const body = randomBytes(3000);
+        await hostile.send(result(req, chunkedHead("victim")));
+        await hostile.send(chunk(domain, "victim", 0, body.subarray(0, 1500)));
+        await intruder.send(chunk(domain, "victim", 1, randomBytes(1500), true));
+        await intruder.send(chunk(domain, "victim", 0, randomBytes(1500)));
+        await grew({ unknown: 2 });
+        assert.equal(await keyCount("parked:*"), 0);
+        await hostile.send(chunk(domain, "victim", 1, body.subarray(1500), true));
+        const res = await reply;
+        assert.equal(res.status, 200);
+        assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
+      },
+    );
 
-    hostileCase("from another JID that has an exchange in flight: parked no longer than that exchange's deadline; the owner completes byte-exact", async () => {
-      const grew = await snapshot();
-      const own = await ask(intruder, CASE_DEADLINE_MS);
-      const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
-      const body = randomBytes(3000);
-      await hostile.send(result(req, chunkedHead("victim2")));
-      await intruder.send(chunk(domain, "victim2", 0, randomBytes(1500)));
-      await pollUntil("parked", async () => (await keyCount("parked:*")) === 1, { timeoutMs: 15_000 });
-      await hostile.send(chunk(domain, "victim2", 0, body.subarray(0, 1500)));
-      await hostile.send(chunk(domain, "victim2", 1, body.subarray(1500), true));
-      const res = await reply;
-      assert.equal(res.status, 200);
-      assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
-      await expectError(own.reply, 504, "GW_DEVICE_TIMEOUT", "intruder");
-      await grew({ timeouts: 1 });
-    });
+    hostileCase(
+      "from another JID that has an exchange in flight: parked no longer than that exchange's deadline; the owner completes byte-exact",
+      async () => {
+        const grew = await snapshot();
+        const own = await ask(intruder, CASE_DEADLINE_MS);
+        const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
+        const body = randomBytes(3000);
+        await hostile.send(result(req, chunkedHead("victim2")));
+        await intruder.send(chunk(domain, "victim2", 0, randomBytes(1500)));
+        await pollUntil("parked", async () => (await keyCount("parked:*")) === 1, { timeoutMs: 15_000 });
+        await hostile.send(chunk(domain, "victim2", 0, body.subarray(0, 1500)));
+        await hostile.send(chunk(domain, "victim2", 1, body.subarray(1500), true));
+        const res = await reply;
+        assert.equal(res.status, 200);
+        assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
+        await expectError(own.reply, 504, "GW_DEVICE_TIMEOUT", "intruder");
+        await grew({ timeouts: 1 });
+      },
+    );
 
-    hostileCase("from the same device, announcing the stream id of its other open exchange: that reply is 502, the other completes byte-exact", async () => {
-      const grew = await snapshot();
-      const first = await ask(hostile, CASE_DEADLINE_MS, "/first");
-      const second = await ask(hostile, CASE_DEADLINE_MS, "/second");
-      const body = randomBytes(3000);
-      await hostile.send(result(first.req, chunkedHead("shared")));
-      await hostile.send(chunk(domain, "shared", 0, body.subarray(0, 1500)));
-      await hostile.send(result(second.req, chunkedHead("shared")));
-      await expectError(second.reply, 502, "GW_BAD_DEVICE_REPLY");
-      await hostile.send(chunk(domain, "shared", 1, body.subarray(1500), true));
-      const res = await first.reply;
-      assert.equal(res.status, 200);
-      assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
-      assert.equal(closesSent(hostile, "shared"), 0, "the open stream was not closed at the device");
-      await grew({ malformed: 1 });
-    });
+    hostileCase(
+      "from the same device, announcing the stream id of its other open exchange: that reply is 502, the other completes byte-exact",
+      async () => {
+        const grew = await snapshot();
+        const first = await ask(hostile, CASE_DEADLINE_MS, "/first");
+        const second = await ask(hostile, CASE_DEADLINE_MS, "/second");
+        const body = randomBytes(3000);
+        await hostile.send(result(first.req, chunkedHead("shared")));
+        await hostile.send(chunk(domain, "shared", 0, body.subarray(0, 1500)));
+        await hostile.send(result(second.req, chunkedHead("shared")));
+        await expectError(second.reply, 502, "GW_BAD_DEVICE_REPLY");
+        await hostile.send(chunk(domain, "shared", 1, body.subarray(1500), true));
+        const res = await first.reply;
+        assert.equal(res.status, 200);
+        assert.ok(Buffer.from(await res.arrayBuffer()).equals(body));
+        assert.equal(closesSent(hostile, "shared"), 0, "the open stream was not closed at the device");
+        await grew({ malformed: 1 });
+      },
+    );
   });
 
   describe("spoofed replies", () => {
@@ -436,7 +488,10 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       ["no payload at all", () => undefined],
       ["a <req> instead of a <resp>", () => el("req", { xmlns: NS_HTTP, method: "GET", resource: "/", version: "1.1" })],
       ["a <resp> in another namespace", () => el("resp", { xmlns: "urn:example:other", version: "1.1", statusCode: "200" })],
-      ["an unknown element", () => el("mystery", { xmlns: "urn:example:other" }, el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200" }))],
+      [
+        "an unknown element",
+        () => el("mystery", { xmlns: "urn:example:other" }, el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200" })),
+      ],
       ["a <resp> without a version", () => el("resp", { xmlns: NS_HTTP, statusCode: "200" })],
       ["<data> with two bodies", () => resp("200", el("data", {}, el("text", {}, "a"), el("base64", {}, "QQ==")))],
       ["an unknown body form", () => resp("200", el("data", {}, el("mystery", {})))],
@@ -529,7 +584,9 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     hostileCase("a reason phrase of 100 KB: 502, counted malformed", async () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, ANSWER_BOUND_MS);
-      await hostile.send(result(req, el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "k".repeat(100_000) })));
+      await hostile.send(
+        result(req, el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200", statusMessage: "k".repeat(100_000) })),
+      );
       await expectError(reply, 502, "GW_BAD_DEVICE_REPLY");
       await grew({ malformed: 1 });
     });
@@ -537,7 +594,9 @@ describe("hostile devices", { timeout: 600_000 }, () => {
     hostileCase("a reason phrase with CR/LF (character references): 502, nothing injected", async () => {
       const grew = await snapshot();
       const { reply, req } = await ask(hostile, ANSWER_BOUND_MS);
-      await hostile.sendRaw(`<iq type='result' id='${req.id}' to='${req.from}'><resp xmlns='${NS_HTTP}' version='1.1' statusCode='200' statusMessage='OK&#13;&#10;Set-Cookie: evil=1'/></iq>`);
+      await hostile.sendRaw(
+        `<iq type='result' id='${req.id}' to='${req.from}'><resp xmlns='${NS_HTTP}' version='1.1' statusCode='200' statusMessage='OK&#13;&#10;Set-Cookie: evil=1'/></iq>`,
+      );
       const res = await reply;
       assert.equal(res.headers.get("set-cookie"), null);
       await expectError(Promise.resolve(res), 502, "GW_BAD_DEVICE_REPLY");
@@ -571,7 +630,10 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       await hostile.send(result(obs.req, resp("200", headers(["X-Obs", "caf\u00e9 \u00ff"]))));
       const res2 = await obs.reply;
       assert.equal(res2.status, 200);
-      assert.equal(Buffer.from(res2.headers.get("x-obs") ?? "", "latin1").toString("hex"), Buffer.from("caf\u00e9 \u00ff", "latin1").toString("hex"));
+      assert.equal(
+        Buffer.from(res2.headers.get("x-obs") ?? "", "latin1").toString("hex"),
+        Buffer.from("caf\u00e9 \u00ff", "latin1").toString("hex"),
+      );
       await grew({});
     });
 
@@ -585,12 +647,35 @@ describe("hostile devices", { timeout: 600_000 }, () => {
   });
 
   describe("bytes that are not UTF-8, and characters XML forbids", () => {
-    const open = (req: IncomingRequest) => `<iq type='result' id='${req.id}' to='${req.from}'><resp xmlns='${NS_HTTP}' version='1.1' statusCode='200'>`;
+    const open = (req: IncomingRequest) =>
+      `<iq type='result' id='${req.id}' to='${req.from}'><resp xmlns='${NS_HTTP}' version='1.1' statusCode='200'>`;
     const cases: Array<[string, (req: IncomingRequest) => Buffer]> = [
-      ["invalid UTF-8 in a <text> body", (req) => Buffer.concat([Buffer.from(`${open(req)}<data><text>bad `), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from(" bytes</text></data></resp></iq>")])],
-      ["invalid UTF-8 in a header value", (req) => Buffer.concat([Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>`), Buffer.from([0xc3, 0x28]), Buffer.from("</header></headers></resp></iq>")])],
-      ["a NUL in a header value", (req) => Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>a\u0000b</header></headers></resp></iq>`)],
-      ["a NUL as a character reference", (req) => Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>a&#0;b</header></headers></resp></iq>`)],
+      [
+        "invalid UTF-8 in a <text> body",
+        (req) =>
+          Buffer.concat([
+            Buffer.from(`${open(req)}<data><text>bad `),
+            Buffer.from([0xff, 0xfe, 0xc3]),
+            Buffer.from(" bytes</text></data></resp></iq>"),
+          ]),
+      ],
+      [
+        "invalid UTF-8 in a header value",
+        (req) =>
+          Buffer.concat([
+            Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>`),
+            Buffer.from([0xc3, 0x28]),
+            Buffer.from("</header></headers></resp></iq>"),
+          ]),
+      ],
+      [
+        "a NUL in a header value",
+        (req) => Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>a\u0000b</header></headers></resp></iq>`),
+      ],
+      [
+        "a NUL as a character reference",
+        (req) => Buffer.from(`${open(req)}<headers xmlns='${NS_SHIM}'><header name='X-Bad'>a&#0;b</header></headers></resp></iq>`),
+      ],
       ["a lone surrogate as a character reference", (req) => Buffer.from(`${open(req)}<data><text>a&#xD800;b</text></data></resp></iq>`)],
     ];
     for (const [what, bytes] of cases) {
@@ -608,7 +693,9 @@ describe("hostile devices", { timeout: 600_000 }, () => {
 
   it("leaves no stream route or parked chunk behind once the deadlines have passed", async () => {
     let last = 0;
-    const gone = await pollUntil("stream routes expired", async () => (last = await keyCount("stream:*", "parked:*")) === 0, { timeoutMs: BYSTANDER_TIMEOUT_MS + 10_000 }).catch(() => false);
+    const gone = await pollUntil("stream routes expired", async () => (last = await keyCount("stream:*", "parked:*")) === 0, {
+      timeoutMs: BYSTANDER_TIMEOUT_MS + 10_000,
+    }).catch(() => false);
     assert.ok(gone, `${last} stream routes or parked lists left`);
     assert.deepEqual(await counts(), ZERO);
   });

@@ -32,7 +32,8 @@ const LOCAL_TIMEOUT_MS = 1000;
 const MAX_BODY_BYTES = 256 * 1024;
 
 type AgentError = "local-bad-reply" | "local-unreachable" | "local-timeout" | "local-reply-too-large";
-type AgentExpected = { relayed: { status: number; statusMessage?: string; body: string; headers?: Record<string, string> } } | { agentError: AgentError };
+type AgentExpected =
+  { relayed: { status: number; statusMessage?: string; body: string; headers?: Record<string, string> } } | { agentError: AgentError };
 
 interface AgentCase {
   name: string;
@@ -49,7 +50,10 @@ function behindAgent(c: HostileReply): AgentCase {
     expect = { relayed: e.relayed };
   } else {
     const code = "error" in e ? e.error : e.cut;
-    expect = { agentError: code === "GW_UPSTREAM_TIMEOUT" ? "local-timeout" : code === "GW_UPSTREAM_UNREACHABLE" ? "local-unreachable" : "local-bad-reply" };
+    expect = {
+      agentError:
+        code === "GW_UPSTREAM_TIMEOUT" ? "local-timeout" : code === "GW_UPSTREAM_UNREACHABLE" ? "local-unreachable" : "local-bad-reply",
+    };
   }
   return { name: c.name, steps: c.steps, expect, ...(c.postBody ? { postBody: c.postBody } : {}) };
 }
@@ -61,17 +65,49 @@ const AGENT_ONLY: AgentCase[] = [
     steps: [reply("HTTP/1.1 200 OK", ["X-Latin: caf\xe9 \xff\x80", "X-Bytes: \xc3(", "Content-Length: 2"])],
     expect: { relayed: { status: 200, statusMessage: "OK", body: "ok", headers: { "x-latin": "caf\xe9 \xff\x80", "x-bytes": "\xc3(" } } },
   },
-  { name: "NUL in a header value", steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x00b", "Content-Length: 2"])], expect: { agentError: "local-bad-reply" } },
-  { name: "vertical tab and form feed in a header value", steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x0b\x0cb", "Content-Length: 2"])], expect: { agentError: "local-bad-reply" } },
+  {
+    name: "NUL in a header value",
+    steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x00b", "Content-Length: 2"])],
+    expect: { agentError: "local-bad-reply" },
+  },
+  {
+    name: "vertical tab and form feed in a header value",
+    steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x0b\x0cb", "Content-Length: 2"])],
+    expect: { agentError: "local-bad-reply" },
+  },
   { name: "reason phrase with a vertical tab", steps: [reply("HTTP/1.1 200 O\x0bK")], expect: { agentError: "local-bad-reply" } },
-  { name: "reason phrase with C1 controls and obs-text: relayed as sent", steps: [reply("HTTP/1.1 200 \x85\x9f\xa0ok")], expect: { relayed: { status: 200, statusMessage: "\x85\x9f\xa0ok", body: "ok" } } },
+  {
+    name: "reason phrase with C1 controls and obs-text: relayed as sent",
+    steps: [reply("HTTP/1.1 200 \x85\x9f\xa0ok")],
+    expect: { relayed: { status: 200, statusMessage: "\x85\x9f\xa0ok", body: "ok" } },
+  },
   // The reason phrase travels in an XML attribute, where a tab is normalized to a space (XML 1.0 §3.3.3); the
   // phrase is advisory (RFC 9110 §15), so the agent carries it as that rather than refusing the reply.
-  { name: "reason phrase with a tab: relayed with a space", steps: [reply("HTTP/1.1 200 O\tK")], expect: { relayed: { status: 200, statusMessage: "O K", body: "ok" } } },
-  { name: "header value with a tab inside", steps: [reply("HTTP/1.1 200 OK", ["X-A: a\tb", "Content-Length: 2"])], expect: { relayed: { status: 200, body: "ok", headers: { "x-a": "a\tb" } } } },
-  { name: "a body over the agent's limit", steps: [reply("HTTP/1.1 200 OK", [`Content-Length: ${MAX_BODY_BYTES + 1}`], "y".repeat(MAX_BODY_BYTES + 1))], expect: { agentError: "local-reply-too-large" } },
-  { name: "a close-delimited body that never ends", steps: [reply("HTTP/1.1 200 OK", [], ""), { trickle: Buffer.alloc(16 * 1024, 0x7a), everyMs: 5 }], expect: { agentError: "local-reply-too-large" } },
-  { name: "101 with an upgrade nobody asked for, then bytes", steps: [reply("HTTP/1.1 101 Switching Protocols", ["Upgrade: h2c", "Connection: Upgrade"], "\x00\x01junk")], expect: { agentError: "local-bad-reply" } },
+  {
+    name: "reason phrase with a tab: relayed with a space",
+    steps: [reply("HTTP/1.1 200 O\tK")],
+    expect: { relayed: { status: 200, statusMessage: "O K", body: "ok" } },
+  },
+  {
+    name: "header value with a tab inside",
+    steps: [reply("HTTP/1.1 200 OK", ["X-A: a\tb", "Content-Length: 2"])],
+    expect: { relayed: { status: 200, body: "ok", headers: { "x-a": "a\tb" } } },
+  },
+  {
+    name: "a body over the agent's limit",
+    steps: [reply("HTTP/1.1 200 OK", [`Content-Length: ${MAX_BODY_BYTES + 1}`], "y".repeat(MAX_BODY_BYTES + 1))],
+    expect: { agentError: "local-reply-too-large" },
+  },
+  {
+    name: "a close-delimited body that never ends",
+    steps: [reply("HTTP/1.1 200 OK", [], ""), { trickle: Buffer.alloc(16 * 1024, 0x7a), everyMs: 5 }],
+    expect: { agentError: "local-reply-too-large" },
+  },
+  {
+    name: "101 with an upgrade nobody asked for, then bytes",
+    steps: [reply("HTTP/1.1 101 Switching Protocols", ["Upgrade: h2c", "Connection: Upgrade"], "\x00\x01junk")],
+    expect: { agentError: "local-bad-reply" },
+  },
 ];
 
 const CASES: AgentCase[] = [...HOSTILE_REPLIES.map(behindAgent), ...AGENT_ONLY];
@@ -101,13 +137,19 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   }
   /** Connection events of a device: `online`, `offline`, `retry`, `error`, `replaced`. */
   function connectionEvents(agent: DeviceAgent): unknown[] {
-    return (events.get(agent.jid) ?? []).map((e) => e.event).filter((e) => ["online", "offline", "retry", "error", "replaced"].includes(String(e)));
+    return (events.get(agent.jid) ?? [])
+      .map((e) => e.event)
+      .filter((e) => ["online", "offline", "retry", "error", "replaced"].includes(String(e)));
   }
 
   /** Both XMPP sessions are the ones they started with: online once, never dropped, never retried. */
   function assertSessionsUnbroken(): void {
     for (const agent of [hostile, bystander]) {
-      assert.deepEqual(connectionEvents(agent), ["online"], `${agent.jid}'s XMPP session was interrupted: ${JSON.stringify(events.get(agent.jid))}`);
+      assert.deepEqual(
+        connectionEvents(agent),
+        ["online"],
+        `${agent.jid}'s XMPP session was interrupted: ${JSON.stringify(events.get(agent.jid))}`,
+      );
       assert.ok(agent.online, `${agent.jid} is offline`);
     }
   }
@@ -115,7 +157,11 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   /** The well-behaved device on the same agent process answers byte for byte (inline or chunked). */
   async function assertBystanderServed(): Promise<void> {
     const body = randomBytes(1 + Math.floor(Math.random() * 100_000));
-    const seen = await send(`${gw.url}/devices/bystander/echo`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } });
+    const seen = await send(`${gw.url}/devices/bystander/echo`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/octet-stream" },
+    });
     assert.equal(seen.status, 200, JSON.stringify({ ...seen, body: seen.body.subarray(0, 200).toString() }));
     assert.ok(seen.complete && seen.body.equals(body), "the well-behaved device's answer is not byte-exact");
   }
@@ -150,14 +196,20 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
     gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_REQUEST_TIMEOUT_MS: "15000" }));
-    const raw = teardown.stopLater("raw device", await startRawDevice((path) => {
-      if (path === "/ok") return [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Connection: close"])];
-      return CASES[Number(path.split("/")[2])]?.steps ?? [{ close: true }];
-    }));
-    const good = teardown.stopLater("good device", await startDeviceServer((req, res) => {
-      res.setHeader("Content-Type", "application/octet-stream");
-      req.pipe(res);
-    }));
+    const raw = teardown.stopLater(
+      "raw device",
+      await startRawDevice((path) => {
+        if (path === "/ok") return [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Connection: close"])];
+        return CASES[Number(path.split("/")[2])]?.steps ?? [{ close: true }];
+      }),
+    );
+    const good = teardown.stopLater(
+      "good device",
+      await startDeviceServer((req, res) => {
+        res.setHeader("Content-Type", "application/octet-stream");
+        req.pipe(res);
+      }),
+    );
     rawUrl = raw.url;
     goodUrl = good.url;
     await stack.prosody.createUsers(["hostile", "bystander", "thrower"].map((id) => ({ username: id, password: `pw-${id}` })));
@@ -176,9 +228,14 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
     await Promise.all([hostile.start(), bystander.start(), thrower.start()]);
     await Promise.all([hostile.waitOnline(10_000), bystander.waitOnline(10_000), thrower.waitOnline(10_000)]);
     // The gateway knows a device from its presence.
-    await pollUntil("both devices reachable", async () => (await send(`${gw.url}/devices/bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200
-      && (await send(`${gw.url}/devices/hostile/ok`)).status === 200
-      && (await send(`${gw.url}/devices/thrower/x`)).status !== 503, { timeoutMs: 10_000 });
+    await pollUntil(
+      "both devices reachable",
+      async () =>
+        (await send(`${gw.url}/devices/bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200 &&
+        (await send(`${gw.url}/devices/hostile/ok`)).status === 200 &&
+        (await send(`${gw.url}/devices/thrower/x`)).status !== 503,
+      { timeoutMs: 10_000 },
+    );
     assertSessionsUnbroken();
   });
   after(() => teardown.run());
@@ -197,7 +254,9 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   CASES.forEach((c, index) => {
     it(c.name, async () => {
       const headers: Record<string, string> = { "X-Gateway-Timeout": "10000" };
-      const init = c.postBody ? { method: "POST", body: randomBytes(c.postBody), headers: { ...headers, "content-type": "application/octet-stream" } } : { headers };
+      const init = c.postBody
+        ? { method: "POST", body: randomBytes(c.postBody), headers: { ...headers, "content-type": "application/octet-stream" } }
+        : { headers };
       const seen = await send(`${gw.url}/devices/hostile/case/${index}`, init);
       assertAsExpected(c, seen);
       assertSessionsUnbroken();
@@ -209,40 +268,61 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
   // The same broken replies through the agent as operators run it: one process (adapters/device-agent/main.ts)
   // serving a fleet file of two devices. Only the cases whose bytes reach the XML: the rest are above.
   describe("through a real agent process serving two devices", () => {
-    const XML_CASES = CASES.map((c, index) => ({ c, index })).filter(({ c }) => /reason phrase|header value|101|version 2\.0|Transfer-Encoding|obs-text/.test(c.name));
+    const XML_CASES = CASES.map((c, index) => ({ c, index })).filter(({ c }) =>
+      /reason phrase|header value|101|version 2\.0|Transfer-Encoding|obs-text/.test(c.name),
+    );
     let child: ChildHandle;
     let dir: string;
 
     /** Each device's XMPP session came up once and never went down: one `agent online` each, nothing else. */
     function assertProcessUnbroken(): void {
       assert.equal(child.hasExited(), false, `the agent process exited: ${child.output()}`);
-      const lines = child.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { event?: string; device?: string });
+      const lines = child
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { event?: string; device?: string });
       const connection = lines.filter((l) => ["online", "offline", "retry", "error", "replaced"].includes(String(l.event)));
-      assert.deepEqual(connection.map((l) => `${l.event} ${l.device}`).sort(), ["online fleet-bystander@localhost/agent", "online fleet-hostile@localhost/agent"], child.output());
+      assert.deepEqual(
+        connection.map((l) => `${l.event} ${l.device}`).sort(),
+        ["online fleet-bystander@localhost/agent", "online fleet-hostile@localhost/agent"],
+        child.output(),
+      );
     }
 
     before(async () => {
       await stack.prosody.createUsers(["fleet-hostile", "fleet-bystander"].map((id) => ({ username: id, password: `pw-${id}` })));
       dir = await mkdtemp(join(tmpdir(), "agent-fleet-"));
       const fleetFile = join(dir, "fleet.json");
-      await writeFile(fleetFile, JSON.stringify([
-        { username: "fleet-hostile", password: "pw-fleet-hostile", localUrl: rawUrl },
-        { username: "fleet-bystander", password: "pw-fleet-bystander", localUrl: goodUrl },
-      ]));
-      child = teardown.stopLater("agent process", await spawnChild(process.execPath, ["--import", "tsx", "adapters/device-agent/main.ts"], {
-        name: "agent-fleet",
-        env: {
-          AGENT_SERVICE: stack.prosody.service,
-          AGENT_DOMAIN: stack.prosody.vhost,
-          AGENT_GATEWAY_JID: "gateway.localhost",
-          AGENT_SASL_MECHANISM: "PLAIN",
-          AGENT_FLEET_FILE: fleetFile,
-          AGENT_LOCAL_TIMEOUT_MS: String(LOCAL_TIMEOUT_MS),
-          LOG_LEVEL: "info",
-        },
-      }));
-      await pollUntil("fleet reachable", async () => (await send(`${gw.url}/devices/fleet-bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200
-        && (await send(`${gw.url}/devices/fleet-hostile/ok`)).status === 200, { timeoutMs: 15_000 });
+      await writeFile(
+        fleetFile,
+        JSON.stringify([
+          { username: "fleet-hostile", password: "pw-fleet-hostile", localUrl: rawUrl },
+          { username: "fleet-bystander", password: "pw-fleet-bystander", localUrl: goodUrl },
+        ]),
+      );
+      child = teardown.stopLater(
+        "agent process",
+        await spawnChild(process.execPath, ["--import", "tsx", "adapters/device-agent/main.ts"], {
+          name: "agent-fleet",
+          env: {
+            AGENT_SERVICE: stack.prosody.service,
+            AGENT_DOMAIN: stack.prosody.vhost,
+            AGENT_GATEWAY_JID: "gateway.localhost",
+            AGENT_SASL_MECHANISM: "PLAIN",
+            AGENT_FLEET_FILE: fleetFile,
+            AGENT_LOCAL_TIMEOUT_MS: String(LOCAL_TIMEOUT_MS),
+            LOG_LEVEL: "info",
+          },
+        }),
+      );
+      await pollUntil(
+        "fleet reachable",
+        async () =>
+          (await send(`${gw.url}/devices/fleet-bystander/echo`, { method: "POST", body: Buffer.from("x") })).status === 200 &&
+          (await send(`${gw.url}/devices/fleet-hostile/ok`)).status === 200,
+        { timeoutMs: 15_000 },
+      );
       assertProcessUnbroken();
     });
     after(() => rm(dir, { recursive: true, force: true }));
@@ -252,7 +332,11 @@ describe("hostile legacy HTTP devices behind the device agent", { timeout: 180_0
         const seen = await send(`${gw.url}/devices/fleet-hostile/case/${index}`, { headers: { "X-Gateway-Timeout": "10000" } });
         assertAsExpected(c, seen);
         const body = randomBytes(1 + Math.floor(Math.random() * 100_000));
-        const echoed = await send(`${gw.url}/devices/fleet-bystander/echo`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } });
+        const echoed = await send(`${gw.url}/devices/fleet-bystander/echo`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/octet-stream" },
+        });
         assert.ok(echoed.status === 200 && echoed.complete && echoed.body.equals(body), "the bystander's answer is not byte-exact");
         assert.equal((await send(`${gw.url}/devices/fleet-hostile/ok`)).status, 200);
         assertProcessUnbroken();

@@ -34,7 +34,11 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
   let goodUrl: string;
 
   const admin = (id: string, body: unknown) =>
-    fetch(`${gw.url}/admin/devices/${id}`, { method: "PUT", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${gw.url}/admin/devices/${id}`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   async function proxyErrors(code: string): Promise<number> {
     return (await gw.gateway.metrics.proxyErrors.get()).values.find((v) => v.labels.code === code)?.value ?? 0;
@@ -51,11 +55,15 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
   /** Nothing of a case is left: no exchange, no connection carrying or waiting for a request, no pending IQ. */
   async function assertNothingLeft(): Promise<void> {
     let last = {};
-    const ok = await pollUntil("nothing left", () => {
-      const c = gw.gateway.passThrough.connections();
-      last = { exchanges: gw.gateway.passThrough.inFlight(), active: c.active, waiting: c.waiting, pending: gw.gateway.pending.size };
-      return Object.values(last).every((n) => n === 0);
-    }, { timeoutMs: 5000 }).catch(() => false);
+    const ok = await pollUntil(
+      "nothing left",
+      () => {
+        const c = gw.gateway.passThrough.connections();
+        last = { exchanges: gw.gateway.passThrough.inFlight(), active: c.active, waiting: c.waiting, pending: gw.gateway.pending.size };
+        return Object.values(last).every((n) => n === 0);
+      },
+      { timeoutMs: 5000 },
+    ).catch(() => false);
     assert.ok(ok, `left behind: ${JSON.stringify(last)}`);
   }
 
@@ -79,7 +87,8 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
       return undefined;
     }
     const code = "error" in e ? e.error : e.cut;
-    const isError = seen.complete && seen.status === CATALOGUE[code].status && /^application\/json/.test(String(seen.headers?.["content-type"]));
+    const isError =
+      seen.complete && seen.status === CATALOGUE[code].status && /^application\/json/.test(String(seen.headers?.["content-type"]));
     if ("error" in e || (e.orError && isError)) {
       assert.ok(isError, `expected ${code}, got ${what}`);
       const parsed = JSON.parse(seen.body.toString()) as { error: { code: string; requestId: string } };
@@ -93,13 +102,23 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
 
   before(async () => {
     const stack = teardown.stopLater("stack", await startStack());
-    gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_REQUEST_TIMEOUT_MS: "10000" }));
-    raw = teardown.stopLater("raw device", await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]));
-    const good = teardown.stopLater("good device", await startDeviceServer((req, res) => {
-      res.setHeader("Content-Type", "application/octet-stream");
-      req.pipe(res);
-    }));
-    for (const [name, entry] of Object.entries(ROUTES)) assert.ok((await admin(`legacy-${name}`, { ...entry, httpTarget: raw.url })).status < 300);
+    gw = teardown.stopLater(
+      "gateway",
+      await startGateway(stack, { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_REQUEST_TIMEOUT_MS: "10000" }),
+    );
+    raw = teardown.stopLater(
+      "raw device",
+      await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]),
+    );
+    const good = teardown.stopLater(
+      "good device",
+      await startDeviceServer((req, res) => {
+        res.setHeader("Content-Type", "application/octet-stream");
+        req.pipe(res);
+      }),
+    );
+    for (const [name, entry] of Object.entries(ROUTES))
+      assert.ok((await admin(`legacy-${name}`, { ...entry, httpTarget: raw.url })).status < 300);
     assert.ok((await admin("good", { transport: "http", httpTarget: good.url })).status < 300);
     goodUrl = `${gw.url}/devices/good`;
     await assertBystanderServed();
@@ -112,9 +131,15 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
         it(c.name, async () => {
           const code = "relayed" in c.expect ? undefined : "error" in c.expect ? c.expect.error : c.expect.cut;
           const reason = "relayed" in c.expect ? undefined : c.expect.reason;
-          const before = { code: code ? await proxyErrors(code) : 0, reason: reason ? await badReplies(reason) : 0, mismatches: await shadowMismatches() };
+          const before = {
+            code: code ? await proxyErrors(code) : 0,
+            reason: reason ? await badReplies(reason) : 0,
+            mismatches: await shadowMismatches(),
+          };
           const headers: Record<string, string> = { "X-Gateway-Timeout": String(c.deadlineMs ?? 5000) };
-          const init = c.postBody ? { method: "POST", body: randomBytes(c.postBody), headers: { ...headers, "content-type": "application/octet-stream" } } : { headers };
+          const init = c.postBody
+            ? { method: "POST", body: randomBytes(c.postBody), headers: { ...headers, "content-type": "application/octet-stream" } }
+            : { headers };
           const seen = await send(`${gw.url}/devices/legacy-${routeName}/case/${index}`, init);
           assertAsExpected(c, seen);
           if (code) {
@@ -122,7 +147,9 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
             if (reason) assert.equal(await badReplies(reason), before.reason + 1, `reason ${reason}`);
           } else if (routeName === "shadow" && c.postBody === undefined) {
             // A relayed answer in shadow mode is compared with the XMPP side's (offline: a mismatch), after the fact.
-            await pollUntil("shadow comparison recorded", async () => (await shadowMismatches()) === before.mismatches + 1, { timeoutMs: 5000 });
+            await pollUntil("shadow comparison recorded", async () => (await shadowMismatches()) === before.mismatches + 1, {
+              timeoutMs: 5000,
+            });
           }
           await assertNothingLeft();
           await assertBystanderServed();

@@ -17,11 +17,14 @@ function countingDevice(replyBytes = 0) {
   const seen: string[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let body = "";
-    req.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => {
-      seen.push(`${req.method ?? ""} ${req.url ?? ""} ${body}`);
-      const text = replyBytes > 0 ? "x".repeat(replyBytes) : `done ${seen.length}: ${body}`;
-      res.writeHead(201, "Switched", { "content-type": "text/plain", "x-run": String(seen.length) }).end(text);
-    });
+    req
+      .setEncoding("utf8")
+      .on("data", (d: string) => (body += d))
+      .on("end", () => {
+        seen.push(`${req.method ?? ""} ${req.url ?? ""} ${body}`);
+        const text = replyBytes > 0 ? "x".repeat(replyBytes) : `done ${seen.length}: ${body}`;
+        res.writeHead(201, "Switched", { "content-type": "text/plain", "x-run": String(seen.length) }).end(text);
+      });
   };
   return { seen, handler };
 }
@@ -50,7 +53,12 @@ describe("Idempotency-Key over the HTTP pass-through", () => {
   it("fallback: an offline XMPP device reached over HTTP keeps its key; retries get the HTTP answer, over HTTP or once the device is back on XMPP", async () => {
     const legacy = await device();
     await gw.gateway.registry.put({ id: "fb-1", transport: "xmpp", httpTarget: legacy.server.url, fallback: "http" });
-    const send = () => fetch(`${gw.url}/devices/fb-1/bulb`, { method: "POST", body: "on", headers: { "idempotency-key": "fb-key-1", "content-type": "text/plain" } });
+    const send = () =>
+      fetch(`${gw.url}/devices/fb-1/bulb`, {
+        method: "POST",
+        body: "on",
+        headers: { "idempotency-key": "fb-key-1", "content-type": "text/plain" },
+      });
 
     const first = await send();
     assert.equal(first.status, 201);
@@ -66,17 +74,26 @@ describe("Idempotency-Key over the HTTP pass-through", () => {
 
     // The device is back on XMPP: the retry is still answered from the key, and reaches it by neither path.
     const peer = teardown.stopLater("fb-1 on XMPP", await startPeer(stack.prosody, "fb-1"));
-    const back = await fetch(`${gw.url}/devices/fb-1/bulb`, { method: "POST", body: "on", headers: { "idempotency-key": "fb-key-1", "x-gateway-timeout": "3000" } });
+    const back = await fetch(`${gw.url}/devices/fb-1/bulb`, {
+      method: "POST",
+      body: "on",
+      headers: { "idempotency-key": "fb-key-1", "x-gateway-timeout": "3000" },
+    });
     assert.equal(back.status, 201);
     assert.equal(await back.text(), "done 1: on");
-    assert.equal(peer.received.filter((s) => s.name === "iq" && s.getChild("req", NS_HTTP)).length, 0, "the retry reached the device over XMPP");
+    assert.equal(
+      peer.received.filter((s) => s.name === "iq" && s.getChild("req", NS_HTTP)).length,
+      0,
+      "the retry reached the device over XMPP",
+    );
     assert.equal(legacy.seen.length, 1);
   });
 
   it("transport http: a keyed unsafe request runs once; retries replay status, reason, headers and body; another request with the key is 422", async () => {
     const legacy = await device();
     await gw.gateway.registry.put({ id: "ht-1", transport: "http", httpTarget: legacy.server.url });
-    const send = (body: string) => fetch(`${gw.url}/devices/ht-1/valve?open=1`, { method: "PUT", body, headers: { "idempotency-key": "ht-key-1" } });
+    const send = (body: string) =>
+      fetch(`${gw.url}/devices/ht-1/valve?open=1`, { method: "PUT", body, headers: { "idempotency-key": "ht-key-1" } });
 
     const first = await send("50%");
     assert.equal(first.status, 201);

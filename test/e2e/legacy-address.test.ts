@@ -40,7 +40,10 @@ describe("legacy addresses announced by device agents", () => {
   /** The first outcome from now on that matches (earlier ones do not count), or a timeout error. */
   function nextOutcome(match: (o: LegacyAddressOutcome) => boolean, what: string): Promise<LegacyAddressOutcome> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${what} within ${OUTCOME_TIMEOUT_MS} ms; outcomes so far: ${JSON.stringify(outcomes)}`)), OUTCOME_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`no ${what} within ${OUTCOME_TIMEOUT_MS} ms; outcomes so far: ${JSON.stringify(outcomes)}`)),
+        OUTCOME_TIMEOUT_MS,
+      );
       waiters.push({ match, resolve: (o) => (clearTimeout(timer), resolve(o)) });
     });
   }
@@ -48,7 +51,10 @@ describe("legacy addresses announced by device agents", () => {
   const fleets = new Map<string, Fleet>();
   /** One device agent announcing `legacyAddress`, re-announcing every `intervalMs`. */
   async function startDevice(id: string, legacyAddress: string, intervalMs = 60_000): Promise<Fleet> {
-    const fleet = await startFleet(stack.prosody, [id], () => (_req, res) => res.end(id), { legacyAddress, presenceIntervalMs: intervalMs });
+    const fleet = await startFleet(stack.prosody, [id], () => (_req, res) => res.end(id), {
+      legacyAddress,
+      presenceIntervalMs: intervalMs,
+    });
     fleets.set(id, fleet);
     teardown.add(`fleet ${id}`, () => fleet.stop());
     return fleet;
@@ -57,12 +63,21 @@ describe("legacy addresses announced by device agents", () => {
   before(async () => {
     teardown.add("outcome waiters", () => void waiters.splice(0));
     stack = teardown.stopLater("stack", await startStack());
-    const redis = teardown.stopLater("redis client", new RedisStore({ url: stack.redis.url, keyPrefix: `t-legacy-${randomBytes(4).toString("hex")}:`, commandTimeoutMs: 2000 }, { logger }));
+    const redis = teardown.stopLater(
+      "redis client",
+      new RedisStore(
+        { url: stack.redis.url, keyPrefix: `t-legacy-${randomBytes(4).toString("hex")}:`, commandTimeoutMs: 2000 },
+        { logger },
+      ),
+    );
     await redis.start();
     registry = new RedisDeviceRegistry(redis);
     const component = stack.prosody.components[0];
     assert.ok(component, "the stack has a gateway component");
-    const xmpp = teardown.stopLater("component", new XmppComponent({ service: stack.prosody.componentService, domain: component.domain, secret: component.secret }, { logger }));
+    const xmpp = teardown.stopLater(
+      "component",
+      new XmppComponent({ service: stack.prosody.componentService, domain: component.domain, secret: component.secret }, { logger }),
+    );
 
     // What the composition root (wiring/xmpp.ts) passes the tracker.
     tracker = new PresenceTracker(new PresenceStore(redis, { onlineTtlMs: 180_000, offlineTtlMs: 60_000 }), logger, {
@@ -90,7 +105,12 @@ describe("legacy addresses announced by device agents", () => {
     await registry.put({ id: "leg-owner", transport: "xmpp", acceptAnnouncedAddress: true });
     const created = nextOutcome((o) => o.deviceId === "leg-owner", "outcome for leg-owner");
     await startDevice("leg-owner", OWNER_ADDRESS, 200);
-    assert.deepEqual(await created, { result: "recorded", jid: `leg-owner@${stack.prosody.vhost}/agent`, legacyAddress: OWNER_ADDRESS, deviceId: "leg-owner" });
+    assert.deepEqual(await created, {
+      result: "recorded",
+      jid: `leg-owner@${stack.prosody.vhost}/agent`,
+      legacyAddress: OWNER_ADDRESS,
+      deviceId: "leg-owner",
+    });
 
     assert.equal((await registry.findByLegacyAddress(OWNER_ADDRESS))?.id, "leg-owner");
     assert.equal((await registry.findByLegacyAddress("10.77.0.17:08080"))?.id, "leg-owner", "any spelling");
@@ -98,11 +118,14 @@ describe("legacy addresses announced by device agents", () => {
     assert.ok(updatedAt);
     assert.deepEqual(entry, { id: "leg-owner", transport: "xmpp", acceptAnnouncedAddress: true, legacyAddress: OWNER_ADDRESS });
 
-    assert.deepEqual(await addressing.address({ method: "GET", url: `http://${OWNER_ADDRESS}/TEMPERATURE/?a=%20b`, headers: { host: OWNER_ADDRESS } }), {
-      deviceId: "leg-owner",
-      resource: "/TEMPERATURE/?a=%20b",
-      mode: "proxy",
-    });
+    assert.deepEqual(
+      await addressing.address({ method: "GET", url: `http://${OWNER_ADDRESS}/TEMPERATURE/?a=%20b`, headers: { host: OWNER_ADDRESS } }),
+      {
+        deviceId: "leg-owner",
+        resource: "/TEMPERATURE/?a=%20b",
+        mode: "proxy",
+      },
+    );
   });
 
   it("writes nothing when a device announces the address it already has", async () => {
@@ -179,12 +202,18 @@ describe("legacy addresses announced by device agents", () => {
         const req = request({ host: "127.0.0.1", port, method, path: target, headers: { host }, agent: false });
         req.on("response", (res) => {
           let body = "";
-          res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          res
+            .setEncoding("utf8")
+            .on("data", (d: string) => (body += d))
+            .on("end", () => resolve({ status: res.statusCode ?? 0, body }));
         });
         // A CONNECT answer comes as the `connect` event (Node does not emit `response` for it).
         req.on("connect", (res, socket, head) => {
           let body = head.toString("utf8");
-          socket.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          socket
+            .setEncoding("utf8")
+            .on("data", (d: string) => (body += d))
+            .on("end", () => resolve({ status: res.statusCode ?? 0, body }));
         });
         req.on("error", reject);
         req.end();

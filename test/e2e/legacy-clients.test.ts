@@ -68,7 +68,8 @@ function curl(args: string[]): Promise<CurlRun> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !PROXY_ENV.has(name.toLowerCase())));
   return new Promise((resolve, reject) => {
     execFile("curl", ["-q", "-sS", "-i", "--max-time", "10", ...args], { env, timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== "number") reject(new Error(`curl did not run: ${err.message}`, { cause: err })); // curl missing, or killed
+      if (err && typeof err.code !== "number")
+        reject(new Error(`curl did not run: ${err.message}`, { cause: err })); // curl missing, or killed
       else resolve({ exitCode: err ? Number(err.code) : 0, stdout, stderr });
     });
   });
@@ -102,15 +103,29 @@ function toAnswer(res: IncomingMessage, body: string): Answer {
  */
 function rawRequest(gatewayPort: number, method: string, target: string, host: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: gatewayPort, method, path: target, setHost: false, headers: { Host: host }, agent: false });
+    const req = request({
+      host: "127.0.0.1",
+      port: gatewayPort,
+      method,
+      path: target,
+      setHost: false,
+      headers: { Host: host },
+      agent: false,
+    });
     req.on("response", (res) => {
       let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(toAnswer(res, body)));
+      res
+        .setEncoding("utf8")
+        .on("data", (d: string) => (body += d))
+        .on("end", () => resolve(toAnswer(res, body)));
     });
     // Node hands the answer to a CONNECT to the `connect` event (whatever its status), with the raw socket.
     req.on("connect", (res, socket, head) => {
       let body = head.toString("utf8");
-      socket.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(toAnswer(res, body)));
+      socket
+        .setEncoding("utf8")
+        .on("data", (d: string) => (body += d))
+        .on("end", () => resolve(toAnswer(res, body)));
       socket.on("error", reject);
     });
     req.on("error", reject);
@@ -219,7 +234,10 @@ describe("legacy clients that change nothing but their configuration", () => {
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
-    gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_DEVICE_HOST_SUFFIX: HOST_SUFFIX }));
+    gw = teardown.stopLater(
+      "gateway",
+      await startGateway(stack, { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_DEVICE_HOST_SUFFIX: HOST_SUFFIX }),
+    );
     fleet = teardown.stopLater("fleet", await startFleet(stack.prosody, [DEVICE_ID], (id) => legacyDevice(id, hits)));
   });
   after(() => teardown.run());
@@ -245,7 +263,10 @@ describe("legacy clients that change nothing but their configuration", () => {
               new Promise<Answer>((resolve, reject) => {
                 const req = request(`http://${LEGACY_ADDRESS}/TEMPERATURE?x=1`, { agent }, (res) => {
                   let body = "";
-                  res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(toAnswer(res, body)));
+                  res
+                    .setEncoding("utf8")
+                    .on("data", (d: string) => (body += d))
+                    .on("end", () => resolve(toAnswer(res, body)));
                 });
                 req.on("error", reject);
                 req.end();
@@ -269,7 +290,8 @@ describe("legacy clients that change nothing but their configuration", () => {
       it("serves curl --resolve alarm-17.devices.test:PORT:127.0.0.1 (the device's own name pointed at the gateway)", async () => {
         const name = `${DEVICE_ID}.${HOST_SUFFIX}`;
         await assertReachesDevice(
-          async () => curlAnswer(await curl(["--resolve", `${name}:${gatewayPort()}:127.0.0.1`, `http://${name}:${gatewayPort()}/TEMPERATURE?x=1`])),
+          async () =>
+            curlAnswer(await curl(["--resolve", `${name}:${gatewayPort()}:127.0.0.1`, `http://${name}:${gatewayPort()}/TEMPERATURE?x=1`])),
           "/TEMPERATURE?x=1",
           transport,
         );
@@ -309,7 +331,9 @@ describe("legacy clients that change nothing but their configuration", () => {
 
     it("refuses the stack's own Redis as a target (403), and Redis sees no connection from the gateway", async () => {
       const before = await redisConnectionsReceived(stack.redis.port);
-      const answer = await assertDeviceUntouched(async () => curlAnswer(await curl(["-x", proxy(), `http://127.0.0.1:${stack.redis.port}/`])));
+      const answer = await assertDeviceUntouched(async () =>
+        curlAnswer(await curl(["-x", proxy(), `http://127.0.0.1:${stack.redis.port}/`])),
+      );
       assertGatewayError(answer, 403, "GW_NOT_A_DEVICE");
       // The only new connection is the second INFO's own.
       assert.equal(await redisConnectionsReceived(stack.redis.port), before + 1);
@@ -317,12 +341,16 @@ describe("legacy clients that change nothing but their configuration", () => {
 
     it("refuses an absolute URI with user info, even at a device's address: 400 GW_BAD_DEVICE_ID", async () => {
       // curl never sends this (it moves user:pw into Authorization), so the request is written by hand.
-      const answer = await assertDeviceUntouched(() => rawRequest(gatewayPort(), "GET", `http://user@${LEGACY_ADDRESS}/TEMPERATURE`, LEGACY_ADDRESS));
+      const answer = await assertDeviceUntouched(() =>
+        rawRequest(gatewayPort(), "GET", `http://user@${LEGACY_ADDRESS}/TEMPERATURE`, LEGACY_ADDRESS),
+      );
       assertGatewayError(answer, 400, "GW_BAD_DEVICE_ID");
     });
 
     it("refuses an https:// absolute URI at a device's address: 403 GW_NOT_A_DEVICE", async () => {
-      const answer = await assertDeviceUntouched(() => rawRequest(gatewayPort(), "GET", `https://${LEGACY_ADDRESS}/TEMPERATURE`, LEGACY_ADDRESS));
+      const answer = await assertDeviceUntouched(() =>
+        rawRequest(gatewayPort(), "GET", `https://${LEGACY_ADDRESS}/TEMPERATURE`, LEGACY_ADDRESS),
+      );
       assertGatewayError(answer, 403, "GW_NOT_A_DEVICE");
     });
 

@@ -63,7 +63,14 @@ describe("limits and fairness", () => {
   before(async () => {
     stack = teardown.stopLater(
       "stack",
-      await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }] } }),
+      await startStack({
+        prosody: {
+          components: [
+            { domain: "gateway.localhost", secret: "test-secret" },
+            { domain: "gw2.localhost", secret: "s2" },
+          ],
+        },
+      }),
     );
     const common = {
       REDIS_KEY_PREFIX: `limits-${randomBytes(3).toString("hex")}:`,
@@ -76,7 +83,15 @@ describe("limits and fairness", () => {
       GATEWAY_CLIENT_KEY: "header:X-Tenant",
     };
     a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater("gateway B", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+    b = teardown.stopLater(
+      "gateway B",
+      await startGateway(stack, {
+        ...common,
+        GATEWAY_INSTANCE_ID: "b",
+        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+        XMPP_COMPONENT_SECRET: "s2",
+      }),
+    );
     const slow = teardown.stopLater("held device", await startDeviceServer(held.handler));
     const quick = teardown.stopLater(
       "quick device",
@@ -104,7 +119,11 @@ describe("limits and fairness", () => {
     assert.equal(refused.status, 503);
     assert.equal(((await refused.json()) as ErrorBody).error.code, "GW_OVERLOADED");
     assert.equal(refused.headers.get("retry-after"), "1");
-    assert.equal([...quickHits.values()].reduce((x, y) => x + y, 0), 0, "the refused request reached no device");
+    assert.equal(
+      [...quickHits.values()].reduce((x, y) => x + y, 0),
+      0,
+      "the refused request reached no device",
+    );
     assert.equal(await refusals(a, "overloaded"), 1);
     // The ceiling is per instance: B still serves.
     assert.equal((await get(b, "/devices/quick/x", tenant())).status, 200);
@@ -121,7 +140,9 @@ describe("limits and fairness", () => {
     await pollUntil("three requests held", () => held.waiting === 3, { timeoutMs: 15_000 });
     quit.abort();
     assert.equal(await leaving, "aborted");
-    await pollUntil("the aborted request's place is free", async () => (await get(a, "/devices/quick/y", tenant())).status === 200, { timeoutMs: 15_000 });
+    await pollUntil("the aborted request's place is free", async () => (await get(a, "/devices/quick/y", tenant())).status === 200, {
+      timeoutMs: 15_000,
+    });
     held.releaseAll();
     await Promise.all(stay);
   });

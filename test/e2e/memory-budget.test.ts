@@ -58,7 +58,8 @@ describe("memory budget for request and reply bodies", { timeout: 120_000 }, () 
   let arrived = 0;
 
   const buffered = async () => (await gw.gateway.metrics.bufferedBytes.get()).values[0]?.value ?? -1;
-  const refusals = async () => (await gw.gateway.metrics.admissionRefusals.get()).values.find((v) => v.labels.reason === "memory")?.value ?? 0;
+  const refusals = async () =>
+    (await gw.gateway.metrics.admissionRefusals.get()).values.find((v) => v.labels.reason === "memory")?.value ?? 0;
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
@@ -172,16 +173,24 @@ describe("memory budget for request and reply bodies", { timeout: 120_000 }, () 
     assert.ok((await buffered()) >= UPLOAD, "the 202 is out, but the body is still held for the delivery");
     for (const go of gate.splice(0)) go();
     const location = accepted.headers.get("location") ?? "";
-    const done = await pollUntil("delivered", async () => {
-      const r = await fetch(`${gw.url}${location}`);
-      return r.status === 200 ? r : undefined;
-    }, { timeoutMs: 10_000 });
+    const done = await pollUntil(
+      "delivered",
+      async () => {
+        const r = await fetch(`${gw.url}${location}`);
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.equal(((await done.json()) as EchoReport).bodySha256, sha256(body));
     await pollUntil("given back", async () => (await buffered()) === 0, { timeoutMs: 10_000 });
   });
 
   it("gives the bytes of an upload back when its client goes away mid-body", async () => {
-    const req = http.request(`${gw.url}/devices/mem-dev/hold`, { method: "POST", agent: false, headers: { "Content-Length": String(UPLOAD) } });
+    const req = http.request(`${gw.url}/devices/mem-dev/hold`, {
+      method: "POST",
+      agent: false,
+      headers: { "Content-Length": String(UPLOAD) },
+    });
     req.on("error", () => undefined);
     req.write(randomBytes(UPLOAD / 2));
     await pollUntil("the declared length reserved", async () => (await buffered()) === UPLOAD, { timeoutMs: 10_000 });

@@ -76,7 +76,11 @@ describe("migrating a device from HTTP to XMPP", () => {
   let fleet: Fleet;
   const seen: Seen[] = [];
   const admin = (id: string, body: unknown, method = "PUT") =>
-    fetch(`${gw.url}/admin/devices/${id}`, { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${gw.url}/admin/devices/${id}`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
@@ -151,7 +155,8 @@ describe("migrating a device from HTTP to XMPP", () => {
   it("shadow mode: answers over HTTP, compares with XMPP, finds a planted difference, never duplicates unsafe requests", async () => {
     const device = fleet.byId("mig-2");
     assert.equal((await admin("mig-2", { transport: "shadow", httpTarget: device.server.url })).status < 300, true);
-    const comparisons = async (outcome: string) => (await gw.gateway.metrics.shadowComparisons.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    const comparisons = async (outcome: string) =>
+      (await gw.gateway.metrics.shadowComparisons.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${gw.url}/devices/mig-2/reading?token=shadow-${i}`);
       assert.equal(res.status, 200);

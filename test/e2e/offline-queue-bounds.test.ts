@@ -34,7 +34,12 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
   }
 
   /** Sends one asynchronous request and waits until it is queued, or ended; answers where its result is. */
-  async function sendAsync(id: string, path: string, body: string, headers: Record<string, string> = {}): Promise<{ location: string; state: string }> {
+  async function sendAsync(
+    id: string,
+    path: string,
+    body: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ location: string; state: string }> {
     const r = await fetch(`${gw.url}/devices/${id}/${path}`, { method: "POST", headers: { Prefer: "respond-async", ...headers }, body });
     assert.equal(r.status, 202);
     const location = r.headers.get("location") ?? "";
@@ -84,7 +89,10 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
   it("per device: the fourth request to a device with three queued is refused, the three stay", async () => {
     const sent = [];
     for (const n of [1, 2, 3, 4]) sent.push(await sendAsync("qb-1", `step${n}`, `s${n}`));
-    assert.deepEqual(sent.map((s) => s.state), ["queued", "queued", "queued", "done"]);
+    assert.deepEqual(
+      sent.map((s) => s.state),
+      ["queued", "queued", "queued", "done"],
+    );
     await refusedAsOffline(sent[3]?.location ?? "", /entries for this device/);
     assert.equal(await queueLength("qb-1"), 3);
   });

@@ -90,8 +90,10 @@ async function loadRequest(base: string, device: string, token: string): Promise
   const code = errorCodeOf(a);
   if (!isCatalogued(code)) return { kind: "bad", why: `uncatalogued: ${a.status} ${a.text.slice(0, 200)}` };
   // GW_INTERNAL is in the catalogue, but it means a gateway bug: an outage must map to a named error.
-  if (a.status < 500 || code === "GW_INTERNAL") return { kind: "bad", why: `unexpected error: ${a.status} ${code} ${a.text.slice(0, 200)}` };
-  if (code !== "GW_DEVICE_ERROR" && CATALOGUE[code].status !== a.status) return { kind: "bad", why: `wrong status: ${a.status} for ${code}` };
+  if (a.status < 500 || code === "GW_INTERNAL")
+    return { kind: "bad", why: `unexpected error: ${a.status} ${code} ${a.text.slice(0, 200)}` };
+  if (code !== "GW_DEVICE_ERROR" && CATALOGUE[code].status !== a.status)
+    return { kind: "bad", why: `wrong status: ${a.status} for ${code}` };
   return { kind: "error", code, status: a.status };
 }
 
@@ -118,7 +120,8 @@ class SteadyLoad {
       const startedAt = Date.now();
       const outcome = await loadRequest(this.base, device, token);
       this.results.push({ loop: i, startedAt, outcome });
-      if (outcome.kind !== "ok" && !this.stopped) await pause(RETRY_PACE_MS, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      if (outcome.kind !== "ok" && !this.stopped)
+        await pause(RETRY_PACE_MS, undefined, { signal: this.abort.signal }).catch(() => undefined);
     }
   }
 
@@ -179,16 +182,28 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
       const r = await readiness().catch(() => undefined);
       const agents = fleet.devices.map((d) => `${d.id}:${d.agent.online ? "online" : "offline"}`).join(" ");
       const connected = r?.status === 200 && fleet.devices.every((d) => d.agent.online);
-      const hint = connected && lastProbe.some((p) => p.includes("GW_DEVICE_OFFLINE"))
-        ? " (every agent and the component are connected, yet the gateway still calls devices offline)"
-        : "";
-      throw new Error(`${(err as Error).message}${hint}; last probes: ${lastProbe.join("; ")}; readyz ${JSON.stringify(r)}; agents ${agents}`, { cause: err });
+      const hint =
+        connected && lastProbe.some((p) => p.includes("GW_DEVICE_OFFLINE"))
+          ? " (every agent and the component are connected, yet the gateway still calls devices offline)"
+          : "";
+      throw new Error(
+        `${(err as Error).message}${hint}; last probes: ${lastProbe.join("; ")}; readyz ${JSON.stringify(r)}; agents ${agents}`,
+        { cause: err },
+      );
     }
-    await pollUntil(`${what}: gateway ready again`, async () => (await readiness()).status === 200, { timeoutMs: RECOVERY_BOUND_MS, intervalMs: 50 });
+    await pollUntil(`${what}: gateway ready again`, async () => (await readiness()).status === 200, {
+      timeoutMs: RECOVERY_BOUND_MS,
+      intervalMs: 50,
+    });
     return Date.now() - started;
   }
 
-  async function expectStoreUnavailable(label: string, url: string, init: RequestInit = {}, deadlineMs = GATEWAY_TIMEOUT_MS): Promise<Answer> {
+  async function expectStoreUnavailable(
+    label: string,
+    url: string,
+    init: RequestInit = {},
+    deadlineMs = GATEWAY_TIMEOUT_MS,
+  ): Promise<Answer> {
     let a: Answer;
     try {
       a = await call(url, init, deadlineMs);
@@ -206,7 +221,10 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
 
   async function redisDown(): Promise<void> {
     await stack.redis.kill();
-    await pollUntil("the gateway to see Redis gone", async () => (await readiness()).checks.redis === false, { timeoutMs: 15_000, intervalMs: 20 });
+    await pollUntil("the gateway to see Redis gone", async () => (await readiness()).checks.redis === false, {
+      timeoutMs: 15_000,
+      intervalMs: 20,
+    });
   }
 
   /**
@@ -220,7 +238,9 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
     let downMs = 0;
     let recovery = "not recovered";
     try {
-      await pollUntil(`${label}: steady load`, () => DEVICES.every((_, i) => load.count(i, (r) => r.outcome.kind === "ok") >= 5), { timeoutMs: 30_000 });
+      await pollUntil(`${label}: steady load`, () => DEVICES.every((_, i) => load.count(i, (r) => r.outcome.kind === "ok") >= 5), {
+        timeoutMs: 30_000,
+      });
       const disruptedAt = Date.now();
       await disrupt();
       downMs = Date.now() - disruptedAt;
@@ -237,10 +257,20 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
     }
 
     const bad = load.results.filter((r) => r.outcome.kind === "bad");
-    assert.deepEqual(bad.slice(0, 10).map((r) => (r.outcome as { why: string }).why), [], `${label}: ${bad.length} requests broke the contract`);
+    assert.deepEqual(
+      bad.slice(0, 10).map((r) => (r.outcome as { why: string }).why),
+      [],
+      `${label}: ${bad.length} requests broke the contract`,
+    );
     const lateFailures = load.results.filter((r) => r.startedAt >= recoveredAt && r.outcome.kind !== "ok");
-    assert.deepEqual(lateFailures.slice(0, 10).map((r) => outcomeKey(r.outcome)), [], `${label}: requests failed after recovery`);
-    await pollUntil(`${label}: no exchange left pending`, () => gw.gateway.pending.size === 0, { timeoutMs: GATEWAY_TIMEOUT_MS + CLIENT_GRACE_MS });
+    assert.deepEqual(
+      lateFailures.slice(0, 10).map((r) => outcomeKey(r.outcome)),
+      [],
+      `${label}: requests failed after recovery`,
+    );
+    await pollUntil(`${label}: no exchange left pending`, () => gw.gateway.pending.size === 0, {
+      timeoutMs: GATEWAY_TIMEOUT_MS + CLIENT_GRACE_MS,
+    });
   }
 
   it("Redis down while idle: 503 GW_STORE_UNAVAILABLE at once, unready but alive; serves again once Redis is back", async (t) => {
@@ -267,9 +297,17 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
     assert.ok(await allDevicesServe(), "the stack is not healthy before the outage");
     await redisDown();
 
-    await expectStoreUnavailable("Prefer: respond-async", `${gw.url}/devices/out-1/BULB/ON`, { method: "POST", headers: { Prefer: "respond-async" }, body: "on" });
+    await expectStoreUnavailable("Prefer: respond-async", `${gw.url}/devices/out-1/BULB/ON`, {
+      method: "POST",
+      headers: { Prefer: "respond-async" },
+      body: "on",
+    });
     const key = `k-${randomBytes(6).toString("hex")}`;
-    await expectStoreUnavailable("Idempotency-Key", `${gw.url}/devices/out-1/BULB/ON`, { method: "POST", headers: { "Idempotency-Key": key }, body: "on" });
+    await expectStoreUnavailable("Idempotency-Key", `${gw.url}/devices/out-1/BULB/ON`, {
+      method: "POST",
+      headers: { "Idempotency-Key": key },
+      body: "on",
+    });
     await expectStoreUnavailable("GET /requests/x", `${gw.url}/requests/x`);
 
     await stack.redis.restart();
@@ -282,10 +320,14 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
     assert.equal(accepted.status, 202, accepted.text);
     const location = accepted.headers.get("location") ?? "";
     assert.match(location, /^\/requests\//);
-    const done = await pollUntil("the asynchronous result", async () => {
-      const r = await call(`${gw.url}${location}`);
-      return r.status === 202 ? undefined : r;
-    }, { timeoutMs: 15_000, intervalMs: 50 });
+    const done = await pollUntil(
+      "the asynchronous result",
+      async () => {
+        const r = await call(`${gw.url}${location}`);
+        return r.status === 202 ? undefined : r;
+      },
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
     assert.equal(done.status, 200, done.text);
     assert.equal((JSON.parse(done.text) as EchoReport).url, "/async-after");
   });
@@ -295,21 +337,40 @@ describe("dependency outages: Redis and Prosody go away and come back", () => {
   });
 
   it("Prosody killed (SIGKILL) under load, then started again", async (t) => {
-    await underLoad(t, "prosody kill", async () => {
-      await stack.prosody.kill();
-      await pollUntil("the gateway to see the component gone", async () => (await readiness()).checks.xmpp === false, { timeoutMs: 15_000, intervalMs: 20 });
-      await stack.prosody.restart();
-    }, RECOVERY_BOUND_MS);
-    assert.ok(fleet.devices.every((d) => d.agent.online), "every agent is back online");
+    await underLoad(
+      t,
+      "prosody kill",
+      async () => {
+        await stack.prosody.kill();
+        await pollUntil("the gateway to see the component gone", async () => (await readiness()).checks.xmpp === false, {
+          timeoutMs: 15_000,
+          intervalMs: 20,
+        });
+        await stack.prosody.restart();
+      },
+      RECOVERY_BOUND_MS,
+    );
+    assert.ok(
+      fleet.devices.every((d) => d.agent.online),
+      "every agent is back online",
+    );
   });
 
   // Last: a graceful stop makes Prosody tell the gateway that every agent signed off, so the tests after this one
   // would depend on the gateway having learnt that they are back.
   it("Prosody restarted under load: component and agents reconnect by themselves", async (t) => {
-    await underLoad(t, "prosody restart", async () => {
-      await stack.prosody.restart();
-    }, RECOVERY_BOUND_MS);
-    assert.ok(fleet.devices.every((d) => d.agent.online), "every agent is back online");
+    await underLoad(
+      t,
+      "prosody restart",
+      async () => {
+        await stack.prosody.restart();
+      },
+      RECOVERY_BOUND_MS,
+    );
+    assert.ok(
+      fleet.devices.every((d) => d.agent.online),
+      "every agent is back online",
+    );
     assert.ok(gw.gateway.component.online, "the component is back online");
   });
 });

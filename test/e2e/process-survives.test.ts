@@ -23,9 +23,11 @@ const POOL = 8;
 /** Runs `fns` with at most `width` at a time. */
 async function pool(width: number, fns: Array<() => Promise<unknown>>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < fns.length) await (fns[next++] as () => Promise<unknown>)();
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < fns.length) await (fns[next++] as () => Promise<unknown>)();
+    }),
+  );
 }
 
 /** Writes `bytes` on a connection of its own, then either waits for the server to end it or ends it itself. */
@@ -63,7 +65,11 @@ describe("the gateway process survives every error path of its HTTP side", { tim
   let goodUrl: string;
 
   const admin = (id: string, body: unknown) =>
-    fetch(`${gw.url}/admin/devices/${id}`, { method: "PUT", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${gw.url}/admin/devices/${id}`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   async function assertServing(): Promise<void> {
     assert.equal(gw.child.hasExited(), false, `the gateway process exited:\n${gw.child.output()}`);
@@ -76,17 +82,26 @@ describe("the gateway process survives every error path of its HTTP side", { tim
 
   before(async () => {
     const stack = teardown.stopLater("stack", await startStack());
-    gw = teardown.stopLater("gateway", await startGatewayProcess(stack, {
-      GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
-      GATEWAY_MAX_BODY_BYTES: String(MAX_BODY),
-      LOG_LEVEL: "info", // its "started" line tells the port it got (port 0)
-    }));
+    gw = teardown.stopLater(
+      "gateway",
+      await startGatewayProcess(stack, {
+        GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
+        GATEWAY_MAX_BODY_BYTES: String(MAX_BODY),
+        LOG_LEVEL: "info", // its "started" line tells the port it got (port 0)
+      }),
+    );
     pid = gw.child.pid;
-    const raw = teardown.stopLater("raw device", await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]));
-    const good = teardown.stopLater("good device", await startDeviceServer((req, res) => {
-      res.setHeader("Content-Type", "application/octet-stream");
-      req.pipe(res);
-    }));
+    const raw = teardown.stopLater(
+      "raw device",
+      await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]),
+    );
+    const good = teardown.stopLater(
+      "good device",
+      await startDeviceServer((req, res) => {
+        res.setHeader("Content-Type", "application/octet-stream");
+        req.pipe(res);
+      }),
+    );
     for (const [id, entry] of Object.entries({
       "legacy-http": { transport: "http" },
       "legacy-shadow": { transport: "shadow" },
@@ -117,7 +132,10 @@ describe("the gateway process survives every error path of its HTTP side", { tim
     await pool(POOL, runs);
     // Each answered one is the device's (relayed) or a catalogue 502/504; never a 500 (an error nobody expected).
     assert.ok(statuses.length > 0);
-    assert.deepEqual(statuses.filter((s) => s === 500), []);
+    assert.deepEqual(
+      statuses.filter((s) => s === 500),
+      [],
+    );
     await assertServing();
   });
 
@@ -143,19 +161,28 @@ describe("the gateway process survives every error path of its HTTP side", { tim
     const declared = ["legacy-http", "legacy-shadow", "legacy-fallback", "good", "offline"].map((id) => `/devices/${id}/case/${silence}`);
     const streamed = ["legacy-http", "legacy-shadow", "legacy-fallback", "offline"].map((id) => `/devices/${id}/case/${silence}`);
     const statuses = await Promise.all([
-      ...declared.map((path) => send(`${gw.url}${path}`, { method: "POST", body: big, headers: { "X-Gateway-Timeout": "3000" } }).then((s) => s.status)),
+      ...declared.map((path) =>
+        send(`${gw.url}${path}`, { method: "POST", body: big, headers: { "X-Gateway-Timeout": "3000" } }).then((s) => s.status),
+      ),
       // Streamed: chunked, no Content-Length to refuse it by.
       ...streamed.map((path) =>
-        rawClient(gw.port, `POST ${path} HTTP/1.1\r\nHost: gw\r\nX-Gateway-Timeout: 3000\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big.toString("latin1")}\r\n0\r\n\r\n`, "read")
-          .then((answer) => Number(answer.slice(9, 12)) || undefined),
+        rawClient(
+          gw.port,
+          `POST ${path} HTTP/1.1\r\nHost: gw\r\nX-Gateway-Timeout: 3000\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big.toString("latin1")}\r\n0\r\n\r\n`,
+          "read",
+        ).then((answer) => Number(answer.slice(9, 12)) || undefined),
       ),
     ]);
-    assert.deepEqual(statuses, statuses.map(() => 413));
+    assert.deepEqual(
+      statuses,
+      statuses.map(() => 413),
+    );
     await assertServing();
   });
 
   it("clients that hang up or reset mid-body and mid-response", async () => {
-    const head = (id: string) => `POST /devices/${id}/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 50000\r\nX-Gateway-Timeout: 3000\r\n\r\n${"x".repeat(1000)}`;
+    const head = (id: string) =>
+      `POST /devices/${id}/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 50000\r\nX-Gateway-Timeout: 3000\r\n\r\n${"x".repeat(1000)}`;
     const trickle = HOSTILE_REPLIES.findIndex((c) => c.name === "body that trickles on past the deadline");
     assert.ok(trickle >= 0);
     await Promise.all([

@@ -34,9 +34,17 @@ describe("agent and gateway processes", () => {
 
   async function startAgent(username: string, localUrl: string, extra: Env = {}): Promise<ChildHandle> {
     await stack.prosody.createUsers([{ username, password: `pw-${username}` }]);
-    const child = teardown.stopLater(`agent ${username}`, await spawnChild(process.execPath, [...TSX, "adapters/device-agent/main.ts"], { name: `agent-${username}`, env: agentEnv(username, localUrl, extra) }));
+    const child = teardown.stopLater(
+      `agent ${username}`,
+      await spawnChild(process.execPath, [...TSX, "adapters/device-agent/main.ts"], {
+        name: `agent-${username}`,
+        env: agentEnv(username, localUrl, extra),
+      }),
+    );
     // Online means the gateway gets an answer that is not "offline" from it.
-    await pollUntil(`${username} reachable`, async () => (await fetch(`${gw.url}/devices/${username}/ping`)).status !== 503, { timeoutMs: 15_000 });
+    await pollUntil(`${username} reachable`, async () => (await fetch(`${gw.url}/devices/${username}/ping`)).status !== 503, {
+      timeoutMs: 15_000,
+    });
     return child;
   }
 
@@ -50,7 +58,14 @@ describe("agent and gateway processes", () => {
     // second connection on the same domain (`conflict`).
     stack = teardown.stopLater(
       "stack",
-      await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "secret-2" }] } }),
+      await startStack({
+        prosody: {
+          components: [
+            { domain: "gateway.localhost", secret: "test-secret" },
+            { domain: "gw2.localhost", secret: "secret-2" },
+          ],
+        },
+      }),
     );
     gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_REQUEST_TIMEOUT_MS: "10000" }));
   });
@@ -119,7 +134,8 @@ describe("agent and gateway processes", () => {
     const { code } = await child.exited;
     assert.equal(code, 2);
     const out = child.output();
-    for (const name of ["AGENT_USERNAME", "AGENT_LOCAL_URL", "AGENT_LOCAL_TIMEOUT_MS"]) assert.match(out, new RegExp(`^config: ${name}`, "m"));
+    for (const name of ["AGENT_USERNAME", "AGENT_LOCAL_URL", "AGENT_LOCAL_TIMEOUT_MS"])
+      assert.match(out, new RegExp(`^config: ${name}`, "m"));
   });
 
   it("stops the gateway with one clear line per bad setting", async () => {
@@ -134,12 +150,19 @@ describe("agent and gateway processes", () => {
   it("runs the gateway process, serves, and exits 0 on SIGTERM", async () => {
     const device = teardown.stopLater("device 3", await startDeviceServer(echoDevice("proc2")));
     await startAgent("proc2", device.url, { AGENT_GATEWAY_JID: "gw2.localhost" });
-    const { child, url } = teardown.stopLater("gateway process", await startGatewayProcess(stack, {
-      LOG_LEVEL: "info",
-      GATEWAY_INSTANCE_ID: "proc-gw",
-      XMPP_COMPONENT_DOMAIN: "gw2.localhost",
-      XMPP_COMPONENT_SECRET: "secret-2",
-    }, { name: "gateway" }));
+    const { child, url } = teardown.stopLater(
+      "gateway process",
+      await startGatewayProcess(
+        stack,
+        {
+          LOG_LEVEL: "info",
+          GATEWAY_INSTANCE_ID: "proc-gw",
+          XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+          XMPP_COMPONENT_SECRET: "secret-2",
+        },
+        { name: "gateway" },
+      ),
+    );
     const served = await fetch(`${url}/devices/proc2/TEMPERATURE`);
     assert.equal(served.status, 200);
     assert.equal(((await served.json()) as { device: string }).device, "proc2");
@@ -147,10 +170,14 @@ describe("agent and gateway processes", () => {
     const { code } = await child.exited;
     assert.equal(code, 0);
     // One JSON log line per request, with the fields operators search by.
-    const line = child.output().split("\n").find((l) => l.includes('"msg":"request"') && l.includes("proc2"));
+    const line = child
+      .output()
+      .split("\n")
+      .find((l) => l.includes('"msg":"request"') && l.includes("proc2"));
     assert.ok(line, "no request log line");
     const entry = JSON.parse(line) as Record<string, unknown>;
-    for (const field of ["requestId", "deviceId", "transport", "status", "durationMs", "instance"]) assert.ok(field in entry, `log line lacks ${field}`);
+    for (const field of ["requestId", "deviceId", "transport", "status", "durationMs", "instance"])
+      assert.ok(field in entry, `log line lacks ${field}`);
     assert.equal(entry.instance, "proc-gw");
   });
 });

@@ -16,25 +16,47 @@ let prometheus: PrometheusServer;
 before(async () => {
   const stack = teardown.stopLater(
     "stack",
-    await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }] } }),
+    await startStack({
+      prosody: {
+        components: [
+          { domain: "gateway.localhost", secret: "test-secret" },
+          { domain: "gw2.localhost", secret: "s2" },
+        ],
+      },
+    }),
   );
   const prefix = `prom-${randomBytes(3).toString("hex")}:`;
   a = teardown.stopLater("gateway A", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "prom-a" }));
-  b = teardown.stopLater("gateway B", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "prom-b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+  b = teardown.stopLater(
+    "gateway B",
+    await startGateway(stack, {
+      REDIS_KEY_PREFIX: prefix,
+      GATEWAY_INSTANCE_ID: "prom-b",
+      XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+      XMPP_COMPONENT_SECRET: "s2",
+    }),
+  );
   prometheus = teardown.stopLater("prometheus", await startPrometheus([a.url, b.url].map((u) => new URL(u).host)));
 });
 after(() => teardown.run());
 
 it("scrapes both instances, and sees the request counter move", async () => {
-  await pollUntil("both targets up", async () => {
-    const up = await prometheus.query('up{job="gateway"}');
-    return up.length === 2 && up.every((s) => s.value[1] === "1");
-  }, { timeoutMs: 30_000, intervalMs: 250 });
+  await pollUntil(
+    "both targets up",
+    async () => {
+      const up = await prometheus.query('up{job="gateway"}');
+      return up.length === 2 && up.every((s) => s.value[1] === "1");
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   const requests = 'sum(gateway_http_requests_total{job="gateway"})';
   const before = Number((await prometheus.query(requests))[0]?.value[1] ?? 0);
   for (let i = 0; i < 5; i++) await fetch(`${a.url}/devices/nobody/x`);
   for (let i = 0; i < 3; i++) await fetch(`${b.url}/devices/nobody/x`);
-  await pollUntil("counter moved by 8", async () => Number((await prometheus.query(requests))[0]?.value[1] ?? 0) >= before + 8, { timeoutMs: 30_000, intervalMs: 250 });
+  await pollUntil("counter moved by 8", async () => Number((await prometheus.query(requests))[0]?.value[1] ?? 0) >= before + 8, {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  });
   const build = await prometheus.query('gateway_build_info{job="gateway"}');
   assert.equal(build.length, 2, "both instances report their build");
 });

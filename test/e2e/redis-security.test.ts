@@ -71,25 +71,55 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
       const child: ChildHandle = await spawnChild(
         "redis-server",
         [
-          "--port", "0", "--tls-port", String(redisPort), "--bind", "127.0.0.1",
-          "--tls-cert-file", cert.certFile, "--tls-key-file", cert.keyFile, "--tls-ca-cert-file", ca.certFile, "--tls-auth-clients", "no",
+          "--port",
+          "0",
+          "--tls-port",
+          String(redisPort),
+          "--bind",
+          "127.0.0.1",
+          "--tls-cert-file",
+          cert.certFile,
+          "--tls-key-file",
+          cert.keyFile,
+          "--tls-ca-cert-file",
+          ca.certFile,
+          "--tls-auth-clients",
+          "no",
           // No default user: every connection must log in as `gateway`.
-          "--user", "default", "off",
-          "--user", "gateway", "on", `>${REDIS_PASSWORD}`, "~*", "&*", "+@all",
-          "--save", "", "--appendonly", "no", "--dir", dir,
+          "--user",
+          "default",
+          "off",
+          "--user",
+          "gateway",
+          "on",
+          `>${REDIS_PASSWORD}`,
+          "~*",
+          "&*",
+          "+@all",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--dir",
+          dir,
         ],
         { name: `redis-tls:${redisPort}`, cwd: dir },
       );
       const early = new AbortController();
       void child.exited.then(() => early.abort());
       try {
-        await pollUntil("Redis to accept TLS", () => new Promise<boolean>((resolve) => {
-          const s = tls.connect({ port: redisPort, host: "127.0.0.1", ca: ca.pem }, () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on("error", () => resolve(false));
-        }), { timeoutMs: 10_000, signal: early.signal });
+        await pollUntil(
+          "Redis to accept TLS",
+          () =>
+            new Promise<boolean>((resolve) => {
+              const s = tls.connect({ port: redisPort, host: "127.0.0.1", ca: ca.pem }, () => {
+                s.destroy();
+                resolve(true);
+              });
+              s.on("error", () => resolve(false));
+            }),
+          { timeoutMs: 10_000, signal: early.signal },
+        );
       } catch (err) {
         await child.stop();
         if (/Address already in use/i.test(child.output())) throw new PortTaken(child.output());
@@ -99,7 +129,10 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
     });
     teardown.stopLater("redis over TLS", redis);
 
-    stack = teardown.stopLater("stack", await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: COMPONENT_SECRET }] } }));
+    stack = teardown.stopLater(
+      "stack",
+      await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: COMPONENT_SECRET }] } }),
+    );
     teardown.stopLater("fleet", await startFleet(stack.prosody, ["secure-dev"], () => (_req, res) => res.end("over tls")));
   });
   after(async () => {
@@ -172,7 +205,10 @@ describe("Redis over TLS with an ACL user, secrets from files", () => {
   }
 
   async function startUnready(change: Record<string, string>): Promise<{ port: number; output(): string; stop(): Promise<void> }> {
-    const gw = teardown.stopLater("unready gateway", await startGatewayProcess(stack, { ...baseEnv(0), ...env(change) }, { waitFor: "listening", name: "gateway-unready" }));
+    const gw = teardown.stopLater(
+      "unready gateway",
+      await startGatewayProcess(stack, { ...baseEnv(0), ...env(change) }, { waitFor: "listening", name: "gateway-unready" }),
+    );
     return { port: gw.port, output: () => gw.child.output(), stop: () => gw.stop() };
   }
 });

@@ -33,7 +33,13 @@ describe("requests sent again when another instance's component connection close
     return startGateway({ redis, prosody: ejabberd }, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: `rs-other-${departures}` });
   }
 
-  async function counter(gw: RunningGateway, get: (m: RunningGateway["gateway"]["metrics"]) => { get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }> }, labels: Record<string, string> = {}): Promise<number> {
+  async function counter(
+    gw: RunningGateway,
+    get: (m: RunningGateway["gateway"]["metrics"]) => {
+      get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }>;
+    },
+    labels: Record<string, string> = {},
+  ): Promise<number> {
     const metric = await get(gw.gateway.metrics).get();
     return metric.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
   }
@@ -45,16 +51,23 @@ describe("requests sent again when another instance's component connection close
     return { reply, req: await peer.nextRequest(15_000) };
   }
 
-  const httpRequests = () => peer.received.filter((s) => s.name === "iq" && s.attrs.type === "set" && s.getChild("req", NS_HTTP) !== undefined).length;
+  const httpRequests = () =>
+    peer.received.filter((s) => s.name === "iq" && s.attrs.type === "set" && s.getChild("req", NS_HTTP) !== undefined).length;
 
   before(async () => {
     ({ redis, ejabberd } = await startEjabberdStack(teardown));
-    owner = teardown.stopLater("owner gateway", await startGateway({ redis, prosody: ejabberd }, {
-      REDIS_KEY_PREFIX: prefix,
-      GATEWAY_INSTANCE_ID: "rs-owner",
-      // A PUT of 1 KiB goes as chunks after its IQ: such a request is never sent again.
-      GATEWAY_CHUNK_THRESHOLD_BYTES: "512",
-    }));
+    owner = teardown.stopLater(
+      "owner gateway",
+      await startGateway(
+        { redis, prosody: ejabberd },
+        {
+          REDIS_KEY_PREFIX: prefix,
+          GATEWAY_INSTANCE_ID: "rs-owner",
+          // A PUT of 1 KiB goes as chunks after its IQ: such a request is never sent again.
+          GATEWAY_CHUNK_THRESHOLD_BYTES: "512",
+        },
+      ),
+    );
     peer = teardown.stopLater("device", await startPeer(ejabberd, DEVICE));
   });
   after(() => teardown.run());
@@ -76,19 +89,34 @@ describe("requests sent again when another instance's component connection close
 
     const duplicates = await counter(owner, (m) => m.repliesDropped, { reason: "duplicate" });
     await peer.send(textReply(first, "stale"));
-    await pollUntil("the first reply dropped as a duplicate", async () => (await counter(owner, (m) => m.repliesDropped, { reason: "duplicate" })) > duplicates, { timeoutMs: 15_000 });
+    await pollUntil(
+      "the first reply dropped as a duplicate",
+      async () => (await counter(owner, (m) => m.repliesDropped, { reason: "duplicate" })) > duplicates,
+      { timeoutMs: 15_000 },
+    );
   });
 
   it("never sends again a POST, a request whose body went as chunks, or one whose reply is already streaming", async () => {
     const other = await otherInstance();
     const before = httpRequests();
     const post = await ask("/BULB/ON", { method: "POST", body: "on", headers: { "content-type": "text/plain" } });
-    const put = await ask("/FIRMWARE", { method: "PUT", body: Buffer.alloc(1024, 7), headers: { "content-type": "application/octet-stream" } });
-    assert.equal(put.req.stanza.getChild("req", NS_HTTP)?.getChild("data")?.getChild("chunkedBase64")?.name, "chunkedBase64", "the PUT's body goes as chunks");
+    const put = await ask("/FIRMWARE", {
+      method: "PUT",
+      body: Buffer.alloc(1024, 7),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    assert.equal(
+      put.req.stanza.getChild("req", NS_HTTP)?.getChild("data")?.getChild("chunkedBase64")?.name,
+      "chunkedBase64",
+      "the PUT's body goes as chunks",
+    );
     const streaming = await ask("/LOG");
     // The reply's head announces a chunked body; the owner then waits for that stream.
     await peer.send(result(streaming.req, chunkedHead("log-1", "text/plain")));
-    await pollUntil("the owner receiving the streamed reply", () => owner.gateway.pending.get(streaming.req.id)?.streamId === "log-1", { timeoutMs: 15_000, intervalMs: 5 });
+    await pollUntil("the owner receiving the streamed reply", () => owner.gateway.pending.get(streaming.req.id)?.streamId === "log-1", {
+      timeoutMs: 15_000,
+      intervalMs: 5,
+    });
     const get = await ask("/TEMPERATURE/");
 
     await other.stop();
@@ -102,10 +130,12 @@ describe("requests sent again when another instance's component connection close
     await peer.send(textReply(put.req, "stored"));
     await peer.send(chunk(streaming.req.from, "log-1", 0, Buffer.from("line 1\n"), true));
     await peer.send(textReply(again, "22.0"));
-    const answers = await Promise.all([post.reply, put.reply, streaming.reply, get.reply].map(async (r) => {
-      const res = await r;
-      return `${res.status} ${await res.text()}`;
-    }));
+    const answers = await Promise.all(
+      [post.reply, put.reply, streaming.reply, get.reply].map(async (r) => {
+        const res = await r;
+        return `${res.status} ${await res.text()}`;
+      }),
+    );
     assert.deepEqual(answers, ["200 bulb on", "200 stored", "200 line 1\n", "200 22.0"]);
   });
 

@@ -18,12 +18,18 @@ describe("rolling replacement with kick_old", () => {
   const big = randomBytes(300 * 1024); // chunked: its <chunk> messages must cross instances too
 
   before(async () => {
-    stack = teardown.stopLater("stack", await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret", conflictResolve: "kick_old" }] } }));
+    stack = teardown.stopLater(
+      "stack",
+      await startStack({ prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret", conflictResolve: "kick_old" }] } }),
+    );
     // The device holds every request until the test releases it.
-    teardown.stopLater("fleet", await startFleet(stack.prosody, ["held-dev"], () => (req, res) => {
-      req.resume();
-      held.push({ path: req.url ?? "", res });
-    }));
+    teardown.stopLater(
+      "fleet",
+      await startFleet(stack.prosody, ["held-dev"], () => (req, res) => {
+        req.resume();
+        held.push({ path: req.url ?? "", res });
+      }),
+    );
   });
   after(() => teardown.run());
 
@@ -36,11 +42,17 @@ describe("rolling replacement with kick_old", () => {
 
   it("lets the replaced instance finish its exchanges through the new one, and never flaps", async () => {
     const prefix = `roll-${randomBytes(3).toString("hex")}:`;
-    const a: RunningGateway = teardown.stopLater("gateway A", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "gw-a" }));
+    const a: RunningGateway = teardown.stopLater(
+      "gateway A",
+      await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "gw-a" }),
+    );
     const inFlight = ["/one", "/two", "/big"].map((p) => fetch(`${a.url}/devices/held-dev${p}`));
     await pollUntil("device holds all three", () => held.length === 3, { timeoutMs: 10_000 });
 
-    const b: RunningGateway = teardown.stopLater("gateway B", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "gw-b" }));
+    const b: RunningGateway = teardown.stopLater(
+      "gateway B",
+      await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: "gw-b" }),
+    );
     await pollUntil("A replaced", () => !a.gateway.component.online, { timeoutMs: 10_000 });
     assert.equal((await fetch(`${a.url}/readyz`)).status, 503, "a replaced instance must fail readiness");
 

@@ -26,10 +26,13 @@ describe("shadow mode at a device's in-flight limit", { timeout: 60_000 }, () =>
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
     gw = teardown.stopLater("gateway", await startGateway(stack));
-    device = teardown.stopLater("legacy device", await startDeviceServer((_req, res) => {
-      res.setHeader("Content-Type", "text/plain");
-      res.end("21.5");
-    }));
+    device = teardown.stopLater(
+      "legacy device",
+      await startDeviceServer((_req, res) => {
+        res.setHeader("Content-Type", "text/plain");
+        res.end("21.5");
+      }),
+    );
     agent = teardown.stopLater("agent", await startPeer(stack.prosody, "shadowy"));
     await gw.gateway.registry.put({ id: "shadowy", transport: "shadow", httpTarget: device.url, maxInFlight: 1 });
   });

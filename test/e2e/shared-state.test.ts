@@ -44,13 +44,27 @@ describe("state shared by instances", () => {
     stack = teardown.stopLater(
       "stack",
       await startStack({
-        prosody: { components: [{ domain: "gateway.localhost", secret: "test-secret" }, { domain: "gw2.localhost", secret: "s2" }, { domain: "gw3.localhost", secret: "s3" }] },
+        prosody: {
+          components: [
+            { domain: "gateway.localhost", secret: "test-secret" },
+            { domain: "gw2.localhost", secret: "s2" },
+            { domain: "gw3.localhost", secret: "s3" },
+          ],
+        },
       }),
     );
     // GATEWAY_DEVICE_QUEUE_MAX=0: a full device refuses at once (the waiting queue has its own file, device-burst).
     const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "20", GATEWAY_DEVICE_QUEUE_MAX: "0" };
     a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater("gateway B", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "b", XMPP_COMPONENT_DOMAIN: "gw2.localhost", XMPP_COMPONENT_SECRET: "s2" }));
+    b = teardown.stopLater(
+      "gateway B",
+      await startGateway(stack, {
+        ...common,
+        GATEWAY_INSTANCE_ID: "b",
+        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
+        XMPP_COMPONENT_SECRET: "s2",
+      }),
+    );
   });
   after(() => teardown.run());
 
@@ -74,10 +88,14 @@ describe("state shared by instances", () => {
     assert.equal(accepted.headers.get("preference-applied"), "respond-async");
     const location = accepted.headers.get("location") ?? "";
     assert.match(location, /^\/requests\/[A-Za-z0-9_-]+$/);
-    const done = await pollUntil("result stored", async () => {
-      const r = await fetch(`${b.url}${location}`);
-      return r.status === 200 ? r : undefined;
-    }, { timeoutMs: 10_000 });
+    const done = await pollUntil(
+      "result stored",
+      async () => {
+        const r = await fetch(`${b.url}${location}`);
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.equal(await done.text(), "async-dev answers /reading");
     assert.equal((await fetch(`${b.url}/requests/never-issued`)).status, 404);
   });
@@ -93,15 +111,23 @@ describe("state shared by instances", () => {
       assert.equal(r.status, 202);
       assert.equal(((await r.json()) as { status: string }).status, "pending");
       const location = r.headers.get("location") ?? "";
-      await pollUntil("queued", async () => ((await (await fetch(`${b.url}${location}`)).json()) as { status?: string }).status === "queued", { timeoutMs: 15_000 });
+      await pollUntil(
+        "queued",
+        async () => ((await (await fetch(`${b.url}${location}`)).json()) as { status?: string }).status === "queued",
+        { timeoutMs: 15_000 },
+      );
       ids.push(location);
     }
     await fleetOf("queue-dev"); // back online: its presence triggers delivery
     for (const [i, location] of ids.entries()) {
-      const r = await pollUntil("delivered", async () => {
-        const x = await fetch(`${a.url}${location}`);
-        return x.status === 200 ? x : undefined;
-      }, { timeoutMs: 10_000 });
+      const r = await pollUntil(
+        "delivered",
+        async () => {
+          const x = await fetch(`${a.url}${location}`);
+          return x.status === 200 ? x : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
       assert.equal(await r.text(), `queue-dev answers /step${i + 1}`);
     }
     const order = seen.filter((s) => s.startsWith("queue-dev POST"));
@@ -110,23 +136,37 @@ describe("state shared by instances", () => {
 
   it("expires a queued request whose device never returns: 504 GW_DEVICE_TIMEOUT", async () => {
     // C shares the key space, but keeps queued requests for one second only.
-    const c = teardown.stopLater("gateway C", await startGateway(stack, { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "1", GATEWAY_INSTANCE_ID: "c", XMPP_COMPONENT_DOMAIN: "gw3.localhost", XMPP_COMPONENT_SECRET: "s3" }));
+    const c = teardown.stopLater(
+      "gateway C",
+      await startGateway(stack, {
+        REDIS_KEY_PREFIX: prefix,
+        GATEWAY_QUEUE_TTL_S: "1",
+        GATEWAY_INSTANCE_ID: "c",
+        XMPP_COMPONENT_DOMAIN: "gw3.localhost",
+        XMPP_COMPONENT_SECRET: "s3",
+      }),
+    );
     const gone = await fleetOf("gone-dev");
     await gone.stop();
     await pollUntil("known offline", async () => (await fetch(`${c.url}/devices/gone-dev/x`)).status === 503, { timeoutMs: 15_000 });
     const accepted = await fetch(`${c.url}/devices/gone-dev/x`, { headers: { Prefer: "respond-async" } });
     assert.equal(accepted.status, 202);
-    const expired = await pollUntil("expired", async () => {
-      const r = await fetch(`${a.url}${accepted.headers.get("location")}`);
-      return r.status === 202 ? undefined : r;
-    }, { timeoutMs: 10_000, intervalMs: 200 });
+    const expired = await pollUntil(
+      "expired",
+      async () => {
+        const r = await fetch(`${a.url}${accepted.headers.get("location")}`);
+        return r.status === 202 ? undefined : r;
+      },
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
     assert.equal(expired.status, 504);
     assert.equal(((await expired.json()) as ErrorBody).error.code, "GW_DEVICE_TIMEOUT");
   });
 
   it("answers a retried actuation with the stored outcome, reaching the device once", async () => {
     await fleetOf("bulb-dev");
-    const send = (url: string, body: string, key = "k-1") => fetch(`${url}/devices/bulb-dev/bulb`, { method: "POST", headers: { "Idempotency-Key": key }, body });
+    const send = (url: string, body: string, key = "k-1") =>
+      fetch(`${url}/devices/bulb-dev/bulb`, { method: "POST", headers: { "Idempotency-Key": key }, body });
     const first = await send(a.url, "on");
     assert.equal(await first.text(), "actuation 1: on");
     const retry = await send(b.url, "on");

@@ -27,7 +27,11 @@ describe("XEP-0198: bounces of IQs a device session never acknowledged", () => {
   after(() => teardown.run());
 
   it("a JID without any session: 503 GW_DEVICE_OFFLINE at once, as without stream management", async () => {
-    const res = await fetch(`${gw.url}/devices/sm-never/switch`, { method: "POST", body: "on", headers: { "idempotency-key": "sm-never-1" } });
+    const res = await fetch(`${gw.url}/devices/sm-never/switch`, {
+      method: "POST",
+      body: "on",
+      headers: { "idempotency-key": "sm-never-1" },
+    });
     assert.equal(res.status, 503);
     assert.equal(await codeOf(res), "GW_DEVICE_OFFLINE");
   });
@@ -43,7 +47,11 @@ describe("XEP-0198: bounces of IQs a device session never acknowledged", () => {
 
     // The device is back, on a fresh session; the retry gets the kept answer and never reaches it.
     const back = teardown.stopLater("device back", await startPeer(stack.prosody, "sm-dev1", { createAccount: false }));
-    const retry = await fetch(`${gw.url}/devices/sm-dev1/switch`, { method: "POST", body: "on", headers: { ...headers, "x-gateway-timeout": "3000" } });
+    const retry = await fetch(`${gw.url}/devices/sm-dev1/switch`, {
+      method: "POST",
+      body: "on",
+      headers: { ...headers, "x-gateway-timeout": "3000" },
+    });
     assert.equal(retry.status, 504);
     assert.equal(await codeOf(retry), "GW_OUTCOME_UNKNOWN");
     assert.equal(back.received.filter((s) => s.name === "iq" && s.getChild("req", NS_HTTP)).length, 0, "the retry reached the device");

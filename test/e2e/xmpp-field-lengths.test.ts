@@ -26,7 +26,8 @@ describe("field lengths from XMPP", { timeout: 60_000 }, () => {
   /** The longest argument of each command Redis ran since the monitor started. */
   const seen: Array<{ command: string; longest: number }> = [];
 
-  const dropped = async (reason: string) => (await gw.gateway.metrics.repliesDropped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const dropped = async (reason: string) =>
+    (await gw.gateway.metrics.repliesDropped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
 
   /** Waits until MONITOR has shown everything Redis ran before now: it streams commands in order. */
   async function monitorCaughtUp(): Promise<void> {

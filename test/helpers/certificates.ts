@@ -27,7 +27,8 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await run("openssl", args, { cwd, timeout: 20_000 });
   } catch (err) {
     const e = err as Error & { code?: string; stderr?: string };
-    if (e.code === "ENOENT") throw new Error("openssl not found: install Debian's openssl package (Prosody's ssl-cert depends on it)", { cause: err });
+    if (e.code === "ENOENT")
+      throw new Error("openssl not found: install Debian's openssl package (Prosody's ssl-cert depends on it)", { cause: err });
     throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
@@ -45,14 +46,20 @@ const NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes
 /** A self-signed CA, in `dir`, under the file names `${name}.crt` and `${name}.key`. */
 export async function makeCertificateAuthority(dir: string, name: string, commonName = `${name} test CA`): Promise<CertificateAuthority> {
   const cnf = path.join(dir, `${name}.cnf`);
-  await writeFile(cnf, config(commonName, {
-    basicConstraints: "critical, CA:TRUE",
-    keyUsage: "critical, keyCertSign, cRLSign",
-    subjectKeyIdentifier: "hash",
-  }));
+  await writeFile(
+    cnf,
+    config(commonName, {
+      basicConstraints: "critical, CA:TRUE",
+      keyUsage: "critical, keyCertSign, cRLSign",
+      subjectKeyIdentifier: "hash",
+    }),
+  );
   const certFile = path.join(dir, `${name}.crt`);
   const keyFile = path.join(dir, `${name}.key`);
-  await openssl(["req", "-x509", "-config", cnf, "-extensions", "ext", ...NEW_KEY, "-keyout", keyFile, "-out", certFile, "-days", "2"], dir);
+  await openssl(
+    ["req", "-x509", "-config", cnf, "-extensions", "ext", ...NEW_KEY, "-keyout", keyFile, "-out", certFile, "-days", "2"],
+    dir,
+  );
   return { certFile, keyFile, pem: await readFile(certFile, "utf8") };
 }
 
@@ -68,20 +75,42 @@ export async function issueServerCertificate(
 ): Promise<ServerCertificate> {
   const altNames = [...names.dns.map((d) => `DNS:${d}`), ...(names.ip ?? []).map((ip) => `IP:${ip}`)].join(", ");
   const cnf = path.join(dir, `${name}.cnf`);
-  await writeFile(cnf, config(names.dns[0] ?? name, {
-    basicConstraints: "critical, CA:FALSE",
-    keyUsage: "critical, digitalSignature",
-    extendedKeyUsage: "serverAuth",
-    subjectAltName: altNames,
-    subjectKeyIdentifier: "hash",
-    authorityKeyIdentifier: "keyid",
-  }));
+  await writeFile(
+    cnf,
+    config(names.dns[0] ?? name, {
+      basicConstraints: "critical, CA:FALSE",
+      keyUsage: "critical, digitalSignature",
+      extendedKeyUsage: "serverAuth",
+      subjectAltName: altNames,
+      subjectKeyIdentifier: "hash",
+      authorityKeyIdentifier: "keyid",
+    }),
+  );
   const csr = path.join(dir, `${name}.csr`);
   const certFile = path.join(dir, `${name}.crt`);
   const keyFile = path.join(dir, `${name}.key`);
   await openssl(["req", "-new", "-config", cnf, ...NEW_KEY, "-keyout", keyFile, "-out", csr], dir);
   await openssl(
-    ["x509", "-req", "-in", csr, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "2", "-extfile", cnf, "-extensions", "ext", "-out", certFile],
+    [
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      ca.certFile,
+      "-CAkey",
+      ca.keyFile,
+      "-set_serial",
+      `0x${randomBytes(8).toString("hex")}`,
+      "-days",
+      "2",
+      "-extfile",
+      cnf,
+      "-extensions",
+      "ext",
+      "-out",
+      certFile,
+    ],
     dir,
   );
   return { certFile, keyFile };

@@ -9,7 +9,11 @@ import { fileURLToPath } from "node:url";
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 export const deploy = path.join(root, "deploy");
 export const read = (rel: string): string => readFileSync(path.join(root, rel), "utf8");
-export const pkg = JSON.parse(read("package.json")) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+export const pkg = JSON.parse(read("package.json")) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 export type Json = Record<string, unknown>;
 export const obj = (v: unknown, what: string): Json => {
@@ -31,8 +35,18 @@ export interface RunResult {
   out: string;
 }
 
-export function run(cmd: string, args: readonly string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunResult {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? root, input: opts.input, env: opts.env ?? process.env, encoding: "utf8", timeout: opts.timeoutMs ?? 60_000 });
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): RunResult {
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd ?? root,
+    input: opts.input,
+    env: opts.env ?? process.env,
+    encoding: "utf8",
+    timeout: opts.timeoutMs ?? 60_000,
+  });
   if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }

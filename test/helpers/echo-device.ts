@@ -54,7 +54,14 @@ export function echoDevice(device: string) {
         res.end("multi");
         return;
       }
-      const report: EchoReport = { device, method: req.method ?? "", url, rawHeaders: req.rawHeaders, bodyLength: body.length, bodySha256: sha256(body) };
+      const report: EchoReport = {
+        device,
+        method: req.method ?? "",
+        url,
+        rawHeaders: req.rawHeaders,
+        bodyLength: body.length,
+        bodySha256: sha256(body),
+      };
       res.setHeader("Content-Type", "application/json");
       res.end(JSON.stringify(report));
     });

@@ -52,11 +52,15 @@ export async function waitGatewayReady(child: ChildHandle, url: string, waitFor:
   void child.exited.then(() => early.abort());
   const endpoint = waitFor === "ready" ? "readyz" : "healthz";
   try {
-    await pollUntil(`${child.name} on ${url} ${waitFor}`, async () => (await fetch(`${url}/${endpoint}`).catch(() => undefined))?.status === 200, {
-      timeoutMs: 30_000,
-      intervalMs: 50,
-      signal: early.signal,
-    });
+    await pollUntil(
+      `${child.name} on ${url} ${waitFor}`,
+      async () => (await fetch(`${url}/${endpoint}`).catch(() => undefined))?.status === 200,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        signal: early.signal,
+      },
+    );
   } catch (err) {
     if (!child.hasExited()) throw new Error(`${(err as Error).message}\n--- output ---\n${child.output().slice(-3_000)}`, { cause: err });
     const message = `${child.name} exited:\n${child.output()}`;
@@ -72,11 +76,18 @@ export async function listenedPort(child: ChildHandle): Promise<number> {
   const early = new AbortController();
   void child.exited.then(() => early.abort());
   try {
-    return await pollUntil(`${child.name}: its "gateway listening" log line`, () => {
-      const line = child.output().split("\n").find((l) => l.includes('"event":"started"'));
-      const port = line === undefined ? undefined : (JSON.parse(line) as { port?: unknown }).port;
-      return typeof port === "number" && port > 0 ? port : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 50, signal: early.signal });
+    return await pollUntil(
+      `${child.name}: its "gateway listening" log line`,
+      () => {
+        const line = child
+          .output()
+          .split("\n")
+          .find((l) => l.includes('"event":"started"'));
+        const port = line === undefined ? undefined : (JSON.parse(line) as { port?: unknown }).port;
+        return typeof port === "number" && port > 0 ? port : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, signal: early.signal },
+    );
   } catch (err) {
     if (child.hasExited()) throw new Error(`${child.name} exited:\n${child.output()}`, { cause: err });
     throw err;
@@ -128,7 +139,8 @@ export async function startGatewayProcess(
   options: GatewayProcessOptions | number | undefined = {},
   more: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
-  const opts: GatewayProcessOptions = typeof options === "object" ? options : { ...more, ...(options !== undefined ? { port: options } : {}) };
+  const opts: GatewayProcessOptions =
+    typeof options === "object" ? options : { ...more, ...(options !== undefined ? { port: options } : {}) };
   return startWithEnv(gatewayEnv(targets, overrides), opts);
 }
 
@@ -175,7 +187,10 @@ export class GatewayIncarnations {
     this.incarnation = `${this.name}.${++this.count}`;
     const logFile = `${this.logDir}/${this.incarnation}.log`;
     const env = this.env(this.incarnation);
-    assert.ok(this.listening !== undefined || !QUIETER_THAN_INFO.has(env.LOG_LEVEL ?? "info"), `${this.name}: LOG_LEVEL ${env.LOG_LEVEL} hides the port it listens on`);
+    assert.ok(
+      this.listening !== undefined || !QUIETER_THAN_INFO.has(env.LOG_LEVEL ?? "info"),
+      `${this.name}: LOG_LEVEL ${env.LOG_LEVEL} hides the port it listens on`,
+    );
     this.logFiles.push({ incarnation: this.incarnation, file: logFile });
     const started = await startWithEnv(env, { ...this.opts, port: this.listening ?? 0, name: `gateway ${this.incarnation}`, logFile });
     this.handle = started.child;

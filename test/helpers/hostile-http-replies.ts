@@ -50,59 +50,163 @@ export const HOSTILE_REPLIES: readonly HostileReply[] = [
   { name: "status 000", steps: [reply("HTTP/1.1 000 Zero")], expect: bad("status") },
   { name: "status 600", steps: [reply("HTTP/1.1 600 Beyond")], expect: bad("status") },
   { name: "status 999", steps: [reply("HTTP/1.1 999 Weird")], expect: bad("status") },
-  { name: "101 Switching Protocols nobody asked for", steps: [reply("HTTP/1.1 101 Switching Protocols", ["Upgrade: websocket", "Connection: Upgrade"], "")], expect: bad("interim-status") },
+  {
+    name: "101 Switching Protocols nobody asked for",
+    steps: [reply("HTTP/1.1 101 Switching Protocols", ["Upgrade: websocket", "Connection: Upgrade"], "")],
+    expect: bad("interim-status"),
+  },
   { name: "HTTP version 2.0 on the status line", steps: [reply("HTTP/2.0 200 OK")], expect: bad("version") },
   { name: "HTTP version 1.x with a letter", steps: [reply("HTTP/1.x 200 OK")], expect: bad("HPE_INVALID_VERSION") },
   // Reason phrase (RFC 9112 §4: HTAB / SP / VCHAR / obs-text).
   { name: "reason phrase with DEL", steps: [reply("HTTP/1.1 200 O\x7fK")], expect: bad("reason-phrase") },
   { name: "reason phrase with NUL", steps: [reply("HTTP/1.1 200 O\x00K")], expect: bad() },
   { name: "reason phrase with ESC and SOH", steps: [reply("HTTP/1.1 200 O\x1b\x01K")], expect: bad() },
-  { name: "reason phrase with obs-text: relayed as sent", steps: [reply("HTTP/1.1 200 \xc7a va")], expect: { relayed: { status: 200, statusMessage: "\xc7a va", body: "ok" } } },
+  {
+    name: "reason phrase with obs-text: relayed as sent",
+    steps: [reply("HTTP/1.1 200 \xc7a va")],
+    expect: { relayed: { status: 200, statusMessage: "\xc7a va", body: "ok" } },
+  },
   // Header fields (RFC 9110 §5.1, §5.5; RFC 9112 §5).
   { name: "control character in a header value", steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x01b", "Content-Length: 2"])], expect: bad() },
   { name: "DEL in a header value", steps: [reply("HTTP/1.1 200 OK", ["X-A: a\x7fb", "Content-Length: 2"])], expect: bad() },
-  { name: "space before the colon", steps: [reply("HTTP/1.1 200 OK", ["X-A : b", "Content-Length: 2"])], expect: bad("HPE_INVALID_HEADER_TOKEN") },
-  { name: "header name that is not a token", steps: [reply("HTTP/1.1 200 OK", ["X(A): b", "Content-Length: 2"])], expect: bad("HPE_INVALID_HEADER_TOKEN") },
+  {
+    name: "space before the colon",
+    steps: [reply("HTTP/1.1 200 OK", ["X-A : b", "Content-Length: 2"])],
+    expect: bad("HPE_INVALID_HEADER_TOKEN"),
+  },
+  {
+    name: "header name that is not a token",
+    steps: [reply("HTTP/1.1 200 OK", ["X(A): b", "Content-Length: 2"])],
+    expect: bad("HPE_INVALID_HEADER_TOKEN"),
+  },
   { name: "obs-fold", steps: [reply("HTTP/1.1 200 OK", ["X-A: a", " folded", "Content-Length: 2"])], expect: bad() },
   { name: "bare LF line ends", steps: ["HTTP/1.1 200 OK\nContent-Length: 2\n\nok"], expect: bad() },
   { name: "bare CR in the head", steps: ["HTTP/1.1 200 OK\rContent-Length: 2\r\n\r\nok"], expect: bad() },
-  { name: "more header fields than a device reply may have", steps: [reply("HTTP/1.1 200 OK", [...Array.from({ length: 150 }, (_, i) => `X-F${i}: v`), "Content-Length: 2"])], expect: bad("header-count") },
-  { name: "head over 16 KiB", steps: [reply("HTTP/1.1 200 OK", [`X-Big: ${"a".repeat(20_000)}`, "Content-Length: 2"])], expect: bad("HPE_HEADER_OVERFLOW") },
+  {
+    name: "more header fields than a device reply may have",
+    steps: [reply("HTTP/1.1 200 OK", [...Array.from({ length: 150 }, (_, i) => `X-F${i}: v`), "Content-Length: 2"])],
+    expect: bad("header-count"),
+  },
+  {
+    name: "head over 16 KiB",
+    steps: [reply("HTTP/1.1 200 OK", [`X-Big: ${"a".repeat(20_000)}`, "Content-Length: 2"])],
+    expect: bad("HPE_HEADER_OVERFLOW"),
+  },
   // Framing (RFC 9112 §6).
-  { name: "two different Content-Lengths", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Content-Length: 3"])], expect: bad("HPE_UNEXPECTED_CONTENT_LENGTH") },
-  { name: "the same Content-Length twice", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Content-Length: 2"])], expect: bad("HPE_UNEXPECTED_CONTENT_LENGTH") },
-  { name: "Content-Length that is not a number", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2x"])], expect: bad("HPE_INVALID_CONTENT_LENGTH") },
-  { name: "Content-Length and Transfer-Encoding", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Transfer-Encoding: chunked"], "2\r\nok\r\n0\r\n\r\n")], expect: bad() },
+  {
+    name: "two different Content-Lengths",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Content-Length: 3"])],
+    expect: bad("HPE_UNEXPECTED_CONTENT_LENGTH"),
+  },
+  {
+    name: "the same Content-Length twice",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Content-Length: 2"])],
+    expect: bad("HPE_UNEXPECTED_CONTENT_LENGTH"),
+  },
+  {
+    name: "Content-Length that is not a number",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2x"])],
+    expect: bad("HPE_INVALID_CONTENT_LENGTH"),
+  },
+  {
+    name: "Content-Length and Transfer-Encoding",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 2", "Transfer-Encoding: chunked"], "2\r\nok\r\n0\r\n\r\n")],
+    expect: bad(),
+  },
   { name: "Transfer-Encoding not ending in chunked", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: gzip"], "ok")], expect: bad() },
-  { name: "Transfer-Encoding chunked, then gzip", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked, gzip"], "ok")], expect: bad() },
-  { name: "chunk size that is not hex", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "zz\r\nok\r\n0\r\n\r\n")], expect: cutBad("HPE_INVALID_CHUNK_SIZE") },
-  { name: "chunk size that overflows 64 bits", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "ffffffffffffffffffff\r\nok\r\n")], expect: cutBad("HPE_INVALID_CHUNK_SIZE") },
-  { name: "body shorter than its Content-Length, then close", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 100"], "only ten.."), { close: true }], expect: { cut: "GW_UPSTREAM_UNREACHABLE" } },
-  { name: "chunked body that stops before its last chunk, then close", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "2\r\nok\r\n"), { close: true }], expect: { cut: "GW_UPSTREAM_UNREACHABLE" } },
-  { name: "body that trickles on past the deadline", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 1000000"], "x"), { trickle: "x", everyMs: 50 }], expect: { cut: "GW_UPSTREAM_TIMEOUT" }, deadlineMs: 800 },
-  { name: "chunked body that never ends", steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "1\r\nx\r\n"), { trickle: "1\r\nx\r\n", everyMs: 50 }], expect: { cut: "GW_UPSTREAM_TIMEOUT" }, deadlineMs: 800 },
+  {
+    name: "Transfer-Encoding chunked, then gzip",
+    steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked, gzip"], "ok")],
+    expect: bad(),
+  },
+  {
+    name: "chunk size that is not hex",
+    steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "zz\r\nok\r\n0\r\n\r\n")],
+    expect: cutBad("HPE_INVALID_CHUNK_SIZE"),
+  },
+  {
+    name: "chunk size that overflows 64 bits",
+    steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "ffffffffffffffffffff\r\nok\r\n")],
+    expect: cutBad("HPE_INVALID_CHUNK_SIZE"),
+  },
+  {
+    name: "body shorter than its Content-Length, then close",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 100"], "only ten.."), { close: true }],
+    expect: { cut: "GW_UPSTREAM_UNREACHABLE" },
+  },
+  {
+    name: "chunked body that stops before its last chunk, then close",
+    steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "2\r\nok\r\n"), { close: true }],
+    expect: { cut: "GW_UPSTREAM_UNREACHABLE" },
+  },
+  {
+    name: "body that trickles on past the deadline",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 1000000"], "x"), { trickle: "x", everyMs: 50 }],
+    expect: { cut: "GW_UPSTREAM_TIMEOUT" },
+    deadlineMs: 800,
+  },
+  {
+    name: "chunked body that never ends",
+    steps: [reply("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], "1\r\nx\r\n"), { trickle: "1\r\nx\r\n", everyMs: 50 }],
+    expect: { cut: "GW_UPSTREAM_TIMEOUT" },
+    deadlineMs: 800,
+  },
   // Interim responses (RFC 9110 §15.2).
   {
     name: "a flood of 100, 102 and 103 before the final answer: relayed",
     steps: [
-      ...Array.from({ length: 300 }, (_, i) => ["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 102 Processing\r\n\r\n", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"][i % 3] as string),
+      ...Array.from(
+        { length: 300 },
+        (_, i) =>
+          [
+            "HTTP/1.1 100 Continue\r\n\r\n",
+            "HTTP/1.1 102 Processing\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+          ][i % 3] as string,
+      ),
       reply("HTTP/1.1 200 OK"),
     ],
     expect: { relayed: { status: 200, statusMessage: "OK", body: "ok" } },
   },
-  { name: "interim responses that never end", steps: [{ trickle: "HTTP/1.1 102 Processing\r\n\r\n", everyMs: 50 }], expect: { error: "GW_UPSTREAM_TIMEOUT" }, deadlineMs: 800 },
+  {
+    name: "interim responses that never end",
+    steps: [{ trickle: "HTTP/1.1 102 Processing\r\n\r\n", everyMs: 50 }],
+    expect: { error: "GW_UPSTREAM_TIMEOUT" },
+    deadlineMs: 800,
+  },
   // Not HTTP/1.x at all.
   { name: "garbage bytes", steps: [Buffer.from([0x00, 0x01, 0xfe, 0x47, 0x0d, 0x0a, 0x0d, 0x0a])], expect: bad("HPE_INVALID_CONSTANT") },
   { name: "a TLS ClientHello", steps: [TLS_HELLO], expect: bad("HPE_INVALID_CONSTANT") },
   { name: "the HTTP/2 connection preface", steps: ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"], expect: bad() },
-  { name: "an HTTP/0.9 answer (a body, no head), then close", steps: ["hello world\n", { close: true }], expect: bad("HPE_INVALID_CONSTANT") },
+  {
+    name: "an HTTP/0.9 answer (a body, no head), then close",
+    steps: ["hello world\n", { close: true }],
+    expect: bad("HPE_INVALID_CONSTANT"),
+  },
   // The connection itself.
   { name: "silence until the deadline", steps: [{ silence: true }], expect: { error: "GW_UPSTREAM_TIMEOUT" }, deadlineMs: 800 },
   { name: "close without a byte", steps: [{ close: true }], expect: { error: "GW_UPSTREAM_UNREACHABLE" } },
   { name: "reset mid-head", steps: ["HTTP/1.1 200 OK\r\nContent-Le", { reset: true }], expect: { error: "GW_UPSTREAM_UNREACHABLE" } },
-  { name: "reset mid-body", steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 100"], "abc"), { reset: true }], expect: { cut: "GW_UPSTREAM_UNREACHABLE", orError: true } },
+  {
+    name: "reset mid-body",
+    steps: [reply("HTTP/1.1 200 OK", ["Content-Length: 100"], "abc"), { reset: true }],
+    expect: { cut: "GW_UPSTREAM_UNREACHABLE", orError: true },
+  },
   // Odd but survivable.
-  { name: "an answer before the request body was read", steps: [reply("HTTP/1.1 200 OK")], postBody: 1024, expect: { relayed: { status: 200, statusMessage: "OK", body: "ok" } } },
-  { name: "204 with a body: the body is not relayed", steps: [reply("HTTP/1.1 204 No Content", ["Content-Length: 5"], "hello")], expect: { relayed: { status: 204, body: "" } } },
-  { name: "304 with a body: the body is not relayed", steps: [reply("HTTP/1.1 304 Not Modified", ["Content-Length: 5"], "hello")], expect: { relayed: { status: 304, body: "" } } },
+  {
+    name: "an answer before the request body was read",
+    steps: [reply("HTTP/1.1 200 OK")],
+    postBody: 1024,
+    expect: { relayed: { status: 200, statusMessage: "OK", body: "ok" } },
+  },
+  {
+    name: "204 with a body: the body is not relayed",
+    steps: [reply("HTTP/1.1 204 No Content", ["Content-Length: 5"], "hello")],
+    expect: { relayed: { status: 204, body: "" } },
+  },
+  {
+    name: "304 with a body: the body is not relayed",
+    steps: [reply("HTTP/1.1 304 Not Modified", ["Content-Length: 5"], "hello")],
+    expect: { relayed: { status: 304, body: "" } },
+  },
 ];

@@ -1,6 +1,6 @@
 // A fake legacy device: a real node:http server on loopback whose behaviour the test supplies.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 
 export type DeviceHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -21,9 +21,9 @@ export interface DeviceServer {
 export async function startDeviceServer(handler: DeviceHandler, opts: DeviceServerOptions = {}): Promise<DeviceServer> {
   const server = http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
       resolve();
     });
   });

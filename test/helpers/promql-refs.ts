@@ -1,7 +1,20 @@
 // The metric and label names a PromQL expression refers to, so that the dashboard's and the alerts'
 // queries can be held against what a gateway exposes.
 
-const AGGREGATIONS = new Set(["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"]);
+const AGGREGATIONS = new Set([
+  "sum",
+  "min",
+  "max",
+  "avg",
+  "group",
+  "stddev",
+  "stdvar",
+  "count",
+  "count_values",
+  "bottomk",
+  "topk",
+  "quantile",
+]);
 const GROUPING = new Set(["by", "without", "on", "ignoring", "group_left", "group_right"]);
 const KEYWORDS = new Set([...GROUPING, "bool", "and", "or", "unless", "offset", "atan2"]);
 
@@ -27,7 +40,7 @@ export function references(expr: string): References {
   /** The label names of the matchers in the braces at i; i ends after the closing brace. */
   const matchers = (): string[] => {
     let body = "";
-    for (i++; i < s.length && s[i] !== "}"; ) {
+    for (i++; i < s.length && s[i] !== "}";) {
       if (s[i] === '"' || s[i] === "'" || s[i] === "`") skipString();
       else body += s[i++];
     }
@@ -47,7 +60,13 @@ export function references(expr: string): References {
       const next = /^(\(|[A-Za-z_]\w*)/.exec(s.slice(i))?.[1];
       if (GROUPING.has(word) && next === "(") {
         const close = s.indexOf(")", i);
-        grouping.push(...s.slice(i + 1, close).split(",").map((l) => l.trim()).filter((l) => l !== ""));
+        grouping.push(
+          ...s
+            .slice(i + 1, close)
+            .split(",")
+            .map((l) => l.trim())
+            .filter((l) => l !== ""),
+        );
         i = close + 1;
       } else if (KEYWORDS.has(word) || next === "(" || (AGGREGATIONS.has(word) && (next === "by" || next === "without"))) {
         // a function, an aggregation or an operator

@@ -126,7 +126,13 @@ export function send(url: string, init: { method?: string; headers?: Record<stri
       res.on("data", (c: Buffer) => parts.push(c));
       res.on("error", () => undefined);
       res.on("close", () => {
-        resolve({ complete: res.complete, status: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, body: Buffer.concat(parts) });
+        resolve({
+          complete: res.complete,
+          status: res.statusCode,
+          statusMessage: res.statusMessage,
+          headers: res.headers,
+          body: Buffer.concat(parts),
+        });
       });
     });
     req.on("error", () => resolve({ complete: false, body: Buffer.alloc(0) }));

@@ -63,7 +63,9 @@ export async function connectVanishingDevice(server: PeerServer, username: strin
   await waitFor(/<\/stream:features>/, "post-auth features");
   if (!/urn:xmpp:sm:3/.test(text)) throw new Error(`${username}: the server offers no XEP-0198 stream management: ${text}`);
   consume();
-  socket.write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${escape(resource)}</resource></bind></iq>`);
+  socket.write(
+    `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${escape(resource)}</resource></bind></iq>`,
+  );
   await waitFor(/id=['"]bind1['"][^>]*type=['"]result['"]|type=['"]result['"][^>]*id=['"]bind1['"]/, "bind result");
   consume();
   // XEP-0198 §3 and §5: stream management with resumption, so that a lost connection hibernates the session.

@@ -1,7 +1,7 @@
 // Teardown that always runs to the end, and the usual Redis + Prosody pair started together.
-import { startEjabberd, type EjabberdServer } from '../../local-stack/ejabberd.js';
-import { startProsody, type ProsodyOptions, type ProsodyServer } from '../../local-stack/prosody.js';
-import { startRedis, type RedisServer } from '../../local-stack/redis.js';
+import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
+import { startProsody, type ProsodyOptions, type ProsodyServer } from "../../local-stack/prosody.js";
+import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 
 export type Cleanup = () => unknown;
 
@@ -78,19 +78,17 @@ export interface Stack {
 
 async function stopBoth(redis: RedisServer | undefined, prosody: ProsodyServer | undefined): Promise<void> {
   const results = await Promise.allSettled([redis?.stop(), prosody?.stop()]);
-  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-  if (failures.length > 0) throw new AggregateError(failures, 'stopping the stack failed');
+  const failures = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw new AggregateError(failures, "stopping the stack failed");
 }
 
 export async function startStack(opts: { prosody?: ProsodyOptions } = {}): Promise<Stack> {
   const [r, p] = await Promise.allSettled([startRedis(), startProsody(opts.prosody)]);
-  if (r.status === 'rejected' || p.status === 'rejected') {
+  if (r.status === "rejected" || p.status === "rejected") {
     // Don't leave the half that did start running.
-    await stopBoth(r.status === 'fulfilled' ? r.value : undefined, p.status === 'fulfilled' ? p.value : undefined).catch(
-      () => {},
-    );
-    const reasons = [r, p].flatMap((x) => (x.status === 'rejected' ? [x.reason as unknown] : []));
-    throw reasons.length === 1 ? reasons[0] : new AggregateError(reasons, 'startStack: Redis and Prosody both failed');
+    await stopBoth(r.status === "fulfilled" ? r.value : undefined, p.status === "fulfilled" ? p.value : undefined).catch(() => {});
+    const reasons = [r, p].flatMap((x) => (x.status === "rejected" ? [x.reason as unknown] : []));
+    throw reasons.length === 1 ? reasons[0] : new AggregateError(reasons, "startStack: Redis and Prosody both failed");
   }
   const redis = r.value;
   const prosody = p.value;
@@ -103,9 +101,9 @@ export async function startStack(opts: { prosody?: ProsodyOptions } = {}): Promi
  */
 export async function startEjabberdStack(teardown: Teardown): Promise<{ redis: RedisServer; ejabberd: EjabberdServer }> {
   const [r, e] = await Promise.allSettled([startRedis(), startEjabberd()]);
-  if (r.status === 'fulfilled') teardown.stopLater('redis', r.value);
-  if (e.status === 'fulfilled') teardown.stopLater('ejabberd', e.value);
-  if (r.status === 'rejected') throw r.reason;
-  if (e.status === 'rejected') throw e.reason;
+  if (r.status === "fulfilled") teardown.stopLater("redis", r.value);
+  if (e.status === "fulfilled") teardown.stopLater("ejabberd", e.value);
+  if (r.status === "rejected") throw r.reason;
+  if (e.status === "rejected") throw e.reason;
   return { redis: r.value, ejabberd: e.value };
 }

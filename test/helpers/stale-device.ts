@@ -53,7 +53,10 @@ export async function startStaleClosingDevice(opts: { holdFirst?: number } = {})
       buffered = Buffer.alloc(0);
       const method = requestLine.split(" ")[0] ?? "";
       const text = `ok ${method} ${body}`.trimEnd();
-      const answer = () => socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`);
+      const answer = () =>
+        socket.write(
+          `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${method === "HEAD" ? "" : text}`,
+        );
       if (!held) return void answer();
       held.push(answer);
       if (held.length < (opts.holdFirst ?? 0)) return;

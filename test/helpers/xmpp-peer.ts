@@ -42,7 +42,11 @@ interface IqEntity {
 /** Any server with ProsodyServer's shape for these three members: Prosody or ejabberd (local-stack/). */
 export type PeerServer = Pick<ProsodyServer, "service" | "vhost" | "createUsers">;
 
-export async function startPeer(prosody: PeerServer, username: string, opts: { resource?: string; createAccount?: boolean } = {}): Promise<Peer> {
+export async function startPeer(
+  prosody: PeerServer,
+  username: string,
+  opts: { resource?: string; createAccount?: boolean } = {},
+): Promise<Peer> {
   const password = `pw-${username}`;
   if (opts.createAccount !== false) await prosody.createUsers([{ username, password }]);
   const entity: Client = client({
@@ -95,7 +99,10 @@ export async function startPeer(prosody: PeerServer, username: string, opts: { r
     // Connection.write hands its argument to socket.write, which takes bytes as well as text.
     sendRaw: (text) => (entity as unknown as { write(s: string | Buffer): Promise<void> }).write(text),
     query: (to, payload, timeoutMs = 5000) =>
-      iq.iqCaller.request(xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)), timeoutMs),
+      iq.iqCaller.request(
+        xml("iq", { type: payload.name === "ping" || payload.name === "query" ? "get" : "set", to }, toLibraryElement(factory, payload)),
+        timeoutMs,
+      ),
     stop: async () => {
       try {
         await entity.stop();

@@ -94,10 +94,16 @@ it("the Compose stack's files exist and its gateways' settings pass the gateway'
     }
   }
   const image = services["gateway-a"]?.build;
-  assert.deepEqual(image && { context: path.resolve(deploy, image.context), dockerfile: image.dockerfile }, { context: root.replace(/\/$/, ""), dockerfile: "deploy/Dockerfile" });
+  assert.deepEqual(image && { context: path.resolve(deploy, image.context), dockerfile: image.dockerfile }, {
+    context: root.replace(/\/$/, ""),
+    dockerfile: "deploy/Dockerfile",
+  });
 
   const gateways = gatewayServices(services);
-  assert.deepEqual(gateways.map(([n]) => n), [...COMPOSE.gateways]);
+  assert.deepEqual(
+    gateways.map(([n]) => n),
+    [...COMPOSE.gateways],
+  );
   for (const [name, s] of gateways) {
     const env = s.environment ?? {};
     const devicesFile = mounts(s).find((m) => m.container === env.GATEWAY_DEVICES_FILE);
@@ -112,7 +118,10 @@ it("the Compose stack's files exist and its gateways' settings pass the gateway'
     assert.ok(services[new URL(config.redis.url).hostname], "REDIS_URL names a service");
     assert.equal(config.devices.jidTemplate, `{id}@${COMPOSE.vhost}/agent`);
     // Compose's stop waits out the whole drain before it kills; the drain waits out a request's deadline.
-    assert.ok(durationMs(s.stop_grace_period ?? "10s") > config.drainGraceMs + config.drainTimeoutMs, `${name}: stop_grace_period covers the drain`);
+    assert.ok(
+      durationMs(s.stop_grace_period ?? "10s") > config.drainGraceMs + config.drainTimeoutMs,
+      `${name}: stop_grace_period covers the drain`,
+    );
     assert.ok(config.drainTimeoutMs >= config.exchange.timeoutMs, `${name}: the drain lets a request run to its deadline`);
     assert.equal(s.ports, undefined, `${name} is reached through HAProxy only`);
   }
@@ -128,7 +137,11 @@ it("the Compose stack's devices, agent accounts, fleet and registry agree", () =
   const sim = services.devices;
   assert.ok(sim?.environment?.SIMULATED_DEVICES);
   assert.deepEqual(sim.command, ["node", "dist/adapters/simulated-device/main.js"]);
-  const ports = new Map(sim.environment.SIMULATED_DEVICES.split(",").map((p) => p.split("=") as [string, string]).map(([id, port]) => [id, Number(port)]));
+  const ports = new Map(
+    sim.environment.SIMULATED_DEVICES.split(",")
+      .map((p) => p.split("=") as [string, string])
+      .map(([id, port]) => [id, Number(port)]),
+  );
 
   const agent = services.agent;
   assert.ok(agent?.environment);
@@ -165,8 +178,16 @@ it("the Compose stack's devices, agent accounts, fleet and registry agree", () =
 
 it("the Compose stack's Prosody and HAProxy files are the templates rendered for it, and pass their checkers", async () => {
   const rendered = await renderComposeConfigs();
-  assert.equal(readFileSync(COMPOSE_PROSODY, "utf8"), rendered.prosody, "deploy/compose/prosody.cfg.lua is stale: run node --import tsx deploy/compose/render.ts");
-  assert.equal(readFileSync(COMPOSE_HAPROXY, "utf8"), rendered.haproxy, "deploy/compose/haproxy.cfg is stale: run node --import tsx deploy/compose/render.ts");
+  assert.equal(
+    readFileSync(COMPOSE_PROSODY, "utf8"),
+    rendered.prosody,
+    "deploy/compose/prosody.cfg.lua is stale: run node --import tsx deploy/compose/render.ts",
+  );
+  assert.equal(
+    readFileSync(COMPOSE_HAPROXY, "utf8"),
+    rendered.haproxy,
+    "deploy/compose/haproxy.cfg is stale: run node --import tsx deploy/compose/render.ts",
+  );
 
   const prosody = run("prosodyctl", ["--config", COMPOSE_PROSODY, "check", "config"]);
   assert.equal(prosody.status, 0, prosody.out);
@@ -180,11 +201,22 @@ it("the Compose stack's Prosody and HAProxy files are the templates rendered for
   assert.equal(byTarget("prosody").get("/etc/prosody/prosody.cfg.lua"), COMPOSE_PROSODY);
   assert.equal(byTarget("prosody").get("/etc/prosody/start.sh"), path.join(deploy, "compose", "prosody-start.sh"));
   assert.equal(byTarget("prosody").get("/etc/prosody/accounts.txt"), path.join(deploy, "compose", "accounts.txt"));
-  assert.deepEqual(execForm(read("deploy/compose/prosody.Dockerfile").split("\n").find((l) => l.startsWith("CMD")) ?? ""), ["sh", "/etc/prosody/start.sh"]);
+  assert.deepEqual(
+    execForm(
+      read("deploy/compose/prosody.Dockerfile")
+        .split("\n")
+        .find((l) => l.startsWith("CMD")) ?? "",
+    ),
+    ["sh", "/etc/prosody/start.sh"],
+  );
   assert.equal(byTarget("haproxy").get("/usr/local/etc/haproxy/haproxy.cfg"), COMPOSE_HAPROXY);
   assert.deepEqual(services.haproxy?.ports, [`8080:${COMPOSE.frontendPort}`]);
   const servers = [...rendered.haproxy.matchAll(/^\s*server (\S+) (\S+):(\d+)/gm)].map((m) => [m[1], m[2], Number(m[3])]);
-  assert.deepEqual(servers, COMPOSE.gateways.map((g) => [g, g, COMPOSE.gatewayPort]), "HAProxy balances over the gateway services");
+  assert.deepEqual(
+    servers,
+    COMPOSE.gateways.map((g) => [g, g, COMPOSE.gatewayPort]),
+    "HAProxy balances over the gateway services",
+  );
 });
 
 it("the Compose stack's Prometheus scrapes its gateways, and Grafana reads that Prometheus", () => {
@@ -194,10 +226,15 @@ it("the Compose stack's Prometheus scrapes its gateways, and Grafana reads that 
   const configDir = mounts(prometheus).find((m) => m.container === "/etc/prometheus");
   assert.equal(configDir?.host, path.join(deploy, "prometheus"), "the shipped deploy/prometheus, as it is");
   const scrape = obj(parseYaml(read("deploy/prometheus/prometheus.yml")), "prometheus.yml");
-  const job = list(scrape.scrape_configs, "scrape_configs").map((j) => obj(j, "job")).find((j) => j.job_name === "gateway");
+  const job = list(scrape.scrape_configs, "scrape_configs")
+    .map((j) => obj(j, "job"))
+    .find((j) => j.job_name === "gateway");
   assert.ok(job, "a job named gateway, which the alerts and the dashboard select");
   const targets = list(job.static_configs, "static_configs").flatMap((c) => list(obj(c, "static config").targets, "targets"));
-  assert.deepEqual(targets, COMPOSE.gateways.map((g) => `${g}:${COMPOSE.gatewayPort}`));
+  assert.deepEqual(
+    targets,
+    COMPOSE.gateways.map((g) => `${g}:${COMPOSE.gatewayPort}`),
+  );
   // The server is the version whose promtool checks these files here.
   const promtool = run("promtool", ["--version"]);
   const version = /version (\d+\.\d+\.\d+)/.exec(promtool.out)?.[1];
@@ -211,7 +248,10 @@ it("the Compose stack's Prometheus scrapes its gateways, and Grafana reads that 
   const ds = obj(list(datasources.datasources, "datasources")[0], "datasource");
   assert.equal(ds.type, "prometheus");
   assert.equal(ds.url, "http://prometheus:9090");
-  assert.equal(durationMs(str(obj(ds.jsonData, "jsonData").timeInterval, "timeInterval")), durationMs(str(obj(scrape.global, "global").scrape_interval, "scrape_interval")));
+  assert.equal(
+    durationMs(str(obj(ds.jsonData, "jsonData").timeInterval, "timeInterval")),
+    durationMs(str(obj(scrape.global, "global").scrape_interval, "scrape_interval")),
+  );
   assert.deepEqual(prometheus.ports, ["9090:9090"]);
   const providers = obj(parseYaml(read("deploy/grafana/provisioning/dashboards/xmpp-gateway.yml")), "providers");
   const dashboards = str(obj(obj(list(providers.providers, "providers")[0], "provider").options, "options").path, "path");
@@ -219,7 +259,9 @@ it("the Compose stack's Prometheus scrapes its gateways, and Grafana reads that 
   const home = grafana.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? "";
   assert.ok(home.startsWith(`${dashboards}/`) && existsSync(path.join(deploy, "grafana", "dashboards", path.basename(home))));
   // The dashboard is checked against the schema types of the Grafana the stack runs.
-  const schema = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve("@grafana/schema/package.json"), "utf8")) as { version: string }).version;
+  const schema = (
+    JSON.parse(readFileSync(createRequire(import.meta.url).resolve("@grafana/schema/package.json"), "utf8")) as { version: string }
+  ).version;
   const tag = /^grafana\/grafana:(\d+\.\d+)\./.exec(grafana.image ?? "")?.[1];
   assert.equal(tag, schema.split(".").slice(0, 2).join("."), `grafana image ${grafana.image} and @grafana/schema ${schema}`);
 });

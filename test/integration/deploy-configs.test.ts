@@ -30,7 +30,10 @@ it("deploy/haproxy/haproxy.cfg, as rendered for two instances, passes haproxy -c
   const text = renderHaproxyConfig(await readFile(HAPROXY_TEMPLATE, "utf8"), {
     frontendPort: 18080,
     statsSocket: path.join(dir, "haproxy.sock"),
-    servers: [{ name: "gw-a", port: 18081 }, { name: "gw-b", port: 18082 }],
+    servers: [
+      { name: "gw-a", port: 18081 },
+      { name: "gw-b", port: 18082 },
+    ],
   });
   await writeFile(file, text);
   await checkHaproxyConfig(file);

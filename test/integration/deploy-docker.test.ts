@@ -36,7 +36,9 @@ function copyParts(i: Instruction): { flags: string[]; sources: string[]; dest: 
 /** .dockerignore semantics: the last pattern that matches the path or one of its parent directories wins. */
 function dockerIgnored(rel: string, patterns: readonly string[]): boolean {
   const toRegex = (p: string) =>
-    new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*\*\/?|\*|\?/g, (t) => (t.startsWith("**") ? ".*" : t === "*" ? "[^/]*" : "[^/]"))}$`);
+    new RegExp(
+      `^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*\*\/?|\*|\?/g, (t) => (t.startsWith("**") ? ".*" : t === "*" ? "[^/]*" : "[^/]"))}$`,
+    );
   const prefixes = rel.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
   let ignored = false;
   for (const raw of patterns) {
@@ -55,7 +57,10 @@ const dockerignore = read(".dockerignore")
 it("deploy/Dockerfile and deploy/compose/prosody.Dockerfile pass dockerfile-utils lint without a warning", () => {
   for (const file of ["deploy/Dockerfile", "deploy/compose/prosody.Dockerfile"]) {
     const problems = lintDockerfile(read(file));
-    assert.deepEqual(problems.map((p) => `${file}:${p.range.start.line + 1}: ${typeof p.message === "string" ? p.message : p.message.value}`), []);
+    assert.deepEqual(
+      problems.map((p) => `${file}:${p.range.start.line + 1}: ${typeof p.message === "string" ? p.message : p.message.value}`),
+      [],
+    );
   }
   // The linter does look: a duration without a unit and a lower-case instruction are both reported.
   const broken = lintDockerfile("FROM node:20-bookworm-slim\nHEALTHCHECK --interval=10 CMD true\ncopy a b\n");
@@ -67,17 +72,29 @@ it("deploy/Dockerfile builds in one stage and runs, as a non-root user with a /h
   assert.ok(all.length >= 2, "multi-stage");
   const build = all.find((s) => ofKind(s, "RUN").some((r) => /\bnpm run build\b/.test(args(r))));
   assert.ok(build?.name, "a named stage runs npm run build");
-  assert.ok(ofKind(build, "RUN").some((r) => /\bnpm ci\b/.test(args(r)) && !/--omit=dev/.test(args(r))), "the build stage installs dev dependencies (the compiler)");
+  assert.ok(
+    ofKind(build, "RUN").some((r) => /\bnpm ci\b/.test(args(r)) && !/--omit=dev/.test(args(r))),
+    "the build stage installs dev dependencies (the compiler)",
+  );
   const final = all.at(-1) as Stage;
   assert.notEqual(final, build, "the build stage is not the image");
 
-  assert.ok(ofKind(final, "RUN").some((r) => /\bnpm ci\b.*--omit=dev/.test(args(r))), "the runtime stage installs production dependencies only");
+  assert.ok(
+    ofKind(final, "RUN").some((r) => /\bnpm ci\b.*--omit=dev/.test(args(r))),
+    "the runtime stage installs production dependencies only",
+  );
   const copies = ofKind(final, "COPY").map(copyParts);
   const fromBuild = copies.filter((c) => c.flags.includes(`--from=${build.name}`));
-  assert.ok(fromBuild.some((c) => c.sources.some((s) => s.endsWith("/dist") || s.endsWith("/dist/"))), "dist/ comes from the build stage");
+  assert.ok(
+    fromBuild.some((c) => c.sources.some((s) => s.endsWith("/dist") || s.endsWith("/dist/"))),
+    "dist/ comes from the build stage",
+  );
   for (const c of copies) {
     for (const flag of c.flags.filter((f) => f.startsWith("--from="))) {
-      assert.ok(all.some((s) => s.name === flag.slice("--from=".length)), `${flag} names a stage`);
+      assert.ok(
+        all.some((s) => s.name === flag.slice("--from=".length)),
+        `${flag} names a stage`,
+      );
     }
   }
 
@@ -94,7 +111,10 @@ it("deploy/Dockerfile builds in one stage and runs, as a non-root user with a /h
 
   const cmds = ofKind(final, "CMD");
   assert.equal(cmds.length, 1);
-  assert.deepEqual(execForm(args(cmds[0] as Instruction)).filter((a) => !a.startsWith("--")), ["node", "dist/gateway/main.js"]);
+  assert.deepEqual(
+    execForm(args(cmds[0] as Instruction)).filter((a) => !a.startsWith("--")),
+    ["node", "dist/gateway/main.js"],
+  );
   assert.equal(ofKind(final, "ENTRYPOINT").length, 0, "no ENTRYPOINT: the agent runs as `node dist/adapters/device-agent/main.js`");
 });
 
@@ -113,7 +133,11 @@ it("every file the image is built from is in the build context and copied by the
     }
   }
   // What `npm run build` compiles: the program of tsconfig.build.json, every import followed.
-  const config = ts.getParsedCommandLineOfConfigFile(path.join(root, "tsconfig.build.json"), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")) });
+  const config = ts.getParsedCommandLineOfConfigFile(
+    path.join(root, "tsconfig.build.json"),
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")) },
+  );
   assert.ok(config);
   const program = ts.createProgram({ rootNames: config.fileNames, options: config.options });
   const compiled = program
@@ -122,7 +146,10 @@ it("every file the image is built from is in the build context and copied by the
     .filter((f) => !f.startsWith("node_modules/") && !f.startsWith(".."));
   assert.ok(compiled.includes("adapters/simulated-device/main.ts"));
   for (const file of [...compiled, "tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json"]) {
-    assert.ok(sources.some((s) => file === s || file.startsWith(`${s}/`)), `${file} is compiled but no COPY brings it into the build`);
+    assert.ok(
+      sources.some((s) => file === s || file.startsWith(`${s}/`)),
+      `${file} is compiled but no COPY brings it into the build`,
+    );
     assert.ok(!dockerIgnored(file, dockerignore), `${file} is excluded by .dockerignore`);
   }
   for (const heavy of ["node_modules/x", "dist/gateway/main.js", ".git/HEAD", "bench/results/r.json", "test/unit/a.test.ts"]) {
@@ -131,7 +158,13 @@ it("every file the image is built from is in the build context and copied by the
 });
 
 it("the checkers are development dependencies only: nothing of them reaches the image", () => {
-  for (const name of ["kubernetes-models", "@kubernetes-models/prometheus-operator", "@grafana/schema", "dockerfile-utils", "dockerfile-ast"]) {
+  for (const name of [
+    "kubernetes-models",
+    "@kubernetes-models/prometheus-operator",
+    "@grafana/schema",
+    "dockerfile-utils",
+    "dockerfile-ast",
+  ]) {
     assert.ok(pkg.devDependencies[name], `${name} is a devDependency`);
     assert.equal(pkg.dependencies[name], undefined);
   }
@@ -150,13 +183,21 @@ function runtime(): Promise<RuntimeDir> {
     teardown.add("runtime dir", () => removeDir(dir));
     for (const f of ["package.json", "package-lock.json"]) cpSync(path.join(root, f), path.join(dir, f));
     const final = stages(read("deploy/Dockerfile")).at(-1) as Stage;
-    const install = ofKind(final, "RUN").map(args).find((r) => /\bnpm ci\b/.test(r)) as string;
+    const install = ofKind(final, "RUN")
+      .map(args)
+      .find((r) => /\bnpm ci\b/.test(r)) as string;
     const npmArgs = (/npm (ci[^&;|]*)/.exec(install)?.[1] ?? "").trim().split(/\s+/);
     // From the local npm cache when it has the packages (CI's `npm ci` filled it), else the registry.
     const npm = run("npm", [...npmArgs, "--prefer-offline"], { cwd: dir, timeoutMs: 120_000 });
     assert.equal(npm.status, 0, npm.out);
     assert.ok(!existsSync(path.join(dir, "node_modules", "typescript")), "no dev dependency in the runtime install");
-    const tsc = run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", path.join(dir, "dist")]);
+    const tsc = run(process.execPath, [
+      path.join(root, "node_modules/typescript/bin/tsc"),
+      "-p",
+      "tsconfig.build.json",
+      "--outDir",
+      path.join(dir, "dist"),
+    ]);
     assert.equal(tsc.status, 0, tsc.out);
     return {
       dir,
@@ -194,7 +235,13 @@ it("the runtime stage's production install loads the gateway, the agent and the 
     const early = new AbortController();
     void sim.exited.then(() => early.abort());
     try {
-      return { sim, res: await pollUntil("simulated device", () => fetch(`http://127.0.0.1:${port}/TEMPERATURE`), { timeoutMs: 10_000, signal: early.signal }) };
+      return {
+        sim,
+        res: await pollUntil("simulated device", () => fetch(`http://127.0.0.1:${port}/TEMPERATURE`), {
+          timeoutMs: 10_000,
+          signal: early.signal,
+        }),
+      };
     } catch (err) {
       if (/EADDRINUSE/.test(sim.output())) throw new PortTaken(sim.output());
       throw err;

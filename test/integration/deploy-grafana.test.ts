@@ -26,7 +26,12 @@ interface Query {
 }
 
 const dashboardText = read("deploy/grafana/dashboards/gateway-migration.json");
-const dashboard = JSON.parse(dashboardText) as { panels: Array<Json & { id: number; type: string; title: string; targets?: Array<Json & { expr: string; refId: string }>; panels?: unknown[] }>; templating: { list: Json[] } };
+const dashboard = JSON.parse(dashboardText) as {
+  panels: Array<
+    Json & { id: number; type: string; title: string; targets?: Array<Json & { expr: string; refId: string }>; panels?: unknown[] }
+  >;
+  templating: { list: Json[] };
+};
 
 type DashboardPanel = (typeof dashboard.panels)[number];
 /** Every panel, those inside collapsed rows included. */
@@ -71,7 +76,11 @@ export default dashboard;
 `);
   assert.deepEqual(errors, []);
   // And the types do bite: a misspelt panel field is an error.
-  assert.ok(typecheck(`import type { Panel } from "@grafana/schema";\nexport const p: Panel = { type: "stat", titel: "x" };\n`).some((e) => /titel/.test(e)));
+  assert.ok(
+    typecheck(`import type { Panel } from "@grafana/schema";\nexport const p: Panel = { type: "stat", titel: "x" };\n`).some((e) =>
+      /titel/.test(e),
+    ),
+  );
 
   const ids = allPanels().map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
@@ -80,7 +89,8 @@ export default dashboard;
   for (const a of boxes) {
     assert.ok(a.x >= 0 && a.w > 0 && a.x + a.w <= 24 && a.h > 0, `panel ${a.id} fits the grid`);
     for (const b of boxes) {
-      if (a.id < b.id) assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `panels ${a.id} and ${b.id} overlap`);
+      if (a.id < b.id)
+        assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `panels ${a.id} and ${b.id} overlap`);
     }
   }
   const variables = dashboard.templating.list.map((v) => v.name);
@@ -90,8 +100,21 @@ export default dashboard;
     assert.ok((p.targets ?? []).length > 0, `panel ${p.id} has queries`);
     for (const t of p.targets ?? []) assert.deepEqual(t.datasource, p.datasource);
   }
-  for (const topic of ["gateway_http_requests_total", "gateway_devices", "gateway_devices_online", "gateway_proxy_errors_total", "gateway_http_request_duration_seconds_bucket", "gateway_xmpp_iq_inflight", "gateway_xmpp_iq_timeouts_total", "gateway_xmpp_connected", "gateway_redis_connected"]) {
-    assert.ok(dashboardQueries().some((q) => new RegExp(`\\b${topic}\\b`).test(q.expr)), `a panel shows ${topic}`);
+  for (const topic of [
+    "gateway_http_requests_total",
+    "gateway_devices",
+    "gateway_devices_online",
+    "gateway_proxy_errors_total",
+    "gateway_http_request_duration_seconds_bucket",
+    "gateway_xmpp_iq_inflight",
+    "gateway_xmpp_iq_timeouts_total",
+    "gateway_xmpp_connected",
+    "gateway_redis_connected",
+  ]) {
+    assert.ok(
+      dashboardQueries().some((q) => new RegExp(`\\b${topic}\\b`).test(q.expr)),
+      `a panel shows ${topic}`,
+    );
   }
 });
 
@@ -106,7 +129,10 @@ it("promtool parses every query of the dashboard", async () => {
   assert.equal(r.status, 0, r.out);
   assert.match(r.out, new RegExp(`SUCCESS: ${queries.length} rules found`));
   // promtool does parse: a query with a missing parenthesis fails.
-  writeFileSync(file, `groups:\n  - name: broken\n    rules:\n      - record: x\n        expr: "sum(rate(gateway_http_request_total[5m])"\n`);
+  writeFileSync(
+    file,
+    `groups:\n  - name: broken\n    rules:\n      - record: x\n        expr: "sum(rate(gateway_http_request_total[5m])"\n`,
+  );
   assert.notEqual(run("promtool", ["check", "rules", file]).status, 0);
 });
 

@@ -34,8 +34,16 @@ const MODELS: Record<string, { validate(doc: Json): void; type: string; from: st
   "v1/ConfigMap": { validate: (d) => new ConfigMap(d).validate(), type: "IConfigMap", from: "kubernetes-models/v1/ConfigMap" },
   "v1/Secret": { validate: (d) => new Secret(d).validate(), type: "ISecret", from: "kubernetes-models/v1/Secret" },
   "v1/Service": { validate: (d) => new Service(d).validate(), type: "IService", from: "kubernetes-models/v1/Service" },
-  "apps/v1/Deployment": { validate: (d) => new Deployment(d).validate(), type: "IDeployment", from: "kubernetes-models/apps/v1/Deployment" },
-  "policy/v1/PodDisruptionBudget": { validate: (d) => new PodDisruptionBudget(d).validate(), type: "IPodDisruptionBudget", from: "kubernetes-models/policy/v1/PodDisruptionBudget" },
+  "apps/v1/Deployment": {
+    validate: (d) => new Deployment(d).validate(),
+    type: "IDeployment",
+    from: "kubernetes-models/apps/v1/Deployment",
+  },
+  "policy/v1/PodDisruptionBudget": {
+    validate: (d) => new PodDisruptionBudget(d).validate(),
+    type: "IPodDisruptionBudget",
+    from: "kubernetes-models/policy/v1/PodDisruptionBudget",
+  },
   "autoscaling/v2/HorizontalPodAutoscaler": {
     validate: (d) => new HorizontalPodAutoscaler(d).validate(),
     type: "IHorizontalPodAutoscaler",
@@ -50,10 +58,12 @@ const MODELS: Record<string, { validate(doc: Json): void; type: string; from: st
 const modelOf = (m: Manifest) => MODELS[`${m.apiVersion}/${m.kind}`];
 
 function yamlDocs(text: string, what: string): Manifest[] {
-  return parseAllDocuments(text).map((d, i) => {
-    assert.deepEqual(d.errors, [], `${what} document ${i}`);
-    return d.toJS() as Manifest;
-  }).filter((d) => d !== null);
+  return parseAllDocuments(text)
+    .map((d, i) => {
+      assert.deepEqual(d.errors, [], `${what} document ${i}`);
+      return d.toJS() as Manifest;
+    })
+    .filter((d) => d !== null);
 }
 
 /** Unknown fields, which the schemas let through, are type errors for the models' types. */
@@ -81,7 +91,8 @@ it("kubectl kustomize renders deploy/k8s: every file of the kustomization, nothi
   const r = run("kubectl", ["kustomize", path.join(deploy, "k8s")]);
   assert.doesNotMatch(r.out, /Warning/, "no deprecated kustomize field");
   const kinds = new Set(kustomized().map((m) => m.kind));
-  for (const kind of ["Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor"]) assert.ok(kinds.has(kind), kind);
+  for (const kind of ["Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor"])
+    assert.ok(kinds.has(kind), kind);
 });
 
 it("every manifest passes its Kubernetes schema (kubernetes-models), unknown fields included", () => {
@@ -103,7 +114,10 @@ it("the schema checks refuse a wrong type and a misspelt field", () => {
   const podSpec = obj(obj(obj(misspelt.spec, "spec").template, "template").spec, "pod spec");
   podSpec.terminationGracePeriod = podSpec.terminationGracePeriodSeconds;
   delete podSpec.terminationGracePeriodSeconds;
-  assert.ok(unknownFields([misspelt]).some((e) => /"terminationGracePeriod"/.test(e)), "a misspelt field is reported");
+  assert.ok(
+    unknownFields([misspelt]).some((e) => /"terminationGracePeriod"/.test(e)),
+    "a misspelt field is reported",
+  );
 });
 
 it("the Kubernetes manifests agree with each other and with the gateway's configuration", () => {
@@ -117,8 +131,12 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   const spec = obj(deployment.spec, "spec");
   const template = obj(spec.template, "template");
   const podLabels = obj(obj(template.metadata, "metadata").labels, "labels") as Record<string, string>;
-  const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
-  assert.ok(matches(obj(obj(spec.selector, "selector").matchLabels, "matchLabels") as Record<string, string>, podLabels), "Deployment selector");
+  const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+    Object.entries(selector).every(([k, v]) => labels[k] === v);
+  assert.ok(
+    matches(obj(obj(spec.selector, "selector").matchLabels, "matchLabels") as Record<string, string>, podLabels),
+    "Deployment selector",
+  );
   const pod = obj(template.spec, "pod spec");
   const containers = list(pod.containers, "containers").map((c) => obj(c, "container"));
   assert.equal(containers.length, 1);
@@ -128,9 +146,16 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   const configMap = one("ConfigMap");
   const secret = one("Secret");
   const envFrom = list(container.envFrom, "envFrom").map((e) => obj(e, "envFrom"));
-  assert.deepEqual(envFrom.map((e) => [Object.keys(e)[0], obj(Object.values(e)[0], "ref").name]), [["configMapRef", configMap.metadata.name], ["secretRef", secret.metadata.name]]);
+  assert.deepEqual(
+    envFrom.map((e) => [Object.keys(e)[0], obj(Object.values(e)[0], "ref").name]),
+    [
+      ["configMapRef", configMap.metadata.name],
+      ["secretRef", secret.metadata.name],
+    ],
+  );
   const env: Record<string, string> = { ...(configMap.data as Record<string, string>), ...(secret.stringData as Record<string, string>) };
-  for (const e of list(container.env ?? [], "env").map((x) => obj(x, "env"))) env[str(e.name, "env name")] = typeof e.value === "string" ? e.value : "pod-name";
+  for (const e of list(container.env ?? [], "env").map((x) => obj(x, "env")))
+    env[str(e.name, "env name")] = typeof e.value === "string" ? e.value : "pod-name";
   let config;
   try {
     config = loadConfig(env);
@@ -138,7 +163,11 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
     assert.fail(err instanceof ConfigError ? err.problems.join("\n") : String(err));
   }
 
-  const ports = new Map(list(container.ports, "ports").map((p) => obj(p, "port")).map((p) => [str(p.name, "port name"), p.containerPort as number]));
+  const ports = new Map(
+    list(container.ports, "ports")
+      .map((p) => obj(p, "port"))
+      .map((p) => [str(p.name, "port name"), p.containerPort as number]),
+  );
   assert.equal(ports.get("http"), config.http.port, "container port http is GATEWAY_PORT");
   assert.equal(ports.get("metrics"), config.http.metricsPort, "container port metrics is GATEWAY_METRICS_PORT");
   const probe = (name: string) => obj(obj(container[name], name).httpGet, `${name}.httpGet`);
@@ -151,7 +180,10 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   assert.equal(preStop[0], "sleep");
   const pauseMs = Number(preStop[1]) * 1000;
   const graceS = pod.terminationGracePeriodSeconds as number;
-  assert.ok(graceS * 1000 > pauseMs + config.drainGraceMs + config.drainTimeoutMs, `terminationGracePeriodSeconds ${graceS} covers ${pauseMs} + ${config.drainGraceMs} + ${config.drainTimeoutMs} ms`);
+  assert.ok(
+    graceS * 1000 > pauseMs + config.drainGraceMs + config.drainTimeoutMs,
+    `terminationGracePeriodSeconds ${graceS} covers ${pauseMs} + ${config.drainGraceMs} + ${config.drainTimeoutMs} ms`,
+  );
   assert.ok(config.drainTimeoutMs >= config.exchange.timeoutMs, "GATEWAY_DRAIN_TIMEOUT_MS is at least GATEWAY_REQUEST_TIMEOUT_MS");
   const rolling = obj(obj(spec.strategy, "strategy").rollingUpdate, "rollingUpdate");
   assert.equal(rolling.maxUnavailable, 0, "a rollout adds before it removes");
@@ -167,11 +199,15 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   const serviceSpec = obj(service.spec, "service spec");
   assert.ok(matches(obj(serviceSpec.selector, "selector") as Record<string, string>, podLabels), "Service selects the pods");
   const servicePorts = list(serviceSpec.ports, "ports").map((p) => obj(p, "service port"));
-  for (const p of servicePorts) assert.ok(ports.has(str(p.targetPort, "targetPort")), `Service targetPort ${String(p.targetPort)} is a container port`);
+  for (const p of servicePorts)
+    assert.ok(ports.has(str(p.targetPort, "targetPort")), `Service targetPort ${String(p.targetPort)} is a container port`);
 
   const monitor = one("ServiceMonitor");
   const monitorSpec = obj(monitor.spec, "ServiceMonitor spec");
-  assert.ok(matches(obj(obj(monitorSpec.selector, "selector").matchLabels, "matchLabels") as Record<string, string>, service.metadata.labels ?? {}), "ServiceMonitor selects the Service");
+  assert.ok(
+    matches(obj(obj(monitorSpec.selector, "selector").matchLabels, "matchLabels") as Record<string, string>, service.metadata.labels ?? {}),
+    "ServiceMonitor selects the Service",
+  );
   const endpoint = obj(list(monitorSpec.endpoints, "endpoints")[0], "endpoint");
   const scraped = servicePorts.find((p) => p.name === endpoint.port);
   assert.ok(scraped, "the ServiceMonitor scrapes a named Service port");
@@ -181,7 +217,10 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   assert.equal((service.metadata.labels ?? {})[str(monitorSpec.jobLabel, "jobLabel")], "gateway");
 
   const pdb = one("PodDisruptionBudget");
-  assert.ok(matches(obj(obj(obj(pdb.spec, "pdb spec").selector, "selector").matchLabels, "matchLabels") as Record<string, string>, podLabels), "PDB selects the pods");
+  assert.ok(
+    matches(obj(obj(obj(pdb.spec, "pdb spec").selector, "selector").matchLabels, "matchLabels") as Record<string, string>, podLabels),
+    "PDB selects the pods",
+  );
   const hpa = one("HorizontalPodAutoscaler");
   const target = obj(obj(hpa.spec, "hpa spec").scaleTargetRef, "scaleTargetRef");
   assert.deepEqual([target.apiVersion, target.kind, target.name], [deployment.apiVersion, deployment.kind, deployment.metadata.name]);

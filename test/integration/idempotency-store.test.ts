@@ -24,7 +24,12 @@ async function thrown(fn: () => Promise<unknown>): Promise<GatewayError> {
 let server: RedisServer;
 let redis: RedisStore;
 let store: IdempotencyStore;
-const reply = { kind: "reply" as const, statusCode: 200, headers: [["X-A", "1"]] as Array<[string, string]>, body: Buffer.from("on").toString("base64") };
+const reply = {
+  kind: "reply" as const,
+  statusCode: 200,
+  headers: [["X-A", "1"]] as Array<[string, string]>,
+  body: Buffer.from("on").toString("base64"),
+};
 
 before(async () => {
   server = await startRedis();
@@ -70,7 +75,11 @@ it("abandon frees only the request's own running entry; extend moves its deadlin
   const later = now + 1000 + RUNNING_GRACE_MS + 1;
   assert.equal((await thrown(() => store.begin("d3", "k", "fp", later, later))).code, "GW_IDEMPOTENCY_IN_FLIGHT", "queued: still running");
   await store.abandon("d3", "k", "fp");
-  assert.deepEqual(await store.begin("d3", "k", "fp", now + 1000, now), { state: "new" }, "a request that never reached the device frees its key");
+  assert.deepEqual(
+    await store.begin("d3", "k", "fp", now + 1000, now),
+    { state: "new" },
+    "a request that never reached the device frees its key",
+  );
   const timeout = storeError(new GatewayError("GW_DEVICE_TIMEOUT"));
   await store.finish("d3", "k", "fp", timeout);
   assert.deepEqual(await store.begin("d3", "k", "fp", now + 1000, now), { state: "done", outcome: timeout });

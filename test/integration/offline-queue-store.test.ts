@@ -23,7 +23,12 @@ after(async () => {
 });
 
 function item(deviceId: string, deadline: number, body = "x"): QueuedRequest {
-  return { id: `req-${++n}`, deviceId, deadline, message: { method: "POST", resource: "/x", headers: [], body: Buffer.from(body).toString("base64") } };
+  return {
+    id: `req-${++n}`,
+    deviceId,
+    deadline,
+    message: { method: "POST", resource: "/x", headers: [], body: Buffer.from(body).toString("base64") },
+  };
 }
 
 async function refusal(p: Promise<void>): Promise<string | undefined> {
@@ -65,7 +70,12 @@ it("refuses exactly the overflow: per device entries, per device bytes, entries 
 
 it("draining takes entries off both totals; entries past their deadline leave them at the next enqueue", async () => {
   await redis.run((c) => c.flushdb());
-  const queue = new OfflineQueue(redis, pino({ level: "silent" }), { maxPerDevice: 10, maxBytesPerDevice: 1_000_000, maxTotal: 2, maxTotalBytes: 1_000_000 });
+  const queue = new OfflineQueue(redis, pino({ level: "silent" }), {
+    maxPerDevice: 10,
+    maxBytesPerDevice: 1_000_000,
+    maxTotal: 2,
+    maxTotalBytes: 1_000_000,
+  });
   const now = Date.now();
   await queue.enqueue("g@x/agent", item("g", now + 60_000));
   await queue.enqueue("h@x/agent", item("h", now + 1000));

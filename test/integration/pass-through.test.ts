@@ -46,7 +46,10 @@ async function setup(
 ): Promise<Setup> {
   const metrics = createMetrics(new Registry());
   const pt = new HttpPassThrough(
-    { maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024, ...(opts.keepAliveMaxSockets ? { keepAliveMaxSockets: opts.keepAliveMaxSockets } : {}) },
+    {
+      maxBodyBytes: opts.maxBodyBytes ?? 8 * 1024 * 1024,
+      ...(opts.keepAliveMaxSockets ? { keepAliveMaxSockets: opts.keepAliveMaxSockets } : {}),
+    },
     { metrics },
   );
   await pt.start();
@@ -59,7 +62,12 @@ async function setup(
     const requestId = `rid-${++lastRequestId}`;
     try {
       const body = r.buffer ? Buffer.concat(await req.toArray()) : undefined;
-      await pt.forward(req, res, { httpTarget: r.httpTarget, resource: r.resource ?? req.url ?? "/", timeoutMs: r.timeoutMs ?? 10_000, requestId }, body);
+      await pt.forward(
+        req,
+        res,
+        { httpTarget: r.httpTarget, resource: r.resource ?? req.url ?? "/", timeoutMs: r.timeoutMs ?? 10_000, requestId },
+        body,
+      );
       outcomes.emit("outcome", "resolved");
     } catch (err) {
       outcomes.emit("outcome", isGatewayError(err) ? err.code : String(err));
@@ -159,7 +167,14 @@ interface Send {
 function send(port: number, opts: Send = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port, method: opts.method ?? "GET", path: opts.path ?? "/", agent: false, ...(opts.headers ? { headers: opts.headers } : {}) },
+      {
+        host: "127.0.0.1",
+        port,
+        method: opts.method ?? "GET",
+        path: opts.path ?? "/",
+        agent: false,
+        ...(opts.headers ? { headers: opts.headers } : {}),
+      },
       (res) => {
         const parts: Buffer[] = [];
         res.on("data", (chunk: Buffer) => parts.push(chunk));
@@ -236,7 +251,11 @@ describe("HTTP pass-through: what reaches the device", () => {
     const resource = "/a/../b/%2e%2e/c//d?q=it's&sp=%20+&empty=&k=v=w&u=%E2%82%AC&x={}|^`&x=2";
     for (const method of ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]) {
       const body = ["POST", "PUT", "PATCH"].includes(method) ? `{"m":"${method}"}` : undefined;
-      const reply = await send(front.port, { method, path: resource, ...(body ? { body, headers: { "Content-Type": "application/json" } } : {}) });
+      const reply = await send(front.port, {
+        method,
+        path: resource,
+        ...(body ? { body, headers: { "Content-Type": "application/json" } } : {}),
+      });
       assert.equal(reply.status, 200, method);
       assert.equal(reply.body.toString(), method === "HEAD" ? "" : "hello", method);
       assert.equal(reply.headers["content-length"], "5", `${method}: the device's Content-Length`);
@@ -292,9 +311,12 @@ describe("HTTP pass-through: what reaches the device", () => {
           req.write(body.subarray(i * size, (i + 1) * size));
           // The device has everything written so far before the client writes more: nothing in between
           // waits for the whole body (the client has not even finished it).
-          await within(`upstream data up to byte ${(i + 1) * size}`, (async () => {
-            while (upBytes < (i + 1) * size) await once(received, "data");
-          })());
+          await within(
+            `upstream data up to byte ${(i + 1) * size}`,
+            (async () => {
+              while (upBytes < (i + 1) * size) await once(received, "data");
+            })(),
+          );
         }
         req.end();
       })().catch(reject);
@@ -326,29 +348,46 @@ describe("HTTP pass-through: what reaches the device", () => {
     });
     const { front } = await setup(t, () => ({ httpTarget: device.url }), { keepAliveMaxSockets: 1 });
     // No Content-Length: node sends these bodies chunked.
-    const first = await send(front.port, { method: "DELETE", path: "/BULB", headers: { "Transfer-Encoding": "chunked" }, body: ["GET /smuggled HTTP/1.1\r\n", "Host: x\r\n\r\n"] });
+    const first = await send(front.port, {
+      method: "DELETE",
+      path: "/BULB",
+      headers: { "Transfer-Encoding": "chunked" },
+      body: ["GET /smuggled HTTP/1.1\r\n", "Host: x\r\n\r\n"],
+    });
     const second = await send(front.port, { method: "OPTIONS", path: "/BULB", headers: { "Transfer-Encoding": "chunked" }, body: "opt" });
     assert.equal(first.body.toString(), "DELETE GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.equal(second.body.toString(), "OPTIONS opt");
-    assert.deepEqual(device.seen.map((s) => [s.method, s.url, s.headers["transfer-encoding"], s.headers["content-length"]]), [
-      ["DELETE", "/BULB", "chunked", undefined],
-      ["OPTIONS", "/BULB", "chunked", undefined],
-    ]);
+    assert.deepEqual(
+      device.seen.map((s) => [s.method, s.url, s.headers["transfer-encoding"], s.headers["content-length"]]),
+      [
+        ["DELETE", "/BULB", "chunked", undefined],
+        ["OPTIONS", "/BULB", "chunked", undefined],
+      ],
+    );
     assert.equal(device.stats.connections, 1, "both went over one kept-alive connection");
   });
 
   it("forwards end-to-end headers, repeats kept, and no hop-by-hop header in either direction", async (t) => {
     const device = await upstream(t, (_req, res) => {
       res.writeHead(200, [
-        "Connection", "X-Hop-Res",
-        "X-Hop-Res", "1",
-        "Keep-Alive", "timeout=7, max=3",
-        "Proxy-Authenticate", "Basic realm=x",
-        "Proxy-Other", "x",
-        "Trailer", "X-T",
-        "Upgrade", "foo",
-        "X-Kept", "yes",
-        "Content-Type", "text/plain",
+        "Connection",
+        "X-Hop-Res",
+        "X-Hop-Res",
+        "1",
+        "Keep-Alive",
+        "timeout=7, max=3",
+        "Proxy-Authenticate",
+        "Basic realm=x",
+        "Proxy-Other",
+        "x",
+        "Trailer",
+        "X-T",
+        "Upgrade",
+        "foo",
+        "X-Kept",
+        "yes",
+        "Content-Type",
+        "text/plain",
       ]);
       res.end("body");
     });
@@ -358,21 +397,36 @@ describe("HTTP pass-through: what reaches the device", () => {
       path: "/hop",
       body: "x",
       headers: [
-        "Host", "front.example",
-        "Transfer-Encoding", "chunked",
-        "Connection", "keep-alive, X-Hop-Named",
-        "X-Hop-Named", "secret",
-        "Keep-Alive", "timeout=9",
-        "Proxy-Authorization", "Basic Zm9vOmJhcg==",
-        "Proxy-Foo", "x",
-        "TE", "trailers",
-        "Trailer", "X-Trail",
-        "Upgrade", "foo/1", // not among the Connection options: no upgrade asked, a stray hop-by-hop field
-        "X-Gateway-Timeout", "5000",
-        "X-End-To-End", "kept",
-        "X-Repeat", "1",
-        "Accept", "text/plain",
-        "X-Repeat", "2",
+        "Host",
+        "front.example",
+        "Transfer-Encoding",
+        "chunked",
+        "Connection",
+        "keep-alive, X-Hop-Named",
+        "X-Hop-Named",
+        "secret",
+        "Keep-Alive",
+        "timeout=9",
+        "Proxy-Authorization",
+        "Basic Zm9vOmJhcg==",
+        "Proxy-Foo",
+        "x",
+        "TE",
+        "trailers",
+        "Trailer",
+        "X-Trail",
+        "Upgrade",
+        "foo/1", // not among the Connection options: no upgrade asked, a stray hop-by-hop field
+        "X-Gateway-Timeout",
+        "5000",
+        "X-End-To-End",
+        "kept",
+        "X-Repeat",
+        "1",
+        "Accept",
+        "text/plain",
+        "X-Repeat",
+        "2",
       ],
     });
     assert.equal(reply.status, 200);
@@ -437,11 +491,14 @@ describe("HTTP pass-through: what reaches the device", () => {
     const third = await send(front.port, { path: "//127.0.0.1:1/x", headers: { Host: "169.254.169.254" } });
     assert.deepEqual([first.status, second.status, third.status], [200, 200, 200]);
     assert.equal(elsewhere.stats.connections, 0, "nothing went anywhere else");
-    assert.deepEqual(device.seen.map((s) => [s.url, s.headers.host]), [
-      [`/${absolute}`, `127.0.0.1:${device.port}`],
-      ["/x", `127.0.0.1:${device.port}`],
-      ["//127.0.0.1:1/x", `127.0.0.1:${device.port}`],
-    ]);
+    assert.deepEqual(
+      device.seen.map((s) => [s.url, s.headers.host]),
+      [
+        [`/${absolute}`, `127.0.0.1:${device.port}`],
+        ["/x", `127.0.0.1:${device.port}`],
+        ["//127.0.0.1:1/x", `127.0.0.1:${device.port}`],
+      ],
+    );
   });
 });
 
@@ -459,12 +516,18 @@ describe("HTTP pass-through: what reaches the client", () => {
         return;
       }
       res.writeHead(299, "Custom Reason", [
-        "Set-Cookie", "a=1; Path=/",
-        "X-Multi", "one",
-        "Set-Cookie", "b=2; HttpOnly",
-        "X-Multi", "two",
-        "X-Request-Id", "device-made",
-        "Content-Type", "application/octet-stream",
+        "Set-Cookie",
+        "a=1; Path=/",
+        "X-Multi",
+        "one",
+        "Set-Cookie",
+        "b=2; HttpOnly",
+        "X-Multi",
+        "two",
+        "X-Request-Id",
+        "device-made",
+        "Content-Type",
+        "application/octet-stream",
       ]);
       res.end(Buffer.from([0, 1, 2, 255, 13, 10]));
     });
@@ -579,7 +642,11 @@ describe("HTTP pass-through: failures", () => {
     assert.equal(reply.status, 413);
     assert.equal(errorCode(reply), "GW_PAYLOAD_TOO_LARGE");
     await within("the device's side to close", Promise.all(started.map((s) => s.closed)));
-    assert.deepEqual(started.map((s) => s.ended), started.map(() => false), "no request reached its end at the device");
+    assert.deepEqual(
+      started.map((s) => s.ended),
+      started.map(() => false),
+      "no request reached its end at the device",
+    );
     assert.deepEqual(await proxyErrors(metrics), { GW_PAYLOAD_TOO_LARGE: 1 });
   });
 
@@ -588,12 +655,20 @@ describe("HTTP pass-through: failures", () => {
     const { front, metrics } = await setup(t, () => ({ httpTarget: device.url }));
     const ws = await send(front.port, {
       path: "/socket",
-      headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13" },
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+      },
     });
     assert.equal(ws.status, 405);
     assert.equal(errorCode(ws), "GW_METHOD_NOT_ALLOWED");
     assert.equal(device.stats.connections, 0);
-    const h2c = await send(front.port, { path: "/h2c", headers: { Connection: "Upgrade, HTTP2-Settings", Upgrade: "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA" } });
+    const h2c = await send(front.port, {
+      path: "/h2c",
+      headers: { Connection: "Upgrade, HTTP2-Settings", Upgrade: "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA" },
+    });
     assert.equal(h2c.status, 200, "an h2c offer may be ignored (RFC 9110 §7.8)");
     assert.equal(device.seen[0]?.headers.upgrade, undefined);
     assert.equal(device.seen[0]?.headers["http2-settings"], undefined);
@@ -669,9 +744,11 @@ describe("HTTP pass-through: connections", () => {
     /** `n` requests, `concurrency` at a time. */
     async function run(n: number, concurrency: number, one: (i: number) => Promise<void>): Promise<void> {
       let next = 0;
-      await Promise.all(Array.from({ length: concurrency }, async () => {
-        while (next < n) await one(next++);
-      }));
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < n) await one(next++);
+        }),
+      );
     }
     const statuses: number[] = [];
     const completeFlags: boolean[] = [];
@@ -680,13 +757,27 @@ describe("HTTP pass-through: connections", () => {
     await run(15, 5, async () => void statuses.push((await send(front.port, { path: "/refused/x" })).status));
     await run(15, 15, async () => void statuses.push((await send(front.port, { path: "/slow/x" })).status));
     await run(10, 5, async () => void completeFlags.push((await send(front.port, { path: "/reset/x" })).complete));
-    await run(10, 5, async () => void statuses.push((await send(front.port, { method: "POST", path: "/fine/big", body: [Buffer.alloc(800), Buffer.alloc(800)] })).status));
-    assert.deepEqual(statuses.sort(), [...Array<number>(10).fill(413), ...Array<number>(15).fill(502), ...Array<number>(15).fill(504)].sort());
+    await run(
+      10,
+      5,
+      async () =>
+        void statuses.push(
+          (await send(front.port, { method: "POST", path: "/fine/big", body: [Buffer.alloc(800), Buffer.alloc(800)] })).status,
+        ),
+    );
+    assert.deepEqual(
+      statuses.sort(),
+      [...Array<number>(10).fill(413), ...Array<number>(15).fill(502), ...Array<number>(15).fill(504)].sort(),
+    );
     assert.deepEqual(completeFlags, Array(10).fill(false));
 
     const bodies: string[] = [];
     await run(50, 10, async (i) => {
-      const reply = await send(front.port, { method: i % 2 ? "POST" : "GET", path: `/fine/${i}`, ...(i % 2 ? { body: "x".repeat(i) } : {}) });
+      const reply = await send(front.port, {
+        method: i % 2 ? "POST" : "GET",
+        path: `/fine/${i}`,
+        ...(i % 2 ? { body: "x".repeat(i) } : {}),
+      });
       bodies.push(`${reply.status} ${reply.body.toString()}`);
     });
     assert.equal(bodies.filter((b) => /^200 fine \d+$/.test(b)).length, 50);
@@ -698,9 +789,16 @@ describe("HTTP pass-through: connections", () => {
       return c.active === 0 && c.waiting === 0 ? c : undefined;
     });
     assert.ok(counts.idle <= 3 * MAX, `idle connections: ${counts.idle}`);
-    const open = (server: http.Server) => new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-    await pollUntil("the devices' side to settle", async () => (await open(fine.server)) <= MAX && (await open(slow.server)) <= MAX && (await open(resetting.server)) === 0);
-    assert.ok(fine.stats.connections <= MAX + 10, `connections opened to the fine device: ${fine.stats.connections} (10 were cut by a 413)`);
+    const open = (server: http.Server) =>
+      new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    await pollUntil(
+      "the devices' side to settle",
+      async () => (await open(fine.server)) <= MAX && (await open(slow.server)) <= MAX && (await open(resetting.server)) === 0,
+    );
+    assert.ok(
+      fine.stats.connections <= MAX + 10,
+      `connections opened to the fine device: ${fine.stats.connections} (10 were cut by a 413)`,
+    );
   });
 });
 
@@ -721,7 +819,10 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
   }
 
   async function settled(pt: HttpPassThrough): Promise<void> {
-    await pollUntil("the exchanges and connections to settle", () => pt.inFlight() === 0 && pt.connections().active === 0 && pt.connections().waiting === 0);
+    await pollUntil(
+      "the exchanges and connections to settle",
+      () => pt.inFlight() === 0 && pt.connections().active === 0 && pt.connections().waiting === 0,
+    );
   }
 
   for (const { method, path, body, expected } of [
@@ -737,19 +838,28 @@ describe("HTTP pass-through: a kept-alive connection the device had closed", () 
       assert.equal(await retries(metrics), 1);
       assert.deepEqual(await proxyErrors(metrics), {});
       // The stale connection saw the request and was reset; a new one carried it.
-      assert.deepEqual(device.connections.map((c) => c.map((line) => line.split(" ")[0])), [["GET", method], [method]]);
+      assert.deepEqual(
+        device.connections.map((c) => c.map((line) => line.split(" ")[0])),
+        [["GET", method], [method]],
+      );
       await settled(pt);
     });
   }
 
   it("tries at most 3 times more, each on another connection, then answers 502", async (t) => {
-    for (const [stale, expected] of [[3, 200], [4, 502]] as const) {
+    for (const [stale, expected] of [
+      [3, 200],
+      [4, 502],
+    ] as const) {
       await t.test(`${stale} stale connections`, async (t) => {
         const device = await startStaleClosingDevice({ holdFirst: stale });
         t.after(() => device.stop());
         const { front, pt, metrics } = await setup(t, () => ({ httpTarget: device.url }));
         const warm = await Promise.all(Array.from({ length: stale }, (_, i) => send(front.port, { path: `/warm/${i}` })));
-        assert.deepEqual(warm.map((r) => r.status), Array(stale).fill(200));
+        assert.deepEqual(
+          warm.map((r) => r.status),
+          Array(stale).fill(200),
+        );
         await pollUntil("the connections to go back to the pool", () => pt.connections().idle === stale);
         const reply = await send(front.port, { path: "/x" });
         assert.equal(reply.status, expected, reply.body.toString());

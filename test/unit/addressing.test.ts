@@ -31,7 +31,12 @@ class FakeRegistry {
 }
 
 function setup(hostSuffix?: string) {
-  const registry = new FakeRegistry({ "10.0.0.17:8080": "dev-17", "10.0.0.18:80": "dev-18", "[::1]:8080": "dev-v6", "meter.lan:8080": "meter" });
+  const registry = new FakeRegistry({
+    "10.0.0.17:8080": "dev-17",
+    "10.0.0.18:80": "dev-18",
+    "[::1]:8080": "dev-v6",
+    "meter.lan:8080": "meter",
+  });
   const addressing = new DeviceAddressing(hostSuffix === undefined ? {} : { hostSuffix }, { registry });
   const address = (url: string, headers: IncomingHttpHeaders = {}, method = "GET") => addressing.address({ method, url, headers });
   return { registry, addressing, address };
@@ -54,7 +59,14 @@ async function refused(promise: Promise<unknown>, code: ErrorCode, status: numbe
 describe("path mode: /devices/{id}/{rest}, as parseDevicePath", () => {
   const { address } = setup(SUFFIX);
 
-  for (const url of ["/devices/dev-17/TEMPERATURE", "/devices/dev-17", "/devices/dev-17/", "/devices/d?x=1", "/devices/Dev-17.f_2/a%2Fb/?q=%20&q=2#", "/devices/d?next=/a/b?c"]) {
+  for (const url of [
+    "/devices/dev-17/TEMPERATURE",
+    "/devices/dev-17",
+    "/devices/dev-17/",
+    "/devices/d?x=1",
+    "/devices/Dev-17.f_2/a%2Fb/?q=%20&q=2#",
+    "/devices/d?next=/a/b?c",
+  ]) {
     it(`${url} → the same as parseDevicePath`, async () => {
       assert.deepEqual(await address(url, { host: "gateway.example.com" }), { ...parseDevicePath(url), mode: "path" });
     });
@@ -66,7 +78,17 @@ describe("path mode: /devices/{id}/{rest}, as parseDevicePath", () => {
     });
   }
 
-  for (const url of ["/", "/healthz", "/readyz", "/metrics", "/admin/devices", "/requests/abc", "/devicesX/dev-17/x", "/Devices/dev-17/x", "/other/devices/x"]) {
+  for (const url of [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin/devices",
+    "/requests/abc",
+    "/devicesX/dev-17/x",
+    "/Devices/dev-17/x",
+    "/other/devices/x",
+  ]) {
     it(`${url} → not a device request`, async () => {
       assert.equal(await address(url, { host: "gateway.example.com" }), undefined);
     });
@@ -115,7 +137,11 @@ describe("Host mode: Host: {id}.{GATEWAY_DEVICE_HOST_SUFFIX}", () => {
   });
 
   it("wins over the path: the device sees /devices/… as its own path", async () => {
-    assert.deepEqual(await address("/devices/other/x", { host: `dev-17.${SUFFIX}` }), { deviceId: "dev-17", resource: "/devices/other/x", mode: "host" });
+    assert.deepEqual(await address("/devices/other/x", { host: `dev-17.${SUFFIX}` }), {
+      deviceId: "dev-17",
+      resource: "/devices/other/x",
+      mode: "host",
+    });
   });
 
   it("addresses the device for paths the gateway also serves (/healthz is the device's own)", async () => {
@@ -123,7 +149,18 @@ describe("Host mode: Host: {id}.{GATEWAY_DEVICE_HOST_SUFFIX}", () => {
   });
 
   it("leaves the suffix itself, other hosts and look-alikes to the gateway", async () => {
-    for (const host of [SUFFIX, `${SUFFIX}:8080`, "gateway.example.com", `dev-17.${SUFFIX}.evil.com`, `dev-17-${SUFFIX}`, `dev-17${SUFFIX}`, "example.com", "[::1]:8080", "127.0.0.1", "10.0.0.17:8080"]) {
+    for (const host of [
+      SUFFIX,
+      `${SUFFIX}:8080`,
+      "gateway.example.com",
+      `dev-17.${SUFFIX}.evil.com`,
+      `dev-17-${SUFFIX}`,
+      `dev-17${SUFFIX}`,
+      "example.com",
+      "[::1]:8080",
+      "127.0.0.1",
+      "10.0.0.17:8080",
+    ]) {
       assert.equal(await address("/healthz", { host }), undefined, host);
       assert.deepEqual(await address("/devices/d/x", { host }), { deviceId: "d", resource: "/x", mode: "path" }, host);
     }
@@ -207,14 +244,25 @@ describe("forward-proxy mode: an absolute-form target names a registered legacy 
 
   it("applies Host mode to the URI's host when it is under the suffix", async () => {
     const { address, registry } = setup(SUFFIX);
-    assert.deepEqual(await address(`http://Dev-17.${SUFFIX}:8080/x?y`, { host: "ignored" }), { deviceId: "dev-17", resource: "/x?y", mode: "host" });
+    assert.deepEqual(await address(`http://Dev-17.${SUFFIX}:8080/x?y`, { host: "ignored" }), {
+      deviceId: "dev-17",
+      resource: "/x?y",
+      mode: "host",
+    });
     await refused(address(`http://bad+id.${SUFFIX}/x`), "GW_BAD_DEVICE_ID", 400);
     assert.equal(registry.lookups.length, 0);
   });
 
   it("refuses an address no device owns: 403 GW_NOT_A_DEVICE, never an open proxy", async () => {
     const { address } = setup();
-    for (const url of ["http://10.0.0.99:8080/x", "http://10.0.0.17:8081/x", "http://10.0.0.17/x", "http://example.com/", "http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/"]) {
+    for (const url of [
+      "http://10.0.0.99:8080/x",
+      "http://10.0.0.17:8081/x",
+      "http://10.0.0.17/x",
+      "http://example.com/",
+      "http://127.0.0.1:6379/",
+      "http://169.254.169.254/latest/meta-data/",
+    ]) {
       await refused(address(url), "GW_NOT_A_DEVICE", 403, /not a registered device's address/);
     }
   });
@@ -223,7 +271,13 @@ describe("forward-proxy mode: an absolute-form target names a registered legacy 
     const { address, registry } = setup();
     // RFC 3986 reg-names and RFC 6874 zone ids are valid URI syntax; the registry only holds host names,
     // dotted-decimal IPv4 and zone-less IPv6.
-    for (const url of ["http://my_host:8080/", "http://%31%30.0.0.17:8080/", "http://1.2.3:80/", "http://0x7f.0.0.1/", "http://[fe80::1%25eth0]:80/"]) {
+    for (const url of [
+      "http://my_host:8080/",
+      "http://%31%30.0.0.17:8080/",
+      "http://1.2.3:80/",
+      "http://0x7f.0.0.1/",
+      "http://[fe80::1%25eth0]:80/",
+    ]) {
       const err = await refused(address(url), "GW_NOT_A_DEVICE", 403);
       assert.ok(err.message.length < 300);
     }
@@ -232,7 +286,13 @@ describe("forward-proxy mode: an absolute-form target names a registered legacy 
 
   it("refuses https:// and other schemes with 403 GW_NOT_A_DEVICE, before any lookup", async () => {
     const { address, registry } = setup();
-    for (const url of ["https://10.0.0.17:8080/x", "HTTPS://10.0.0.17:8080/", "ftp://10.0.0.17/x", "ws://10.0.0.17:8080/x", "file:///etc/passwd"]) {
+    for (const url of [
+      "https://10.0.0.17:8080/x",
+      "HTTPS://10.0.0.17:8080/",
+      "ftp://10.0.0.17/x",
+      "ws://10.0.0.17:8080/x",
+      "file:///etc/passwd",
+    ]) {
       await refused(address(url), "GW_NOT_A_DEVICE", 403, /targets are not carried/);
     }
     assert.deepEqual(registry.lookups, []);
@@ -271,7 +331,11 @@ describe("forward-proxy mode: an absolute-form target names a registered legacy 
     const err = await refused(address(url), "GW_BAD_DEVICE_ID", 400, /at most 8192/);
     assert.ok(err.message.length < 200, "the message does not repeat the target");
     assert.deepEqual(registry.lookups, []);
-    assert.equal((await address(`http://10.0.0.17:8080/${"a".repeat(MAX_TARGET_LENGTH - 23)}`))?.deviceId, "dev-17", "exactly at the limit");
+    assert.equal(
+      (await address(`http://10.0.0.17:8080/${"a".repeat(MAX_TARGET_LENGTH - 23)}`))?.deviceId,
+      "dev-17",
+      "exactly at the limit",
+    );
   });
 
   it("quotes and shortens client input in its messages", async () => {
@@ -338,7 +402,13 @@ describe("answerConnect: Node's CONNECT event answered over a real socket", () =
     assert.equal(json.error.code, "GW_METHOD_NOT_ALLOWED");
     assert.equal(json.error.requestId, "connect-1");
     assert.equal(tunnelled, false);
-    assert.deepEqual(logged.at(-1), { requestId: "connect-1", method: "CONNECT", target: "10.0.0.17:443", status: 405, code: "GW_METHOD_NOT_ALLOWED" });
+    assert.deepEqual(logged.at(-1), {
+      requestId: "connect-1",
+      method: "CONNECT",
+      target: "10.0.0.17:443",
+      status: 405,
+      code: "GW_METHOD_NOT_ALLOWED",
+    });
   });
 
   it("makes a request id when the client's is not a sane token", async () => {

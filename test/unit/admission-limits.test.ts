@@ -52,15 +52,25 @@ describe("client keys", () => {
   it("x-forwarded-for: the right-most address (the load balancer's), never the client's own claims", () => {
     const mode = { kind: "x-forwarded-for" } as const;
     const viaLb = clientKey(request("10.0.0.9", { "x-forwarded-for": "6.6.6.6, 192.0.2.7" }), mode);
-    assert.equal(viaLb, clientKey(request("10.0.0.9", { "x-forwarded-for": "7.7.7.7, 192.0.2.7" }), mode), "a forged left part changes nothing");
+    assert.equal(
+      viaLb,
+      clientKey(request("10.0.0.9", { "x-forwarded-for": "7.7.7.7, 192.0.2.7" }), mode),
+      "a forged left part changes nothing",
+    );
     assert.notEqual(viaLb, clientKey(request("10.0.0.9", { "x-forwarded-for": "192.0.2.8" }), mode));
     assert.equal(clientKey(request("10.0.0.9"), mode), clientKey(request("10.0.0.9"), { kind: "ip" }), "no header: the peer");
   });
 
   it("header: the value, else the peer; a value equal to an address is still another client", () => {
     const mode = { kind: "header", name: "x-tenant" } as const;
-    assert.equal(clientKey(request("10.0.0.1", { "x-tenant": "acme" }), mode), clientKey(request("10.0.0.2", { "x-tenant": "acme" }), mode));
-    assert.notEqual(clientKey(request("10.0.0.1", { "x-tenant": "acme" }), mode), clientKey(request("10.0.0.1", { "x-tenant": "other" }), mode));
+    assert.equal(
+      clientKey(request("10.0.0.1", { "x-tenant": "acme" }), mode),
+      clientKey(request("10.0.0.2", { "x-tenant": "acme" }), mode),
+    );
+    assert.notEqual(
+      clientKey(request("10.0.0.1", { "x-tenant": "acme" }), mode),
+      clientKey(request("10.0.0.1", { "x-tenant": "other" }), mode),
+    );
     assert.equal(clientKey(request("10.0.0.1"), mode), clientKey(request("10.0.0.1"), { kind: "ip" }));
     assert.notEqual(clientKey(request("10.0.0.1", { "x-tenant": "10.0.0.1" }), mode), clientKey(request("10.0.0.1"), mode));
   });

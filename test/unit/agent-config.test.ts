@@ -12,7 +12,6 @@ import { expectConfigError } from "../helpers/thrown.js";
 
 const IDENTITY = { AGENT_USERNAME: "dev-17", AGENT_PASSWORD: "pw17" };
 
-
 describe("loadAgentConfig: one identity from the environment", () => {
   it("has the documented defaults", () => {
     const config = loadAgentConfig(IDENTITY);
@@ -85,7 +84,10 @@ describe("loadAgentConfig: one identity from the environment", () => {
 
   it("treats a whitespace-only password as missing", () => {
     const err = expectConfigError(() => loadAgentConfig({ AGENT_USERNAME: "d", AGENT_PASSWORD: "  " }));
-    assert.deepEqual(err.problems.map((p) => p.split(/[ =]/)[0]), ["AGENT_PASSWORD"]);
+    assert.deepEqual(
+      err.problems.map((p) => p.split(/[ =]/)[0]),
+      ["AGENT_PASSWORD"],
+    );
   });
 
   it("reports bad service, local URL, numbers and SASL mechanism, each naming its variable", () => {
@@ -133,7 +135,12 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
         { username: "dev-3", password: "p3", localUrl: "http://10.0.0.3:8080" },
       ]),
     );
-    const config = loadAgentConfig({ AGENT_FLEET_FILE: file, AGENT_DOMAIN: "devices.example.com", AGENT_RESOURCE: "meter", AGENT_LOCAL_TIMEOUT_MS: "5000" });
+    const config = loadAgentConfig({
+      AGENT_FLEET_FILE: file,
+      AGENT_DOMAIN: "devices.example.com",
+      AGENT_RESOURCE: "meter",
+      AGENT_LOCAL_TIMEOUT_MS: "5000",
+    });
     assert.equal(config.agents.length, 3);
     assert.deepEqual(
       config.agents.map((a) => [a.username, a.password, a.localUrl, a.resource]),
@@ -154,7 +161,10 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
   it("does not require AGENT_USERNAME/AGENT_PASSWORD, and ignores them", () => {
     const file = fleetFile(JSON.stringify([{ username: "dev-9", password: "p9", localUrl: "http://10.0.0.9" }]));
     const config = loadAgentConfig({ AGENT_FLEET_FILE: file, AGENT_USERNAME: "other", AGENT_PASSWORD: "x" });
-    assert.deepEqual(config.agents.map((a) => a.username), ["dev-9"]);
+    assert.deepEqual(
+      config.agents.map((a) => a.username),
+      ["dev-9"],
+    );
   });
 
   it("reports malformed JSON naming AGENT_FLEET_FILE", () => {
@@ -211,7 +221,7 @@ describe("loadAgentConfig: AGENT_FLEET_FILE", () => {
   });
 
   it("reports fleet problems together with bad shared settings", () => {
-    const file = fleetFile(JSON.stringify([{ password: "p" , localUrl: "http://h" }]));
+    const file = fleetFile(JSON.stringify([{ password: "p", localUrl: "http://h" }]));
     const err = expectConfigError(() => loadAgentConfig({ AGENT_FLEET_FILE: file, AGENT_SERVICE: "tcp://h" }));
     assert.equal(err.problems.length, 2, err.message);
     assert.ok(err.problems.some((p) => p.startsWith("AGENT_SERVICE=")));

@@ -6,7 +6,16 @@ describe("ids from XMPP", () => {
   it("recognizes the gateway's own ids, and nothing of another shape or length", () => {
     for (let i = 0; i < 1000; i++) assert.ok(isGatewayId(newId()));
     const own = newId();
-    for (const foreign of ["", own.slice(1), `${own}x`, `${own.slice(1)}+`, `${own.slice(1)}/`, `${own.slice(1)}=`, "x".repeat(200 * 1024), `${own.slice(1)}\n`]) {
+    for (const foreign of [
+      "",
+      own.slice(1),
+      `${own}x`,
+      `${own.slice(1)}+`,
+      `${own.slice(1)}/`,
+      `${own.slice(1)}=`,
+      "x".repeat(200 * 1024),
+      `${own.slice(1)}\n`,
+    ]) {
       assert.equal(isGatewayId(foreign), false, JSON.stringify(foreign.slice(0, 40)));
     }
   });

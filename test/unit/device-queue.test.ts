@@ -73,8 +73,13 @@ function setup(opts: { maxPerDevice?: number; maxTotal?: number; retryInMs?: num
   const slots = fakeSlots(opts.retryInMs);
   const notices = fakeNotices(opts.subscribed);
   const refusals: string[] = [];
-  const metrics = { deviceQueueRefusals: { inc: (labels: { bound: string }, n = 1) => n > 0 && refusals.push(labels.bound) } } as unknown as Pick<Metrics, "deviceQueueRefusals">;
-  const queue = new DeviceQueue({ limiter: slots.limiter, notices, metrics }, { maxPerDevice: opts.maxPerDevice ?? 10, maxTotal: opts.maxTotal ?? 100 });
+  const metrics = {
+    deviceQueueRefusals: { inc: (labels: { bound: string }, n = 1) => n > 0 && refusals.push(labels.bound) },
+  } as unknown as Pick<Metrics, "deviceQueueRefusals">;
+  const queue = new DeviceQueue(
+    { limiter: slots.limiter, notices, metrics },
+    { maxPerDevice: opts.maxPerDevice ?? 10, maxTotal: opts.maxTotal ?? 100 },
+  );
   const acquire = (deviceId: string, max: number, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
     queue.acquire(deviceId, max, { timeoutMs: extra.timeoutMs ?? 60_000, signal: extra.signal });
   return { slots, notices, refusals, queue, acquire };
@@ -203,13 +208,17 @@ describe("DeviceQueue", () => {
   });
 
   // Bounded well below the fallback retry (60 s): served only by the wake, or the test times out.
-  it("a slot released here while a first attempt was on its way is not missed (no wait for the fallback)", { timeout: 20_000 }, async () => {
-    // The fallback retry is 60 s away, and the catch-up attempt after subscribing never comes.
-    const { slots, acquire } = setup({ subscribed: false });
-    const first = await acquire("d", 1);
-    // The attempt finds the set full; the holder releases before that answer arrives, waking nobody yet.
-    slots.afterDecision = () => first.release();
-    const second = acquire("d", 1);
-    (await second).release();
-  });
+  it(
+    "a slot released here while a first attempt was on its way is not missed (no wait for the fallback)",
+    { timeout: 20_000 },
+    async () => {
+      // The fallback retry is 60 s away, and the catch-up attempt after subscribing never comes.
+      const { slots, acquire } = setup({ subscribed: false });
+      const first = await acquire("d", 1);
+      // The attempt finds the set full; the holder releases before that answer arrives, waking nobody yet.
+      slots.afterDecision = () => first.release();
+      const second = acquire("d", 1);
+      (await second).release();
+    },
+  );
 });

@@ -13,7 +13,6 @@ import { expectConfigError } from "../helpers/thrown.js";
 
 const SECRET = { XMPP_COMPONENT_SECRET: "s3cret" };
 
-
 /** The lines naming `name` (each line starts with the variable it is about). */
 function linesFor(err: ConfigError, name: string): string[] {
   return err.problems.filter((p) => p.startsWith(`${name}=`) || p.startsWith(`${name} `));
@@ -101,7 +100,10 @@ describe("EnvReader", () => {
       assert.equal(r.secret("E"), undefined);
       assert.equal(r.secret("F"), undefined);
       assert.equal(r.requiredSecret("G"), "");
-      assert.deepEqual(r.problems.map((p) => p.split(/[ =]/)[0]), ["C", "D_FILE", "E_FILE", "G"]);
+      assert.deepEqual(
+        r.problems.map((p) => p.split(/[ =]/)[0]),
+        ["C", "D_FILE", "E_FILE", "G"],
+      );
       assert.ok(r.problems.every((p) => !p.includes("from-a-file") && !p.includes("direct")));
     } finally {
       rmSync(dir, { recursive: true });
@@ -136,7 +138,10 @@ describe("EnvReader", () => {
     r.read("BADT", { kind: "string", default: "ok", check: rule, doc: "" });
     assert.equal(r.read("SEC", { kind: "secret", required: false, unset: "", check: rule, doc: "" }), "short");
     r.read("REQ", { kind: "required", doc: "" });
-    assert.deepEqual(r.problems.map((p) => p.split(/[ =]/)[0]), ["BIG", "BADK", "BADT", "SEC", "REQ"]);
+    assert.deepEqual(
+      r.problems.map((p) => p.split(/[ =]/)[0]),
+      ["BIG", "BADK", "BADT", "SEC", "REQ"],
+    );
     // A secret's problem gives its length, never the value.
     assert.equal(r.problems[3], "SEC (5 characters) must be ok");
   });
@@ -155,7 +160,16 @@ describe("loadConfig", () => {
   it("has the documented defaults when only XMPP_COMPONENT_SECRET is set", () => {
     const config = loadConfig(SECRET);
     assert.deepEqual(config, {
-      http: { host: "0.0.0.0", port: 8080, maxBodyBytes: 10_485_760, headersTimeoutMs: 20_000, receiveTimeoutMs: 300_000, maxHeaders: 100, lingerMs: 30_000, lingerIdleMs: 5000 },
+      http: {
+        host: "0.0.0.0",
+        port: 8080,
+        maxBodyBytes: 10_485_760,
+        headersTimeoutMs: 20_000,
+        receiveTimeoutMs: 300_000,
+        maxHeaders: 100,
+        lingerMs: 30_000,
+        lingerIdleMs: 5000,
+      },
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
@@ -232,11 +246,30 @@ describe("loadConfig", () => {
       GATEWAY_QUEUE_MAX_TOTAL_BYTES: "90000",
     });
     assert.deepEqual(config, {
-      http: { host: "127.0.0.1", port: 9090, maxBodyBytes: 1000, headersTimeoutMs: 5000, receiveTimeoutMs: 60_000, maxHeaders: 50, lingerMs: 10_000, lingerIdleMs: 2000 },
+      http: {
+        host: "127.0.0.1",
+        port: 9090,
+        maxBodyBytes: 1000,
+        headersTimeoutMs: 5000,
+        receiveTimeoutMs: 60_000,
+        maxHeaders: 50,
+        lingerMs: 10_000,
+        lingerIdleMs: 2000,
+      },
       redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
-      devices: { jidTemplate: "dev-{id}@devices.example.com/agent", defaultTransport: "none", maxInFlight: 4, queueMax: 0, file: "/etc/gateway/devices.yaml" },
-      limits: { maxInFlight: 500, clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } }, maxBufferedBytes: 5000 },
+      devices: {
+        jidTemplate: "dev-{id}@devices.example.com/agent",
+        defaultTransport: "none",
+        maxInFlight: 4,
+        queueMax: 0,
+        file: "/etc/gateway/devices.yaml",
+      },
+      limits: {
+        maxInFlight: 500,
+        clientRate: { ratePerS: 2, burst: 10, key: { kind: "header", name: "x-api-key" } },
+        maxBufferedBytes: 5000,
+      },
       admin: { token: "admin-token-0123456789" },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
@@ -255,8 +288,15 @@ describe("loadConfig", () => {
   });
 
   it("client rate limit: off at 0, burst defaults to the limit, a bad key mode is named", () => {
-    assert.equal(loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "0", GATEWAY_CLIENT_KEY: "x-forwarded-for" }).limits.clientRate, undefined);
-    assert.deepEqual(loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "50" }).limits.clientRate, { ratePerS: 50, burst: 50, key: { kind: "ip" } });
+    assert.equal(
+      loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "0", GATEWAY_CLIENT_KEY: "x-forwarded-for" }).limits.clientRate,
+      undefined,
+    );
+    assert.deepEqual(loadConfig({ ...SECRET, GATEWAY_CLIENT_RATE_LIMIT: "50" }).limits.clientRate, {
+      ratePerS: 50,
+      burst: 50,
+      key: { kind: "ip" },
+    });
     const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_CLIENT_KEY: "cookie:sid", GATEWAY_MAX_IN_FLIGHT: "0" }));
     assert.equal(linesFor(err, "GATEWAY_CLIENT_KEY").length, 1);
     assert.equal(linesFor(err, "GATEWAY_MAX_IN_FLIGHT").length, 1);
@@ -265,7 +305,13 @@ describe("loadConfig", () => {
   it("device queue: 256 waiting per device by default, 0 (none wait) allowed, negative refused", () => {
     assert.equal(loadConfig({ ...SECRET }).devices.queueMax, 256);
     assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "0" }).devices.queueMax, 0);
-    assert.equal(linesFor(expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "-1" })), "GATEWAY_DEVICE_QUEUE_MAX").length, 1);
+    assert.equal(
+      linesFor(
+        expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_QUEUE_MAX: "-1" })),
+        "GATEWAY_DEVICE_QUEUE_MAX",
+      ).length,
+      1,
+    );
   });
 
   it("linger after an early answer: 0 turns it off; a negative time or an idle gap of 0 is named", () => {
@@ -276,11 +322,23 @@ describe("loadConfig", () => {
   });
 
   it("memory budget and offline queue bounds: at least 1, and the budget not below one request or reply", () => {
-    const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_QUEUE_MAX_PER_DEVICE: "0", GATEWAY_QUEUE_MAX_TOTAL_BYTES: "-1" }));
+    const err = expectConfigError(() =>
+      loadConfig({
+        ...SECRET,
+        GATEWAY_MAX_BUFFERED_BYTES: "1048576",
+        GATEWAY_QUEUE_MAX_PER_DEVICE: "0",
+        GATEWAY_QUEUE_MAX_TOTAL_BYTES: "-1",
+      }),
+    );
     assert.equal(linesFor(err, "GATEWAY_MAX_BUFFERED_BYTES").length, 1, "below the default 10 MiB GATEWAY_MAX_BODY_BYTES");
     assert.equal(linesFor(err, "GATEWAY_QUEUE_MAX_PER_DEVICE").length, 1);
     assert.equal(linesFor(err, "GATEWAY_QUEUE_MAX_TOTAL_BYTES").length, 1);
-    const small = loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_MAX_BODY_BYTES: "1048576", GATEWAY_MAX_REPLY_BYTES: "65536" });
+    const small = loadConfig({
+      ...SECRET,
+      GATEWAY_MAX_BUFFERED_BYTES: "1048576",
+      GATEWAY_MAX_BODY_BYTES: "1048576",
+      GATEWAY_MAX_REPLY_BYTES: "65536",
+    });
     assert.equal(small.limits.maxBufferedBytes, 1_048_576);
     const reply = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_MAX_BUFFERED_BYTES: "1048576", GATEWAY_MAX_BODY_BYTES: "1024" }));
     assert.equal(linesFor(reply, "GATEWAY_MAX_BUFFERED_BYTES").length, 1, "below the default 10 MiB GATEWAY_MAX_REPLY_BYTES");
@@ -301,7 +359,10 @@ describe("loadConfig", () => {
     const config = loadConfig({ ...SECRET, REDIS_URL: "rediss://cache:6380", REDIS_USERNAME: "gw", REDIS_PASSWORD: "pw" });
     assert.deepEqual([config.redis.username, config.redis.password], ["gw", "pw"]);
     const err = expectConfigError(() => loadConfig({ ...SECRET, REDIS_TLS_CA_FILE: "/nonexistent/ca.pem" }));
-    assert.deepEqual(err.problems.map((p) => p.split(/[ =]/)[0]), ["REDIS_TLS_CA_FILE", "REDIS_TLS_CA_FILE"]);
+    assert.deepEqual(
+      err.problems.map((p) => p.split(/[ =]/)[0]),
+      ["REDIS_TLS_CA_FILE", "REDIS_TLS_CA_FILE"],
+    );
   });
 
   it("treats a whitespace-only secret as unset", () => {

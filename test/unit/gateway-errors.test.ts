@@ -141,7 +141,9 @@ describe("toGatewayError", () => {
 describe("errorBody", () => {
   it("is {error:{code,message,deviceId,requestId}} in that order", () => {
     const body = errorBody(new GatewayError("GW_DEVICE_OFFLINE", { retryAfterS: 30 }), "req-1", "dev-17");
-    assert.deepEqual(body, { error: { code: "GW_DEVICE_OFFLINE", message: CATALOGUE.GW_DEVICE_OFFLINE.message, deviceId: "dev-17", requestId: "req-1" } });
+    assert.deepEqual(body, {
+      error: { code: "GW_DEVICE_OFFLINE", message: CATALOGUE.GW_DEVICE_OFFLINE.message, deviceId: "dev-17", requestId: "req-1" },
+    });
     assert.equal(
       JSON.stringify(body),
       JSON.stringify({ error: { code: "GW_DEVICE_OFFLINE", message: "device is not connected", deviceId: "dev-17", requestId: "req-1" } }),
@@ -247,11 +249,20 @@ describe("stanzaErrorToGatewayError (XEP-0086)", () => {
 
 describe("catalogue flags", () => {
   const flagged = (flag: "notReached" | "passThrough") =>
-    (Object.entries(CATALOGUE) as Array<[ErrorCode, (typeof CATALOGUE)[ErrorCode]]>).filter(([, e]) => e[flag]).map(([code]) => code).sort();
+    (Object.entries(CATALOGUE) as Array<[ErrorCode, (typeof CATALOGUE)[ErrorCode]]>)
+      .filter(([, e]) => e[flag])
+      .map(([code]) => code)
+      .sort();
 
   it("notReached: exactly the endings that prove the device was not reached (an Idempotency-Key is freed)", () => {
     assert.deepEqual(flagged("notReached"), [
-      "GW_DEVICE_BUSY", "GW_DEVICE_OFFLINE", "GW_DEVICE_QUEUE_TIMEOUT", "GW_SHUTTING_DOWN", "GW_STORE_UNAVAILABLE", "GW_UNKNOWN_DEVICE", "GW_XMPP_UNAVAILABLE",
+      "GW_DEVICE_BUSY",
+      "GW_DEVICE_OFFLINE",
+      "GW_DEVICE_QUEUE_TIMEOUT",
+      "GW_SHUTTING_DOWN",
+      "GW_STORE_UNAVAILABLE",
+      "GW_UNKNOWN_DEVICE",
+      "GW_XMPP_UNAVAILABLE",
     ]);
   });
 
@@ -265,7 +276,13 @@ describe("catalogue flags", () => {
 
   it("passThrough: exactly the codes the HTTP pass-through can end with", () => {
     assert.deepEqual(flagged("passThrough"), [
-      "GW_BAD_UPSTREAM_REPLY", "GW_INTERNAL", "GW_METHOD_NOT_ALLOWED", "GW_PAYLOAD_TOO_LARGE", "GW_SHUTTING_DOWN", "GW_UPSTREAM_TIMEOUT", "GW_UPSTREAM_UNREACHABLE",
+      "GW_BAD_UPSTREAM_REPLY",
+      "GW_INTERNAL",
+      "GW_METHOD_NOT_ALLOWED",
+      "GW_PAYLOAD_TOO_LARGE",
+      "GW_SHUTTING_DOWN",
+      "GW_UPSTREAM_TIMEOUT",
+      "GW_UPSTREAM_UNREACHABLE",
     ]);
   });
 });

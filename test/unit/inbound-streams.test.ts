@@ -20,7 +20,11 @@ function flush(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-function track<T>(p: Promise<T>): { readonly state: "pending" | "resolved" | "rejected"; readonly value: T | undefined; readonly error: unknown } {
+function track<T>(p: Promise<T>): {
+  readonly state: "pending" | "resolved" | "rejected";
+  readonly value: T | undefined;
+  readonly error: unknown;
+} {
   let state: "pending" | "resolved" | "rejected" = "pending";
   let value: T | undefined;
   let error: unknown;
@@ -268,7 +272,10 @@ describe("InboundStreams", () => {
     const streams = new InboundStreams(limits, () => false);
     const p = streams.expect(DEV, "S-42", 1024);
     streams.fail(DEV, "S-42");
-    await assert.rejects(p, (err: unknown) => err instanceof StreamCancelled && err.name === "StreamCancelled" && err.message.includes("S-42"));
+    await assert.rejects(
+      p,
+      (err: unknown) => err instanceof StreamCancelled && err.name === "StreamCancelled" && err.message.includes("S-42"),
+    );
     assert.equal(streams.activeCount, 0);
     assert.equal(streams.has(DEV, "S-42"), false);
   });

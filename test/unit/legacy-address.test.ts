@@ -25,7 +25,10 @@ import { expectConfigError } from "../helpers/thrown.js";
 describe("the <device/> presence element", () => {
   it("is the gateway's own namespace, with the address as an attribute", () => {
     assert.equal(NS_DEVICE, "urn:xmpp-http-gateway:device:0");
-    assert.equal(serialize(deviceAnnouncement("10.0.0.17:8080")), `<device xmlns="urn:xmpp-http-gateway:device:0" legacyAddress="10.0.0.17:8080"/>`);
+    assert.equal(
+      serialize(deviceAnnouncement("10.0.0.17:8080")),
+      `<device xmlns="urn:xmpp-http-gateway:device:0" legacyAddress="10.0.0.17:8080"/>`,
+    );
   });
 
   it("is read from a presence, as sent", () => {
@@ -133,9 +136,24 @@ function recorder(records: DeviceRecord[] = [], overrides: Partial<LegacyAddress
 
 describe("LegacyAddressRecorder", () => {
   it("fills in the address of an xmpp entry, keeping its other fields", async () => {
-    const { registry, record } = recorder([{ id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true, timeoutMs: 5000, maxInFlight: 2, updatedAt: "x" }]);
-    assert.deepEqual(await record("dev-17@localhost/agent", "10.0.0.17:8080"), { result: "recorded", jid: "dev-17@localhost/agent", legacyAddress: "10.0.0.17:8080", deviceId: "dev-17" });
-    assert.deepEqual(registry.records.get("dev-17"), { id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true, timeoutMs: 5000, maxInFlight: 2, updatedAt: "x", legacyAddress: "10.0.0.17:8080" });
+    const { registry, record } = recorder([
+      { id: "dev-17", transport: "xmpp", acceptAnnouncedAddress: true, timeoutMs: 5000, maxInFlight: 2, updatedAt: "x" },
+    ]);
+    assert.deepEqual(await record("dev-17@localhost/agent", "10.0.0.17:8080"), {
+      result: "recorded",
+      jid: "dev-17@localhost/agent",
+      legacyAddress: "10.0.0.17:8080",
+      deviceId: "dev-17",
+    });
+    assert.deepEqual(registry.records.get("dev-17"), {
+      id: "dev-17",
+      transport: "xmpp",
+      acceptAnnouncedAddress: true,
+      timeoutMs: 5000,
+      maxInFlight: 2,
+      updatedAt: "x",
+      legacyAddress: "10.0.0.17:8080",
+    });
   });
 
   it("stores the address normalized", async () => {
@@ -159,7 +177,11 @@ describe("LegacyAddressRecorder", () => {
       { id: "thief", transport: "xmpp", acceptAnnouncedAddress: true },
     ]);
     assert.deepEqual(await record("thief@localhost/agent", "10.0.0.17:8080"), {
-      result: "conflict", jid: "thief@localhost/agent", legacyAddress: "10.0.0.17:8080", deviceId: "thief", reason: "owned by device owner",
+      result: "conflict",
+      jid: "thief@localhost/agent",
+      legacyAddress: "10.0.0.17:8080",
+      deviceId: "thief",
+      reason: "owned by device owner",
     });
     assert.equal((await record("newcomer@localhost/agent", "10.0.0.17:8080")).result, "ignored", "no entry: nothing to record");
     assert.equal(registry.records.get("thief")?.legacyAddress, undefined);
@@ -234,7 +256,13 @@ describe("LegacyAddressRecorder", () => {
   it("reports a registry outage as failed, never throws", async () => {
     const { registry, record } = recorder([{ id: "d", transport: "xmpp" }]);
     registry.failure = new GatewayError("GW_STORE_UNAVAILABLE");
-    assert.deepEqual(await record("d@localhost/agent", "10.0.0.1:80"), { result: "failed", jid: "d@localhost/agent", legacyAddress: "10.0.0.1:80", deviceId: "d", reason: "GW_STORE_UNAVAILABLE" });
+    assert.deepEqual(await record("d@localhost/agent", "10.0.0.1:80"), {
+      result: "failed",
+      jid: "d@localhost/agent",
+      legacyAddress: "10.0.0.1:80",
+      deviceId: "d",
+      reason: "GW_STORE_UNAVAILABLE",
+    });
   });
 
   it("records under the id as the server spells the JID (lower-case local part)", async () => {
@@ -290,7 +318,10 @@ describe("PresenceTracker: announced addresses go to the recorder", () => {
     const last = new Promise<LegacyAddressOutcome>((resolve) => t.onLegacyAddress(resolve));
     t.handle(presenceWith("d@localhost/agent", "10.0.0.2:80"));
     assert.equal((await last).legacyAddress, "10.0.0.2:80");
-    assert.deepEqual(outcomes.map((o) => o.legacyAddress), ["10.0.0.2:80"]);
+    assert.deepEqual(
+      outcomes.map((o) => o.legacyAddress),
+      ["10.0.0.2:80"],
+    );
   });
 
   it("ignores announcements when it has no registry (the composition root did not give it one)", () => {
@@ -319,11 +350,22 @@ describe("configuration: GATEWAY_DEVICE_HOST_SUFFIX and AGENT_LEGACY_ADDRESS", (
   });
 
   it("gateway: a suffix is read lower-cased", () => {
-    assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_HOST_SUFFIX: " Devices.Example.COM " }).http.deviceHostSuffix, "devices.example.com");
+    assert.equal(
+      loadConfig({ ...SECRET, GATEWAY_DEVICE_HOST_SUFFIX: " Devices.Example.COM " }).http.deviceHostSuffix,
+      "devices.example.com",
+    );
     assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_HOST_SUFFIX: "localhost" }).http.deviceHostSuffix, "localhost");
   });
 
-  for (const bad of [".devices.example.com", "devices.example.com.", "devices.example.com:8080", "*.example.com", "10.0.0.1", "exa_mple.com", "a..b"]) {
+  for (const bad of [
+    ".devices.example.com",
+    "devices.example.com.",
+    "devices.example.com:8080",
+    "*.example.com",
+    "10.0.0.1",
+    "exa_mple.com",
+    "a..b",
+  ]) {
     it(`gateway: refuses the suffix ${JSON.stringify(bad)}, naming the variable`, () => {
       const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_HOST_SUFFIX: bad }));
       assert.equal(err.problems.length, 1);
@@ -356,7 +398,10 @@ describe("configuration: GATEWAY_DEVICE_HOST_SUFFIX and AGENT_LEGACY_ADDRESS", (
       { username: "c", password: "p", localUrl: "http://127.0.0.1:3", legacyAddress: "Meter.LAN:80" },
     ]);
     const agents = loadAgentConfig({ AGENT_FLEET_FILE: file }).agents;
-    assert.deepEqual(agents.map((a) => a.legacyAddress), ["10.0.0.1:8080", undefined, "meter.lan:80"]);
+    assert.deepEqual(
+      agents.map((a) => a.legacyAddress),
+      ["10.0.0.1:8080", undefined, "meter.lan:80"],
+    );
     assert.equal("legacyAddress" in (agents[1] ?? {}), false);
   });
 

@@ -60,7 +60,10 @@ describe("PendingExchanges", () => {
     void watch(pending.add("id-1", "Dev-17", "Dev-17@LocalHost/Agent", 5000));
     const p = pending.get("id-1");
     assert.ok(p);
-    assert.deepEqual([p.id, p.deviceId, p.jid, p.deadline, p.streamId], ["id-1", "Dev-17", "dev-17@localhost/Agent", 1_000_000 + 5000, undefined]);
+    assert.deepEqual(
+      [p.id, p.deviceId, p.jid, p.deadline, p.streamId],
+      ["id-1", "Dev-17", "dev-17@localhost/Agent", 1_000_000 + 5000, undefined],
+    );
     pending.failAll(new GatewayError("GW_SHUTTING_DOWN"));
   });
 
@@ -78,8 +81,14 @@ describe("PendingExchanges", () => {
     assert.ok(!out.ok && out.error instanceof GatewayError);
     assert.equal(!out.ok && out.error.code, "GW_DEVICE_TIMEOUT");
     assert.equal(!out.ok && out.error.status, 504);
-    assert.deepEqual(timedOut.map((p) => [p.id, p.deviceId, p.jid]), [["id-1", "dev-17", JID]]);
-    assert.deepEqual(settled.map((p) => p.id), ["id-1"]);
+    assert.deepEqual(
+      timedOut.map((p) => [p.id, p.deviceId, p.jid]),
+      [["id-1", "dev-17", JID]],
+    );
+    assert.deepEqual(
+      settled.map((p) => p.id),
+      ["id-1"],
+    );
     assert.equal(pending.size, 0);
     tick(60_000);
     assert.equal(timedOut.length, 1);
@@ -228,7 +237,10 @@ describe("RecentOutcomes", () => {
     const r = new RecentOutcomes(3);
     for (const id of ["a", "b", "c", "d"]) r.remember(id, "late");
     assert.equal(r.get("a"), undefined);
-    assert.deepEqual(["b", "c", "d"].map((id) => r.get(id)), ["late", "late", "late"]);
+    assert.deepEqual(
+      ["b", "c", "d"].map((id) => r.get(id)),
+      ["late", "late", "late"],
+    );
     r.remember("e", "duplicate");
     assert.equal(r.get("b"), undefined);
     assert.equal(r.get("e"), "duplicate");

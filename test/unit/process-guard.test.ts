@@ -176,7 +176,10 @@ describe("the guard on a real process", () => {
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    const events = out.split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { event?: string }).event);
+    const events = out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => (JSON.parse(l) as { event?: string }).event);
     assert.equal(code, 1, out);
     assert.deepEqual(events, ["unhandled-rejection", "still-serving", "uncaught-exception", "drained"], out);
   });

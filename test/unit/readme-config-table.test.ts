@@ -54,4 +54,5 @@ function checkTable(heading: string, settings: Readonly<Record<string, Setting>>
 }
 
 describe("README configuration table (gateway)", () => checkTable("## Configuration (gateway)", GATEWAY_SETTINGS));
-describe("README configuration table (device agent)", () => checkTable("## Running the device agent next to a legacy device", AGENT_SETTINGS));
+describe("README configuration table (device agent)", () =>
+  checkTable("## Running the device agent next to a legacy device", AGENT_SETTINGS));

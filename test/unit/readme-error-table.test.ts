@@ -9,7 +9,11 @@ import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 /** Codes whose status is set per case (GatewayErrorOptions.status), not by the catalogue alone. */
 const PER_CONDITION: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["GW_DEVICE_ERROR"]);
 
-interface Row { code: string; status: string; when: string }
+interface Row {
+  code: string;
+  status: string;
+  when: string;
+}
 
 function readmeErrorRows(): Row[] {
   const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
@@ -45,6 +49,9 @@ describe("README error table", () => {
   });
 
   it("has each code once, in the catalogue's order", () => {
-    assert.deepEqual(rows.map((row) => row.code), Object.keys(CATALOGUE));
+    assert.deepEqual(
+      rows.map((row) => row.code),
+      Object.keys(CATALOGUE),
+    );
   });
 });

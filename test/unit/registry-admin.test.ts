@@ -68,7 +68,10 @@ describe("admin API (in-memory store)", () => {
       [undefined, null],
     ];
     for (const [presence, online] of answers) {
-      const res = await request(app({ registry: store, ...(presence ? { presence } : {}) })).get("/admin/devices/d").set("Authorization", AUTH).expect(200);
+      const res = await request(app({ registry: store, ...(presence ? { presence } : {}) }))
+        .get("/admin/devices/d")
+        .set("Authorization", AUTH)
+        .expect(200);
       assert.deepEqual(res.body, { id: "d", transport: "xmpp", updatedAt: "2024-01-01T00:00:00.000Z", online });
     }
   });
@@ -87,7 +90,14 @@ describe("admin API (in-memory store)", () => {
   it("without a token, every /admin path is an unknown route (404 GW_NOT_FOUND), token or not", async () => {
     const store = new MemoryStore();
     const off = app({ registry: store, token: undefined });
-    for (const [method, path] of [["get", "/admin"], ["get", "/admin/devices"], ["put", "/admin/devices/x"], ["delete", "/admin/devices/x"], ["patch", "/admin/devices/x"], ["get", "/admin/other"]] as const) {
+    for (const [method, path] of [
+      ["get", "/admin"],
+      ["get", "/admin/devices"],
+      ["put", "/admin/devices/x"],
+      ["delete", "/admin/devices/x"],
+      ["patch", "/admin/devices/x"],
+      ["get", "/admin/other"],
+    ] as const) {
       const res = await request(off)[method](path).set("Authorization", AUTH).send({ transport: "xmpp" });
       assert.equal(res.status, 404, `${method} ${path}`);
       assert.equal((res.body as ErrorBody).error.code, "GW_NOT_FOUND");
@@ -97,10 +107,15 @@ describe("admin API (in-memory store)", () => {
   });
 
   it("asks for the token before anything else, even on unknown admin paths", async () => {
-    const res = await request(app({ registry: new MemoryStore() })).get("/admin/whatever").expect(401);
+    const res = await request(app({ registry: new MemoryStore() }))
+      .get("/admin/whatever")
+      .expect(401);
     assert.equal((res.body as ErrorBody).error.code, "GW_UNAUTHORIZED");
     assert.equal(res.headers["www-authenticate"], "Bearer");
-    await request(app({ registry: new MemoryStore() })).get("/admin/whatever").set("Authorization", AUTH).expect(404);
+    await request(app({ registry: new MemoryStore() }))
+      .get("/admin/whatever")
+      .set("Authorization", AUTH)
+      .expect(404);
   });
 
   it("answers 405 with Allow for methods a path does not take", async () => {

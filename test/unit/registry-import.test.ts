@@ -172,6 +172,9 @@ describe("importDevices", () => {
 
   it("stops at a store failure (Redis down) instead of reporting it as an entry problem", async () => {
     const store = { upsert: async () => Promise.reject(new GatewayError("GW_STORE_UNAVAILABLE")) };
-    await assert.rejects(importDevices(store, EXPECTED), (err: unknown) => err instanceof GatewayError && err.code === "GW_STORE_UNAVAILABLE");
+    await assert.rejects(
+      importDevices(store, EXPECTED),
+      (err: unknown) => err instanceof GatewayError && err.code === "GW_STORE_UNAVAILABLE",
+    );
   });
 });

@@ -11,7 +11,12 @@ import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { RedisDeviceRegistry } from "../../gateway/registry/redis-registry.js";
 import { RegistryResolver, type ResolverDefaults } from "../../gateway/registry/resolver.js";
 
-const DEFAULTS: ResolverDefaults = { defaultTransport: "xmpp", jidTemplate: "{id}@devices.example.com/agent", timeoutMs: 30_000, maxInFlight: 16 };
+const DEFAULTS: ResolverDefaults = {
+  defaultTransport: "xmpp",
+  jidTemplate: "{id}@devices.example.com/agent",
+  timeoutMs: 30_000,
+  maxInFlight: 16,
+};
 
 function resolverWith(records: DeviceRecord[], defaults: Partial<ResolverDefaults> = {}): RegistryResolver {
   const byId = new Map(records.map((r) => [r.id, r]));
@@ -21,11 +26,19 @@ function resolverWith(records: DeviceRecord[], defaults: Partial<ResolverDefault
 describe("RegistryResolver", () => {
   it("fills an entry's absent fields from the defaults, the JID from the template", async () => {
     const route = await resolverWith([{ id: "dev-1", transport: "xmpp" }]).resolve("dev-1");
-    assert.deepEqual(route, { deviceId: "dev-1", transport: "xmpp", jid: "dev-1@devices.example.com/agent", timeoutMs: 30_000, maxInFlight: 16 });
+    assert.deepEqual(route, {
+      deviceId: "dev-1",
+      transport: "xmpp",
+      jid: "dev-1@devices.example.com/agent",
+      timeoutMs: 30_000,
+      maxInFlight: 16,
+    });
   });
 
   it("takes the entry's own jid, timeoutMs and maxInFlight", async () => {
-    const route = await resolverWith([{ id: "dev-1", transport: "xmpp", jid: "meter@other.example/x", timeoutMs: 500, maxInFlight: 2 }]).resolve("dev-1");
+    const route = await resolverWith([
+      { id: "dev-1", transport: "xmpp", jid: "meter@other.example/x", timeoutMs: 500, maxInFlight: 2 },
+    ]).resolve("dev-1");
     assert.deepEqual(route, { deviceId: "dev-1", transport: "xmpp", jid: "meter@other.example/x", timeoutMs: 500, maxInFlight: 2 });
   });
 
@@ -43,7 +56,13 @@ describe("RegistryResolver", () => {
 
   it("without an entry: the template when DEFAULT_TRANSPORT is xmpp", async () => {
     const route = await resolverWith([]).resolve("dev-2");
-    assert.deepEqual(route, { deviceId: "dev-2", transport: "xmpp", jid: "dev-2@devices.example.com/agent", timeoutMs: 30_000, maxInFlight: 16 });
+    assert.deepEqual(route, {
+      deviceId: "dev-2",
+      transport: "xmpp",
+      jid: "dev-2@devices.example.com/agent",
+      timeoutMs: 30_000,
+      maxInFlight: 16,
+    });
   });
 
   it("without an entry: 404 GW_UNKNOWN_DEVICE when DEFAULT_TRANSPORT is none", async () => {
@@ -64,7 +83,10 @@ describe("RegistryResolver", () => {
 describe("RedisDeviceRegistry without Redis", () => {
   it("fails every operation with GW_STORE_UNAVAILABLE", async () => {
     // Never started: with the offline queue off, every command fails at once.
-    const redis = new RedisStore({ url: "redis://127.0.0.1:1", keyPrefix: "t:", commandTimeoutMs: 100 }, { logger: createLogger("silent") });
+    const redis = new RedisStore(
+      { url: "redis://127.0.0.1:1", keyPrefix: "t:", commandTimeoutMs: 100 },
+      { logger: createLogger("silent") },
+    );
     const registry = new RedisDeviceRegistry(redis);
     const unavailable = (err: unknown) => err instanceof GatewayError && err.code === "GW_STORE_UNAVAILABLE" && err.status === 503;
     await assert.rejects(registry.get("d"), unavailable);
@@ -77,7 +99,10 @@ describe("RedisDeviceRegistry without Redis", () => {
   });
 
   it("answers nothing for a legacy address that cannot be one, without asking Redis", async () => {
-    const redis = new RedisStore({ url: "redis://127.0.0.1:1", keyPrefix: "t:", commandTimeoutMs: 100 }, { logger: createLogger("silent") });
+    const redis = new RedisStore(
+      { url: "redis://127.0.0.1:1", keyPrefix: "t:", commandTimeoutMs: 100 },
+      { logger: createLogger("silent") },
+    );
     assert.equal(await new RedisDeviceRegistry(redis).findByLegacyAddress("not an address"), undefined);
     await redis.stop();
   });

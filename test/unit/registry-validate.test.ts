@@ -5,13 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CATALOGUE, errorBody, GatewayError } from "../../gateway/errors.js";
-import {
-  checkDevice,
-  fullJidProblem,
-  httpTargetProblem,
-  normalizeLegacyAddress,
-  validateDevice,
-} from "../../gateway/registry/validate.js";
+import { checkDevice, fullJidProblem, httpTargetProblem, normalizeLegacyAddress, validateDevice } from "../../gateway/registry/validate.js";
 import { thrownBy } from "../helpers/thrown.js";
 
 const XMPP = { id: "dev-1", transport: "xmpp" };
@@ -67,7 +61,10 @@ describe("validateDevice: accepted records", () => {
     assert.equal(validateDevice({ id: "DEV-17", transport: "xmpp" }).id, "dev-17");
     assert.equal(validateDevice({ id: "Dev-17", transport: "xmpp" }, "dev-17").id, "dev-17");
     assert.equal(validateDevice({ transport: "xmpp" }, "DEV-17").id, "dev-17");
-    assert.throws(() => validateDevice({ id: "dev-18", transport: "xmpp" }, "DEV-17"), /id in the body must be absent or the id in the path/);
+    assert.throws(
+      () => validateDevice({ id: "dev-18", transport: "xmpp" }, "DEV-17"),
+      /id in the body must be absent or the id in the path/,
+    );
   });
 
   it("needs no httpTarget for xmpp, and keeps one when given (fallback)", () => {
@@ -164,7 +161,7 @@ describe("validateDevice: refused input names its field", () => {
       "dev@/agent",
       "dev@localhost/",
       "dev/x@localhost/agent",
-      "de\"v@localhost/agent",
+      'de"v@localhost/agent',
       "de:v@localhost/agent",
       "de<v@localhost/agent",
       "dev@local host/agent",
@@ -227,10 +224,28 @@ describe("validateDevice: refused input names its field", () => {
 
 describe("checkDevice: every problem at once", () => {
   it("lists each bad field once, with a message naming it", () => {
-    const result = checkDevice({ id: "bad id", transport: "http", jid: "x", legacyAddress: "y", codec: "z", timeoutMs: 0, maxInFlight: 0, extra: 1 });
+    const result = checkDevice({
+      id: "bad id",
+      transport: "http",
+      jid: "x",
+      legacyAddress: "y",
+      codec: "z",
+      timeoutMs: 0,
+      maxInFlight: 0,
+      extra: 1,
+    });
     assert.equal(result.ok, false);
     const problems = result.ok ? [] : result.problems;
-    assert.deepEqual(problems.map((p) => p.field).sort(), ["codec", "extra", "httpTarget", "id", "jid", "legacyAddress", "maxInFlight", "timeoutMs"]);
+    assert.deepEqual(problems.map((p) => p.field).sort(), [
+      "codec",
+      "extra",
+      "httpTarget",
+      "id",
+      "jid",
+      "legacyAddress",
+      "maxInFlight",
+      "timeoutMs",
+    ]);
     for (const p of problems) assert.ok(p.message.includes(p.field), p.message);
   });
 
@@ -258,7 +273,13 @@ describe("the rules on their own", () => {
   });
 
   it("httpTargetProblem accepts http and https base URLs with ports and paths", () => {
-    for (const url of ["http://10.0.0.17:8080", "http://10.0.0.17:8080/", "https://dev.lan/base", "HTTP://Dev.Lan:80/x/y/", "http://[::1]:8080/"]) {
+    for (const url of [
+      "http://10.0.0.17:8080",
+      "http://10.0.0.17:8080/",
+      "https://dev.lan/base",
+      "HTTP://Dev.Lan:80/x/y/",
+      "http://[::1]:8080/",
+    ]) {
       assert.equal(httpTargetProblem(url), undefined, url);
     }
   });
@@ -283,7 +304,12 @@ describe("errorBody with a field", () => {
   it("puts field after message, before deviceId and requestId", () => {
     const err = new GatewayError("GW_INVALID_FIELD", { field: "jid", message: "jid must be a full JID" });
     const body = errorBody(err, "req-1", "dev-1");
-    assert.equal(JSON.stringify(body), JSON.stringify({ error: { code: "GW_INVALID_FIELD", message: "jid must be a full JID", field: "jid", deviceId: "dev-1", requestId: "req-1" } }));
+    assert.equal(
+      JSON.stringify(body),
+      JSON.stringify({
+        error: { code: "GW_INVALID_FIELD", message: "jid must be a full JID", field: "jid", deviceId: "dev-1", requestId: "req-1" },
+      }),
+    );
   });
 
   it("leaves field out when there is none", () => {

@@ -54,7 +54,8 @@ describe("checkResponseHead: version (RFC 9112 §2.3)", () => {
 
 describe("checkResponseHead: reason phrase (RFC 9112 §4)", () => {
   it("takes HTAB, SP, VCHAR and obs-text, and an empty phrase", () => {
-    for (const reason of ["", "OK", "Not Found", "a\tb", "Ça va \xe9\xff", "~!@#$%^&*()"]) assert.equal(reasonOf(head(200, reason)), undefined, reason);
+    for (const reason of ["", "OK", "Not Found", "a\tb", "Ça va \xe9\xff", "~!@#$%^&*()"])
+      assert.equal(reasonOf(head(200, reason)), undefined, reason);
   });
 
   it("refuses NUL, DEL, CR, LF and every other control character", () => {
@@ -93,7 +94,10 @@ describe("checkResponseHead: header fields (RFC 9110 §5)", () => {
   it("agrees with node: every field it relays, node's validators take", () => {
     for (let c = 0; c < 0x100; c++) {
       const ch = String.fromCharCode(c);
-      for (const raw of [[`X${ch}`, "v"], ["X-A", `a${ch}b`]]) {
+      for (const raw of [
+        [`X${ch}`, "v"],
+        ["X-A", `a${ch}b`],
+      ]) {
         const h = head(200, "OK", raw);
         if (reasonOf(h) !== undefined) continue;
         assert.doesNotThrow(() => http.validateHeaderName(raw[0] as string), JSON.stringify(raw));

@@ -23,8 +23,6 @@ import {
 import { parseXml } from "../helpers/xml.js";
 import { expectCodecError } from "../helpers/thrown.js";
 
-
-
 const chunkXml = (attrs: string, text = "QUJD"): string => `<chunk xmlns='urn:xmpp:http' ${attrs}>${text}</chunk>`;
 
 function chunk(nr: number, bytes: Buffer | string, last = false, streamId = "s"): Chunk {
@@ -55,8 +53,14 @@ describe("xep0332 splitIntoChunks", () => {
     const chunks = splitIntoChunks("stream-x", body, 1000);
     assert.equal(chunks.length, 11);
     const decoded = chunks.map((c) => decodeChunk(parseXml(serialize(c))));
-    assert.deepEqual(decoded.map((c) => c.nr), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    assert.deepEqual(decoded.map((c) => c.last), [...Array<boolean>(10).fill(false), true]);
+    assert.deepEqual(
+      decoded.map((c) => c.nr),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
+    assert.deepEqual(
+      decoded.map((c) => c.last),
+      [...Array<boolean>(10).fill(false), true],
+    );
     assert.ok(decoded.every((c) => c.streamId === "stream-x"));
     assert.ok(decoded.every((c) => c.bytes.length <= 1000));
     assert.deepEqual(Buffer.concat(decoded.map((c) => c.bytes)), body);
@@ -79,7 +83,13 @@ describe("xep0332 decodeChunk", () => {
   });
 
   it("reads last='true'/'1' as true and 'false'/'0'/absent as false", () => {
-    const cases: Array<[string, boolean]> = [["last='true'", true], ["last='1'", true], ["last='false'", false], ["last='0'", false], ["", false]];
+    const cases: Array<[string, boolean]> = [
+      ["last='true'", true],
+      ["last='1'", true],
+      ["last='false'", false],
+      ["last='0'", false],
+      ["", false],
+    ];
     for (const [attr, expected] of cases) {
       assert.equal(decodeChunk(parseXml(chunkXml(`streamId='s' nr='0' ${attr}`))).last, expected, attr);
     }
@@ -150,7 +160,12 @@ describe("xep0332 <close> and predicates", () => {
 describe("xep0332 ChunkAssembler", () => {
   it("assembles in order, reverse order and any order", () => {
     const parts = ["alpha-", "beta-", "gamma-", "delta"];
-    for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]]) {
+    for (const order of [
+      [0, 1, 2, 3],
+      [3, 2, 1, 0],
+      [2, 0, 3, 1],
+      [1, 3, 0, 2],
+    ]) {
       const a = new ChunkAssembler(1000);
       order.forEach((nr, i) => {
         assert.equal(a.complete, false, `not complete before chunk ${i} of ${order.join(",")}`);
@@ -281,9 +296,13 @@ describe("xep0332 ChunkAssembler", () => {
     }
     assert.equal(nr, 513);
     assert.equal(a.bufferedBytes, 0);
-    expectCodecError(() => {
-      throw refused;
-    }, "too-large", "empty flood");
+    expectCodecError(
+      () => {
+        throw refused;
+      },
+      "too-large",
+      "empty flood",
+    );
   });
 
   it("reassembles a large stream split by splitIntoChunks in random order", () => {

@@ -27,15 +27,12 @@ import { expectCodecError } from "../helpers/thrown.js";
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-
-
 /** The IQ's (or message's) single payload element. */
 function payloadOf(stanza: XmlElement): XmlElement {
   const kids = childElements(stanza);
   assert.equal(kids.length, 1, `<${stanza.name}> has one payload`);
   return kids[0] as XmlElement;
 }
-
 
 function inlineBytes(body: ReturnType<typeof decodeData>): Buffer {
   assert.equal(body.kind, "inline");
@@ -45,7 +42,11 @@ function inlineBytes(body: ReturnType<typeof decodeData>): Buffer {
 /** Structural form of a tree for comparing XML as XML: sorted attributes, text kept, parents dropped. */
 function canon(node: XmlNode): unknown {
   if (typeof node === "string") return node;
-  const attrs = Object.fromEntries(Object.entries(node.attrs).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+  const attrs = Object.fromEntries(
+    Object.entries(node.attrs)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
   return { name: node.name, attrs, children: mergeText(node.children).map(canon) };
 }
 
@@ -138,7 +139,11 @@ describe("xep0332 fixtures (XEP-0332 examples, DESIGN §4)", () => {
     const resp = decodeResponse(payloadOf(fixture("xep-chunked-response.xml")));
     assert.deepEqual(resp.body, { kind: "chunked", streamId: "Stream0002" });
     const expected = Buffer.from("The quick brown fox jumps over the lazy dog. ".repeat(14).slice(0, 600), "utf8");
-    for (const order of [[0, 1, 2], [2, 0, 1], [1, 2, 0]]) {
+    for (const order of [
+      [0, 1, 2],
+      [2, 0, 1],
+      [1, 2, 0],
+    ]) {
       const assembler = new ChunkAssembler(10_000);
       for (const i of order) {
         const message = fixture(`xep-chunk-${i}.xml`);
@@ -167,7 +172,10 @@ describe("xep0332 slixmpp dialect", () => {
     const resp = decodeResponse(payload);
     assert.equal(resp.statusCode, 200);
     assert.equal(resp.statusMessage, "OK");
-    assert.deepEqual(resp.headers.map(([n]) => n), ["Content-Type", "Content-Length", "Date"]);
+    assert.deepEqual(
+      resp.headers.map(([n]) => n),
+      ["Content-Type", "Content-Length", "Date"],
+    );
     const body = inlineBytes(resp.body);
     assert.equal(body.length, 52);
     assert.deepEqual(JSON.parse(body.toString("utf8")), { temperature: 21.5, unit: "°C", ok: true });
@@ -178,7 +186,10 @@ describe("xep0332 slixmpp dialect", () => {
     assert.equal(req.method, "PUT");
     assert.equal(req.resource, "/api/v1/led?id=2&mode=blink");
     assert.equal(req.maxChunkSize, undefined);
-    assert.deepEqual(req.headers, [["Content-Type", "application/json"], ["Accept", "*/*"]]);
+    assert.deepEqual(req.headers, [
+      ["Content-Type", "application/json"],
+      ["Accept", "*/*"],
+    ]);
     assert.equal(inlineBytes(req.body).toString("utf8"), '{"on": true, "color": "#ff8800"}');
   });
 
@@ -210,7 +221,10 @@ describe("xep0332 <xml> body form", () => {
     const { bytes, original } = xmlBody(" <a n='1'/> and <b>two</b> ");
     const reparsed = parseXml(`<xml>${bytes.toString("utf8")}</xml>`);
     assert.deepEqual(canon(reparsed), canon(original));
-    assert.deepEqual(childElements(reparsed).map((c) => c.name), ["a", "b"]);
+    assert.deepEqual(
+      childElements(reparsed).map((c) => c.name),
+      ["a", "b"],
+    );
   });
 
   it("decodes <xml/> with no content as an empty body", () => {
@@ -257,7 +271,11 @@ describe("xep0332 malformed responses → CodecError", () => {
 
   it("refuses a wrong element name", () => {
     for (const name of ["req", "request", "answer", "data", "iq"]) {
-      expectCodecError(() => decodeResponse(parseXml(`<${name} xmlns='urn:xmpp:http' version='1.1' statusCode='200'/>`)), "malformed", name);
+      expectCodecError(
+        () => decodeResponse(parseXml(`<${name} xmlns='urn:xmpp:http' version='1.1' statusCode='200'/>`)),
+        "malformed",
+        name,
+      );
     }
   });
 
@@ -296,8 +314,16 @@ describe("xep0332 malformed requests → CodecError", () => {
 
   it("refuses a missing resource, and a resource with a DEL or control character", () => {
     expectCodecError(() => decodeRequest(parseXml(REQ("method='GET'"))), "malformed", "no resource");
-    expectCodecError(() => decodeRequest(el("req", { xmlns: NS_HTTP, version: "1.1", method: "GET", resource: "/a\u007fb" })), "malformed", "DEL");
-    expectCodecError(() => decodeRequest(el("req", { xmlns: NS_HTTP, version: "1.1", method: "GET", resource: "/a\u0000b" })), "malformed", "NUL");
+    expectCodecError(
+      () => decodeRequest(el("req", { xmlns: NS_HTTP, version: "1.1", method: "GET", resource: "/a\u007fb" })),
+      "malformed",
+      "DEL",
+    );
+    expectCodecError(
+      () => decodeRequest(el("req", { xmlns: NS_HTTP, version: "1.1", method: "GET", resource: "/a\u0000b" })),
+      "malformed",
+      "NUL",
+    );
   });
 
   it("refuses a missing version", () => {
@@ -418,7 +444,11 @@ describe("xep0332 malformed <headers> → CodecError", () => {
 
   it("refuses a header value with NUL or other C0 controls (tree built directly) as bad-header", () => {
     for (const value of ["a\u0000b", "a\u0001b", "a\u001fb", "a\u007fb"]) {
-      const node = el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200" }, el("headers", { xmlns: "http://jabber.org/protocol/shim" }, el("header", { name: "X" }, value)));
+      const node = el(
+        "resp",
+        { xmlns: NS_HTTP, version: "1.1", statusCode: "200" },
+        el("headers", { xmlns: "http://jabber.org/protocol/shim" }, el("header", { name: "X" }, value)),
+      );
       expectCodecError(() => decodeResponse(node), "bad-header", JSON.stringify(value));
     }
   });
@@ -440,7 +470,28 @@ describe("xep0332 decoders throw nothing but CodecError", () => {
     };
   }
 
-  const JUNK = ["", " ", "-1", "abc", "1.5", "true", "maybe", "999999999999", "urn:xmpp:http", "GET", "/", "*", "200", "1.1", "=", "\u00e9", "\t", "\n", "<", "&"];
+  const JUNK = [
+    "",
+    " ",
+    "-1",
+    "abc",
+    "1.5",
+    "true",
+    "maybe",
+    "999999999999",
+    "urn:xmpp:http",
+    "GET",
+    "/",
+    "*",
+    "200",
+    "1.1",
+    "=",
+    "\u00e9",
+    "\t",
+    "\n",
+    "<",
+    "&",
+  ];
 
   function clone(node: XmlElement): XmlElement {
     return { name: node.name, attrs: { ...node.attrs }, children: node.children.map((c) => (typeof c === "string" ? c : clone(c))) };
@@ -488,9 +539,32 @@ describe("xep0332 decoders throw nothing but CodecError", () => {
     const rnd = prng(0xc0dec);
     const o = { chunkThreshold: 64, chunkSize: 256, newStreamId: () => "s" };
     const seeds: Array<[XmlElement, (n: XmlElement) => unknown]> = [
-      [encodeRequest({ method: "POST", resource: "/a?b=1", headers: [["Content-Type", "text/plain"], ["X-A", "1"]], body: Buffer.from("hi") }, { ...o, maxChunkSize: 1024 }).payload, decodeRequest],
-      [encodeRequest({ method: "PUT", resource: "/b", headers: [["Content-Type", "image/png"]], body: Buffer.from([1, 2, 3]) }, o).payload, decodeRequest],
-      [encodeResponse({ statusCode: 200, statusMessage: "OK", headers: [["Content-Type", "application/json"]], body: Buffer.from("{}") }, o).payload, decodeResponse],
+      [
+        encodeRequest(
+          {
+            method: "POST",
+            resource: "/a?b=1",
+            headers: [
+              ["Content-Type", "text/plain"],
+              ["X-A", "1"],
+            ],
+            body: Buffer.from("hi"),
+          },
+          { ...o, maxChunkSize: 1024 },
+        ).payload,
+        decodeRequest,
+      ],
+      [
+        encodeRequest({ method: "PUT", resource: "/b", headers: [["Content-Type", "image/png"]], body: Buffer.from([1, 2, 3]) }, o).payload,
+        decodeRequest,
+      ],
+      [
+        encodeResponse(
+          { statusCode: 200, statusMessage: "OK", headers: [["Content-Type", "application/json"]], body: Buffer.from("{}") },
+          o,
+        ).payload,
+        decodeResponse,
+      ],
       [encodeResponse({ statusCode: 200, headers: [], body: Buffer.alloc(100, 1) }, o).payload, decodeResponse],
       [parseXml(RESP(OK, "<data><xml><a x='1'>t</a></xml></data>")), decodeResponse],
     ];

@@ -96,7 +96,20 @@ const wireArb = fc.constantFrom<Wire>("ltx", "codec");
 const charsOf = (chars: string): fc.Arbitrary<string> => fc.constantFrom(...[...chars]);
 
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const COMMON_NAMES = ["Host", "Accept", "accept", "ACCEPT", "X-Trace", "Set-Cookie", "set-cookie", "Cache-Control", "ETag", "Authorization", "Cookie", "Vary"];
+const COMMON_NAMES = [
+  "Host",
+  "Accept",
+  "accept",
+  "ACCEPT",
+  "X-Trace",
+  "Set-Cookie",
+  "set-cookie",
+  "Cache-Control",
+  "ETag",
+  "Authorization",
+  "Cookie",
+  "Vary",
+];
 
 const tokenArb = fc.string({ unit: charsOf(TOKEN_CHARS), minLength: 1, maxLength: 24 });
 const headerNameArb = fc.oneof(fc.constantFrom(...COMMON_NAMES), tokenArb).filter((n) => n.toLowerCase() !== "content-type");
@@ -104,12 +117,20 @@ const headerNameArb = fc.oneof(fc.constantFrom(...COMMON_NAMES), tokenArb).filte
 /** RFC 9110 field-value characters: HTAB, SP, VCHAR and obs-text, markup look-alikes included. */
 const fieldCharArb = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) },
-  { weight: 1, arbitrary: fc.constantFrom("\t", "<", "&", ">", "]]>", "&amp;", "&#13;", "\"", "'") },
+  { weight: 1, arbitrary: fc.constantFrom("\t", "<", "&", ">", "]]>", "&amp;", "&#13;", '"', "'") },
   { weight: 1, arbitrary: fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c)) },
 );
 const fieldValueArb = fc.string({ unit: fieldCharArb, maxLength: 60 });
 
-const TEXT_TYPES = ["text/plain", "application/json", "application/problem+json", "text/html;charset=utf-8", "application/xml", "text/csv; charset=UTF-8", "application/x-www-form-urlencoded"];
+const TEXT_TYPES = [
+  "text/plain",
+  "application/json",
+  "application/problem+json",
+  "text/html;charset=utf-8",
+  "application/xml",
+  "text/csv; charset=UTF-8",
+  "application/x-www-form-urlencoded",
+];
 const OTHER_TYPES = ["application/octet-stream", "image/png", "text/plain; charset=iso-8859-1", "text/plain; charset=utf-16"];
 const contentTypeArb = fc.option(
   fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...TEXT_TYPES) }, { weight: 1, arbitrary: fc.constantFrom(...OTHER_TYPES) }),
@@ -140,7 +161,26 @@ const headersArb = (contentType: string | undefined): fc.Arbitrary<Array<[string
 /** Path and query characters: RFC 3986 pchar, percent escapes, and characters legal only to lenient parsers. */
 const RESOURCE_ATOMS = [
   ..."abcXYZ019-._~!$&'()*+,;=:@",
-  "%20", "%2F", "%25", "%00", "%E2%82%AC", "\"", "<", ">", "[", "]", "{", "}", "|", "^", "`", "\\", "é", "中", "😀", "#",
+  "%20",
+  "%2F",
+  "%25",
+  "%00",
+  "%E2%82%AC",
+  '"',
+  "<",
+  ">",
+  "[",
+  "]",
+  "{",
+  "}",
+  "|",
+  "^",
+  "`",
+  "\\",
+  "é",
+  "中",
+  "😀",
+  "#",
 ];
 const segmentArb = fc.string({ unit: fc.constantFrom(...RESOURCE_ATOMS), maxLength: 16 });
 const queryArb = fc.string({ unit: fc.constantFrom(...RESOURCE_ATOMS, "/", "?", "=", "&"), maxLength: 40 });
@@ -148,14 +188,43 @@ const queryArb = fc.string({ unit: fc.constantFrom(...RESOURCE_ATOMS, "/", "?", 
 const resourceArb = (method: string): fc.Arbitrary<string> => {
   const path = fc
     .record({ segments: fc.array(segmentArb, { maxLength: 6 }), trailing: fc.boolean(), query: fc.option(queryArb, { nil: undefined }) })
-    .map(({ segments, trailing, query }) => `/${segments.join("/")}${trailing && segments.length > 0 ? "/" : ""}${query === undefined ? "" : `?${query}`}`);
+    .map(
+      ({ segments, trailing, query }) =>
+        `/${segments.join("/")}${trailing && segments.length > 0 ? "/" : ""}${query === undefined ? "" : `?${query}`}`,
+    );
   return method === "OPTIONS" ? fc.oneof({ weight: 1, arbitrary: fc.constant("*") }, { weight: 4, arbitrary: path }) : path;
 };
 
 /** UTF-8 text that survives XML as it is, and atoms that do not (CR, C0 controls, noncharacters). */
 const SAFE_ATOMS = [
-  "a", "Z", "0", " ", "\t", "\n", "<", ">", "&", "\"", "'", "]]>", "<![CDATA[", "<!--", "&amp;", "&#13;",
-  "é", "ß", "中", "😀", "👩‍👩‍👧", "e\u0301", "\uFEFF", "\u2028", "\u0085", "\u{10FFFF}", "\uFFFD", "{\"k\":1}",
+  "a",
+  "Z",
+  "0",
+  " ",
+  "\t",
+  "\n",
+  "<",
+  ">",
+  "&",
+  '"',
+  "'",
+  "]]>",
+  "<![CDATA[",
+  "<!--",
+  "&amp;",
+  "&#13;",
+  "é",
+  "ß",
+  "中",
+  "😀",
+  "👩‍👩‍👧",
+  "e\u0301",
+  "\uFEFF",
+  "\u2028",
+  "\u0085",
+  "\u{10FFFF}",
+  "\uFFFD",
+  '{"k":1}',
 ];
 const UNSAFE_ATOMS = ["\r", "\r\n", "\u0000", "\u0001", "\u000B", "\u001B", "\uFFFE", "\uFFFF"];
 
@@ -177,17 +246,19 @@ type BodyKind = "empty" | "text" | "text-unsafe" | "binary" | "invalid-utf8";
 const bodyArb: fc.Arbitrary<{ kind: BodyKind; body: Buffer }> = fc.oneof(
   fc.constant({ kind: "empty" as const, body: Buffer.alloc(0) }),
   textBodyArb(fc.constantFrom(...SAFE_ATOMS)).map((body) => ({ kind: "text" as const, body })),
-  fc
-    .tuple(textBodyArb(fc.constantFrom(...SAFE_ATOMS)), fc.constantFrom(...UNSAFE_ATOMS), fc.nat())
-    .map(([text, bad, at]) => {
-      const s = text.toString("utf8");
-      const cut = at % (s.length + 1);
-      return { kind: "text-unsafe" as const, body: Buffer.from(s.slice(0, cut) + bad + s.slice(cut), "utf8") };
-    }),
+  fc.tuple(textBodyArb(fc.constantFrom(...SAFE_ATOMS)), fc.constantFrom(...UNSAFE_ATOMS), fc.nat()).map(([text, bad, at]) => {
+    const s = text.toString("utf8");
+    const cut = at % (s.length + 1);
+    return { kind: "text-unsafe" as const, body: Buffer.from(s.slice(0, cut) + bad + s.slice(cut), "utf8") };
+  }),
   fc.uint8Array({ minLength: 1, maxLength: 300 }).map((a) => ({ kind: "binary" as const, body: Buffer.from(a) })),
   fc.tuple(sizeArb, fc.integer()).map(([n, seed]) => ({ kind: "binary" as const, body: seededBytes(seed, n) })),
   fc
-    .tuple(textBodyArb(fc.constantFrom("a", "é", "中")), fc.constantFrom([0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82, 0x41], [0x80]), fc.nat())
+    .tuple(
+      textBodyArb(fc.constantFrom("a", "é", "中")),
+      fc.constantFrom([0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82, 0x41], [0x80]),
+      fc.nat(),
+    )
     .map(([text, bad, at]) => {
       const cut = at % (text.length + 1);
       return { kind: "invalid-utf8" as const, body: Buffer.concat([text.subarray(0, cut), Buffer.from(bad), text.subarray(cut)]) };
@@ -217,13 +288,28 @@ function encodeOptions(o: Opts): EncodeOptions & { maxChunkSize?: number } {
 }
 
 const requestArb = fc
-  .record({ method: fc.constantFrom(...HTTP_METHODS), contentType: contentTypeArb, b: bodyArb, opts: optsArb, wire: wireArb, order: fc.integer() })
+  .record({
+    method: fc.constantFrom(...HTTP_METHODS),
+    contentType: contentTypeArb,
+    b: bodyArb,
+    opts: optsArb,
+    wire: wireArb,
+    order: fc.integer(),
+  })
   .chain((r) => fc.record({ resource: resourceArb(r.method), headers: headersArb(r.contentType) }).map((more) => ({ ...r, ...more })));
 
 const reasonArb = fc.option(fc.string({ unit: fieldCharArb, maxLength: 40 }), { nil: undefined, freq: 4 });
 
 const responseArb = fc
-  .record({ statusCode: fc.integer({ min: 100, max: 599 }), statusMessage: reasonArb, contentType: contentTypeArb, b: bodyArb, opts: optsArb, wire: wireArb, order: fc.integer() })
+  .record({
+    statusCode: fc.integer({ min: 100, max: 599 }),
+    statusMessage: reasonArb,
+    contentType: contentTypeArb,
+    b: bodyArb,
+    opts: optsArb,
+    wire: wireArb,
+    order: fc.integer(),
+  })
   .chain((r) => headersArb(r.contentType).map((headers) => ({ ...r, headers })));
 
 // ------------------------------------------------------------------------------ round-trip assertions
@@ -296,7 +382,10 @@ describe("xep0332 fuzz: round trip", () => {
     fc.assert(
       fc.property(responseArb, (r) => {
         const { statusCode, statusMessage, headers, b, opts, wire, order, contentType } = r;
-        const enc = encodeResponse({ statusCode, ...(statusMessage === undefined ? {} : { statusMessage }), headers, body: b.body }, encodeOptions(opts));
+        const enc = encodeResponse(
+          { statusCode, ...(statusMessage === undefined ? {} : { statusMessage }), headers, body: b.body },
+          encodeOptions(opts),
+        );
         checkForm(formOf(enc.payload), b.body, contentType, opts);
         const dec = decodeResponse(wires[wire](enc.payload));
         assert.equal(dec.statusCode, statusCode);
@@ -318,7 +407,9 @@ function attempt<T>(what: string, decode: () => T): T | CodecError {
     return decode();
   } catch (err) {
     if (err instanceof CodecError) return err;
-    throw new Error(`${what} threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}, not a CodecError`, { cause: err });
+    throw new Error(`${what} threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}, not a CodecError`, {
+      cause: err,
+    });
   }
 }
 
@@ -340,13 +431,17 @@ function checkAccepted(tree: XmlElement, label: string): void {
   if (!(req instanceof CodecError)) {
     assert.ok(isHttpMethod(req.method), `accepted method ${JSON.stringify(req.method)}`);
     assert.ok(RESOURCE.test(req.resource), `accepted resource ${JSON.stringify(req.resource)}`);
-    if (req.maxChunkSize !== undefined) assert.ok(req.maxChunkSize >= MIN_CHUNK_SIZE && req.maxChunkSize <= MAX_CHUNK_SIZE, `maxChunkSize ${req.maxChunkSize}`);
+    if (req.maxChunkSize !== undefined)
+      assert.ok(req.maxChunkSize >= MIN_CHUNK_SIZE && req.maxChunkSize <= MAX_CHUNK_SIZE, `maxChunkSize ${req.maxChunkSize}`);
     checkHeaders(req.headers);
     checkBody(req.body);
   }
   const resp = attempt(`decodeResponse(${label})`, () => decodeResponse(tree));
   if (!(resp instanceof CodecError)) {
-    assert.ok(Number.isInteger(resp.statusCode) && resp.statusCode >= 100 && resp.statusCode <= 599, `accepted statusCode ${resp.statusCode}`);
+    assert.ok(
+      Number.isInteger(resp.statusCode) && resp.statusCode >= 100 && resp.statusCode <= 599,
+      `accepted statusCode ${resp.statusCode}`,
+    );
     assert.ok(REASON.test(resp.statusMessage), `accepted statusMessage ${JSON.stringify(resp.statusMessage)}`);
     checkHeaders(resp.headers);
     checkBody(resp.body);
@@ -376,13 +471,104 @@ function checkEverywhere(tree: XmlElement): void {
   }
 }
 
-const ELEMENT_NAMES = ["req", "request", "resp", "response", "headers", "header", "data", "text", "base64", "xml", "chunkedBase64", "chunk", "close", "sipub", "ibb", "jingle", "x", "a"];
-const ATTR_NAMES = ["xmlns", "method", "resource", "version", "statusCode", "statusMessage", "maxChunkSize", "name", "streamId", "nr", "last", "sipub", "ibb", "jingle"];
+const ELEMENT_NAMES = [
+  "req",
+  "request",
+  "resp",
+  "response",
+  "headers",
+  "header",
+  "data",
+  "text",
+  "base64",
+  "xml",
+  "chunkedBase64",
+  "chunk",
+  "close",
+  "sipub",
+  "ibb",
+  "jingle",
+  "x",
+  "a",
+];
+const ATTR_NAMES = [
+  "xmlns",
+  "method",
+  "resource",
+  "version",
+  "statusCode",
+  "statusMessage",
+  "maxChunkSize",
+  "name",
+  "streamId",
+  "nr",
+  "last",
+  "sipub",
+  "ibb",
+  "jingle",
+];
 const JUNK = [
-  "", " ", "-1", "0", "abc", "1.5", "2e2", "99999", "999999999999", " 200", "200 ", "+200", "0x1F", "NaN", "Infinity", "２００", "099", "600",
-  NS_HTTP, NS_SHIM, "urn:xmpp:http ", "1.1", "2.0", "11", "GET", "get", "CONNECT", "PROPFIND", "/", "*", "//", "/a b", "/a\u0000", "a",
-  "true", "false", "1", "TRUE", "yes", "=", "é", "\t", "\n", "\r", "\r\n", "<", "&", "\u0000", "\uFFFF", "\uD800", "constructor", "__proto__", "toString",
-  "AAAA", "AAA", "A===", "====", "@@@@", "QUJD\nREVG", "QUJD=REVG", "Zg==Zg==",
+  "",
+  " ",
+  "-1",
+  "0",
+  "abc",
+  "1.5",
+  "2e2",
+  "99999",
+  "999999999999",
+  " 200",
+  "200 ",
+  "+200",
+  "0x1F",
+  "NaN",
+  "Infinity",
+  "２００",
+  "099",
+  "600",
+  NS_HTTP,
+  NS_SHIM,
+  "urn:xmpp:http ",
+  "1.1",
+  "2.0",
+  "11",
+  "GET",
+  "get",
+  "CONNECT",
+  "PROPFIND",
+  "/",
+  "*",
+  "//",
+  "/a b",
+  "/a\u0000",
+  "a",
+  "true",
+  "false",
+  "1",
+  "TRUE",
+  "yes",
+  "=",
+  "é",
+  "\t",
+  "\n",
+  "\r",
+  "\r\n",
+  "<",
+  "&",
+  "\u0000",
+  "\uFFFF",
+  "\uD800",
+  "constructor",
+  "__proto__",
+  "toString",
+  "AAAA",
+  "AAA",
+  "A===",
+  "====",
+  "@@@@",
+  "QUJD\nREVG",
+  "QUJD=REVG",
+  "Zg==Zg==",
 ];
 const junkArb = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...JUNK) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) });
 
@@ -432,7 +618,11 @@ type Mutation =
 
 const HOSTILE_HEADER_PARTS = ["\r", "\n", "\r\n", "\u0000", "\r\nSet-Cookie: stolen=1", " ", ":", "é", "中", "\u007f", "\u0085", ""];
 const hostileArb = fc
-  .tuple(fc.string({ unit: charsOf("Xab-1"), maxLength: 6 }), fc.constantFrom(...HOSTILE_HEADER_PARTS), fc.string({ unit: charsOf("Xab-1"), maxLength: 6 }))
+  .tuple(
+    fc.string({ unit: charsOf("Xab-1"), maxLength: 6 }),
+    fc.constantFrom(...HOSTILE_HEADER_PARTS),
+    fc.string({ unit: charsOf("Xab-1"), maxLength: 6 }),
+  )
   .map(([a, bad, b]) => a + bad + b);
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
@@ -509,11 +699,19 @@ function mutate(root: XmlElement, mutations: readonly Mutation[]): XmlElement {
 /** A valid payload (and its chunks) to mutate: a random request or response with a small body. */
 const validPayloadArb: fc.Arbitrary<XmlElement[]> = fc.oneof(
   requestArb.map((r) => {
-    const enc = encodeRequest({ method: r.method, resource: r.resource, headers: r.headers, body: r.b.body.subarray(0, 2000) }, encodeOptions({ ...r.opts, chunkThreshold: r.opts.chunkThreshold % 1500 }));
+    const enc = encodeRequest(
+      { method: r.method, resource: r.resource, headers: r.headers, body: r.b.body.subarray(0, 2000) },
+      encodeOptions({ ...r.opts, chunkThreshold: r.opts.chunkThreshold % 1500 }),
+    );
     return [enc.payload, ...enc.chunks.slice(0, 3)];
   }),
   responseArb.map((r) => {
-    const msg = { statusCode: r.statusCode, ...(r.statusMessage === undefined ? {} : { statusMessage: r.statusMessage }), headers: r.headers, body: r.b.body.subarray(0, 2000) };
+    const msg = {
+      statusCode: r.statusCode,
+      ...(r.statusMessage === undefined ? {} : { statusMessage: r.statusMessage }),
+      headers: r.headers,
+      body: r.b.body.subarray(0, 2000),
+    };
     const enc = encodeResponse(msg, encodeOptions({ ...r.opts, chunkThreshold: r.opts.chunkThreshold % 1500 }));
     return [enc.payload, ...enc.chunks.slice(0, 3)];
   }),
@@ -521,7 +719,10 @@ const validPayloadArb: fc.Arbitrary<XmlElement[]> = fc.oneof(
 
 describe("xep0332 fuzz: garbage in, CodecError out", () => {
   it("random XML trees: the decoders return legal HTTP or throw a CodecError", () => {
-    fc.assert(fc.property(randomTreeArb, (tree) => checkEverywhere(tree)), params(1000));
+    fc.assert(
+      fc.property(randomTreeArb, (tree) => checkEverywhere(tree)),
+      params(1000),
+    );
   });
 
   it("mutated valid payloads (elements dropped, duplicated, renamed; attributes, text, headers and statusCode broken)", () => {
@@ -534,12 +735,17 @@ describe("xep0332 fuzz: garbage in, CodecError out", () => {
   });
 
   it("statusCode is a three-digit 1xx-5xx or refused, whatever the attribute holds", () => {
-    const statusArb = fc.oneof(junkArb, fc.integer({ min: -1000, max: 100_000 }).map(String), fc.string({ unit: charsOf("0123456789.-+eE x"), maxLength: 6 }));
+    const statusArb = fc.oneof(
+      junkArb,
+      fc.integer({ min: -1000, max: 100_000 }).map(String),
+      fc.string({ unit: charsOf("0123456789.-+eE x"), maxLength: 6 }),
+    );
     fc.assert(
       fc.property(statusArb, (statusCode) => {
         const tree = el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode });
         const got = attempt("decodeResponse", () => decodeResponse(tree));
-        if (/^[1-5][0-9][0-9]$/.test(statusCode)) assert.ok(!(got instanceof CodecError) && got.statusCode === Number(statusCode), `refused ${statusCode}`);
+        if (/^[1-5][0-9][0-9]$/.test(statusCode))
+          assert.ok(!(got instanceof CodecError) && got.statusCode === Number(statusCode), `refused ${statusCode}`);
         else assert.ok(got instanceof CodecError && got.reason === "malformed", `accepted statusCode ${JSON.stringify(statusCode)}`);
       }),
       params(500),
@@ -559,11 +765,16 @@ describe("xep0332 fuzz: garbage in, CodecError out", () => {
         const chain = inner;
         const wrap = (child: XmlNode): XmlElement[] => {
           switch (where) {
-            case "xml": return [el("data", {}, el("xml", {}, child))];
-            case "headers": return [el("headers", { xmlns: NS_SHIM }, child)];
-            case "data": return [el("data", {}, child)];
-            case "text": return [el("data", {}, el("text", {}, child))];
-            default: return typeof child === "string" ? [] : [child];
+            case "xml":
+              return [el("data", {}, el("xml", {}, child))];
+            case "headers":
+              return [el("headers", { xmlns: NS_SHIM }, child)];
+            case "data":
+              return [el("data", {}, child)];
+            case "text":
+              return [el("data", {}, el("text", {}, child))];
+            default:
+              return typeof child === "string" ? [] : [child];
           }
         };
         const resp = el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200" }, ...wrap(chain));
@@ -592,10 +803,15 @@ describe("xep0332 fuzz: garbage in, CodecError out", () => {
   });
 
   it("thousands of headers: all kept in order, or one illegal among them refused as bad-header", () => {
-    const hostileArb = fc.option(fc.tuple(fc.nat(), fc.constantFrom("name", "value"), fc.constantFrom("\r", "\n", "\u0000", "\r\n", " ")), { nil: undefined });
+    const hostileArb = fc.option(fc.tuple(fc.nat(), fc.constantFrom("name", "value"), fc.constantFrom("\r", "\n", "\u0000", "\r\n", " ")), {
+      nil: undefined,
+    });
     fc.assert(
       fc.property(fc.integer({ min: 1000, max: 5000 }), hostileArb, wireArb, (count, bad, wire) => {
-        const headers: Array<[string, string]> = Array.from({ length: count }, (_, i) => [i % 7 === 0 ? "Set-Cookie" : `X-H${i}`, `v${i}; path=/`]);
+        const headers: Array<[string, string]> = Array.from({ length: count }, (_, i) => [
+          i % 7 === 0 ? "Set-Cookie" : `X-H${i}`,
+          `v${i}; path=/`,
+        ]);
         if (bad) {
           const [at, part, hostile] = bad;
           const h = headers[at % count] as [string, string];
@@ -604,8 +820,11 @@ describe("xep0332 fuzz: garbage in, CodecError out", () => {
         }
         const container = el("headers", { xmlns: NS_SHIM }, ...headers.map(([n, v]) => el("header", { name: n }, v)));
         const tree = el("resp", { xmlns: NS_HTTP, version: "1.1", statusCode: "200" }, container);
-        const sameList = (got: ReadonlyArray<readonly [string, string]>) => got.length === count && got.every(([n, v], i) => n === headers[i]?.[0] && v === headers[i]?.[1]);
-        const list = attempt("decodeHeaders", () => decodeHeaders(bad ? container : wires[wire](tree).children.find((c): c is XmlElement => typeof c !== "string") as XmlElement));
+        const sameList = (got: ReadonlyArray<readonly [string, string]>) =>
+          got.length === count && got.every(([n, v], i) => n === headers[i]?.[0] && v === headers[i]?.[1]);
+        const list = attempt("decodeHeaders", () =>
+          decodeHeaders(bad ? container : (wires[wire](tree).children.find((c): c is XmlElement => typeof c !== "string") as XmlElement)),
+        );
         if (bad) assert.ok(list instanceof CodecError && list.reason === "bad-header", "an illegal header among thousands was accepted");
         else assert.ok(!(list instanceof CodecError) && sameList(list), "headers lost or reordered");
         // A whole response may be refused for its size too, but never comes back with a list cut or reordered.
@@ -633,9 +852,21 @@ const NR_JUNK = ["-1", "1e3", "01", "00", "1000000", "1000001", "9999999", "9999
 const chunkEditArb: fc.Arbitrary<ChunkEdit> = fc.oneof(
   fc.record({ op: fc.constant("duplicate" as const), at: fc.nat() }),
   fc.record({ op: fc.constant("drop" as const), at: fc.nat() }),
-  fc.record({ op: fc.constant("nr" as const), at: fc.nat(), nr: fc.oneof(fc.constantFrom(...NR_JUNK), fc.integer({ min: -5, max: 40 }).map(String)) }),
-  fc.record({ op: fc.constant("last" as const), at: fc.nat(), last: fc.constantFrom(undefined, "true", "false", "1", "0", "TRUE", "yes", "") }),
-  fc.record({ op: fc.constant("text" as const), at: fc.nat(), text: fc.constantFrom("", "AAA", "A===", "@@@@", "QUJD\nREVG", "QUJD=", "Zg==Zg==", "QUJD REVG", "\u0000") }),
+  fc.record({
+    op: fc.constant("nr" as const),
+    at: fc.nat(),
+    nr: fc.oneof(fc.constantFrom(...NR_JUNK), fc.integer({ min: -5, max: 40 }).map(String)),
+  }),
+  fc.record({
+    op: fc.constant("last" as const),
+    at: fc.nat(),
+    last: fc.constantFrom(undefined, "true", "false", "1", "0", "TRUE", "yes", ""),
+  }),
+  fc.record({
+    op: fc.constant("text" as const),
+    at: fc.nat(),
+    text: fc.constantFrom("", "AAA", "A===", "@@@@", "QUJD\nREVG", "QUJD=", "Zg==Zg==", "QUJD REVG", "\u0000"),
+  }),
   fc.record({ op: fc.constant("stream" as const), at: fc.nat(), streamId: fc.constantFrom(undefined, "", "other", "S") }),
   fc.record({ op: fc.constant("xmlns" as const), at: fc.nat() }),
 );
@@ -647,13 +878,27 @@ function editChunks(chunks: XmlElement[], edits: readonly ChunkEdit[]): XmlEleme
     const i = e.at % out.length;
     const c = out[i] as XmlElement;
     switch (e.op) {
-      case "duplicate": out.splice(i, 0, clone(c)); break;
-      case "drop": out.splice(i, 1); break;
-      case "nr": c.attrs.nr = e.nr; break;
-      case "last": c.attrs.last = e.last; break;
-      case "text": c.children = [e.text]; break;
-      case "stream": c.attrs.streamId = e.streamId; break;
-      case "xmlns": c.attrs.xmlns = "urn:example:other"; break;
+      case "duplicate":
+        out.splice(i, 0, clone(c));
+        break;
+      case "drop":
+        out.splice(i, 1);
+        break;
+      case "nr":
+        c.attrs.nr = e.nr;
+        break;
+      case "last":
+        c.attrs.last = e.last;
+        break;
+      case "text":
+        c.children = [e.text];
+        break;
+      case "stream":
+        c.attrs.streamId = e.streamId;
+        break;
+      case "xmlns":
+        c.attrs.xmlns = "urn:example:other";
+        break;
     }
   }
   return out;
@@ -662,7 +907,10 @@ function editChunks(chunks: XmlElement[], edits: readonly ChunkEdit[]): XmlEleme
 describe("xep0332 fuzz: chunk streams into the assembler", () => {
   it("random chunk sequences: only CodecErrors, refusals change nothing, and a complete stream is its chunks in nr order", () => {
     const streamArb = fc.record({
-      body: fc.oneof(fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)), fc.tuple(fc.integer({ min: 0, max: 6000 }), fc.integer()).map(([n, s]) => seededBytes(s, n))),
+      body: fc.oneof(
+        fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+        fc.tuple(fc.integer({ min: 0, max: 6000 }), fc.integer()).map(([n, s]) => seededBytes(s, n)),
+      ),
       chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: 2048 }),
       edits: fc.array(chunkEditArb, { maxLength: 5 }),
       order: fc.integer(),
@@ -671,7 +919,10 @@ describe("xep0332 fuzz: chunk streams into the assembler", () => {
     });
     fc.assert(
       fc.property(streamArb, ({ body, chunkSize, edits, order, maxBytesSlack, wire }) => {
-        const clean = encodeResponse({ statusCode: 200, headers: [], body }, { chunkThreshold: 0, chunkSize, newStreamId: () => "S" }).chunks;
+        const clean = encodeResponse(
+          { statusCode: 200, headers: [], body },
+          { chunkThreshold: 0, chunkSize, newStreamId: () => "S" },
+        ).chunks;
         const sequence = shuffled(editChunks(clean, edits), order);
         const maxBytes = Math.max(0, body.length + maxBytesSlack);
         const assembler = new ChunkAssembler(maxBytes);
@@ -685,7 +936,11 @@ describe("xep0332 fuzz: chunk streams into the assembler", () => {
           const added = attempt("ChunkAssembler.add", () => assembler.add(chunk));
           if (added instanceof CodecError) {
             failed = true;
-            assert.deepEqual({ bytes: assembler.bufferedBytes, complete: assembler.complete }, before, "a refused chunk changed the assembler");
+            assert.deepEqual(
+              { bytes: assembler.bufferedBytes, complete: assembler.complete },
+              before,
+              "a refused chunk changed the assembler",
+            );
             continue;
           }
           assert.ok(!before.complete, "a chunk was accepted after the stream was complete");
@@ -699,7 +954,11 @@ describe("xep0332 fuzz: chunk streams into the assembler", () => {
           return;
         }
         const nrs = [...accepted.keys()].sort((a, b) => a - b);
-        assert.deepEqual(nrs, nrs.map((_, i) => i), "complete with a gap in nr");
+        assert.deepEqual(
+          nrs,
+          nrs.map((_, i) => i),
+          "complete with a gap in nr",
+        );
         const whole = assembler.take();
         assert.ok(whole.equals(Buffer.concat(nrs.map((n) => accepted.get(n) as Buffer))), "take() is not the chunks in nr order");
         // A stream nobody tampered with, delivered whole within the bound, is the body itself.
@@ -711,18 +970,28 @@ describe("xep0332 fuzz: chunk streams into the assembler", () => {
 
   it("an untouched stream in any order within its bound always completes, byte-exact", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20_000 }), fc.integer(), fc.integer({ min: 1, max: 70_000 }), fc.integer(), wireArb, (n, seed, chunkSize, order, wire) => {
-        const body = seededBytes(seed, n);
-        const chunks = encodeRequest({ method: "PUT", resource: "/", headers: [], body }, { chunkThreshold: 0, chunkSize, newStreamId: () => "S" }).chunks;
-        const assembler = new ChunkAssembler(n);
-        for (const c of shuffled(chunks, order)) assembler.add(decodeChunk(wires[wire](c)));
-        assert.ok(assembler.complete, "incomplete");
-        assert.ok(assembler.take().equals(body), "bytes differ");
-        // One byte less of room and the same stream is refused as too large.
-        const tight = new ChunkAssembler(n - 1);
-        const errs = chunks.map((c) => attempt("add", () => tight.add(decodeChunk(c)))).filter((r) => r instanceof CodecError);
-        assert.ok(errs.length >= 1 && errs.every((e) => e.reason === "too-large"), "a stream over maxBytes was accepted");
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 20_000 }),
+        fc.integer(),
+        fc.integer({ min: 1, max: 70_000 }),
+        fc.integer(),
+        wireArb,
+        (n, seed, chunkSize, order, wire) => {
+          const body = seededBytes(seed, n);
+          const chunks = encodeRequest(
+            { method: "PUT", resource: "/", headers: [], body },
+            { chunkThreshold: 0, chunkSize, newStreamId: () => "S" },
+          ).chunks;
+          const assembler = new ChunkAssembler(n);
+          for (const c of shuffled(chunks, order)) assembler.add(decodeChunk(wires[wire](c)));
+          assert.ok(assembler.complete, "incomplete");
+          assert.ok(assembler.take().equals(body), "bytes differ");
+          // One byte less of room and the same stream is refused as too large.
+          const tight = new ChunkAssembler(n - 1);
+          const errs = chunks.map((c) => attempt("add", () => tight.add(decodeChunk(c)))).filter((r) => r instanceof CodecError);
+          assert.ok(errs.length >= 1 && errs.every((e) => e.reason === "too-large"), "a stream over maxBytes was accepted");
+        },
+      ),
       params(200),
     );
   });
@@ -732,14 +1001,21 @@ describe("xep0332 fuzz: <text> bodies", () => {
   // Text that survives XML goes as <text>, not base64, and the characters on the wire are the body's own.
   it("a textual body without CR goes as <text> holding exactly its characters, over the ltx wire", () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...SAFE_ATOMS), { minLength: 1, maxLength: 200 }), fc.constantFrom(...TEXT_TYPES), (atoms, contentType) => {
-        const text = atoms.join("");
-        const enc = encodeResponse({ statusCode: 200, headers: [["Content-Type", contentType]], body: Buffer.from(text, "utf8") }, { chunkThreshold: 1 << 20, chunkSize: 256, newStreamId: () => "s" });
-        assert.equal(formOf(enc.payload), "text");
-        const back = overLtxWire(enc.payload);
-        const data = childElements(back).find((c) => c.name === "data") as XmlElement;
-        assert.equal(textOf(childElements(data)[0] as XmlElement), text);
-      }),
+      fc.property(
+        fc.array(fc.constantFrom(...SAFE_ATOMS), { minLength: 1, maxLength: 200 }),
+        fc.constantFrom(...TEXT_TYPES),
+        (atoms, contentType) => {
+          const text = atoms.join("");
+          const enc = encodeResponse(
+            { statusCode: 200, headers: [["Content-Type", contentType]], body: Buffer.from(text, "utf8") },
+            { chunkThreshold: 1 << 20, chunkSize: 256, newStreamId: () => "s" },
+          );
+          assert.equal(formOf(enc.payload), "text");
+          const back = overLtxWire(enc.payload);
+          const data = childElements(back).find((c) => c.name === "data") as XmlElement;
+          assert.equal(textOf(childElements(data)[0] as XmlElement), text);
+        },
+      ),
       params(100),
     );
   });

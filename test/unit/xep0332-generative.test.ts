@@ -23,9 +23,13 @@ import {
 } from "../../lib/xep0332/index.js";
 import { parseXml, formOf } from "../helpers/xml.js";
 
-
 /** mulberry32: small, fast, seedable. */
-function prng(seed: number): { next: () => number; int: (lo: number, hi: number) => number; pick: <T>(xs: readonly T[]) => T; chance: (p: number) => boolean } {
+function prng(seed: number): {
+  next: () => number;
+  int: (lo: number, hi: number) => number;
+  pick: <T>(xs: readonly T[]) => T;
+  chance: (p: number) => boolean;
+} {
   let s = seed >>> 0;
   const next = (): number => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -46,10 +50,48 @@ const COMMON_NAMES = ["Host", "Accept", "accept", "Content-Type", "X-Trace", "Se
 
 /** Atoms for UTF-8 text that survives XML: multi-byte, emoji, combining marks, BOM, markup look-alikes. */
 const SAFE_ATOMS = [
-  "a", "b", "Z", "0", "9", " ", " ", "\t", "\n", "<", ">", "&", '"', "'", "]]>", "<![CDATA[", "<!--", "&amp;", "&#13;",
-  "é", "ß", "中", "文", "😀", "🚀", "👩‍👩‍👧", "e\u0301", "\uFEFF", "\u2028", "\u0085", "\u{10FFFF}", "\uFFFD", "{\"k\":1}",
+  "a",
+  "b",
+  "Z",
+  "0",
+  "9",
+  " ",
+  " ",
+  "\t",
+  "\n",
+  "<",
+  ">",
+  "&",
+  '"',
+  "'",
+  "]]>",
+  "<![CDATA[",
+  "<!--",
+  "&amp;",
+  "&#13;",
+  "é",
+  "ß",
+  "中",
+  "文",
+  "😀",
+  "🚀",
+  "👩‍👩‍👧",
+  "e\u0301",
+  "\uFEFF",
+  "\u2028",
+  "\u0085",
+  "\u{10FFFF}",
+  "\uFFFD",
+  '{"k":1}',
 ];
-const TEXT_TYPES = ["text/plain", "application/json", "application/problem+json", "text/html;charset=utf-8", "application/xml", "text/csv; charset=UTF-8"];
+const TEXT_TYPES = [
+  "text/plain",
+  "application/json",
+  "application/problem+json",
+  "text/html;charset=utf-8",
+  "application/xml",
+  "text/csv; charset=UTF-8",
+];
 const BINARY_TYPES = ["application/octet-stream", "image/png", "image/jpeg", undefined];
 
 type BodyKind = "empty" | "text" | "text-cr" | "text-forbidden" | "invalid-utf8" | "latin1" | "binary" | "text-untyped";
@@ -98,7 +140,19 @@ function insertAt(s: string, at: number, what: string): string {
 
 /** A body, its Content-Type (if any), and the inline form the codec must choose for it. */
 function randomBody(rng: Rng): { kind: BodyKind; body: Buffer; contentType: string | undefined; inlineForm: "none" | "text" | "base64" } {
-  const kind = rng.pick<BodyKind>(["empty", "text", "text", "text", "text-cr", "text-forbidden", "invalid-utf8", "latin1", "binary", "binary", "text-untyped"]);
+  const kind = rng.pick<BodyKind>([
+    "empty",
+    "text",
+    "text",
+    "text",
+    "text-cr",
+    "text-forbidden",
+    "invalid-utf8",
+    "latin1",
+    "binary",
+    "binary",
+    "text-untyped",
+  ]);
   const size = randomSize(rng);
   switch (kind) {
     case "empty":
@@ -107,12 +161,22 @@ function randomBody(rng: Rng): { kind: BodyKind; body: Buffer; contentType: stri
       return { kind, body: Buffer.from(safeText(rng, size), "utf8"), contentType: rng.pick(TEXT_TYPES), inlineForm: "text" };
     case "text-cr": {
       const s = safeText(rng, size);
-      return { kind, body: Buffer.from(insertAt(s, rng.int(0, s.length), rng.pick(["\r", "\r\n"])), "utf8"), contentType: rng.pick(TEXT_TYPES), inlineForm: "base64" };
+      return {
+        kind,
+        body: Buffer.from(insertAt(s, rng.int(0, s.length), rng.pick(["\r", "\r\n"])), "utf8"),
+        contentType: rng.pick(TEXT_TYPES),
+        inlineForm: "base64",
+      };
     }
     case "text-forbidden": {
       const s = safeText(rng, size);
       const bad = rng.pick(["\u0000", "\u0001", "\u0008", "\u000B", "\u001B", "\uFFFE", "\uFFFF"]);
-      return { kind, body: Buffer.from(insertAt(s, rng.int(0, s.length), bad), "utf8"), contentType: rng.pick(TEXT_TYPES), inlineForm: "base64" };
+      return {
+        kind,
+        body: Buffer.from(insertAt(s, rng.int(0, s.length), bad), "utf8"),
+        contentType: rng.pick(TEXT_TYPES),
+        inlineForm: "base64",
+      };
     }
     case "invalid-utf8": {
       const good = Buffer.from(safeText(rng, size), "utf8");
@@ -120,14 +184,29 @@ function randomBody(rng: Rng): { kind: BodyKind; body: Buffer; contentType: stri
       const bad = Buffer.from(rng.pick([[0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0x80]]));
       // A truncated sequence right before a continuation-free ASCII byte stays invalid; keep it simple by
       // appending an ASCII byte after the bad bytes.
-      return { kind, body: Buffer.concat([good.subarray(0, at), bad, Buffer.from("x"), good.subarray(at)]), contentType: rng.pick(TEXT_TYPES), inlineForm: "base64" };
+      return {
+        kind,
+        body: Buffer.concat([good.subarray(0, at), bad, Buffer.from("x"), good.subarray(at)]),
+        contentType: rng.pick(TEXT_TYPES),
+        inlineForm: "base64",
+      };
     }
     case "latin1":
-      return { kind, body: Buffer.from(randomString(rng, "abc XYZ\u00e9\u00e8\u00ff", 1, Math.min(size, 5000)), "latin1"), contentType: "text/plain; charset=iso-8859-1", inlineForm: "base64" };
+      return {
+        kind,
+        body: Buffer.from(randomString(rng, "abc XYZ\u00e9\u00e8\u00ff", 1, Math.min(size, 5000)), "latin1"),
+        contentType: "text/plain; charset=iso-8859-1",
+        inlineForm: "base64",
+      };
     case "binary":
       return { kind, body: randomBytesSeeded(rng, size), contentType: rng.pick(BINARY_TYPES), inlineForm: "base64" };
     case "text-untyped":
-      return { kind, body: Buffer.from(safeText(rng, Math.min(size, 2000)), "utf8"), contentType: rng.pick(["image/png", undefined, "application/octet-stream"]), inlineForm: "base64" };
+      return {
+        kind,
+        body: Buffer.from(safeText(rng, Math.min(size, 2000)), "utf8"),
+        contentType: rng.pick(["image/png", undefined, "application/octet-stream"]),
+        inlineForm: "base64",
+      };
   }
 }
 
@@ -139,7 +218,8 @@ function randomHeaders(rng: Rng, contentType: string | undefined): Array<[string
     if (name.toLowerCase() === "content-type") continue;
     headers.push([name, rng.chance(0.1) ? "" : randomString(rng, VALUE_CHARS, 1, 60)]);
   }
-  if (contentType !== undefined) headers.splice(rng.int(0, headers.length), 0, [rng.pick(["Content-Type", "content-type", "CONTENT-TYPE"]), contentType]);
+  if (contentType !== undefined)
+    headers.splice(rng.int(0, headers.length), 0, [rng.pick(["Content-Type", "content-type", "CONTENT-TYPE"]), contentType]);
   return headers;
 }
 
@@ -166,7 +246,6 @@ function randomOpts(rng: Rng, seed: number): EncodeOptions & { maxChunkSize?: nu
     ...(rng.chance(0.5) ? { maxChunkSize: rng.int(0, 100_000) } : {}),
   };
 }
-
 
 function reassemble(body: DecodedBody, chunks: XmlElement[], chunkSize: number, rng: Rng, label: string): Buffer {
   if (body.kind === "inline") {

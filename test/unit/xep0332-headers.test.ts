@@ -39,7 +39,6 @@ import {
 import { parseXml } from "../helpers/xml.js";
 import { expectCodecError } from "../helpers/thrown.js";
 
-
 describe("xep0332 stripHopByHop", () => {
   it("removes every hop-by-hop header, case-insensitively, and keeps the rest in order", () => {
     const input: HeaderList = [
@@ -86,8 +85,16 @@ describe("xep0332 stripHopByHop", () => {
   });
 
   it("does not treat Connection tokens as prefixes or change values", () => {
-    const input: HeaderList = [["Connection", "x-a"], ["X-A-B", "kept"], ["X-A", "dropped"], ["Accept", " spaced\tvalue "]];
-    assert.deepEqual(stripHopByHop(input), [["X-A-B", "kept"], ["Accept", " spaced\tvalue "]]);
+    const input: HeaderList = [
+      ["Connection", "x-a"],
+      ["X-A-B", "kept"],
+      ["X-A", "dropped"],
+      ["Accept", " spaced\tvalue "],
+    ];
+    assert.deepEqual(stripHopByHop(input), [
+      ["X-A-B", "kept"],
+      ["Accept", " spaced\tvalue "],
+    ]);
   });
 
   it("does not mutate its input and returns fresh pairs", () => {
@@ -124,7 +131,11 @@ describe("xep0332 fromRawHeaders and headerValue", () => {
   });
 
   it("headerValue finds the first value case-insensitively", () => {
-    const h: HeaderList = [["content-type", "text/plain"], ["Content-Type", "image/png"], ["X", ""]];
+    const h: HeaderList = [
+      ["content-type", "text/plain"],
+      ["Content-Type", "image/png"],
+      ["X", ""],
+    ];
     assert.equal(headerValue(h, "Content-Type"), "text/plain");
     assert.equal(headerValue(h, "CONTENT-TYPE"), "text/plain");
     assert.equal(headerValue(h, "x"), "");
@@ -158,31 +169,47 @@ describe("xep0332 header legality and SHIM encoding", () => {
 
   it("encodes headers as <headers xmlns=shim><header name>value</header></headers>, none for an empty list", () => {
     assert.equal(encodeHeaders([]), undefined);
-    const node = encodeHeaders([["A", "1"], ["a", "2"]]) as XmlElement;
+    const node = encodeHeaders([
+      ["A", "1"],
+      ["a", "2"],
+    ]) as XmlElement;
     assert.equal(node.name, "headers");
     assert.equal(node.attrs.xmlns, NS_SHIM);
     assert.equal(serialize(node), `<headers xmlns="${NS_SHIM}"><header name="A">1</header><header name="a">2</header></headers>`);
-    assert.deepEqual(decodeHeaders(parseXml(serialize(node))), [["A", "1"], ["a", "2"]]);
+    assert.deepEqual(decodeHeaders(parseXml(serialize(node))), [
+      ["A", "1"],
+      ["a", "2"],
+    ]);
   });
 
   it("decodes absent <headers> as no headers and ignores whitespace between <header> elements", () => {
     assert.deepEqual(decodeHeaders(undefined), []);
     const pretty = parseXml(`<headers xmlns='${NS_SHIM}'>\n  <header name='A'>1</header>\n  <header name='B'></header>\n</headers>`);
-    assert.deepEqual(decodeHeaders(pretty), [["A", "1"], ["B", ""]]);
+    assert.deepEqual(decodeHeaders(pretty), [
+      ["A", "1"],
+      ["B", ""],
+    ]);
   });
 
   it("reports illegal headers as CodecError bad-header", () => {
     const node = el("headers", { xmlns: NS_SHIM }, el("header", { name: "X" }, "a\r\nInjected: 1"));
-    assert.throws(() => decodeHeaders(node), (e: unknown) => e instanceof CodecError && e.reason === "bad-header");
+    assert.throws(
+      () => decodeHeaders(node),
+      (e: unknown) => e instanceof CodecError && e.reason === "bad-header",
+    );
   });
 });
 
 describe("xep0332 Content-Length and head limits", () => {
-  const shim = (...fields: Array<[string, string]>): XmlElement => el("headers", { xmlns: NS_SHIM }, ...fields.map(([n, v]) => el("header", { name: n }, v)));
+  const shim = (...fields: Array<[string, string]>): XmlElement =>
+    el("headers", { xmlns: NS_SHIM }, ...fields.map(([n, v]) => el("header", { name: n }, v)));
 
   it("accepts one Content-Length of decimal digits, in any case", () => {
     assert.deepEqual(decodeHeaders(shim(["content-length", "0"])), [["content-length", "0"]]);
-    assert.deepEqual(decodeHeaders(shim(["Content-Length", "123456789012345"], ["X", "1"])), [["Content-Length", "123456789012345"], ["X", "1"]]);
+    assert.deepEqual(decodeHeaders(shim(["Content-Length", "123456789012345"], ["X", "1"])), [
+      ["Content-Length", "123456789012345"],
+      ["X", "1"],
+    ]);
   });
 
   it("refuses a Content-Length that is not one decimal length (RFC 9110 §8.6): a client's parser would choke on it", () => {
@@ -196,8 +223,15 @@ describe("xep0332 Content-Length and head limits", () => {
       [["Content-Length", " 5"]],
       [["Content-Length", ""]],
       [["Content-Length", "1234567890123456"]],
-      [["Content-Length", "5"], ["content-length", "5"]],
-      [["Content-Length", "5"], ["X", "y"], ["CONTENT-LENGTH", "6"]],
+      [
+        ["Content-Length", "5"],
+        ["content-length", "5"],
+      ],
+      [
+        ["Content-Length", "5"],
+        ["X", "y"],
+        ["CONTENT-LENGTH", "6"],
+      ],
     ];
     for (const fields of bad) {
       expectCodecError(() => decodeHeaders(shim(...fields)), "bad-header", JSON.stringify(fields));
@@ -221,7 +255,19 @@ describe("xep0332 Content-Length and head limits", () => {
   });
 
   it("takes other limits when given", () => {
-    expectCodecError(() => checkHeadLimits([["A", "1"], ["B", "2"]], "", { fields: 1, bytes: 1000 }), "too-large", "fields");
+    expectCodecError(
+      () =>
+        checkHeadLimits(
+          [
+            ["A", "1"],
+            ["B", "2"],
+          ],
+          "",
+          { fields: 1, bytes: 1000 },
+        ),
+      "too-large",
+      "fields",
+    );
     expectCodecError(() => checkHeadLimits([["A", "1"]], "", { fields: 10, bytes: 5 }), "too-large", "bytes");
     checkHeadLimits([["A", "1"]], "", { fields: 1, bytes: 6 });
   });
@@ -312,7 +358,10 @@ describe("xep0332 neutral XML tree", () => {
     assert.equal(isElement("text"), false);
     assert.equal(isElement(null), false);
     assert.equal(isElement({ name: "x", attrs: {} }), false);
-    assert.deepEqual(childElements(root).map((c) => c.name), ["x", "x", "y"]);
+    assert.deepEqual(
+      childElements(root).map((c) => c.name),
+      ["x", "x", "y"],
+    );
     assert.equal(findChild(root, "x")?.attrs.xmlns, "urn:1");
     assert.equal(findChild(root, "x", "urn:2")?.attrs.xmlns, "urn:2");
     assert.equal(findChild(root, "x", "urn:3"), undefined);
@@ -339,7 +388,20 @@ describe("xep0332 neutral XML tree", () => {
   });
 
   it("hasForbiddenXmlChars flags C0 controls, lone surrogates and U+FFFE/U+FFFF only", () => {
-    const forbidden = ["\u0000", "\u0008", "\u000B", "\u000C", "\u000E", "\u001F", "\uFFFE", "\uFFFF", "\uD800", "a\uDBFFb", "\uDC00", "x\uDFFF"];
+    const forbidden = [
+      "\u0000",
+      "\u0008",
+      "\u000B",
+      "\u000C",
+      "\u000E",
+      "\u001F",
+      "\uFFFE",
+      "\uFFFF",
+      "\uD800",
+      "a\uDBFFb",
+      "\uDC00",
+      "x\uDFFF",
+    ];
     for (const s of forbidden) assert.equal(hasForbiddenXmlChars(s), true, JSON.stringify(s));
     const allowed = ["", "\t\n\r", " ~", "\u007F", "\u0085", "\u00A0", "\uD7FF", "\uE000", "\uFFFD", "😀", "\u{10FFFF}", "\uFEFF"];
     for (const s of allowed) assert.equal(hasForbiddenXmlChars(s), false, JSON.stringify(s));
@@ -356,7 +418,17 @@ describe("xep0332 constants", () => {
   it("clampChunkSize bounds to 256..65536 and floors", () => {
     assert.equal(MIN_CHUNK_SIZE, 256);
     assert.equal(MAX_CHUNK_SIZE, 65536);
-    const cases: Array<[number, number]> = [[0, 256], [-1, 256], [255, 256], [256, 256], [1000.9, 1000], [65536, 65536], [65537, 65536], [Infinity, 65536], [-Infinity, 256]];
+    const cases: Array<[number, number]> = [
+      [0, 256],
+      [-1, 256],
+      [255, 256],
+      [256, 256],
+      [1000.9, 1000],
+      [65536, 65536],
+      [65537, 65536],
+      [Infinity, 65536],
+      [-Infinity, 256],
+    ];
     for (const [n, expected] of cases) assert.equal(clampChunkSize(n), expected, String(n));
   });
 });

@@ -31,7 +31,6 @@ import { parseXml, formOf } from "../helpers/xml.js";
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-
 /** What the peer sees: the element as XML text, parsed again. */
 function overTheWire(node: XmlElement): XmlElement {
   return parseXml(serialize(node));
@@ -79,7 +78,6 @@ function bodyBytes(body: DecodedBody, chunks: XmlElement[], seed = 1): Buffer {
   return assembler.take();
 }
 
-
 function sha(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex");
 }
@@ -104,7 +102,10 @@ describe("xep0332 request round trip", () => {
       const hasBody = method === "POST" || method === "PUT" || method === "PATCH";
       const body = hasBody ? Buffer.from(`{"method":"${method}","n":1}`) : Buffer.alloc(0);
       const headers: HeaderList = hasBody
-        ? [["Host", "dev-17"], ["Content-Type", "application/json"]]
+        ? [
+            ["Host", "dev-17"],
+            ["Content-Type", "application/json"],
+          ]
         : [["Host", "dev-17"]];
       const { enc, dec, bytes } = roundTripRequest(method, `/devices/x/${method.toLowerCase()}?a=1&b=two`, headers, body);
       assert.equal(enc.payload.name, "req");
@@ -227,7 +228,10 @@ describe("xep0332 response round trip", () => {
   for (const [code, message] of statuses) {
     it(`${code} ${message ?? "(no message)"} keeps status, message, headers, body`, () => {
       const body = code === 204 || code === 100 ? Buffer.alloc(0) : Buffer.from(`status ${code}`);
-      const headers: HeaderList = [["Content-Type", "text/plain; charset=utf-8"], ["X-Status", String(code)]];
+      const headers: HeaderList = [
+        ["Content-Type", "text/plain; charset=utf-8"],
+        ["X-Status", String(code)],
+      ];
       const { enc, dec, bytes } = roundTripResponse(code, message, headers, body);
       assert.equal(enc.payload.name, "resp");
       assert.equal(enc.payload.attrs.statusCode, String(code));
@@ -382,7 +386,10 @@ describe("xep0332 chunking", () => {
 
   it("applies the threshold to text bodies too", () => {
     const body = Buffer.from("é".repeat(600)); // 1200 bytes
-    const enc = encodeRequest({ method: "POST", resource: "/", headers: [["Content-Type", "text/plain"]], body }, opts({ chunkThreshold: 1199 }));
+    const enc = encodeRequest(
+      { method: "POST", resource: "/", headers: [["Content-Type", "text/plain"]], body },
+      opts({ chunkThreshold: 1199 }),
+    );
     assert.equal(formOf(enc.payload), "chunkedBase64");
     assert.equal(enc.payload.attrs.maxChunkSize, undefined);
   });
@@ -442,26 +449,39 @@ describe("xep0332 chunking", () => {
       const enc = encodeResponse({ statusCode: 200, headers: [], body }, opts({ chunkThreshold: 1024, chunkSize: asked }));
       const sizes = enc.chunks.map((c) => Buffer.from(textOf(c), "base64").length);
       assert.equal(enc.chunks.length, Math.ceil(body.length / expected), `chunkSize ${asked}`);
-      assert.ok(sizes.slice(0, -1).every((n) => n === expected), `chunkSize ${asked} → ${expected}`);
+      assert.ok(
+        sizes.slice(0, -1).every((n) => n === expected),
+        `chunkSize ${asked} → ${expected}`,
+      );
       assert.ok((sizes.at(-1) as number) <= expected);
     }
   });
 
   it("reassembles chunks in shuffled order byte-exact (several orders)", () => {
     const body = randomBytes(200_000);
-    const enc = encodeResponse({ statusCode: 200, headers: [["Content-Type", "image/jpeg"]], body }, opts({ chunkThreshold: 1024, chunkSize: 1000 }));
+    const enc = encodeResponse(
+      { statusCode: 200, headers: [["Content-Type", "image/jpeg"]], body },
+      opts({ chunkThreshold: 1024, chunkSize: 1000 }),
+    );
     assert.equal(enc.chunks.length, 200);
     const dec = decodeResponse(overTheWire(enc.payload));
     for (const seed of [1, 2, 3, 42, 1337]) {
       const order = shuffled(enc.chunks, seed);
-      assert.notDeepEqual(order.map((c) => c.attrs.nr), enc.chunks.map((c) => c.attrs.nr), "really shuffled");
+      assert.notDeepEqual(
+        order.map((c) => c.attrs.nr),
+        enc.chunks.map((c) => c.attrs.nr),
+        "really shuffled",
+      );
       assert.deepEqual(bodyBytes(dec.body, enc.chunks, seed), body);
     }
   });
 
   it("chunks text bodies as base64 too and they survive byte-exact", () => {
     const body = Buffer.from("température ✓ <&> ".repeat(5000), "utf8");
-    const enc = encodeRequest({ method: "PUT", resource: "/big", headers: [["Content-Type", "text/plain"]], body }, opts({ chunkThreshold: 4096, chunkSize: 4096 }));
+    const enc = encodeRequest(
+      { method: "PUT", resource: "/big", headers: [["Content-Type", "text/plain"]], body },
+      opts({ chunkThreshold: 4096, chunkSize: 4096 }),
+    );
     const dec = decodeRequest(overTheWire(enc.payload));
     assert.equal(dec.body.kind, "chunked");
     assert.deepEqual(bodyBytes(dec.body, enc.chunks, 9), body);
@@ -473,7 +493,10 @@ describe("xep0332 serialization escaping", () => {
 
   it("escapes header values, resources and text so ltx reads back the same message", () => {
     const resource = `/q?v=${encodeURIComponent(nasty)}&raw="x'&<y>"`;
-    const headers: HeaderList = [["X-Nasty", nasty], ["Content-Type", "text/plain"]];
+    const headers: HeaderList = [
+      ["X-Nasty", nasty],
+      ["Content-Type", "text/plain"],
+    ];
     const body = Buffer.from(`body ${nasty} <![CDATA[ ]]> </text></data>`, "utf8");
     const enc = encodeRequest({ method: "POST", resource, headers, body }, opts());
     const xml = serialize(enc.payload);
@@ -499,7 +522,10 @@ describe("xep0332 serialization escaping", () => {
   });
 
   it("re-parses inside a full IQ stanza exactly like on its own", () => {
-    const enc = encodeResponse({ statusCode: 200, statusMessage: "OK", headers: [["Content-Type", "application/json"]], body: Buffer.from('{"a":"<&>"}') }, opts());
+    const enc = encodeResponse(
+      { statusCode: 200, statusMessage: "OK", headers: [["Content-Type", "application/json"]], body: Buffer.from('{"a":"<&>"}') },
+      opts(),
+    );
     const iq = parseXml(`<iq type='result' id='x1' from='d@example.com/agent' to='gw.example.com'>${serialize(enc.payload)}</iq>`);
     const payload = childElements(iq)[0] as XmlElement;
     const dec = decodeResponse(payload);

@@ -119,8 +119,13 @@ async function patchOne(deps: AdminRouteDeps, id: string, req: Request, res: Res
     throw invalidField("body", "body must be a JSON object holding the fields to change");
   }
   for (const [key, value] of Object.entries(patch)) {
-    if (!patchable.has(key)) throw invalidField(key.slice(0, 64), `${JSON.stringify(key.slice(0, 64))} is not a device field (fields: ${DEVICE_FIELDS.join(", ")})`);
-    if (key === "id" && value !== id) throw invalidField("id", "id cannot be changed or removed: leave it out or repeat the id in the path");
+    if (!patchable.has(key))
+      throw invalidField(
+        key.slice(0, 64),
+        `${JSON.stringify(key.slice(0, 64))} is not a device field (fields: ${DEVICE_FIELDS.join(", ")})`,
+      );
+    if (key === "id" && value !== id)
+      throw invalidField("id", "id cannot be changed or removed: leave it out or repeat the id in the path");
   }
   const existing = await deps.registry.get(id);
   if (!existing) throw unknownDevice(id);
@@ -150,7 +155,9 @@ function audit(deps: AdminRouteDeps, change: "created" | "replaced" | "patched",
 function authorize(req: Request, expected: Buffer): void {
   const given = /^Bearer +(\S+) *$/i.exec(req.get("authorization") ?? "")?.[1];
   if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-    throw new GatewayError("GW_UNAUTHORIZED", { message: given === undefined ? "admin API needs Authorization: Bearer <token>" : "wrong bearer token" });
+    throw new GatewayError("GW_UNAUTHORIZED", {
+      message: given === undefined ? "admin API needs Authorization: Bearer <token>" : "wrong bearer token",
+    });
   }
 }
 

@@ -82,9 +82,10 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
 async function readHeld(deps: DeviceRouteDeps, req: Request, res: Response): Promise<ReadBody> {
   let handedOver = false;
   const held = deps.budget?.open();
-  if (held) res.once("close", () => {
-    if (!handedOver) held.release();
-  });
+  if (held)
+    res.once("close", () => {
+      if (!handedOver) held.release();
+    });
   const body = await readBody(req, deps.maxBodyBytes, held);
   return { body, ...(held ? { held } : {}), handOver: () => (handedOver = true) };
 }
