@@ -17,16 +17,12 @@ import { RegistryResolver } from "../../gateway/registry/resolver.js";
 import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 const TOKEN = `admin-${randomBytes(16).toString("hex")}`;
 const AUTH = `Bearer ${TOKEN}`;
 const PREFIX = `t-admin-${randomBytes(4).toString("hex")}:`;
-const COMPONENTS = [
-  { domain: "gateway.localhost", secret: "test-secret" },
-  { domain: "gw2.localhost", secret: "s2" },
-  { domain: "gw3.localhost", secret: "s3" },
-];
+const COMPONENTS = testComponents(3);
 
 const IMPORTED_JSON = [
   { id: "imported-json-1", transport: "xmpp", legacyAddress: "10.9.9.1:80", timeoutMs: 4000 },

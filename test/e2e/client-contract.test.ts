@@ -14,7 +14,7 @@ import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 const ADMIN_TOKEN = "client-contract-admin-token-01";
 const MAX_BODY = 1024 * 1024;
@@ -174,11 +174,7 @@ describe("the client-side HTTP/1.1 contract", () => {
 
   before(async () => {
     // Three components: the gateway under test, and two more for the gateways with short linger bounds.
-    const components = [
-      { domain: "gateway.localhost", secret: "test-secret" },
-      { domain: "gw2.localhost", secret: "s2" },
-      { domain: "gw3.localhost", secret: "s3" },
-    ];
+    const components = testComponents(3);
     stack = teardown.stopLater("stack", await startStack({ prosody: { components } }));
     gw = teardown.stopLater(
       "gateway",

@@ -16,7 +16,7 @@ import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 const ADMIN_TOKEN = "burst-admin-token-0123456";
@@ -175,11 +175,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       "stack",
       await startStack({
         prosody: {
-          components: [
-            { domain: "gateway.localhost", secret: "test-secret" },
-            { domain: "gw2.localhost", secret: "s2" },
-            { domain: "gw3.localhost", secret: "s3" },
-          ],
+          components: testComponents(3),
         },
       }),
     );

@@ -8,7 +8,7 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { el } from "../../lib/xep0332/xml.js";
 import { pollUntil, waitForPortClosed } from "../../local-stack/ports.js";
 import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
 /** How many XEP-0332 requests the peer has received so far. */
@@ -41,10 +41,7 @@ describe("drain: exchanges it cannot finish", () => {
       "stack",
       await startStack({
         prosody: {
-          components: [
-            { domain: "gateway.localhost", secret: "test-secret" },
-            { domain: "gw2.localhost", secret: "s2" },
-          ],
+          components: testComponents(2),
         },
       }),
     );

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 const ADMIN_TOKEN = "limits-admin-token-0123456";
 
@@ -65,10 +65,7 @@ describe("limits and fairness", () => {
       "stack",
       await startStack({
         prosody: {
-          components: [
-            { domain: "gateway.localhost", secret: "test-secret" },
-            { domain: "gw2.localhost", secret: "s2" },
-          ],
+          components: testComponents(2),
         },
       }),
     );

@@ -6,7 +6,7 @@ import { after, before, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startPrometheus, type PrometheusServer } from "../../local-stack/prometheus.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { startStack, Teardown } from "../helpers/stack.js";
+import { startStack, Teardown, testComponents } from "../helpers/stack.js";
 
 const teardown = new Teardown();
 let a: RunningGateway;
@@ -18,10 +18,7 @@ before(async () => {
     "stack",
     await startStack({
       prosody: {
-        components: [
-          { domain: "gateway.localhost", secret: "test-secret" },
-          { domain: "gw2.localhost", secret: "s2" },
-        ],
+        components: testComponents(2),
       },
     }),
   );

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 interface ErrorBody {
   error: { code: string; message: string };
@@ -45,11 +45,7 @@ describe("state shared by instances", () => {
       "stack",
       await startStack({
         prosody: {
-          components: [
-            { domain: "gateway.localhost", secret: "test-secret" },
-            { domain: "gw2.localhost", secret: "s2" },
-            { domain: "gw3.localhost", secret: "s3" },
-          ],
+          components: testComponents(3),
         },
       }),
     );

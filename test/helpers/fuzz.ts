@@ -56,3 +56,40 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
   }
   return out;
 }
+
+/** Atoms for UTF-8 text that survives XML: multi-byte, emoji, combining marks, BOM, markup look-alikes. */
+export const XML_SAFE_TEXT_ATOMS = [
+  "a",
+  "b",
+  "Z",
+  "0",
+  "9",
+  " ",
+  " ",
+  "\t",
+  "\n",
+  "<",
+  ">",
+  "&",
+  '"',
+  "'",
+  "]]>",
+  "<![CDATA[",
+  "<!--",
+  "&amp;",
+  "&#13;",
+  "é",
+  "ß",
+  "中",
+  "文",
+  "😀",
+  "🚀",
+  "👩‍👩‍👧",
+  "e\u0301",
+  "\uFEFF",
+  "\u2028",
+  "\u0085",
+  "\u{10FFFF}",
+  "\uFFFD",
+  '{"k":1}',
+];

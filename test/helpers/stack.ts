@@ -107,3 +107,13 @@ export async function startEjabberdStack(teardown: Teardown): Promise<{ redis: R
   if (e.status === "rejected") throw e.reason;
   return { redis: r.value, ejabberd: e.value };
 }
+
+/**
+ * Component entries for a Prosody that several gateways share, one domain each: `gateway.localhost` (the
+ * default a test gateway uses), then `gw2.localhost` with secret `s2`, `gw3.localhost` with `s3`, ...
+ */
+export function testComponents(count: number): Array<{ domain: string; secret: string }> {
+  return Array.from({ length: count }, (_, i) =>
+    i === 0 ? { domain: "gateway.localhost", secret: "test-secret" } : { domain: `gw${i + 1}.localhost`, secret: `s${i + 1}` },
+  );
+}

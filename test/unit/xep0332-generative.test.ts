@@ -22,6 +22,7 @@ import {
   type XmlElement,
 } from "../../lib/xep0332/index.js";
 import { parseXml, formOf } from "../helpers/xml.js";
+import { XML_SAFE_TEXT_ATOMS } from "../helpers/fuzz.js";
 
 /** mulberry32: small, fast, seedable. */
 function prng(seed: number): {
@@ -48,42 +49,6 @@ const VALUE_CHARS = ` !"#$%&'()*+,-./0123456789:;<=>?@ABCXYZ[\\]^_\`abcxyz{|}~\t
 const RESOURCE_CHARS = "abcXYZ019-._~!$&'()*+,;=:@%/?\"<>[]{}|^`\u00e9\u4e2d";
 const COMMON_NAMES = ["Host", "Accept", "accept", "Content-Type", "X-Trace", "Set-Cookie", "Cache-Control", "ETag", "X-Device-Id"];
 
-/** Atoms for UTF-8 text that survives XML: multi-byte, emoji, combining marks, BOM, markup look-alikes. */
-const SAFE_ATOMS = [
-  "a",
-  "b",
-  "Z",
-  "0",
-  "9",
-  " ",
-  " ",
-  "\t",
-  "\n",
-  "<",
-  ">",
-  "&",
-  '"',
-  "'",
-  "]]>",
-  "<![CDATA[",
-  "<!--",
-  "&amp;",
-  "&#13;",
-  "é",
-  "ß",
-  "中",
-  "文",
-  "😀",
-  "🚀",
-  "👩‍👩‍👧",
-  "e\u0301",
-  "\uFEFF",
-  "\u2028",
-  "\u0085",
-  "\u{10FFFF}",
-  "\uFFFD",
-  '{"k":1}',
-];
 const TEXT_TYPES = [
   "text/plain",
   "application/json",
@@ -115,7 +80,7 @@ function safeText(rng: Rng, bytes: number): string {
   const parts: string[] = [];
   let n = 0;
   while (n < bytes) {
-    const atom = rng.pick(SAFE_ATOMS);
+    const atom = rng.pick(XML_SAFE_TEXT_ATOMS);
     parts.push(atom);
     n += Buffer.byteLength(atom);
   }
