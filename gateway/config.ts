@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { EnvReader, type Env, type LogLevel, type SettingFallback, type SettingValue } from "../lib/env.js";
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 import type { RedisOptions } from "./redis/client.js";
+import { parseSentinels } from "./redis/sentinels.js";
 import { GATEWAY_SETTINGS, type GatewaySettingName } from "./settings.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (settings.ts, README table). */
@@ -32,7 +33,10 @@ export interface Config {
     /** A lingering connection is closed once nothing came in for this long. */
     lingerIdleMs: number;
   };
-  /** REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_USERNAME, REDIS_PASSWORD(_FILE), REDIS_TLS_CA_FILE (read). */
+  /**
+   * REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_USERNAME, REDIS_PASSWORD(_FILE), REDIS_TLS_CA_FILE
+   * (read); in Sentinel mode REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD(_FILE), REDIS_SENTINEL_TLS.
+   */
   redis: RedisOptions;
   xmpp: { service: string; domain: string; secret: string };
   devices: {
@@ -133,6 +137,7 @@ export function loadConfig(env: Env): Config {
       );
     }
   }
+  const sentinel = readSentinel(env, r);
   const headersTimeoutMs = read("GATEWAY_HEADERS_TIMEOUT_MS");
   const receiveTimeoutMs = read("GATEWAY_RECEIVE_TIMEOUT_MS");
   // Node refuses a request timeout below the headers timeout: the head is part of the request.
@@ -164,6 +169,7 @@ export function loadConfig(env: Env): Config {
       ...(redisUsername !== undefined ? { username: redisUsername } : {}),
       ...(redisPassword !== undefined ? { password: redisPassword } : {}),
       ...(redisCa !== undefined ? { tlsCa: redisCa } : {}),
+      ...(sentinel !== undefined ? { sentinel } : {}),
     },
     xmpp: {
       service: read("XMPP_COMPONENT_SERVICE"),
@@ -228,9 +234,50 @@ export function loadConfig(env: Env): Config {
     config.limits.maxBufferedBytes >= largest,
     "must not be below GATEWAY_MAX_BODY_BYTES or GATEWAY_MAX_REPLY_BYTES",
   );
-  if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
+  if (sentinel !== undefined) {
+    if (redisCaFile !== undefined && !sentinel.tls) {
+      r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_SENTINEL_TLS is not on: the connections would not use TLS");
+    }
+  } else if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
     r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS");
   }
   r.done();
   return config;
+}
+
+/**
+ * Sentinel mode (REDIS_SENTINELS and REDIS_SENTINEL_NAME), or undefined for one node at REDIS_URL. Both
+ * REDIS_URL and REDIS_SENTINELS set is refused: which one the gateway would follow is not obvious, and a
+ * deployment that meant Sentinel but kept an old REDIS_URL would otherwise write to a node without failover.
+ * The Sentinel settings without REDIS_SENTINELS are refused too: they would do nothing.
+ */
+function readSentinel(env: Env, r: EnvReader): RedisOptions["sentinel"] {
+  const list = r.read("REDIS_SENTINELS", GATEWAY_SETTINGS.REDIS_SENTINELS);
+  const name = r.read("REDIS_SENTINEL_NAME", GATEWAY_SETTINGS.REDIS_SENTINEL_NAME);
+  const password = r.read("REDIS_SENTINEL_PASSWORD", GATEWAY_SETTINGS.REDIS_SENTINEL_PASSWORD);
+  const tls = r.read("REDIS_SENTINEL_TLS", GATEWAY_SETTINGS.REDIS_SENTINEL_TLS);
+  if (list === undefined) {
+    const stray = [
+      ["REDIS_SENTINEL_NAME", name],
+      ["REDIS_SENTINEL_PASSWORD", password],
+      ["REDIS_SENTINEL_TLS", tls === "on" ? tls : undefined],
+    ].filter(([, v]) => v !== undefined);
+    for (const [variable] of stray) r.problems.push(`${variable} is set but REDIS_SENTINELS is not: it would do nothing`);
+    return undefined;
+  }
+  if ((env.REDIS_URL ?? "").trim() !== "") {
+    r.problems.push("REDIS_URL and REDIS_SENTINELS are both set: keep REDIS_URL for one node or REDIS_SENTINELS for Sentinel mode");
+  }
+  if (name === undefined) r.problems.push("REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the primary's name in Sentinel)");
+  const parsed = parseSentinels(list);
+  if ("bad" in parsed) {
+    r.problems.push(`REDIS_SENTINELS has ${JSON.stringify(parsed.bad)}, which is not host:port (port 1 to 65535)`);
+    return undefined;
+  }
+  return {
+    name: name ?? "",
+    sentinels: parsed.sentinels,
+    tls: tls === "on",
+    ...(password !== undefined ? { password } : {}),
+  };
 }

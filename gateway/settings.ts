@@ -34,7 +34,29 @@ export const GATEWAY_SETTINGS = {
     unset: "",
     doc: "Redis password (or REDIS_PASSWORD_FILE); overrides one in REDIS_URL",
   },
-  REDIS_TLS_CA_FILE: { kind: "optional", unset: "Node's bundled roots", doc: "PEM file of the CAs trusted for rediss://, read at start" },
+  REDIS_TLS_CA_FILE: {
+    kind: "optional",
+    unset: "Node's bundled roots",
+    doc: "PEM file of the CAs trusted for rediss:// (or REDIS_SENTINEL_TLS=on), read at start",
+  },
+  REDIS_SENTINELS: {
+    kind: "optional",
+    unset: "one node at REDIS_URL",
+    doc: "host:port,host:port,… of Redis Sentinels: Sentinel mode, with REDIS_URL unset",
+  },
+  REDIS_SENTINEL_NAME: { kind: "optional", unset: "", doc: "the primary's name in Sentinel (required with REDIS_SENTINELS)" },
+  REDIS_SENTINEL_PASSWORD: {
+    kind: "secret",
+    required: false,
+    unset: "",
+    doc: "the Sentinels' own password (or REDIS_SENTINEL_PASSWORD_FILE); REDIS_PASSWORD is the data nodes'",
+  },
+  REDIS_SENTINEL_TLS: {
+    kind: "oneOf",
+    default: "off",
+    allowed: ["off", "on"],
+    doc: "in Sentinel mode, TLS to the Sentinels and the data nodes, as rediss:// does for one node",
+  },
   REDIS_KEY_PREFIX: { kind: "string", default: "gw:", doc: "prefix of every key the gateway writes" },
   REDIS_COMMAND_TIMEOUT_MS: { kind: "int", default: 2000, min: 50, doc: "a Redis command without an answer by then fails (503)" },
   XMPP_COMPONENT_SERVICE: {

@@ -1,13 +1,14 @@
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions as IoRedisOptions } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
+import type { SentinelAddress } from "./sentinels.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
 export interface RedisOptions {
-  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. */
+  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel`. */
   url: string;
   keyPrefix: string;
   /** A command that gets no answer within this bound fails (a hung Redis must not hang requests). */
@@ -17,6 +18,11 @@ export interface RedisOptions {
   password?: string;
   /** PEM text of the CAs trusted for `rediss://` (else Node's default roots); the certificate is always verified. */
   tlsCa?: string;
+  /**
+   * Sentinel mode: the primary is whichever node these Sentinels name for `name`; `username`/`password`
+   * above are the data nodes', `password` here the Sentinels' own; `tls` is TLS (with `tlsCa`) to both.
+   */
+  sentinel?: { name: string; sentinels: SentinelAddress[]; password?: string; tls: boolean };
 }
 
 /**
@@ -34,7 +40,7 @@ export class RedisStore implements Lifecycle {
     this.log = deps.logger.child({ component: "redis" });
     this.keys = new RedisKeys(opts.keyPrefix);
     const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
-    this.client = new Redis(opts.url, {
+    const common: IoRedisOptions = {
       lazyConnect: true,
       // Commands issued in the same tick share one write: with many exchanges in flight, the correlation
       // SET/DEL pairs were a socket write each (about a sixth of the gateway's CPU under load).
@@ -46,8 +52,24 @@ export class RedisStore implements Lifecycle {
       retryStrategy: () => backoff.next(),
       ...(opts.username !== undefined ? { username: opts.username } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
-      ...(opts.url.startsWith("rediss:") ? { tls: opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {} } : {}),
-    });
+    };
+    const tls = opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {};
+    const sentinel = opts.sentinel;
+    this.client = sentinel
+      ? new Redis({
+          ...common,
+          sentinels: sentinel.sentinels,
+          name: sentinel.name,
+          ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
+          // The same backoff between rounds of asking the Sentinels as between reconnects: while no Sentinel
+          // answers (or each still names the lost primary), commands fail at once (offline queue off).
+          sentinelRetryStrategy: () => backoff.next(),
+          // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
+          // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
+          failoverDetector: true,
+          ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+        })
+      : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
     this.client.on("ready", () => {
       backoff.reset();
       this.log.info({ event: "ready" }, "redis ready");
@@ -84,9 +106,12 @@ export class RedisStore implements Lifecycle {
   }
 
   /**
-   * A Lua script as a function: sent once and then run by its SHA (ioredis' defineCommand falls back to
-   * EVAL when Redis lost it), with failures as GW_STORE_UNAVAILABLE like every other command. Arguments are
-   * the `numberOfKeys` keys first, then the script's ARGV.
+   * A Lua script as a function: sent once and then run by its SHA, with failures as GW_STORE_UNAVAILABLE
+   * like every other command. Arguments are the `numberOfKeys` keys first, then the script's ARGV.
+   * ioredis (Script.ts) sends EVAL as the first call of a script on each new connection and EVALSHA after
+   * it; a NOSCRIPT reply is retried once as EVAL, which loads the script. A Sentinel failover is a new
+   * connection to a primary whose script cache is empty (scripts are not replicated): one EVAL per script,
+   * then EVALSHA again (test/e2e/redis-sentinel.test.ts counts them), with no NOSCRIPT storm.
    */
   script<R>(name: string, numberOfKeys: number, lua: string): (...args: Array<string | number>) => Promise<R> {
     this.client.defineCommand(name, { numberOfKeys, lua });

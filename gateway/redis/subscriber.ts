@@ -97,5 +97,9 @@ export async function closeConnection(client: Redis): Promise<void> {
     await client.quit();
   } catch {
     client.disconnect();
+    return;
   }
+  // In Sentinel mode the failover detector holds a subscription to every Sentinel, which quit() leaves open
+  // and reconnecting (ioredis issue #1362); disconnect() closes them too.
+  if (client.options.sentinels) client.disconnect();
 }

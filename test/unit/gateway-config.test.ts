@@ -365,6 +365,91 @@ describe("loadConfig", () => {
     );
   });
 
+  it("Sentinel mode: sentinels, name, their password (or _FILE) and TLS; the data nodes' user and password as for one node", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "sentinel-"));
+    try {
+      const file = path.join(dir, "sentinel-password");
+      writeFileSync(file, "sentinel-pw\n");
+      const ca = path.join(dir, "ca.pem");
+      writeFileSync(ca, "PEM");
+      const config = loadConfig({
+        ...SECRET,
+        REDIS_SENTINELS: " s1.example.com:26379, 10.0.0.2:26380,[::1]:26381 ",
+        REDIS_SENTINEL_NAME: "gateway",
+        REDIS_SENTINEL_PASSWORD_FILE: file,
+        REDIS_SENTINEL_TLS: "on",
+        REDIS_TLS_CA_FILE: ca,
+        REDIS_USERNAME: "gw",
+        REDIS_PASSWORD: "data-pw",
+      });
+      assert.deepEqual(config.redis.sentinel, {
+        name: "gateway",
+        sentinels: [
+          { host: "s1.example.com", port: 26379 },
+          { host: "10.0.0.2", port: 26380 },
+          { host: "::1", port: 26381 },
+        ],
+        password: "sentinel-pw",
+        tls: true,
+      });
+      assert.deepEqual([config.redis.username, config.redis.password, config.redis.tlsCa], ["gw", "data-pw", "PEM"]);
+      // Without a Sentinel password or TLS: neither is set.
+      const plain = loadConfig({ ...SECRET, REDIS_SENTINELS: "127.0.0.1:26379", REDIS_SENTINEL_NAME: "m" });
+      assert.deepEqual(plain.redis.sentinel, { name: "m", sentinels: [{ host: "127.0.0.1", port: 26379 }], tls: false });
+      // One node: no sentinel at all.
+      assert.equal(loadConfig(SECRET).redis.sentinel, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("Sentinel mode: REDIS_URL beside REDIS_SENTINELS, a missing name, stray Sentinel settings are configuration errors", () => {
+    const both = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_URL: "redis://cache:6379", REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "m" }),
+    );
+    assert.deepEqual(both.problems, [
+      "REDIS_URL and REDIS_SENTINELS are both set: keep REDIS_URL for one node or REDIS_SENTINELS for Sentinel mode",
+    ]);
+    const noName = expectConfigError(() => loadConfig({ ...SECRET, REDIS_SENTINELS: "s1:26379" }));
+    assert.equal(linesFor(noName, "REDIS_SENTINEL_NAME").length, 1);
+    const stray = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_SENTINEL_NAME: "m", REDIS_SENTINEL_PASSWORD: "hunter2", REDIS_SENTINEL_TLS: "on" }),
+    );
+    assert.deepEqual(
+      stray.problems.map((p) => p.split(" ")[0]),
+      ["REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_TLS"],
+    );
+    assert.ok(!stray.message.includes("hunter2"), stray.message);
+    const caWithoutTls = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "m", REDIS_TLS_CA_FILE: "/nonexistent/ca.pem" }),
+    );
+    assert.ok(
+      caWithoutTls.problems.some((p) => p.includes("REDIS_SENTINEL_TLS is not on")),
+      caWithoutTls.message,
+    );
+    const badTls = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "m", REDIS_SENTINEL_TLS: "yes" }),
+    );
+    assert.equal(linesFor(badTls, "REDIS_SENTINEL_TLS").length, 1);
+  });
+
+  for (const [list, entry] of [
+    ["s1:26379,s2", "s2"],
+    ["s1:26379,s2:0", "s2:0"],
+    ["s1:26379,s2:65536", "s2:65536"],
+    ["s1:26379,,s2:26379", ""],
+    ["s1:26379,", ""],
+    ["::1:26379", "::1:26379"],
+    ["s1:26379,s 2:26379", "s 2:26379"],
+    ["redis://s1:26379", "redis://s1:26379"],
+    ["s1:port", "s1:port"],
+  ] as const) {
+    it(`Sentinel mode: REDIS_SENTINELS=${JSON.stringify(list)} is refused, naming ${JSON.stringify(entry)}`, () => {
+      const err = expectConfigError(() => loadConfig({ ...SECRET, REDIS_SENTINELS: list, REDIS_SENTINEL_NAME: "m" }));
+      assert.deepEqual(err.problems, [`REDIS_SENTINELS has ${JSON.stringify(entry)}, which is not host:port (port 1 to 65535)`]);
+    });
+  }
+
   it("treats a whitespace-only secret as unset", () => {
     const err = expectConfigError(() => loadConfig({ XMPP_COMPONENT_SECRET: "  \t " }));
     assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);

@@ -1,0 +1,192 @@
+// A throwaway Redis Sentinel deployment (per test file): a primary, one replica and three Sentinels (quorum 2)
+// on free ports in one temp dir, all bound to 127.0.0.1, nothing persisted. killPrimary() crashes the current
+// primary (SIGKILL) and the Sentinels promote the replica; failover() asks for a planned one (SENTINEL
+// FAILOVER). stop() ends every process it started. Debian's redis-server runs a Sentinel with `--sentinel`.
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "./ports.js";
+import { spawnChild, type ChildHandle } from "./process.js";
+import { redisCommand } from "./redis.js";
+import { makeTempDir, removeDir } from "./tempdir.js";
+
+export interface SentinelDeployment {
+  /** The primary's name in Sentinel (REDIS_SENTINEL_NAME). */
+  readonly name: string;
+  /** "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3" (REDIS_SENTINELS). */
+  readonly sentinelList: string;
+  readonly sentinelPorts: readonly number[];
+  /** The data nodes' ports (the first started as the primary). */
+  readonly dataPorts: readonly number[];
+  readonly dir: string;
+  /** The port the Sentinels name as primary now (asked of the first Sentinel that answers). */
+  primaryPort(): Promise<number>;
+  /** SIGKILLs the current primary; returns its port. */
+  killPrimary(): Promise<number>;
+  /** A planned failover (SENTINEL FAILOVER): the replica becomes primary, the old primary its replica. */
+  failover(): Promise<void>;
+  /**
+   * Resolves with the new primary's port once every Sentinel names a primary other than `oldPort` and that
+   * node reports `role:master` (bounded by timeoutMs).
+   */
+  waitForNewPrimary(oldPort: number, timeoutMs?: number): Promise<number>;
+  /** Ends every process it started and removes its dir. */
+  stop(): Promise<void>;
+  /** Recent output of every process, for a failing test's message. */
+  output(): string;
+}
+
+/** Sentinel's view of `name` from INFO sentinel: "master0:name=…,status=ok,address=H:P,slaves=1,sentinels=3". */
+async function sentinelView(port: number, name: string): Promise<{ port: number; slaves: number; sentinels: number; status: string }> {
+  const info = await redisCommand(port, ["INFO", "sentinel"]);
+  const line = info.split("\r\n").find((l) => l.includes(`name=${name},`));
+  const fields = new Map((line?.split(":").slice(1).join(":") ?? "").split(",").map((kv) => kv.split("=") as [string, string]));
+  const address = fields.get("address") ?? "";
+  return {
+    port: Number(address.slice(address.lastIndexOf(":") + 1)),
+    slaves: Number(fields.get("slaves") ?? 0),
+    sentinels: Number(fields.get("sentinels") ?? 0),
+    status: fields.get("status") ?? "",
+  };
+}
+
+/** Starts one redis-server (data node or Sentinel) and waits for its PONG, from this process (INFO process_id). */
+async function launch(dir: string, name: string, port: number, args: readonly string[]): Promise<ChildHandle> {
+  const handle = await spawnChild("redis-server", args, {
+    name: `${name}:${port}`,
+    cwd: dir,
+    logFile: path.join(dir, `${name}-${port}.log`),
+  });
+  const early = new AbortController();
+  void handle.exited.then((e) => early.abort(new Error(`${name} exited (code ${e.code}, signal ${e.signal})`)));
+  try {
+    await pollUntil(`${name} on 127.0.0.1:${port} to answer PING`, async () => (await redisCommand(port, ["PING"])) === "PONG", {
+      timeoutMs: 30_000,
+      signal: early.signal,
+    });
+    const info = await redisCommand(port, ["INFO", "server"], { timeoutMs: 10_000 });
+    if (!info.includes(`process_id:${handle.pid}\r\n`)) throw new PortTaken(`port ${port} is served by another Redis`);
+    return handle;
+  } catch (err) {
+    await handle.stop("SIGKILL").catch(() => {});
+    const out = handle.output();
+    const message = `${name} failed to start on port ${port}: ${(err as Error).message}\n--- output ---\n${out.slice(-4_000)}`;
+    throw out.includes("Address already in use") || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
+  }
+}
+
+function dataNodeArgs(dir: string, port: number): string[] {
+  // No persistence; diskless full sync without its 5 s delay, so the replica is in sync at once.
+  return [
+    ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    ...["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
+    ...["--dir", dir, "--dbfilename", `dump-${port}.rdb`, "--daemonize", "no"],
+  ];
+}
+
+export async function startRedisSentinel(opts: { name?: string } = {}): Promise<SentinelDeployment> {
+  const name = opts.name ?? "gateway-primary";
+  const dir = await makeTempDir("redis-sentinel-");
+  const children: ChildHandle[] = [];
+  const byPort = new Map<number, ChildHandle>();
+  const start = async (kind: string, argsFor: (port: number) => Promise<string[]> | string[]): Promise<number> =>
+    onFreePorts(async () => {
+      const port = await freePort();
+      const handle = await launch(dir, kind, port, await argsFor(port));
+      children.push(handle);
+      byPort.set(port, handle);
+      return port;
+    });
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map((c) => c.stop("SIGKILL")));
+    await removeDir(dir);
+  };
+  try {
+    const primary = await start("redis-primary", (port) => dataNodeArgs(dir, port));
+    const replica = await start("redis-replica", (port) => [...dataNodeArgs(dir, port), "--replicaof", "127.0.0.1", String(primary)]);
+    await pollUntil("the replica to be in sync", async () =>
+      (await redisCommand(replica, ["INFO", "replication"])).includes("master_link_status:up"),
+    );
+    const sentinelPorts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      sentinelPorts.push(
+        await start("redis-sentinel", async (port) => {
+          // Sentinel rewrites its config file (what it learns of replicas and peers): one writable file each.
+          const conf = path.join(dir, `sentinel-${port}.conf`);
+          await writeFile(
+            conf,
+            [
+              `port ${port}`,
+              "bind 127.0.0.1",
+              `dir ${dir}`,
+              `sentinel monitor ${name} 127.0.0.1 ${primary} 2`,
+              // Short, so a test's failover takes seconds; production keeps its own (30 s by default).
+              `sentinel down-after-milliseconds ${name} 1000`,
+              `sentinel failover-timeout ${name} 10000`,
+              `sentinel parallel-syncs ${name} 1`,
+              "",
+            ].join("\n"),
+          );
+          return [conf, "--sentinel"];
+        }),
+      );
+    }
+    // A failover needs the quorum to see the primary down and a majority to elect a leader: every Sentinel
+    // must know the replica and the two others (learnt through INFO and the hello channel) first.
+    await pollUntil(
+      "every Sentinel to know the replica and the two other Sentinels",
+      async () => {
+        const views = await Promise.all(sentinelPorts.map((p) => sentinelView(p, name)));
+        return views.every((v) => v.status === "ok" && v.port === primary && v.slaves === 1 && v.sentinels === 3);
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+
+    const primaryPort = async (): Promise<number> => {
+      let lastError: unknown;
+      for (const p of sentinelPorts) {
+        try {
+          return (await sentinelView(p, name)).port;
+        } catch (err) {
+          lastError = err;
+        }
+      }
+      throw lastError instanceof Error ? lastError : new Error("no Sentinel answered");
+    };
+    return {
+      name,
+      sentinelList: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(","),
+      sentinelPorts,
+      dataPorts: [primary, replica],
+      dir,
+      primaryPort,
+      async killPrimary() {
+        const port = await primaryPort();
+        const handle = byPort.get(port);
+        if (!handle) throw new Error(`the primary on port ${port} is not one this deployment started`);
+        await handle.stop("SIGKILL");
+        return port;
+      },
+      async failover() {
+        const reply = await redisCommand(sentinelPorts[0]!, ["SENTINEL", "FAILOVER", name]);
+        if (reply !== "OK") throw new Error(`SENTINEL FAILOVER answered ${reply}`);
+      },
+      async waitForNewPrimary(oldPort, timeoutMs = 60_000) {
+        return pollUntil(
+          `the Sentinels to promote a primary other than 127.0.0.1:${oldPort}`,
+          async () => {
+            const views = await Promise.all(sentinelPorts.map((p) => sentinelView(p, name)));
+            const port = views[0]?.port;
+            if (port === undefined || port === oldPort || views.some((v) => v.port !== port)) return undefined;
+            return (await redisCommand(port, ["INFO", "replication"])).includes("role:master\r\n") ? port : undefined;
+          },
+          { timeoutMs, intervalMs: 100 },
+        );
+      },
+      stop,
+      output: () => children.map((c) => `--- ${c.name} ---\n${c.output().slice(-2_000)}`).join("\n"),
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,185 @@
+// A gateway on Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME; README, "Redis Sentinel"): requests are
+// served, the primary crashes, the Sentinels promote the replica, and the gateway follows by itself: readiness
+// goes unready and ready again, requests are served again, its Lua scripts run on the new primary by EVALSHA
+// after at most one EVAL each (no NOSCRIPT storm, no EVAL on every call), and its reply bus is subscribed on
+// the new primary.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { pollUntil } from "../../local-stack/ports.js";
+import { DEFAULT_COMPONENT, startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
+import { redisCommand } from "../../local-stack/redis.js";
+import { startRedisSentinel, type SentinelDeployment } from "../../local-stack/redis-sentinel.js";
+import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
+import { startFleet } from "../helpers/fleet.js";
+import { startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { Teardown } from "../helpers/stack.js";
+
+const DEVICES = ["sen-0", "sen-1", "sen-2", "sen-3"];
+/** Prosody lets one connection hold a component domain: the second gateway has its own. */
+const SECOND_COMPONENT = { domain: "gateway-2.localhost", secret: "second-secret" };
+/** Requests before and after the failover: a bounded load, enough to run every script of the request path. */
+const ROUNDS = 10;
+/** Bounds for a loaded machine (a crash is noticed after 1 s, the client reconnects with up to 5 s of backoff). */
+const FAILOVER_BOUND_MS = 60_000;
+
+/** One GET per device, each with its own token: every answer must be 200 with that device's report of that token. */
+async function serveEveryDevice(base: string): Promise<void> {
+  await Promise.all(
+    DEVICES.map(async (device) => {
+      const token = randomBytes(6).toString("hex");
+      const res = await fetch(`${base}/devices/${device}/sentinel?token=${token}`, { signal: AbortSignal.timeout(30_000) });
+      const text = await res.text();
+      assert.equal(res.status, 200, `${device}: ${text}`);
+      const report = JSON.parse(text) as EchoReport;
+      assert.equal(report.device, device);
+      assert.equal(report.url, `/sentinel?token=${token}`);
+    }),
+  );
+}
+
+/** `calls` of each command and `count` of each error reply, from INFO commandstats and INFO errorstats. */
+async function commandCounts(port: number): Promise<{ eval: number; evalsha: number; noscript: number }> {
+  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    const stats = (await client.info("commandstats")) + (await client.info("errorstats"));
+    const count = (pattern: RegExp): number => Number(pattern.exec(stats)?.[1] ?? 0);
+    return {
+      eval: count(/^cmdstat_eval:calls=(\d+)/m),
+      evalsha: count(/^cmdstat_evalsha:calls=(\d+)/m),
+      noscript: count(/^errorstat_NOSCRIPT:count=(\d+)/m),
+    };
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Subscribers of `channel` on the node at `port` (PUBSUB NUMSUB). */
+async function subscribers(port: number, channel: string): Promise<number> {
+  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    const reply = (await client.pubsub("NUMSUB", channel)) as [string, number];
+    return Number(reply[1]);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Connections subscribed to something on every Sentinel (ioredis' failover detector subscribes to +switch-master). */
+async function sentinelSubscriptions(sentinel: SentinelDeployment): Promise<number> {
+  const lists = await Promise.all(sentinel.sentinelPorts.map((port) => redisCommand(port, ["CLIENT", "LIST"])));
+  return lists.flatMap((list) => list.split("\n")).filter((line) => / sub=[1-9]/.test(line)).length;
+}
+
+describe("the gateway on Redis Sentinel follows a failover", () => {
+  const teardown = new Teardown();
+  let sentinel: SentinelDeployment;
+  let prosody: ProsodyServer;
+  let gw: RunningGateway;
+
+  before(async () => {
+    const [s, p] = await Promise.allSettled([startRedisSentinel(), startProsody({ components: [DEFAULT_COMPONENT, SECOND_COMPONENT] })]);
+    if (s.status === "fulfilled") sentinel = teardown.stopLater("redis sentinel", s.value);
+    if (p.status === "fulfilled") prosody = teardown.stopLater("prosody", p.value);
+    if (s.status === "rejected") throw s.reason;
+    if (p.status === "rejected") throw p.reason;
+    gw = teardown.stopLater(
+      "gateway",
+      await startGateway(
+        { redis: { url: "" }, prosody },
+        { REDIS_URL: undefined, REDIS_SENTINELS: sentinel.sentinelList, REDIS_SENTINEL_NAME: sentinel.name },
+      ),
+    );
+    teardown.stopLater("fleet", await startFleet(prosody, DEVICES, (id) => echoDevice(id)));
+  });
+  after(() => teardown.run());
+
+  async function readiness(): Promise<{ status: number; redis: boolean | undefined }> {
+    const res = await fetch(`${gw.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
+    const body = (await res.json()) as { checks: Record<string, boolean> };
+    return { status: res.status, redis: body.checks.redis };
+  }
+
+  it("serves, goes unready when the primary crashes, is ready and serves again on the promoted replica", async () => {
+    assert.equal(gw.config.redis.sentinel?.sentinels.length, 3);
+    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url);
+    assert.deepEqual(await readiness(), { status: 200, redis: true });
+
+    const oldPrimary = await sentinel.primaryPort();
+    const replica = sentinel.dataPorts.find((p) => p !== oldPrimary);
+    assert.ok(replica !== undefined);
+    // The replica's counts before it is promoted (replication applies the scripts' effects, not EVAL).
+    const before = await commandCounts(replica);
+
+    const crashedAt = Date.now();
+    assert.equal(await sentinel.killPrimary(), oldPrimary);
+    await pollUntil("the gateway to report Redis unready", async () => (await readiness()).status === 503, {
+      timeoutMs: FAILOVER_BOUND_MS,
+      intervalMs: 10,
+    });
+    assert.deepEqual(await readiness().then((r) => r.redis), false);
+    const promoted = await sentinel.waitForNewPrimary(oldPrimary, FAILOVER_BOUND_MS);
+    assert.equal(promoted, replica, "the Sentinels promoted the replica");
+    await pollUntil("the gateway to be ready again", async () => (await readiness()).status === 200, {
+      timeoutMs: FAILOVER_BOUND_MS,
+      intervalMs: 25,
+    });
+    const readyAt = Date.now();
+    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url);
+    console.log(
+      `[redis-sentinel] primary crashed → gateway ready on the promoted replica in ${readyAt - crashedAt} ms; ` +
+        `served again ${Date.now() - crashedAt} ms after the crash`,
+    );
+
+    // Every script the gateway defined is sent by EVAL at most once on the new primary's connection, and
+    // runs by EVALSHA after that: no EVAL per call, no NOSCRIPT replies beyond one per script.
+    const scripts = Object.keys((gw.gateway.redis.client as unknown as { scriptsSet: Record<string, unknown> }).scriptsSet).length;
+    assert.ok(scripts > 0, "the gateway defined its scripts");
+    const afterFailover = await commandCounts(promoted);
+    const evals = afterFailover.eval - before.eval;
+    const evalshas = afterFailover.evalsha - before.evalsha;
+    const noscripts = afterFailover.noscript - before.noscript;
+    console.log(`[redis-sentinel] on the new primary: ${evals} EVAL, ${evalshas} EVALSHA, ${noscripts} NOSCRIPT (${scripts} scripts)`);
+    assert.ok(evals <= scripts, `at most one EVAL per script on the new primary: ${evals} EVAL for ${scripts} scripts`);
+    assert.ok(evalshas > evals, `the scripts ran by EVALSHA afterwards: ${evalshas} EVALSHA, ${evals} EVAL`);
+    assert.ok(noscripts <= scripts, `at most one NOSCRIPT per script: ${noscripts}`);
+
+    // The reply bus's own connection (a duplicate of the Sentinel client) followed the primary too.
+    const channel = gw.gateway.redis.keys.replyChannel(gw.config.instanceId);
+    await pollUntil(
+      `the reply bus to be subscribed to ${channel} on the new primary`,
+      async () => (await subscribers(promoted, channel)) === 1,
+      {
+        timeoutMs: FAILOVER_BOUND_MS,
+        intervalMs: 50,
+      },
+    );
+  });
+
+  it("a stopped gateway leaves no connection to the Sentinels open (quit() alone leaves the failover detector's)", async () => {
+    const others = await sentinelSubscriptions(sentinel);
+    const second = await startGateway(
+      { redis: { url: "" }, prosody: { ...prosody, components: [SECOND_COMPONENT] } },
+      { REDIS_URL: undefined, REDIS_SENTINELS: sentinel.sentinelList, REDIS_SENTINEL_NAME: sentinel.name },
+    );
+    let stopped = false;
+    try {
+      const running = await pollUntil("the second gateway's failover detector to subscribe", async () => {
+        const n = await sentinelSubscriptions(sentinel);
+        return n > others ? n : undefined;
+      });
+      await second.stop();
+      stopped = true;
+      await pollUntil(
+        `the Sentinels to lose the stopped gateway's subscriptions (${running - others} of them)`,
+        async () => (await sentinelSubscriptions(sentinel)) === others,
+        { timeoutMs: 10_000 },
+      );
+    } finally {
+      if (!stopped) await second.stop();
+    }
+  });
+});
