@@ -4,9 +4,9 @@
 // FAILOVER). stop() ends every process it started. Debian's redis-server runs a Sentinel with `--sentinel`.
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { freePort, onFreePorts, pollUntil, PortTaken } from "./ports.js";
-import { spawnChild, type ChildHandle } from "./process.js";
-import { redisCommand } from "./redis.js";
+import { freePort, onFreePorts, pollUntil } from "./ports.js";
+import type { ChildHandle } from "./process.js";
+import { launchRedisServer, redisCommand } from "./redis.js";
 import { makeTempDir, removeDir } from "./tempdir.js";
 
 export interface SentinelDeployment {
@@ -49,29 +49,9 @@ async function sentinelView(port: number, name: string): Promise<{ port: number;
   };
 }
 
-/** Starts one redis-server (data node or Sentinel) and waits for its PONG, from this process (INFO process_id). */
-async function launch(dir: string, name: string, port: number, args: readonly string[]): Promise<ChildHandle> {
-  const handle = await spawnChild("redis-server", args, {
-    name: `${name}:${port}`,
-    cwd: dir,
-    logFile: path.join(dir, `${name}-${port}.log`),
-  });
-  const early = new AbortController();
-  void handle.exited.then((e) => early.abort(new Error(`${name} exited (code ${e.code}, signal ${e.signal})`)));
-  try {
-    await pollUntil(`${name} on 127.0.0.1:${port} to answer PING`, async () => (await redisCommand(port, ["PING"])) === "PONG", {
-      timeoutMs: 30_000,
-      signal: early.signal,
-    });
-    const info = await redisCommand(port, ["INFO", "server"], { timeoutMs: 10_000 });
-    if (!info.includes(`process_id:${handle.pid}\r\n`)) throw new PortTaken(`port ${port} is served by another Redis`);
-    return handle;
-  } catch (err) {
-    await handle.stop("SIGKILL").catch(() => {});
-    const out = handle.output();
-    const message = `${name} failed to start on port ${port}: ${(err as Error).message}\n--- output ---\n${out.slice(-4_000)}`;
-    throw out.includes("Address already in use") || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
-  }
+/** One redis-server of the deployment (data node or Sentinel), logging to its own file. */
+function launch(dir: string, name: string, port: number, args: readonly string[]): Promise<ChildHandle> {
+  return launchRedisServer(dir, name, port, args, path.join(dir, `${name}-${port}.log`));
 }
 
 function dataNodeArgs(dir: string, port: number): string[] {

@@ -91,16 +91,26 @@ async function launch(dir: string, port: number, persistent: boolean): Promise<C
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", ""];
   args.push(...(persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
   args.push("--dir", dir, "--daemonize", "no"); // no --logfile: stdout is captured and teed to redis.log
-  const handle = await spawnChild("redis-server", args, {
-    name: `redis-server:${port}`,
-    cwd: dir,
-    logFile: path.join(dir, "redis.log"),
-  });
+  return launchRedisServer(dir, "redis-server", port, args, path.join(dir, "redis.log"));
+}
+
+/**
+ * Starts one redis-server (a data node, or a Sentinel with `--sentinel` among `args`) and waits for its PONG;
+ * a port taken by another process is PortTaken (worth a retry on another port).
+ */
+export async function launchRedisServer(
+  dir: string,
+  name: string,
+  port: number,
+  args: readonly string[],
+  logFile: string,
+): Promise<ChildHandle> {
+  const handle = await spawnChild("redis-server", args, { name: `${name}:${port}`, cwd: dir, logFile });
   // If it dies (e.g. port in use) stop waiting at once instead of running into the bound.
   const early = new AbortController();
-  void handle.exited.then((e) => early.abort(new Error(`redis-server exited (code ${e.code}, signal ${e.signal})`)));
+  void handle.exited.then((e) => early.abort(new Error(`${name} exited (code ${e.code}, signal ${e.signal})`)));
   try {
-    await pollUntil(`redis-server on 127.0.0.1:${port} to answer PING`, async () => (await redisCommand(port, ["PING"])) === "PONG", {
+    await pollUntil(`${name} on 127.0.0.1:${port} to answer PING`, async () => (await redisCommand(port, ["PING"])) === "PONG", {
       timeoutMs: 30_000,
       signal: early.signal,
     });
@@ -111,7 +121,7 @@ async function launch(dir: string, port: number, persistent: boolean): Promise<C
   } catch (err) {
     await handle.stop("SIGKILL").catch(() => {});
     const out = handle.output();
-    const message = `redis-server failed to start on port ${port}: ${(err as Error).message}\n--- output ---\n${out.slice(-4_000)}`;
+    const message = `${name} failed to start on port ${port}: ${(err as Error).message}\n--- output ---\n${out.slice(-4_000)}`;
     throw out.includes("Address already in use") || err instanceof PortTaken ? new PortTaken(message) : new Error(message);
   }
 }
