@@ -1,7 +1,7 @@
 // Command-line flags of `npm run bench`.
 
 /** paths: the default four-path comparison; soak: many requests held at once; fleet: many devices in one agent. */
-export type BenchMode = "paths" | "soak" | "fleet";
+export type BenchMode = "paths" | "soak" | "fleet" | "failover";
 
 export type SoakPhase = "xmpp" | "http";
 
@@ -23,6 +23,8 @@ export interface FleetArgs {
 
 export interface BenchArgs {
   mode: BenchMode;
+  /** --failover: trials per variant (alternating). */
+  trials: number;
   durationS: number;
   warmupS: number;
   json: boolean;
@@ -44,6 +46,7 @@ export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--json] 
        npm run bench -- --soak [--requests N] [--devices N] [--hold S] [--ramp S] [--xmpp-only | --http-only]
                            [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --fleet [--devices N] [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
+       npm run bench -- --failover [--trials N] [--json]
 
 default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load
   --duration S     measured seconds per path (default 10), after a 2 s warm-up
@@ -66,6 +69,11 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
   --devices N      devices in the agent process (default 1000)
   --cpu-prof DIR   profile the gateway and the agent processes over the whole run (written when they exit)
 
+--failover: Redis Sentinel (a primary, a replica, three Sentinels); writers add one key per write, the replication
+            link breaks, the primary is SIGKILLed, the replica promoted: acknowledged writes lost, with and without
+            WAIT 1 after each write, and what WAIT costs in rate and latency
+  --trials N       trials per variant, alternating (default 3)
+
 --soak and --fleet run the gateway and the agent compiled (tsconfig.build.json), as they ship, each in its
 own process; the gateway's RSS is its own
   --gateway-node-options OPTS   NODE_OPTIONS for the gateway process, e.g. "--max-old-space-size=256"
@@ -86,6 +94,7 @@ const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--http-only": ["soak"],
   "--devices": ["soak", "fleet"],
   "--gateway-node-options": ["soak", "fleet"],
+  "--trials": ["failover"],
 };
 
 function numberFlag(name: string, value: string | undefined, min: number, max: number, integer: boolean): number {
@@ -98,6 +107,7 @@ function numberFlag(name: string, value: string | undefined, min: number, max: n
 export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
   const args: BenchArgs = {
     mode: "paths",
+    trials: 3,
     durationS: 10,
     warmupS: 2,
     json: false,
@@ -114,10 +124,11 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     seen.push(name);
     if (arg === "--help" || arg === "-h") return "help";
     else if (arg === "--json") args.json = true;
-    else if (arg === "--soak" || arg === "--fleet") {
-      if (args.mode !== "paths") throw new Error("--soak and --fleet are separate runs: give one of them");
-      args.mode = arg === "--soak" ? "soak" : "fleet";
-    } else if (arg === "--quick") {
+    else if (arg === "--soak" || arg === "--fleet" || arg === "--failover") {
+      if (args.mode !== "paths") throw new Error("--soak, --fleet and --failover are separate runs: give one of them");
+      args.mode = arg === "--soak" ? "soak" : arg === "--fleet" ? "fleet" : "failover";
+    } else if (name === "--trials") args.trials = numberFlag("--trials", value(), 1, 100, true);
+    else if (arg === "--quick") {
       args.durationS = 3;
       args.warmupS = 1;
     } else if (name === "--duration") args.durationS = numberFlag("--duration", value(), Number.MIN_VALUE, 3600, false);
