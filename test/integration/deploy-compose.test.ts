@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { after, it } from "node:test";
@@ -20,7 +20,7 @@ import { parse as parseYaml } from "yaml";
 import { loadAgentConfig } from "../../adapters/device-agent/config.js";
 import { COMPOSE, COMPOSE_HAPROXY, COMPOSE_PROSODY, renderComposeConfigs } from "../../deploy/compose/render.js";
 import { checkHaproxyConfig } from "../../local-stack/haproxy.js";
-import { freePort, onFreePorts, pollUntil } from "../../local-stack/ports.js";
+import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { redisCommand, startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
@@ -447,6 +447,7 @@ it("redis-server --sentinel runs compose/sentinel.conf through compose/sentinel-
   await mkdir(data);
   let sentinel: ChildHandle | undefined;
   let local = "";
+  cleanups.push(async () => sentinel?.stop("SIGKILL"));
   const port = await onFreePorts(async () => {
     const p = await freePort();
     local = shipped
@@ -454,19 +455,29 @@ it("redis-server --sentinel runs compose/sentinel.conf through compose/sentinel-
       .replace(/^(sentinel monitor \S+) redis 6379 (\d+)$/m, `$1 127.0.0.1 ${primary.port} $2`);
     assert.notEqual(local, shipped);
     await writeFile(template, local);
-    sentinel = await spawnChild("sh", [SENTINEL_START, "sentinel-test"], {
+    // The script copies the file only when there is no copy yet: none left by an attempt on a taken port.
+    await rm(path.join(data, "sentinel.conf"), { force: true });
+    const handle = await spawnChild("sh", [SENTINEL_START, "sentinel-test"], {
       name: "sentinel",
       env: { PATH: `${bin}:${process.env.PATH ?? ""}`, SENTINEL_TEMPLATE: template, SENTINEL_DIR: data },
     });
+    sentinel = handle;
     const early = new AbortController();
-    void sentinel.exited.then((e) => early.abort(new Error(`the Sentinel exited (${e.code ?? e.signal})\n${sentinel?.output()}`)));
-    await pollUntil("the Sentinel to answer PING", async () => (await redisCommand(p, ["PING"]).catch(() => "")) === "PONG", {
-      timeoutMs: 30_000,
-      signal: early.signal,
-    });
+    void handle.exited.then((e) => early.abort(new Error(`the Sentinel exited (${e.code ?? e.signal})`)));
+    try {
+      await pollUntil("the Sentinel to answer PING", async () => (await redisCommand(p, ["PING"]).catch(() => "")) === "PONG", {
+        timeoutMs: 30_000,
+        signal: early.signal,
+      });
+      // The script execs redis-server: the PONG is from our process, not from another server on the port.
+      assert.match(await redisCommand(p, ["INFO", "server"]), new RegExp(`process_id:${handle.pid}\r\n`));
+    } catch (err) {
+      await handle.stop("SIGKILL");
+      const message = `${(err as Error).message}\n${handle.output()}`;
+      throw handle.output().includes("Address already in use") ? new PortTaken(message) : new Error(message);
+    }
     return p;
   });
-  cleanups.push(async () => sentinel?.stop("SIGKILL"));
 
   const name = /^sentinel monitor (\S+)/m.exec(shipped)?.[1] ?? "";
   const info = await redisCommand(port, ["INFO", "sentinel"]);
