@@ -5,7 +5,8 @@
 //   deploy/compose/prosody.cfg.lua, haproxy.cfg            prosodyctl check config, haproxy -c; equal to
 //                                                          the templates rendered for the stack
 //   deploy/compose/sentinel.yml (override)                 docker compose config, with docker-compose.yml
-//   deploy/compose/sentinel.conf, sentinel-start.sh        redis-server --sentinel (the image's 7.0), sh -n
+//   deploy/compose/sentinel.conf, sentinel-start.sh        redis-server (the image's 7.0) runs the data nodes'
+//                                                          commands and a Sentinel through the script; sh -n
 //
 // and the values the files share (ports, names, secrets, drain times) checked against each other
 // and against the gateway's and the agent's own configuration loaders.
@@ -22,7 +23,7 @@ import { COMPOSE, COMPOSE_HAPROXY, COMPOSE_PROSODY, renderComposeConfigs } from 
 import { checkHaproxyConfig } from "../../local-stack/haproxy.js";
 import { freePort, onFreePorts, pollUntil, PortTaken } from "../../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
-import { redisCommand, startRedis, type RedisServer } from "../../local-stack/redis.js";
+import { launchRedisServer, redisCommand } from "../../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { loadConfig } from "../../gateway/config.js";
 import { parseDevicesFile } from "../../gateway/registry/import.js";
@@ -427,13 +428,48 @@ it("with compose/sentinel.yml, the Sentinels monitor the primary with quorum 2 a
   assert.equal(primary.image, `redis:${local}`);
 });
 
-it("redis-server --sentinel runs compose/sentinel.conf through compose/sentinel-start.sh and monitors the primary", async () => {
+/**
+ * A data node of the Sentinel variant started here with its Compose command, on loopback: `--replicaof redis
+ * 6379` made the primary's port here, and the announced service name "localhost", a name this machine resolves.
+ */
+async function dataNode(
+  dir: string,
+  service: string,
+  command: readonly string[],
+  primaryPort?: number,
+): Promise<{ port: number; handle: ChildHandle }> {
+  assert.equal(command[0], "redis-server");
+  const args = command.slice(1).map((a, i, all) => {
+    if (all[i - 1] === "--replica-announce-ip") return "localhost";
+    if (all[i - 1] === "--replicaof") return "127.0.0.1";
+    if (all[i - 2] === "--replicaof") return String(primaryPort);
+    return a;
+  });
+  const nodeDir = path.join(dir, service);
+  await mkdir(nodeDir);
+  return onFreePorts(async () => {
+    const port = await freePort();
+    const all = [...args, "--port", String(port), "--bind", "127.0.0.1", "--dir", nodeDir, "--daemonize", "no"];
+    const handle = await launchRedisServer(nodeDir, service, port, all, path.join(nodeDir, "redis.log"));
+    return { port, handle };
+  });
+}
+
+it("Redis 7.0 runs the variant's data nodes with their Compose commands, and compose/sentinel.conf through sentinel-start.sh", async () => {
   const sh = run("sh", ["-n", SENTINEL_START]);
   assert.equal(sh.status, 0, sh.out);
-  const primary: RedisServer = await startRedis();
-  cleanups.push(() => primary.stop());
+  const services = renderedWithSentinel();
   const dir = await makeTempDir("compose-sentinel-");
   cleanups.push(() => removeDir(dir));
+  const primary = await dataNode(dir, "redis", services.redis?.command ?? []);
+  cleanups.push(() => primary.handle.stop("SIGKILL"));
+  const replica = await dataNode(dir, "redis-replica", services["redis-replica"]?.command ?? [], primary.port);
+  cleanups.push(() => replica.handle.stop("SIGKILL"));
+  await pollUntil("the replica to be in sync with the primary", async () =>
+    (await redisCommand(replica.port, ["INFO", "replication"])).includes("master_link_status:up"),
+  );
+  assert.match(await redisCommand(primary.port, ["INFO", "replication"]), new RegExp(`slave0:ip=localhost,port=${replica.port},`));
+  assert.match(await redisCommand(primary.port, ["INFO", "persistence"]), /aof_enabled:1/);
   // The image's entry point (which drops to the user redis), reduced to running its arguments.
   const bin = path.join(dir, "bin");
   await mkdir(bin);
@@ -482,6 +518,12 @@ it("redis-server --sentinel runs compose/sentinel.conf through compose/sentinel-
   const name = /^sentinel monitor (\S+)/m.exec(shipped)?.[1] ?? "";
   const info = await redisCommand(port, ["INFO", "sentinel"]);
   assert.match(info, new RegExp(`name=${name},status=ok,address=127\\.0\\.0\\.1:${primary.port},`), info);
+  // The replica, from the primary's INFO, by the name it announces (resolve-hostnames lets Sentinel take it).
+  await pollUntil("the Sentinel to know the replica", async () =>
+    (await redisCommand(port, ["INFO", "sentinel"])).includes(`name=${name},status=ok,address=127.0.0.1:${primary.port},slaves=1,`),
+  );
+  const replicas = run("redis-cli", ["-p", String(port), "SENTINEL", "REPLICAS", name]);
+  assert.match(replicas.out, new RegExp(`^name\\nlocalhost:${replica.port}$`, "m"), replicas.out);
   const announce = run("redis-cli", ["-p", String(port), "SENTINEL", "CONFIG", "GET", "announce-ip"]);
   assert.deepEqual(announce.out.trim().split("\n"), ["announce-ip", "sentinel-test"], "the name given to the script");
   // It runs on its own copy, which it rewrites; the mounted file stays as it is.
