@@ -3,6 +3,7 @@
 //
 //   deploy/k8s                                             kubectl kustomize; kubernetes-models schemas;
 //                                                          the models' types for unknown fields
+//   deploy/k8s-sentinel (overlay: Redis Sentinel)          the same, on kustomize v4 or later
 //
 // and the values the manifests share (ports, names, secrets, drain times) checked against each other, the
 // image's Dockerfile and the gateway's own configuration loader.
@@ -73,13 +74,16 @@ function unknownFields(docs: readonly Manifest[]): string[] {
   return typecheck([...imports, ...decls].join("\n"));
 }
 
-let kustomizeOutput: Manifest[] | undefined;
-function kustomized(): Manifest[] {
-  if (kustomizeOutput) return kustomizeOutput;
-  const r = run("kubectl", ["kustomize", path.join(deploy, "k8s")]);
-  assert.equal(r.status, 0, `kubectl kustomize deploy/k8s:\n${r.out}`);
-  kustomizeOutput = yamlDocs(r.out.replace(/^# Warning:.*$/gm, ""), "kustomize output");
-  return kustomizeOutput;
+const kustomizeOutput = new Map<string, Manifest[]>();
+/** `kubectl kustomize deploy/DIR`, parsed. */
+function kustomized(dir = "k8s"): Manifest[] {
+  const cached = kustomizeOutput.get(dir);
+  if (cached) return cached;
+  const r = run("kubectl", ["kustomize", path.join(deploy, dir)]);
+  assert.equal(r.status, 0, `kubectl kustomize deploy/${dir}:\n${r.out}`);
+  const docs = yamlDocs(r.out.replace(/^# Warning:.*$/gm, ""), "kustomize output");
+  kustomizeOutput.set(dir, docs);
+  return docs;
 }
 
 it("kubectl kustomize renders deploy/k8s: every file of the kustomization, nothing else", () => {
@@ -226,4 +230,67 @@ it("the Kubernetes manifests agree with each other and with the gateway's config
   assert.deepEqual([target.apiVersion, target.kind, target.name], [deployment.apiVersion, deployment.kind, deployment.metadata.name]);
   const resources = obj(obj(container.resources, "resources").requests, "requests");
   assert.ok(resources.cpu, "CPU utilisation needs a CPU request");
+});
+
+// The Sentinel overlay, deploy/k8s-sentinel: the base with its ConfigMap in Sentinel mode.
+
+/**
+ * The overlay names its base as a directory in `resources` and patches with `patches`, which kustomize
+ * reads from v4 on (kubectl 1.21); kubectl 1.20 (Debian bookworm's) embeds kustomize v2, which has neither.
+ */
+const kustomizeMajor = Number(/Kustomize Version: v(\d+)/.exec(run("kubectl", ["version", "--client"]).out)?.[1] ?? 0);
+const overlaySkip = kustomizeMajor >= 4 ? false : "kubectl's kustomize is older than v4 (kubectl 1.21): it cannot render the overlay";
+
+it(
+  "kubectl kustomize renders deploy/k8s-sentinel: the base, its ConfigMap in Sentinel mode and nothing else changed",
+  { skip: overlaySkip },
+  () => {
+    const r = run("kubectl", ["kustomize", path.join(deploy, "k8s-sentinel")]);
+    assert.doesNotMatch(r.out, /Warning/, "no deprecated kustomize field");
+    const base = kustomized();
+    const overlay = kustomized("k8s-sentinel");
+    const key = (m: Manifest) => `${m.kind}/${m.metadata.name}`;
+    assert.deepEqual(overlay.map(key), base.map(key));
+    for (const [i, m] of overlay.entries()) if (m.kind !== "ConfigMap") assert.deepEqual(m, base[i], `${key(m)} is the base's`);
+
+    const baseData = { ...((base.find((m) => m.kind === "ConfigMap")?.data ?? {}) as Record<string, string>) };
+    const cm = overlay.find((m) => m.kind === "ConfigMap") as Manifest;
+    const data = cm.data as Record<string, string>;
+    assert.ok(baseData.REDIS_URL, "the base has a REDIS_URL for the overlay to remove");
+    assert.equal(data.REDIS_URL, undefined, "no REDIS_URL: with REDIS_SENTINELS the gateway would refuse to start");
+    delete baseData.REDIS_URL;
+    const { REDIS_SENTINELS, REDIS_SENTINEL_NAME, ...rest } = data;
+    assert.ok(REDIS_SENTINELS && REDIS_SENTINEL_NAME);
+    assert.deepEqual(rest, baseData, "every other setting is the base's");
+  },
+);
+
+it("deploy/k8s-sentinel passes the Kubernetes schemas, and the gateway loads its settings in Sentinel mode", { skip: overlaySkip }, () => {
+  const docs = kustomized("k8s-sentinel");
+  for (const d of docs) assert.doesNotThrow(() => modelOf(d)?.validate(d), `${d.kind}/${d.metadata.name}`);
+  const cm = docs.find((m) => m.kind === "ConfigMap") as Manifest;
+  assert.deepEqual(unknownFields([cm]), []);
+
+  const secret = docs.find((m) => m.kind === "Secret") as Manifest;
+  const env: Record<string, string> = {
+    ...(cm.data as Record<string, string>),
+    ...(secret.stringData as Record<string, string>),
+    GATEWAY_INSTANCE_ID: "pod-name",
+  };
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    assert.fail(err instanceof ConfigError ? err.problems.join("\n") : String(err));
+  }
+  assert.ok(config.redis.sentinel, "Sentinel mode");
+  assert.equal(config.redis.sentinel.sentinels.length, 3, "three Sentinels, as a quorum of two needs");
+  for (const s of config.redis.sentinel.sentinels) assert.equal(s.port, 26379, `${s.host}: Sentinel's port`);
+  assert.equal(config.redis.sentinel.name, "gateway-primary");
+  // Why the overlay removes REDIS_URL rather than leaving the base's: both set stops the start.
+  const base = kustomized().find((m) => m.kind === "ConfigMap") as Manifest;
+  assert.throws(
+    () => loadConfig({ ...env, REDIS_URL: (base.data as Record<string, string>).REDIS_URL }),
+    (err: unknown) => err instanceof ConfigError && err.problems.some((p) => /REDIS_URL and REDIS_SENTINELS/.test(p)),
+  );
 });
