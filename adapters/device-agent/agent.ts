@@ -33,6 +33,7 @@ export interface AgentIdentity {
 }
 
 export interface AgentOptions extends AgentIdentity {
+  /** AGENT_SERVICE: one server, or a comma-separated list of servers and SRV domains (servers.ts). */
   service: string;
   domain: string;
   /** The gateway's component JID: the only sender whose requests are served, and where presence goes. */
@@ -88,7 +89,11 @@ export class DeviceAgent {
     this.connection = new DeviceConnection(opts, {
       onEvent: (event, extra) => {
         // Whether the link is encrypted is worth a field on every connection: an operator can check it.
-        if (event === "online") deps.log.info({ event, ...fields, ...extra, tls: this.connection.tlsProtocol ?? "none" }, "agent online");
+        if (event === "online")
+          deps.log.info(
+            { event, ...fields, ...extra, server: this.connection.server, tls: this.connection.tlsProtocol ?? "none" },
+            "agent online",
+          );
         else deps.log.warn({ event, ...fields, ...extra }, `agent ${event}`);
       },
       onOnline: () => this.announce(),

@@ -212,10 +212,14 @@ export class ClientTls {
     private readonly xml: XmlFactory<Element>,
     opts: { service: string; domain: string; tls?: AgentTlsOptions },
   ) {
-    const direct = opts.service.startsWith("xmpps:");
-    this.mode = opts.tls?.mode ?? defaultTlsMode(opts.service, opts.tls?.ca !== undefined);
+    // A list of servers (servers.ts): TLS may be left off only when every one of them allows it.
+    const services = opts.service.split(",").map((s) => s.trim());
+    const direct = services.some((s) => /^(xmpps|xmpp-srv):/i.test(s));
+    this.mode = opts.tls?.mode ?? (services.every((s) => defaultTlsMode(s, opts.tls?.ca !== undefined) === "off") ? "off" : "required");
     if (direct && this.mode === "off")
-      throw new TlsError(`TLS mode "off" needs an xmpp:// service: ${opts.service} is TLS from the first byte (XEP-0368)`);
+      throw new TlsError(
+        `TLS mode "off" needs xmpp:// services: ${opts.service} may be TLS from the first byte (xmpps://, XEP-0368, or an SRV lookup that finds it)`,
+      );
     const domain = opts.domain;
     const options: ConnectionOptions = {
       ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),
