@@ -139,6 +139,8 @@ describe("ejabberd cluster: two nodes, a gateway on each, devices on both", () =
     process.stdout.write(
       `# node 1 SIGKILLed: agent online on node 2 after ${onlineMs} ms, requests answered again after ${Date.now() - killedAt} ms\n`,
     );
+    // Gateway A lost its node: it says so to the load balancer.
+    await pollUntil("gateway A to be unready", async () => (await fetch(`${gatewayA.url}/readyz`)).status === 503);
     // The devices that were on node 2 all along are not disturbed.
     const other = await fetch(`${gatewayB.url}/devices/${ON_NODE_2[0]}/hello`);
     assert.deepEqual([other.status, await other.text()], [200, `hello from ${ON_NODE_2[0]}`]);
