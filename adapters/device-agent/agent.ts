@@ -17,6 +17,7 @@ import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
 import { callLocal, failure as localFailure } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
 import type { AgentTlsOptions } from "./tls.js";
+import type { SrvLookup } from "./servers.js";
 import { randomBytes } from "node:crypto";
 
 /** One device identity: who it is on XMPP and where its own HTTP server listens. */
@@ -50,6 +51,8 @@ export interface AgentOptions extends AgentIdentity {
   backoff?: BackoffOptions;
   /** An XMPP connection attempt not online within this bound is abandoned and retried. */
   attemptTimeoutMs?: number;
+  /** SRV lookups for xmpp-srv:// entries (servers.ts); default node's resolver. */
+  srvLookup?: SrvLookup;
 }
 
 export interface AgentLog {

@@ -3,7 +3,7 @@ import { EnvReader, isUrlWith, redactUrl, type Env, type LogLevel, type SettingF
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 import { AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
-import { mayUseDirectTls } from "./servers.js";
+import { hasDirectTlsEntry } from "./servers.js";
 import { readCaFile, type AgentTlsOptions } from "./tls.js";
 
 export interface AgentConfig {
@@ -82,9 +82,9 @@ function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
   if (mode === undefined && caFile === undefined) return {};
   const tls: AgentTlsOptions = {};
   if (mode !== undefined) tls.mode = mode;
-  if (tls.mode === "off" && mayUseDirectTls(service)) {
+  if (tls.mode === "off" && hasDirectTlsEntry(service)) {
     r.problems.push(
-      `AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368), and an xmpp-srv:// lookup may find such servers; use xmpp:// for plain text`,
+      `AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`,
     );
   }
   if (caFile !== undefined) {

@@ -120,10 +120,14 @@ async function lookupSet(lookup: SrvLookup, name: string): Promise<SrvRecord[] |
   }
 }
 
-/** The candidate list of one round: URL entries as they are, SRV entries resolved now. */
+/**
+ * The candidate list of one round: URL entries as they are, SRV entries resolved now. Without `directTls`
+ * (TLS off: plain text only) the `_xmpps-client._tcp` records are not asked for.
+ */
 export async function resolveServices(
   entries: readonly ServiceEntry[],
   lookup: SrvLookup = (name) => new Resolver().resolveSrv(name),
+  { directTls = true }: { directTls?: boolean } = {},
 ): Promise<string[]> {
   const out: string[] = [];
   for (const entry of entries) {
@@ -132,7 +136,7 @@ export async function resolveServices(
       continue;
     }
     const [xmpps, xmpp] = await Promise.all([
-      lookupSet(lookup, `_xmpps-client._tcp.${entry.domain}`),
+      directTls ? lookupSet(lookup, `_xmpps-client._tcp.${entry.domain}`) : undefined,
       lookupSet(lookup, `_xmpp-client._tcp.${entry.domain}`),
     ]);
     out.push(...srvServices(entry.domain, { xmpps, xmpp }));
@@ -144,9 +148,14 @@ export async function resolveServices(
   return [...new Set(out)];
 }
 
-/** True when `service` (AGENT_SERVICE's text) has an entry that may be TLS from the first byte (xmpps://, or SRV). */
-export function mayUseDirectTls(service: string): boolean {
-  return service.split(",").some((s) => /^\s*(xmpps|xmpp-srv):/i.test(s));
+/** True when `service` (AGENT_SERVICE's text) names a server that is TLS from the first byte (xmpps://). */
+export function hasDirectTlsEntry(service: string): boolean {
+  return service.split(",").some((s) => /^\s*xmpps:/i.test(s));
+}
+
+/** True when `service` (AGENT_SERVICE's text) has an xmpp-srv:// entry. */
+export function hasSrvEntry(service: string): boolean {
+  return service.split(",").some((s) => /^\s*xmpp-srv:/i.test(s));
 }
 
 /**

@@ -5,6 +5,7 @@ import net from "node:net";
 import tls, { type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { Element } from "@xmpp/xml";
 import type { XmlFactory } from "../../lib/xmpp/elements.js";
+import { hasDirectTlsEntry, hasSrvEntry } from "./servers.js";
 
 /**
  * `required`: TLS before anything else, with a verified certificate: STARTTLS (RFC 6120 §5) on `xmpp://`,
@@ -214,12 +215,11 @@ export class ClientTls {
   ) {
     // A list of servers (servers.ts): TLS may be left off only when every one of them allows it.
     const services = opts.service.split(",").map((s) => s.trim());
-    const direct = services.some((s) => /^(xmpps|xmpp-srv):/i.test(s));
     this.mode = opts.tls?.mode ?? (services.every((s) => defaultTlsMode(s, opts.tls?.ca !== undefined) === "off") ? "off" : "required");
-    if (direct && this.mode === "off")
-      throw new TlsError(
-        `TLS mode "off" needs xmpp:// services: ${opts.service} may be TLS from the first byte (xmpps://, XEP-0368, or an SRV lookup that finds it)`,
-      );
+    if (hasDirectTlsEntry(opts.service) && this.mode === "off")
+      throw new TlsError(`TLS mode "off" needs xmpp:// services: ${opts.service} is TLS from the first byte (XEP-0368)`);
+    // An SRV lookup may find xmpps-client servers too, unless TLS is off (then it asks for xmpp-client only).
+    const direct = hasDirectTlsEntry(opts.service) || (hasSrvEntry(opts.service) && this.mode !== "off");
     const domain = opts.domain;
     const options: ConnectionOptions = {
       ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),

@@ -58,12 +58,16 @@ export class DeviceConnection extends SupervisedConnection<Element> {
         await authenticate({ username: opts.username, password: opts.password }, chosen as string, undefined as unknown as Element); // no user agent: plain SASL (RFC 4422), not SASL2
       },
     });
-    const retry = rotationPolicy(entries, entity as unknown as { options: { service: string } }, opts);
+    const tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
+    const retry = rotationPolicy(entries, entity as unknown as { options: { service: string } }, {
+      ...opts,
+      directTls: tls.mode !== "off",
+    });
     const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, retry, opts.attemptTimeoutMs);
     super(supervisor, xml, (el) => entity.send(el));
     this.entity = entity;
     this.callee = (entity as unknown as { iqCallee: IqCallee }).iqCallee;
-    this.tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
+    this.tls = tls;
     entity.on("online", () => events.onOnline?.());
     this.callee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })),
@@ -110,7 +114,7 @@ export class DeviceConnection extends SupervisedConnection<Element> {
 function rotationPolicy(
   entries: readonly ServiceEntry[],
   entity: { options: { service: string } },
-  opts: Pick<DeviceConnectionOptions, "backoff" | "srvLookup">,
+  opts: Pick<DeviceConnectionOptions, "backoff" | "srvLookup"> & { directTls: boolean },
 ): RetryPolicy {
   const rotation = new ServerRotation(opts.backoff);
   const dynamic = entries.some((e) => e.kind === "srv");
@@ -118,7 +122,7 @@ function rotationPolicy(
   return {
     async beforeAttempt() {
       if (stale) {
-        rotation.load(await resolveServices(entries, opts.srvLookup));
+        rotation.load(await resolveServices(entries, opts.srvLookup, { directTls: opts.directTls }));
         stale = false;
       }
       entity.options.service = rotation.current;
@@ -129,6 +133,9 @@ function rotationPolicy(
       if (roundOver && dynamic) stale = true;
       return delayMs;
     },
-    describe: () => ({ next: rotation.current, failedRounds: rotation.failedRounds, servers: rotation.servers.length }),
+    describe: () =>
+      stale
+        ? { resolveAgain: true, failedRounds: rotation.failedRounds }
+        : { next: rotation.current, failedRounds: rotation.failedRounds, servers: rotation.servers.length },
   };
 }

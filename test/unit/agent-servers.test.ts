@@ -142,6 +142,17 @@ describe("resolveServices", () => {
     assert.deepEqual(asked.sort(), ["_xmpp-client._tcp.example.com", "_xmpps-client._tcp.example.com"]);
   });
 
+  it("with TLS off asks for _xmpp-client._tcp only: xmpps:// servers could not be used", async () => {
+    const asked: string[] = [];
+    const lookup = (name: string): Promise<SrvRecord[]> => {
+      asked.push(name);
+      return Promise.resolve([rec("x1.example.com", 0, 0)]);
+    };
+    const list = await resolveServices(parseServiceList("xmpp-srv://example.com"), lookup, { directTls: false });
+    assert.deepEqual(list, ["xmpp://x1.example.com:5222"]);
+    assert.deepEqual(asked, ["_xmpp-client._tcp.example.com"]);
+  });
+
   it("falls back to the domain's own address when the lookups fail, and drops duplicates", async () => {
     const lookup = (): Promise<SrvRecord[]> => Promise.reject(Object.assign(new Error("timeout"), { code: "ETIMEOUT" }));
     const list = await resolveServices(parseServiceList("xmpp-srv://example.com,xmpp://example.com:5222"), lookup);
