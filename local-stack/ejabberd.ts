@@ -2,7 +2,8 @@
 // on loopback only, one component domain that several connections may share, accounts created in bulk
 // through one XEP-0227 (PIEFXIS) import. Same shape as ProsodyServer where they overlap, so a test can
 // run against either server. No systemd, no epmd: the Erlang node listens for ejabberdctl on a free
-// loopback port of its own (ERL_DIST_PORT) and is reachable only with its random cookie.
+// loopback port of its own (ERL_DIST_PORT) and is reachable only with its random cookie. Nodes of a cluster
+// (ejabberd-cluster.ts) are started here too, with a shared cookie and a private epmd instead.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
