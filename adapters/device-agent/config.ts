@@ -3,7 +3,7 @@ import { EnvReader, isUrlWith, redactUrl, type Env, type LogLevel, type SettingF
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 import { AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
-import { hasDirectTlsEntry } from "./servers.js";
+import { hasDirectTlsEntry, isServiceList, SERVICE_LIST_RULE } from "./servers.js";
 import { readCaFile, type AgentTlsOptions } from "./tls.js";
 
 export interface AgentConfig {
@@ -21,6 +21,10 @@ export function loadAgentConfig(env: Env): AgentConfig {
   const r = new EnvReader(env);
   const read = agentReader(r);
   const service = read("AGENT_SERVICE");
+  // Checked here rather than by a rule of the table, so that the line quotes each entry redacted (a password
+  // in a URL's userinfo is never echoed), as EnvReader does for URL settings.
+  if (!isServiceList(service))
+    r.problems.push(`AGENT_SERVICE=${JSON.stringify(service.split(",").map(redactUrl).join(","))} ${SERVICE_LIST_RULE}`);
   const domain = read("AGENT_DOMAIN");
   const resource = read("AGENT_RESOURCE");
   const saslMechanism = read("AGENT_SASL_MECHANISM");

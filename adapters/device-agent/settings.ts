@@ -1,7 +1,6 @@
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../../lib/xep0332/constants.js";
 import { LOG_LEVELS, type Setting } from "../../lib/env.js";
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
-import { isServiceList, SERVICE_LIST_RULE } from "./servers.js";
 import { TLS_MODES } from "./tls.js";
 
 export const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080";
@@ -17,7 +16,6 @@ export const AGENT_SETTINGS = {
   AGENT_SERVICE: {
     kind: "string",
     default: "xmpp://127.0.0.1:5222",
-    check: { ok: isServiceList, rule: SERVICE_LIST_RULE },
     doc: "XMPP server (c2s); or several, comma-separated, tried in turn; `xmpp-srv://domain` looks them up in DNS SRV",
   },
   AGENT_DOMAIN: { kind: "string", default: "localhost", doc: "the device's XMPP domain" },

@@ -119,6 +119,13 @@ describe("loadAgentConfig: one identity from the environment", () => {
     }
   });
 
+  it("never echoes a password given in an AGENT_SERVICE entry", () => {
+    const err = expectConfigError(() => loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://a:5222,http://u:s3cret@b:80" }));
+    assert.equal(err.problems.length, 1, err.message);
+    assert.doesNotMatch(err.message, /s3cret/);
+    assert.match(err.problems[0]!, /^AGENT_SERVICE=.*u:\*\*\*@b/);
+  });
+
   it("refuses AGENT_TLS=off with an xmpps:// entry anywhere in the list, not with xmpp:// or xmpp-srv:// ones", () => {
     const err = expectConfigError(() =>
       loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://127.0.0.1:5222,xmpps://127.0.0.1:5223", AGENT_TLS: "off" }),
