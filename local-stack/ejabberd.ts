@@ -2,7 +2,8 @@
 // on loopback only, one component domain that several connections may share, accounts created in bulk
 // through one XEP-0227 (PIEFXIS) import. Same shape as ProsodyServer where they overlap, so a test can
 // run against either server. No systemd, no epmd: the Erlang node listens for ejabberdctl on a free
-// loopback port of its own (ERL_DIST_PORT) and is reachable only with its random cookie.
+// loopback port of its own (ERL_DIST_PORT) and is reachable only with its random cookie. Nodes of a cluster
+// (ejabberd-cluster.ts) are started here too, with a shared cookie and a private epmd instead.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -24,6 +25,20 @@ export interface EjabberdOptions {
   componentDomain?: string;
   /** Default: DEFAULT_COMPONENT.secret, as for the Prosody helper. */
   componentSecret?: string;
+  /** Erlang node name; default a random `ejb_<hex>@localhost`. Cluster members need distinct ones. */
+  node?: string;
+  /** Erlang cookie; default a random one. Cluster members share one (ejabberd-cluster.ts). */
+  cookie?: string;
+  /**
+   * The port of a private epmd (ejabberd-cluster.ts) the node registers with and finds its peers through.
+   * Absent: no epmd at all (ERL_DIST_PORT), which only lets ejabberdctl reach this one node.
+   */
+  epmdPort?: number;
+  /**
+   * Accounts known to exist (lower-cased localparts), shared by the members of one cluster: Mnesia
+   * replicates them, and a PIEFXIS import aborts at the first one that exists.
+   */
+  knownAccounts?: Set<string>;
 }
 
 export interface EjabberdServer extends XmppServer {
@@ -71,6 +86,7 @@ interface Layout {
   logPath: string;
   node: string;
   cookie: string;
+  epmdPort: number | undefined;
   component: ComponentSpec;
 }
 
@@ -79,16 +95,25 @@ interface Layout {
  * command. Rewritten at each launch because the distribution port is chosen afresh each time; the node
  * name stays, since Mnesia (the accounts) is bound to it.
  */
-function renderCtlConfig(l: Layout, distPort: number): string {
+function renderCtlConfig(l: Layout, distPort: number | undefined): string {
+  const distribution =
+    distPort !== undefined
+      ? ["# epmd-less distribution: the node listens on this port itself and ctl commands go straight to it.", `ERL_DIST_PORT=${distPort}`]
+      : [
+          "# A private epmd on loopback (ejabberd-cluster.ts): the cluster's nodes find each other through it.",
+          `export ERL_EPMD_PORT=${l.epmdPort}`,
+          "ERL_EPMD_ADDRESS=127.0.0.1",
+        ];
+  // With a private epmd, never let erl start (and leave behind) a daemon of its own.
+  const noEpmd = distPort === undefined ? " -start_epmd false" : "";
   return [
     "# Written by local-stack/ejabberd.ts for one throwaway run.",
     '# Run as the current user (root here) instead of su-ing to the "ejabberd" system user.',
     "EXEC_CMD=as_current_user",
     `ERLANG_NODE=${l.node}`,
-    "# epmd-less distribution: the node listens on this port itself and ctl commands go straight to it.",
-    `ERL_DIST_PORT=${distPort}`,
+    ...distribution,
     "# A random cookie and loopback only: nobody else can drive this node.",
-    `ERL_OPTIONS="-setcookie ${l.cookie} -kernel inet_dist_use_interface {127,0,0,1}"`,
+    `ERL_OPTIONS="-setcookie ${l.cookie} -kernel inet_dist_use_interface {127,0,0,1}${noEpmd}"`,
     `EJABBERD_PID_PATH=${l.pidPath}`,
     `CONTRIB_MODULES_PATH=${path.join(l.dir, "ext-modules")}`,
     `CONTRIB_MODULES_CONF_DIR=${path.join(l.dir, "ext-modules", "conf")}`,
@@ -136,6 +161,20 @@ function streamReply(port: number, header: string, expect: RegExp, timeoutMs = 1
   });
 }
 
+/** Both listeners really speak XMPP (the c2s one as this vhost): after a start, or a restart by join_cluster. */
+export async function speaksXmpp(c2sPort: number, componentPort: number, componentDomain: string): Promise<void> {
+  await streamReply(
+    c2sPort,
+    `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${VHOST}' version='1.0'>`,
+    /<stream:features/,
+  );
+  await streamReply(
+    componentPort,
+    `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='${componentDomain}'>`,
+    /<stream:stream[^>]*\sid=/,
+  );
+}
+
 // beam.smp is a grandchild (node → bash ejabberdctl → beam.smp), so process.ts's exit hook, which
 // kills its own children, would only take the wrapper and orphan the server. Every live beam is killed
 // here too. Only an 'exit' hook: process.ts turns SIGTERM/SIGINT/SIGHUP into process.exit() as long
@@ -164,8 +203,9 @@ interface Running {
 }
 
 async function launch(l: Layout, c2sPort: number, componentPort: number): Promise<Running> {
-  // The Erlang distribution port goes into ejabberdctl's config before start; a launch that finds it taken is retried by onFreePorts.
-  const distPort = await freePort();
+  // The Erlang distribution port goes into ejabberdctl's config before start; a launch that finds it taken is
+  // retried by onFreePorts. With a private epmd the node picks its own and registers it there.
+  const distPort = l.epmdPort === undefined ? await freePort() : undefined;
   await writeFile(l.ctlConfigPath, renderCtlConfig(l, distPort));
   // A SIGKILLed or failed start leaves its pid file: never read the previous run's PID.
   await rm(l.pidPath, { force: true });
@@ -193,17 +233,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
       },
       { timeoutMs: 60_000, intervalMs: 50, signal: early.signal },
     );
-    // And both really speak XMPP (the c2s one as this vhost).
-    await streamReply(
-      c2sPort,
-      `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${VHOST}' version='1.0'>`,
-      /<stream:features/,
-    );
-    await streamReply(
-      componentPort,
-      `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='${l.component.domain}'>`,
-      /<stream:stream[^>]*\sid=/,
-    );
+    await speaksXmpp(c2sPort, componentPort, l.component.domain);
     return { wrapper, beamPid: beamPid as number };
   } catch (err) {
     // No pid file yet (e.g. a start that hangs): the wrapper's own child is the beam.
@@ -211,7 +241,7 @@ async function launch(l: Layout, c2sPort: number, componentPort: number): Promis
     await halt({ wrapper, beamPid: beamPid ?? 0 }, "SIGKILL").catch(() => {});
     const out = wrapper.output();
     const message =
-      `ejabberd failed to start (c2s ${c2sPort}, component ${componentPort}, dist ${distPort}): ${(err as Error).message}\n` +
+      `ejabberd failed to start (c2s ${c2sPort}, component ${componentPort}, dist ${distPort ?? `via epmd ${l.epmdPort}`}): ${(err as Error).message}\n` +
       `--- ejabberd.log (tail) ---\n${await readFileTail(l.logPath, 4_000)}\n` +
       `--- output ---\n${out.slice(-3_000)}`;
     // eaddrinuse: a listener ("failed_to_start_child ... eaddrinuse") or the distribution port
@@ -299,8 +329,9 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     ctlConfigPath: path.join(etcDir, "ejabberdctl.cfg"),
     pidPath: path.join(dir, "ejabberd.pid"),
     logPath: path.join(dir, "log", "ejabberd.log"),
-    node: `ejb_${randomBytes(4).toString("hex")}@localhost`,
-    cookie: randomBytes(16).toString("hex"),
+    node: opts.node ?? `ejb_${randomBytes(4).toString("hex")}@localhost`,
+    cookie: opts.cookie ?? randomBytes(16).toString("hex"),
+    epmdPort: opts.epmdPort,
     component,
   };
   let c2sPort = 0;
@@ -330,7 +361,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   let current: Running | undefined = running;
   let lastPid = running.beamPid; // kept after stop/kill, like ProsodyServer.pid
   // The PIEFXIS import aborts at the first account that already exists, so only new names go in.
-  const created = new Set<string>();
+  const created = opts.knownAccounts ?? new Set<string>();
   let importSeq = 0;
   const ctl = (args: readonly string[], timeoutMs?: number): Promise<string> => runCtl(layout, args, timeoutMs);
 

@@ -17,6 +17,7 @@ import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
 import { callLocal, failure as localFailure } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
 import type { AgentTlsOptions } from "./tls.js";
+import type { SrvLookup } from "./servers.js";
 import { randomBytes } from "node:crypto";
 
 /** One device identity: who it is on XMPP and where its own HTTP server listens. */
@@ -33,6 +34,7 @@ export interface AgentIdentity {
 }
 
 export interface AgentOptions extends AgentIdentity {
+  /** AGENT_SERVICE: one server, or a comma-separated list of servers and SRV domains (servers.ts). */
   service: string;
   domain: string;
   /** The gateway's component JID: the only sender whose requests are served, and where presence goes. */
@@ -49,6 +51,8 @@ export interface AgentOptions extends AgentIdentity {
   backoff?: BackoffOptions;
   /** An XMPP connection attempt not online within this bound is abandoned and retried. */
   attemptTimeoutMs?: number;
+  /** SRV lookups for xmpp-srv:// entries (servers.ts); default node's resolver. */
+  srvLookup?: SrvLookup;
 }
 
 export interface AgentLog {
@@ -88,7 +92,11 @@ export class DeviceAgent {
     this.connection = new DeviceConnection(opts, {
       onEvent: (event, extra) => {
         // Whether the link is encrypted is worth a field on every connection: an operator can check it.
-        if (event === "online") deps.log.info({ event, ...fields, ...extra, tls: this.connection.tlsProtocol ?? "none" }, "agent online");
+        if (event === "online")
+          deps.log.info(
+            { event, ...fields, ...extra, server: this.connection.server, tls: this.connection.tlsProtocol ?? "none" },
+            "agent online",
+          );
         else deps.log.warn({ event, ...fields, ...extra }, `agent ${event}`);
       },
       onOnline: () => this.announce(),

@@ -3,6 +3,7 @@ import { EnvReader, isUrlWith, redactUrl, type Env, type LogLevel, type SettingF
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
 import { AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
+import { hasDirectTlsEntry, isServiceList, SERVICE_LIST_RULE } from "./servers.js";
 import { readCaFile, type AgentTlsOptions } from "./tls.js";
 
 export interface AgentConfig {
@@ -20,6 +21,10 @@ export function loadAgentConfig(env: Env): AgentConfig {
   const r = new EnvReader(env);
   const read = agentReader(r);
   const service = read("AGENT_SERVICE");
+  // Checked here rather than by a rule of the table, so that the line quotes each entry redacted (a password
+  // in a URL's userinfo is never echoed), as EnvReader does for URL settings.
+  if (!isServiceList(service))
+    r.problems.push(`AGENT_SERVICE=${JSON.stringify(service.split(",").map(redactUrl).join(","))} ${SERVICE_LIST_RULE}`);
   const domain = read("AGENT_DOMAIN");
   const resource = read("AGENT_RESOURCE");
   const saslMechanism = read("AGENT_SASL_MECHANISM");
@@ -81,7 +86,7 @@ function readTls(r: EnvReader, service: string): { tls?: AgentTlsOptions } {
   if (mode === undefined && caFile === undefined) return {};
   const tls: AgentTlsOptions = {};
   if (mode !== undefined) tls.mode = mode;
-  if (tls.mode === "off" && service.startsWith("xmpps:")) {
+  if (tls.mode === "off" && hasDirectTlsEntry(service)) {
     r.problems.push(
       `AGENT_TLS=off cannot apply to AGENT_SERVICE=${JSON.stringify(redactUrl(service))}: xmpps:// is TLS from the first byte (XEP-0368); use xmpp:// for plain text`,
     );

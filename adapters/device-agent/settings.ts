@@ -13,7 +13,11 @@ export const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host na
  * file) are checked there.
  */
 export const AGENT_SETTINGS = {
-  AGENT_SERVICE: { kind: "url", default: "xmpp://127.0.0.1:5222", protocols: ["xmpp:", "xmpps:"], doc: "XMPP server (c2s)" },
+  AGENT_SERVICE: {
+    kind: "string",
+    default: "xmpp://127.0.0.1:5222",
+    doc: "XMPP server (c2s); or several, comma-separated, tried in turn; `xmpp-srv://domain` looks them up in DNS SRV",
+  },
   AGENT_DOMAIN: { kind: "string", default: "localhost", doc: "the device's XMPP domain" },
   AGENT_USERNAME: { kind: "required", doc: "the device's account (without AGENT_FLEET_FILE)" },
   AGENT_PASSWORD: { kind: "required", doc: "the device's password (without AGENT_FLEET_FILE)" },

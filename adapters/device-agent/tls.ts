@@ -5,6 +5,7 @@ import net from "node:net";
 import tls, { type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { Element } from "@xmpp/xml";
 import type { XmlFactory } from "../../lib/xmpp/elements.js";
+import { hasDirectTlsEntry, hasSrvEntry } from "./servers.js";
 
 /**
  * `required`: TLS before anything else, with a verified certificate: STARTTLS (RFC 6120 §5) on `xmpp://`,
@@ -212,10 +213,13 @@ export class ClientTls {
     private readonly xml: XmlFactory<Element>,
     opts: { service: string; domain: string; tls?: AgentTlsOptions },
   ) {
-    const direct = opts.service.startsWith("xmpps:");
-    this.mode = opts.tls?.mode ?? defaultTlsMode(opts.service, opts.tls?.ca !== undefined);
-    if (direct && this.mode === "off")
-      throw new TlsError(`TLS mode "off" needs an xmpp:// service: ${opts.service} is TLS from the first byte (XEP-0368)`);
+    // A list of servers (servers.ts): TLS may be left off only when every one of them allows it.
+    const services = opts.service.split(",").map((s) => s.trim());
+    this.mode = opts.tls?.mode ?? (services.every((s) => defaultTlsMode(s, opts.tls?.ca !== undefined) === "off") ? "off" : "required");
+    if (hasDirectTlsEntry(opts.service) && this.mode === "off")
+      throw new TlsError(`TLS mode "off" needs xmpp:// services: ${opts.service} is TLS from the first byte (XEP-0368)`);
+    // An SRV lookup may find xmpps-client servers too, unless TLS is off (then it asks for xmpp-client only).
+    const direct = hasDirectTlsEntry(opts.service) || (hasSrvEntry(opts.service) && this.mode !== "off");
     const domain = opts.domain;
     const options: ConnectionOptions = {
       ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),

@@ -6,10 +6,12 @@ import type { BackoffOptions } from "../../lib/backoff.js";
 import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
 import { asXmlElement } from "../../lib/xmpp/elements.js";
 import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
-import { ConnectionSupervisor, type SupervisedEntity, type SupervisorEvents } from "../../lib/xmpp/supervisor.js";
+import { ConnectionSupervisor, type RetryPolicy, type SupervisedEntity, type SupervisorEvents } from "../../lib/xmpp/supervisor.js";
+import { parseServiceList, resolveServices, ServerRotation, type ServiceEntry, type SrvLookup } from "./servers.js";
 import { ClientTls, type AgentTlsOptions, type TlsEntity } from "./tls.js";
 
 export interface DeviceConnectionOptions {
+  /** AGENT_SERVICE's text: one server, or a comma-separated list of them and of SRV domains (servers.ts). */
   service: string;
   domain: string;
   username: string;
@@ -22,6 +24,8 @@ export interface DeviceConnectionOptions {
   backoff?: BackoffOptions;
   /** An attempt not online within this bound is abandoned and retried (default 10 s). */
   attemptTimeoutMs?: number;
+  /** SRV lookups for xmpp-srv:// entries; default node's resolver (tests inject records). */
+  srvLookup?: SrvLookup;
 }
 
 /** Answers an incoming XEP-0332 request: the `<resp>` (or a stanza `<error>`), plus work to run after it is sent. */
@@ -44,8 +48,9 @@ export class DeviceConnection extends SupervisedConnection<Element> {
 
   constructor(opts: DeviceConnectionOptions, events: SupervisorEvents & { onOnline?: () => void }) {
     const mechanism = opts.saslMechanism;
+    const entries = parseServiceList(opts.service);
     const entity = client({
-      service: opts.service,
+      service: entries[0]?.kind === "url" ? entries[0].url : "xmpp://localhost:5222", // set before each attempt
       domain: opts.domain,
       resource: opts.resource,
       credentials: async (authenticate, mechanisms) => {
@@ -53,16 +58,26 @@ export class DeviceConnection extends SupervisedConnection<Element> {
         await authenticate({ username: opts.username, password: opts.password }, chosen as string, undefined as unknown as Element); // no user agent: plain SASL (RFC 4422), not SASL2
       },
     });
-    const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, opts.backoff, opts.attemptTimeoutMs);
+    const tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
+    const retry = rotationPolicy(entries, entity as unknown as { options: { service: string } }, {
+      ...opts,
+      directTls: tls.mode !== "off",
+    });
+    const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, retry, opts.attemptTimeoutMs);
     super(supervisor, xml, (el) => entity.send(el));
     this.entity = entity;
     this.callee = (entity as unknown as { iqCallee: IqCallee }).iqCallee;
-    this.tls = new ClientTls(entity as unknown as TlsEntity, xml, opts);
+    this.tls = tls;
     entity.on("online", () => events.onOnline?.());
     this.callee.get(NS_DISCO_INFO, "query", () =>
       this.toElement(discoInfo({ category: "client", type: "bot", name: "XEP-0332 device agent" })),
     );
     this.callee.get(NS_PING, "ping", () => true);
+  }
+
+  /** The server of the current (or next) attempt, e.g. `xmpp://b.example.com:5222`. */
+  get server(): string {
+    return (this.entity as unknown as { options: { service: string } }).options.service;
   }
 
   /** The TLS version of the current connection (`TLSv1.3`), or undefined when it is not encrypted. */
@@ -90,4 +105,37 @@ export class DeviceConnection extends SupervisedConnection<Element> {
   protected unavailable(cause?: unknown): Error {
     return new Error("device connection is offline", cause === undefined ? undefined : { cause });
   }
+}
+
+/**
+ * The servers of AGENT_SERVICE in turn (servers.ts, ServerRotation): before each attempt the entity is pointed
+ * at the rotation's current server; SRV entries are resolved at the first attempt and after each failed round.
+ */
+function rotationPolicy(
+  entries: readonly ServiceEntry[],
+  entity: { options: { service: string } },
+  opts: Pick<DeviceConnectionOptions, "backoff" | "srvLookup"> & { directTls: boolean },
+): RetryPolicy {
+  const rotation = new ServerRotation(opts.backoff);
+  const dynamic = entries.some((e) => e.kind === "srv");
+  let stale = true;
+  return {
+    async beforeAttempt() {
+      if (stale) {
+        rotation.load(await resolveServices(entries, opts.srvLookup, { directTls: opts.directTls }));
+        stale = false;
+      }
+      entity.options.service = rotation.current;
+    },
+    succeeded: () => rotation.succeeded(),
+    failed: () => {
+      const { delayMs, roundOver } = rotation.failed();
+      if (roundOver && dynamic) stale = true;
+      return delayMs;
+    },
+    describe: () =>
+      stale
+        ? { resolveAgain: true, failedRounds: rotation.failedRounds }
+        : { next: rotation.current, failedRounds: rotation.failedRounds, servers: rotation.servers.length },
+  };
 }

@@ -10,6 +10,31 @@ export interface SupervisedEntity extends EventEmitter {
   reconnect: { stop(): void; reconnect(): Promise<void> };
 }
 
+/**
+ * When and where the next attempt goes. The default is lib/backoff.ts alone, to one server; the device agent's
+ * rotation over several servers (adapters/device-agent/servers.ts) is another.
+ */
+export interface RetryPolicy {
+  /** Runs before every attempt, the first included (e.g. points the entity at the next server); must not throw. */
+  beforeAttempt?(): Promise<void>;
+  /** An attempt reached online. */
+  succeeded(): void;
+  /** An attempt failed or an online connection was lost: the delay before the next attempt. */
+  failed(): number;
+  /** Fields for the `retry` log line. */
+  describe(): Record<string, unknown>;
+}
+
+/** One server, jittered exponential backoff between attempts (lib/backoff.ts). */
+export function backoffPolicy(opts: BackoffOptions = DEFAULT_BACKOFF): RetryPolicy {
+  const backoff = new Backoff(opts);
+  return {
+    succeeded: () => backoff.reset(),
+    failed: () => backoff.next(),
+    describe: () => ({ attempt: backoff.attempts }),
+  };
+}
+
 export interface SupervisorEvents {
   /** A state change worth a log line: online, offline, retry scheduled, error. */
   onEvent(event: "online" | "offline" | "retry" | "error" | "replaced", fields: Record<string, unknown>): void;
@@ -34,7 +59,7 @@ export interface SupervisorEvents {
  * socket open, and without a `disconnect` no retry would ever follow. The watchdog closes such a socket.
  */
 export class ConnectionSupervisor {
-  private readonly backoff: Backoff;
+  private readonly retry: RetryPolicy;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private replaced = false;
@@ -46,10 +71,10 @@ export class ConnectionSupervisor {
   constructor(
     private readonly entity: SupervisedEntity,
     private readonly events: SupervisorEvents,
-    backoff: BackoffOptions = DEFAULT_BACKOFF,
+    backoff: BackoffOptions | RetryPolicy = DEFAULT_BACKOFF,
     private readonly attemptTimeoutMs = 10_000,
   ) {
-    this.backoff = new Backoff(backoff);
+    this.retry = "failed" in backoff ? backoff : backoffPolicy(backoff);
     entity.reconnect.stop();
     entity.on("error", (err: unknown) => {
       if (this.isOnline && (err as { condition?: string } | undefined)?.condition === "conflict") this.replaced = true;
@@ -61,7 +86,7 @@ export class ConnectionSupervisor {
     });
     entity.on("online", () => {
       clearTimeout(this.watchdog);
-      this.backoff.reset();
+      this.retry.succeeded();
       this.setOnline(true);
       this.events.onEvent("online", {});
       for (const w of this.waiters.splice(0)) w();
@@ -83,6 +108,7 @@ export class ConnectionSupervisor {
   async start(): Promise<void> {
     this.stopping = false;
     this.replaced = false;
+    await this.retry.beforeAttempt?.();
     try {
       await this.entity.start();
     } catch {
@@ -125,14 +151,17 @@ export class ConnectionSupervisor {
 
   private scheduleReconnect(): void {
     if (this.stopping || this.timer) return;
-    const delayMs = this.backoff.next();
-    this.events.onEvent("retry", { delayMs, attempt: this.backoff.attempts });
+    const delayMs = this.retry.failed();
+    this.events.onEvent("retry", { delayMs, ...this.retry.describe() });
     this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.stopping || this.entity.status !== "disconnect") return;
-      this.entity.reconnect.reconnect().catch(() => {
-        // Emitted as `error`; the next `disconnect` schedules another attempt.
-      });
+      void (async () => {
+        await this.retry.beforeAttempt?.();
+        this.timer = undefined;
+        if (this.stopping || this.entity.status !== "disconnect") return;
+        this.entity.reconnect.reconnect().catch(() => {
+          // Emitted as `error`; the next `disconnect` schedules another attempt.
+        });
+      })();
     }, delayMs);
     // Not unref'd: while disconnected this timer may be all that keeps a device agent process alive.
   }

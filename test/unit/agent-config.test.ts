@@ -106,6 +106,45 @@ describe("loadAgentConfig: one identity from the environment", () => {
     for (const name of names) assert.equal(err.problems.filter((p) => p.startsWith(`${name}=`)).length, 1, name);
   });
 
+  it("takes a comma-separated AGENT_SERVICE list and xmpp-srv:// domains as they are (servers.ts reads them)", () => {
+    const service = "xmpp://node1.example.com:5222, xmpps://node2.example.com:5223,xmpp-srv://example.com";
+    assert.equal(loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: service }).agents[0]?.service, service);
+  });
+
+  it("reports an AGENT_SERVICE list with a bad entry, once, naming the variable", () => {
+    for (const service of ["xmpp://a:5222,http://b:80", "xmpp://a:5222,", "xmpp-srv://example.com:5222"]) {
+      const err = expectConfigError(() => loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: service }));
+      assert.equal(err.problems.length, 1, err.message);
+      assert.match(err.problems[0]!, /^AGENT_SERVICE=.* comma-separated/);
+    }
+  });
+
+  it("never echoes a password given in an AGENT_SERVICE entry", () => {
+    const err = expectConfigError(() => loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://a:5222,http://u:s3cret@b:80" }));
+    assert.equal(err.problems.length, 1, err.message);
+    assert.doesNotMatch(err.message, /s3cret/);
+    assert.match(err.problems[0]!, /^AGENT_SERVICE=.*u:\*\*\*@b/);
+  });
+
+  it("refuses AGENT_TLS=off with an xmpps:// entry anywhere in the list, not with xmpp:// or xmpp-srv:// ones", () => {
+    const err = expectConfigError(() =>
+      loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://127.0.0.1:5222,xmpps://127.0.0.1:5223", AGENT_TLS: "off" }),
+    );
+    assert.ok(
+      err.problems.some((p) => p.startsWith("AGENT_TLS=off cannot apply")),
+      err.message,
+    );
+    assert.equal(
+      loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://127.0.0.1:5222,xmpp-srv://example.com", AGENT_TLS: "off" }).agents[0]?.tls
+        ?.mode,
+      "off",
+    );
+    assert.equal(
+      loadAgentConfig({ ...IDENTITY, AGENT_SERVICE: "xmpp://10.0.0.1:5222,xmpp://10.0.0.2:5222", AGENT_TLS: "off" }).agents[0]?.tls?.mode,
+      "off",
+    );
+  });
+
   it("reports a bad LOG_LEVEL as a ConfigError", () => {
     expectConfigError(() => loadAgentConfig({ ...IDENTITY, LOG_LEVEL: "verbose" }));
   });
