@@ -27,13 +27,7 @@ export class PresenceStore {
   async available(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
     await this.redis.run((c) => c.zadd(this.redis.keys.online(j), now + this.ttl.onlineTtlMs, j));
-    await this.redis.run((c) =>
-      c
-        .multi()
-        .del(this.offlineKey(j))
-        .set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs)
-        .exec(),
-    );
+    await this.redis.run((c) => c.multi().del(this.offlineKey(j)).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
   }
 
   async unavailable(jid: string, now = Date.now()): Promise<void> {
@@ -59,7 +53,9 @@ export class PresenceStore {
   /** Two single-key reads sent together (a read needs no atomicity: either order of changes answers a state the device was in). */
   async state(jid: string, now = Date.now()): Promise<PresenceState> {
     const j = normalizeJid(jid);
-    const [score, offline] = await this.redis.run((c) => Promise.all([c.zscore(this.redis.keys.online(j), j), c.exists(this.offlineKey(j))]));
+    const [score, offline] = await this.redis.run((c) =>
+      Promise.all([c.zscore(this.redis.keys.online(j), j), c.exists(this.offlineKey(j))]),
+    );
     if (score !== null && Number(score) > now) return "online";
     return offline === 1 ? "offline" : "unknown";
   }
@@ -68,7 +64,9 @@ export class PresenceStore {
   async countOnline(now = Date.now()): Promise<number> {
     const counts = await this.redis.run((c) =>
       Promise.all(
-        this.redis.keys.onlineBuckets().map((bucket) => Promise.all([c.zremrangebyscore(bucket, "-inf", now), c.zcard(bucket)]).then(([, n]) => n)),
+        this.redis.keys
+          .onlineBuckets()
+          .map((bucket) => Promise.all([c.zremrangebyscore(bucket, "-inf", now), c.zcard(bucket)]).then(([, n]) => n)),
       ),
     );
     return counts.reduce((sum, n) => sum + n, 0);

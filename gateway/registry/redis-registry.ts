@@ -120,7 +120,8 @@ export class RedisDeviceRegistry implements DeviceStore {
     const moved = JSON.stringify({ ...rec, id: newId });
     const written = await this.redis.run((c) => c.set(this.recordKey(newId), moved, "NX"));
     const outcome = written === "OK" ? "renamed" : "dropped";
-    if (outcome === "renamed") await this.redis.run((c) => c.sadd(this.setKey(), newId));
+    // Also when dropped: a rename cut short before this step finds the new record there already.
+    await this.redis.run((c) => c.sadd(this.setKey(), newId));
     const address = rec.legacyAddress;
     if (typeof address === "string") {
       // The index follows whichever record names the address now: the moved one, or the one that was there.
@@ -251,7 +252,9 @@ function byCodePoint(a: string, b: string): number {
 function parseRecord(json: string): (Partial<DeviceRecord> & Record<string, unknown>) | undefined {
   try {
     const rec: unknown = JSON.parse(json);
-    return typeof rec === "object" && rec !== null && !Array.isArray(rec) ? (rec as Partial<DeviceRecord> & Record<string, unknown>) : undefined;
+    return typeof rec === "object" && rec !== null && !Array.isArray(rec)
+      ? (rec as Partial<DeviceRecord> & Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }

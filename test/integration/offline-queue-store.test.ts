@@ -122,9 +122,16 @@ it("gives a place back when the device's bounds refuse, and frees one left witho
   const lost = JSON.stringify(item("n", now + 1000));
   const { keys } = redis;
   await redis.run((c) =>
-    Promise.all([c.zadd(keys.offlineQueuedTotal(), now + 1000, `lost:${lost.length}`), c.incrby(keys.offlineQueuedBytesTotal(), lost.length)]),
+    Promise.all([
+      c.zadd(keys.offlineQueuedTotal(), now + 1000, `lost:${lost.length}`),
+      c.incrby(keys.offlineQueuedBytesTotal(), lost.length),
+    ]),
   );
-  assert.match((await refusal(queue.enqueue("p@x/agent", item("p", now + 60_000), now))) ?? "", /entries in all/, "held until its deadline");
+  assert.match(
+    (await refusal(queue.enqueue("p@x/agent", item("p", now + 60_000), now))) ?? "",
+    /entries in all/,
+    "held until its deadline",
+  );
   const p = item("p", now + 60_000);
   await queue.enqueue("p@x/agent", p, now + 2000);
   const after = await totals();

@@ -2,7 +2,10 @@
 // are those `CLUSTER KEYSLOT` answers (Redis Cluster specification, "Hash tags").
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { pino } from "pino";
+import { RedisStore } from "../../gateway/redis/client.js";
 import { assertOneSlot, keySlot } from "../../gateway/redis/slots.js";
+import { isGatewayError } from "../../gateway/errors.js";
 
 describe("keySlot", () => {
   it("is CRC16 of the key modulo 16384", () => {
@@ -38,5 +41,29 @@ describe("assertOneSlot", () => {
       (err: unknown) =>
         err instanceof Error && err.constructor === Error && /enqueueOffline/.test(err.message) && /gw:queued → \d+/.test(err.message),
     );
+  });
+});
+
+describe("RedisStore.script", () => {
+  it("refuses a call whose keys span slots before sending it, and sends one whose keys share a tag", async () => {
+    // Never connected: a call that is sent fails as GW_STORE_UNAVAILABLE (offline queue off).
+    const redis = new RedisStore(
+      { url: "redis://127.0.0.1:1", keyPrefix: "t:", commandTimeoutMs: 100 },
+      { logger: pino({ level: "silent" }) },
+    );
+    try {
+      const twoKeys = redis.script<number>("twoKeys", 2, "return 1");
+      assert.throws(
+        () => twoKeys("t:a:{x}", "t:b:{y}", "arg"),
+        (err: unknown) => err instanceof Error && !isGatewayError(err) && /twoKeys/.test(err.message),
+      );
+      await assert.rejects(
+        twoKeys("t:a:{x}", "t:b:{x}", "t:c:{y}"),
+        (err: unknown) => isGatewayError(err) && err.code === "GW_STORE_UNAVAILABLE",
+        "ARGV is not checked",
+      );
+    } finally {
+      await redis.stop();
+    }
   });
 });
