@@ -50,12 +50,12 @@ export interface QueueLimits {
 /**
  * The queue's global bound, a step of its own: the per-device lists are tagged by JID (one hash slot each,
  * spread over a cluster), the two totals share a tag of their own, and a script may touch one slot only.
- * KEYS (global): the set of all places taken (`{id}:{bytes}` scored by deadline), the total byte count.
+ * KEYS (global): the set of all places taken (`<id>:<bytes>` scored by deadline), the total byte count.
  *
  * RESERVE takes a place within the global bounds. ARGV: member, bytes, deadline, now, max entries, max bytes.
  * The totals correct themselves: places past their deadline leave the set (and their bytes the count) at
- * the next reservation, whether their entry was delivered, expired with its list, or never written (an
- * instance that died between the steps); an empty set resets the count.
+ * the next reservation, whether their entry expired unseen with its list, or an instance that died between
+ * two steps left the place behind (below); an empty set resets the count.
  * Answers 0 taken, 3 no entry left in all, 4 no byte left in all.
  */
 const RESERVE = `
@@ -230,7 +230,7 @@ export class OfflineQueue {
 }
 
 interface Place {
-  /** `{id}:{bytes}`, the member of the set of places. */
+  /** `<id>:<bytes>`, the member of the set of places. */
   member: string;
   bytes: number;
 }

@@ -103,7 +103,7 @@ export class RedisKeys {
   }
 
   /**
-   * Sorted set (`{id}:{bytes}` by deadline): places taken in the queue's global bound, by every device. With
+   * Sorted set (`<id>:<bytes>` by deadline): places taken in the queue's global bound, by every device. With
    * the byte count below it shares one tag of its own (one slot): the global bound is a step of its own,
    * apart from the per-JID lists (OfflineQueue).
    */
