@@ -47,12 +47,44 @@ export interface QueueLimits {
   maxTotalBytes: number;
 }
 
-/** Lua: pushes ARGV[1] (of `size` bytes) onto the list and counts it; both keys expire with their latest entry. */
+/**
+ * The queue's global bound, a step of its own: the per-device lists are tagged by JID (one hash slot each,
+ * spread over a cluster), the two totals share a tag of their own, and a script may touch one slot only.
+ * KEYS (global): the set of all places taken (`<id>:<bytes>` scored by deadline), the total byte count.
+ *
+ * RESERVE takes a place within the global bounds. ARGV: member, bytes, deadline, now, max entries, max bytes.
+ * The totals correct themselves: places past their deadline leave the set (and their bytes the count) at
+ * the next reservation, whether their entry expired unseen with its list, or an instance that died between
+ * two steps left the place behind (below); an empty set resets the count.
+ * Answers 0 taken, 3 no entry left in all, 4 no byte left in all.
+ */
+const RESERVE = `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, 1000)
+if #expired > 0 then
+  local freed = 0
+  for _, m in ipairs(expired) do freed = freed + (tonumber(string.match(m, ':(%d+)$')) or 0) end
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('DECRBY', KEYS[2], freed)
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+if ARGV[5] ~= '' then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then return 3 end
+  if tonumber(redis.call('GET', KEYS[2]) or '0') + tonumber(ARGV[2]) > tonumber(ARGV[6]) then return 4 end
+end
+if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) == 1 then redis.call('INCRBY', KEYS[2], ARGV[2]) end
+return 0`;
+
+/** Gives a place back (the entry was delivered, or its device refused it). ARGV: member, bytes. */
+const RELEASE = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  if redis.call('DECRBY', KEYS[2], ARGV[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+end
+return 0`;
+
+/** Lua: pushes ARGV[1] onto the list and counts its bytes; both keys expire with their latest entry. */
 function counted(push: "RPUSH" | "LPUSH"): string {
   return `redis.call('${push}', KEYS[1], ARGV[1])
-redis.call('INCRBY', KEYS[2], size)
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[${push === "RPUSH" ? 4 : 3}])
-redis.call('INCRBY', KEYS[4], size)
+redis.call('INCRBY', KEYS[2], string.len(ARGV[1]))
 for _, k in ipairs({KEYS[1], KEYS[2]}) do
   redis.call('PEXPIREAT', k, ARGV[2], 'GT')
   redis.call('PEXPIREAT', k, ARGV[2], 'NX')
@@ -60,54 +92,31 @@ end`;
 }
 
 /**
- * Enqueue, within bounds, in one step (no two instances can both take the last place).
- * KEYS: the device's list, its byte count, the set of all queued entries (`{id}:{bytes}` scored by
- * deadline), the total byte count. ARGV: entry, deadline, now, member, then the four limits.
- * The totals correct themselves: entries past their deadline leave the set (and their bytes the count) at
- * the next enqueue, whether they were drained or expired with their list; an empty set resets the count.
- * Answers 0 queued, or which bound refused it: 1 device entries, 2 device bytes, 3 entries, 4 bytes.
+ * The device's step, within its bounds. KEYS (the JID's): the device's list, its byte count. ARGV: entry,
+ * deadline, max entries, max bytes. Answers 0 queued, or which bound refused it: 1 entries, 2 bytes.
  */
 const ENQUEUE = `
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3], 'LIMIT', 0, 1000)
-if #expired > 0 then
-  local freed = 0
-  for _, m in ipairs(expired) do freed = freed + (tonumber(string.match(m, ':(%d+)$')) or 0) end
-  redis.call('ZREM', KEYS[3], unpack(expired))
-  redis.call('DECRBY', KEYS[4], freed)
-end
-if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[4]) end
-local size = string.len(ARGV[1])
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 1 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') + size > tonumber(ARGV[6]) then return 2 end
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then return 3 end
-if tonumber(redis.call('GET', KEYS[4]) or '0') + size > tonumber(ARGV[8]) then return 4 end
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') + string.len(ARGV[1]) > tonumber(ARGV[4]) then return 2 end
 ${counted("RPUSH")}
 return 0`;
 
 /**
  * An entry back at the head of its device's list, counted again, without a bound check (it had its place):
- * a delivery stopped by a shutdown before it was sent. KEYS as ENQUEUE's. ARGV: entry, deadline, member.
+ * a delivery stopped by a shutdown before it was sent. KEYS as ENQUEUE's. ARGV: entry, deadline.
  */
 const REQUEUE = `
-local size = string.len(ARGV[1])
 ${counted("LPUSH")}
 return 0`;
 
-/** The next entry of a device's list, its bytes taken off both counts. KEYS as ENQUEUE's. */
+/** The next entry of a device's list, its bytes taken off the device's count. KEYS as ENQUEUE's. */
 const DEQUEUE = `
 local raw = redis.call('LPOP', KEYS[1])
 if not raw then
   redis.call('DEL', KEYS[2])
   return false
 end
-local size = string.len(raw)
-if redis.call('DECRBY', KEYS[2], size) <= 0 then redis.call('DEL', KEYS[2]) end
-local ok, item = pcall(cjson.decode, raw)
-if ok and type(item) == 'table' and type(item.id) == 'string' then
-  if redis.call('ZREM', KEYS[3], item.id .. ':' .. size) == 1 then
-    if redis.call('DECRBY', KEYS[4], size) <= 0 then redis.call('DEL', KEYS[4]) end
-  end
-end
+if redis.call('DECRBY', KEYS[2], string.len(raw)) <= 0 then redis.call('DEL', KEYS[2]) end
 return raw`;
 
 const BOUNDS = ["entries for this device", "bytes for this device", "entries in all", "bytes in all"] as const;
@@ -117,9 +126,20 @@ const BOUNDS = ["entries for this device", "bytes for this device", "entries in 
  * instance can take them) until the device announces itself; then one instance, holding a short lock,
  * delivers them in order. Requests past their deadline are expired instead of delivered. The queue is
  * bounded (QueueLimits): a request that does not fit is refused, never kept in memory instead.
+ *
+ * Each entry holds a place in the global bound (RESERVE) and sits in its device's list; those are two hash
+ * slots, so two steps, ordered so that what a crash between them leaves is a place held without an entry,
+ * never an entry without its place (which would let the queue grow past its global bound):
+ * - enqueue reserves the place first, then pushes within the device's bounds, and gives the place back if
+ *   the device's bounds refuse;
+ * - a delivery pops the entry first, then gives its place back;
+ * - a requeue (shutdown) takes the place again first (no bound check: it had it), then pushes.
+ * A place left behind by a crash is freed at its entry's deadline by the next reservation.
  */
 export class OfflineQueue {
   private readonly log: Logger;
+  private readonly reserveScript: (...args: Array<string | number>) => Promise<number>;
+  private readonly releaseScript: (...args: Array<string | number>) => Promise<number>;
   private readonly enqueueScript: (...args: Array<string | number>) => Promise<number>;
   private readonly dequeueScript: (...args: Array<string | number>) => Promise<string | null>;
   private readonly requeueScript: (...args: Array<string | number>) => Promise<number>;
@@ -131,27 +151,23 @@ export class OfflineQueue {
     private readonly lockMs = 60_000,
   ) {
     this.log = logger.child({ component: "offline-queue" });
-    this.enqueueScript = redis.script<number>("enqueueOffline", 4, ENQUEUE);
-    this.dequeueScript = redis.script<string | null>("dequeueOffline", 4, DEQUEUE);
-    this.requeueScript = redis.script<number>("requeueOffline", 4, REQUEUE);
+    this.reserveScript = redis.script<number>("reserveOffline", 2, RESERVE);
+    this.releaseScript = redis.script<number>("releaseOffline", 2, RELEASE);
+    this.enqueueScript = redis.script<number>("enqueueOffline", 2, ENQUEUE);
+    this.dequeueScript = redis.script<string | null>("dequeueOffline", 2, DEQUEUE);
+    this.requeueScript = redis.script<number>("requeueOffline", 2, REQUEUE);
   }
 
   /** Queues the request, or throws 503 GW_DEVICE_OFFLINE saying which bound it did not fit in. */
   async enqueue(jid: string, item: QueuedRequest, now = Date.now()): Promise<void> {
     const entry = JSON.stringify(item);
     const { maxPerDevice, maxBytesPerDevice, maxTotal, maxTotalBytes } = this.limits;
-    const member = `${item.id}:${Buffer.byteLength(entry)}`;
-    const r = await this.enqueueScript(
-      ...this.keys(jid),
-      entry,
-      item.deadline,
-      now,
-      member,
-      maxPerDevice,
-      maxBytesPerDevice,
-      maxTotal,
-      maxTotalBytes,
-    );
+    const place = placeOf(item.id, entry);
+    let r = await this.reserveScript(...this.totals(), place.member, place.bytes, item.deadline, now, maxTotal, maxTotalBytes);
+    if (r === 0) {
+      r = await this.enqueueScript(...this.deviceKeys(jid), entry, item.deadline, maxPerDevice, maxBytesPerDevice);
+      if (r !== 0) await this.release(place);
+    }
     if (r === 0) return;
     const bound = BOUNDS[r - 1] ?? "room";
     this.log.warn(
@@ -171,7 +187,7 @@ export class OfflineQueue {
     deliver: (item: QueuedRequest) => Promise<void | "stop">,
     expire: (item: QueuedRequest) => Promise<void>,
   ): Promise<void> {
-    const keys = this.keys(jid);
+    const keys = this.deviceKeys(jid);
     const lock = this.redis.keys.offlineQueueDrain(jid);
     const owner = `${process.pid}-${Date.now()}`;
     const locked = await this.redis.run((c) => c.set(lock, owner, "PX", this.lockMs, "NX"));
@@ -181,10 +197,13 @@ export class OfflineQueue {
         const raw = await this.dequeueScript(...keys);
         if (!raw) return;
         const item = JSON.parse(raw) as QueuedRequest;
+        const place = placeOf(item.id, raw);
+        await this.release(place);
         try {
           if (Date.now() > item.deadline) await expire(item);
           else if ((await deliver(item)) === "stop") {
-            await this.requeueScript(...keys, raw, item.deadline, `${item.id}:${Buffer.byteLength(raw)}`);
+            await this.reserveScript(...this.totals(), place.member, place.bytes, item.deadline, Date.now(), "", "");
+            await this.requeueScript(...keys, raw, item.deadline);
             return;
           }
         } catch (err) {
@@ -197,8 +216,27 @@ export class OfflineQueue {
     }
   }
 
-  private keys(jid: string): [string, string, string, string] {
-    const { keys } = this.redis;
-    return [keys.offlineQueue(jid), keys.offlineQueueBytes(jid), keys.offlineQueuedTotal(), keys.offlineQueuedBytesTotal()];
+  private async release(place: Place): Promise<void> {
+    await this.releaseScript(...this.totals(), place.member, place.bytes);
   }
+
+  private deviceKeys(jid: string): [string, string] {
+    return [this.redis.keys.offlineQueue(jid), this.redis.keys.offlineQueueBytes(jid)];
+  }
+
+  private totals(): [string, string] {
+    return [this.redis.keys.offlineQueuedTotal(), this.redis.keys.offlineQueuedBytesTotal()];
+  }
+}
+
+interface Place {
+  /** `<id>:<bytes>`, the member of the set of places. */
+  member: string;
+  bytes: number;
+}
+
+/** Bytes as Redis counts them (string.len: UTF-8 bytes of the JSON). */
+function placeOf(id: string, entry: string): Place {
+  const bytes = Buffer.byteLength(entry);
+  return { member: `${id}:${bytes}`, bytes };
 }

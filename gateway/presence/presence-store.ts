@@ -5,48 +5,37 @@ import type { RedisStore } from "../redis/client.js";
 export type PresenceState = "online" | "offline" | "unknown";
 
 /**
- * Devices' presence, shared by all instances and surviving their restarts. Online devices are members of
- * the sorted set `{prefix}online`, scored by when their presence expires: an agent re-announces itself
- * periodically, so a device that vanished without a word (power cut, lost NAT mapping) ages out. A device
- * that said goodbye (`unavailable`) is remembered as offline for a while, so requests to it fail at once.
+ * Devices' presence, shared by all instances and surviving their restarts. Online devices are members of a
+ * sorted set, `{prefix}online:{n}` (the JID's bucket of RedisKeys.online), scored by when their presence
+ * expires: an agent re-announces itself periodically, so a device that vanished without a word (power cut,
+ * lost NAT mapping) ages out. A device that said goodbye (`unavailable`) is remembered as offline for a
+ * while, so requests to it fail at once.
+ *
+ * The bucket and the JID's own keys (`seen`, `offline`, tagged by JID) are in different hash slots, so a
+ * change is two steps: a MULTI on the JID's keys, and the bucket. The bucket is written so that an
+ * instance dying between the steps never leaves "online" wrong in the dangerous direction: `available`
+ * adds to the bucket first (online wins over a stale offline mark in state()), `unavailable` removes from
+ * it first (the device is then "unknown" until the offline mark follows, and requests to it are tried).
+ * Either way the next presence of the device sets everything right.
  */
-const STATE = `
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) > tonumber(ARGV[2]) then return 1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-return -1`;
-
 export class PresenceStore {
-  /** (online key, offline key, jid, now) → 1 online, 0 offline, -1 unknown. */
-  private readonly presenceState: (...args: Array<string | number>) => Promise<number>;
-  private readonly onlineKey: string;
-
   constructor(
     private readonly redis: RedisStore,
     private readonly ttl: { onlineTtlMs: number; offlineTtlMs: number },
-  ) {
-    this.presenceState = redis.script<number>("presenceState", 2, STATE);
-    this.onlineKey = redis.keys.online();
-  }
+  ) {}
 
   async available(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
-    await this.redis.run((c) =>
-      c
-        .multi()
-        .zadd(this.onlineKey, now + this.ttl.onlineTtlMs, j)
-        .del(this.offlineKey(j))
-        .set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs)
-        .exec(),
-    );
+    await this.redis.run((c) => c.zadd(this.redis.keys.online(j), now + this.ttl.onlineTtlMs, j));
+    await this.redis.run((c) => c.multi().del(this.offlineKey(j)).set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs).exec());
   }
 
   async unavailable(jid: string, now = Date.now()): Promise<void> {
     const j = normalizeJid(jid);
+    await this.redis.run((c) => c.zrem(this.redis.keys.online(j), j));
     await this.redis.run((c) =>
       c
         .multi()
-        .zrem(this.onlineKey, j)
         .set(this.offlineKey(j), String(now), "PX", this.ttl.offlineTtlMs)
         .set(this.seenKey(j), String(now), "PX", this.ttl.offlineTtlMs)
         .exec(),
@@ -61,15 +50,26 @@ export class PresenceStore {
     return (await this.redis.run((c) => c.exists(this.seenKey(normalizeJid(jid))))) === 1;
   }
 
+  /** Two single-key reads sent together (a read needs no atomicity: either order of changes answers a state the device was in). */
   async state(jid: string, now = Date.now()): Promise<PresenceState> {
-    const r = await this.presenceState(this.onlineKey, this.offlineKey(normalizeJid(jid)), normalizeJid(jid), now);
-    return r === 1 ? "online" : r === 0 ? "offline" : "unknown";
+    const j = normalizeJid(jid);
+    const [score, offline] = await this.redis.run((c) =>
+      Promise.all([c.zscore(this.redis.keys.online(j), j), c.exists(this.offlineKey(j))]),
+    );
+    if (score !== null && Number(score) > now) return "online";
+    return offline === 1 ? "offline" : "unknown";
   }
 
-  /** Devices online now; also forgets the expired ones, so the set stays the size of the live fleet. */
+  /** Devices online now, all buckets; also forgets the expired ones, so the sets stay the size of the live fleet. */
   async countOnline(now = Date.now()): Promise<number> {
-    const [, count] = await this.redis.run((c) => Promise.all([c.zremrangebyscore(this.onlineKey, "-inf", now), c.zcard(this.onlineKey)]));
-    return count;
+    const counts = await this.redis.run((c) =>
+      Promise.all(
+        this.redis.keys
+          .onlineBuckets()
+          .map((bucket) => Promise.all([c.zremrangebyscore(bucket, "-inf", now), c.zcard(bucket)]).then(([, n]) => n)),
+      ),
+    );
+    return counts.reduce((sum, n) => sum + n, 0);
   }
 
   private seenKey(normalizedJid: string): string {

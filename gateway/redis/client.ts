@@ -2,6 +2,7 @@ import { Redis, type RedisOptions as IoRedisOptions } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { SentinelAddress } from "./sentinels.js";
+import { assertOneSlot } from "./slots.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
@@ -117,7 +118,10 @@ export class RedisStore implements Lifecycle {
     this.client.defineCommand(name, { numberOfKeys, lua });
     const command = (this.client as unknown as Record<string, (...args: Array<string | number>) => Promise<R>>)[name];
     if (!command) throw new Error(`ioredis did not define the script command ${name}`);
-    return (...args) => this.run(() => command.apply(this.client, args));
+    return (...args) => {
+      assertOneSlot(name, args.slice(0, numberOfKeys));
+      return this.run(() => command.apply(this.client, args));
+    };
   }
 
   /** Runs one command; any Redis failure becomes the catalogue's GW_STORE_UNAVAILABLE. */

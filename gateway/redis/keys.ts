@@ -1,10 +1,23 @@
 import { normalizeJid } from "../../lib/xmpp/jid.js";
+import { keySlot } from "./slots.js";
+
+/** How many sets online() is split into; a count reads them all. */
+export const ONLINE_BUCKETS = 16;
 
 /**
  * Every Redis key and pub/sub channel name the gateway uses, in one place (docs/architecture.md, "Redis").
  * Each starts with REDIS_KEY_PREFIX, so deployments (or test suites) can share one Redis. Per-device keys take
  * the canonical (lower-case) device id, per-JID keys the normalized JID (lib/xmpp/jid.ts), so that two
  * spellings of one device never get two keys.
+ *
+ * Hash tags (Redis Cluster specification, "Hash tags"): a cluster hashes only the text between a key's first
+ * `{` and the next `}`, and a Lua script or a MULTI may only touch keys of one hash slot. So every key that a
+ * script or MULTI touches together carries one tag: the device id for the per-device keys (`{dev-17}`), the
+ * JID for the per-JID keys (`{dev-17@example.com/agent}`), the exchange id for a correlation entry, the
+ * instance for its reply channel. The tag is the thing the hot path is spread by, so load spreads over the
+ * cluster as the fleet does. Keys used only by single-key commands stay untagged (the whole key is hashed).
+ * RedisStore.script() checks every script call against this rule (slots.ts), on a single Redis too.
+ * REDIS_KEY_PREFIX must not contain `{`: the first `{` of every key must be the tag's.
  */
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -13,12 +26,12 @@ export class RedisKeys {
 
   /** String (JSON, expires at the deadline): one XMPP exchange in flight, with the instance that owns it. */
   exchange(id: string): string {
-    return this.key("corr", id);
+    return this.key("corr", tag(id));
   }
 
   /** Sorted set (ids by deadline): the exchanges in flight to one JID; a chunk from a stranger is refused. */
   exchangesTo(jid: string): string {
-    return this.key("exchanges", normalizeJid(jid));
+    return this.key("exchanges", jidTag(jid));
   }
 
   /** String: the instance receiving one chunked reply stream (XEP-0332 §3), claimed by the exchange's owner. */
@@ -33,12 +46,12 @@ export class RedisKeys {
 
   /** String (counter): bytes of chunks parked for one JID's streams, bounded. */
   parkedBytes(jid: string): string {
-    return this.key("parkedbytes", normalizeJid(jid));
+    return this.key("parkedbytes", jidTag(jid));
   }
 
-  /** Channel: replies and chunks forwarded to the instance that owns their exchange. */
+  /** Channel: replies and chunks forwarded to the instance that owns their exchange (tagged: one shard per instance). */
   replyChannel(instanceId: string): string {
-    return this.key("reply", instanceId);
+    return this.key("reply", tag(instanceId));
   }
 
   /** Channel: instances whose XMPP component connection closed (the others resend what they may). */
@@ -55,19 +68,23 @@ export class RedisKeys {
 
   /** Sorted set (slot ids by expiry, on Redis's clock): the device's in-flight slots, all instances together. */
   deviceSlots(deviceId: string): string {
-    return this.key("inflight", deviceId);
+    return this.key("inflight", tag(deviceId));
   }
 
-  /** Channel: a slot of the device was freed; instances with requests waiting for it listen. */
+  /**
+   * Channel: a slot of the device was freed; instances with requests waiting for it listen. Published from
+   * inside DeviceLimiter's release script, so it carries deviceSlots()'s tag: a sharded publish (SPUBLISH)
+   * from a script must be to a channel of the script's own slot.
+   */
   slotFreed(deviceId: string): string {
-    return this.key("slotfree", deviceId);
+    return this.key("slotfree", tag(deviceId));
   }
 
   // --- Delivery: idempotency, asynchronous requests, offline queue, shadow mode ---------------------------------
 
   /** String (JSON): one Idempotency-Key's state and outcome; the key is hashed (any length, any bytes). */
   idempotency(deviceId: string, keyHash: string): string {
-    return this.key("idem", deviceId, keyHash);
+    return this.key("idem", tag(deviceId), keyHash);
   }
 
   /** String (JSON): one `Prefer: respond-async` request's state, then its stored result. */
@@ -77,27 +94,31 @@ export class RedisKeys {
 
   /** List: requests queued for an offline device (by JID), oldest first. */
   offlineQueue(jid: string): string {
-    return this.key("queue", normalizeJid(jid));
+    return this.key("queue", jidTag(jid));
   }
 
   /** String (counter): bytes queued for one device. */
   offlineQueueBytes(jid: string): string {
-    return this.key("queuebytes", normalizeJid(jid));
+    return this.key("queuebytes", jidTag(jid));
   }
 
-  /** String (counter): requests queued for all devices together. */
+  /**
+   * Sorted set (`<id>:<bytes>` by deadline): places taken in the queue's global bound, by every device. With
+   * the byte count below it shares one tag of its own (one slot): the global bound is a step of its own,
+   * apart from the per-JID lists (OfflineQueue).
+   */
   offlineQueuedTotal(): string {
-    return this.key("queued");
+    return this.key("queued", "{total}");
   }
 
   /** String (counter): bytes queued for all devices together. */
   offlineQueuedBytesTotal(): string {
-    return this.key("queuedbytes");
+    return this.key("queuedbytes", "{total}");
   }
 
   /** String (expiring lock): one instance delivers a device's queue at a time. */
   offlineQueueDrain(jid: string): string {
-    return this.key("draining", normalizeJid(jid));
+    return this.key("draining", jidTag(jid));
   }
 
   /** Hash (device id → count): shadow comparisons that differed. */
@@ -107,26 +128,36 @@ export class RedisKeys {
 
   // --- Presence ---------------------------------------------------------------------------------------------
 
-  /** Sorted set (JIDs by last presence): devices whose presence is current. */
-  online(): string {
-    return this.key("online");
+  /**
+   * Sorted set (JIDs by when their presence expires): devices whose presence is current. Split into
+   * ONLINE_BUCKETS sets by a hash of the JID: it is written on every presence of every device, and as one key
+   * it would be one hot hash slot (one cluster node) holding the whole fleet. Only single-key commands touch
+   * a bucket, so buckets are untagged. This one is the JID's bucket.
+   */
+  online(jid: string): string {
+    return this.onlineBucket(keySlot(normalizeJid(jid)) % ONLINE_BUCKETS);
+  }
+
+  /** Every bucket of online(), for counting. */
+  onlineBuckets(): string[] {
+    return Array.from({ length: ONLINE_BUCKETS }, (_, i) => this.onlineBucket(i));
   }
 
   /** String: a JID was seen online once (asynchronous requests to it may be queued while it is away). */
   seen(jid: string): string {
-    return this.key("seen", normalizeJid(jid));
+    return this.key("seen", jidTag(jid));
   }
 
   /** String: a JID announced itself unavailable. */
   offline(jid: string): string {
-    return this.key("offline", normalizeJid(jid));
+    return this.key("offline", jidTag(jid));
   }
 
   // --- Registry ---------------------------------------------------------------------------------------------
 
   /** String (JSON): one device's registry entry, by canonical id (or the id as stored before ids were canonical). */
   device(id: string): string {
-    return this.key("device", id);
+    return this.key("device", tag(id));
   }
 
   /** Set: every registered device id. */
@@ -134,9 +165,13 @@ export class RedisKeys {
     return this.key("devices");
   }
 
-  /** Prefix of the index from a legacy address (`host:port`) to its device: `legacy:{address}`. */
-  legacyIndexPrefix(): string {
-    return this.key("legacy", "");
+  /** String (device id): the index from a legacy address (`host:port`) to the device that registered it. */
+  legacyIndex(address: string): string {
+    return this.key("legacy", tag(address));
+  }
+
+  private onlineBucket(bucket: number): string {
+    return this.key("online", String(bucket));
   }
 
   private key(...parts: string[]): string {
@@ -146,5 +181,20 @@ export class RedisKeys {
 
 /** One stream of one sender: XEP-0332 stream ids are chosen by the device, so they are scoped to its JID. */
 function streamKey(jid: string, streamId: string): string {
-  return `${normalizeJid(jid)}|${streamId}`;
+  return `${jidTag(jid)}|${streamId}`;
+}
+
+function jidTag(jid: string): string {
+  return tag(normalizeJid(jid));
+}
+
+/**
+ * `{value}`, a hash tag. A JID (or an id) may itself contain `{` or `}`: the tag is then the text up to the
+ * value's first `}`, still a function of the value alone, and every key of one JID is built here by this
+ * function, so they still share one slot (different JIDs may share a slot too, which is harmless). Only an
+ * EMPTY tag would break that, since Redis then hashes the whole key: so a value that is empty or starts with
+ * `}` gets a `\` in front, and so does one that starts with `\`, which keeps keys of different values apart.
+ */
+export function tag(value: string): string {
+  return value === "" || value.startsWith("}") || value.startsWith("\\") ? `{\\${value}}` : `{${value}}`;
 }

@@ -23,108 +23,76 @@ export interface DeviceStore extends DeviceRegistry {
 }
 
 /**
- * Writes one entry atomically: the record, the id set and the legacy-address index change together or not
- * at all, and the ownership check of the address happens in the same step, so two instances registering
- * one address at once cannot both win. (A script rather than MULTI/EXEC: MULTI cannot make a write depend
- * on a read, and WATCH is unsafe on the shared, auto-pipelined connection.)
- *
- * KEYS: record, id set. ARGV: id, JSON, new legacy address or "", legacy index key prefix.
- * Answers {"conflict", owner} | {"created"} | {"replaced"}.
+ * Takes the legacy-address index for a device: sets it to ARGV[1] when it is free, already that device's, or
+ * still held by ARGV[2] (a compare-and-set from an owner found stale; "" for none). KEYS: the index entry.
+ * Answers "" when taken, else the device that holds it.
  */
-const PUT_SCRIPT = `
-local id, json, address, indexPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if address ~= '' then
-  local owner = redis.call('GET', indexPrefix .. address)
-  if owner and owner ~= id then return {'conflict', owner} end
-end
-local old = redis.call('GET', KEYS[1])
-if old then
-  local ok, rec = pcall(cjson.decode, old)
-  local before = ok and type(rec) == 'table' and rec.legacyAddress
-  if type(before) == 'string' and before ~= address and redis.call('GET', indexPrefix .. before) == id then
-    redis.call('DEL', indexPrefix .. before)
-  end
-end
-redis.call('SET', KEYS[1], json)
-redis.call('SADD', KEYS[2], id)
-if address ~= '' then redis.call('SET', indexPrefix .. address, id) end
-if old then return {'replaced'} end
-return {'created'}
-`;
+const CLAIM_SCRIPT = `
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] and owner ~= ARGV[2] then return owner end
+redis.call('SET', KEYS[1], ARGV[1])
+return ''`;
 
-/** KEYS: record, id set. ARGV: id, legacy index key prefix. Answers 1 when there was an entry, else 0. */
-const DELETE_SCRIPT = `
-local id, indexPrefix = ARGV[1], ARGV[2]
-local old = redis.call('GET', KEYS[1])
-redis.call('SREM', KEYS[2], id)
-if not old then return 0 end
-local ok, rec = pcall(cjson.decode, old)
-local address = ok and type(rec) == 'table' and rec.legacyAddress
-if type(address) == 'string' and redis.call('GET', indexPrefix .. address) == id then
-  redis.call('DEL', indexPrefix .. address)
-end
-redis.call('DEL', KEYS[1])
-return 1
-`;
+/** Moves the index entry from ARGV[1] to ARGV[2] (or frees it, when ""), if it still names ARGV[1]. KEYS: the index entry. */
+const SWAP_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+return 1`;
 
 /**
- * Moves an entry written before ids were canonical (README "Device ids") to its lower-case id, index and
- * id set included, in one step. When an entry by the lower-case id exists already, that one is what every
- * lookup found all along: the old spelling is dropped.
- *
- * KEYS: old record, new record, id set. ARGV: old id, new id, legacy index key prefix.
- * Answers "renamed", "dropped" or "gone".
+ * Puts a record back as it was before a put that lost its address (ARGV[2], or deleted when ""), unless it
+ * changed since (ARGV[1] is what the put wrote). KEYS: the record. Answers 1 when it was deleted.
  */
-const CANONICALIZE_SCRIPT = `
-local json = redis.call('GET', KEYS[1])
-if not json then
-  redis.call('SREM', KEYS[3], ARGV[1])
-  return 'gone'
+const UNDO_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return 1
 end
-local ok, rec = pcall(cjson.decode, json)
-if not ok or type(rec) ~= 'table' then return 'gone' end
-local address = rec.legacyAddress
-local indexed = type(address) == 'string' and redis.call('GET', ARGV[3] .. address) == ARGV[1]
-local outcome = 'dropped'
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  rec.id = ARGV[2]
-  redis.call('SET', KEYS[2], cjson.encode(rec))
-  redis.call('SADD', KEYS[3], ARGV[2])
-  if indexed then redis.call('SET', ARGV[3] .. address, ARGV[2]) end
-  outcome = 'renamed'
-elseif indexed then
-  redis.call('DEL', ARGV[3] .. address)
-end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[1])
-return outcome
-`;
+redis.call('SET', KEYS[1], ARGV[2])
+return 0`;
 
-const MGET_BATCH = 500;
+/** Reads of the registry (list) are sent in batches of this many GETs (auto-pipelined: one write each). */
+const LIST_BATCH = 500;
 
 /**
  * The device registry on Redis (README, "Admin API"), shared by every instance and read on every request, so a
- * change is seen everywhere on the next request. Keys: `{prefix}device:{id}` (the record as JSON),
- * `{prefix}devices` (the set of ids), `{prefix}legacy:{host:port}` (the id owning a legacy address).
- * Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
+ * change is seen everywhere on the next request. Keys: `{prefix}device:{id}` (the record as JSON, tagged by
+ * device), `{prefix}devices` (the set of ids), `{prefix}legacy:{host:port}` (the id owning a legacy address,
+ * tagged by address). Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
+ *
+ * The three are different hash slots, so a change is several single-slot steps, in an order whose every
+ * intermediate state (an instance dying between two steps) is one that readers already tolerate:
+ * - the record is the truth; the index is authoritative only when the record it names agrees (lookups by
+ *   address check that), and an index entry whose device's record does not name the address (left by a
+ *   put or delete cut short) is stale: any device may take it over;
+ * - put: the record is written first, then the address claimed (one script on the index: two devices
+ *   racing for one address cannot both win; the loser puts its record back and gets 409), then the
+ *   device's previous address freed. Cut short, the record may name an address the index does not give it
+ *   (found by id, not by address, until the put is repeated) or an old address stays indexed (stale);
+ * - delete: the record first, then the id set, then the index (stale meanwhile);
+ * - the id set: written after the record; list() skips ids whose record is gone.
  */
 export class RedisDeviceRegistry implements DeviceStore {
-  private readonly putScript: (...args: Array<string | number>) => Promise<unknown>;
-  private readonly deleteScript: (...args: Array<string | number>) => Promise<unknown>;
-  private readonly canonicalizeScript: (...args: Array<string | number>) => Promise<string>;
+  private readonly claimScript: (...args: Array<string | number>) => Promise<string>;
+  private readonly swapScript: (...args: Array<string | number>) => Promise<number>;
+  private readonly undoScript: (...args: Array<string | number>) => Promise<number>;
 
   constructor(
     private readonly redis: RedisStore,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.putScript = redis.script<unknown>("registryPut", 2, PUT_SCRIPT);
-    this.deleteScript = redis.script<unknown>("registryDelete", 2, DELETE_SCRIPT);
-    this.canonicalizeScript = redis.script<string>("registryCanonicalize", 3, CANONICALIZE_SCRIPT);
+    this.claimScript = redis.script<string>("registryClaimAddress", 1, CLAIM_SCRIPT);
+    this.swapScript = redis.script<number>("registrySwapAddress", 1, SWAP_SCRIPT);
+    this.undoScript = redis.script<number>("registryUndoPut", 1, UNDO_SCRIPT);
   }
 
   /**
    * Entries whose id has capitals (written before ids were canonical) moved to their lower-case id; run at
-   * start. Answers the ids renamed and those dropped for an existing lower-case entry.
+   * start. Answers the ids renamed and those dropped for an existing lower-case entry. When an entry by the
+   * lower-case id exists already, that one is what every lookup found all along: the old spelling is dropped.
+   * Steps, each safe to repeat (a start cut short repeats them at the next start): the new record (SET NX),
+   * its id, the index moved to the id whose record names the address, then the old record and its id.
    */
   async canonicalizeIds(): Promise<{ renamed: string[]; dropped: string[] }> {
     const ids = await this.redis.run((c) => c.smembers(this.setKey()));
@@ -133,18 +101,36 @@ export class RedisDeviceRegistry implements DeviceStore {
     for (const id of ids.sort(byCodePoint)) {
       const canonicalId = canonicalDeviceId(id);
       if (canonicalId === undefined || canonicalId === id) continue;
-      const outcome = await this.canonicalizeScript(
-        this.redis.keys.device(id),
-        this.recordKey(canonicalId),
-        this.setKey(),
-        id,
-        canonicalId,
-        this.indexPrefix(),
-      );
+      const outcome = await this.canonicalize(id, canonicalId);
       if (outcome === "renamed") renamed.push(id);
       else if (outcome === "dropped") dropped.push(id);
     }
     return { renamed, dropped };
+  }
+
+  private async canonicalize(oldId: string, newId: string): Promise<"renamed" | "dropped" | "gone"> {
+    const oldKey = this.redis.keys.device(oldId);
+    const json = await this.redis.run((c) => c.get(oldKey));
+    if (json === null) {
+      await this.redis.run((c) => c.srem(this.setKey(), oldId));
+      return "gone";
+    }
+    const rec = parseRecord(json);
+    if (rec === undefined) return "gone";
+    const moved = JSON.stringify({ ...rec, id: newId });
+    const written = await this.redis.run((c) => c.set(this.recordKey(newId), moved, "NX"));
+    const outcome = written === "OK" ? "renamed" : "dropped";
+    // Also when dropped: a rename cut short before this step finds the new record there already.
+    await this.redis.run((c) => c.sadd(this.setKey(), newId));
+    const address = rec.legacyAddress;
+    if (typeof address === "string") {
+      // The index follows whichever record names the address now: the moved one, or the one that was there.
+      const kept = outcome === "renamed" ? rec : await this.get(newId);
+      await this.swapScript(this.redis.keys.legacyIndex(address), oldId, kept?.legacyAddress === address ? newId : "");
+    }
+    await this.redis.run((c) => c.del(oldKey));
+    await this.redis.run((c) => c.srem(this.setKey(), oldId));
+    return outcome;
   }
 
   async get(id: string): Promise<DeviceRecord | undefined> {
@@ -166,33 +152,72 @@ export class RedisDeviceRegistry implements DeviceStore {
       }
       stored.legacyAddress = address = normalized;
     }
-    const reply = await this.putScript(
-      this.recordKey(stored.id),
-      this.setKey(),
-      stored.id,
-      JSON.stringify(stored),
-      address,
-      this.indexPrefix(),
-    );
-    const [outcome, owner] = Array.isArray(reply) ? (reply as unknown[]) : [];
-    if (outcome === "conflict") throw new LegacyAddressConflict(address, String(owner));
-    if (outcome !== "created" && outcome !== "replaced") throw new Error(`unexpected registry script reply ${JSON.stringify(reply)}`);
-    return { created: outcome === "created", record: stored };
+    const id = stored.id;
+    if (address !== "") {
+      // Most conflicts are refused here, before the record is touched.
+      const owner = await this.redis.run((c) => c.get(this.redis.keys.legacyIndex(address)));
+      if (owner !== null && owner !== id && (await this.holds(owner, address))) throw new LegacyAddressConflict(address, owner);
+    }
+    const json = JSON.stringify(stored);
+    const recordKey = this.recordKey(id);
+    const old = await this.redis.run((c) => c.set(recordKey, json, "GET"));
+    await this.redis.run((c) => c.sadd(this.setKey(), id));
+    if (address !== "") {
+      const owner = await this.claim(id, address);
+      if (owner !== undefined) {
+        // Lost a race for the address: the record goes back to what it was.
+        const deleted = await this.undoScript(recordKey, json, old ?? "");
+        if (deleted === 1) await this.redis.run((c) => c.srem(this.setKey(), id));
+        throw new LegacyAddressConflict(address, owner);
+      }
+    }
+    const before = old === null ? undefined : parseRecord(old)?.legacyAddress;
+    if (typeof before === "string" && before !== address) await this.swapScript(this.redis.keys.legacyIndex(before), id, "");
+    return { created: old === null, record: stored };
+  }
+
+  /**
+   * Claims the address's index entry for `id`; answers the device that owns it instead, if any. An entry
+   * whose device's record does not name the address is stale and taken over (compare-and-set); if that
+   * device's record names it after all once taken (its own put was between our two reads), it is handed back.
+   */
+  private async claim(id: string, address: string): Promise<string | undefined> {
+    const index = this.redis.keys.legacyIndex(address);
+    const owner = await this.claimScript(index, id, "");
+    if (owner === "") return undefined;
+    if (await this.holds(owner, address)) return owner;
+    const now = await this.claimScript(index, id, owner);
+    if (now !== "") return now;
+    if (!(await this.holds(owner, address))) return undefined;
+    await this.swapScript(index, id, owner);
+    return owner;
+  }
+
+  /** Whether the device's record names this legacy address. */
+  private async holds(id: string, address: string): Promise<boolean> {
+    const json = await this.redis.run((c) => c.get(this.recordKey(id)));
+    return json !== null && parseRecord(json)?.legacyAddress === address;
   }
 
   async delete(id: string): Promise<boolean> {
-    const reply = await this.deleteScript(this.recordKey(id), this.setKey(), canonicalOrAsGiven(id), this.indexPrefix());
-    return reply === 1;
+    const canonical = canonicalOrAsGiven(id);
+    const old = await this.redis.run((c) => c.getdel(this.recordKey(id)));
+    await this.redis.run((c) => c.srem(this.setKey(), canonical));
+    if (old === null) return false;
+    const address = parseRecord(old)?.legacyAddress;
+    if (typeof address === "string") await this.swapScript(this.redis.keys.legacyIndex(address), canonical, "");
+    return true;
   }
 
   async list(): Promise<DeviceRecord[]> {
     const ids = (await this.redis.run((c) => c.smembers(this.setKey()))).sort(byCodePoint);
     const records: DeviceRecord[] = [];
-    for (let i = 0; i < ids.length; i += MGET_BATCH) {
-      const batch = ids.slice(i, i + MGET_BATCH);
-      const values = await this.redis.run((c) => c.mget(batch.map((id) => this.recordKey(id))));
+    for (let i = 0; i < ids.length; i += LIST_BATCH) {
+      const batch = ids.slice(i, i + LIST_BATCH);
+      // One GET per record (no MGET: the records are in different hash slots); sent together.
+      const values = await this.redis.run((c) => Promise.all(batch.map((id) => c.get(this.recordKey(id)))));
       values.forEach((json, j) => {
-        // Deleted between SMEMBERS and MGET: skip it.
+        // No record: deleted between SMEMBERS and GET, or a put or delete cut short. Skip it.
         if (json !== null) records.push(decode(json, batch[j] as string));
       });
     }
@@ -202,10 +227,10 @@ export class RedisDeviceRegistry implements DeviceStore {
   async findByLegacyAddress(hostPort: string): Promise<DeviceRecord | undefined> {
     const address = normalizeLegacyAddress(hostPort);
     if (address === undefined) return undefined;
-    const id = await this.redis.run((c) => c.get(this.indexPrefix() + address));
+    const id = await this.redis.run((c) => c.get(this.redis.keys.legacyIndex(address)));
     if (id === null) return undefined;
     const record = await this.get(id);
-    // Changed between the two reads: the index no longer speaks for this record.
+    // Changed between the two reads, or a stale entry: the index no longer speaks for this record.
     return record?.legacyAddress === address ? record : undefined;
   }
 
@@ -217,14 +242,22 @@ export class RedisDeviceRegistry implements DeviceStore {
   private setKey(): string {
     return this.redis.keys.devices();
   }
-
-  private indexPrefix(): string {
-    return this.redis.keys.legacyIndexPrefix();
-  }
 }
 
 function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A stored record as far as it can be read (undefined when it is not a JSON object). */
+function parseRecord(json: string): (Partial<DeviceRecord> & Record<string, unknown>) | undefined {
+  try {
+    const rec: unknown = JSON.parse(json);
+    return typeof rec === "object" && rec !== null && !Array.isArray(rec)
+      ? (rec as Partial<DeviceRecord> & Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function decode(json: string, id: string): DeviceRecord {

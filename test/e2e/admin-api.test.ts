@@ -202,7 +202,7 @@ describe("admin API: the device registry shared by every instance", () => {
   });
 
   it("skips an id whose value vanished (set and values read at different moments)", async () => {
-    await a.gateway.redis.client.sadd(`${PREFIX}devices`, "ghost");
+    await a.gateway.redis.client.sadd(a.gateway.redis.keys.devices(), "ghost");
     const listed = (await admin(a).get("/admin/devices").expect(200)).body as DeviceRecord[];
     assert.ok(!listed.some((r) => r.id === "ghost"));
   });
@@ -372,7 +372,7 @@ describe("admin API: the device registry shared by every instance", () => {
 
     it("the index follows an address that moves, and is removed with its device or its field", async () => {
       const registry = a.gateway.registry;
-      const index = (address: string) => a.gateway.redis.client.get(`${PREFIX}legacy:${address}`);
+      const index = (address: string) => a.gateway.redis.client.get(a.gateway.redis.keys.legacyIndex(address));
       await admin(a).put("/admin/devices/mover", { transport: "xmpp", legacyAddress: "10.7.0.1:80" }).expect(201);
       assert.equal(await index("10.7.0.1:80"), "mover");
       await admin(b).patch("/admin/devices/mover", { legacyAddress: "[0:0::7]:80" }).expect(200);

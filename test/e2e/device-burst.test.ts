@@ -168,7 +168,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
   const waiting = async (g: RunningGateway) => (await g.gateway.metrics.deviceQueueWaiting.get()).values[0]?.value ?? 0;
   const refusals = async (g: RunningGateway, bound: string) =>
     (await g.gateway.metrics.deviceQueueRefusals.get()).values.find((v) => v.labels.bound === bound)?.value ?? 0;
-  const slotsHeld = (id: string) => a.gateway.redis.client.zcard(`${prefix}inflight:${id}`);
+  const slotsHeld = (id: string) => a.gateway.redis.client.zcard(a.gateway.redis.keys.deviceSlots(id));
 
   before(async () => {
     stack = teardown.stopLater(
@@ -285,7 +285,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       const second = fetch(`${b.url}/devices/${id}/hold/b`);
       await pollUntil("B's request waiting", async () => (await waiting(b)) === 1, { timeoutMs: 10_000 });
       assert.deepEqual(dev.seen, ["/hold/a"], "B's request waits, not at the device");
-      const ttl = await a.gateway.redis.client.pttl(`${prefix}inflight:${id}`);
+      const ttl = await a.gateway.redis.client.pttl(a.gateway.redis.keys.deviceSlots(id));
       assert.ok(ttl > 500_000, `the slot lasts its request's 600 s (PTTL ${ttl})`);
       await dev.releaseAll();
       assert.equal(await (await first).text(), `released ${id}`);
@@ -352,7 +352,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
     await pollUntil("long request held", () => dev.held.length === 1, { timeoutMs: 10_000 });
     const short = await fetch(`${a.url}/devices/${id}/quick`, { headers: { "X-Gateway-Timeout": "1" } });
     await short.arrayBuffer(); // whatever it got (likely 504): its slot was taken and given back
-    const key = `${prefix}inflight:${id}`;
+    const key = a.gateway.redis.keys.deviceSlots(id);
     assert.equal(await a.gateway.redis.client.zcard(key), 1, "the long request's slot is still there");
     const ttl = await a.gateway.redis.client.pttl(key);
     assert.ok(ttl > 500_000, `the set must live as long as the long request's slot (600 s), PTTL is ${ttl} ms`);
@@ -410,13 +410,14 @@ describe("a device's burst: waiting for its in-flight slots", () => {
 
     it("entries written with capitals before ids were canonical are moved to their lower-case id (as at start)", async () => {
       const redis = a.gateway.redis.client;
+      const keys = a.gateway.redis.keys;
       const legacy = (id: string, address: string) =>
         JSON.stringify({ id, transport: "http", httpTarget: "http://10.9.9.9:80", legacyAddress: address, maxInFlight: 7 });
-      await redis.set(`${prefix}device:OLD-19`, legacy("OLD-19", "10.9.9.19:80"));
-      await redis.set(`${prefix}legacy:10.9.9.19:80`, "OLD-19");
-      await redis.set(`${prefix}device:DUP-19`, legacy("DUP-19", "10.9.9.20:80"));
-      await redis.set(`${prefix}legacy:10.9.9.20:80`, "DUP-19");
-      await redis.sadd(`${prefix}devices`, "OLD-19", "DUP-19");
+      await redis.set(keys.device("OLD-19"), legacy("OLD-19", "10.9.9.19:80"));
+      await redis.set(keys.legacyIndex("10.9.9.19:80"), "OLD-19");
+      await redis.set(keys.device("DUP-19"), legacy("DUP-19", "10.9.9.20:80"));
+      await redis.set(keys.legacyIndex("10.9.9.20:80"), "DUP-19");
+      await redis.sadd(keys.devices(), "OLD-19", "DUP-19");
       await a.gateway.registry.put({ id: "dup-19", transport: "xmpp" });
       assert.deepEqual(await a.gateway.registry.canonicalizeIds(), { renamed: ["OLD-19"], dropped: ["DUP-19"] });
       assert.deepEqual(
@@ -432,8 +433,8 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       assert.equal(await a.gateway.registry.findByLegacyAddress("10.9.9.20:80"), undefined);
       assert.deepEqual(
         [
-          await redis.exists(`${prefix}device:OLD-19`, `${prefix}device:DUP-19`),
-          await redis.smismember(`${prefix}devices`, "OLD-19", "DUP-19", "old-19"),
+          await redis.exists(keys.device("OLD-19"), keys.device("DUP-19")),
+          await redis.smismember(keys.devices(), "OLD-19", "DUP-19", "old-19"),
         ],
         [0, [0, 0, 1]],
       );

@@ -296,7 +296,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
       const { reply, req } = await ask(hostile, CASE_DEADLINE_MS);
       const n = 12;
       for (let nr = 0; nr < n; nr++) await hostile.send(chunk(domain, "ahead", nr, randomBytes(32 * 1024), nr === n - 1));
-      const parkKey = `${gw.config.redis.keyPrefix}parked:${hostile.jid}|ahead`;
+      const parkKey = gw.gateway.redis.keys.parkedChunks(hostile.jid, "ahead");
       let parked: string[] = [];
       await pollUntil(
         "chunks parked or refused",
@@ -323,7 +323,7 @@ describe("hostile devices", { timeout: 600_000 }, () => {
         await hostile.send(chunk(domain, "early", nr, body.subarray(nr * 25_000, (nr + 1) * 25_000), nr === 3));
       await pollUntil(
         "chunks parked",
-        async () => (await gw.gateway.redis.client.llen(`${gw.config.redis.keyPrefix}parked:${hostile.jid}|early`)) === 4,
+        async () => (await gw.gateway.redis.client.llen(gw.gateway.redis.keys.parkedChunks(hostile.jid, "early"))) === 4,
         { timeoutMs: 15_000 },
       );
       await hostile.send(result(req, chunkedHead("early")));

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { RedisKeys } from "../../gateway/redis/keys.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
@@ -23,6 +24,7 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
   let stack: Stack;
   let gw: RunningGateway;
   let redis: Redis;
+  const keys = new RedisKeys(PREFIX);
 
   async function register(id: string): Promise<void> {
     const r = await fetch(`${gw.url}/admin/devices/${id}`, {
@@ -64,7 +66,7 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
     assert.match(body.error.message, because);
   }
 
-  const queueLength = (id: string) => redis.llen(`${PREFIX}queue:${id}@${stack.prosody.vhost}/agent`);
+  const queueLength = (id: string) => redis.llen(keys.offlineQueue(`${id}@${stack.prosody.vhost}/agent`));
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
@@ -118,7 +120,7 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
     assert.equal(retry.state, "done");
     await refusedAsOffline(retry.location, /entries in all/);
     assert.equal(await queueLength("qb-4"), 0);
-    assert.equal(await redis.zcard(`${PREFIX}queued`), 6);
+    assert.equal(await redis.zcard(keys.offlineQueuedTotal()), 6);
   });
 
   it("does not queue for a made-up device id that was never seen", async () => {
@@ -140,7 +142,7 @@ describe("offline queue bounds", { timeout: 120_000 }, () => {
     await pollUntil("delivered", () => seen.length === 3, { timeoutMs: 10_000 });
     assert.deepEqual(seen, ["/step1", "/step2", "/step3"]);
     await pollUntil("queue emptied", async () => (await queueLength("qb-1")) === 0, { timeoutMs: 10_000 });
-    assert.equal(await redis.zcard(`${PREFIX}queued`), 3, "the delivered entries left the total");
+    assert.equal(await redis.zcard(keys.offlineQueuedTotal()), 3, "the delivered entries left the total");
     // Room again in all: another device's request queues.
     const again = await sendAsync("qb-4", "d", "d");
     assert.equal(again.state, "queued");

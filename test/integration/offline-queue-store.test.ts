@@ -1,5 +1,6 @@
-// The offline queue's bounds in a real Redis: per device and in all, entries and bytes, decided in one
-// script; the totals follow draining, and correct themselves for entries whose deadline passed unseen.
+// The offline queue's bounds in a real Redis: per device and in all, entries and bytes (the global bound a
+// step of its own, before the device's); the totals follow draining, and correct themselves for entries
+// whose deadline passed unseen, and for places an enqueue cut short left without an entry.
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { pino } from "pino";
@@ -42,7 +43,8 @@ async function refusal(p: Promise<void>): Promise<string | undefined> {
 }
 
 const totals = async () => {
-  const [count, bytes] = await redis.run((c) => Promise.all([c.zcard("q:queued"), c.get("q:queuedbytes")]));
+  const { keys } = redis;
+  const [count, bytes] = await redis.run((c) => Promise.all([c.zcard(keys.offlineQueuedTotal()), c.get(keys.offlineQueuedBytesTotal())]));
   return { count, bytes: Number(bytes ?? 0) };
 };
 
@@ -91,7 +93,7 @@ it("draining takes entries off both totals; entries past their deadline leave th
   );
   assert.equal(delivered.length, 1);
   assert.equal((await totals()).count, 1, "the drained entry left the total");
-  assert.equal(await redis.run((c) => c.exists("q:queuebytes:g@x/agent")), 0, "an emptied device keeps no byte count");
+  assert.equal(await redis.run((c) => c.exists(redis.keys.offlineQueueBytes("g@x/agent"))), 0, "an emptied device keeps no byte count");
 
   // h's entry is past its deadline 2 s on (its list would have expired unseen): the next enqueue prunes it.
   const j = item("j", now + 60_000);
@@ -101,4 +103,39 @@ it("draining takes entries off both totals; entries past their deadline leave th
   assert.equal(after.bytes, Buffer.byteLength(JSON.stringify(j)), "the total bytes are exactly what is queued");
   await queue.enqueue("k@x/agent", item("k", now + 60_000), now + 2000);
   assert.equal((await totals()).count, 2, "the room of the expired entry is given back");
+});
+
+it("gives a place back when the device's bounds refuse, and frees one left without its entry at its deadline", async () => {
+  await redis.run((c) => c.flushdb());
+  const queue = new OfflineQueue(redis, pino({ level: "silent" }), {
+    maxPerDevice: 1,
+    maxBytesPerDevice: 1_000_000,
+    maxTotal: 2,
+    maxTotalBytes: 1_000_000,
+  });
+  const now = Date.now();
+  await queue.enqueue("m@x/agent", item("m", now + 60_000));
+  assert.match((await refusal(queue.enqueue("m@x/agent", item("m", now + 60_000)))) ?? "", /entries for this device/);
+  assert.equal((await totals()).count, 1, "the place the device refused was given back");
+
+  // An instance that died between the two steps of an enqueue: a place taken, no entry written.
+  const lost = JSON.stringify(item("n", now + 1000));
+  const { keys } = redis;
+  await redis.run((c) =>
+    Promise.all([
+      c.zadd(keys.offlineQueuedTotal(), now + 1000, `lost:${lost.length}`),
+      c.incrby(keys.offlineQueuedBytesTotal(), lost.length),
+    ]),
+  );
+  assert.match(
+    (await refusal(queue.enqueue("p@x/agent", item("p", now + 60_000), now))) ?? "",
+    /entries in all/,
+    "held until its deadline",
+  );
+  const p = item("p", now + 60_000);
+  await queue.enqueue("p@x/agent", p, now + 2000);
+  const after = await totals();
+  assert.equal(after.count, 2, "the lost place was freed at its deadline");
+  const mBytes = Number(await redis.run((c) => c.get(keys.offlineQueueBytes("m@x/agent"))));
+  assert.equal(after.bytes, mBytes + Buffer.byteLength(JSON.stringify(p)), "the total bytes are exactly what is queued");
 });

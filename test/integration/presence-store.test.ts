@@ -41,3 +41,24 @@ it("keeps a device that said goodbye offline until it announces itself again", a
   assert.equal(await presence.state("LEAVER@localhost/agent", now), "online");
   assert.equal(await presence.state("leaver@localhost/Agent", now), "unknown", "the resource is compared exactly");
 });
+
+it("counts the online devices of every bucket", async () => {
+  const now = Date.now();
+  const jids = Array.from({ length: 40 }, (_, i) => `many-${i}@localhost/agent`);
+  for (const jid of jids) await presence.available(jid, now);
+  assert.ok(new Set(jids.map((j) => redis.keys.online(j))).size > 1, "the JIDs are in several buckets");
+  const before = await presence.countOnline(now);
+  await presence.unavailable(jids[0] as string, now);
+  assert.equal(await presence.countOnline(now), before - 1);
+  assert.ok(before >= jids.length);
+});
+
+it("an announcement cut short after its online step reads as online", async () => {
+  // `available` writes the bucket first: an instance dying before the JID's own keys leaves a stale
+  // offline mark next to a current presence, and the presence wins.
+  const now = Date.now();
+  const jid = "halfway@localhost/agent";
+  await presence.unavailable(jid, now);
+  await redis.run((c) => c.zadd(redis.keys.online(jid), now + TTL.onlineTtlMs, jid));
+  assert.equal(await presence.state(jid, now), "online");
+});

@@ -2,7 +2,8 @@
 // must find the same keys during a rolling upgrade, so a rename is a breaking change, caught here.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RedisKeys } from "../../gateway/redis/keys.js";
+import { ONLINE_BUCKETS, RedisKeys, tag } from "../../gateway/redis/keys.js";
+import { keySlot } from "../../gateway/redis/slots.js";
 
 describe("Redis key names", () => {
   const keys = new RedisKeys("gw:");
@@ -29,38 +30,38 @@ describe("Redis key names", () => {
         offlineQueuedBytesTotal: keys.offlineQueuedBytesTotal(),
         offlineQueueDrain: keys.offlineQueueDrain(jid),
         shadowMismatches: keys.shadowMismatches(),
-        online: keys.online(),
+        online: keys.online(jid),
         seen: keys.seen(jid),
         offline: keys.offline(jid),
         device: keys.device("dev-17"),
         devices: keys.devices(),
-        legacyIndexPrefix: keys.legacyIndexPrefix(),
+        legacyIndex: keys.legacyIndex("10.0.0.1:80"),
       },
       {
-        exchange: "gw:corr:abc",
-        exchangesTo: "gw:exchanges:dev-17@devices.example.com/agent",
-        streamOwner: "gw:stream:dev-17@devices.example.com/agent|s1",
-        parkedChunks: "gw:parked:dev-17@devices.example.com/agent|s1",
-        parkedBytes: "gw:parkedbytes:dev-17@devices.example.com/agent",
-        replyChannel: "gw:reply:gw-a",
+        exchange: "gw:corr:{abc}",
+        exchangesTo: "gw:exchanges:{dev-17@devices.example.com/agent}",
+        streamOwner: "gw:stream:{dev-17@devices.example.com/agent}|s1",
+        parkedChunks: "gw:parked:{dev-17@devices.example.com/agent}|s1",
+        parkedBytes: "gw:parkedbytes:{dev-17@devices.example.com/agent}",
+        replyChannel: "gw:reply:{gw-a}",
         departures: "gw:departed",
         clientRate: "gw:rate:10.0.0.1",
-        deviceSlots: "gw:inflight:dev-17",
-        slotFreed: "gw:slotfree:dev-17",
-        idempotency: "gw:idem:dev-17:h",
+        deviceSlots: "gw:inflight:{dev-17}",
+        slotFreed: "gw:slotfree:{dev-17}",
+        idempotency: "gw:idem:{dev-17}:h",
         asyncRequest: "gw:request:r1",
-        offlineQueue: "gw:queue:dev-17@devices.example.com/agent",
-        offlineQueueBytes: "gw:queuebytes:dev-17@devices.example.com/agent",
-        offlineQueuedTotal: "gw:queued",
-        offlineQueuedBytesTotal: "gw:queuedbytes",
-        offlineQueueDrain: "gw:draining:dev-17@devices.example.com/agent",
+        offlineQueue: "gw:queue:{dev-17@devices.example.com/agent}",
+        offlineQueueBytes: "gw:queuebytes:{dev-17@devices.example.com/agent}",
+        offlineQueuedTotal: "gw:queued:{total}",
+        offlineQueuedBytesTotal: "gw:queuedbytes:{total}",
+        offlineQueueDrain: "gw:draining:{dev-17@devices.example.com/agent}",
         shadowMismatches: "gw:shadow:mismatches",
-        online: "gw:online",
-        seen: "gw:seen:dev-17@devices.example.com/agent",
-        offline: "gw:offline:dev-17@devices.example.com/agent",
-        device: "gw:device:dev-17",
+        online: `gw:online:${keySlot("dev-17@devices.example.com/agent") % ONLINE_BUCKETS}`,
+        seen: "gw:seen:{dev-17@devices.example.com/agent}",
+        offline: "gw:offline:{dev-17@devices.example.com/agent}",
+        device: "gw:device:{dev-17}",
         devices: "gw:devices",
-        legacyIndexPrefix: "gw:legacy:",
+        legacyIndex: "gw:legacy:{10.0.0.1:80}",
       },
     );
   });
@@ -68,5 +69,39 @@ describe("Redis key names", () => {
   it("give one key to every spelling of a JID", () => {
     assert.equal(keys.exchangesTo(jid), keys.exchangesTo(jid.toLowerCase()));
     assert.equal(keys.offlineQueue(jid), keys.offlineQueue("dev-17@devices.example.com/agent"));
+  });
+});
+
+describe("Redis key hash tags", () => {
+  const keys = new RedisKeys("gw:");
+  const sameSlot = (...names: string[]) => assert.equal(new Set(names.map(keySlot)).size, 1, names.join(", "));
+
+  it("put every key of one script or MULTI in one slot", () => {
+    for (const jid of ["dev-17@devices.example.com/agent", "a}b@x/y", "}x@y", "{x}@y", "\\}@y", "", "}", "{}"]) {
+      // StreamRoutes' route and claim, the offline queue's device step and drain lock, presence's MULTI.
+      sameSlot(keys.streamOwner(jid, "s1"), keys.parkedChunks(jid, "s1"), keys.exchangesTo(jid), keys.parkedBytes(jid));
+      sameSlot(keys.offlineQueue(jid), keys.offlineQueueBytes(jid), keys.offlineQueueDrain(jid), keys.seen(jid), keys.offline(jid));
+    }
+    // DeviceLimiter's release publishes from inside its script: the channel is in the script's slot.
+    sameSlot(keys.deviceSlots("dev-17"), keys.slotFreed("dev-17"), keys.idempotency("dev-17", "h"), keys.device("dev-17"));
+    sameSlot(keys.offlineQueuedTotal(), keys.offlineQueuedBytesTotal());
+  });
+
+  it("spread JIDs and devices over slots", () => {
+    const slots = new Set(Array.from({ length: 50 }, (_, i) => keySlot(keys.offlineQueue(`dev-${i}@x/agent`))));
+    assert.ok(slots.size > 40, `${slots.size} slots for 50 JIDs`);
+    const buckets = new Set(Array.from({ length: 200 }, (_, i) => keys.online(`dev-${i}@x/agent`)));
+    assert.equal(buckets.size, ONLINE_BUCKETS, "every presence bucket is used");
+    assert.deepEqual(new Set(keys.onlineBuckets()), buckets);
+  });
+
+  it("never leave a tag empty, and keep the tags of different values apart", () => {
+    assert.equal(tag("dev-17"), "{dev-17}");
+    assert.equal(tag(""), "{\\}");
+    assert.equal(tag("}x"), "{\\}x}");
+    assert.equal(tag("\\}x"), "{\\\\}x}");
+    const values = ["", "\\", "}", "\\}", "}}", "x", "\\x"];
+    assert.equal(new Set(values.map(tag)).size, values.length);
+    for (const v of values) assert.notEqual(keySlot(`gw:queue:${tag(v)}`), -1);
   });
 });
