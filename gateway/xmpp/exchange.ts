@@ -1,6 +1,6 @@
 import { decodeChunk, encodeClose } from "../../lib/xep0332/chunks.js";
 import { CodecError } from "../../lib/xep0332/errors.js";
-import { checkHeadLimits } from "../../lib/xep0332/headers.js";
+import { checkHeadLimits, headerValue } from "../../lib/xep0332/headers.js";
 import { decodeResponse, encodeRequest, type HttpRequestMessage, type HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { childElements, el, type XmlElement } from "../../lib/xep0332/xml.js";
 import { InboundStreams, StreamCancelled } from "../../lib/xep0332/inbound-streams.js";
@@ -135,7 +135,7 @@ export class XmppExchanger {
       await component.send(iq);
       // XEP-0332 §3: the body's chunks follow the IQ, as messages from the same full JID.
       for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
-      if (encoded.chunks.length === 0 && IDEMPOTENT.has(req.message.method)) this.resendable.set(id, { iq, resends: 0 });
+      if (encoded.chunks.length === 0 && mayResend(req.message)) this.resendable.set(id, { iq, resends: 0 });
     } catch (err) {
       pending.settle(id, toGatewayError(err), "late");
     }
@@ -155,7 +155,8 @@ export class XmppExchanger {
    * may have routed a reply for one of our exchanges to it as it closed, and that reply is gone: ejabberd
    * spreads a component domain's stanzas over all its connections, and XEP-0114 gives a component no way to
    * leave that balancing before it closes. So every exchange still waiting whose request a client could
-   * itself repeat (an idempotent method, RFC 9110 §9.2.2), whose request went whole in its IQ (no body
+   * itself repeat (an idempotent method, RFC 9110 §9.2.2, with no Idempotency-Key: the key promises the device
+   * sees the request at most once, README "Idempotency-Key"), whose request went whole in its IQ (no body
    * chunks) and whose reply has not started, is sent again, with the same IQ id: whichever reply comes
    * first answers the client, and the other is dropped as a duplicate. Returns how many went again.
    */
@@ -366,4 +367,9 @@ function overBudget(): GatewayError {
     message: "device reply could not be held: the instance holds as many request and reply bytes as it may",
     retryAfterS: 1,
   });
+}
+
+/** An idempotent method (RFC 9110 §9.2.2) without an Idempotency-Key, whose client asked for at most once. */
+function mayResend(message: HttpRequestMessage): boolean {
+  return IDEMPOTENT.has(message.method) && headerValue(message.headers, "idempotency-key") === undefined;
 }

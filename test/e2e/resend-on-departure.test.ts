@@ -96,7 +96,7 @@ describe("requests sent again when another instance's component connection close
     );
   });
 
-  it("never sends again a POST, a request whose body went as chunks, or one whose reply is already streaming", async () => {
+  it("never sends again a POST, a request with an Idempotency-Key, a request whose body went as chunks, or one whose reply is already streaming", async () => {
     const other = await otherInstance();
     const before = httpRequests();
     const post = await ask("/BULB/ON", { method: "POST", body: "on", headers: { "content-type": "text/plain" } });
@@ -110,6 +110,8 @@ describe("requests sent again when another instance's component connection close
       "chunkedBase64",
       "the PUT's body goes as chunks",
     );
+    // Idempotent by its method, but the key promises the device sees it at most once (README, "Idempotency-Key").
+    const keyed = await ask("/SCHEDULE/7", { method: "DELETE", headers: { "idempotency-key": `k-${randomBytes(4).toString("hex")}` } });
     const streaming = await ask("/LOG");
     // The reply's head announces a chunked body; the owner then waits for that stream.
     await peer.send(result(streaming.req, chunkedHead("log-1", "text/plain")));
@@ -124,19 +126,20 @@ describe("requests sent again when another instance's component connection close
     // would have received it before this one.
     const again = await peer.nextRequest(15_000);
     assert.equal(again.id, get.req.id, "only the GET is sent again");
-    assert.equal(httpRequests() - before, 5, "POST, PUT, the streamed GET, the GET, and the GET again");
+    assert.equal(httpRequests() - before, 6, "POST, PUT, keyed DELETE, the streamed GET, the GET, and the GET again");
 
     await peer.send(textReply(post.req, "bulb on"));
     await peer.send(textReply(put.req, "stored"));
+    await peer.send(textReply(keyed.req, "deleted"));
     await peer.send(chunk(streaming.req.from, "log-1", 0, Buffer.from("line 1\n"), true));
     await peer.send(textReply(again, "22.0"));
     const answers = await Promise.all(
-      [post.reply, put.reply, streaming.reply, get.reply].map(async (r) => {
+      [post.reply, put.reply, keyed.reply, streaming.reply, get.reply].map(async (r) => {
         const res = await r;
         return `${res.status} ${await res.text()}`;
       }),
     );
-    assert.deepEqual(answers, ["200 bulb on", "200 stored", "200 line 1\n", "200 22.0"]);
+    assert.deepEqual(answers, ["200 bulb on", "200 stored", "200 deleted", "200 line 1\n", "200 22.0"]);
   });
 
   it(`sends a request again at most ${MAX_RESENDS} times, once per departure`, async () => {

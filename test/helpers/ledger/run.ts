@@ -11,6 +11,9 @@ import { DeviceBook } from "./device-book.js";
 import { Load, type Done, type LoadShape } from "./load.js";
 import { UNSAFE, type Spec } from "./requests.js";
 
+/** Unsafe methods that are not idempotent either (RFC 9110 §9.2.2): a second delivery is a second action. */
+const NOT_IDEMPOTENT: ReadonlySet<string> = new Set(["POST", "PATCH"]);
+
 export interface LedgerOptions extends ClientBounds, LoadShape {
   /** How long a `/slow/…` request keeps its device busy. */
   slowMs: number;
@@ -171,13 +174,22 @@ export class LedgerRun {
     };
   }
 
-  /** Keyed actuations that reached their device twice, and unkeyed unsafe requests that did. */
+  /**
+   * Keyed actuations that reached their device twice, and unkeyed POST/PATCH requests that did. An unkeyed PUT
+   * or DELETE may reach its device twice by design: it is idempotent (RFC 9110 §9.2.2), and the gateway sends
+   * such a request again when another instance's component connection closes (README, "Running several
+   * instances"); those are counted apart (resentIdempotent).
+   */
   duplicates(): string[] {
     const keyed = [...this.book.actuationsByKey].filter(([, n]) => n > 1).map(([k, n]) => `${k} × ${n}`);
-    const unkeyed = this.load.done
-      .filter((d) => UNSAFE.has(d.spec.method) && !d.spec.key && (this.book.hitsByToken.get(d.spec.token) ?? 0) > 1)
-      .map(describeSent);
+    const unkeyed = this.load.done.filter((d) => NOT_IDEMPOTENT.has(d.spec.method) && !d.spec.key && this.hits(d) > 1).map(describeSent);
     return [...keyed, ...unkeyed];
+  }
+
+  /** Unkeyed PUT/DELETE requests that reached their device more than once (sent again, as designed). */
+  resentIdempotent(): number {
+    return this.load.done.filter((d) => UNSAFE.has(d.spec.method) && !NOT_IDEMPOTENT.has(d.spec.method) && !d.spec.key && this.hits(d) > 1)
+      .length;
   }
 
   /** Keyed requests whose replay, right after their answer, did not return the kept outcome. */
@@ -279,6 +291,7 @@ export class LedgerRun {
             r.result?.kind === "error" && r.result.code === "GW_DEVICE_TIMEOUT" && (this.book.hitsByToken.get(r.done.spec.token) ?? 0) > 0,
         ).length
       }`,
+      `unkeyed PUT/DELETE that reached their device twice (sent again when an instance's component connection closed, by design): ${this.resentIdempotent()}`,
       `ambiguous (unkeyed unsafe, connection lost) ${ambiguous.length}${
         ambiguous.length
           ? `: ${ambiguous.map((d) => `#${d.spec.seq} reached device ${this.book.hitsByToken.get(d.spec.token) ?? 0}x`).join(", ")}`
@@ -318,6 +331,10 @@ export class LedgerRun {
   private get direct(): readonly [Target, Target] {
     if (!this.targets) throw new Error("the load has not run");
     return this.targets.direct;
+  }
+
+  private hits(d: Done): number {
+    return this.book.hitsByToken.get(d.spec.token) ?? 0;
   }
 
   private ambiguous(s: Sent): boolean {
