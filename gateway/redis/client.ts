@@ -1,14 +1,17 @@
-import { Redis, type RedisOptions as IoRedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions as IoRedisOptions } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
-import type { SentinelAddress } from "./sentinels.js";
+import type { HostPort } from "./host-ports.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
+/** A connection to one node (or a Sentinel-followed primary), or to a Redis Cluster: the same commands. */
+export type RedisClient = Redis | Cluster;
+
 export interface RedisOptions {
-  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel`. */
+  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel` or `cluster`. */
   url: string;
   keyPrefix: string;
   /** A command that gets no answer within this bound fails (a hung Redis must not hang requests). */
@@ -22,7 +25,12 @@ export interface RedisOptions {
    * Sentinel mode: the primary is whichever node these Sentinels name for `name`; `username`/`password`
    * above are the data nodes', `password` here the Sentinels' own; `tls` is TLS (with `tlsCa`) to both.
    */
-  sentinel?: { name: string; sentinels: SentinelAddress[]; password?: string; tls: boolean };
+  sentinel?: { name: string; sentinels: HostPort[]; password?: string; tls: boolean };
+  /**
+   * Cluster mode: `nodes` are seeds (the others are learnt by CLUSTER SLOTS); `username`/`password` above
+   * are every node's; `tls` is TLS (with `tlsCa`) to every node.
+   */
+  cluster?: { nodes: HostPort[]; tls: boolean };
 }
 
 /**
@@ -31,15 +39,24 @@ export interface RedisOptions {
  * reconnecting (jittered backoff) until Redis returns, with no restart of the gateway.
  */
 export class RedisStore implements Lifecycle {
-  readonly client: Redis;
+  readonly client: RedisClient;
   /** Every key and channel name (keys.ts). */
   readonly keys: RedisKeys;
+  /**
+   * The command a Lua script must publish with: a Cluster carries PUBLISH to every node over its bus, and the
+   * gateway's subscribers listen with SSUBSCRIBE on the shard that owns the channel (see `publish`).
+   */
+  readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly log: Logger;
 
   constructor(opts: RedisOptions, deps: { logger: Logger; onReadyChange?: (ready: boolean) => void }) {
     this.log = deps.logger.child({ component: "redis" });
     this.keys = new RedisKeys(opts.keyPrefix);
     const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
+    const auth = {
+      ...(opts.username !== undefined ? { username: opts.username } : {}),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    };
     const common: IoRedisOptions = {
       lazyConnect: true,
       // Commands issued in the same tick share one write: with many exchanges in flight, the correlation
@@ -50,26 +67,48 @@ export class RedisStore implements Lifecycle {
       commandTimeout: opts.commandTimeoutMs,
       connectTimeout: 5000,
       retryStrategy: () => backoff.next(),
-      ...(opts.username !== undefined ? { username: opts.username } : {}),
-      ...(opts.password !== undefined ? { password: opts.password } : {}),
+      ...auth,
     };
     const tls = opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {};
     const sentinel = opts.sentinel;
-    this.client = sentinel
-      ? new Redis({
-          ...common,
-          sentinels: sentinel.sentinels,
-          name: sentinel.name,
-          ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
-          // The same backoff between rounds of asking the Sentinels as between reconnects: while no Sentinel
-          // answers (or each still names the lost primary), commands fail at once (offline queue off).
-          sentinelRetryStrategy: () => backoff.next(),
-          // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
-          // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
-          failoverDetector: true,
-          ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+    const cluster = opts.cluster;
+    this.publishCommand = cluster ? "SPUBLISH" : "PUBLISH";
+    this.client = cluster
+      ? new Cluster(cluster.nodes, {
+          lazyConnect: true,
+          enableAutoPipelining: true,
+          // Off as for one node: a command while the Cluster is down fails at once. Not in redisOptions: each
+          // node's connection is opened by its first command, which an off offline queue there would refuse.
+          enableOfflineQueue: false,
+          // Writes and reads on primaries only: a replica may lag behind what this gateway just wrote.
+          scaleReads: "master",
+          // SSUBSCRIBE on a connection per shard (ClusterSubscriberGroup), kept apart from the command
+          // connections and moved by ioredis when a slot's primary changes (docs/architecture.md, Redis).
+          shardedSubscribers: true,
+          clusterRetryStrategy: () => backoff.next(),
+          redisOptions: {
+            commandTimeout: opts.commandTimeoutMs,
+            connectTimeout: 5000,
+            maxRetriesPerRequest: 0,
+            ...auth,
+            ...(cluster.tls ? { tls } : {}),
+          },
         })
-      : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
+      : sentinel
+        ? new Redis({
+            ...common,
+            sentinels: sentinel.sentinels,
+            name: sentinel.name,
+            ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
+            // The same backoff between rounds of asking the Sentinels as between reconnects: while no Sentinel
+            // answers (or each still names the lost primary), commands fail at once (offline queue off).
+            sentinelRetryStrategy: () => backoff.next(),
+            // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
+            // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
+            failoverDetector: true,
+            ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+          })
+        : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
     this.client.on("ready", () => {
       backoff.reset();
       this.log.info({ event: "ready" }, "redis ready");
@@ -120,8 +159,19 @@ export class RedisStore implements Lifecycle {
     return (...args) => this.run(() => command.apply(this.client, args));
   }
 
+  /**
+   * Publishes `message` on `channel`: SPUBLISH in Cluster mode, where the subscribers listen with SSUBSCRIBE
+   * on the shard owning the channel's slot (Redis 7.0), PUBLISH otherwise. Resolves with the number of
+   * subscribers that received it (on that shard, in Cluster mode).
+   */
+  publish(channel: string, message: string): Promise<number> {
+    return this.run(async (c) =>
+      Number(this.publishCommand === "SPUBLISH" ? await c.spublish(channel, message) : await c.publish(channel, message)),
+    );
+  }
+
   /** Runs one command; any Redis failure becomes the catalogue's GW_STORE_UNAVAILABLE. */
-  async run<T>(command: (client: Redis) => Promise<T>): Promise<T> {
+  async run<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
     try {
       return await command(this.client);
     } catch (err) {
