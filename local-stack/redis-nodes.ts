@@ -9,13 +9,13 @@ import { makeTempDir, removeDir } from "./tempdir.js";
 export interface RedisNodes {
   readonly dir: string;
   /** Starts one more redis-server (`kind` names it and its log) with `argsFor(port)`; returns its port. */
-  start(kind: string, argsFor: (port: number) => Promise<string[]> | string[]): Promise<number>;
+  start: (kind: string, argsFor: (port: number) => Promise<string[]> | string[]) => Promise<number>;
   /** SIGKILLs the server on `port`, like a crash. */
-  kill(port: number): Promise<void>;
+  kill: (port: number) => Promise<void>;
   /** Ends every server it started and removes the dir. */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
   /** Recent output of every server, for a failing test's message. */
-  output(): string;
+  output: () => string;
 }
 
 export async function startRedisNodes(dirPrefix: string): Promise<RedisNodes> {

@@ -56,8 +56,11 @@ export class RedisSubscriber implements Lifecycle {
       for (const h of this.handlers.get(channel) ?? []) h(message);
     });
     // ioredis has subscribed the kept channels again after a change of primaries; any it never took are
-    // tried again now.
-    if (this.sharded) connection.on("subscribersReady", resubscribe);
+    // tried again now. It also says so while connecting, before the Cluster takes commands: `ready` follows.
+    if (this.sharded)
+      connection.on("subscribersReady", () => {
+        if (connection.status === "ready") resubscribe();
+      });
   }
 
   async start(): Promise<void> {
