@@ -21,6 +21,8 @@ export interface SentinelDeployment {
   primaryPort(): Promise<number>;
   /** SIGKILLs the current primary; returns its port. */
   killPrimary(): Promise<number>;
+  /** SIGKILLs the Sentinel on `port` (the data nodes and the other Sentinels keep running). */
+  killSentinel(port: number): Promise<void>;
   /** A planned failover (SENTINEL FAILOVER): the replica becomes primary, the old primary its replica. */
   failover(): Promise<void>;
   /**
@@ -116,6 +118,7 @@ export async function startRedisSentinel(opts: { name?: string } = {}): Promise<
         await servers.kill(port);
         return port;
       },
+      killSentinel: servers.kill,
       async failover() {
         const reply = await redisCommand(sentinelPorts[0]!, ["SENTINEL", "FAILOVER", name]);
         if (reply !== "OK") throw new Error(`SENTINEL FAILOVER answered ${reply}`);

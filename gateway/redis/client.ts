@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions as IoRedisOptions } from "ioredis";
+import { Cluster, Redis, SentinelConnector, type RedisOptions as IoRedisOptions, type SentinelConnectionOptions } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { HostPort } from "./host-ports.js";
@@ -73,6 +73,7 @@ export class RedisStore implements Lifecycle {
     const sentinel = opts.sentinel;
     const cluster = opts.cluster;
     this.publishCommand = cluster ? "SPUBLISH" : "PUBLISH";
+    const sentinelError = (err: Error): void => this.log.warn({ event: "sentinel-error", err: err.message }, "redis sentinel error");
     this.client = cluster
       ? new Cluster(cluster.nodes, {
           lazyConnect: true,
@@ -106,6 +107,7 @@ export class RedisStore implements Lifecycle {
             // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
             // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
             failoverDetector: true,
+            Connector: listenedSentinelConnector(sentinelError),
             ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
           })
         : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
@@ -178,4 +180,26 @@ export class RedisStore implements Lifecycle {
       throw new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
     }
   }
+}
+
+/**
+ * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel. Its
+ * failover detector (failoverDetector: true) keeps a subscribed connection to each Sentinel, created inside
+ * the connector (SentinelConnector.connectToSentinel) with no error listener: when a Sentinel dies, each
+ * failed reconnect was printed to stderr as "[ioredis] Unhandled error event". The `Connector` option is
+ * ioredis' documented way to supply the connector; the wrap is of its one factory of Sentinel connections.
+ */
+function listenedSentinelConnector(onError: (err: Error) => void) {
+  return class ListenedSentinelConnector extends SentinelConnector {
+    constructor(options: unknown) {
+      super(options as SentinelConnectionOptions);
+      const self = this as unknown as { connectToSentinel: (...args: unknown[]) => Redis };
+      const connect = self.connectToSentinel.bind(this);
+      self.connectToSentinel = (...args) => {
+        const client = connect(...args);
+        client.on("error", onError);
+        return client;
+      };
+    }
+  };
 }
