@@ -12,7 +12,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createLogger } from "../../gateway/log.js";
+import { RedisStore } from "../../gateway/redis/client.js";
 import { pollUntil } from "../../local-stack/ports.js";
+import { redisCommand } from "../../local-stack/redis.js";
 import { startProsody, type ComponentSpec, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
 import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
@@ -226,4 +228,24 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
       assert.equal(forwarded.find((v) => v.labels.kind === "iq")?.value, 2, "C forwarded both replies");
     },
   );
+
+  it("a stopped store leaves no connection open on any node, its sharded subscribers' included", async () => {
+    /** Client connections on every node still running (CLIENT LIST), the asking one excluded. */
+    const connections = async (): Promise<number> => {
+      const lists = await Promise.all(cluster.ports.map((port) => redisCommand(port, ["CLIENT", "LIST"]).catch(() => "")));
+      return lists.flatMap((list) => list.split("\n")).filter((line) => line.includes(" cmd=") && !line.includes(" cmd=client|list"))
+        .length;
+    };
+    const others = await connections();
+    const store = new RedisStore(a.config.redis, { logger: createLogger("silent") });
+    const subscriber = store.subscriber(createLogger("silent"));
+    await store.start();
+    await subscriber.start();
+    await subscriber.listen(`${prefix}probe`, () => undefined).ready;
+    assert.equal(await store.publish(`${prefix}probe`, "x"), 1);
+    assert.ok((await connections()) > others, "the store and its subscriber are connected");
+    await subscriber.stop();
+    await store.stop();
+    await pollUntil("every connection of the stopped store to close", async () => (await connections()) === others, { timeoutMs: 10_000 });
+  });
 });
