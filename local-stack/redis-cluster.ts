@@ -67,7 +67,15 @@ async function clusterState(port: number): Promise<string> {
   return /^cluster_state:(\w+)/m.exec(info)?.[1] ?? "";
 }
 
-export async function startRedisCluster(): Promise<ClusterDeployment> {
+export interface ClusterOptions {
+  /**
+   * An ACL user with every right on every node (`user NAME on >PASSWORD ~* &* +@all`), for a client that
+   * authenticates (REDIS_USERNAME, REDIS_PASSWORD); the default user stays open for the harness's probes.
+   */
+  aclUser?: { name: string; password: string };
+}
+
+export async function startRedisCluster(opts: ClusterOptions = {}): Promise<ClusterDeployment> {
   const servers = await startRedisNodes("redis-cluster-");
   const { dir } = servers;
   const dead = new Set<number>();
@@ -81,6 +89,7 @@ export async function startRedisCluster(): Promise<ClusterDeployment> {
           ...["--cluster-node-timeout", String(NODE_TIMEOUT_MS)],
           // The bus port is port + 10000 unless set, which for a high free port is past 65535.
           ...["--cluster-port", String(await freePort())],
+          ...(opts.aclUser ? ["--user", opts.aclUser.name, "on", `>${opts.aclUser.password}`, "~*", "&*", "+@all"] : []),
         ]),
       );
     }

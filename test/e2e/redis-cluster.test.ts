@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { createLogger } from "../../gateway/log.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 import { pollUntil } from "../../local-stack/ports.js";
@@ -28,6 +29,8 @@ const DEVICES = ["clu-0", "clu-1", "clu-2", "clu-3"];
 const TAKEN_OVER: ComponentSpec = { domain: "gateway.localhost", secret: "test-secret", conflictResolve: "kick_old" };
 /** A's domain, its own for the whole file (the devices take requests from B's domain only: A publishes, B serves). */
 const SECOND: ComponentSpec = { domain: "gateway-2.localhost", secret: "second-secret" };
+/** Every node has this ACL user, and the gateways authenticate as it (REDIS_USERNAME, REDIS_PASSWORD). */
+const ACL_USER = { name: "gateway", password: "cluster-acl-secret-5e1" };
 /** Bound for a loaded machine (a primary is failed after 1 s unreachable, then a replica is elected). */
 const FAILOVER_BOUND_MS = 60_000;
 
@@ -88,11 +91,18 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
   const start = (component: ComponentSpec, instanceId: string): Promise<RunningGateway> =>
     startGateway(
       { redis: { url: "" }, prosody: { ...prosody, components: [component] } },
-      { REDIS_URL: undefined, REDIS_CLUSTER_NODES: cluster.nodes, REDIS_KEY_PREFIX: prefix, GATEWAY_INSTANCE_ID: instanceId },
+      {
+        REDIS_URL: undefined,
+        REDIS_CLUSTER_NODES: cluster.nodes,
+        REDIS_USERNAME: ACL_USER.name,
+        REDIS_PASSWORD: ACL_USER.password,
+        REDIS_KEY_PREFIX: prefix,
+        GATEWAY_INSTANCE_ID: instanceId,
+      },
     );
 
   before(async () => {
-    const [c, p] = await Promise.allSettled([startRedisCluster(), startProsody({ components: [TAKEN_OVER, SECOND] })]);
+    const [c, p] = await Promise.allSettled([startRedisCluster({ aclUser: ACL_USER }), startProsody({ components: [TAKEN_OVER, SECOND] })]);
     if (c.status === "fulfilled") cluster = teardown.stopLater("redis cluster", c.value);
     if (p.status === "fulfilled") prosody = teardown.stopLater("prosody", p.value);
     if (c.status === "rejected") throw c.reason;
@@ -130,6 +140,16 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
         return (await shardSubscribers(owner, channel)) === 1;
       });
     }
+    // The sharded subscribers (connections of their own, one per primary) authenticate as the ACL user too.
+    const owner = await cluster.primaryOf(a.gateway.redis.keys.replyChannel("clu-a"));
+    const clients = (await redisCommand(owner, ["CLIENT", "LIST"])).split("\n");
+    const subscribers = clients.filter((line) => line.includes(" cmd=ssubscribe"));
+    assert.ok(subscribers.length > 0, `a sharded subscriber on 127.0.0.1:${owner}`);
+    assert.deepEqual(
+      subscribers.filter((line) => !line.includes(` user=${ACL_USER.name} `)),
+      [],
+      "every sharded subscriber is the ACL user",
+    );
     const departures = a.gateway.redis.keys.departures();
     const departuresOwner = await cluster.primaryOf(departures);
     await pollUntil("both instances to listen for departures", async () => (await shardSubscribers(departuresOwner, departures)) === 2);
@@ -247,5 +267,21 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
     await subscriber.stop();
     await store.stop();
     await pollUntil("every connection of the stopped store to close", async () => (await connections()) === others, { timeoutMs: 10_000 });
+  });
+
+  it("a wrong password leaves the store unready (every node refuses it), and says why in the log", async () => {
+    const lines: string[] = [];
+    const store = new RedisStore(
+      { ...a.config.redis, password: "wrong-password-0" },
+      { logger: pino({ level: "warn" }, { write: (line: string) => lines.push(line) }) },
+    );
+    try {
+      await store.start();
+      assert.equal(store.ready, false);
+      await pollUntil("the refusal in the log", () => lines.some((line) => /WRONGPASS|startup nodes/.test(line)));
+      assert.ok(!lines.join("").includes("wrong-password-0"), "the password is not logged");
+    } finally {
+      await store.stop();
+    }
   });
 });
