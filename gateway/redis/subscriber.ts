@@ -122,7 +122,7 @@ export class RedisSubscriber implements Lifecycle {
     const results = await Promise.allSettled(
       channels.map(async (channel) => {
         await this.connection.ssubscribe(channel);
-        // Unless listen's stop came first: the channel then stays out of `kept` and of ioredis' list.
+        // Unless listen's stop came first: its SUNSUBSCRIBE took the channel out of ioredis' list, and it stays out of `kept`.
         if (this.handlers.has(channel)) this.kept.add(channel);
       }),
     );
