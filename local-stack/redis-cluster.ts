@@ -42,8 +42,11 @@ interface ClusterNode {
   slots: Array<[number, number]>;
 }
 
-/** A node's view of the cluster, from CLUSTER NODES ("id ip:port@bus flags master ping pong epoch link slots…"). */
-async function clusterNodes(port: number): Promise<ClusterNode[]> {
+/**
+ * A node's view of the cluster, from CLUSTER NODES ("id ip:port@bus flags master ping pong epoch link slots…"),
+ * with each announced port as `probePort` maps it.
+ */
+async function clusterNodes(port: number, probePort: (announced: number) => number): Promise<ClusterNode[]> {
   const text = await redisCommand(port, ["CLUSTER", "NODES"]);
   return text
     .split("\n")
@@ -51,7 +54,7 @@ async function clusterNodes(port: number): Promise<ClusterNode[]> {
     .map((line) => {
       const [, address = "", flags = "", , , , , , ...slots] = line.split(" ");
       return {
-        port: Number(address.slice(address.lastIndexOf(":") + 1).split("@")[0]),
+        port: probePort(Number(address.slice(address.lastIndexOf(":") + 1).split("@")[0])),
         primary: flags.split(",").includes("master"),
         failed: /fail/.test(flags),
         slots: slots
@@ -73,6 +76,12 @@ export interface ClusterOptions {
    * authenticates (REDIS_USERNAME, REDIS_PASSWORD); the default user stays open for the harness's probes.
    */
   aclUser?: { name: string; password: string };
+  /**
+   * TLS too: each node also listens with TLS on a port of its own, the cluster bus and replication use TLS
+   * (the certificate must also be good for client authentication: nodes connect to each other with it), and
+   * the nodes announce their TLS ports, which `nodes` lists. The plain ports stay, for the harness's probes.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export async function startRedisCluster(opts: ClusterOptions = {}): Promise<ClusterDeployment> {
@@ -81,7 +90,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Clus
   const dead = new Set<number>();
   try {
     const ports: number[] = [];
+    const tlsPorts: number[] = [];
+    const tls = opts.tls;
     for (let i = 0; i < PRIMARIES * 2; i++) {
+      let tlsPort = 0;
       ports.push(
         await servers.start("redis-cluster-node", async (port) => [
           ...dataNodeArgs(dir, port),
@@ -90,8 +102,16 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Clus
           // The bus port is port + 10000 unless set, which for a high free port is past 65535.
           ...["--cluster-port", String(await freePort())],
           ...(opts.aclUser ? ["--user", opts.aclUser.name, "on", `>${opts.aclUser.password}`, "~*", "&*", "+@all"] : []),
+          ...(tls
+            ? [
+                ...["--tls-port", String((tlsPort = await freePort()))],
+                ...["--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile, "--tls-ca-cert-file", tls.caFile],
+                ...["--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes"],
+              ]
+            : []),
         ]),
       );
+      tlsPorts.push(tlsPort);
     }
     // The first three become primaries, each later one a replica of one of them.
     await promisify(execFile)(
@@ -111,6 +131,9 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Clus
       { timeoutMs: 30_000, intervalMs: 100 },
     );
 
+    // Ports below are the plain ones (the harness's probes); with TLS the nodes announce their TLS ports.
+    const plainOf = new Map(tlsPorts.map((t, i) => [t, ports[i]!]));
+    const probePort = (announced: number): number => plainOf.get(announced) ?? announced;
     const live = (): number[] => ports.filter((p) => !dead.has(p));
     const slotOf = async (keyOrSlot: string | number): Promise<number> =>
       typeof keyOrSlot === "number" ? keyOrSlot : Number(await redisCommand(live()[0]!, ["CLUSTER", "KEYSLOT", keyOrSlot]));
@@ -118,12 +141,12 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Clus
       view.find((n) => n.primary && !n.failed && n.slots.some(([from, to]) => from <= slot && slot <= to));
     const primaryOf = async (keyOrSlot: string | number): Promise<number> => {
       const slot = await slotOf(keyOrSlot);
-      const owner = ownerIn(await clusterNodes(live()[0]!), slot);
+      const owner = ownerIn(await clusterNodes(live()[0]!, probePort), slot);
       if (!owner) throw new Error(`no primary serves slot ${slot}`);
       return owner.port;
     };
     return {
-      nodes: ports.map((p) => `127.0.0.1:${p}`).join(","),
+      nodes: (tls ? tlsPorts : ports).map((p) => `127.0.0.1:${p}`).join(","),
       ports,
       dir,
       slotOf,
@@ -140,7 +163,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Clus
           `a replica to take over slot ${slot} from 127.0.0.1:${oldPort}, and cluster_state:ok on every live node`,
           async () => {
             const nodes = live();
-            const [states, views] = await Promise.all([Promise.all(nodes.map(clusterState)), Promise.all(nodes.map(clusterNodes))]);
+            const [states, views] = await Promise.all([
+              Promise.all(nodes.map(clusterState)),
+              Promise.all(nodes.map((p) => clusterNodes(p, probePort))),
+            ]);
             if (states.some((s) => s !== "ok")) return undefined;
             const owners = new Set(views.map((view) => ownerIn(view, slot)?.port));
             const [port] = owners;

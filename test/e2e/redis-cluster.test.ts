@@ -1,11 +1,11 @@
-// Gateways on a Redis Cluster (REDIS_CLUSTER_NODES; README, "Redis Cluster"): three primaries with a replica
-// each. The instances connect and are ready, their reply channels are subscribed with SSUBSCRIBE on the shard
-// owning each channel's slot and reached by SPUBLISH; the primary holding one instance's reply channel
-// crashes, its replica takes over, and that instance's subscriptions come back on the new primary by
-// themselves. Requests, and a reply forwarded to the instance owning its exchange, run the gateway's Lua
-// scripts, several of which touch keys of different slots until every script's keys share one hash slot:
-// those assertions are marked todo (TODO_KEY_LAYOUT) until then; they fail with 503 GW_STORE_UNAVAILABLE
-// (CROSSSLOT) today.
+// Gateways on a Redis Cluster (REDIS_CLUSTER_NODES, REDIS_CLUSTER_TLS, an ACL user; README, "Redis Cluster"):
+// three primaries with a replica each, reached over TLS only. The instances connect and are ready, their reply
+// channels are subscribed with SSUBSCRIBE on the shard owning each channel's slot and reached by SPUBLISH; the
+// primary holding one instance's reply channel crashes, its replica takes over, and that instance's
+// subscriptions come back on the new primary by themselves. Requests, and a reply forwarded to the instance
+// owning its exchange, run the gateway's Lua scripts, several of which touch keys of different slots until
+// every script's keys share one hash slot: those assertions are marked todo (TODO_KEY_LAYOUT) until then; they
+// fail with 503 GW_STORE_UNAVAILABLE (CROSSSLOT) today.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -16,6 +16,8 @@ import { createLogger } from "../../gateway/log.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { redisCommand } from "../../local-stack/redis.js";
+import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
+import { issueServerCertificate, makeCertificateAuthority } from "../helpers/certificates.js";
 import { startProsody, type ComponentSpec, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
 import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
@@ -82,6 +84,7 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
   const teardown = new Teardown();
   const prefix = `clu-${randomBytes(3).toString("hex")}:`;
   let cluster: ClusterDeployment;
+  let caFile: string;
   let prosody: ProsodyServer;
   let a: RunningGateway;
   let b: RunningGateway;
@@ -94,6 +97,8 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
       {
         REDIS_URL: undefined,
         REDIS_CLUSTER_NODES: cluster.nodes,
+        REDIS_CLUSTER_TLS: "on",
+        REDIS_TLS_CA_FILE: caFile,
         REDIS_USERNAME: ACL_USER.name,
         REDIS_PASSWORD: ACL_USER.password,
         REDIS_KEY_PREFIX: prefix,
@@ -102,7 +107,17 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
     );
 
   before(async () => {
-    const [c, p] = await Promise.allSettled([startRedisCluster({ aclUser: ACL_USER }), startProsody({ components: [TAKEN_OVER, SECOND] })]);
+    const dir = await makeTempDir("redis-cluster-tls-");
+    teardown.stopLater("certificates", { stop: () => removeDir(dir) });
+    const ca = await makeCertificateAuthority(dir, "ca");
+    caFile = ca.certFile;
+    // The nodes also use it as a client certificate, to each other over the TLS cluster bus.
+    const cert = await issueServerCertificate(ca, dir, "redis", { dns: ["localhost"], ip: ["127.0.0.1"] }, { clientAuth: true });
+    const tls = { certFile: cert.certFile, keyFile: cert.keyFile, caFile };
+    const [c, p] = await Promise.allSettled([
+      startRedisCluster({ aclUser: ACL_USER, tls }),
+      startProsody({ components: [TAKEN_OVER, SECOND] }),
+    ]);
     if (c.status === "fulfilled") cluster = teardown.stopLater("redis cluster", c.value);
     if (p.status === "fulfilled") prosody = teardown.stopLater("prosody", p.value);
     if (c.status === "rejected") throw c.reason;
@@ -130,7 +145,7 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
   }
 
   it("connects in Cluster mode: ready, each reply channel sharded-subscribed on the primary owning its slot, reached by SPUBLISH", async () => {
-    assert.equal(a.config.redis.cluster?.nodes.length, 6);
+    assert.deepEqual([a.config.redis.cluster?.nodes.length, a.config.redis.cluster?.tls], [6, true]);
     assert.equal(a.gateway.redis.publishCommand, "SPUBLISH");
     for (const gw of [a, b]) {
       assert.deepEqual(await ready(gw), { status: 200, redis: true });
