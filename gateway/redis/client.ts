@@ -43,8 +43,9 @@ export class RedisStore implements Lifecycle {
   /** Every key and channel name (keys.ts). */
   readonly keys: RedisKeys;
   /**
-   * The command a Lua script must publish with: a Cluster carries PUBLISH to every node over its bus, and the
-   * gateway's subscribers listen with SSUBSCRIBE on the shard that owns the channel (see `publish`).
+   * The command a Lua script must publish with: in Cluster mode the gateway's subscribers listen with
+   * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
+   * must then be one of the script's KEYS, in the slot of the others.
    */
   readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly log: Logger;
