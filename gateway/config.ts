@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { EnvReader, type Env, type LogLevel, type SettingFallback, type SettingValue } from "../lib/env.js";
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 import type { RedisOptions } from "./redis/client.js";
-import { parseSentinels } from "./redis/sentinels.js";
+import { parseHostPorts, type HostPort } from "./redis/host-ports.js";
 import { GATEWAY_SETTINGS, type GatewaySettingName } from "./settings.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (settings.ts, README table). */
@@ -35,7 +35,8 @@ export interface Config {
   };
   /**
    * REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_USERNAME, REDIS_PASSWORD(_FILE), REDIS_TLS_CA_FILE
-   * (read); in Sentinel mode REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD(_FILE), REDIS_SENTINEL_TLS.
+   * (read); in Sentinel mode REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD(_FILE), REDIS_SENTINEL_TLS;
+   * in Cluster mode REDIS_CLUSTER_NODES, REDIS_CLUSTER_TLS.
    */
   redis: RedisOptions;
   xmpp: { service: string; domain: string; secret: string };
@@ -138,6 +139,7 @@ export function loadConfig(env: Env): Config {
     }
   }
   const sentinel = readSentinel(env, r);
+  const cluster = readCluster(env, r);
   const headersTimeoutMs = read("GATEWAY_HEADERS_TIMEOUT_MS");
   const receiveTimeoutMs = read("GATEWAY_RECEIVE_TIMEOUT_MS");
   // Node refuses a request timeout below the headers timeout: the head is part of the request.
@@ -170,6 +172,7 @@ export function loadConfig(env: Env): Config {
       ...(redisPassword !== undefined ? { password: redisPassword } : {}),
       ...(redisCa !== undefined ? { tlsCa: redisCa } : {}),
       ...(sentinel !== undefined ? { sentinel } : {}),
+      ...(cluster !== undefined ? { cluster } : {}),
     },
     xmpp: {
       service: read("XMPP_COMPONENT_SERVICE"),
@@ -238,6 +241,18 @@ export function loadConfig(env: Env): Config {
     if (redisCaFile !== undefined && !sentinel.tls) {
       r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_SENTINEL_TLS is not on: the connections would not use TLS");
     }
+  } else if (cluster !== undefined) {
+    if (redisCaFile !== undefined && !cluster.tls) {
+      r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_TLS is not on: the connections would not use TLS");
+    }
+    // A Cluster hashes only what is between the first `{` and the next `}` of a key when there is one (the
+    // hash tag): a brace in the prefix would become every key's tag, putting all of them in one slot, or
+    // would cut the tags the gateway's own keys carry.
+    if (/[{}]/.test(config.redis.keyPrefix)) {
+      r.problems.push(
+        `REDIS_KEY_PREFIX=${JSON.stringify(config.redis.keyPrefix)} has { or }, which in Cluster mode would capture the keys' hash tags`,
+      );
+    }
   } else if (redisCaFile !== undefined && !config.redis.url.startsWith("rediss:")) {
     r.problems.push("REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS");
   }
@@ -269,15 +284,44 @@ function readSentinel(env: Env, r: EnvReader): RedisOptions["sentinel"] {
     r.problems.push("REDIS_URL and REDIS_SENTINELS are both set: keep REDIS_URL for one node or REDIS_SENTINELS for Sentinel mode");
   }
   if (name === undefined) r.problems.push("REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the primary's name in Sentinel)");
-  const parsed = parseSentinels(list);
-  if ("bad" in parsed) {
-    r.problems.push(`REDIS_SENTINELS has ${JSON.stringify(parsed.bad)}, which is not host:port (port 1 to 65535)`);
-    return undefined;
-  }
+  const sentinels = readHostPorts(r, "REDIS_SENTINELS", list);
+  if (sentinels === undefined) return undefined;
   return {
     name: name ?? "",
-    sentinels: parsed.sentinels,
+    sentinels,
     tls: tls === "on",
     ...(password !== undefined ? { password } : {}),
   };
+}
+
+/**
+ * Cluster mode (REDIS_CLUSTER_NODES: seed nodes, from which ioredis learns the others with CLUSTER SLOTS), or
+ * undefined. As for Sentinel, REDIS_URL or REDIS_SENTINELS beside it is refused (which one would be followed
+ * is not obvious), and REDIS_CLUSTER_TLS without it would do nothing.
+ */
+function readCluster(env: Env, r: EnvReader): RedisOptions["cluster"] {
+  const list = r.read("REDIS_CLUSTER_NODES", GATEWAY_SETTINGS.REDIS_CLUSTER_NODES);
+  const tls = r.read("REDIS_CLUSTER_TLS", GATEWAY_SETTINGS.REDIS_CLUSTER_TLS);
+  if (list === undefined) {
+    if (tls === "on") r.problems.push("REDIS_CLUSTER_TLS is set but REDIS_CLUSTER_NODES is not: it would do nothing");
+    return undefined;
+  }
+  if ((env.REDIS_URL ?? "").trim() !== "") {
+    r.problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: keep REDIS_URL for one node or REDIS_CLUSTER_NODES for Cluster mode");
+  }
+  if ((env.REDIS_SENTINELS ?? "").trim() !== "") {
+    r.problems.push("REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: a deployment is either Sentinel or Cluster");
+  }
+  const nodes = readHostPorts(r, "REDIS_CLUSTER_NODES", list);
+  return nodes === undefined ? undefined : { nodes, tls: tls === "on" };
+}
+
+/** A `host:port,…` list setting, or undefined after a problem naming the first entry that is not one. */
+function readHostPorts(r: EnvReader, variable: string, list: string): HostPort[] | undefined {
+  const parsed = parseHostPorts(list);
+  if ("bad" in parsed) {
+    r.problems.push(`${variable} has ${JSON.stringify(parsed.bad)}, which is not host:port (port 1 to 65535)`);
+    return undefined;
+  }
+  return parsed.addresses;
 }

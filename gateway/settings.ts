@@ -37,7 +37,7 @@ export const GATEWAY_SETTINGS = {
   REDIS_TLS_CA_FILE: {
     kind: "optional",
     unset: "Node's bundled roots",
-    doc: "PEM file of the CAs trusted for rediss:// (or REDIS_SENTINEL_TLS=on), read at start",
+    doc: "PEM file of the CAs trusted for rediss:// (or REDIS_SENTINEL_TLS=on, REDIS_CLUSTER_TLS=on), read at start",
   },
   REDIS_SENTINELS: {
     kind: "optional",
@@ -57,7 +57,18 @@ export const GATEWAY_SETTINGS = {
     allowed: ["off", "on"],
     doc: "in Sentinel mode, TLS to the Sentinels and the data nodes, as rediss:// does for one node",
   },
-  REDIS_KEY_PREFIX: { kind: "string", default: "gw:", doc: "prefix of every key the gateway writes" },
+  REDIS_CLUSTER_NODES: {
+    kind: "optional",
+    unset: "one node at REDIS_URL",
+    doc: "host:port,host:port,… of some Redis Cluster nodes (seeds; the rest is discovered): Cluster mode, with REDIS_URL unset",
+  },
+  REDIS_CLUSTER_TLS: {
+    kind: "oneOf",
+    default: "off",
+    allowed: ["off", "on"],
+    doc: "in Cluster mode, TLS to every node, as rediss:// does for one node",
+  },
+  REDIS_KEY_PREFIX: { kind: "string", default: "gw:", doc: "prefix of every key the gateway writes (no `{` or `}` in Cluster mode)" },
   REDIS_COMMAND_TIMEOUT_MS: { kind: "int", default: 2000, min: 50, doc: "a Redis command without an answer by then fails (503)" },
   XMPP_COMPONENT_SERVICE: {
     kind: "url",

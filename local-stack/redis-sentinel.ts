@@ -4,10 +4,9 @@
 // FAILOVER). stop() ends every process it started. Debian's redis-server runs a Sentinel with `--sentinel`.
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { freePort, onFreePorts, pollUntil } from "./ports.js";
-import type { ChildHandle } from "./process.js";
-import { launchRedisServer, redisCommand } from "./redis.js";
-import { makeTempDir, removeDir } from "./tempdir.js";
+import { pollUntil } from "./ports.js";
+import { redisCommand } from "./redis.js";
+import { dataNodeArgs, startRedisNodes } from "./redis-nodes.js";
 
 export interface SentinelDeployment {
   /** The primary's name in Sentinel (REDIS_SENTINEL_NAME). */
@@ -22,6 +21,8 @@ export interface SentinelDeployment {
   primaryPort(): Promise<number>;
   /** SIGKILLs the current primary; returns its port. */
   killPrimary(): Promise<number>;
+  /** SIGKILLs the Sentinel on `port` (the data nodes and the other Sentinels keep running). */
+  killSentinel(port: number): Promise<void>;
   /** A planned failover (SENTINEL FAILOVER): the replica becomes primary, the old primary its replica. */
   failover(): Promise<void>;
   /**
@@ -49,37 +50,10 @@ async function sentinelView(port: number, name: string): Promise<{ port: number;
   };
 }
 
-/** One redis-server of the deployment (data node or Sentinel), logging to its own file. */
-function launch(dir: string, name: string, port: number, args: readonly string[]): Promise<ChildHandle> {
-  return launchRedisServer(dir, name, port, args, path.join(dir, `${name}-${port}.log`));
-}
-
-function dataNodeArgs(dir: string, port: number): string[] {
-  // No persistence; diskless full sync without its 5 s delay, so the replica is in sync at once.
-  return [
-    ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    ...["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
-    ...["--dir", dir, "--dbfilename", `dump-${port}.rdb`, "--daemonize", "no"],
-  ];
-}
-
 export async function startRedisSentinel(opts: { name?: string } = {}): Promise<SentinelDeployment> {
   const name = opts.name ?? "gateway-primary";
-  const dir = await makeTempDir("redis-sentinel-");
-  const children: ChildHandle[] = [];
-  const byPort = new Map<number, ChildHandle>();
-  const start = async (kind: string, argsFor: (port: number) => Promise<string[]> | string[]): Promise<number> =>
-    onFreePorts(async () => {
-      const port = await freePort();
-      const handle = await launch(dir, kind, port, await argsFor(port));
-      children.push(handle);
-      byPort.set(port, handle);
-      return port;
-    });
-  const stop = async (): Promise<void> => {
-    await Promise.all(children.map((c) => c.stop("SIGKILL")));
-    await removeDir(dir);
-  };
+  const servers = await startRedisNodes("redis-sentinel-");
+  const { dir, start, stop } = servers;
   try {
     const primary = await start("redis-primary", (port) => dataNodeArgs(dir, port));
     const replica = await start("redis-replica", (port) => [...dataNodeArgs(dir, port), "--replicaof", "127.0.0.1", String(primary)]);
@@ -141,11 +115,10 @@ export async function startRedisSentinel(opts: { name?: string } = {}): Promise<
       primaryPort,
       async killPrimary() {
         const port = await primaryPort();
-        const handle = byPort.get(port);
-        if (!handle) throw new Error(`the primary on port ${port} is not one this deployment started`);
-        await handle.stop("SIGKILL");
+        await servers.kill(port);
         return port;
       },
+      killSentinel: servers.kill,
       async failover() {
         const reply = await redisCommand(sentinelPorts[0]!, ["SENTINEL", "FAILOVER", name]);
         if (reply !== "OK") throw new Error(`SENTINEL FAILOVER answered ${reply}`);
@@ -163,7 +136,7 @@ export async function startRedisSentinel(opts: { name?: string } = {}): Promise<
         );
       },
       stop,
-      output: () => children.map((c) => `--- ${c.name} ---\n${c.output().slice(-2_000)}`).join("\n"),
+      output: servers.output,
     };
   } catch (err) {
     await stop();

@@ -54,13 +54,13 @@ export class ReplyBus implements Lifecycle {
 
   /** Publishes a stanza to its owner; false when no instance listens there (the owner is gone). */
   async forward(owner: string, stanza: XmlElement): Promise<boolean> {
-    const receivers = await this.redis.run((c) => c.publish(this.redis.keys.replyChannel(owner), JSON.stringify(plain(stanza))));
+    const receivers = await this.redis.publish(this.redis.keys.replyChannel(owner), JSON.stringify(plain(stanza)));
     return receivers > 0;
   }
 
   /** Tells the other instances that this one's component connection closed (after it did). */
   async announceDeparture(): Promise<void> {
-    await this.redis.run((c) => c.publish(this.departures, this.instanceId));
+    await this.redis.publish(this.departures, this.instanceId);
   }
 }
 

@@ -1,15 +1,18 @@
-import { Redis, type RedisOptions as IoRedisOptions } from "ioredis";
+import { Cluster, Redis, SentinelConnector, type RedisOptions as IoRedisOptions, type SentinelConnectionOptions } from "ioredis";
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
-import type { SentinelAddress } from "./sentinels.js";
+import type { HostPort } from "./host-ports.js";
 import { assertOneSlot } from "./slots.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
+/** A connection to one node (or a Sentinel-followed primary), or to a Redis Cluster: the same commands. */
+export type RedisClient = Redis | Cluster;
+
 export interface RedisOptions {
-  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel`. */
+  /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel` or `cluster`. */
   url: string;
   keyPrefix: string;
   /** A command that gets no answer within this bound fails (a hung Redis must not hang requests). */
@@ -23,7 +26,12 @@ export interface RedisOptions {
    * Sentinel mode: the primary is whichever node these Sentinels name for `name`; `username`/`password`
    * above are the data nodes', `password` here the Sentinels' own; `tls` is TLS (with `tlsCa`) to both.
    */
-  sentinel?: { name: string; sentinels: SentinelAddress[]; password?: string; tls: boolean };
+  sentinel?: { name: string; sentinels: HostPort[]; password?: string; tls: boolean };
+  /**
+   * Cluster mode: `nodes` are seeds (the others are learnt by CLUSTER SLOTS); `username`/`password` above
+   * are every node's; `tls` is TLS (with `tlsCa`) to every node.
+   */
+  cluster?: { nodes: HostPort[]; tls: boolean };
 }
 
 /**
@@ -32,15 +40,25 @@ export interface RedisOptions {
  * reconnecting (jittered backoff) until Redis returns, with no restart of the gateway.
  */
 export class RedisStore implements Lifecycle {
-  readonly client: Redis;
+  readonly client: RedisClient;
   /** Every key and channel name (keys.ts). */
   readonly keys: RedisKeys;
+  /**
+   * The command a Lua script must publish with: in Cluster mode the gateway's subscribers listen with
+   * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
+   * must then be one of the script's KEYS, in the slot of the others.
+   */
+  readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly log: Logger;
 
   constructor(opts: RedisOptions, deps: { logger: Logger; onReadyChange?: (ready: boolean) => void }) {
     this.log = deps.logger.child({ component: "redis" });
     this.keys = new RedisKeys(opts.keyPrefix);
     const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
+    const auth = {
+      ...(opts.username !== undefined ? { username: opts.username } : {}),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    };
     const common: IoRedisOptions = {
       lazyConnect: true,
       // Commands issued in the same tick share one write: with many exchanges in flight, the correlation
@@ -51,26 +69,50 @@ export class RedisStore implements Lifecycle {
       commandTimeout: opts.commandTimeoutMs,
       connectTimeout: 5000,
       retryStrategy: () => backoff.next(),
-      ...(opts.username !== undefined ? { username: opts.username } : {}),
-      ...(opts.password !== undefined ? { password: opts.password } : {}),
+      ...auth,
     };
     const tls = opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {};
     const sentinel = opts.sentinel;
-    this.client = sentinel
-      ? new Redis({
-          ...common,
-          sentinels: sentinel.sentinels,
-          name: sentinel.name,
-          ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
-          // The same backoff between rounds of asking the Sentinels as between reconnects: while no Sentinel
-          // answers (or each still names the lost primary), commands fail at once (offline queue off).
-          sentinelRetryStrategy: () => backoff.next(),
-          // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
-          // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
-          failoverDetector: true,
-          ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+    const cluster = opts.cluster;
+    this.publishCommand = cluster ? "SPUBLISH" : "PUBLISH";
+    const sentinelError = (err: Error): void => this.log.warn({ event: "sentinel-error", err: err.message }, "redis sentinel error");
+    this.client = cluster
+      ? new Cluster(cluster.nodes, {
+          lazyConnect: true,
+          enableAutoPipelining: true,
+          // Off as for one node: a command while the Cluster is down fails at once. Not in redisOptions: each
+          // node's connection is opened by its first command, which an off offline queue there would refuse.
+          enableOfflineQueue: false,
+          // Writes and reads on primaries only: a replica may lag behind what this gateway just wrote.
+          scaleReads: "master",
+          // SSUBSCRIBE on a connection per shard (ClusterSubscriberGroup), kept apart from the command
+          // connections and moved by ioredis when a slot's primary changes (docs/architecture.md, Redis).
+          shardedSubscribers: true,
+          clusterRetryStrategy: () => backoff.next(),
+          redisOptions: {
+            commandTimeout: opts.commandTimeoutMs,
+            connectTimeout: 5000,
+            maxRetriesPerRequest: 0,
+            ...auth,
+            ...(cluster.tls ? { tls } : {}),
+          },
         })
-      : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
+      : sentinel
+        ? new Redis({
+            ...common,
+            sentinels: sentinel.sentinels,
+            name: sentinel.name,
+            ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
+            // The same backoff between rounds of asking the Sentinels as between reconnects: while no Sentinel
+            // answers (or each still names the lost primary), commands fail at once (offline queue off).
+            sentinelRetryStrategy: () => backoff.next(),
+            // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
+            // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
+            failoverDetector: true,
+            Connector: listenedSentinelConnector(sentinelError),
+            ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+          })
+        : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
     this.client.on("ready", () => {
       backoff.reset();
       this.log.info({ event: "ready" }, "redis ready");
@@ -124,12 +166,45 @@ export class RedisStore implements Lifecycle {
     };
   }
 
+  /**
+   * Publishes `message` on `channel`: SPUBLISH in Cluster mode, where the subscribers listen with SSUBSCRIBE
+   * on the shard owning the channel's slot (Redis 7.0), PUBLISH otherwise. Resolves with the number of
+   * subscribers that received it (on that shard, in Cluster mode).
+   */
+  publish(channel: string, message: string): Promise<number> {
+    return this.run(async (c) =>
+      Number(this.publishCommand === "SPUBLISH" ? await c.spublish(channel, message) : await c.publish(channel, message)),
+    );
+  }
+
   /** Runs one command; any Redis failure becomes the catalogue's GW_STORE_UNAVAILABLE. */
-  async run<T>(command: (client: Redis) => Promise<T>): Promise<T> {
+  async run<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
     try {
       return await command(this.client);
     } catch (err) {
       throw new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
     }
   }
+}
+
+/**
+ * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel. Its
+ * failover detector (failoverDetector: true) keeps a subscribed connection to each Sentinel, created inside
+ * the connector (SentinelConnector.connectToSentinel) with no error listener: when a Sentinel dies, each
+ * failed reconnect was printed to stderr as "[ioredis] Unhandled error event". The `Connector` option is
+ * ioredis' documented way to supply the connector; the wrap is of its one factory of Sentinel connections.
+ */
+function listenedSentinelConnector(onError: (err: Error) => void) {
+  return class ListenedSentinelConnector extends SentinelConnector {
+    constructor(options: unknown) {
+      super(options as SentinelConnectionOptions);
+      const self = this as unknown as { connectToSentinel: (...args: unknown[]) => Redis };
+      const connect = self.connectToSentinel.bind(this);
+      self.connectToSentinel = (...args) => {
+        const client = connect(...args);
+        client.on("error", onError);
+        return client;
+      };
+    }
+  };
 }

@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
+import type { RedisClient } from "./client.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
@@ -16,30 +17,50 @@ export interface Listening {
  * Channels are subscribed again whenever the connection becomes ready (at start, and after Redis comes back);
  * `onResubscribed` then runs, for listeners that must look for what was published while it was down
  * (pub/sub keeps nothing for an absent subscriber).
+ *
+ * On a Redis Cluster the subscriptions are sharded (SSUBSCRIBE, Redis 7.0): a channel is a key of one slot,
+ * and its messages (SPUBLISH) stay on the shard that owns the slot instead of going to every node over the
+ * cluster bus. ioredis (`shardedSubscribers`) holds one subscriber connection per primary and, when a slot's
+ * primary changes (a failover), subscribes its channels again on the new one and emits `subscribersReady`.
  */
 export class RedisSubscriber implements Lifecycle {
   private readonly handlers = new Map<string, Set<MessageHandler>>();
+  /** Cluster mode: SSUBSCRIBE/SUNSUBSCRIBE and `smessage`. */
+  private readonly sharded: boolean;
+  /** Cluster mode: channels whose SSUBSCRIBE ioredis took; it keeps them and subscribes them again itself. */
+  private readonly kept = new Set<string>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly log: Logger,
     onResubscribed?: () => void,
   ) {
+    this.sharded = connection instanceof Cluster;
     connection.on("error", (err: Error) => log.warn({ event: "error", err: err.message }, "redis subscriber error"));
-    connection.on("ready", () => {
-      const channels = [...this.handlers.keys()];
-      if (channels.length === 0) return;
-      connection.subscribe(...channels).then(
+    const resubscribe = (): void => {
+      const channels = [...this.handlers.keys()].filter((c) => !this.kept.has(c));
+      if (channels.length === 0) {
+        if (this.sharded) onResubscribed?.();
+        return;
+      }
+      this.subscribe(channels).then(
         () => onResubscribed?.(),
         (err: Error) => {
           this.failed(err);
           onResubscribed?.();
         },
       );
-    });
-    connection.on("message", (channel: string, message: string) => {
+    };
+    connection.on("ready", resubscribe);
+    connection.on(this.sharded ? "smessage" : "message", (channel: string, message: string) => {
       for (const h of this.handlers.get(channel) ?? []) h(message);
     });
+    // ioredis has subscribed the kept channels again after a change of primaries; any it never took are
+    // tried again now. It also says so while connecting, before the Cluster takes commands: `ready` follows.
+    if (this.sharded)
+      connection.on("subscribersReady", () => {
+        if (connection.status === "ready") resubscribe();
+      });
   }
 
   async start(): Promise<void> {
@@ -52,6 +73,7 @@ export class RedisSubscriber implements Lifecycle {
 
   async stop(): Promise<void> {
     this.handlers.clear();
+    this.kept.clear();
     await closeConnection(this.connection);
   }
 
@@ -63,7 +85,7 @@ export class RedisSubscriber implements Lifecycle {
       set = new Set();
       this.handlers.set(channel, set);
       if (this.connection.status === "ready")
-        ready = this.connection.subscribe(channel).then(
+        ready = this.subscribe([channel]).then(
           () => undefined,
           (err: Error) => this.failed(err),
         );
@@ -75,7 +97,10 @@ export class RedisSubscriber implements Lifecycle {
         const current = this.handlers.get(channel);
         if (!current?.delete(handler) || current.size > 0) return;
         this.handlers.delete(channel);
-        if (this.connection.status === "ready") this.connection.unsubscribe(channel).catch((err: Error) => this.failed(err));
+        this.kept.delete(channel);
+        if (this.connection.status !== "ready") return;
+        const done = this.sharded ? this.connection.sunsubscribe(channel) : this.connection.unsubscribe(channel);
+        done.catch((err: Error) => this.failed(err));
       },
     };
   }
@@ -85,13 +110,33 @@ export class RedisSubscriber implements Lifecycle {
     return this.handlers.size;
   }
 
+  /**
+   * One SUBSCRIBE for every channel, or in Cluster mode one SSUBSCRIBE per channel: the channels of one
+   * SSUBSCRIBE must share a slot (ioredis refuses it otherwise, as Redis would with CROSSSLOT).
+   */
+  private async subscribe(channels: string[]): Promise<void> {
+    if (!this.sharded) {
+      await this.connection.subscribe(...channels);
+      return;
+    }
+    const results = await Promise.allSettled(
+      channels.map(async (channel) => {
+        await this.connection.ssubscribe(channel);
+        // Unless listen's stop came first: its SUNSUBSCRIBE took the channel out of ioredis' list, and it stays out of `kept`.
+        if (this.handlers.has(channel)) this.kept.add(channel);
+      }),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) throw failure.reason;
+  }
+
   private failed(err: Error): void {
     this.log.warn({ event: "subscribe-failed", err: err.message }, "redis subscription failed");
   }
 }
 
 /** Closes a connection politely (QUIT), or at once when it is not connected. */
-export async function closeConnection(client: Redis): Promise<void> {
+export async function closeConnection(client: RedisClient): Promise<void> {
   if (client.status === "end") return;
   try {
     await client.quit();
@@ -101,5 +146,5 @@ export async function closeConnection(client: Redis): Promise<void> {
   }
   // In Sentinel mode the failover detector holds a subscription to every Sentinel, which quit() leaves open
   // and reconnecting (ioredis issue #1362); disconnect() closes them too.
-  if (client.options.sentinels) client.disconnect();
+  if (client instanceof Redis && client.options.sentinels) client.disconnect();
 }

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { pino } from "pino";
+import { RedisStore } from "../../gateway/redis/client.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { DEFAULT_COMPONENT, startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { redisCommand } from "../../local-stack/redis.js";
@@ -180,6 +182,40 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
       );
     } finally {
       if (!stopped) await second.stop();
+    }
+  });
+
+  // Last: it leaves two Sentinels of three.
+  it("a dead Sentinel is logged, not printed to stderr as an unhandled error of the failover detector's connection", async (t) => {
+    const warnings: Array<{ event?: string; err?: string }> = [];
+    const sink = { write: (line: string) => warnings.push(JSON.parse(line) as { event?: string; err?: string }) };
+    const stderr = t.mock.method(console, "error", () => undefined);
+    const unhandled = () => stderr.mock.calls.filter((c) => String(c.arguments[0]).includes("Unhandled error event"));
+    await sentinel.killSentinel(sentinel.sentinelPorts[2]!);
+    // Every connection to the primary starts a failover detector, which subscribes on each Sentinel listed
+    // (the dead one included) over connections of its own, outside the client's error listener.
+    const store = new RedisStore(
+      {
+        ...gw.config.redis,
+        sentinel: { name: sentinel.name, sentinels: sentinel.sentinelPorts.map((port) => ({ host: "127.0.0.1", port })), tls: false },
+      },
+      { logger: pino({ level: "warn" }, sink) },
+    );
+    try {
+      await store.start();
+      await pollUntil(
+        "the failover detector's error about the dead Sentinel, in the log or (before) on stderr",
+        () => warnings.some((w) => w.event === "sentinel-error") || unhandled().length > 0,
+        { timeoutMs: 10_000 },
+      );
+      assert.deepEqual(
+        unhandled().map((c) => String(c.arguments[1]).split("\n")[0]),
+        [],
+        "nothing printed as an unhandled error event",
+      );
+      assert.ok(store.ready, "the store is connected to the primary all the same");
+    } finally {
+      await store.stop();
     }
   });
 });

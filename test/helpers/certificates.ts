@@ -72,6 +72,8 @@ export async function issueServerCertificate(
   dir: string,
   name: string,
   names: { dns: string[]; ip?: string[] },
+  /** Also a client certificate (TLS between servers, e.g. a Redis Cluster's bus, uses it both ways). */
+  opts: { clientAuth?: boolean } = {},
 ): Promise<ServerCertificate> {
   const altNames = [...names.dns.map((d) => `DNS:${d}`), ...(names.ip ?? []).map((ip) => `IP:${ip}`)].join(", ");
   const cnf = path.join(dir, `${name}.cnf`);
@@ -80,7 +82,7 @@ export async function issueServerCertificate(
     config(names.dns[0] ?? name, {
       basicConstraints: "critical, CA:FALSE",
       keyUsage: "critical, digitalSignature",
-      extendedKeyUsage: "serverAuth",
+      extendedKeyUsage: opts.clientAuth ? "serverAuth, clientAuth" : "serverAuth",
       subjectAltName: altNames,
       subjectKeyIdentifier: "hash",
       authorityKeyIdentifier: "keyid",

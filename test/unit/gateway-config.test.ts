@@ -450,6 +450,73 @@ describe("loadConfig", () => {
     });
   }
 
+  it("Cluster mode: seed nodes and TLS; user, password and CA as for one node", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "cluster-"));
+    try {
+      const ca = path.join(dir, "ca.pem");
+      writeFileSync(ca, "PEM");
+      const config = loadConfig({
+        ...SECRET,
+        REDIS_CLUSTER_NODES: " n1.example.com:6379, 10.0.0.2:6380,[::1]:6381 ",
+        REDIS_CLUSTER_TLS: "on",
+        REDIS_TLS_CA_FILE: ca,
+        REDIS_USERNAME: "gw",
+        REDIS_PASSWORD: "data-pw",
+      });
+      assert.deepEqual(config.redis.cluster, {
+        nodes: [
+          { host: "n1.example.com", port: 6379 },
+          { host: "10.0.0.2", port: 6380 },
+          { host: "::1", port: 6381 },
+        ],
+        tls: true,
+      });
+      assert.equal(config.redis.sentinel, undefined);
+      assert.deepEqual([config.redis.username, config.redis.password, config.redis.tlsCa], ["gw", "data-pw", "PEM"]);
+      const plain = loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "127.0.0.1:7000" });
+      assert.deepEqual(plain.redis.cluster, { nodes: [{ host: "127.0.0.1", port: 7000 }], tls: false });
+      // A prefix without braces is kept; one node has no cluster at all.
+      assert.equal(loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "n1:7000", REDIS_KEY_PREFIX: "app:gw:" }).redis.keyPrefix, "app:gw:");
+      assert.equal(loadConfig(SECRET).redis.cluster, undefined);
+      // Braces in the prefix matter only to a Cluster.
+      assert.equal(loadConfig({ ...SECRET, REDIS_KEY_PREFIX: "{gw}:" }).redis.keyPrefix, "{gw}:");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("Cluster mode: REDIS_URL or REDIS_SENTINELS beside it, a braced prefix, TLS or a CA without it are configuration errors", () => {
+    const withUrl = expectConfigError(() => loadConfig({ ...SECRET, REDIS_URL: "redis://cache:6379", REDIS_CLUSTER_NODES: "n1:7000" }));
+    assert.deepEqual(withUrl.problems, [
+      "REDIS_URL and REDIS_CLUSTER_NODES are both set: keep REDIS_URL for one node or REDIS_CLUSTER_NODES for Cluster mode",
+    ]);
+    const withSentinels = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_SENTINELS: "s1:26379", REDIS_SENTINEL_NAME: "m", REDIS_CLUSTER_NODES: "n1:7000" }),
+    );
+    assert.deepEqual(withSentinels.problems, [
+      "REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: a deployment is either Sentinel or Cluster",
+    ]);
+    for (const prefix of ["{gw}:", "gw{:", "gw}:"]) {
+      const braced = expectConfigError(() => loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "n1:7000", REDIS_KEY_PREFIX: prefix }));
+      assert.deepEqual(braced.problems, [
+        `REDIS_KEY_PREFIX=${JSON.stringify(prefix)} has { or }, which in Cluster mode would capture the keys' hash tags`,
+      ]);
+    }
+    const stray = expectConfigError(() => loadConfig({ ...SECRET, REDIS_CLUSTER_TLS: "on" }));
+    assert.deepEqual(stray.problems, ["REDIS_CLUSTER_TLS is set but REDIS_CLUSTER_NODES is not: it would do nothing"]);
+    const caWithoutTls = expectConfigError(() =>
+      loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "n1:7000", REDIS_TLS_CA_FILE: "/nonexistent/ca.pem" }),
+    );
+    assert.ok(
+      caWithoutTls.problems.some((p) => p.includes("REDIS_CLUSTER_TLS is not on")),
+      caWithoutTls.message,
+    );
+    const badTls = expectConfigError(() => loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "n1:7000", REDIS_CLUSTER_TLS: "yes" }));
+    assert.equal(linesFor(badTls, "REDIS_CLUSTER_TLS").length, 1);
+    const badNode = expectConfigError(() => loadConfig({ ...SECRET, REDIS_CLUSTER_NODES: "n1:7000,n2" }));
+    assert.deepEqual(badNode.problems, ['REDIS_CLUSTER_NODES has "n2", which is not host:port (port 1 to 65535)']);
+  });
+
   it("treats a whitespace-only secret as unset", () => {
     const err = expectConfigError(() => loadConfig({ XMPP_COMPONENT_SECRET: "  \t " }));
     assert.equal(linesFor(err, "XMPP_COMPONENT_SECRET").length, 1);
