@@ -31,11 +31,13 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return {1, 0}`;
 
 /**
- * Gives a slot back and tells the instances that wait for one (SlotNotices), in one step.
- * KEYS: the set. ARGV: slot id, channel, the releasing instance.
+ * Gives a slot back and tells the instances that wait for one (SlotNotices), in one step. The channel is
+ * declared as a key: in a Redis Cluster the notice goes by sharded pub/sub (SPUBLISH), which a script may
+ * only do on a channel of its own slot (the channel carries the set's hash tag, keys.ts).
+ * KEYS: the set, the channel. ARGV: slot id, the releasing instance, PUBLISH or SPUBLISH.
  */
 const RELEASE = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call(ARGV[3], KEYS[2], ARGV[2]) end
 return 0`;
 
 /** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
@@ -53,7 +55,7 @@ export class DeviceLimiter {
     private readonly slot: { instanceId: string; retryAfterS: number },
   ) {
     this.acquireSlot = redis.script<[number, number]>("acquireSlot", 1, ACQUIRE);
-    this.releaseSlot = redis.script<number>("releaseSlot", 1, RELEASE);
+    this.releaseSlot = redis.script<number>("releaseSlot", 2, RELEASE);
   }
 
   /** The pub/sub channel on which a freed slot of this device is announced. */
@@ -79,7 +81,7 @@ export class DeviceLimiter {
         if (released) return;
         released = true;
         // Else it expires at its deadline.
-        this.releaseSlot(key, id, this.channel(deviceId), this.slot.instanceId).catch(() => undefined);
+        this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
         onReleased?.();
       },
     };

@@ -12,6 +12,11 @@ import type { Logger } from "../log.js";
 export type RedisClient = Redis | Cluster;
 
 export interface RedisOptions {
+  /**
+   * The name every connection gives itself (CLIENT SETNAME), so that CLIENT LIST shows whose it is; characters
+   * Redis refuses in a name (spaces, newlines) become `_`.
+   */
+  connectionName?: string;
   /** `redis://` or `rediss://` (TLS); user and password in it are used unless given below. Unused with `sentinel` or `cluster`. */
   url: string;
   keyPrefix: string;
@@ -59,6 +64,7 @@ export class RedisStore implements Lifecycle {
       ...(opts.username !== undefined ? { username: opts.username } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
     };
+    const named = opts.connectionName !== undefined ? { connectionName: opts.connectionName.replace(/[^\x21-\x7e]/g, "_") } : {};
     const common: IoRedisOptions = {
       lazyConnect: true,
       // Commands issued in the same tick share one write: with many exchanges in flight, the correlation
@@ -70,6 +76,7 @@ export class RedisStore implements Lifecycle {
       connectTimeout: 5000,
       retryStrategy: () => backoff.next(),
       ...auth,
+      ...named,
     };
     const tls = opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {};
     const sentinel = opts.sentinel;
@@ -94,6 +101,7 @@ export class RedisStore implements Lifecycle {
             connectTimeout: 5000,
             maxRetriesPerRequest: 0,
             ...auth,
+            ...named,
             ...(cluster.tls ? { tls } : {}),
           },
         })

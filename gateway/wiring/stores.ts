@@ -11,7 +11,10 @@ import { RedisDeviceRegistry } from "../registry/redis-registry.js";
 
 /** The Redis side: the connection, and what the instances share through it (registry, presence, results). */
 export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
-  const redis = new RedisStore(config.redis, { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) });
+  const redis = new RedisStore(
+    { ...config.redis, connectionName: `gateway:${config.instanceId}` },
+    { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) },
+  );
   const registry = new RedisDeviceRegistry(redis);
   const presence = new PresenceStore(redis, config.presence);
   const shadow = new ShadowComparisons(redis, metrics, logger);
