@@ -168,6 +168,7 @@ export function loadConfig(env: Env): Config {
       url: read("REDIS_URL"),
       keyPrefix: read("REDIS_KEY_PREFIX"),
       commandTimeoutMs: read("REDIS_COMMAND_TIMEOUT_MS"),
+      waitReplicas: { replicas: read("REDIS_WAIT_REPLICAS"), timeoutMs: read("REDIS_WAIT_TIMEOUT_MS") },
       ...(redisUsername !== undefined ? { username: redisUsername } : {}),
       ...(redisPassword !== undefined ? { password: redisPassword } : {}),
       ...(redisCa !== undefined ? { tlsCa: redisCa } : {}),

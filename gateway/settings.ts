@@ -70,6 +70,18 @@ export const GATEWAY_SETTINGS = {
   },
   REDIS_KEY_PREFIX: { kind: "string", default: "gw:", doc: "prefix of every key the gateway writes (no `{` or `}` in Cluster mode)" },
   REDIS_COMMAND_TIMEOUT_MS: { kind: "int", default: 2000, min: 50, doc: "a Redis command without an answer by then fails (503)" },
+  REDIS_WAIT_REPLICAS: {
+    kind: "int",
+    default: 0,
+    min: 0,
+    doc: "replicas that must have an Idempotency-Key's claim and an accepted asynchronous request before the gateway goes on (WAIT; 0: off)",
+  },
+  REDIS_WAIT_TIMEOUT_MS: {
+    kind: "int",
+    default: 250,
+    min: 1,
+    doc: "how long such a write waits for its replicas; short of them, the request fails with 503 and the device is not reached",
+  },
   XMPP_COMPONENT_SERVICE: {
     kind: "url",
     default: "xmpp://127.0.0.1:5347",

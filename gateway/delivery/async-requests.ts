@@ -39,9 +39,11 @@ export class AsyncRequests {
     this.markQueuedScript = redis.script<number>("markQueued", 1, MARK_QUEUED);
   }
 
+  /** Durable (REDIS_WAIT_REPLICAS): a request accepted with 202 must not be forgotten in a failover (404). */
   async accept(deviceId: string, deadline: number): Promise<string> {
     const id = newId();
-    await this.write(id, { state: "pending", deviceId, deadline });
+    const entry: AsyncState = { state: "pending", deviceId, deadline };
+    await this.redis.durable(this.key(id), (c) => c.set(this.key(id), JSON.stringify(entry), "PX", this.resultTtlMs));
     return id;
   }
 

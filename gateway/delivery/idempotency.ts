@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { HttpRequestMessage } from "../../lib/xep0332/message.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
@@ -44,7 +44,8 @@ return v`;
 /**
  * Changes a running entry of this request (same fingerprint) and nothing else: an entry that meanwhile
  * became "outcome unknown" keeps answering the same to every retry. ARGV: fingerprint, what to do
- * ("done" with the entry to write, "abandon", or "extend" with a new deadline), its argument, TTL.
+ * ("done" with the entry to write, "abandon", or "extend" with a new deadline), its argument, TTL, and
+ * optionally the claim (the nonce begin() wrote): then only that very claim is changed.
  */
 const SETTLE = `
 local v = redis.call('GET', KEYS[1])
@@ -54,6 +55,7 @@ if not v then
 end
 local ok, e = pcall(cjson.decode, v)
 if not ok or type(e) ~= 'table' or e.state ~= 'running' or e.fingerprint ~= ARGV[1] then return 0 end
+if ARGV[5] and ARGV[5] ~= '' and e.claim ~= ARGV[5] then return 0 end
 if ARGV[2] == 'done' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 elseif ARGV[2] == 'abandon' then redis.call('DEL', KEYS[1])
 else e.deadline = tonumber(ARGV[3]); redis.call('SET', KEYS[1], cjson.encode(e), 'KEEPTTL') end
@@ -62,6 +64,8 @@ return 1`;
 interface Entry {
   state: "running" | "done";
   fingerprint: string;
+  /** A running entry's nonce, so that a claim whose write failed is taken back and no other. */
+  claim?: string;
   deadline?: number;
   outcome?: StoredOutcome;
 }
@@ -83,7 +87,8 @@ export class IdempotencyStore {
     private readonly redis: RedisStore,
     private readonly ttlMs: number,
   ) {
-    this.beginScript = redis.script<string>("idempotencyBegin", 1, BEGIN);
+    // Durable: a claim lost in a failover would let a retry with the same key reach the device again.
+    this.beginScript = redis.script<string>("idempotencyBegin", 1, BEGIN, { durable: true });
     this.settleScript = redis.script<number>("idempotencySettle", 1, SETTLE);
   }
 
@@ -94,14 +99,24 @@ export class IdempotencyStore {
 
   /** Claims the key for a request that ends by `deadline` (epoch ms), or answers what the key holds. */
   async begin(deviceId: string, key: string, fingerprint: string, deadline: number, now = Date.now()): Promise<IdempotencyBegin> {
-    const running: Entry = { state: "running", fingerprint, deadline };
-    const raw = await this.beginScript(
-      this.key(deviceId, key),
-      JSON.stringify(running),
-      this.ttlMs,
-      now - RUNNING_GRACE_MS,
-      JSON.stringify(UNKNOWN_OUTCOME),
-    );
+    const claim = randomBytes(9).toString("base64url");
+    const running: Entry = { state: "running", fingerprint, claim, deadline };
+    let raw: string;
+    try {
+      raw = await this.beginScript(
+        this.key(deviceId, key),
+        JSON.stringify(running),
+        this.ttlMs,
+        now - RUNNING_GRACE_MS,
+        JSON.stringify(UNKNOWN_OUTCOME),
+      );
+    } catch (err) {
+      // The claim may be written and only its replication short (REDIS_WAIT_REPLICAS), or its answer lost: the
+      // device is not reached, so take this claim back (and only it), else the key would read "running", then
+      // "outcome unknown", for a request that never ran.
+      await this.settleScript(this.key(deviceId, key), fingerprint, "abandon", "", this.ttlMs, claim).catch(() => undefined);
+      throw err;
+    }
     if (raw === "new") return { state: "new" };
     const entry = JSON.parse(raw) as Entry;
     if (entry.fingerprint !== fingerprint) throw new GatewayError("GW_IDEMPOTENCY_MISMATCH");

@@ -3,6 +3,7 @@ import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { HostPort } from "./host-ports.js";
 import { assertOneSlot } from "./slots.js";
+import { ReplicaAcks } from "./replica-acks.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
@@ -12,6 +13,11 @@ import type { Logger } from "../log.js";
 export type RedisClient = Redis | Cluster;
 
 export interface RedisOptions {
+  /**
+   * Writes made durable (`durable()`, scripts defined with `{ durable: true }`) must reach this many replicas
+   * within `timeoutMs` before the gateway acts on them (replica-acks.ts). Absent or 0 replicas: off.
+   */
+  waitReplicas?: { replicas: number; timeoutMs: number };
   /**
    * The name every connection gives itself (CLIENT SETNAME), so that CLIENT LIST shows whose it is; characters
    * Redis refuses in a name (spaces, newlines) become `_`.
@@ -53,6 +59,8 @@ export class RedisStore implements Lifecycle {
    * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
    * must then be one of the script's KEYS, in the slot of the others.
    */
+  /** Where durable writes go, when REDIS_WAIT_REPLICAS asks for replicas' acknowledgements. */
+  private readonly acks: ReplicaAcks | undefined;
   readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly log: Logger;
 
@@ -129,6 +137,12 @@ export class RedisStore implements Lifecycle {
     this.client.on("close", () => deps.onReadyChange?.(false));
     // ioredis reports every failed reconnect here; without a listener it prints to stderr.
     this.client.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "redis error"));
+    const wait = opts.waitReplicas;
+    if (wait && wait.replicas > 0) {
+      const connection = this.client.duplicate();
+      connection.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "redis error (durable writes)"));
+      this.acks = new ReplicaAcks(connection, wait.replicas, wait.timeoutMs);
+    }
   }
 
   get ready(): boolean {
@@ -137,7 +151,7 @@ export class RedisStore implements Lifecycle {
 
   async start(): Promise<void> {
     try {
-      await this.client.connect();
+      await Promise.all([this.client.connect(), this.acks?.connection.connect()]);
     } catch (err) {
       // Not fatal: the gateway starts unready and the client keeps retrying.
       this.log.warn({ event: "connect-failed", err: (err as Error).message }, "redis not reachable at start");
@@ -145,7 +159,7 @@ export class RedisStore implements Lifecycle {
   }
 
   async stop(): Promise<void> {
-    await closeConnection(this.client);
+    await Promise.all([closeConnection(this.client), this.acks ? closeConnection(this.acks.connection) : undefined]);
   }
 
   /**
@@ -162,16 +176,40 @@ export class RedisStore implements Lifecycle {
    * ioredis (Script.ts) sends EVAL as the first call of a script on each new connection and EVALSHA after
    * it; a NOSCRIPT reply is retried once as EVAL, which loads the script. A Sentinel failover is a new
    * connection to a primary whose script cache is empty (scripts are not replicated): one EVAL per script,
-   * then EVALSHA again (test/e2e/redis-sentinel.test.ts counts them), with no NOSCRIPT storm.
+   * then EVALSHA again (test/e2e/redis-sentinel.test.ts counts them), with no NOSCRIPT storm. A `durable`
+   * script runs as a durable() write (its first key names the slot).
    */
-  script<R>(name: string, numberOfKeys: number, lua: string): (...args: Array<string | number>) => Promise<R> {
-    this.client.defineCommand(name, { numberOfKeys, lua });
-    const command = (this.client as unknown as Record<string, (...args: Array<string | number>) => Promise<R>>)[name];
+  script<R>(
+    name: string,
+    numberOfKeys: number,
+    lua: string,
+    opts: { durable?: boolean } = {},
+  ): (...args: Array<string | number>) => Promise<R> {
+    const acks = opts.durable ? this.acks : undefined;
+    const connection = acks ? acks.connection : this.client;
+    connection.defineCommand(name, { numberOfKeys, lua });
+    const command = (connection as unknown as Record<string, (...args: Array<string | number>) => Promise<R>>)[name];
     if (!command) throw new Error(`ioredis did not define the script command ${name}`);
     return (...args) => {
       assertOneSlot(name, args.slice(0, numberOfKeys));
-      return this.run(() => command.apply(this.client, args));
+      if (!acks) return this.run(() => command.apply(connection, args));
+      return this.durable(String(args[0]), (c) => command.apply(c, args));
     };
+  }
+
+  /**
+   * Runs a write (touching `key`) that guards against acting twice, such as the claim of an Idempotency-Key:
+   * with REDIS_WAIT_REPLICAS set, on the durable-writes connection and not answered until that many replicas
+   * have it (replica-acks.ts; fails as GW_STORE_UNAVAILABLE when they do not in time); otherwise as run().
+   */
+  async durable<T>(key: string, command: (client: RedisClient) => Promise<T>): Promise<T> {
+    const acks = this.acks;
+    if (!acks) return this.run(command);
+    try {
+      return await acks.write(key, command);
+    } catch (err) {
+      throw err instanceof GatewayError ? err : new GatewayError("GW_STORE_UNAVAILABLE", { cause: err });
+    }
   }
 
   /**

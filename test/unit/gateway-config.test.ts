@@ -170,7 +170,7 @@ describe("loadConfig", () => {
         lingerMs: 30_000,
         lingerIdleMs: 5000,
       },
-      redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000 },
+      redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000, waitReplicas: { replicas: 0, timeoutMs: 250 } },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
       limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
@@ -206,6 +206,8 @@ describe("loadConfig", () => {
       REDIS_URL: "rediss://cache:6380/2",
       REDIS_KEY_PREFIX: "t1:",
       REDIS_COMMAND_TIMEOUT_MS: "500",
+      REDIS_WAIT_REPLICAS: "1",
+      REDIS_WAIT_TIMEOUT_MS: "100",
       XMPP_COMPONENT_SERVICE: "xmpp://prosody:5347",
       XMPP_COMPONENT_DOMAIN: "gw.example.com",
       DEVICE_JID_TEMPLATE: "dev-{id}@devices.example.com/agent",
@@ -256,7 +258,7 @@ describe("loadConfig", () => {
         lingerMs: 10_000,
         lingerIdleMs: 2000,
       },
-      redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500 },
+      redis: { url: "rediss://cache:6380/2", keyPrefix: "t1:", commandTimeoutMs: 500, waitReplicas: { replicas: 1, timeoutMs: 100 } },
       xmpp: { service: "xmpp://prosody:5347", domain: "gw.example.com", secret: "x" },
       devices: {
         jidTemplate: "dev-{id}@devices.example.com/agent",
@@ -646,6 +648,8 @@ describe("loadConfig", () => {
       ["GATEWAY_CHUNK_THRESHOLD_BYTES", String(128 * 1024 + 1)],
       ["GATEWAY_REQUEST_TIMEOUT_MS", "0"],
       ["REDIS_COMMAND_TIMEOUT_MS", "49"],
+      ["REDIS_WAIT_REPLICAS", "-1"],
+      ["REDIS_WAIT_TIMEOUT_MS", "0"],
     ] as const) {
       const err = expectConfigError(() => loadConfig({ ...SECRET, [name]: value }));
       assert.equal(linesFor(err, name).length, 1, `${name}=${value}`);
