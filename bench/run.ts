@@ -42,7 +42,7 @@ async function runMode(args: BenchArgs, teardown: Teardown): Promise<Outcome> {
     return { kind: "fleet", report, table: formatFleetTable(report) };
   }
   if (args.mode === "failover") {
-    const report = await runFailover(args.trials, teardown);
+    const report = await runFailover(args.trials, args.durationS, teardown);
     return { kind: "failover", report, table: formatFailoverTable(report) };
   }
   const report = await runRatios(args, teardown);

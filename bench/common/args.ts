@@ -73,6 +73,7 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
             link breaks, the primary is SIGKILLed, the replica promoted: acknowledged writes lost, with and without
             WAIT 1 after each write, and what WAIT costs in rate and latency
   --trials N       trials per variant, alternating (default 3)
+  --duration S     measured seconds of each keyed-request trial through the gateway (default 10)
 
 --soak and --fleet run the gateway and the agent compiled (tsconfig.build.json), as they ship, each in its
 own process; the gateway's RSS is its own
@@ -85,7 +86,7 @@ const DEFAULT_FLEET: FleetArgs = { devices: 1000 };
 
 /** Flags that only make sense in one mode, to refuse a combination that would be silently ignored. */
 const MODE_OF_FLAG: Record<string, BenchMode[]> = {
-  "--duration": ["paths"],
+  "--duration": ["paths", "failover"],
   "--quick": ["paths"],
   "--requests": ["soak"],
   "--hold": ["soak"],

@@ -14,6 +14,7 @@ import { startRedisSentinel } from "../../local-stack/redis-sentinel.js";
 import type { Teardown } from "../../test/helpers/stack.js";
 import { progress } from "../common/progress.js";
 import { summarize, type LatencySummary } from "../common/stats.js";
+import { runKeyedRequests, type KeyedTrial } from "./keyed-requests.js";
 
 /** Concurrent writers on one connection (auto-pipelined, as the gateway's client is). */
 const WRITERS = 64;
@@ -46,6 +47,8 @@ export interface FailoverTrial {
 
 export interface FailoverReport {
   startedAt: string;
+  /** The same choice through the gateway: keyed POSTs with REDIS_WAIT_REPLICAS=0 and =1. */
+  keyed: KeyedTrial[];
   writers: number;
   writeMs: number;
   lagMs: number;
@@ -135,7 +138,7 @@ async function trial(variant: FailoverVariant, teardown: Teardown): Promise<Fail
   };
 }
 
-export async function runFailover(trials: number, teardown: Teardown): Promise<FailoverReport> {
+export async function runFailover(trials: number, durationS: number, teardown: Teardown): Promise<FailoverReport> {
   const report: FailoverReport = {
     startedAt: new Date().toISOString(),
     writers: WRITERS,
@@ -143,6 +146,7 @@ export async function runFailover(trials: number, teardown: Teardown): Promise<F
     lagMs: LAG_MS,
     waitTimeoutMs: WAIT_TIMEOUT_MS,
     trials: [],
+    keyed: [],
   };
   for (let i = 0; i < trials; i++) {
     // Alternating, so that a machine getting busier or quieter weighs on both variants alike.
@@ -151,5 +155,6 @@ export async function runFailover(trials: number, teardown: Teardown): Promise<F
       report.trials.push(await trial(variant, teardown));
     }
   }
+  report.keyed = await runKeyedRequests(trials, durationS, teardown);
   return report;
 }

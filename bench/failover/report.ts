@@ -24,5 +24,18 @@ export function formatFailoverTable(report: FailoverReport): string {
     `lost in all: write ${sum(plain.map((t) => t.lost))} of ${sum(plain.map((t) => t.acknowledged))}; write + WAIT 1 ${sum(waited.map((t) => t.lost))} of ${sum(waited.map((t) => t.acknowledged))}`,
     `rate ratio (write + WAIT 1) / write: ${(rate(waited) / Math.max(1, rate(plain))).toFixed(2)}`,
   );
+  lines.push("", "keyed POSTs through the gateway (each its own Idempotency-Key), 32 clients, a primary with one replica:");
+  lines.push(
+    `${"REDIS_WAIT_REPLICAS".padEnd(20)} ${"rate/s".padStart(8)} ${"errors".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)}`,
+  );
+  for (const k of report.keyed)
+    lines.push(
+      `${String(k.waitReplicas).padEnd(20)} ${String(k.rate).padStart(8)} ${String(k.errors).padStart(7)} ${k.latencyMs.p50.toFixed(2).padStart(7)} ${k.latencyMs.p99.toFixed(2).padStart(7)}`,
+    );
+  const mean = (w: number) => {
+    const xs = report.keyed.filter((k) => k.waitReplicas === w).map((k) => k.rate);
+    return xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+  };
+  lines.push(`rate ratio REDIS_WAIT_REPLICAS=1 / 0: ${(mean(1) / Math.max(1, mean(0))).toFixed(2)}`);
   return lines.join("\n");
 }
