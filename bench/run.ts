@@ -3,6 +3,7 @@
 //   default   ratios/ (ratios/ratios.ts): four paths, the gateway against baselines taken in the same run
 //   --soak    soak/ (soak/soak.ts): many requests held in flight at once against slow devices
 //   --fleet   fleet/ (fleet/fleet.ts): many devices connected through one agent process
+//   --capacity  capacity/ (capacity/capacity.ts): the per-request and per-item figures of docs/capacity.md
 // common/ holds what several modes share: flags, /proc readings, statistics, the worker processes' plumbing.
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -10,6 +11,8 @@ import { Teardown } from "../test/helpers/stack.js";
 import { parseArgs, USAGE, type BenchArgs } from "./common/args.js";
 import { progress } from "./common/progress.js";
 import { writeReport } from "./common/write-report.js";
+import { runCapacity } from "./capacity/capacity.js";
+import { formatCapacityTable } from "./capacity/report.js";
 import { runFleet } from "./fleet/fleet.js";
 import { formatFleetTable } from "./fleet/report.js";
 import { runRatios } from "./ratios/ratios.js";
@@ -24,7 +27,7 @@ let interrupted = false;
 
 /** What a run hands back: its report (the JSON), its table, and the name its file goes under. */
 interface Outcome {
-  kind: "bench" | "soak" | "fleet";
+  kind: "bench" | "soak" | "fleet" | "capacity";
   report: { startedAt: string };
   table: string;
 }
@@ -37,6 +40,10 @@ async function runMode(args: BenchArgs, teardown: Teardown): Promise<Outcome> {
   if (args.mode === "fleet") {
     const report = await runFleet(args, teardown);
     return { kind: "fleet", report, table: formatFleetTable(report) };
+  }
+  if (args.mode === "capacity") {
+    const report = await runCapacity(args, teardown);
+    return { kind: "capacity", report, table: formatCapacityTable(report) };
   }
   const report = await runRatios(args, teardown);
   return { kind: "bench", report, table: formatTable(report) };
