@@ -32,7 +32,7 @@ import { memoryOf, MIB } from "../common/proc.js";
 import { progress } from "../common/progress.js";
 import type { SlowDevicesConfig, SlowDevicesReady } from "../common/slow-devices-worker.js";
 import { WorkerProcess } from "../common/worker-process.js";
-import { connectFleet, type FleetServer } from "../fleet/connect.js";
+import { connectFleet, type FleetConnection, type FleetPlan, type FleetServer } from "../fleet/connect.js";
 import type { DevicesConfig, DevicesReady } from "../ratios/devices-worker.js";
 import type { LoadConfig } from "../ratios/load-worker.js";
 import { measurePath } from "../ratios/measure.js";
@@ -190,6 +190,24 @@ function startDevices(
   const worker = WorkerProcess.start(name, new URL("../ratios/devices-worker.ts", import.meta.url), config);
   teardown.add(name, () => worker.stop());
   return { worker, ready: worker.next("ready", 60_000) as unknown as Promise<DevicesReady> };
+}
+
+/**
+ * connectFleet, once more if the agent process died on the way: under a loaded machine a device's first
+ * login can time out, and a stream error on its retry has been seen to take the whole agent process down
+ * (an uncaught StreamError). The retry is noted in the report.
+ */
+async function connectOnce(plan: FleetPlan, teardown: Teardown, notes: string[], where: string): Promise<FleetConnection> {
+  try {
+    return await connectFleet(plan, teardown);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!message.startsWith("the agent process exited")) throw err;
+    const line = message.split("\n").find((l) => l.includes("Error")) ?? "";
+    notes.push(`${where}: the agent process died while connecting (${line.slice(0, 160)}); connected again with a new one`);
+    progress(`${where}: the agent process died while connecting; once more`);
+    return connectFleet(plan, teardown);
+  }
 }
 
 export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<CapacityReport> {
@@ -400,7 +418,7 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
   const presenceMem0 = await probe.usedMemory();
   const prosodyRss0 = rssMiB(stack.prosody.pid);
   progress(`presence: ${fleetSize} devices online through ONE agent process on Prosody`);
-  const fleet = await connectFleet(
+  const fleet = await connectOnce(
     {
       server: stack.prosody,
       ids: fleetIds,
@@ -409,6 +427,8 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
       boundMs: CONNECT_BOUND_MS,
     },
     teardown,
+    notes,
+    "Prosody fleet",
   );
   if (fleet.connect.allOnlineMs === null) throw new Error(`only ${fleet.connect.online} of ${fleetSize} devices came online on Prosody`);
   await probe.quiesce();
@@ -479,7 +499,7 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
   progress(`presence cost: ${fleetSize} devices re-announcing every ${PRESENCE_INTERVAL_S} s, ${PRESENCE_WINDOW_S} s window`);
   await fleet.agent.stop();
   await pollUntil("the fleet to go offline at the gateway", async () => (await onlineAtGateway()) <= onlineBefore, { timeoutMs: 60_000 });
-  const chatty = await connectFleet(
+  const chatty = await connectOnce(
     {
       server: stack.prosody,
       ids: fleetIds,
@@ -489,6 +509,8 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
       presenceIntervalS: PRESENCE_INTERVAL_S,
     },
     teardown,
+    notes,
+    "Prosody fleet, presence every 2 s",
   );
   let presence: PresenceCost | null = null;
   if (chatty.connect.allOnlineMs === null)
@@ -538,9 +560,11 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
   await pollUntil("ejabberd to have no sessions left", async () => (await sessions()) === 0, { timeoutMs: 30_000 });
   const ejRss0 = rssMiB(ejabberd.pid);
   progress(`ejabberd: ${fleetSize} devices online through ONE agent process`);
-  const ejFleet = await connectFleet(
+  const ejFleet = await connectOnce(
     { server: ejabberd, ids: fleetIds, servers: fleetServers, countOnline: sessions, boundMs: CONNECT_BOUND_MS },
     teardown,
+    notes,
+    "ejabberd fleet",
   );
   if (ejFleet.connect.allOnlineMs === null)
     throw new Error(`only ${ejFleet.connect.online} of ${fleetSize} devices came online on ejabberd`);

@@ -32,7 +32,8 @@ export function parseCommandStats(info: string): CommandStats {
   const usec: Record<string, number> = {};
   for (const line of info.split(/\r?\n/)) {
     const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
-    if (!m || PROBE_COMMANDS.has(m[1] ?? "")) continue;
+    // Redis 7 names subcommands "memory|usage", "client|setname": the command is the part before the bar.
+    if (!m || PROBE_COMMANDS.has((m[1] ?? "").split("|")[0] ?? "")) continue;
     const name = (m[1] ?? "").replace("|", " ");
     calls[name] = Number(m[2]);
     usec[name] = Number(m[3]);
