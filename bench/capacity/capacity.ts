@@ -38,7 +38,15 @@ import type { LoadConfig } from "../ratios/load-worker.js";
 import { measurePath } from "../ratios/measure.js";
 import { monitorDuring, perItem, sum } from "./monitor.js";
 import { diffStats, redisProbe, totalCalls, totalUsec, type RedisProbe } from "./redis-probe.js";
-import { figuresOf, type CapacityReport, type KindResult, type MemoryItem, type PresenceCost, type ServerFigures } from "./report.js";
+import {
+  figuresOf,
+  type CapacityReport,
+  type ForwardingCost,
+  type KindResult,
+  type MemoryItem,
+  type PresenceCost,
+  type ServerFigures,
+} from "./report.js";
 import { sendBatch, type BatchResult, type RequestSpec } from "./requests.js";
 
 /** Devices of the request batches (and of the raw IQ round trips), one agent each. */
@@ -457,6 +465,7 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
     rssAfterMiB: prosodyRss1,
     kibPerConnection: ((prosodyRss1 - prosodyRss0) * 1024) / fleetSize,
     iq: prosodyIq,
+    presence: null,
   };
 
   // 4. Exchanges in flight: requests held at slow devices.
@@ -554,10 +563,54 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
   await ejabberd.createUsers(ids.map((id) => ({ username: id, password: `pw-${id}` })));
   const ejDevices = startDevices("devices on ejabberd", ejabberd, ids, teardown);
   await ejDevices.ready;
-  const ejabberdIq = await rawIq("ejabberd", ejabberd, ejDevices.worker.pid, ids, hz, teardown);
-  await ejDevices.worker.stop();
   const sessions = async (): Promise<number> => Number((await ejabberd.ctl(["connected_users_number"])).trim());
-  await pollUntil("ejabberd to have no sessions left", async () => (await sessions()) === 0, { timeoutMs: 30_000 });
+  const ejabberdIq = await rawIq("ejabberd", ejabberd, ejDevices.worker.pid, ids, hz, teardown);
+
+  // 7. Gateways on ejabberd: one, then two on the same component domain, to see what a reply that lands on
+  // the instance that does not own its exchange costs in Redis (it is forwarded: README, "Running several
+  // instances"); then the fleet's memory on ejabberd and what a presence costs ejabberd.
+  const ejPrefix = `cap-ej-${runId}:`;
+  const onEjabberd = { redis: stack.redis, prosody: ejabberd };
+  progress("starting gateway a on ejabberd");
+  const gwA = teardown.stopLater("gateway a", await startGateway(onEjabberd, { REDIS_KEY_PREFIX: ejPrefix, GATEWAY_INSTANCE_ID: "a" }));
+  const forwarded = async (): Promise<number> =>
+    (await gwB?.gateway.metrics.repliesForwarded.get())?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+  let gwB: RunningGateway | undefined;
+  const one = await kind(probe, redisAt, gwA, "xmpp_get_ejabberd", "GET over XMPP, ejabberd, one gateway", n, (i) => ({
+    method: "GET",
+    path: `/devices/${dev(i)}/TEMPERATURE`,
+  }));
+  expectAll("GET over XMPP on ejabberd", one.batch, "200", n);
+  kinds.push(one.result);
+  progress("starting gateway b on the same component domain");
+  gwB = teardown.stopLater("gateway b", await startGateway(onEjabberd, { REDIS_KEY_PREFIX: ejPrefix, GATEWAY_INSTANCE_ID: "b" }));
+  const forwarded0 = await forwarded();
+  const two = await kind(
+    probe,
+    redisAt,
+    gwA,
+    "xmpp_get_ejabberd_2gw",
+    "GET over XMPP, ejabberd, two gateways (replies forwarded)",
+    n,
+    (i) => ({
+      method: "GET",
+      path: `/devices/${dev(i)}/TEMPERATURE`,
+    }),
+  );
+  expectAll("GET over XMPP on ejabberd, two gateways", two.batch, "200", n);
+  kinds.push(two.result);
+  // Both batches and their MONITOR samples went through a; b forwarded what ejabberd gave it.
+  const forwardedShare = ((await forwarded()) - forwarded0) / (n + MONITOR_SAMPLE);
+  const perForward = (a: number | null, b: number | null): number | null =>
+    a === null || b === null || forwardedShare <= 0 ? null : (b - a) / forwardedShare;
+  const forwarding: ForwardingCost = {
+    forwardedShare,
+    roundTripsPerForward: perForward(one.result.roundTripsPerRequest, two.result.roundTripsPerRequest),
+    executedPerForward: perForward(one.result.totalCommandsPerRequest, two.result.totalCommandsPerRequest),
+    redisCpuUsPerForward: perForward(one.result.redisCpuUsPerRequest, two.result.redisCpuUsPerRequest),
+  };
+  await ejDevices.worker.stop();
+  await pollUntil("ejabberd to have no device sessions left", async () => (await sessions()) === 0, { timeoutMs: 30_000 });
   const ejRss0 = rssMiB(ejabberd.pid);
   progress(`ejabberd: ${fleetSize} devices online through ONE agent process`);
   const ejFleet = await connectOnce(
@@ -570,6 +623,37 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
     throw new Error(`only ${ejFleet.connect.online} of ${fleetSize} devices came online on ejabberd`);
   const ejRss1 = rssMiB(ejabberd.pid);
   await ejFleet.agent.stop();
+  await pollUntil("ejabberd to have no device sessions left", async () => (await sessions()) === 0, { timeoutMs: 30_000 });
+  progress(`presence cost on ejabberd: ${fleetSize} devices re-announcing every ${PRESENCE_INTERVAL_S} s to two gateways`);
+  const ejChatty = await connectOnce(
+    {
+      server: ejabberd,
+      ids: fleetIds,
+      servers: fleetServers,
+      countOnline: sessions,
+      boundMs: CONNECT_BOUND_MS,
+      presenceIntervalS: PRESENCE_INTERVAL_S,
+    },
+    teardown,
+    notes,
+    "ejabberd fleet, presence every 2 s",
+  );
+  let ejabberdPresence: ServerFigures["presence"] = null;
+  if (ejChatty.connect.allOnlineMs !== null) {
+    await delay(PRESENCE_INTERVAL_S * 1000);
+    const e0 = cpuNanoseconds(ejabberd.pid);
+    const r0 = cpuNanoseconds(redisPid);
+    await delay(PRESENCE_WINDOW_S * 1000);
+    const e1 = cpuNanoseconds(ejabberd.pid);
+    const r1 = cpuNanoseconds(redisPid);
+    const presences = (fleetSize * PRESENCE_WINDOW_S) / PRESENCE_INTERVAL_S;
+    ejabberdPresence = {
+      presences,
+      serverCpuUsPerPresence: e0 === undefined || e1 === undefined ? null : (e1 - e0) / 1000 / presences,
+      redisCpuUsPerPresence: r0 === undefined || r1 === undefined ? null : (r1 - r0) / 1000 / presences,
+    };
+  } else notes.push(`ejabberd presence cost not measured: only ${ejChatty.connect.online} of ${fleetSize} came online`);
+  await ejChatty.agent.stop();
   const ejabberdFigures: ServerFigures = {
     server: "ejabberd",
     connections: fleetSize,
@@ -578,6 +662,7 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
     rssAfterMiB: ejRss1,
     kibPerConnection: ((ejRss1 - ejRss0) * 1024) / fleetSize,
     iq: ejabberdIq,
+    presence: ejabberdPresence,
   };
 
   notes.push(
@@ -602,6 +687,7 @@ export async function runCapacity(args: BenchArgs, teardown: Teardown): Promise<
     memory,
     servers: [prosodyFigures, ejabberdFigures],
     presence,
+    forwarding,
     notes,
   };
   return { ...base, figures: figuresOf(base) };

@@ -52,6 +52,21 @@ export interface ServerFigures {
   kibPerConnection: number;
   /** Raw XEP-0332 IQ round trips (bench/ratios/raw-iq.ts): rate and CPU ms per round trip, per process. */
   iq: { rate: number; errors: number; cpuMsPerRequest: CpuSeconds };
+  /** The server's and Redis's CPU per presence re-announcement, with gateways connected (ejabberd only). */
+  presence: { presences: number; serverCpuUsPerPresence: number | null; redisCpuUsPerPresence: number | null } | null;
+}
+
+/**
+ * Two gateways on one ejabberd component domain: ejabberd hands each reply to either at random, and the one
+ * that does not own the exchange forwards it through Redis. The difference between the two-gateway and the
+ * one-gateway batch, divided by the share of replies forwarded, is what one forwarded reply costs in Redis.
+ */
+export interface ForwardingCost {
+  /** Replies forwarded (gateway_replies_forwarded_total on the second gateway) per request sent. */
+  forwardedShare: number;
+  roundTripsPerForward: number | null;
+  executedPerForward: number | null;
+  redisCpuUsPerForward: number | null;
 }
 
 /** What a device's presence re-announcement costs (AGENT_PRESENCE_INTERVAL_S), gateway on Prosody. */
@@ -83,6 +98,7 @@ export interface CapacityReport {
   memory: MemoryItem[];
   servers: ServerFigures[];
   presence: PresenceCost | null;
+  forwarding: ForwardingCost;
   /** Every figure in one list: [key, value, unit, what]; the printed table. */
   figures: Array<[string, number | null, string, string]>;
   notes: string[];
@@ -127,6 +143,16 @@ export function figuresOf(r: Omit<CapacityReport, "figures">): CapacityReport["f
       "µs/IQ",
       `${s.server} CPU per raw IQ round trip`,
     ]);
+    if (s.presence) {
+      const p = s.presence;
+      out.push([`${s.server}.cpu_us_per_presence`, p.serverCpuUsPerPresence, "µs/presence", `${s.server} CPU per presence (two gateways)`]);
+      out.push([
+        `${s.server}.redis_cpu_us_per_presence`,
+        p.redisCpuUsPerPresence,
+        "µs/presence",
+        `redis-server CPU per presence via ${s.server}`,
+      ]);
+    }
   }
   if (r.presence) {
     const p = r.presence;
@@ -146,6 +172,11 @@ export function figuresOf(r: Omit<CapacityReport, "figures">): CapacityReport["f
     out.push(["presence.gateway_cpu_us", p.gatewayCpuUsPerPresence, "µs/presence", "gateway CPU per presence"]);
     out.push(["presence.prosody_cpu_us", p.prosodyCpuUsPerPresence, "µs/presence", "Prosody CPU per presence"]);
   }
+  const f = r.forwarding;
+  out.push(["forward.share", f.forwardedShare, "forwards/request", "replies forwarded to the owner, two gateways on ejabberd"]);
+  out.push(["forward.round_trips", f.roundTripsPerForward, "commands/forward", "commands the gateways send per forwarded reply"]);
+  out.push(["forward.executed", f.executedPerForward, "commands/forward", "commands Redis executes per forwarded reply"]);
+  out.push(["forward.redis_cpu_us", f.redisCpuUsPerForward, "µs/forward", "redis-server CPU per forwarded reply"]);
   out.push(["redis.idle_commands_per_s", r.idleCommandsPerS, "commands/s", "Redis commands with the gateway idle"]);
   return out;
 }
