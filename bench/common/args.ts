@@ -83,7 +83,8 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
 --capacity: what docs/capacity.md multiplies out, against real Redis, Prosody and ejabberd: Redis commands,
             CPU and memory per kind of request; Redis memory per registry entry, online device, exchange in
             flight, idempotency record, asynchronous result, queued request; RSS per device connection and CPU
-            per routed IQ of Prosody and ejabberd; what a presence re-announcement costs
+            per routed IQ of Prosody and ejabberd; what a presence re-announcement costs; with two
+            gateways on ejabberd, what a reply forwarded to its exchange's owner costs Redis
   --requests N     requests per kind (default 5000)
   --devices N      devices online at once, on each XMPP server (default 1000)
   --held N         requests held in flight at once (default 2000, 20 per device)
