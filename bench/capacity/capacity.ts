@@ -7,7 +7,9 @@
 //      process connecting them all), an exchange in flight (requests held at slow devices), an idempotency
 //      record, an asynchronous result, a queued request;
 //   3. the XMPP servers: RSS per device connection and CPU per routed IQ (bench/ratios/raw-iq.ts), ejabberd and
-//      Prosody, and what a presence re-announcement costs the gateway, Redis and Prosody.
+//      Prosody, and what a presence re-announcement costs the gateway, Redis and the server;
+//   4. with two gateways on one ejabberd component domain, what a reply costs Redis when ejabberd hands it to
+//      the instance that does not own its exchange (it is forwarded to the owner).
 //
 // Processes: this one runs the gateway (in-process, as bench/ratios does; admin API on) and the clients, and
 // reads the servers; Redis and Prosody (test harness), ejabberd (local-stack/ejabberd.ts), the device agents
