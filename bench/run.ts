@@ -3,7 +3,8 @@
 //   default   ratios/ (ratios/ratios.ts): four paths, the gateway against baselines taken in the same run
 //   --soak    soak/ (soak/soak.ts): many requests held in flight at once against slow devices
 //   --fleet   fleet/ (fleet/fleet.ts): many devices connected through one agent process
-//   --failover failover/ (failover/failover.ts): writes lost when a Sentinel primary fails, with and without WAIT
+//   --capacity  capacity/ (capacity/capacity.ts): the per-request and per-item figures of docs/capacity.md
+//   --failover  failover/ (failover/failover.ts): writes lost when a Sentinel primary fails, with and without WAIT
 // common/ holds what several modes share: flags, /proc readings, statistics, the worker processes' plumbing.
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,8 @@ import { Teardown } from "../test/helpers/stack.js";
 import { parseArgs, USAGE, type BenchArgs } from "./common/args.js";
 import { progress } from "./common/progress.js";
 import { writeReport } from "./common/write-report.js";
+import { runCapacity } from "./capacity/capacity.js";
+import { formatCapacityTable } from "./capacity/report.js";
 import { runFailover } from "./failover/failover.js";
 import { formatFailoverTable } from "./failover/report.js";
 import { runFleet } from "./fleet/fleet.js";
@@ -27,7 +30,7 @@ let interrupted = false;
 
 /** What a run hands back: its report (the JSON), its table, and the name its file goes under. */
 interface Outcome {
-  kind: "bench" | "soak" | "fleet" | "failover";
+  kind: "bench" | "soak" | "fleet" | "capacity" | "failover";
   report: { startedAt: string };
   table: string;
 }
@@ -44,6 +47,10 @@ async function runMode(args: BenchArgs, teardown: Teardown): Promise<Outcome> {
   if (args.mode === "failover") {
     const report = await runFailover(args.trials, args.durationS, teardown);
     return { kind: "failover", report, table: formatFailoverTable(report) };
+  }
+  if (args.mode === "capacity") {
+    const report = await runCapacity(args, teardown);
+    return { kind: "capacity", report, table: formatCapacityTable(report) };
   }
   const report = await runRatios(args, teardown);
   return { kind: "bench", report, table: formatTable(report) };

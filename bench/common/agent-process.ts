@@ -24,6 +24,8 @@ export interface AgentProcessOptions {
   identities: FleetIdentity[];
   /** AGENT_LOCAL_TIMEOUT_MS: must outlast a slow device's hold, or the agent answers 504 for it. */
   localTimeoutMs: number;
+  /** AGENT_PRESENCE_INTERVAL_S, when not the agent's default (e.g. short, to measure what presence costs). */
+  presenceIntervalS?: number;
   /** Profile the process (--cpu-prof) into this directory, written when it exits. */
   cpuProfDir?: string;
   /** Node's arguments that start the agent (bench/common/compiled.ts); default: its sources through tsx. */
@@ -61,6 +63,7 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
           // PLAIN on loopback: SCRAM-SHA-1, the server's first offer, costs a PBKDF2 per login on both sides.
           AGENT_SASL_MECHANISM: "PLAIN",
           LOG_LEVEL: "warn",
+          ...(opts.presenceIntervalS !== undefined ? { AGENT_PRESENCE_INTERVAL_S: String(opts.presenceIntervalS) } : {}),
         },
       },
     );

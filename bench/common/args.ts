@@ -1,7 +1,10 @@
 // Command-line flags of `npm run bench`.
 
-/** paths: the default four-path comparison; soak: many requests held at once; fleet: many devices in one agent. */
-export type BenchMode = "paths" | "soak" | "fleet" | "failover";
+/**
+ * paths: the default four-path comparison; soak: many requests held at once; fleet: many devices in one agent;
+ * capacity: the per-request and per-item figures of docs/capacity.md; failover: what a Sentinel failover loses.
+ */
+export type BenchMode = "paths" | "soak" | "fleet" | "capacity" | "failover";
 
 export type SoakPhase = "xmpp" | "http";
 
@@ -19,6 +22,15 @@ export interface SoakArgs {
 
 export interface FleetArgs {
   devices: number;
+}
+
+export interface CapacityArgs {
+  /** Requests per kind of request (each kind's Redis figures are its batch's deltas divided by this). */
+  requests: number;
+  /** Devices online at once (presence entries, memory per XMPP connection), on Prosody then on ejabberd. */
+  devices: number;
+  /** Requests held in flight at once at slow devices (Redis memory per exchange in flight). */
+  held: number;
 }
 
 export interface BenchArgs {
@@ -40,6 +52,7 @@ export interface BenchArgs {
   gatewayNodeOptions: string | undefined;
   soak: SoakArgs;
   fleet: FleetArgs;
+  capacity: CapacityArgs;
 }
 
 export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--json] [--cpu-prof DIR]
@@ -47,6 +60,7 @@ export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--json] 
                            [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --fleet [--devices N] [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --failover [--trials N] [--json]
+       npm run bench -- --capacity [--requests N] [--devices N] [--held N] [--json]
 
 default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load
   --duration S     measured seconds per path (default 10), after a 2 s warm-up
@@ -69,6 +83,15 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
   --devices N      devices in the agent process (default 1000)
   --cpu-prof DIR   profile the gateway and the agent processes over the whole run (written when they exit)
 
+--capacity: what docs/capacity.md multiplies out, against real Redis, Prosody and ejabberd: Redis commands,
+            CPU and memory per kind of request; Redis memory per registry entry, online device, exchange in
+            flight, idempotency record, asynchronous result, queued request; RSS per device connection and CPU
+            per routed IQ of Prosody and ejabberd; what a presence re-announcement costs; with two
+            gateways on ejabberd, what a reply forwarded to its exchange's owner costs Redis
+  --requests N     requests per kind (default 5000)
+  --devices N      devices online at once, on each XMPP server (default 1000)
+  --held N         requests held in flight at once (default 2000, 20 per device)
+
 --failover: Redis Sentinel (a primary, a replica, three Sentinels); writers add one key per write, the replication
             link breaks, the primary is SIGKILLed, the replica promoted: acknowledged writes lost, with and without
             WAIT 1 after each write, and what WAIT costs in rate and latency
@@ -83,17 +106,20 @@ own process; the gateway's RSS is its own
 
 const DEFAULT_SOAK: SoakArgs = { requests: 10_000, devices: 500, holdS: 20, rampS: 5, phases: ["xmpp", "http"] };
 const DEFAULT_FLEET: FleetArgs = { devices: 1000 };
+const DEFAULT_CAPACITY: CapacityArgs = { requests: 5000, devices: 1000, held: 2000 };
 
 /** Flags that only make sense in one mode, to refuse a combination that would be silently ignored. */
 const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--duration": ["paths", "failover"],
   "--quick": ["paths"],
-  "--requests": ["soak"],
+  "--requests": ["soak", "capacity"],
+  "--held": ["capacity"],
   "--hold": ["soak"],
   "--ramp": ["soak"],
   "--xmpp-only": ["soak"],
   "--http-only": ["soak"],
-  "--devices": ["soak", "fleet"],
+  "--devices": ["soak", "fleet", "capacity"],
+  "--cpu-prof": ["paths", "soak", "fleet"],
   "--gateway-node-options": ["soak", "fleet"],
   "--trials": ["failover"],
 };
@@ -116,6 +142,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     gatewayNodeOptions: undefined,
     soak: { ...DEFAULT_SOAK, phases: [...DEFAULT_SOAK.phases] },
     fleet: { ...DEFAULT_FLEET },
+    capacity: { ...DEFAULT_CAPACITY },
   };
   const seen: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -125,9 +152,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     seen.push(name);
     if (arg === "--help" || arg === "-h") return "help";
     else if (arg === "--json") args.json = true;
-    else if (arg === "--soak" || arg === "--fleet" || arg === "--failover") {
-      if (args.mode !== "paths") throw new Error("--soak, --fleet and --failover are separate runs: give one of them");
-      args.mode = arg === "--soak" ? "soak" : arg === "--fleet" ? "fleet" : "failover";
+    else if (arg === "--soak" || arg === "--fleet" || arg === "--capacity" || arg === "--failover") {
+      if (args.mode !== "paths") throw new Error("--soak, --fleet, --capacity and --failover are separate runs: give one of them");
+      args.mode = arg === "--soak" ? "soak" : arg === "--fleet" ? "fleet" : arg === "--capacity" ? "capacity" : "failover";
     } else if (name === "--trials") args.trials = numberFlag("--trials", value(), 1, 100, true);
     else if (arg === "--quick") {
       args.durationS = 3;
@@ -141,7 +168,11 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
       const opts = value();
       if (!opts) throw new Error("--gateway-node-options wants node options, e.g. --gateway-node-options=--max-old-space-size=256");
       args.gatewayNodeOptions = opts;
-    } else if (name === "--requests") args.soak.requests = numberFlag("--requests", value(), 1, 100_000, true);
+    } else if (name === "--requests") {
+      const n = numberFlag("--requests", value(), 1, 100_000, true);
+      args.soak.requests = n;
+      args.capacity.requests = n;
+    } else if (name === "--held") args.capacity.held = numberFlag("--held", value(), 20, 10_000, true);
     else if (name === "--hold") args.soak.holdS = numberFlag("--hold", value(), 0, 600, false);
     else if (name === "--ramp") args.soak.rampS = numberFlag("--ramp", value(), 0, 600, false);
     else if (arg === "--xmpp-only" || arg === "--http-only") {
@@ -151,6 +182,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
       const n = numberFlag("--devices", value(), 1, 100_000, true);
       args.soak.devices = n;
       args.fleet.devices = n;
+      args.capacity.devices = n;
     } else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   for (const flag of seen) {

@@ -3,8 +3,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 
 export const TEMPERATURE_BODY = JSON.stringify({ celsius: 21.5 });
 
+/** GET /TEMPERATURE reads it; POST /TEMPERATURE (a set point, as --capacity sends with an Idempotency-Key) answers it too. */
 export function temperatureDevice(req: IncomingMessage, res: ServerResponse): void {
-  if (req.method === "GET" && req.url === "/TEMPERATURE") {
+  if ((req.method === "GET" || req.method === "POST") && req.url === "/TEMPERATURE") {
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(TEMPERATURE_BODY) });
     res.end(TEMPERATURE_BODY);
     return;

@@ -12,14 +12,14 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { startGatewayProcess, type GatewayProcess } from "../../test/helpers/gateway-process.js";
 import { startStack, type Teardown } from "../../test/helpers/stack.js";
-import { startAgentProcess, type AgentProcess } from "../common/agent-process.js";
 import type { BenchArgs } from "../common/args.js";
 import { compileForRun, profileArgs } from "../common/compiled.js";
 import { clockTicksPerSecond, cpuSecondsBetween, sampleTicks, type CpuSeconds, type Pids } from "../common/cpu.js";
 import { readingBody } from "../common/device.js";
+import { connectFleet } from "./connect.js";
 import type { FleetReport } from "./report.js";
 import { httpGetter } from "../common/http-get.js";
-import { listenOverflows, memoryOf, MIB } from "../common/proc.js";
+import { memoryOf, MIB } from "../common/proc.js";
 import { progress } from "../common/progress.js";
 import { scrapeMetrics } from "../common/scrape.js";
 import type { SlowDevicesConfig, SlowDevicesReady } from "../common/slow-devices-worker.js";
@@ -31,30 +31,6 @@ const CONNECT_BOUND_MS = 180_000;
 /** Requests of the reach check outstanding at once: a check of reachability, not a load. */
 const REACH_CONCURRENCY = 50;
 const IDLE_S = 5;
-
-interface Connected {
-  allOnlineMs: number | null;
-  online: number;
-  timeline: Array<[number, number]>;
-}
-
-/** Polls the gateway's count of online devices until it reaches `n`, recording each change. */
-async function watchConnect(gw: GatewayProcess, agent: AgentProcess, n: number, spawnedAt: number): Promise<Connected> {
-  const timeline: Array<[number, number]> = [];
-  let online = 0;
-  while (performance.now() - spawnedAt < CONNECT_BOUND_MS) {
-    if (agent.hasExited()) throw new Error(`the agent process exited:\n${agent.output().slice(-2000)}`);
-    const now = (await scrapeMetrics(gw.url, ["gateway_devices_online"]).catch(() => undefined))?.gateway_devices_online;
-    const ms = performance.now() - spawnedAt;
-    if (now !== undefined && !Number.isNaN(now) && now !== online) {
-      online = now;
-      timeline.push([Math.round(ms), now]);
-    }
-    if (online >= n) return { allOnlineMs: ms, online, timeline };
-    await delay(100);
-  }
-  return { allOnlineMs: null, online, timeline };
-}
 
 /** One GET of each device's reading through the gateway; "200" when its own reading came back. */
 async function reachEach(gw: GatewayProcess, ids: string[]): Promise<FleetReport["reach"]> {
@@ -105,10 +81,6 @@ export async function runFleet(args: BenchArgs, teardown: Teardown): Promise<Fle
   if (!component) throw new Error("the harness Prosody has no component");
   const width = String(n - 1).length;
   const ids = Array.from({ length: n }, (_, i) => `fleet-${String(i).padStart(width, "0")}`);
-  progress(`creating ${n} accounts`);
-  let t = performance.now();
-  await stack.prosody.createUsers(ids.map((id) => ({ username: id, password: `pw-${id}` })));
-  const usersCreatedMs = performance.now() - t;
 
   const devicesConfig: SlowDevicesConfig = { ids, holdMs: 0, layout: "shared" };
   const devices = WorkerProcess.start("devices", new URL("../common/slow-devices-worker.ts", import.meta.url), devicesConfig);
@@ -122,27 +94,22 @@ export async function runFleet(args: BenchArgs, teardown: Teardown): Promise<Fle
   teardown.add("gateway", () => gw.stop());
 
   const base: Pids = { gateway: gw.child.pid, prosody: stack.prosody.pid, redis: stack.redis.pid };
-  const beforeSpawn = { ...sampleTicks(base), agent: 0 }; // the agent's CPU counts from its spawn
-  progress(`starting ONE agent process for ${n} devices; waiting for the gateway to count them online`);
-  const overflowsBefore = listenOverflows();
-  t = performance.now();
-  const agent = await startAgentProcess({
-    service: stack.prosody.service,
-    domain: stack.prosody.vhost,
-    gatewayJid: component.domain,
-    identities: ids.map((id) => ({ username: id, password: `pw-${id}`, localUrl: servers[id] ?? "" })),
-    localTimeoutMs: 10_000,
-    nodeArgs: build.agentArgs,
-    ...(args.cpuProfDir ? { cpuProfDir: args.cpuProfDir } : {}),
-  });
-  teardown.add("agent", () => agent.stop());
+  let beforeSpawn: Record<string, number | undefined> = {};
+  progress(`creating ${n} accounts, starting ONE agent process for them; waiting for the gateway to count them online`);
+  const { agent, connect, usersCreatedMs } = await connectFleet(
+    {
+      server: stack.prosody,
+      ids,
+      servers,
+      countOnline: async () => (await scrapeMetrics(gw.url, ["gateway_devices_online"])).gateway_devices_online,
+      boundMs: CONNECT_BOUND_MS,
+      agentArgs: build.agentArgs,
+      beforeSpawn: () => (beforeSpawn = { ...sampleTicks(base), agent: 0 }), // the agent's CPU counts from its spawn
+      ...(args.cpuProfDir ? { cpuProfDir: args.cpuProfDir } : {}),
+    },
+    teardown,
+  );
   const pids: Pids = { ...base, agent: agent.pid };
-  const watched = await watchConnect(gw, agent, n, t);
-  const overflowsAfter = listenOverflows();
-  const connect = {
-    ...watched,
-    listenOverflows: overflowsBefore === undefined || overflowsAfter === undefined ? null : overflowsAfter - overflowsBefore,
-  };
   const afterConnect = sampleTicks(pids);
   const connectMemory = { agent: rssMiB(agent.pid), gateway: rssMiB(gw.child.pid), prosody: rssMiB(stack.prosody.pid) };
   progress(
