@@ -21,11 +21,12 @@ async function main(): Promise<number> {
   const config = loadOrExit((env: Env) => loadConfig(withoutXmppSecret(env)));
   // Warnings of the Redis client (a refused connection) on stderr, apart from the counts on stdout.
   const logger = pino({ level: "warn", base: {} }, pino.destination(2));
-  return runMigration(cli, config.redis, {
+  const { exitCode } = await runMigration(cli, config.redis, {
     logger,
     print: (line) => process.stdout.write(`${line}\n`),
     printError: (line) => process.stderr.write(`migrate-keys: ${line}\n`),
   });
+  return exitCode;
 }
 
 /**

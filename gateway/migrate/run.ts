@@ -3,7 +3,7 @@ import { redactUrl } from "../../lib/env.js";
 import type { Logger } from "../log.js";
 import { RedisStore, type RedisClient, type RedisOptions } from "../redis/client.js";
 import type { MigrateCliOptions } from "./cli-options.js";
-import { formatReport, migrateKeys } from "./migrate.js";
+import { formatReport, migrateKeys, type MigrateReport } from "./migrate.js";
 
 /** The name the command's connections give themselves (CLIENT LIST). */
 const CONNECTION_NAME = "gateway-migrate-keys";
@@ -11,18 +11,19 @@ const CONNECTION_NAME = "gateway-migrate-keys";
 /**
  * One run of `migrate-keys`: connects to the target as the gateway would (`target`: the Redis part of its
  * Config, so one node, Sentinel and Cluster all work) and to the source, moves the keys, prints the counts.
- * Answers the exit code: 0 done, 1 an error (a key not moved, a Redis not reachable), 2 a usage problem.
+ * Answers the exit code (0 done, 1 an error: a key not moved, a Redis not reachable; 2 a usage problem)
+ * and, when it ran, the counts.
  */
 export async function runMigration(
   cli: MigrateCliOptions,
   target: RedisOptions,
   deps: { logger: Logger; print: (line: string) => void; printError: (line: string) => void },
-): Promise<number> {
+): Promise<{ exitCode: number; report?: MigrateReport }> {
   if (target.cluster && cli.from === undefined) {
     deps.printError(
       "the target is a Redis Cluster: give --from redis://… (the earlier release ran on one node or Sentinel, never on a Cluster)",
     );
-    return 2;
+    return { exitCode: 2 };
   }
   const fromPrefix = cli.fromPrefix ?? target.keyPrefix;
   const targetStore = new RedisStore({ ...target, connectionName: CONNECTION_NAME }, { logger: deps.logger });
@@ -41,8 +42,9 @@ export async function runMigration(
           { logger: deps.logger },
         );
   try {
-    if (!(await reachable(targetStore, "the target Redis", deps.printError))) return 1;
-    if (sourceStore !== targetStore && !(await reachable(sourceStore, `--from ${redactUrl(cli.from ?? "")}`, deps.printError))) return 1;
+    if (!(await reachable(targetStore, "the target Redis", deps.printError))) return { exitCode: 1 };
+    if (sourceStore !== targetStore && !(await reachable(sourceStore, `--from ${redactUrl(cli.from ?? "")}`, deps.printError)))
+      return { exitCode: 1 };
     const source = sourceStore.client;
     if (!(source instanceof Redis)) throw new Error("the source is never a Cluster");
     // `--from` naming the target itself is in place too: keys whose name stays must then not be copied onto
@@ -64,10 +66,10 @@ export async function runMigration(
       print: deps.print,
     });
     for (const line of formatReport(report, cli.dryRun)) deps.print(line);
-    return report.errors === 0 ? 0 : 1;
+    return { exitCode: report.errors === 0 ? 0 : 1, report };
   } catch (err) {
     deps.printError(`migration stopped: ${(err as Error).message}`);
-    return 1;
+    return { exitCode: 1 };
   } finally {
     if (sourceStore !== targetStore) await sourceStore.stop();
     await targetStore.stop();
