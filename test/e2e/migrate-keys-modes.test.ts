@@ -1,11 +1,13 @@
-// migrate-keys from one Redis node (the release before hash tags ran on one node or Sentinel) onto a Redis
-// Cluster named by the gateway's own environment (REDIS_CLUSTER_NODES): the keys land in the slots of their
-// tags, and this release's stores, on the Cluster, serve them (their scripts refuse keys of two slots).
+// migrate-keys on the targets the gateway's own environment can name beyond one node: from one Redis node (the
+// release before hash tags ran on one node or Sentinel) onto a Redis Cluster (REDIS_CLUSTER_NODES), where the
+// keys land in the slots of their tags and this release's stores serve them (their scripts refuse keys of two
+// slots); and in place on Redis Sentinel (REDIS_SENTINELS), through the primary the Sentinels name.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
+import { startRedisSentinel, type SentinelDeployment } from "../../local-stack/redis-sentinel.js";
 import { loadConfig } from "../../gateway/config.js";
 import { RedisStore, type RedisOptions } from "../../gateway/redis/client.js";
 import { runMigration } from "../../gateway/migrate/run.js";
@@ -91,5 +93,47 @@ describe("migrate-keys: one node → Redis Cluster", () => {
       ["gw:queue:{x@devices.example.com/y}", "gw:queuebytes:{x@devices.example.com/y}"],
       "only short-lived keys, and what reads as the new layout, stay on the source",
     );
+  });
+});
+
+describe("migrate-keys: in place on Redis Sentinel", () => {
+  let sentinel: SentinelDeployment;
+  let store: RedisStore;
+  let target: RedisOptions;
+
+  before(async () => {
+    sentinel = await startRedisSentinel();
+    target = loadConfig({
+      REDIS_SENTINELS: sentinel.sentinelList,
+      REDIS_SENTINEL_NAME: sentinel.name,
+      REDIS_KEY_PREFIX: "gw:",
+      XMPP_COMPONENT_SECRET: "unused",
+    }).redis;
+    store = new RedisStore(target, { logger });
+    await store.start();
+    await writeOldLayout(store.client as never, "gw:");
+  });
+  after(async () => {
+    await store?.stop();
+    await sentinel?.stop();
+  });
+
+  it("moves the keys on the primary, and this release's stores serve them", async () => {
+    const lines: string[] = [];
+    const result = await runMigration({ deleteOld: true, dryRun: false, scanCount: 5 }, target, {
+      logger,
+      print: (line) => lines.push(line),
+      printError: (line) => lines.push(line),
+    });
+    assert.equal(result.exitCode, 0, lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.endsWith(", in place, deleting the old keys")),
+      lines.join("\n"),
+    );
+    const moved = Object.fromEntries(
+      (result.report?.families ?? []).filter((f) => f.counts.moved > 0).map((f) => [f.family, f.counts.moved]),
+    );
+    assert.deepEqual(moved, { device: 3, legacy: 1, idem: 1, queue: 2, queuebytes: 2, queued: 1, queuedbytes: 1 });
+    await assertMovedDataServes(store);
   });
 });
