@@ -22,8 +22,15 @@ export interface MigrateOptions {
   dryRun: boolean;
   /** SCAN's COUNT: keys looked at per round trip. */
   scanCount: number;
-  /** One line of what is done (dry run: of what would be done), and one per error. */
+  /** One line of what is done (dry run: of what would be done). */
   print: (line: string) => void;
+  /** One line per error. */
+  printError: (line: string) => void;
+  /**
+   * Past this many errors the run stops (throws): errors that many in a row are a cause of their own (the
+   * user may not RESTORE, the target refuses the source's DUMP format), not worth one line per key.
+   */
+  maxErrors: number;
 }
 
 export interface FamilyCounts {
@@ -62,6 +69,11 @@ export async function migrateKeys(opts: MigrateOptions): Promise<MigrateReport> 
       // A bounded number of keys (and their values) in flight at once.
       for (let i = 0; i < keys.length; i += IN_FLIGHT) {
         await Promise.all(keys.slice(i, i + IN_FLIGHT).map((key) => moveOne(opts, key, counts)));
+        if (report.errors + counts.errors > opts.maxErrors) {
+          throw new Error(
+            `more than ${opts.maxErrors} errors (see above): stopped at family ${scan.family}; fix the cause and run it again`,
+          );
+        }
       }
     }
     report.errors += counts.errors;
@@ -120,7 +132,7 @@ async function moveOne(opts: MigrateOptions, oldKey: string, counts: FamilyCount
     }
   } catch (err) {
     counts.errors++;
-    opts.print(`error: ${oldKey} -> ${newKey}: ${(err as Error).message}`);
+    opts.printError(`error: ${oldKey} -> ${newKey}: ${(err as Error).message}`);
   }
 }
 
@@ -148,7 +160,7 @@ async function deleteOnline(opts: MigrateOptions, counts: FamilyCounts): Promise
     counts.deleted++;
   } catch (err) {
     counts.errors++;
-    opts.print(`error: ${key}: ${(err as Error).message}`);
+    opts.printError(`error: ${key}: ${(err as Error).message}`);
   }
 }
 
@@ -164,6 +176,6 @@ export function formatReport(report: MigrateReport, dryRun: boolean): string[] {
     const cells = [counts.moved, counts.exists, counts.skipped, counts.deleted, counts.errors].map((n) => String(n).padStart(8));
     lines.push(`${family.padEnd(12)} ${cells.join(" ")}`);
   }
-  lines.push(report.errors === 0 ? "no errors" : `${report.errors} error(s): see the lines above`);
+  lines.push(report.errors === 0 ? "no errors" : `${report.errors} error(s), each printed above`);
   return lines;
 }

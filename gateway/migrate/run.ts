@@ -7,6 +7,8 @@ import { formatReport, migrateKeys, type MigrateReport } from "./migrate.js";
 
 /** The name the command's connections give themselves (CLIENT LIST). */
 const CONNECTION_NAME = "gateway-migrate-keys";
+/** Errors after which a run stops (migrate.ts). */
+const MAX_ERRORS = 20;
 
 /**
  * One run of `migrate-keys`: connects to the target as the gateway would (`target`: the Redis part of its
@@ -64,6 +66,8 @@ export async function runMigration(
       dryRun: cli.dryRun,
       scanCount: cli.scanCount,
       print: deps.print,
+      printError: deps.printError,
+      maxErrors: MAX_ERRORS,
     });
     for (const line of formatReport(report, cli.dryRun)) deps.print(line);
     return { exitCode: report.errors === 0 ? 0 : 1, report };

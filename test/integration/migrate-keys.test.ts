@@ -10,6 +10,7 @@ import { pino } from "pino";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { RedisStore, type RedisOptions } from "../../gateway/redis/client.js";
 import { runMigration } from "../../gateway/migrate/run.js";
+import { migrateKeys } from "../../gateway/migrate/migrate.js";
 import type { MigrateCliOptions } from "../../gateway/migrate/cli-options.js";
 import type { FamilyCounts } from "../../gateway/migrate/migrate.js";
 import { assertMovedDataServes, idemHash, JIDS, oldKeys, writeOldLayout } from "../helpers/old-redis-layout.js";
@@ -185,6 +186,40 @@ describe("migrate-keys from another Redis, under another prefix", () => {
     assert.deepEqual(only(run.counts, "deleted").devices, undefined);
     assert.equal(await store.run((c) => c.scard("gw:devices")), 3, "the device set is still there");
     assert.equal(await store.run((c) => c.exists("gw:request:r-1", "gw:shadow:mismatches")), 2);
+  });
+
+  it("a key the target refuses is an error, and a run with too many stops", async () => {
+    await store.run((c) => c.call("ACL", "SETUSER", "mover", "on", ">pw", "~*", "&*", "+@all", "-restore"));
+    const limited = { ...target, username: "mover", password: "pw" };
+    const run = await migrate(limited, { from: source.url, fromPrefix: "old:" });
+    assert.equal(run.exitCode, 1);
+    assert.match(run.errors.join("\n"), /^error: old:device:dev-1 -> gw:device:\{dev-1\}: NOPERM/m);
+    assert.equal(run.report?.errors, run.errors.length, "one line per error");
+    assert.equal(await store.run((c) => c.dbsize()), 0);
+
+    const limitedStore = new RedisStore(limited, { logger });
+    await limitedStore.start();
+    try {
+      await assert.rejects(
+        migrateKeys({
+          source: sourceStore.client as never,
+          target: limitedStore.client,
+          inPlace: false,
+          fromPrefix: "old:",
+          to: limitedStore.keys,
+          deleteOld: true,
+          dryRun: false,
+          scanCount: 100,
+          print: () => undefined,
+          printError: () => undefined,
+          maxErrors: 2,
+        }),
+        /more than 2 errors/,
+      );
+    } finally {
+      await limitedStore.stop();
+    }
+    assert.equal(await sourceStore.run((c) => c.exists("old:device:dev-1")), 1, "a key not moved is not deleted");
   });
 
   it("a source that does not answer is an error, and nothing is written", async () => {
