@@ -34,7 +34,8 @@ async function main(): Promise<number> {
  * secret, which this command never uses) may be left out.
  */
 function withoutXmppSecret(env: Env): Env {
-  if (env.XMPP_COMPONENT_SECRET !== undefined || env.XMPP_COMPONENT_SECRET_FILE !== undefined) return env;
+  const given = (name: string) => (env[name] ?? "").trim() !== "";
+  if (given("XMPP_COMPONENT_SECRET") || given("XMPP_COMPONENT_SECRET_FILE")) return env;
   return { ...env, XMPP_COMPONENT_SECRET: "unused-by-migrate-keys" };
 }
 
