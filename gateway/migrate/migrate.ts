@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import type { RedisClient } from "../redis/client.js";
+import type { NodeClient, RedisClient } from "../redis/client.js";
 import type { RedisKeys } from "../redis/keys.js";
 import { familyScans, mapOldKey, oldOnlineKey, type Family, type FamilyScan } from "./key-map.js";
 
@@ -8,7 +7,7 @@ const IN_FLIGHT = 100;
 
 export interface MigrateOptions {
   /** Where the earlier release's keys are: one node or a Sentinel-followed primary (it never ran on a Cluster). */
-  source: Redis;
+  source: NodeClient;
   /** Where this release reads them: the same connection for an in-place run, or a Cluster. */
   target: RedisClient;
   /** Whether source and target are one server: keys whose name does not change are then left alone. */

@@ -1,7 +1,6 @@
-import { Redis } from "ioredis";
 import { redactUrl } from "../../lib/env.js";
 import type { Logger } from "../log.js";
-import { RedisStore, type RedisClient, type RedisOptions } from "../redis/client.js";
+import { isNodeClient, RedisStore, type NodeClient, type RedisClient, type RedisOptions } from "../redis/client.js";
 import type { MigrateCliOptions } from "./cli-options.js";
 import { formatReport, migrateKeys, type MigrateReport } from "./migrate.js";
 
@@ -48,7 +47,7 @@ export async function runMigration(
     if (sourceStore !== targetStore && !(await reachable(sourceStore, `--from ${redactUrl(cli.from ?? "")}`, deps.printError)))
       return { exitCode: 1 };
     const source = sourceStore.client;
-    if (!(source instanceof Redis)) throw new Error("the source is never a Cluster");
+    if (!isNodeClient(source)) throw new Error("the source is never a Cluster");
     // `--from` naming the target itself is in place too: keys whose name stays must then not be copied onto
     // themselves (and, with --delete-old, deleted).
     const inPlace = sourceStore === targetStore || (await sameServer(source, targetStore.client));
@@ -88,8 +87,8 @@ async function reachable(store: RedisStore, what: string, printError: (line: str
 }
 
 /** Whether the source is one of the target's servers (INFO server's run_id, unique per server process). */
-async function sameServer(source: Redis, target: RedisClient): Promise<boolean> {
-  if (!(target instanceof Redis)) return false;
+async function sameServer(source: NodeClient, target: RedisClient): Promise<boolean> {
+  if (!isNodeClient(target)) return false;
   const [a, b] = await Promise.all([source.info("server"), target.info("server")]);
   return runId(a) !== undefined && runId(a) === runId(b);
 }

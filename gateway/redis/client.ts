@@ -12,6 +12,14 @@ import type { Logger } from "../log.js";
 /** A connection to one node (or a Sentinel-followed primary), or to a Redis Cluster: the same commands. */
 export type RedisClient = Redis | Cluster;
 
+/** A connection to one node (or to the primary Sentinel names): what a Cluster is not. */
+export type NodeClient = Redis;
+
+/** Whether `client` is a connection to one node rather than to a Cluster. */
+export function isNodeClient(client: RedisClient): client is NodeClient {
+  return client instanceof Redis;
+}
+
 export interface RedisOptions {
   /**
    * Writes made durable (`durable()`, scripts defined with `{ durable: true }`) must reach this many replicas
