@@ -18,14 +18,13 @@
 // loss; `npm run bench -- --failover` measures it, and what REDIS_WAIT_REPLICAS costs to close it.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { RUNNING_GRACE_MS } from "../../gateway/delivery/idempotency.js";
 import { RedisKeys } from "../../gateway/redis/keys.js";
 import type { Env } from "../../lib/env.js";
 import { startEjabberd, type EjabberdServer } from "../../local-stack/ejabberd.js";
 import { startEjabberdCluster } from "../../local-stack/ejabberd-cluster.js";
-import { startHaproxy, type HaproxyServer } from "../../local-stack/haproxy.js";
+import type { HaproxyServer } from "../../local-stack/haproxy.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startRedisCluster } from "../../local-stack/redis-cluster.js";
 import { startRedisSentinel } from "../../local-stack/redis-sentinel.js";
@@ -33,7 +32,9 @@ import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { startFleet } from "../helpers/fleet.js";
 import { gatewayEnv } from "../helpers/gateway.js";
 import type { Target } from "../helpers/ledger/client.js";
+import { assertAsyncSettled, assertEveryRequestAnswered, assertKeysActOnce, assertNoKeyStuck } from "../helpers/ledger/checks.js";
 import { GatewayInstance } from "../helpers/ledger/gateway-instance.js";
+import { startLoadBalancer } from "../helpers/ledger/load-balancer.js";
 import { LedgerRun } from "../helpers/ledger/run.js";
 import { Teardown } from "../helpers/stack.js";
 
@@ -97,7 +98,6 @@ function failoverLedger(title: string, setUp: (teardown: Teardown) => Promise<Fa
     let lb: HaproxyServer;
     let a: GatewayInstance;
     let b: GatewayInstance;
-    const lbAgent = new http.Agent({ keepAlive: true, maxSockets: 12 });
     let lbTarget: Target;
     /** When a gateway instance was SIGKILLed, and until HAProxy saw it DOWN or it was back (see nothing-lost.test.ts). */
     const gatewayKills: Array<{ at: number; until: number }> = [];
@@ -128,23 +128,7 @@ function failoverLedger(title: string, setUp: (teardown: Teardown) => Promise<Fa
         intervalMs: 50,
       });
       await stack.startDevices((id) => run.book.handler(id));
-      lb = teardown.stopLater(
-        "haproxy",
-        await startHaproxy([
-          { name: a.name, port: a.port },
-          { name: b.name, port: b.port },
-        ]),
-      );
-      teardown.add("client sockets", () => lbAgent.destroy());
-      lbTarget = { name: "lb", port: lb.port, agent: lbAgent };
-      await pollUntil(
-        "both instances UP in HAProxy",
-        async () => {
-          const states = await lb.serverStates();
-          return states[a.name] === "UP" && states[b.name] === "UP";
-        },
-        { timeoutMs: 30_000 },
-      );
+      ({ lb, target: lbTarget } = await startLoadBalancer(teardown, [a, b], { [a.name]: "UP", [b.name]: "UP" }));
     });
     after(() => teardown.run());
 
@@ -160,31 +144,19 @@ function failoverLedger(title: string, setUp: (teardown: Teardown) => Promise<Fa
         } finally {
           await run.stopLoad();
         }
-        assert.deepEqual(
-          run.wrongAnswers().slice(0, 20),
-          [],
-          "requests that got an answer that is neither their own reply nor a catalogue error",
-        );
-        assert.deepEqual(run.unanswered().slice(0, 20), [], "requests that got no answer at all after the client's retries: lost");
-        assert.deepEqual(run.resetsOutside(gatewayKills).slice(0, 20), [], "connections lost with no instance down");
+        assertEveryRequestAnswered(run, gatewayKills);
       },
     );
 
     it("settles every accepted asynchronous request, the same on both instances", { timeout: 180_000 }, async () => {
       assert.ok(loaded, "the load ran");
-      await run.settleAsync();
-      const v = run.asyncViolations();
-      assert.deepEqual([...v.lost, ...v.wrong, ...v.differ].slice(0, 20), [], "asynchronous requests lost, wrong, or read differently");
+      await assertAsyncSettled(run);
     });
 
     it("never actuates a keyed request twice, and every key answers its kept outcome again", { timeout: 200_000 }, async () => {
       assert.ok(loaded, "the load ran");
-      assert.deepEqual(run.duplicates(), [], "requests that reached their device twice");
-      assert.deepEqual(run.replaysDiffering().slice(0, 20), [], "a replay with the same key returns the kept outcome");
-      await run.resendKeys();
-      assert.deepEqual(run.duplicates(), [], "sending a key again after the faults must not reach the device again");
-      const k = run.keyViolations();
-      assert.deepEqual([...k.wrong, ...k.differ, ...k.stuck].slice(0, 20), [], "keys sent again: wrong, different, or still 409");
+      await assertKeysActOnce(run);
+      assertNoKeyStuck(run);
     });
 
     it("prints the figures", (t) => {

@@ -19,7 +19,8 @@ import { makeTempDir, removeDir } from "../../local-stack/tempdir.js";
 import { issueServerCertificate, makeCertificateAuthority } from "../helpers/certificates.js";
 import { startProsody, type ComponentSpec, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
-import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
+import { echoDevice } from "../helpers/echo-device.js";
+import { commandCounts, serveEveryDevice } from "../helpers/redis-probes.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { Teardown } from "../helpers/stack.js";
@@ -34,21 +35,6 @@ const ACL_USER = { name: "gateway", password: "cluster-acl-secret-5e1" };
 /** Bound for a loaded machine (a primary is failed after 1 s unreachable, then a replica is elected). */
 const FAILOVER_BOUND_MS = 60_000;
 
-/** One GET per device, each with its own token: every answer must be 200 with that device's report of that token. */
-async function serveEveryDevice(base: string): Promise<void> {
-  await Promise.all(
-    DEVICES.map(async (device) => {
-      const token = randomBytes(6).toString("hex");
-      const res = await fetch(`${base}/devices/${device}/cluster?token=${token}`, { signal: AbortSignal.timeout(30_000) });
-      const text = await res.text();
-      assert.equal(res.status, 200, `${device}: ${text}`);
-      const report = JSON.parse(text) as EchoReport;
-      assert.equal(report.device, device);
-      assert.equal(report.url, `/cluster?token=${token}`);
-    }),
-  );
-}
-
 /** Sharded subscribers of `channel` on the node at `port` (PUBSUB SHARDNUMSUB, Redis 7.0). */
 async function shardSubscribers(port: number, channel: string): Promise<number> {
   const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
@@ -56,24 +42,6 @@ async function shardSubscribers(port: number, channel: string): Promise<number> 
     await client.connect();
     const reply = (await client.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
     return Number(reply[1]);
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** `calls` of EVAL, EVALSHA and SPUBLISH and `count` of NOSCRIPT replies on the node at `port` (INFO commandstats, errorstats). */
-async function commandCounts(port: number): Promise<{ eval: number; evalsha: number; spublish: number; noscript: number }> {
-  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const stats = (await client.info("commandstats")) + (await client.info("errorstats"));
-    const count = (pattern: RegExp): number => Number(pattern.exec(stats)?.[1] ?? 0);
-    return {
-      eval: count(/^cmdstat_eval:calls=(\d+)/m),
-      evalsha: count(/^cmdstat_evalsha:calls=(\d+)/m),
-      spublish: count(/^cmdstat_spublish:calls=(\d+)/m),
-      noscript: count(/^errorstat_NOSCRIPT:count=(\d+)/m),
-    };
   } finally {
     client.disconnect();
   }
@@ -180,7 +148,7 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
     const spublished = async (): Promise<number> =>
       (await Promise.all(cluster.ports.map((port) => commandCounts(port)))).reduce((sum, c) => sum + c.spublish, 0);
     const before = await spublished();
-    await serveEveryDevice(b.url);
+    await serveEveryDevice(b.url, DEVICES, "cluster");
     // A classic PUBLISH would reach no SSUBSCRIBE listener: waiters would only retry at the slot's deadline.
     await pollUntil("a freed-slot notice per request", async () => (await spublished()) - before >= DEVICES.length, { timeoutMs: 10_000 });
   });
@@ -229,7 +197,7 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
     assert.deepEqual(await ready(b), { status: 200, redis: true });
 
     await t.test("requests answer again", async () => {
-      await serveEveryDevice(b.url);
+      await serveEveryDevice(b.url, DEVICES, "cluster");
       console.log(`[redis-cluster] requests served again ${Date.now() - crashedAt} ms after the crash`);
       // Scripts are not replicated: each instance's new connection to the promoted replica sends a script by
       // EVAL once (ioredis tracks it per socket) and by EVALSHA after that, as after a Sentinel failover.

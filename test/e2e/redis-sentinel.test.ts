@@ -4,7 +4,6 @@
 // after at most one EVAL each (no NOSCRIPT storm, no EVAL on every call), and its reply bus is subscribed on
 // the new primary.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { pino } from "pino";
@@ -13,7 +12,8 @@ import { pollUntil } from "../../local-stack/ports.js";
 import { DEFAULT_COMPONENT, startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { redisCommand } from "../../local-stack/redis.js";
 import { startRedisSentinel, type SentinelDeployment } from "../../local-stack/redis-sentinel.js";
-import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
+import { echoDevice } from "../helpers/echo-device.js";
+import { commandCounts, serveEveryDevice } from "../helpers/redis-probes.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { Teardown } from "../helpers/stack.js";
@@ -25,38 +25,6 @@ const SECOND_COMPONENT = { domain: "gateway-2.localhost", secret: "second-secret
 const ROUNDS = 10;
 /** Bounds for a loaded machine (a crash is noticed after 1 s, the client reconnects with up to 5 s of backoff). */
 const FAILOVER_BOUND_MS = 60_000;
-
-/** One GET per device, each with its own token: every answer must be 200 with that device's report of that token. */
-async function serveEveryDevice(base: string): Promise<void> {
-  await Promise.all(
-    DEVICES.map(async (device) => {
-      const token = randomBytes(6).toString("hex");
-      const res = await fetch(`${base}/devices/${device}/sentinel?token=${token}`, { signal: AbortSignal.timeout(30_000) });
-      const text = await res.text();
-      assert.equal(res.status, 200, `${device}: ${text}`);
-      const report = JSON.parse(text) as EchoReport;
-      assert.equal(report.device, device);
-      assert.equal(report.url, `/sentinel?token=${token}`);
-    }),
-  );
-}
-
-/** `calls` of each command and `count` of each error reply, from INFO commandstats and INFO errorstats. */
-async function commandCounts(port: number): Promise<{ eval: number; evalsha: number; noscript: number }> {
-  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const stats = (await client.info("commandstats")) + (await client.info("errorstats"));
-    const count = (pattern: RegExp): number => Number(pattern.exec(stats)?.[1] ?? 0);
-    return {
-      eval: count(/^cmdstat_eval:calls=(\d+)/m),
-      evalsha: count(/^cmdstat_evalsha:calls=(\d+)/m),
-      noscript: count(/^errorstat_NOSCRIPT:count=(\d+)/m),
-    };
-  } finally {
-    client.disconnect();
-  }
-}
 
 /** Subscribers of `channel` on the node at `port` (PUBSUB NUMSUB). */
 async function subscribers(port: number, channel: string): Promise<number> {
@@ -107,7 +75,7 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
 
   it("serves, goes unready when the primary crashes, is ready and serves again on the promoted replica", async () => {
     assert.equal(gw.config.redis.sentinel?.sentinels.length, 3);
-    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url);
+    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url, DEVICES, "sentinel");
     assert.deepEqual(await readiness(), { status: 200, redis: true });
 
     const oldPrimary = await sentinel.primaryPort();
@@ -130,7 +98,7 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
       intervalMs: 25,
     });
     const readyAt = Date.now();
-    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url);
+    for (let i = 0; i < ROUNDS; i++) await serveEveryDevice(gw.url, DEVICES, "sentinel");
     console.log(
       `[redis-sentinel] primary crashed → gateway ready on the promoted replica in ${readyAt - crashedAt} ms; ` +
         `served again ${Date.now() - crashedAt} ms after the crash`,
