@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prosody >/dev/null 2>&1 || missing+=(prosody)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The local Redis Cluster is created with redis-cli --cluster (redis-tools, a dependency of redis-server).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 # ejabberdctl and haproxy live in /usr/sbin, which a normal user's PATH may lack: look there too.
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
+# The local ejabberd cluster's nodes find each other through a private epmd (erlang-base, ejabberd's dependency).
+command -v epmd >/dev/null 2>&1 || missing+=(erlang-base)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # `kubectl kustomize` renders deploy/k8s offline; any kubectl will do (Debian's is 1.20).
