@@ -3,6 +3,7 @@ import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { HostPort } from "./host-ports.js";
 import { assertOneSlot } from "./slots.js";
+import { keepConnected } from "./keep-connected.js";
 import { ReplicaAcks } from "./replica-acks.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
 import { GatewayError } from "../errors.js";
@@ -67,6 +68,9 @@ export class RedisStore implements Lifecycle {
    * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
    * must then be one of the script's KEYS, in the slot of the others.
    */
+  /** Connects again a connection ioredis gave up on its own (keep-connected.ts); stopped by stop(). */
+  private readonly keepers: Array<{ stop(): void }> = [];
+  private readonly reconnectDelay: () => number;
   /** Where durable writes go, when REDIS_WAIT_REPLICAS asks for replicas' acknowledgements. */
   private readonly acks: ReplicaAcks | undefined;
   readonly publishCommand: "PUBLISH" | "SPUBLISH";
@@ -143,6 +147,8 @@ export class RedisStore implements Lifecycle {
       deps.onReadyChange?.(true);
     });
     this.client.on("close", () => deps.onReadyChange?.(false));
+    this.reconnectDelay = () => backoff.next();
+    this.keepers.push(keepConnected(this.client, this.log, this.reconnectDelay));
     // ioredis reports every failed reconnect here; without a listener it prints to stderr.
     this.client.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "redis error"));
     const wait = opts.waitReplicas;
@@ -150,6 +156,7 @@ export class RedisStore implements Lifecycle {
       const connection = this.client.duplicate();
       connection.on("error", (err: Error) => this.log.warn({ event: "error", err: err.message }, "redis error (durable writes)"));
       this.acks = new ReplicaAcks(connection, wait.replicas, wait.timeoutMs);
+      this.keepers.push(keepConnected(connection, this.log, this.reconnectDelay));
     }
   }
 
@@ -167,6 +174,7 @@ export class RedisStore implements Lifecycle {
   }
 
   async stop(): Promise<void> {
+    for (const k of this.keepers) k.stop();
     await Promise.all([closeConnection(this.client), this.acks ? closeConnection(this.acks.connection) : undefined]);
   }
 
@@ -175,7 +183,7 @@ export class RedisStore implements Lifecycle {
    * nothing else); its owner starts and stops it.
    */
   subscriber(logger: Logger, onResubscribed?: () => void): RedisSubscriber {
-    return new RedisSubscriber(this.client.duplicate(), logger, onResubscribed);
+    return new RedisSubscriber(this.client.duplicate(), logger, onResubscribed, this.reconnectDelay);
   }
 
   /**

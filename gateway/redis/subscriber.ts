@@ -1,5 +1,6 @@
 import { Cluster, Redis } from "ioredis";
 import type { RedisClient } from "./client.js";
+import { keepConnected } from "./keep-connected.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 
@@ -30,12 +31,17 @@ export class RedisSubscriber implements Lifecycle {
   /** Cluster mode: channels whose SSUBSCRIBE ioredis took; it keeps them and subscribes them again itself. */
   private readonly kept = new Set<string>();
 
+  /** Connects again if ioredis gives the connection up by itself (keep-connected.ts). */
+  private readonly keeper: { stop(): void };
+
   constructor(
     private readonly connection: RedisClient,
     private readonly log: Logger,
     onResubscribed?: () => void,
+    reconnectDelay: () => number = () => 1000,
   ) {
     this.sharded = connection instanceof Cluster;
+    this.keeper = keepConnected(connection, log, reconnectDelay);
     connection.on("error", (err: Error) => log.warn({ event: "error", err: err.message }, "redis subscriber error"));
     const resubscribe = (): void => {
       const channels = [...this.handlers.keys()].filter((c) => !this.kept.has(c));
@@ -72,6 +78,7 @@ export class RedisSubscriber implements Lifecycle {
   }
 
   async stop(): Promise<void> {
+    this.keeper.stop();
     this.handlers.clear();
     this.kept.clear();
     await closeConnection(this.connection);
