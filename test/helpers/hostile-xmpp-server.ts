@@ -1,0 +1,196 @@
+// A c2s server that misbehaves on purpose (RFC 6120 seen from a broken or hostile server): each connection is
+// given the next case of a list, plays an honest minimal server up to that case's step of the negotiation, then
+// does that case's harm. Switched to honest mode, it relays every new connection to a real server instead, so
+// the same clients can be seen coming online once the server behaves.
+import net from "node:net";
+
+/** Where in the negotiation the harm happens. */
+export const STEPS = [
+  "connect", // on accept, before any byte either way
+  "header", // after the server's stream header, before its features
+  "sasl", // on the client's <auth/>
+  "bind", // on the client's resource binding IQ (after the restarted stream)
+  "online", // after the session is up, on the client's first stanza (its presence)
+] as const;
+export type Step = (typeof STEPS)[number];
+
+/** What the server does at that step. */
+export const HARMS = [
+  "reset", // RST (socket.resetAndDestroy): the client reads ECONNRESET
+  "half-close", // FIN, and the server keeps reading
+  "close-on-write", // closes as soon as the client writes again: its next writes meet EPIPE/ECONNRESET
+  "not-well-formed", // bytes that are not XML, then more bytes once the client has answered them
+  "two-xml-errors", // two XML errors in one TCP read
+  "stream-error", // <stream:error><not-well-formed/>, then holds the connection open and silent
+  "empty-stream-error", // <stream:error/> with no condition (RFC 6120 §4.9.2 requires one)
+  "bad-see-other-host", // <see-other-host/> (RFC 6120 §4.9.3.19) naming something that is not a host
+] as const;
+export type Harm = (typeof HARMS)[number];
+
+export interface HostileCase {
+  step: Step;
+  harm: Harm;
+}
+
+export const ALL_CASES: HostileCase[] = STEPS.flatMap((step) => HARMS.map((harm) => ({ step, harm })));
+
+const NS_STREAMS = "http://etherx.jabber.org/streams";
+const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+
+export interface HostileXmppServer {
+  /** `xmpp://127.0.0.1:port` */
+  readonly service: string;
+  /** How many times each case (`step/harm`) has been carried out. */
+  readonly done: ReadonlyMap<string, number>;
+  /** From now on every new connection is relayed to `target` (host:port); connections still open are reset. */
+  beHonest(target: { host: string; port: number }): void;
+  stop(): Promise<void>;
+}
+
+export function caseName(c: HostileCase): string {
+  return `${c.step}/${c.harm}`;
+}
+
+export async function startHostileXmppServer(opts: { domain: string; cases: readonly HostileCase[] }): Promise<HostileXmppServer> {
+  const done = new Map<string, number>();
+  const open = new Set<net.Socket>();
+  /** Connections held open after a harm, by the SASL username that opened them: reset when that user comes back. */
+  const held = new Map<string, net.Socket>();
+  let next = 0;
+  let honest: { host: string; port: number } | undefined;
+
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    open.add(socket);
+    socket.on("error", () => undefined);
+    socket.on("close", () => open.delete(socket));
+    if (honest) return relay(socket, honest);
+    const c = opts.cases[next++ % opts.cases.length]!;
+    play(socket, c);
+  });
+
+  function relay(socket: net.Socket, target: { host: string; port: number }): void {
+    const upstream = net.connect(target.port, target.host);
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    socket.on("close", () => upstream.destroy());
+    upstream.on("close", () => socket.destroy());
+  }
+
+  function play(socket: net.Socket, c: HostileCase): void {
+    let buffered = "";
+    let streams = 0;
+    let user = "";
+    let harmed = false;
+    const harm = () => {
+      harmed = true;
+      done.set(caseName(c), (done.get(caseName(c)) ?? 0) + 1);
+      switch (c.harm) {
+        case "reset":
+          socket.resetAndDestroy();
+          return;
+        case "half-close":
+          socket.end();
+          return;
+        case "close-on-write":
+          socket.once("data", () => socket.destroy());
+          return;
+        case "not-well-formed":
+          socket.write("<<<&&& this is not XML >>>");
+          // The client answers with its own stream error (or a close): whatever comes next is more garbage.
+          socket.once("data", () => socket.write("</a></b> still not XML"));
+          return;
+        case "two-xml-errors":
+          socket.write("</a></b><c>");
+          return;
+        case "stream-error":
+          socket.write(`<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`);
+          hold();
+          return;
+        case "empty-stream-error":
+          socket.write("<stream:error/>");
+          hold();
+          return;
+        case "bad-see-other-host":
+          socket.write(`<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>[</see-other-host></stream:error>`);
+          socket.end();
+          return;
+      }
+    };
+    // Silent from now on: neither answers the client's closing of the stream nor closes; reset when the same
+    // account connects again, by which time the client has given this connection up.
+    const hold = () => {
+      if (!user) return;
+      held.get(user)?.resetAndDestroy();
+      held.set(user, socket);
+    };
+    const header = (id: string) =>
+      `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' id='${id}' from='${opts.domain}' version='1.0'>`;
+
+    if (c.step === "connect") return harm();
+    socket.on("data", (data: Buffer) => {
+      if (harmed) return;
+      buffered += data.toString("utf8");
+      for (;;) {
+        if (harmed) return;
+        const header0 = /<stream:stream[^>]*>/.exec(buffered);
+        if (header0) {
+          buffered = buffered.slice(header0.index + header0[0].length);
+          streams++;
+          socket.write(header(`s${streams}`));
+          if (c.step === "header") return harm();
+          socket.write(
+            streams === 1
+              ? `<stream:features><mechanisms xmlns='${NS_SASL}'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`
+              : `<stream:features><bind xmlns='${NS_BIND}'/></stream:features>`,
+          );
+          continue;
+        }
+        const auth = /<auth[^>]*>([^<]*)<\/auth>/.exec(buffered);
+        if (auth) {
+          buffered = buffered.slice(auth.index + auth[0].length);
+          user =
+            Buffer.from(auth[1] ?? "", "base64")
+              .toString("utf8")
+              .split("\0")[1] ?? "";
+          // The same account back on a new connection: the one held for it is reset now.
+          const old = held.get(user);
+          if (old && old !== socket) {
+            held.delete(user);
+            old.resetAndDestroy();
+          }
+          if (c.step === "sasl") return harm();
+          socket.write(`<success xmlns='${NS_SASL}'/>`);
+          continue;
+        }
+        const bind = /<iq[^>]*id=["']([^"']+)["'][^>]*>.*?<\/iq>/s.exec(buffered);
+        if (bind && streams >= 2) {
+          buffered = buffered.slice(bind.index + bind[0].length);
+          if (c.step === "bind") return harm();
+          socket.write(`<iq type='result' id='${bind[1]}'><bind xmlns='${NS_BIND}'><jid>${user}@${opts.domain}/agent</jid></bind></iq>`);
+          continue;
+        }
+        if (/<presence/.test(buffered) && c.step === "online") return harm();
+        return;
+      }
+    });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    service: `xmpp://127.0.0.1:${port}`,
+    done,
+    beHonest(target) {
+      honest = target;
+      held.clear();
+      for (const s of open) s.resetAndDestroy();
+    },
+    async stop() {
+      for (const s of open) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
