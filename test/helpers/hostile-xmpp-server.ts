@@ -43,6 +43,10 @@ export interface HostileXmppServer {
   readonly service: string;
   /** How many times each case (`step/harm`) has been carried out. */
   readonly done: ReadonlyMap<string, number>;
+  /** Connections held open after a stream error, waiting for their account to connect again. */
+  readonly holding: number;
+  /** From now on new connections get an honest (minimal) server: accounts held for come back and release theirs. */
+  calm(): void;
   /** From now on every new connection is relayed to `target` (host:port); connections still open are reset. */
   beHonest(target: { host: string; port: number }): void;
   stop(): Promise<void>;
@@ -59,14 +63,14 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
   const held = new Map<string, net.Socket>();
   let next = 0;
   let honest: { host: string; port: number } | undefined;
+  let calm = false;
 
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     open.add(socket);
     socket.on("error", () => undefined);
     socket.on("close", () => open.delete(socket));
     if (honest) return relay(socket, honest);
-    const c = opts.cases[next++ % opts.cases.length]!;
-    play(socket, c);
+    play(socket, calm ? undefined : opts.cases[next++ % opts.cases.length]);
   });
 
   function relay(socket: net.Socket, target: { host: string; port: number }): void {
@@ -79,12 +83,14 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
     upstream.on("close", () => socket.destroy());
   }
 
-  function play(socket: net.Socket, c: HostileCase): void {
+  /** Plays the minimal server, and `c`'s harm at its step (none without a case). */
+  function play(socket: net.Socket, c: HostileCase | undefined): void {
     let buffered = "";
     let streams = 0;
     let user = "";
     let harmed = false;
     const harm = () => {
+      if (!c) return;
       harmed = true;
       done.set(caseName(c), (done.get(caseName(c)) ?? 0) + 1);
       switch (c.harm) {
@@ -129,7 +135,7 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
     const header = (id: string) =>
       `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' id='${id}' from='${opts.domain}' version='1.0'>`;
 
-    if (c.step === "connect") return harm();
+    if (c?.step === "connect") return harm();
     socket.on("data", (data: Buffer) => {
       if (harmed) return;
       buffered += data.toString("utf8");
@@ -140,7 +146,7 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
           buffered = buffered.slice(header0.index + header0[0].length);
           streams++;
           socket.write(header(`s${streams}`));
-          if (c.step === "header") return harm();
+          if (c?.step === "header") return harm();
           socket.write(
             streams === 1
               ? `<stream:features><mechanisms xmlns='${NS_SASL}'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`
@@ -161,18 +167,18 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
             held.delete(user);
             old.resetAndDestroy();
           }
-          if (c.step === "sasl") return harm();
+          if (c?.step === "sasl") return harm();
           socket.write(`<success xmlns='${NS_SASL}'/>`);
           continue;
         }
         const bind = /<iq[^>]*id=["']([^"']+)["'][^>]*>.*?<\/iq>/s.exec(buffered);
         if (bind && streams >= 2) {
           buffered = buffered.slice(bind.index + bind[0].length);
-          if (c.step === "bind") return harm();
+          if (c?.step === "bind") return harm();
           socket.write(`<iq type='result' id='${bind[1]}'><bind xmlns='${NS_BIND}'><jid>${user}@${opts.domain}/agent</jid></bind></iq>`);
           continue;
         }
-        if (/<presence/.test(buffered) && c.step === "online") return harm();
+        if (/<presence/.test(buffered) && c?.step === "online") return harm();
         return;
       }
     });
@@ -183,6 +189,12 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
   return {
     service: `xmpp://127.0.0.1:${port}`,
     done,
+    get holding() {
+      return held.size;
+    },
+    calm() {
+      calm = true;
+    },
     beHonest(target) {
       honest = target;
       held.clear();
