@@ -112,6 +112,7 @@ export class ConnectionSupervisor {
     entity.on("status", (status: string) => {
       this.ensureUtf8Decoding();
       if (status === "connecting") this.watchAttempt();
+      if (status === "disconnecting") this.watchClosing();
     });
     entity.on("online", () => {
       clearTimeout(this.watchdog);
@@ -255,7 +256,9 @@ export class ConnectionSupervisor {
       const parser = entity.parser;
       if (!parser) return;
       try {
-        parser.write(typeof data === "string" ? data : data.toString("utf8"));
+        const text = typeof data === "string" ? data : data.toString("utf8");
+        this.entity.emit("input", text); // as @xmpp/connection 0.13 does (a debugging hook)
+        parser.write(text);
       } catch (err) {
         this.entity.emit("error", err);
         this.entity.socket?.destroy?.();
@@ -287,6 +290,23 @@ export class ConnectionSupervisor {
       this.sockets.delete(socket);
       socket.destroy?.();
     }
+  }
+
+  /**
+   * Closing a stream waits for the server to close the TCP connection (RFC 6120 §4.4), for the library's
+   * `timeout` (2 s). After that, `@xmpp/connection` 0.13 (under `@xmpp/component`) swallows the timeout and
+   * leaves the socket open and the entity `disconnecting` for ever: no `disconnect`, so no retry, and a
+   * gateway off XMPP until restarted (after a stream error or bad XML from a server that then goes silent).
+   * §4.4 lets the closing side end the TCP connection after a reasonable time: it is destroyed here if the
+   * library has not let it go within twice its own wait.
+   */
+  private watchClosing(): void {
+    const socket = this.entity.socket;
+    const waitMs = 2 * ((this.entity as unknown as { timeout?: number }).timeout ?? 2_000);
+    const timer = setTimeout(() => {
+      if (this.entity.socket === socket && this.entity.status === "disconnecting") socket?.destroy?.();
+    }, waitMs);
+    timer.unref();
   }
 
   /** An attempt that is neither online nor disconnected in time gets its socket closed (→ `disconnect`). */

@@ -8,9 +8,9 @@ import net from "node:net";
 export const STEPS = [
   "connect", // on accept, before any byte either way
   "header", // after the server's stream header, before its features
-  "sasl", // on the client's <auth/>
-  "bind", // on the client's resource binding IQ (after the restarted stream)
-  "online", // after the session is up, on the client's first stanza (its presence)
+  "sasl", // on the client's <auth/> (a component's <handshake/>, XEP-0114)
+  "bind", // on the client's resource binding IQ (after the restarted stream); a component has none
+  "online", // after the session is up: on a client's first stanza (its presence), at once for a component
 ] as const;
 export type Step = (typeof STEPS)[number];
 
@@ -19,7 +19,7 @@ export const HARMS = [
   "reset", // RST (socket.resetAndDestroy): the client reads ECONNRESET
   "half-close", // FIN, and the server keeps reading
   "close-on-write", // closes as soon as the client writes again: its next writes meet EPIPE/ECONNRESET
-  "not-well-formed", // bytes that are not XML, then more bytes once the client has answered them
+  "not-well-formed", // one XML error, then more bytes once the client has answered it
   "two-xml-errors", // two XML errors in one TCP read
   "stream-error", // <stream:error><not-well-formed/>, then holds the connection open and silent
   "empty-stream-error", // <stream:error/> with no condition (RFC 6120 §4.9.2 requires one)
@@ -56,7 +56,16 @@ export function caseName(c: HostileCase): string {
   return `${c.step}/${c.harm}`;
 }
 
-export async function startHostileXmppServer(opts: { domain: string; cases: readonly HostileCase[] }): Promise<HostileXmppServer> {
+/**
+ * `flavour`: a c2s server (RFC 6120: SASL PLAIN, then resource binding) or a component port (XEP-0114: a
+ * handshake, after which the component is online).
+ */
+export async function startHostileXmppServer(opts: {
+  domain: string;
+  cases: readonly HostileCase[];
+  flavour?: "client" | "component";
+}): Promise<HostileXmppServer> {
+  const component = opts.flavour === "component";
   const done = new Map<string, number>();
   const open = new Set<net.Socket>();
   /** Connections held open after a harm, by the SASL username that opened them: reset when that user comes back. */
@@ -102,9 +111,14 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
           return;
         case "close-on-write":
           socket.once("data", () => socket.destroy());
+          // Online, a component may have nothing to say: a ping (XEP-0199) makes it write.
+          if (c.step === "online")
+            socket.write(`<iq type='get' id='hostile-ping' from='${opts.domain}' to='${opts.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`);
           return;
         case "not-well-formed":
-          socket.write("<<<&&& this is not XML >>>");
+          // An end tag that closes nothing open (XML 1.0 §3, element type match): ltx, lenient about much
+          // else, reports this one.
+          socket.write("</not-opened>");
           // The client answers with its own stream error (or a close): whatever comes next is more garbage.
           socket.once("data", () => socket.write("</a></b> still not XML"));
           return;
@@ -133,7 +147,7 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
       held.set(user, socket);
     };
     const header = (id: string) =>
-      `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' id='${id}' from='${opts.domain}' version='1.0'>`;
+      `<?xml version='1.0'?><stream:stream xmlns='${component ? "jabber:component:accept" : "jabber:client"}' xmlns:stream='${NS_STREAMS}' id='${id}' from='${opts.domain}'${component ? "" : " version='1.0'"}>`;
 
     if (c?.step === "connect") return harm();
     socket.on("data", (data: Buffer) => {
@@ -147,11 +161,26 @@ export async function startHostileXmppServer(opts: { domain: string; cases: read
           streams++;
           socket.write(header(`s${streams}`));
           if (c?.step === "header") return harm();
+          if (component) continue; // XEP-0114: no features, the component answers with its handshake
           socket.write(
             streams === 1
               ? `<stream:features><mechanisms xmlns='${NS_SASL}'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`
               : `<stream:features><bind xmlns='${NS_BIND}'/></stream:features>`,
           );
+          continue;
+        }
+        const handshake = component ? /<handshake[^>]*>[^<]*<\/handshake>/.exec(buffered) : null;
+        if (handshake) {
+          buffered = buffered.slice(handshake.index + handshake[0].length);
+          user = "component";
+          const old = held.get(user);
+          if (old && old !== socket) {
+            held.delete(user);
+            old.resetAndDestroy();
+          }
+          if (c?.step === "sasl") return harm();
+          socket.write("<handshake/>");
+          if (c?.step === "online") setImmediate(harm);
           continue;
         }
         const auth = /<auth[^>]*>([^<]*)<\/auth>/.exec(buffered);
