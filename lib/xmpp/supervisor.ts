@@ -153,7 +153,8 @@ export class ConnectionSupervisor {
    * rejects on the entity's next `error`, before it awaits `open()`; when open() fails (the socket reset or
    * closed before the server's stream header, or a 2 s open timeout under load) start() rejects and that
    * promise is left with nobody awaiting it: the connection's next error (ECONNRESET, a stream error) is
-   * an unhandled rejection, which ends the whole process (@xmpp/connection/index.js, start()).
+   * an unhandled rejection, which ends the whole process (@xmpp/connection/index.js, start(); the same in
+   * 0.13 under @xmpp/component; reported upstream as an uncatchable TimeoutError, xmppjs/xmpp.js#849).
    */
   private async firstAttempt(): Promise<void> {
     const entity = this.internals;
@@ -229,7 +230,8 @@ export class ConnectionSupervisor {
 
   /**
    * Keeps each failure of this connection inside it. Installed before the entity attaches its first socket
-   * (Connection binds `_onData` and its socket listeners at the first `_attachSocket`).
+   * (Connection binds `_onData` and its socket listeners at the first `_attachSocket`). Line references are
+   * to @xmpp/connection 0.14.0 (the client's); 0.13.3 (the component's) has the same paths.
    *
    * - Parsing (`_onData`, @xmpp/connection/index.js). The library feeds every read to the parser, through
    *   the parser's synchronous events to every `element` listener, inside the socket's `data` event, so a
@@ -238,10 +240,12 @@ export class ConnectionSupervisor {
    *   same read (the first one detaches the parser's `error` listener, so the second is an `error` event
    *   nobody listens to), `<stream:error/>` with no condition (StreamError.fromElement reads the name of a
    *   missing child). And once the parser is detached (after an XML error, or the server's `</stream:stream>`)
-   *   any further read calls `write` on null. Here, data after the end of the stream is not read (RFC 6120
-   *   §4.4: the stream is closed, only the TCP close remains), and a throw while parsing is this connection's
-   *   error: reported as `error`, and the socket destroyed (→ `disconnect`, a retry), as for a stream
-   *   that is not well-formed (§4.9.3.13).
+   *   any further read calls `write` on null (xmppjs/xmpp.js#860; upstream stops that after 0.14.0, #1100).
+   *   Here, data after the end of the stream is not read (RFC 6120 §4.4: the stream is closed, only the TCP
+   *   close remains), and a throw while parsing is this connection's error: reported as `error`, and the
+   *   socket destroyed (→ `disconnect`, a retry), as for a stream that is not well-formed (§4.9.3.13). A
+   *   throw from our own `element`/`stanza` listeners lands here too: it was that stanza's, on that
+   *   connection, and costs that connection, not the process.
    * - Sockets (`_attachSocket`). Connection takes its listeners (`error` among them) off a socket once it
    *   gives it up, which it also does to a socket still open: `disconnect()` detaches it when the server does
    *   not close within the 2 s `_closeSocket` waits (a stream error or bad XML followed by silence). A reset
