@@ -16,7 +16,8 @@ import type { Element } from "@xmpp/xml";
 import { pollUntil } from "../../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../../local-stack/process.js";
 import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
-import { ALL_CASES, caseName, startHostileXmppServer } from "../helpers/hostile-xmpp-server.js";
+import { makeCertificateAuthority, issueServerCertificate } from "../helpers/certificates.js";
+import { ALL_CASES, caseName, HARMS, startHostileXmppServer, type HostileCase } from "../helpers/hostile-xmpp-server.js";
 import { Teardown } from "../helpers/stack.js";
 
 const GATEWAY = { domain: "gateway.localhost", secret: "test-secret" };
@@ -39,7 +40,14 @@ async function watchPresence(prosody: ProsodyServer, teardown: Teardown): Promis
   return seen;
 }
 
-async function spawnAgent(dir: string, service: string, domain: string, usernames: readonly string[], teardown: Teardown) {
+async function spawnAgent(
+  dir: string,
+  service: string,
+  domain: string,
+  usernames: readonly string[],
+  teardown: Teardown,
+  env: NodeJS.ProcessEnv = {},
+) {
   const fleetFile = join(dir, `fleet-${usernames.length}.json`);
   await writeFile(fleetFile, JSON.stringify(usernames.map((u) => ({ username: u, password: `pw-${u}`, localUrl: LOCAL_URL }))));
   return teardown.stopLater(
@@ -54,6 +62,7 @@ async function spawnAgent(dir: string, service: string, domain: string, username
         AGENT_FLEET_FILE: fleetFile,
         AGENT_LOCAL_TIMEOUT_MS: "5000",
         LOG_LEVEL: "warn",
+        ...env,
       },
     }),
   );
@@ -119,6 +128,32 @@ describe("device agent process survives every connection failure", { timeout: 12
       const missing = () => usernames.filter((u) => !seen.has(`${u}@${prosody.vhost}`));
       await whileAlive(child, "every identity online through the now honest server", () => missing().length === 0, 60_000);
       assertAlive(child, "after the hostile server");
+    } finally {
+      await local.run();
+    }
+  });
+
+  it("a hostile server right after its STARTTLS <proceed/>, then online over TLS once it behaves", async () => {
+    const local = new Teardown();
+    try {
+      const ca = await makeCertificateAuthority(dir, "ca", "Agent survives test CA");
+      const cert = await issueServerCertificate(ca, dir, "server", { dns: ["localhost"], ip: ["127.0.0.1"] });
+      const secure = local.stopLater("prosody with TLS", await startProsody({ tls: { certFile: cert.certFile, keyFile: cert.keyFile } }));
+      const cases: HostileCase[] = HARMS.map((harm) => ({ step: "starttls", harm }));
+      const usernames = Array.from({ length: cases.length + 4 }, (_, i) => `tls-${i}`);
+      await secure.createUsers(usernames.map((u) => ({ username: u, password: `pw-${u}` })));
+      const hostile = local.stopLater("hostile server", await startHostileXmppServer({ domain: secure.vhost, cases, starttls: true }));
+      const child = await spawnAgent(dir, hostile.service, secure.vhost, usernames, local, {
+        AGENT_TLS: "required",
+        AGENT_TLS_CA_FILE: ca.certFile,
+      });
+      const pending = () => cases.filter((c) => (hostile.done.get(caseName(c)) ?? 0) < 2);
+      await whileAlive(child, "every STARTTLS case carried out twice", () => pending().length === 0, 60_000);
+      const seen = await watchPresence(secure, local);
+      hostile.beHonest({ host: "127.0.0.1", port: secure.c2sPort });
+      const missing = () => usernames.filter((u) => !seen.has(`${u}@${secure.vhost}`));
+      await whileAlive(child, "every identity online over TLS through the now honest server", () => missing().length === 0, 60_000);
+      assertAlive(child, "after the hostile STARTTLS");
     } finally {
       await local.run();
     }

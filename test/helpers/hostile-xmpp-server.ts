@@ -12,7 +12,8 @@ export const STEPS = [
   "bind", // on the client's resource binding IQ (after the restarted stream); a component has none
   "online", // after the session is up: on a client's first stanza (its presence), at once for a component
 ] as const;
-export type Step = (typeof STEPS)[number];
+/** "starttls": on the client's <starttls/>, right after the server's <proceed/> (RFC 6120 §5.4.2.3), when offered. */
+export type Step = (typeof STEPS)[number] | "starttls";
 
 /** What the server does at that step. */
 export const HARMS = [
@@ -37,6 +38,7 @@ export const ALL_CASES: HostileCase[] = STEPS.flatMap((step) => HARMS.map((harm)
 const NS_STREAMS = "http://etherx.jabber.org/streams";
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 
 export interface HostileXmppServer {
   /** `xmpp://127.0.0.1:port` */
@@ -64,6 +66,8 @@ export async function startHostileXmppServer(opts: {
   domain: string;
   cases: readonly HostileCase[];
   flavour?: "client" | "component";
+  /** Offer STARTTLS as required (a client then negotiates it before anything else, RFC 6120 §5.3.1). */
+  starttls?: boolean;
 }): Promise<HostileXmppServer> {
   const component = opts.flavour === "component";
   const done = new Map<string, number>();
@@ -162,12 +166,24 @@ export async function startHostileXmppServer(opts: {
           socket.write(header(`s${streams}`));
           if (c?.step === "header") return harm();
           if (component) continue; // XEP-0114: no features, the component answers with its handshake
+          if (opts.starttls && streams === 1) {
+            socket.write(`<stream:features><starttls xmlns='${NS_TLS}'><required/></starttls></stream:features>`);
+            continue;
+          }
           socket.write(
             streams === 1
               ? `<stream:features><mechanisms xmlns='${NS_SASL}'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`
               : `<stream:features><bind xmlns='${NS_BIND}'/></stream:features>`,
           );
           continue;
+        }
+        const starttls = opts.starttls ? /<starttls[^>]*\/>/.exec(buffered) : null;
+        if (starttls) {
+          buffered = buffered.slice(starttls.index + starttls[0].length);
+          socket.write(`<proceed xmlns='${NS_TLS}'/>`);
+          // Whatever follows is TLS (a ClientHello); this server does not speak it: harm, or silence.
+          if (c?.step === "starttls") return harm();
+          return;
         }
         const handshake = component ? /<handshake[^>]*>[^<]*<\/handshake>/.exec(buffered) : null;
         if (handshake) {
