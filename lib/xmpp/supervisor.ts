@@ -155,6 +155,8 @@ export class ConnectionSupervisor {
    * promise is left with nobody awaiting it: the connection's next error (ECONNRESET, a stream error) is
    * an unhandled rejection, which ends the whole process (@xmpp/connection/index.js, start(); the same in
    * 0.13 under @xmpp/component; reported upstream as an uncatchable TimeoutError, xmppjs/xmpp.js#849).
+   * A `disconnect` before online ends the wait too (the library's would wait for ever): start() then
+   * returns, and the retry it schedules goes on in the background.
    */
   private async firstAttempt(): Promise<void> {
     const entity = this.internals;
@@ -164,8 +166,10 @@ export class ConnectionSupervisor {
     online.catch(() => undefined); // observed at once; awaited below only once the stream is open
     const onOnline = () => settle?.resolve();
     const onError = (err: unknown) => settle?.reject(err);
+    const onDisconnect = () => settle?.reject(new Error("disconnected before online"));
     this.entity.once("online", onOnline);
     this.entity.once("error", onError);
+    this.entity.once("disconnect", onDisconnect);
     try {
       const { service, domain, lang } = entity.options;
       await entity.connect(service);
@@ -174,6 +178,7 @@ export class ConnectionSupervisor {
     } finally {
       this.entity.off("online", onOnline);
       this.entity.off("error", onError);
+      this.entity.off("disconnect", onDisconnect);
     }
   }
 
@@ -230,7 +235,7 @@ export class ConnectionSupervisor {
 
   /**
    * Keeps each failure of this connection inside it. Installed before the entity attaches its first socket
-   * (Connection binds `_onData` and its socket listeners at the first `_attachSocket`). Line references are
+   * (Connection binds `_onData` and its socket listeners at the first `_attachSocket`). File references are
    * to @xmpp/connection 0.14.0 (the client's); 0.13.3 (the component's) has the same paths.
    *
    * - Parsing (`_onData`, @xmpp/connection/index.js). The library feeds every read to the parser, through
