@@ -92,7 +92,7 @@ function failoverLedger(title: string, setUp: (teardown: Teardown) => Promise<Fa
       clientTimeoutMs: REQUEST_TIMEOUT_MS + 5_000,
       retryWindowMs: 60_000,
       maxAttempts: 60,
-      servedBetween: 60,
+      servedBetween: 30,
     });
     let stack: FailoverStack;
     let lb: HaproxyServer;

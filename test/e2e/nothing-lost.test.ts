@@ -77,7 +77,7 @@ describe(
       // meanwhile), else a patient client's request counts as lost for what is only a slow restart.
       retryWindowMs: 60_000,
       maxAttempts: 60,
-      servedBetween: 80,
+      servedBetween: 50,
     });
     const now = (): number => run.now();
     let redis: RedisServer;
