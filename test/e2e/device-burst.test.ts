@@ -14,7 +14,7 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { startFleet } from "../helpers/fleet.js";
-import { startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
@@ -180,16 +180,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       }),
     );
     const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_DEVICE_HOST_SUFFIX: HOST_SUFFIX };
-    a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater(
-      "gateway B",
-      await startGateway(stack, {
-        ...common,
-        GATEWAY_INSTANCE_ID: "b",
-        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
-        XMPP_COMPONENT_SECRET: "s2",
-      }),
-    );
+    [a, b] = await startTwoGateways(stack, teardown, common);
     c = teardown.stopLater(
       "gateway C",
       await startGateway(stack, {

@@ -13,9 +13,8 @@ import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { CATALOGUE, type ErrorCode } from "../../gateway/errors.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
-import { HOSTILE_REPLIES, type HostileReply } from "../helpers/hostile-http-replies.js";
-import { startDeviceServer } from "../helpers/http-device.js";
-import { send, startRawDevice, type RawDevice, type Seen } from "../helpers/raw-http-device.js";
+import { HOSTILE_REPLIES, startHostileAndGoodDevices, type HostileReply } from "../helpers/hostile-http-replies.js";
+import { send, type RawDevice, type Seen } from "../helpers/raw-http-device.js";
 import { startStack, Teardown } from "../helpers/stack.js";
 
 const ADMIN_TOKEN = "hostile-legacy-admin-token";
@@ -106,17 +105,8 @@ describe("hostile legacy HTTP devices", { timeout: 120_000 }, () => {
       "gateway",
       await startGateway(stack, { GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_REQUEST_TIMEOUT_MS: "10000" }),
     );
-    raw = teardown.stopLater(
-      "raw device",
-      await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]),
-    );
-    const good = teardown.stopLater(
-      "good device",
-      await startDeviceServer((req, res) => {
-        res.setHeader("Content-Type", "application/octet-stream");
-        req.pipe(res);
-      }),
-    );
+    const { raw: hostile, good } = await startHostileAndGoodDevices(teardown);
+    raw = hostile;
     for (const [name, entry] of Object.entries(ROUTES))
       assert.ok((await admin(`legacy-${name}`, { ...entry, httpTarget: raw.url })).status < 300);
     assert.ok((await admin("good", { transport: "http", httpTarget: good.url })).status < 300);

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
-import { startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
@@ -79,16 +79,7 @@ describe("limits and fairness", () => {
       GATEWAY_CLIENT_RATE_BURST: "4",
       GATEWAY_CLIENT_KEY: "header:X-Tenant",
     };
-    a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater(
-      "gateway B",
-      await startGateway(stack, {
-        ...common,
-        GATEWAY_INSTANCE_ID: "b",
-        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
-        XMPP_COMPONENT_SECRET: "s2",
-      }),
-    );
+    [a, b] = await startTwoGateways(stack, teardown, common);
     const slow = teardown.stopLater("held device", await startDeviceServer(held.handler));
     const quick = teardown.stopLater(
       "quick device",

@@ -10,9 +10,8 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.js";
-import { HOSTILE_REPLIES } from "../helpers/hostile-http-replies.js";
-import { startDeviceServer } from "../helpers/http-device.js";
-import { send, startRawDevice } from "../helpers/raw-http-device.js";
+import { HOSTILE_REPLIES, startHostileAndGoodDevices } from "../helpers/hostile-http-replies.js";
+import { send } from "../helpers/raw-http-device.js";
 import { startStack, Teardown } from "../helpers/stack.js";
 
 const ADMIN_TOKEN = "process-survives-admin-token";
@@ -91,17 +90,7 @@ describe("the gateway process survives every error path of its HTTP side", { tim
       }),
     );
     pid = gw.child.pid;
-    const raw = teardown.stopLater(
-      "raw device",
-      await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]),
-    );
-    const good = teardown.stopLater(
-      "good device",
-      await startDeviceServer((req, res) => {
-        res.setHeader("Content-Type", "application/octet-stream");
-        req.pipe(res);
-      }),
-    );
+    const { raw, good } = await startHostileAndGoodDevices(teardown);
     for (const [id, entry] of Object.entries({
       "legacy-http": { transport: "http" },
       "legacy-shadow": { transport: "shadow" },

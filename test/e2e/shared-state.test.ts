@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
-import { startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 interface ErrorBody {
@@ -51,16 +51,7 @@ describe("state shared by instances", () => {
     );
     // GATEWAY_DEVICE_QUEUE_MAX=0: a full device refuses at once (the waiting queue has its own file, device-burst).
     const common = { REDIS_KEY_PREFIX: prefix, GATEWAY_QUEUE_TTL_S: "20", GATEWAY_DEVICE_QUEUE_MAX: "0" };
-    a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
-    b = teardown.stopLater(
-      "gateway B",
-      await startGateway(stack, {
-        ...common,
-        GATEWAY_INSTANCE_ID: "b",
-        XMPP_COMPONENT_DOMAIN: "gw2.localhost",
-        XMPP_COMPONENT_SECRET: "s2",
-      }),
-    );
+    [a, b] = await startTwoGateways(stack, teardown, common);
   });
   after(() => teardown.run());
 

@@ -5,7 +5,7 @@ import { loadConfig, type Config } from "../../gateway/config.js";
 import { createGateway, type Gateway } from "../../gateway/compose.js";
 import { createLogger } from "../../gateway/log.js";
 import type { Env } from "../../lib/env.js";
-import type { Stack } from "./stack.js";
+import { testComponents, type Stack, type Teardown } from "./stack.js";
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -46,4 +46,28 @@ export async function startGateway(stack: GatewayTargets, overrides: Env = {}): 
   await gateway.start();
   await gateway.component.waitOnline(10_000);
   return { gateway, config, url: `http://127.0.0.1:${gateway.http.port}`, stop: () => gateway.stop() };
+}
+
+/**
+ * Two instances of one deployment (same Redis, the settings in `common`) on a Prosody with two component
+ * domains (testComponents(2)): A on the first, B on the second, with instance ids "a" and "b"; both stopped by
+ * `teardown`.
+ */
+export async function startTwoGateways(
+  stack: GatewayTargets,
+  teardown: Teardown,
+  common: Env,
+): Promise<[a: RunningGateway, b: RunningGateway]> {
+  const second = testComponents(2)[1] as { domain: string; secret: string };
+  const a = teardown.stopLater("gateway A", await startGateway(stack, { ...common, GATEWAY_INSTANCE_ID: "a" }));
+  const b = teardown.stopLater(
+    "gateway B",
+    await startGateway(stack, {
+      ...common,
+      GATEWAY_INSTANCE_ID: "b",
+      XMPP_COMPONENT_DOMAIN: second.domain,
+      XMPP_COMPONENT_SECRET: second.secret,
+    }),
+  );
+  return [a, b];
 }

@@ -1,7 +1,9 @@
 // What a broken legacy HTTP device may send back, case by case: derived from RFC 9112 (message syntax,
 // framing) and from the errors node's parser (llhttp, strict: `insecureHTTPParser` off) raises. Played by a
 // raw TCP device (raw-http-device.ts); used by the hostile-legacy-devices suite and the process-level test.
-import type { Step } from "./raw-http-device.js";
+import { startDeviceServer, type DeviceServer } from "./http-device.js";
+import { startRawDevice, type RawDevice, type Step } from "./raw-http-device.js";
+import type { Teardown } from "./stack.js";
 
 /** What the client must see when the case runs through the gateway's pass-through. */
 export type Expected =
@@ -210,3 +212,23 @@ export const HOSTILE_REPLIES: readonly HostileReply[] = [
     expect: { relayed: { status: 304, body: "" } },
   },
 ];
+
+/**
+ * The legacy devices the hostile-reply tests register: a raw device answering `/…/{n}` with HOSTILE_REPLIES[n]
+ * (a bare close for any other path), and a well-behaved one echoing each request's body; both stopped by
+ * `teardown`.
+ */
+export async function startHostileAndGoodDevices(teardown: Teardown): Promise<{ raw: RawDevice; good: DeviceServer }> {
+  const raw = teardown.stopLater(
+    "raw device",
+    await startRawDevice((path) => HOSTILE_REPLIES[Number(path.split("/")[2])]?.steps ?? [{ close: true }]),
+  );
+  const good = teardown.stopLater(
+    "good device",
+    await startDeviceServer((req, res) => {
+      res.setHeader("Content-Type", "application/octet-stream");
+      req.pipe(res);
+    }),
+  );
+  return { raw, good };
+}
