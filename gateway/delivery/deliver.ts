@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { isGatewayError } from "../errors.js";
 import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
 import { clientHangUp, type DeviceSlot, type ProxyCall } from "./device-slot.js";
@@ -9,8 +9,8 @@ import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type
 
 /** A client request for a device, as the HTTP route read it: what the delivery needs, nothing decided yet. */
 export interface DeviceCall {
-  /** The client's request (`get` reads a header field, any case); its body is still unread. */
-  req: IncomingMessage & { method: string; get(name: string): string | undefined };
+  /** The client's request; its body is still unread. */
+  req: IncomingMessage & { method: string };
   res: ServerResponse;
   /** Path and query the device must see, verbatim. */
   resource: string;
@@ -178,8 +178,8 @@ function proxyCall(call: DeviceCall, timeoutMs: number): ProxyCall {
  * The deadline of one request, computed once: the device's configured one, or shorter when the client says
  * so in `X-Gateway-Timeout` (milliseconds). A client can shorten the wait, never lengthen it.
  */
-export function deadlineMs(req: { get(name: string): string | undefined }, configuredMs: number): number {
-  const asked = req.get("x-gateway-timeout");
-  const askedMs = asked && /^\d{1,9}$/.test(asked) && Number(asked) > 0 ? Number(asked) : undefined;
+export function deadlineMs(req: { headers: IncomingHttpHeaders }, configuredMs: number): number {
+  const asked = req.headers["x-gateway-timeout"];
+  const askedMs = typeof asked === "string" && /^\d{1,9}$/.test(asked) && Number(asked) > 0 ? Number(asked) : undefined;
   return Math.min(configuredMs, askedMs ?? Infinity);
 }

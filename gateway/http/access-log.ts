@@ -1,25 +1,30 @@
-import type { RequestHandler } from "express";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
 import { statusClass, type Metrics } from "../metrics/metrics.js";
 import { facts } from "./context.js";
+import { pathOf } from "./request-path.js";
 
 /** One JSON log line and one metric sample per request, written when the response is done (or aborted). */
-export function accessLog(logger: Logger, metrics: Metrics): RequestHandler {
-  return (req, res, next) => {
+export function accessLog(logger: Logger, metrics: Metrics): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
     const started = process.hrtime.bigint();
     res.once("close", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const f = facts(res);
+      const method = req.method ?? "";
       const status = res.writableFinished ? res.statusCode : 499; // 499: the client went away first
-      if (req.path.startsWith("/devices/") || f.deviceId) {
-        metrics.httpRequests.inc({ transport: f.transport, method: req.method, status_class: statusClass(status) });
+      const path = pathOf(req.url ?? "");
+      if (f.deviceId || path.startsWith("/devices/")) {
+        metrics.httpRequests.inc({ transport: f.transport, method, status_class: statusClass(status) });
         metrics.httpDuration.observe({ transport: f.transport }, seconds);
       }
+      // Not even built for a logger that drops it.
+      if (!logger.isLevelEnabled("info")) return;
       logger.info(
         {
           requestId: f.requestId,
-          method: req.method,
-          path: req.path.length > 200 ? `${req.path.slice(0, 200)}…` : req.path,
+          method,
+          path: path.length > 200 ? `${path.slice(0, 200)}…` : path,
           deviceId: f.deviceId,
           transport: f.transport,
           status,
@@ -29,6 +34,5 @@ export function accessLog(logger: Logger, metrics: Metrics): RequestHandler {
         "request",
       );
     });
-    next();
   };
 }

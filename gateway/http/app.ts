@@ -3,15 +3,12 @@ import type { Registry } from "prom-client";
 import { CATALOGUE, GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { accessLog } from "./access-log.js";
 import { errorHandler, sendError } from "./error-response.js";
-import { refuseWhileDraining } from "./draining.js";
-import { checkRequestHead } from "./head-checks.js";
-import { requestId } from "./request-id.js";
+import { frontDoor, type Handler } from "./front-door.js";
 import { adminRoutes, type AdminRouteDeps } from "./routes/admin.js";
 import { requestRoutes } from "./routes/requests.js";
 import type { AsyncRequests } from "../delivery/async-requests.js";
-import { deviceRequests, type DeviceRouteDeps } from "./routes/devices.js";
+import type { DeviceRouteDeps } from "./routes/devices.js";
 import { healthRoutes, type ReadinessCheck } from "./routes/health.js";
 import { metricsRoutes } from "./routes/metrics.js";
 
@@ -31,25 +28,25 @@ export interface AppDeps {
   serveMetrics: boolean;
 }
 
-/** The HTTP application. It never listens: `server.ts` does, and tests may hand it to supertest directly. */
-export function createApp(deps: AppDeps): Express {
+/**
+ * The HTTP application: the front door (front-door.ts: request id, access log, head checks, drain, device
+ * requests), then the gateway's own routes in Express. Device requests come first: with Host or
+ * forward-proxy addressing any path may be a device's own. It never listens: `server.ts` does, and tests
+ * may hand it to supertest directly.
+ */
+export function createApp(deps: AppDeps): Handler {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag"); // device replies are passed through as they are
   app.set("query parser", false); // the device sees the raw query string; the gateway never parses it
-  app.use(requestId());
-  app.use(accessLog(deps.logger, deps.metrics));
-  app.use(checkRequestHead(deps.maxHeaders));
-  app.use(refuseWhileDraining(deps.isDraining));
-  // Device requests first: with Host or forward-proxy addressing any path may be a device's own.
-  app.use(deviceRequests(deps.devices));
   app.use(healthRoutes(deps.readiness));
   if (deps.serveMetrics) app.use(metricsRoutes(deps.registry));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   app.use(requestRoutes(deps.asyncRequests));
   app.use((_req, res) => sendError(res, new GatewayError("GW_NOT_FOUND")));
   app.use(errorHandler(deps.logger));
-  return app;
+  const rest = app as unknown as Handler;
+  return frontDoor({ ...deps, rest });
 }
 
 /** The metrics listener of its own (GATEWAY_METRICS_PORT): /metrics, and 404 for anything else. */

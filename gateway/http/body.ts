@@ -1,4 +1,4 @@
-import type { Request } from "express";
+import type { IncomingMessage } from "node:http";
 import { GatewayError } from "../errors.js";
 import type { Reservation } from "../limits/byte-budget.js";
 
@@ -12,7 +12,7 @@ import type { Reservation } from "../limits/byte-budget.js";
  * is refused with 503 GW_OVERLOADED; what it sent is discarded, not kept. The caller releases the reservation
  * when the request is over, however it ends.
  */
-export function readBody(req: Request, maxBytes: number, budget?: Reservation): Promise<Buffer> {
+export function readBody(req: IncomingMessage, maxBytes: number, budget?: Reservation): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(tooLarge(maxBytes));

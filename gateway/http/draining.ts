@@ -1,18 +1,15 @@
-import type { RequestHandler } from "express";
+import type { IncomingMessage } from "node:http";
 import { GatewayError } from "../errors.js";
-import { sendError } from "./error-response.js";
+import { pathOf } from "./request-path.js";
+
+/** Paths still served while the instance drains: the orchestrator and Prometheus keep watching it go. */
+const SERVED_WHILE_DRAINING = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /**
  * While the instance drains, requests that still arrive on kept-alive connections get 503
- * GW_SHUTTING_DOWN with `Connection: close`, so the client retries elsewhere. Health endpoints stay up.
+ * GW_SHUTTING_DOWN (the caller closes the connection), so the client retries elsewhere. Health endpoints stay up.
  */
-export function refuseWhileDraining(isDraining: () => boolean): RequestHandler {
-  return (req, res, next) => {
-    if (!isDraining() || req.path === "/healthz" || req.path === "/readyz" || req.path === "/metrics") {
-      next();
-      return;
-    }
-    res.setHeader("Connection", "close");
-    sendError(res, new GatewayError("GW_SHUTTING_DOWN", { retryAfterS: 1 }));
-  };
+export function drainingRefusal(req: IncomingMessage, isDraining: () => boolean): GatewayError | undefined {
+  if (!isDraining() || SERVED_WHILE_DRAINING.has(pathOf(req.url ?? ""))) return undefined;
+  return new GatewayError("GW_SHUTTING_DOWN", { retryAfterS: 1 });
 }

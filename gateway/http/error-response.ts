@@ -1,7 +1,21 @@
-import type { ErrorRequestHandler, Response } from "express";
+import type { ServerResponse } from "node:http";
+import type { ErrorRequestHandler } from "express";
 import { errorBody, GatewayError, isGatewayError, toGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { facts } from "./context.js";
+
+/**
+ * A JSON answer, written with node's own calls (the device lane never enters Express): the headers Express's
+ * `res.json` sets (RFC 8259 §8.1: UTF-8), Content-Length included; a HEAD request gets the head only (node
+ * drops the body).
+ */
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.setHeader("Content-Length", Buffer.byteLength(body));
+  res.end(body);
+}
 
 /**
  * Writes a catalogue error as JSON, with Retry-After where the error has one. It must never throw: it is
@@ -10,7 +24,7 @@ import { facts } from "./context.js";
  * throw too: the status message is reset to the catalogue status's own, and should writing still fail,
  * the response is destroyed (the client sees the connection end) rather than the error escaping.
  */
-export function sendError(res: Response, err: GatewayError): void {
+export function sendError(res: ServerResponse, err: GatewayError): void {
   const f = facts(res);
   f.errorCode = err.code;
   if (res.headersSent) {
@@ -20,19 +34,22 @@ export function sendError(res: Response, err: GatewayError): void {
   try {
     res.statusMessage = "";
     if (err.retryAfterS !== undefined) res.setHeader("Retry-After", String(err.retryAfterS));
-    res.status(err.status).json(errorBody(err, f.requestId, f.deviceId));
+    sendJson(res, err.status, errorBody(err, f.requestId, f.deviceId));
   } catch {
     res.destroy();
   }
 }
 
-/** Last handler: anything thrown becomes a catalogue error; unexpected ones are logged with their stack. */
+/** Anything thrown becomes a catalogue error; unexpected ones are logged with their stack. */
+export function answerThrown(logger: Logger, res: ServerResponse, err: unknown): void {
+  const gwErr = toGatewayError(normalizeExpressError(err));
+  if (gwErr.code === "GW_INTERNAL") logger.error({ err: gwErr.cause ?? err, requestId: facts(res).requestId }, "unexpected error");
+  sendError(res, gwErr);
+}
+
+/** Express's last handler: answerThrown. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
-    const gwErr = toGatewayError(normalizeExpressError(err));
-    if (gwErr.code === "GW_INTERNAL") logger.error({ err: gwErr.cause ?? err, requestId: facts(res).requestId }, "unexpected error");
-    sendError(res, gwErr);
-  };
+  return (err, _req, res, _next) => answerThrown(logger, res, err);
 }
 
 /**

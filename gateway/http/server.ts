@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Express } from "express";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
@@ -8,11 +7,9 @@ import { GATEWAY_SETTINGS } from "../settings.js";
 import { answerClientError, answerUnroutable } from "./client-error.js";
 import { answerConnect } from "./connect.js";
 import { ConnectionTracker } from "./connections.js";
+import type { Handler } from "./front-door.js";
 import { Lingering } from "./linger.js";
 import { writeErrorResponse } from "./raw-error.js";
-
-/** An Express app called as a plain handler with a final callback of its own (Express's `app(req, res, next)`). */
-type Handler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
 
 export interface HttpServerOptions {
   host: string;
@@ -44,7 +41,8 @@ export class HttpServer implements Lifecycle {
   private readonly lingering: Lingering;
 
   constructor(
-    private readonly app: Express,
+    /** The app (app.ts), called with a final callback of ours (Express's `app(req, res, next)` convention). */
+    private readonly app: Handler,
     private readonly opts: HttpServerOptions,
     private readonly logger?: Logger,
   ) {
@@ -80,8 +78,8 @@ export class HttpServer implements Lifecycle {
           req.resume();
           return;
         }
-        // Express called with a final handler of ours (answerUnroutable, client-error.ts).
-        (this.app as unknown as Handler)(req, res, () => unroutable(req, res));
+        // With a final handler of ours (answerUnroutable, client-error.ts).
+        this.app(req, res, () => unroutable(req, res));
       },
     );
     // Node answers an Expect other than 100-continue with a bare 417; this one is the JSON error.

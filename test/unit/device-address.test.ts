@@ -4,7 +4,6 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Request } from "express";
 import { GatewayError } from "../../gateway/errors.js";
 import { parseDevicePath } from "../../gateway/http/device-address.js";
 import { canonicalDeviceId, isDeviceId } from "../../gateway/registry/device-id.js";
@@ -104,10 +103,9 @@ describe("parseDevicePath: refused with GW_BAD_DEVICE_ID", () => {
   });
 });
 
-/** Just enough of an Express Request for deadlineMs: a case-insensitive header getter. */
-function fakeRequest(headers: Record<string, string> = {}): Request {
-  const lower = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-  return { get: (name: string) => lower.get(name.toLowerCase()) } as unknown as Request;
+/** Just enough of a request for deadlineMs: its header fields, names in lower case as node's parser gives them. */
+function fakeRequest(headers: Record<string, string> = {}): { headers: Record<string, string> } {
+  return { headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) };
 }
 
 describe("deadlineMs", () => {

@@ -1,17 +1,22 @@
-import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Delivery, ReadBody } from "../../delivery/deliver.js";
 import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
 import type { ByteBudget } from "../../limits/byte-budget.js";
+import type { AddressedRequest } from "../addressing.js";
 import { readBody } from "../body.js";
 import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
-import { sendError } from "../error-response.js";
+import { sendError, sendJson } from "../error-response.js";
+import { headerOf } from "../request-path.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
 export interface Addressing {
-  address(req: Request): Promise<DeviceAddress | undefined>;
+  address(req: AddressedRequest): Promise<DeviceAddress | undefined>;
 }
+
+/** A client request as node's server hands it over (the device lane never enters Express). */
+type ClientRequest = IncomingMessage & { method: string; url: string };
 
 export interface DeviceRouteDeps {
   addressing: Addressing;
@@ -30,15 +35,17 @@ export interface DeviceRouteDeps {
  * request goes on to the gateway's routes. Here: which device, admission, and reading the request; the rest
  * is delivery's.
  */
-export function deviceRequests(deps: DeviceRouteDeps): RequestHandler {
-  // Whatever escapes the handler (even from writing an error) goes to the error handler, never becomes an
-  // unhandled rejection, which would end the process with every exchange in flight.
-  return (req, res, next) => {
-    handle(deps, req, res, next).catch(next);
+export function deviceRequests(
+  deps: DeviceRouteDeps,
+): (req: ClientRequest, res: ServerResponse, next: () => void, failed: (err: unknown) => void) => void {
+  // Whatever escapes the handler (even from writing an error) goes to `failed`, never becomes an unhandled
+  // rejection, which would end the process with every exchange in flight.
+  return (req, res, next, failed) => {
+    handle(deps, req, res, next).catch(failed);
   };
 }
 
-async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: NextFunction): Promise<void> {
+async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResponse, next: () => void): Promise<void> {
   const f = facts(res);
   try {
     const address = await deps.addressing.address(req);
@@ -48,7 +55,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
     }
     f.deviceId = address.deviceId;
     await deps.admission.admit(req, res);
-    const idempotencyKey = req.get("idempotency-key");
+    const idempotencyKey = headerOf(req, "idempotency-key");
     const delivered = await deps.delivery.deliver(address.deviceId, {
       req,
       res,
@@ -60,8 +67,9 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
       onTransport: (transport) => (f.transport = transport),
     });
     if (delivered.kind === "accepted") {
-      res.status(202).setHeader("Location", `/requests/${delivered.id}`).setHeader("Preference-Applied", "respond-async");
-      res.json({ requestId: delivered.id, status: delivered.state });
+      res.setHeader("Location", `/requests/${delivered.id}`);
+      res.setHeader("Preference-Applied", "respond-async");
+      sendJson(res, 202, { requestId: delivered.id, status: delivered.state });
     }
   } catch (err) {
     // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
@@ -79,7 +87,7 @@ async function handle(deps: DeviceRouteDeps, req: Request, res: Response, next: 
  * The body read whole, its bytes held in the instance's byte budget until the response is over, or, for an
  * accepted asynchronous request (handed over), until the pipeline's delivery of it ends (it releases them then).
  */
-async function readHeld(deps: DeviceRouteDeps, req: Request, res: Response): Promise<ReadBody> {
+async function readHeld(deps: DeviceRouteDeps, req: IncomingMessage, res: ServerResponse): Promise<ReadBody> {
   let handedOver = false;
   const held = deps.budget?.open();
   if (held)
@@ -91,7 +99,7 @@ async function readHeld(deps: DeviceRouteDeps, req: Request, res: Response): Pro
 }
 
 /** RFC 7240 §4.1: `Prefer: respond-async`, among other preferences, in any case. */
-export function prefersAsync(req: Request): boolean {
-  const prefer = req.get("prefer");
+export function prefersAsync(req: IncomingMessage): boolean {
+  const prefer = headerOf(req, "prefer");
   return prefer !== undefined && prefer.split(",").some((p) => p.split(";")[0]?.trim().toLowerCase() === "respond-async");
 }
