@@ -17,6 +17,7 @@ export const REQUEST_ID = "X-Request-Id";
 
 /** Fields meant for the gateway itself, or that the gateway sets: never forwarded as the client sent them. */
 const NOT_FORWARDED = new Set(["x-gateway-timeout", "x-request-id"]);
+const notForwarded = (lowerName: string): boolean => NOT_FORWARDED.has(lowerName);
 
 /**
  * What the device sees of a client request's header fields, over either transport: end-to-end fields in
@@ -24,7 +25,7 @@ const NOT_FORWARDED = new Set(["x-gateway-timeout", "x-request-id"]);
  * gateway's own dropped, and the gateway's request id last (the client's replaced).
  */
 export function headersForDevice(rawHeaders: string[], requestId: string): Array<[string, string]> {
-  const headers = stripHopByHop(fromRawHeaders(rawHeaders)).filter(([n]) => !NOT_FORWARDED.has(n.toLowerCase()));
+  const headers = stripHopByHop(fromRawHeaders(rawHeaders), notForwarded);
   headers.push([REQUEST_ID, requestId]);
   return headers;
 }
@@ -81,10 +82,7 @@ export interface AnswerHead {
 /** The device's header fields the client gets (see above). */
 export function answerHeaders(headers: HeaderList, framing: AnswerFraming, statusCode: number): Array<[string, string]> {
   const dropLength = framing.kind === "held" ? !keepsDeclaredLength(framing.method, statusCode) : framing.chunked;
-  return stripHopByHop(headers).filter(([name]) => {
-    const lower = name.toLowerCase();
-    return lower !== "x-request-id" && !(dropLength && lower === "content-length");
-  });
+  return stripHopByHop(headers, (lower) => lower === "x-request-id" || (dropLength && lower === "content-length"));
 }
 
 /**

@@ -54,8 +54,8 @@ export interface ExchangeHooks {
  * client is the one not reading (then the device is waiting on the client, not the other way round).
  */
 export class Exchange {
-  /** Cancels the current upstream attempt wherever it is: queued in the agent, sending, or receiving. */
-  private upstream = new AbortController();
+  /** Cancels the current upstream attempt wherever it is: queued in the agent, sending, or receiving (one per attempt, made by nextAttempt). */
+  private upstream: AbortController | undefined;
   /** The current attempt's request to the device, once it has a socket; undefined while a retry waits for one. */
   private current: ClientRequest | undefined;
   private readonly deadline: number;
@@ -182,7 +182,7 @@ export class Exchange {
     if (this.settled) return;
     this.settle();
     this.hooks.countFailure(code);
-    this.upstream.abort();
+    this.upstream?.abort();
     this.proxyRes?.destroy();
     const { res } = this.call;
     if (res.headersSent || res.destroyed) {
@@ -228,7 +228,7 @@ export class Exchange {
   private clientGone(): void {
     if (this.settled) return;
     this.settle();
-    this.upstream.abort();
+    this.upstream?.abort();
     this.proxyRes?.destroy();
     this.hooks.resolve();
   }

@@ -26,6 +26,8 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+const CONNECTION = "connection";
+
 export function isLegalHeader(name: string, value: string): boolean {
   return TOKEN.test(name) && FIELD_VALUE.test(value);
 }
@@ -51,23 +53,29 @@ export function checkHeadLimits(headers: HeaderList, reasonPhrase = "", limits =
   if (bytes > limits.bytes) throw new CodecError("too-large", `response head of ${bytes} bytes, over the limit of ${limits.bytes}`);
 }
 
-/** Drops hop-by-hop headers and any header the Connection header lists. Order of the rest is kept. */
-export function stripHopByHop(headers: HeaderList): Array<[string, string]> {
-  const named = new Set<string>();
+/**
+ * Drops hop-by-hop headers and any header the Connection header lists, and those `drop` names (it gets the
+ * name in lower case). Order of the rest is kept; the pairs returned are fresh. One pass, each name
+ * lowered once: this runs on every request and every answer, both ways.
+ */
+export function stripHopByHop(headers: HeaderList, drop?: (lowerName: string) => boolean): Array<[string, string]> {
+  let named: Set<string> | undefined;
   for (const [name, value] of headers) {
-    if (name.toLowerCase() !== "connection") continue;
+    if (name.length !== CONNECTION.length || name.toLowerCase() !== CONNECTION) continue;
+    named ??= new Set();
     for (const token of value.split(",")) {
       const t = token.trim().toLowerCase();
       if (t) named.add(t);
     }
   }
-  return headers
-    .filter(([name]) => {
-      const n = name.toLowerCase();
-      // DESIGN §4 promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
-      return !HOP_BY_HOP.has(n) && !n.startsWith("proxy-") && !named.has(n);
-    })
-    .map(([n, v]) => [n, v]);
+  const out: Array<[string, string]> = [];
+  for (const [name, value] of headers) {
+    const n = name.toLowerCase();
+    // README ("Device requests", headers) promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
+    if (HOP_BY_HOP.has(n) || n.startsWith("proxy-") || named?.has(n) || drop?.(n)) continue;
+    out.push([name, value]);
+  }
+  return out;
 }
 
 /** First value of a header, case-insensitively. */

@@ -1,5 +1,5 @@
 /**
- * XEP-0332 codec: decoding real XML text (fixtures written after the XEP's examples, DESIGN §4 and slixmpp's
+ * XEP-0332 codec: decoding real XML text (fixtures written after the XEP's examples, docs/architecture.md's XMPP contract and slixmpp's
  * plugin dialect), the `<xml>` body form, and every malformed input ending as a CodecError with its reason.
  */
 import { describe, it } from "node:test";
@@ -67,7 +67,7 @@ const GET = "method='GET' resource='/'";
 
 // ------------------------------------------------------------------------------------------------ fixtures
 
-describe("xep0332 fixtures (XEP-0332 examples, DESIGN §4)", () => {
+describe("xep0332 fixtures (XEP-0332 examples, the XMPP contract of docs/architecture.md)", () => {
   it("decodes the XEP's GET request with headers and an escaped query string", () => {
     const req = decodeRequest(payloadOf(fixture("xep-get-request.xml")));
     assert.equal(req.method, "GET");
@@ -82,7 +82,7 @@ describe("xep0332 fixtures (XEP-0332 examples, DESIGN §4)", () => {
     assert.deepEqual(req.body, { kind: "inline", form: "none", bytes: Buffer.alloc(0) });
   });
 
-  it("decodes DESIGN §4's POST request with a JSON <text> body", () => {
+  it("decodes the XMPP contract's POST request with a JSON <text> body", () => {
     const req = decodeRequest(payloadOf(fixture("design-post-request.xml")));
     assert.equal(req.method, "POST");
     assert.equal(req.resource, "/BULB/ON?x=1");
