@@ -1,12 +1,16 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
-import { GatewayError } from "../errors.js";
+import { GatewayError, toGatewayError } from "../errors.js";
 import type { DeviceQueue } from "../limits/device-queue.js";
 import type { PassThroughTarget } from "../proxy/exchange.js";
 import type { DeviceRoute } from "../registry/resolver.js";
 
+/** The XMPP side (XmppExchanger): an exchange prepared before the slot is asked for, sent once it is held. */
 export interface Exchanger {
-  exchange(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): Promise<HttpResponseMessage>;
+  prepare(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): {
+    send(timeoutMs: number): Promise<HttpResponseMessage>;
+    cancel(): void;
+  };
 }
 
 /** A pass-through call as the slot takes it: the device's address comes from its route, the time left from its slot. */
@@ -36,9 +40,17 @@ export class DeviceSlot {
   overXmpp(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponseMessage> {
     if (route.transport !== "xmpp")
       return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
-    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) =>
-      this.deps.xmpp.exchange({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs: remainingMs }),
-    );
+    let prepared: ReturnType<Exchanger["prepare"]>;
+    try {
+      // Prepared first: its correlation record and the slot's request go to Redis in one write.
+      prepared = this.deps.xmpp.prepare({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs });
+    } catch (err) {
+      return Promise.reject(toGatewayError(err));
+    }
+    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) => prepared.send(remainingMs)).catch((err: unknown) => {
+      prepared.cancel(); // a no-op once sent
+      throw err;
+    });
   }
 
   /**

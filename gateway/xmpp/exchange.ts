@@ -60,6 +60,14 @@ export const MAX_RESENDS = 2;
 /** The longest stanza error text carried into an error message (stored in Redis, logged, sent to the client). */
 const MAX_ERROR_TEXT = 256;
 
+/** An exchange whose correlation record is on its way (XmppExchanger.prepare): sent, or cancelled, once. */
+export interface PreparedExchange {
+  /** Sends the request once the record is written; `timeoutMs` is what is left of the request's deadline. */
+  send(timeoutMs: number): Promise<HttpResponseMessage>;
+  /** Never sent: the record goes. */
+  cancel(): void;
+}
+
 /** What became of a reply or chunk offered to this instance's exchanges. */
 export type Offer = "taken" | "not-mine";
 
@@ -98,29 +106,65 @@ export class XmppExchanger {
     );
   }
 
+  /** One exchange, start to end (prepare, then send at once). */
+  exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
+    try {
+      return this.prepare(req).send(req.timeoutMs);
+    } catch (err) {
+      return Promise.reject(toGatewayError(err));
+    }
+  }
+
   /**
-   * One exchange, start to end, as xmpp.js's iq caller does it: a fresh id, the correlation record and the
-   * pending entry, the IQ (and its body chunks) sent, a failed send settling the entry, and every way out
-   * (reply, error, deadline, drain) cleaning up here: the stream still receiving, the reply's bytes, the
-   * record.
+   * The first half of an exchange: a fresh id, and its correlation record on its way to Redis, before the
+   * device's in-flight slot is taken. The caller asks for the slot in the same tick, so both commands leave in
+   * one write to Redis (auto-pipelining), one round trip fewer per request than one after the other. Then
+   * `send` once the slot is held, or `cancel` when none came (the record would expire by itself at the
+   * deadline; it goes at once). Throws when nothing may be sent now (the instance shuts down, the component
+   * is offline), before any slot is taken.
    */
-  async exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
-    const { component, store, pending, limits } = this.deps;
+  prepare(req: ExchangeRequest): PreparedExchange {
     if (this.closing) throw new GatewayError("GW_SHUTTING_DOWN");
-    if (!component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
+    if (!this.deps.component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
+    const { store } = this.deps;
     const id = newId();
-    await store.put(
+    const recorded = store.put(
       id,
       { owner: this.deps.instanceId, deviceId: req.deviceId, jid: req.jid, deadline: Date.now() + req.timeoutMs },
       req.timeoutMs,
     );
-    // Checked again with nothing awaited before pending.add: an exchange is either failed by shutDown() as
-    // sent, or never sent at all.
-    if (this.closing) {
+    // Observed at once: a failed write is send()'s to report, or nobody's after cancel().
+    recorded.catch(() => undefined);
+    let used = false;
+    return {
+      send: (timeoutMs) => {
+        used = true;
+        return this.send(id, req, recorded, timeoutMs);
+      },
+      cancel: () => {
+        if (used) return;
+        used = true;
+        recorded.then(() => store.remove(id, req.jid)).catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The second half, as xmpp.js's iq caller does it: once the record is written, the pending entry, the IQ
+   * (and its body chunks) sent, a failed send settling the entry, and every way out (reply, error, deadline,
+   * drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
+   */
+  private async send(id: string, req: ExchangeRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
+    const { component, store, pending, limits } = this.deps;
+    await recorded;
+    // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
+    // is either failed by shutDown() as sent, or never sent at all.
+    const refusal = this.closing ? "GW_SHUTTING_DOWN" : component.online ? undefined : "GW_XMPP_UNAVAILABLE";
+    if (refusal) {
       store.remove(id, req.jid).catch(() => undefined);
-      throw new GatewayError("GW_SHUTTING_DOWN");
+      throw new GatewayError(refusal);
     }
-    const reply = pending.add(id, req.deviceId, req.jid, req.timeoutMs);
+    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
     // The deadline may fire while the IQ is still being written: never leave the rejection unobserved.
     reply.catch(() => undefined);
     this.deps.metrics.iqInflight.set(pending.size);
