@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError, toGatewayError } from "../errors.js";
+import { whenClosed } from "../../lib/http/response-end.js";
 import type { DeviceQueue } from "../limits/device-queue.js";
 import type { PassThroughTarget } from "../proxy/exchange.js";
 import type { DeviceRoute } from "../registry/resolver.js";
@@ -95,7 +96,7 @@ export function clientHangUp(res: ServerResponse): AbortSignal {
   const hungUp = new AbortController();
   if (res.writableEnded || res.destroyed) hungUp.abort();
   else
-    res.once("close", () => {
+    whenClosed(res, () => {
       if (!res.writableFinished) hungUp.abort();
     });
   return hungUp.signal;

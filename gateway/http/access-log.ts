@@ -3,12 +3,13 @@ import type { Logger } from "../log.js";
 import { statusClass, type Metrics } from "../metrics/metrics.js";
 import { facts } from "./context.js";
 import { pathOf } from "./request-path.js";
+import { whenClosed } from "../../lib/http/response-end.js";
 
 /** One JSON log line and one metric sample per request, written when the response is done (or aborted). */
 export function accessLog(logger: Logger, metrics: Metrics): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const started = process.hrtime.bigint();
-    res.once("close", () => {
+    whenClosed(res, () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const f = facts(res);
       const method = req.method ?? "";

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { whenClosed } from "../../lib/http/response-end.js";
 
 /**
  * The responses in progress on each connection of a server: which connections are idle (for a drain), and
@@ -17,7 +18,7 @@ export class ConnectionTracker {
       const responses = this.bySocket.get(req.socket);
       if (!responses) return;
       responses.add(res);
-      res.once("close", () => responses.delete(res));
+      whenClosed(res, () => responses.delete(res));
     });
   }
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors.js";
+import { whenClosed } from "../../lib/http/response-end.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { clientKey, type ClientKeyMode } from "./client-key.js";
 import type { ClientRateLimiter } from "./client-rate-limiter.js";
@@ -35,7 +36,7 @@ export class Admission {
         retryAfterS: this.deps.overloadRetryAfterS,
       });
     }
-    res.once("close", release);
+    whenClosed(res, release);
     if (!rate) return;
     try {
       await rate.limiter.check(clientKey(req, rate.key));

@@ -3,6 +3,7 @@ import { type ErrorCode, GatewayError } from "../errors.js";
 import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
 import type { Framing } from "./headers.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";
+import { whenClosed } from "../../lib/http/response-end.js";
 
 /** One request through the pass-through: where it goes, its deadline and request id, and who watches the answer. */
 export interface PassThroughTarget {
@@ -70,7 +71,7 @@ export class Exchange {
   ) {
     this.deadline = Date.now() + call.timeoutMs;
     this.timer = setTimeout(() => this.onTimer(), call.timeoutMs);
-    call.res.once("close", () => {
+    whenClosed(call.res, () => {
       if (!call.res.writableFinished) this.clientGone();
     });
   }

@@ -84,8 +84,11 @@ export class XmppExchanger {
   /** Reply bytes held per exchange id, and the same reservations by stream while chunks arrive. */
   private readonly holds = new Map<string, ReplyHold>();
   private readonly streamHolds = new Map<string, Hold>();
-  /** Sent requests that may go again (see resendUnanswered): the IQ as sent, and how often it was resent. */
-  private readonly resendable = new Map<string, { iq: XmlElement; resends: number }>();
+  /**
+   * Sent requests that may go again (see resendUnanswered), and how often each was resent. The IQ is built
+   * again for a resend, rare, rather than kept: its element tree would be held for every request in flight.
+   */
+  private readonly resendable = new Map<string, { request: ExchangeRequest; resends: number }>();
   private closing = false;
 
   constructor(private readonly deps: ExchangeDeps) {
@@ -155,7 +158,7 @@ export class XmppExchanger {
    * drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
    */
   private async send(id: string, req: ExchangeRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
-    const { component, store, pending, limits } = this.deps;
+    const { component, store, pending } = this.deps;
     await recorded;
     // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
     // is either failed by shutDown() as sent, or never sent at all.
@@ -169,17 +172,7 @@ export class XmppExchanger {
     reply.catch(() => undefined);
     this.deps.metrics.iqInflight.set(pending.size);
     try {
-      const encoded = encodeRequest(req.message, {
-        chunkThreshold: limits.chunkThresholdBytes,
-        chunkSize: limits.chunkSizeBytes,
-        maxChunkSize: limits.chunkSizeBytes,
-        newStreamId: newId,
-      });
-      const iq = el("iq", { type: "set", id, to: req.jid, from: component.domain }, encoded.payload);
-      await component.send(iq);
-      // XEP-0332 §3: the body's chunks follow the IQ, as messages from the same full JID.
-      for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
-      if (encoded.chunks.length === 0 && mayResend(req.message)) this.resendable.set(id, { iq, resends: 0 });
+      await this.transmit(id, req);
     } catch (err) {
       pending.settle(id, toGatewayError(err), "late");
     }
@@ -212,14 +205,39 @@ export class XmppExchanger {
       if (!entry || entry.streamId !== undefined || request.resends >= MAX_RESENDS) continue;
       request.resends++;
       sent++;
-      // A send that fails leaves the exchange to its deadline, as the first one would have.
-      this.deps.component.send(request.iq).catch(() => undefined);
+      // The same IQ again (same id and body: a request that went whole, without chunks). A send that fails
+      // leaves the exchange to its deadline, as the first one would have.
+      this.deps.component.send(this.encode(id, request.request).iq).catch(() => undefined);
     }
     if (sent > 0) {
       this.deps.metrics.iqResends.inc(sent);
       this.log.info({ event: "resent", departed, count: sent }, "requests sent again: another instance's component connection closed");
     }
     return sent;
+  }
+
+  /**
+   * Sends the IQ, then its body's chunks (XEP-0332 §3: as messages from the same full JID). A function of its
+   * own so that the stanzas are garbage once written: nothing of them stays in the frame that waits for the reply.
+   */
+  private async transmit(id: string, req: ExchangeRequest): Promise<void> {
+    const { component } = this.deps;
+    const encoded = this.encode(id, req);
+    await component.send(encoded.iq);
+    for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
+    if (encoded.chunks.length === 0 && mayResend(req.message)) this.resendable.set(id, { request: req, resends: 0 });
+  }
+
+  /** The request's IQ (XEP-0332 §2) under exchange id `id`, and the chunks its body goes in if it is large. */
+  private encode(id: string, req: ExchangeRequest): { iq: XmlElement; chunks: XmlElement[] } {
+    const { component, limits } = this.deps;
+    const encoded = encodeRequest(req.message, {
+      chunkThreshold: limits.chunkThresholdBytes,
+      chunkSize: limits.chunkSizeBytes,
+      maxChunkSize: limits.chunkSizeBytes,
+      newStreamId: newId,
+    });
+    return { iq: el("iq", { type: "set", id, to: req.jid, from: component.domain }, encoded.payload), chunks: encoded.chunks };
   }
 
   /** An IQ result or error: finished here when this instance is waiting for it. */

@@ -9,6 +9,7 @@ import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { sendError, sendJson } from "../error-response.js";
 import { headerOf } from "../request-path.js";
+import { whenClosed } from "../../../lib/http/response-end.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
 export interface Addressing {
@@ -91,7 +92,7 @@ async function readHeld(deps: DeviceRouteDeps, req: IncomingMessage, res: Server
   let handedOver = false;
   const held = deps.budget?.open();
   if (held)
-    res.once("close", () => {
+    whenClosed(res, () => {
       if (!handedOver) held.release();
     });
   const body = await readBody(req, deps.maxBodyBytes, held);
