@@ -7,6 +7,7 @@ import type { Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
 import type { HttpPassThrough } from "./proxy/pass-through.js";
 import type { RedisStore } from "./redis/client.js";
+import type { CachedRegistry } from "./registry/cached-registry.js";
 import type { RedisDeviceRegistry } from "./registry/redis-registry.js";
 import { gatewayVersion } from "./version.js";
 import { buildDelivery } from "./wiring/delivery.js";
@@ -29,6 +30,8 @@ export interface Gateway extends Lifecycle {
   readonly component: XmppComponent;
   readonly redis: RedisStore;
   readonly registry: RedisDeviceRegistry;
+  /** What device requests read the registry through (GATEWAY_REGISTRY_CACHE_MS). */
+  readonly registryCache: CachedRegistry;
   /** The HTTP pass-through: its connections and exchanges in flight (for tests and diagnostics). */
   readonly passThrough: HttpPassThrough;
 }
@@ -52,6 +55,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       deviceQueueWaiting: () => limits.deviceQueue.size,
       bufferedBytes: () => limits.budget.held,
       proxyConnections: () => delivery.passThrough.connections(),
+      registryCacheLookups: () => stores.registryCache.lookups,
     },
     gatewayVersion(),
   );
@@ -78,7 +82,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     stop: [() => http.stopMetrics(), () => delivery.stop(), () => xmpp.stop(), () => limits.stop(), () => stores.stop()],
   });
   const { component, pending, exchanger } = xmpp;
-  const { redis, registry } = stores;
+  const { redis, registry, registryCache } = stores;
   return {
     http: http.server,
     metricsHttp: http.metricsServer,
@@ -88,6 +92,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
     component,
     redis,
     registry,
+    registryCache,
     passThrough: delivery.passThrough,
     ...lifecycle,
   };

@@ -53,6 +53,11 @@ export interface Config {
     queueMax: number;
     /** JSON or YAML list of registry entries imported at start. */
     file?: string;
+    /**
+     * GATEWAY_REGISTRY_CACHE_MS: a registry answer kept in memory is read again once this old, change notice
+     * or not (registry/cached-registry.ts); 0: no cache, the registry is read on every request.
+     */
+    registryCacheMs: number;
   };
   limits: {
     /** GATEWAY_MAX_IN_FLIGHT: device requests this instance holds at once; beyond, 503 GW_OVERLOADED. */
@@ -185,6 +190,7 @@ export function loadConfig(env: Env): Config {
       defaultTransport: read("DEFAULT_TRANSPORT"),
       maxInFlight: read("GATEWAY_DEVICE_MAX_IN_FLIGHT"),
       queueMax: read("GATEWAY_DEVICE_QUEUE_MAX"),
+      registryCacheMs: read("GATEWAY_REGISTRY_CACHE_MS"),
       ...(devicesFile !== undefined ? { file: devicesFile } : {}),
     },
     limits: {

@@ -186,6 +186,13 @@ export const GATEWAY_SETTINGS = {
     doc: "bearer token of the admin API (or GATEWAY_ADMIN_TOKEN_FILE)",
   },
   GATEWAY_DEVICES_FILE: { kind: "optional", unset: "", doc: "JSON or YAML list of registry entries, imported at every start" },
+  GATEWAY_REGISTRY_CACHE_MS: {
+    kind: "int",
+    default: 5000,
+    min: 0,
+    max: 600_000,
+    doc: "a registry entry an instance keeps in memory is read again once this old, even if no change notice came; 0: read on every request",
+  },
   GATEWAY_REQUEST_TIMEOUT_MS: { kind: "int", default: 30_000, min: 1, doc: "deadline of one device exchange" },
   GATEWAY_MAX_BODY_BYTES: { kind: "int", default: 10 * 1024 * 1024, min: 0, doc: "request body limit (413)" },
   GATEWAY_LINGER_MS: {
@@ -261,3 +268,11 @@ export const OVERLOAD_RETRY_AFTER_S = 1;
  * bytes, hold 1 MiB).
  */
 export const MAX_PARKED_CHUNKS = 4096;
+
+/**
+ * Registry answers one instance keeps in memory at most (registry/cached-registry.ts), the oldest dropped
+ * first. A constant, not a setting: GATEWAY_REGISTRY_CACHE_MS already bounds what is kept to the devices
+ * requested within that time, and this only caps requests for random ids (each of which costs a Redis read
+ * anyway): about 40 MB of entries with every field set (some 400 bytes each), 13 MB of absent ones.
+ */
+export const REGISTRY_CACHE_MAX_ENTRIES = 100_000;

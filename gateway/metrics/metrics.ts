@@ -20,6 +20,8 @@ export interface MetricSources {
   bufferedBytes?: () => number;
   /** The HTTP pass-through's connections to devices, by state. */
   proxyConnections?: () => { active: number; idle: number; waiting: number };
+  /** Registry lookups so far, by how they were answered (counted by the registry cache, reported at scrape time). */
+  registryCacheLookups?: () => { hit: number; miss: number; bypass: number };
 }
 
 export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}, version = "unknown") {
@@ -37,6 +39,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     registers,
   });
   buildInfo.set({ version, node: process.version }, 1);
+  const lookupsReported = new Map<string, number>();
   return {
     registry,
     httpRequests: new Counter({
@@ -135,6 +138,25 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
         if (!sources.proxyConnections) return;
         for (const [state, n] of Object.entries(sources.proxyConnections())) this.set({ state }, n);
       },
+    }),
+    registryCacheLookups: new Counter({
+      name: "gateway_registry_cache_lookups_total",
+      help: "Registry lookups of device requests: answered from memory (hit), read from Redis (miss), read from Redis because the cache was off or not hearing change notices (bypass).",
+      labelNames: ["result"] as const,
+      registers,
+      collect() {
+        if (!sources.registryCacheLookups) return;
+        // Counted as plain numbers on the request path; the counter catches up here.
+        for (const [result, n] of Object.entries(sources.registryCacheLookups())) {
+          this.inc({ result }, Math.max(0, n - (lookupsReported.get(result) ?? 0)));
+          lookupsReported.set(result, n);
+        }
+      },
+    }),
+    registryCacheInvalidations: new Counter({
+      name: "gateway_registry_cache_invalidations_total",
+      help: "Registry change notices this instance received (each drops one device from its registry cache, or all).",
+      registers,
     }),
     shadowComparisons: new Counter({
       name: "gateway_shadow_comparisons_total",

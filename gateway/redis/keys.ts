@@ -170,6 +170,15 @@ export class RedisKeys {
     return this.key("legacy", tag(address));
   }
 
+  /**
+   * Channel: registry changes. Every write of a registry entry publishes the device's id here, and every
+   * instance drops that id from its registry cache (registry/registry-changes.ts). One channel for the whole
+   * fleet (untagged: in Cluster mode one shard carries it): changes are rare, and an instance must hear them all.
+   */
+  registryChanges(): string {
+    return this.key("registrychanged");
+  }
+
   private onlineBucket(bucket: number): string {
     return this.key("online", String(bucket));
   }

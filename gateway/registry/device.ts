@@ -1,6 +1,7 @@
 /**
  * A device's registry entry (README, "Admin API"): how the gateway reaches it. Stored in Redis, shared by every
- * instance, read on each request: a change is seen by all instances on their next request.
+ * instance: a change applies at once on the instance that made it, and on the others once its notice reaches
+ * them, within GATEWAY_REGISTRY_CACHE_MS in any case (cached-registry.ts).
  */
 /** `shadow`: safe requests go both ways, the HTTP answer is returned and the two are compared. */
 export const TRANSPORTS = ["xmpp", "http", "shadow"] as const;

@@ -56,10 +56,11 @@ return 0`;
 const LIST_BATCH = 500;
 
 /**
- * The device registry on Redis (README, "Admin API"), shared by every instance and read on every request, so a
- * change is seen everywhere on the next request. Keys: `{prefix}device:{id}` (the record as JSON, tagged by
- * device), `{prefix}devices` (the set of ids), `{prefix}legacy:{host:port}` (the id owning a legacy address,
- * tagged by address). Every Redis failure surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
+ * The device registry on Redis (README, "Admin API"), shared by every instance. Every write of an entry is
+ * announced on the registry channel, after which each instance's registry cache (cached-registry.ts) reads
+ * it again. Keys: `{prefix}device:{id}` (the record as JSON, tagged by device), `{prefix}devices` (the set of
+ * ids), `{prefix}legacy:{host:port}` (the id owning a legacy address, tagged by address). Every Redis failure
+ * surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
  *
  * The three are different hash slots, so a change is several single-slot steps, in an order whose every
  * intermediate state (an instance dying between two steps) is one that readers already tolerate:
@@ -78,10 +79,19 @@ export class RedisDeviceRegistry implements DeviceStore {
   private readonly swapScript: (...args: Array<string | number>) => Promise<number>;
   private readonly undoScript: (...args: Array<string | number>) => Promise<number>;
 
+  private readonly now: () => Date;
+  private readonly onChanged: (id: string) => void;
+
+  /**
+   * `onChanged`: called at once after every write of an entry (also one that failed partway), before every
+   * instance is told on the registry channel (this instance's registry cache drops the device there).
+   */
   constructor(
     private readonly redis: RedisStore,
-    private readonly now: () => Date = () => new Date(),
+    opts: { now?: () => Date; onChanged?: (id: string) => void } = {},
   ) {
+    this.now = opts.now ?? (() => new Date());
+    this.onChanged = opts.onChanged ?? (() => undefined);
     this.claimScript = redis.script<string>("registryClaimAddress", 1, CLAIM_SCRIPT);
     this.swapScript = redis.script<number>("registrySwapAddress", 1, SWAP_SCRIPT);
     this.undoScript = redis.script<number>("registryUndoPut", 1, UNDO_SCRIPT);
@@ -101,7 +111,7 @@ export class RedisDeviceRegistry implements DeviceStore {
     for (const id of ids.sort(byCodePoint)) {
       const canonicalId = canonicalDeviceId(id);
       if (canonicalId === undefined || canonicalId === id) continue;
-      const outcome = await this.canonicalize(id, canonicalId);
+      const outcome = await this.changing(canonicalId, () => this.canonicalize(id, canonicalId));
       if (outcome === "renamed") renamed.push(id);
       else if (outcome === "dropped") dropped.push(id);
     }
@@ -143,6 +153,10 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
+    return this.changing(canonicalOrAsGiven(record.id), () => this.write(record));
+  }
+
+  private async write(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
     const stored: DeviceRecord = { ...record, id: canonicalOrAsGiven(record.id), updatedAt: this.now().toISOString() };
     let address = "";
     if (stored.legacyAddress !== undefined) {
@@ -200,6 +214,10 @@ export class RedisDeviceRegistry implements DeviceStore {
   }
 
   async delete(id: string): Promise<boolean> {
+    return this.changing(canonicalOrAsGiven(id), () => this.remove(id));
+  }
+
+  private async remove(id: string): Promise<boolean> {
     const canonical = canonicalOrAsGiven(id);
     const old = await this.redis.run((c) => c.getdel(this.recordKey(id)));
     await this.redis.run((c) => c.srem(this.setKey(), canonical));
@@ -232,6 +250,28 @@ export class RedisDeviceRegistry implements DeviceStore {
     const record = await this.get(id);
     // Changed between the two reads, or a stale entry: the index no longer speaks for this record.
     return record?.legacyAddress === address ? record : undefined;
+  }
+
+  /**
+   * Runs a write of the device's entry, then tells of it: this instance at once (onChanged), every instance
+   * on the registry channel (registry-changes.ts), also when the write failed partway (it may have changed
+   * the record before it failed, or changed it and put it back, as a put that lost its address does: an
+   * instance may have read it meanwhile). Answered once the notice is published: a write whose notice could
+   * not be published fails (GW_STORE_UNAVAILABLE) though it was made, and the instances that missed it read
+   * the entry again within GATEWAY_REGISTRY_CACHE_MS.
+   */
+  private async changing<T>(id: string, write: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await write();
+    } catch (err) {
+      this.onChanged(id);
+      await this.redis.publish(this.redis.keys.registryChanges(), id).catch(() => undefined);
+      throw err;
+    }
+    this.onChanged(id);
+    await this.redis.publish(this.redis.keys.registryChanges(), id);
+    return result;
   }
 
   /** Ids are looked up in any case, by their canonical spelling (README "Device ids"). */

@@ -29,8 +29,8 @@ export interface ResolverDefaults {
 }
 
 /**
- * The registry entry when there is one (read on every request, so a change applies on the next request on
- * every instance), else the default rule (README, "Admin API").
+ * The registry entry when there is one, else the default rule (README, "Admin API"). The entry comes from
+ * the instance's registry cache (cached-registry.ts), which bounds how late a change may apply.
  */
 export class RegistryResolver implements DeviceResolver {
   constructor(

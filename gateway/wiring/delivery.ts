@@ -14,7 +14,8 @@ import type { Stores } from "./stores.js";
 
 /** Delivery: the one entry of device requests (route, deadline, transport), and the HTTP pass-through. */
 export function buildDelivery(config: Config, logger: Logger, metrics: Metrics, stores: Stores, limits: Limits, exchanger: XmppExchanger) {
-  const { redis, registry } = stores;
+  // The registry as the hot path reads it: through this instance's cache (GATEWAY_REGISTRY_CACHE_MS).
+  const { redis, registryCache: registry } = stores;
   // Per device origin, as many connections as the registry may allow a device (MAX_IN_FLIGHT.max): the
   // device's slots (DeviceQueue) are the one limit, not a second, smaller queue inside the agent.
   const passThrough = new HttpPassThrough({ maxBodyBytes: config.http.maxBodyBytes, keepAliveMaxSockets: MAX_IN_FLIGHT.max }, { metrics });

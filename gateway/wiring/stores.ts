@@ -5,9 +5,12 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { PresenceStore } from "../presence/presence-store.js";
 import { RedisStore } from "../redis/client.js";
+import { CachedRegistry } from "../registry/cached-registry.js";
 import { importDevices, loadDevicesFile } from "../registry/import.js";
 import { MigrationView } from "../registry/migration.js";
 import { RedisDeviceRegistry } from "../registry/redis-registry.js";
+import { RegistryChangeFeed } from "../registry/registry-changes.js";
+import { REGISTRY_CACHE_MAX_ENTRIES } from "../settings.js";
 
 /** The Redis side: the connection, and what the instances share through it (registry, presence, results). */
 export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
@@ -15,17 +18,30 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
     { ...config.redis, connectionName: `gateway:${config.instanceId}` },
     { logger, onReadyChange: (ready) => metrics.redisConnected.set(ready ? 1 : 0) },
   );
-  const registry = new RedisDeviceRegistry(redis);
+  // This instance's own writes drop their device from its cache at once; the others' come as notices.
+  const registry = new RedisDeviceRegistry(redis, { onChanged: (id) => registryCache.drop(id) });
+  /** What device requests read the registry through (GATEWAY_REGISTRY_CACHE_MS; 0: straight from Redis). */
+  const registryCache = new CachedRegistry(registry, { maxAgeMs: config.devices.registryCacheMs, maxEntries: REGISTRY_CACHE_MAX_ENTRIES });
+  // The cache is used only while this feed hears every change; without a cache nothing needs to listen (the
+  // writes are announced all the same, for the instances that have one).
+  const changeFeed =
+    config.devices.registryCacheMs > 0
+      ? new RegistryChangeFeed(redis, registryCache, logger, () => metrics.registryCacheInvalidations.inc())
+      : undefined;
   const presence = new PresenceStore(redis, config.presence);
   const shadow = new ShadowComparisons(redis, metrics, logger);
   return {
     redis,
     registry,
+    registryCache,
     presence,
     shadow,
     migration: new MigrationView({ registry, presence, shadow }),
     asyncRequests: new AsyncRequests(redis, config.requests.resultTtlMs),
-    /** Connects to Redis, with the devices file (GATEWAY_DEVICES_FILE) imported into the registry. */
+    /**
+     * Connects to Redis, with the devices file (GATEWAY_DEVICES_FILE) imported into the registry; then the
+     * registry change feed, which opens the registry cache once it hears changes.
+     */
     async start(): Promise<void> {
       // A bad devices file stops the start before anything connects.
       const imported = config.devices.file !== undefined ? await loadDevicesFile(config.devices.file) : undefined;
@@ -49,8 +65,12 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
             "registry ids not checked for capitals (Redis unreachable)",
           ),
       );
+      await changeFeed?.start();
     },
-    stop: () => redis.stop(),
+    async stop(): Promise<void> {
+      await changeFeed?.stop();
+      await redis.stop();
+    },
   };
 }
 

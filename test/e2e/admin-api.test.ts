@@ -16,7 +16,7 @@ import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { RegistryResolver } from "../../gateway/registry/resolver.js";
 import { echoDevice, type EchoReport } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
-import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { gatewayEnv, registryChangeSeen, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 const TOKEN = `admin-${randomBytes(16).toString("hex")}`;
@@ -409,15 +409,17 @@ describe("admin API: the device registry shared by every instance", () => {
       assert.equal((res.body as ErrorJson).error.code, "GW_UNKNOWN_DEVICE");
     });
 
-    it("a device registered on A is served by C at once, and refused once deleted", async () => {
-      await request(c.url).get("/devices/reg-dev/x").expect(404);
+    it("a device registered on A is served by C once A's change notice reaches it, and refused once deleted", async () => {
+      await request(c.url).get("/devices/reg-dev/x").expect(404); // C now remembers that reg-dev has no entry
       await admin(a)
         .put("/admin/devices/reg-dev", { transport: "xmpp", jid: `reg-dev@${stack.prosody.vhost}/agent` })
         .expect(201);
+      await registryChangeSeen([c], "reg-dev");
       const res = await request(c.url).get("/devices/reg-dev/TEMPERATURE?x=1").expect(200);
       assert.equal((res.body as EchoReport).device, "reg-dev");
       assert.equal((res.body as EchoReport).url, "/TEMPERATURE?x=1");
       await admin(b).delete("/admin/devices/reg-dev").expect(204);
+      await registryChangeSeen([c], "reg-dev");
       const gone = await request(c.url).get("/devices/reg-dev/TEMPERATURE").expect(404);
       assert.equal((gone.body as ErrorJson).error.code, "GW_UNKNOWN_DEVICE");
     });
@@ -427,6 +429,7 @@ describe("admin API: the device registry shared by every instance", () => {
       await admin(a)
         .put("/admin/devices/alias", { transport: "xmpp", jid: `unreg-dev@${stack.prosody.vhost}/agent` })
         .expect(201);
+      await registryChangeSeen([c], "alias");
       const res = await request(c.url).get("/devices/alias/who").expect(200);
       assert.equal((res.body as EchoReport).device, "unreg-dev");
     });

@@ -14,7 +14,7 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { startFleet } from "../helpers/fleet.js";
-import { startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
@@ -151,6 +151,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
       const server = teardown.stopLater(`device ${id}`, await startDeviceServer(d.handler));
       await a.gateway.registry.put({ id, transport: "http", httpTarget: server.url, ...settings });
     }
+    await registryChangeSeen([b, c], id);
     return d;
   }
 
@@ -159,6 +160,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
     if (transport === "http") return httpHolding(await device(id, "http", settings));
     const peer = teardown.stopLater(`peer ${id}`, await startPeer(stack.prosody, id));
     await a.gateway.registry.put({ id, transport: "xmpp", ...settings });
+    await registryChangeSeen([b, c], id);
     const d = peerHolding(id, peer);
     peers.push(d);
     return d;

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { el } from "../../lib/xep0332/xml.js";
 import { pollUntil, waitForPortClosed } from "../../local-stack/ports.js";
-import { gatewayEnv, startGateway, type RunningGateway } from "../helpers/gateway.js";
+import { gatewayEnv, registryChangeSeen, startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
@@ -118,6 +118,7 @@ describe("drain: exchanges it cannot finish", () => {
     const gw = await doomed(300);
     // Registered: an offline queue takes requests only for devices registered or seen before.
     await other.gateway.registry.put({ id: "drainq", transport: "xmpp" });
+    await registryChangeSeen([gw], "drainq");
     const ids: string[] = [];
     for (const body of ["first", "second"]) {
       const accepted = await fetch(`${gw.url}/devices/drainq/switch`, { method: "POST", body, headers: { prefer: "respond-async" } });

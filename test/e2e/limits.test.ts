@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
-import { startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { registryChangeSeen, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer, type DeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
@@ -52,6 +52,7 @@ describe("limits and fairness", () => {
       body: JSON.stringify({ transport: "http", httpTarget: device.url }),
     });
     assert.equal(r.status, 201);
+    await registryChangeSeen([b], id);
   }
 
   const get = (g: RunningGateway, path: string, tenant: string, signal?: AbortSignal) =>

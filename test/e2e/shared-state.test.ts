@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startFleet, type Fleet } from "../helpers/fleet.js";
-import { startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 interface ErrorBody {
@@ -180,6 +180,7 @@ describe("state shared by instances", () => {
   it("limits a device's requests in flight across instances: 429 GW_DEVICE_BUSY with Retry-After", async () => {
     await fleetOf("busy-dev");
     await a.gateway.registry.put({ id: "busy-dev", transport: "xmpp", maxInFlight: 1 });
+    await registryChangeSeen([b], "busy-dev");
     const first = fetch(`${a.url}/devices/busy-dev/hold`);
     await pollUntil("held", () => held.length === 1, { timeoutMs: 15_000 });
     const second = await fetch(`${b.url}/devices/busy-dev/other`);

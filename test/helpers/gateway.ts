@@ -5,6 +5,7 @@ import { loadConfig, type Config } from "../../gateway/config.js";
 import { createGateway, type Gateway } from "../../gateway/compose.js";
 import { createLogger } from "../../gateway/log.js";
 import type { Env } from "../../lib/env.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { testComponents, type Stack, type Teardown } from "./stack.js";
 
 export interface RunningGateway {
@@ -70,4 +71,25 @@ export async function startTwoGateways(
     }),
   );
   return [a, b];
+}
+
+/**
+ * Waits until every one of `gateways` serves device `id`'s registry entry as Redis holds it now: a change made
+ * through another instance applies there once its change notice arrives (README, "Admin API"), and a test
+ * that sends the next request elsewhere waits for that instead of racing it. Each look is a lookup through
+ * the instance's registry cache, which reads Redis only once the notice has dropped what it kept.
+ */
+export async function registryChangeSeen(gateways: readonly RunningGateway[], id: string): Promise<void> {
+  const first = gateways[0];
+  if (first === undefined) return;
+  const stored = JSON.stringify((await first.gateway.registry.get(id)) ?? null);
+  await Promise.all(
+    gateways.map((g) =>
+      pollUntil(
+        `${id}'s registry change seen by ${g.config.instanceId}`,
+        async () => JSON.stringify((await g.gateway.registryCache.get(id)) ?? null) === stored,
+        { intervalMs: 5 },
+      ),
+    ),
+  );
 }

@@ -172,7 +172,7 @@ describe("loadConfig", () => {
       },
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000, waitReplicas: { replicas: 0, timeoutMs: 250 } },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
-      devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256 },
+      devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256, registryCacheMs: 5000 },
       limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
       admin: {},
       exchange: {
@@ -231,6 +231,7 @@ describe("loadConfig", () => {
       GATEWAY_DEVICE_QUEUE_MAX: "0",
       GATEWAY_ADMIN_TOKEN: "admin-token-0123456789",
       GATEWAY_DEVICES_FILE: "/etc/gateway/devices.yaml",
+      GATEWAY_REGISTRY_CACHE_MS: "0",
       GATEWAY_MAX_IN_FLIGHT: "500",
       GATEWAY_HEADERS_TIMEOUT_MS: "5000",
       GATEWAY_RECEIVE_TIMEOUT_MS: "60000",
@@ -265,6 +266,7 @@ describe("loadConfig", () => {
         defaultTransport: "none",
         maxInFlight: 4,
         queueMax: 0,
+        registryCacheMs: 0,
         file: "/etc/gateway/devices.yaml",
       },
       limits: {

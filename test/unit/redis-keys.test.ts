@@ -36,6 +36,7 @@ describe("Redis key names", () => {
         device: keys.device("dev-17"),
         devices: keys.devices(),
         legacyIndex: keys.legacyIndex("10.0.0.1:80"),
+        registryChanges: keys.registryChanges(),
       },
       {
         exchange: "gw:corr:{abc}",
@@ -62,6 +63,7 @@ describe("Redis key names", () => {
         device: "gw:device:{dev-17}",
         devices: "gw:devices",
         legacyIndex: "gw:legacy:{10.0.0.1:80}",
+        registryChanges: "gw:registrychanged",
       },
     );
   });
