@@ -136,11 +136,13 @@ async function startWithEnv(env: Env, opts: GatewayProcessOptions): Promise<Gate
 export async function startGatewayProcess(
   targets: GatewayTargets,
   overrides: Env = {},
-  options: GatewayProcessOptions | number | undefined = {},
+  options?: GatewayProcessOptions | number,
   more: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
+  // No default for `options`: one would stand in for an `undefined` given in its place, and `more` (the
+  // compiled build's nodeArgs of the bench's soak run) would be dropped, running the sources through tsx.
   const opts: GatewayProcessOptions =
-    typeof options === "object" ? options : { ...more, ...(options !== undefined ? { port: options } : {}) };
+    typeof options === "object" ? { ...more, ...options } : { ...more, ...(options !== undefined ? { port: options } : {}) };
   return startWithEnv(gatewayEnv(targets, overrides), opts);
 }
 
