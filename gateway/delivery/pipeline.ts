@@ -6,6 +6,7 @@ import type { DeviceRoute } from "../registry/resolver.js";
 import type { AsyncRequests } from "./async-requests.js";
 import type { PresenceStore } from "../presence/presence-store.js";
 import type { DeviceSlot } from "./device-slot.js";
+import type { HangUpSignal } from "../limits/device-queue.js";
 import { requestIdOf } from "../messages/device-messages.js";
 import { IdempotencyStore, RUNNING_GRACE_MS, UNSAFE_METHODS } from "./idempotency.js";
 import { messageOf, toQueued, type OfflineQueue, type QueuedRequest } from "./offline-queue.js";
@@ -23,7 +24,7 @@ export interface DeviceRequest {
   respondAsync: boolean;
   idempotencyKey?: string;
   /** The client hung up: a request still waiting for a device slot leaves the queue. */
-  signal?: AbortSignal;
+  signal?: HangUpSignal;
   /**
    * The body's bytes in the instance's memory budget: an accepted asynchronous request keeps them until its
    * delivery ends (then they are released here; queued requests wait in Redis, not in memory).

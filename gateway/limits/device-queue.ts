@@ -10,12 +10,22 @@ export interface DeviceQueueOptions {
   maxTotal: number;
 }
 
+/**
+ * What the queue needs to hear of a client hanging up: an AbortSignal has it, and so has the lighter one
+ * the HTTP route makes for every request (delivery/device-slot.ts clientHangUp).
+ */
+export interface HangUpSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** One request's wait. */
 export interface SlotWait {
   /** The request's whole budget (ms): waiting uses part of it, the exchange gets the rest. */
   timeoutMs: number;
   /** Aborted when the client hung up: the request leaves the queue. */
-  signal?: AbortSignal | undefined;
+  signal?: HangUpSignal | undefined;
 }
 
 /** A slot held, and what is left of the request's budget for the exchange. */
