@@ -8,9 +8,9 @@ import { TEMPERATURE_BODY } from "../common/device.js";
 import { progress } from "../common/progress.js";
 import { WorkerProcess } from "../common/worker-process.js";
 import { connectFleet, type FleetConnection, type FleetPlan, type FleetServer } from "../fleet/connect.js";
-import type { DevicesConfig, DevicesReady } from "../ratios/devices-worker.js";
 import type { LoadConfig } from "../ratios/load-worker.js";
 import { measurePath } from "../ratios/measure.js";
+import type { DevicesConfig, DevicesReady } from "./devices-worker.js";
 import { monitorDuring, perItem, sum } from "./monitor.js";
 import { diffStats, totalUsec, type RedisProbe } from "./redis-probe.js";
 import type { KindResult, ServerFigures } from "./report.js";
@@ -148,7 +148,7 @@ export function startDevices(
 ): { worker: WorkerProcess; ready: Promise<DevicesReady> } {
   const component = server.components[0];
   const config: DevicesConfig = { service: server.service, vhost: server.vhost, gatewayDomain: component?.domain ?? "", ids };
-  const worker = WorkerProcess.start(name, new URL("../ratios/devices-worker.ts", import.meta.url), config);
+  const worker = WorkerProcess.start(name, new URL("./devices-worker.ts", import.meta.url), config);
   teardown.add(name, () => worker.stop());
   return { worker, ready: worker.next("ready", 60_000) as unknown as Promise<DevicesReady> };
 }
