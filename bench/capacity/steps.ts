@@ -123,20 +123,20 @@ export async function rawIq(
   if (!component) throw new Error(`${label}: no component`);
   progress(`${label}: raw IQ round trips, ${IQ_WARMUP_MS / 1000} s warm-up + ${IQ_WINDOW_MS / 1000} s`);
   const config: LoadConfig = {
-    concurrency: 64,
-    warmupMs: IQ_WARMUP_MS,
-    durationMs: IQ_WINDOW_MS,
-    drainMs: 5_000,
     ids,
     expectBody: TEMPERATURE_BODY,
     requestTimeoutMs: 10_000,
-    mode: "raw-iq",
-    componentService: server.componentService,
-    componentDomain: component.domain,
-    componentSecret: component.secret,
-    deviceJidTemplate: `{id}@${server.vhost}/agent`,
+    shape: { kind: "closed-loop", concurrency: 64, warmupMs: IQ_WARMUP_MS, durationMs: IQ_WINDOW_MS, drainMs: 5_000 },
+    driver: {
+      mode: "raw-iq",
+      componentService: server.componentService,
+      componentDomain: component.domain,
+      componentSecret: component.secret,
+      deviceJidTemplate: `{id}@${server.vhost}/agent`,
+    },
+    check: { retryForMs: 0 },
   };
-  const r = await measurePath(label, config, { [label]: server.pid, devices: devicesPid }, hz, teardown);
+  const r = await measurePath(label, config, { [label]: [server.pid], devices: [devicesPid] }, hz, teardown);
   return { rate: r.load.rate, errors: r.load.errors, cpuMsPerRequest: r.cpuMsPerRequest };
 }
 

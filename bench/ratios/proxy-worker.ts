@@ -23,12 +23,21 @@ export interface ProxyReady {
   url: string;
 }
 
+const IDLE_SOCKET_TIMEOUT_MS = 4000;
 const DEVICE_PATH = /^\/devices\/([^/?]+)(.*)$/;
 
 async function main(): Promise<void> {
   const config = workerConfig<ProxyConfig>();
   const targets = new Map(Object.entries(config.targets));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: config.maxSocketsPerDevice, maxFreeSockets: config.maxSocketsPerDevice });
+  // An idle connection is closed after 4 s, as the gateway's pass-through pool does: below the 5 s the
+  // devices' node servers keep one, so the proxy never sends on a connection the device is closing (with
+  // thousands of devices asked in turn, a connection may sit idle about that long).
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: config.maxSocketsPerDevice,
+    maxFreeSockets: config.maxSocketsPerDevice,
+    timeout: IDLE_SOCKET_TIMEOUT_MS,
+  });
   const proxy = new ProxyServer();
 
   const server = http.createServer((req, res) => {
