@@ -11,8 +11,9 @@ export interface ProxyConfig {
   /** Each device's own HTTP server, by id (from the devices worker's "ready" event). */
   targets: Record<string, string>;
   /**
-   * Connections per device origin, open and idle. The gateway's pass-through pool holds 16 per origin: the
-   * same here, so that the two paths differ by their software and not by their pool.
+   * Connections per device origin, open and idle. The gateway opens as many to a device as it lets that device
+   * have requests in flight (GATEWAY_DEVICE_MAX_IN_FLIGHT, 16 by default): the same here, so that the two paths
+   * differ by their software and not by their pool.
    */
   maxSocketsPerDevice: number;
 }

@@ -48,7 +48,7 @@ import { CONCURRENCY, pathRunner, type Run } from "./runs.js";
 import { compare, type BenchReport, type FourPaths, type PathResult } from "./report.js";
 import { pathTargets } from "./targets.js";
 
-/** Connections per device in the bare proxy's pool: the default of the gateway's pass-through pool. */
+/** Connections per device in the bare proxy's pool: the gateway's default limit of requests in flight per device. */
 const PROXY_SOCKETS_PER_DEVICE = 16;
 /** Registry PUTs outstanding at once when the devices move to the pass-through. */
 const REGISTER_CONCURRENCY = 16;
