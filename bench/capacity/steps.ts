@@ -8,9 +8,9 @@ import { TEMPERATURE_BODY } from "../common/device.js";
 import { progress } from "../common/progress.js";
 import { WorkerProcess } from "../common/worker-process.js";
 import { connectFleet, type FleetConnection, type FleetPlan, type FleetServer } from "../fleet/connect.js";
-import type { DevicesConfig, DevicesReady } from "../ratios/devices-worker.js";
 import type { LoadConfig } from "../ratios/load-worker.js";
 import { measurePath } from "../ratios/measure.js";
+import type { DevicesConfig, DevicesReady } from "./devices-worker.js";
 import { monitorDuring, perItem, sum } from "./monitor.js";
 import { diffStats, totalUsec, type RedisProbe } from "./redis-probe.js";
 import type { KindResult, ServerFigures } from "./report.js";
@@ -123,20 +123,20 @@ export async function rawIq(
   if (!component) throw new Error(`${label}: no component`);
   progress(`${label}: raw IQ round trips, ${IQ_WARMUP_MS / 1000} s warm-up + ${IQ_WINDOW_MS / 1000} s`);
   const config: LoadConfig = {
-    concurrency: 64,
-    warmupMs: IQ_WARMUP_MS,
-    durationMs: IQ_WINDOW_MS,
-    drainMs: 5_000,
     ids,
     expectBody: TEMPERATURE_BODY,
     requestTimeoutMs: 10_000,
-    mode: "raw-iq",
-    componentService: server.componentService,
-    componentDomain: component.domain,
-    componentSecret: component.secret,
-    deviceJidTemplate: `{id}@${server.vhost}/agent`,
+    shape: { kind: "closed-loop", concurrency: 64, warmupMs: IQ_WARMUP_MS, durationMs: IQ_WINDOW_MS, drainMs: 5_000 },
+    driver: {
+      mode: "raw-iq",
+      componentService: server.componentService,
+      componentDomain: component.domain,
+      componentSecret: component.secret,
+      deviceJidTemplate: `{id}@${server.vhost}/agent`,
+    },
+    check: { retryForMs: 0 },
   };
-  const r = await measurePath(label, config, { [label]: server.pid, devices: devicesPid }, hz, teardown);
+  const r = await measurePath(label, config, { [label]: [server.pid], devices: [devicesPid] }, hz, teardown);
   return { rate: r.load.rate, errors: r.load.errors, cpuMsPerRequest: r.cpuMsPerRequest };
 }
 
@@ -148,7 +148,7 @@ export function startDevices(
 ): { worker: WorkerProcess; ready: Promise<DevicesReady> } {
   const component = server.components[0];
   const config: DevicesConfig = { service: server.service, vhost: server.vhost, gatewayDomain: component?.domain ?? "", ids };
-  const worker = WorkerProcess.start(name, new URL("../ratios/devices-worker.ts", import.meta.url), config);
+  const worker = WorkerProcess.start(name, new URL("./devices-worker.ts", import.meta.url), config);
   teardown.add(name, () => worker.stop());
   return { worker, ready: worker.next("ready", 60_000) as unknown as Promise<DevicesReady> };
 }

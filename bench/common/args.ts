@@ -8,6 +8,21 @@ export type BenchMode = "paths" | "soak" | "fleet" | "capacity" | "failover";
 
 export type SoakPhase = "xmpp" | "http";
 
+/** The Redis the default run's gateway uses: one server, a Sentinel deployment, or a Cluster. */
+export type RedisKind = "single" | "sentinel" | "cluster";
+export const REDIS_KINDS: readonly RedisKind[] = ["single", "sentinel", "cluster"];
+
+export interface PathsArgs {
+  /** Simulated devices the load is spread over, round robin. */
+  devices: number;
+  redis: RedisKind;
+  /** Whether each path is also measured unloaded: one client, one request at a time. */
+  latency: boolean;
+  /** Unloaded: requests first sent and not counted, then requests timed. */
+  latencyWarmupRequests: number;
+  latencyRequests: number;
+}
+
 export interface SoakArgs {
   /** Requests issued once each, all meant to be outstanding together. */
   requests: number;
@@ -50,21 +65,28 @@ export interface BenchArgs {
    * heap sizing moves its RSS.
    */
   gatewayNodeOptions: string | undefined;
+  paths: PathsArgs;
   soak: SoakArgs;
   fleet: FleetArgs;
   capacity: CapacityArgs;
 }
 
-export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--json] [--cpu-prof DIR]
+export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--devices N] [--redis single|sentinel|cluster] [--no-latency]
+                           [--json] [--cpu-prof DIR]
        npm run bench -- --soak [--requests N] [--devices N] [--hold S] [--ramp S] [--xmpp-only | --http-only]
                            [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --fleet [--devices N] [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --failover [--trials N] [--json]
        npm run bench -- --capacity [--requests N] [--devices N] [--held N] [--json]
 
-default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load
+default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load,
+         then each unloaded (one client, one request at a time); the performance targets, met or missed
   --duration S     measured seconds per path (default 10), after a 2 s warm-up
-  --quick          3 s per path after a 1 s warm-up, for smoke runs
+  --quick          3 s per path after a 1 s warm-up, and 500 unloaded requests after 100, for smoke runs
+  --devices N      simulated devices the load is spread over, round robin (default 10)
+  --redis KIND     the gateway's Redis: single (default), sentinel (a primary, a replica, three Sentinels) or
+                   cluster (three primaries, a replica each); Redis CPU is the sum over its processes
+  --no-latency     skip the unloaded measurement (2,000 sequential requests per path after 200)
   --cpu-prof DIR   write a V8 CPU profile of the gateway over the measured window of (b) and of (d) to DIR
                    (open in Chrome DevTools); profiling slows the gateway: such a run's numbers are not comparable
 
@@ -104,6 +126,7 @@ own process; the gateway's RSS is its own
 
   --json           print only the JSON result on stdout (progress still goes to stderr)`;
 
+const DEFAULT_PATHS: PathsArgs = { devices: 10, redis: "single", latency: true, latencyWarmupRequests: 200, latencyRequests: 2000 };
 const DEFAULT_SOAK: SoakArgs = { requests: 10_000, devices: 500, holdS: 20, rampS: 5, phases: ["xmpp", "http"] };
 const DEFAULT_FLEET: FleetArgs = { devices: 1000 };
 const DEFAULT_CAPACITY: CapacityArgs = { requests: 5000, devices: 1000, held: 2000 };
@@ -118,7 +141,9 @@ const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--ramp": ["soak"],
   "--xmpp-only": ["soak"],
   "--http-only": ["soak"],
-  "--devices": ["soak", "fleet", "capacity"],
+  "--devices": ["paths", "soak", "fleet", "capacity"],
+  "--redis": ["paths"],
+  "--no-latency": ["paths"],
   "--cpu-prof": ["paths", "soak", "fleet"],
   "--gateway-node-options": ["soak", "fleet"],
   "--trials": ["failover"],
@@ -140,6 +165,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     json: false,
     cpuProfDir: undefined,
     gatewayNodeOptions: undefined,
+    paths: { ...DEFAULT_PATHS },
     soak: { ...DEFAULT_SOAK, phases: [...DEFAULT_SOAK.phases] },
     fleet: { ...DEFAULT_FLEET },
     capacity: { ...DEFAULT_CAPACITY },
@@ -159,6 +185,14 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     else if (arg === "--quick") {
       args.durationS = 3;
       args.warmupS = 1;
+      args.paths.latencyWarmupRequests = 100;
+      args.paths.latencyRequests = 500;
+    } else if (arg === "--no-latency") args.paths.latency = false;
+    else if (name === "--redis") {
+      const kind = value();
+      if (!REDIS_KINDS.includes(kind as RedisKind))
+        throw new Error(`--redis wants one of ${REDIS_KINDS.join(", ")}, got ${JSON.stringify(kind)}`);
+      args.paths.redis = kind as RedisKind;
     } else if (name === "--duration") args.durationS = numberFlag("--duration", value(), Number.MIN_VALUE, 3600, false);
     else if (name === "--cpu-prof") {
       const dir = value();
@@ -180,6 +214,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
       args.soak.phases = [arg === "--xmpp-only" ? "xmpp" : "http"];
     } else if (name === "--devices") {
       const n = numberFlag("--devices", value(), 1, 100_000, true);
+      args.paths.devices = n;
       args.soak.devices = n;
       args.fleet.devices = n;
       args.capacity.devices = n;

@@ -34,6 +34,23 @@ export function sampleTicks(pids: Pids): Record<string, number | undefined> {
   return out;
 }
 
+/** Roles served by several processes (the redis-servers of a Sentinel or Cluster deployment), by role. */
+export type PidGroups = Record<string, readonly number[] | undefined>;
+
+/** sampleTicks, with each role's processes summed; undefined for a role with no process or one gone. */
+export function sampleGroupTicks(groups: PidGroups): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  for (const [name, pids] of Object.entries(groups)) {
+    if (pids === undefined || pids.length === 0) {
+      out[name] = undefined;
+      continue;
+    }
+    const ticks = pids.map(cpuTicks);
+    out[name] = ticks.some((t) => t === undefined) ? undefined : ticks.reduce<number>((sum, t) => sum + (t ?? 0), 0);
+  }
+  return out;
+}
+
 /** CPU seconds each process used between two samples; null where a process was absent from either. */
 export function cpuSecondsBetween(
   before: Record<string, number | undefined>,

@@ -1,16 +1,17 @@
 // The child side of the parent/worker protocol: JSON lines on stdout (one event each), commands as lines
 // on stdin. A closed stdin means the parent is gone, and the worker must not outlive it.
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 export function emit(event: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
 }
 
-/** The JSON configuration the parent hands over in BENCH_CONFIG. */
+/** The JSON configuration the parent hands over in the file BENCH_CONFIG_FILE names (read once, at the start). */
 export function workerConfig<T>(): T {
-  const raw = process.env.BENCH_CONFIG;
-  if (!raw) throw new Error("BENCH_CONFIG is not set: this file is started by npm run bench (bench/run.ts)");
-  return JSON.parse(raw) as T;
+  const file = process.env.BENCH_CONFIG_FILE;
+  if (!file) throw new Error("BENCH_CONFIG_FILE is not set: this file is started by npm run bench (bench/run.ts)");
+  return JSON.parse(readFileSync(file, "utf8")) as T;
 }
 
 /** Calls `onCommand` per stdin line, and `onGone` once when stdin closes or a stop signal arrives. */

@@ -1,8 +1,11 @@
 // The parent side of the worker protocol: starts `node --import tsx <file>.ts` (a file: URL, resolved by the
 // caller against its own import.meta.url) as a plain child
-// (its PID is the worker's own, so /proc/PID/stat is the worker's CPU), reads its JSON events, sends it
-// commands, and makes sure it never outlives the bench.
+// (its PID is the worker's own, so /proc/PID/stat is the worker's CPU), hands it its configuration, reads its
+// JSON events, sends it commands, and makes sure it never outlives the bench.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 
@@ -13,11 +16,32 @@ export interface WorkerEvent {
 
 const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-// Every live worker, for the synchronous last-resort kill when the bench process exits.
+// Every live worker, for the synchronous last-resort kill when the bench process exits; and the files
+// their configurations were handed over in.
 const live = new Set<ChildProcess>();
+const configDirs = new Set<string>();
 process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
+  for (const dir of configDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * The configuration goes in a file (BENCH_CONFIG_FILE), not in the environment: one environment string is
+ * limited to 128 KiB (MAX_ARG_STRLEN), which the device lists of a 5,000-device run pass.
+ */
+function writeConfig(config: unknown): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-worker-"));
+  configDirs.add(dir);
+  const file = path.join(dir, "config.json");
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+function removeConfig(file: string): void {
+  const dir = path.dirname(file);
+  configDirs.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
 
 export class WorkerProcess {
   readonly pid: number;
@@ -33,18 +57,23 @@ export class WorkerProcess {
     file: URL,
     config: unknown,
   ) {
+    const configFile = writeConfig(config);
     this.child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(file)], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+      env: { ...process.env, BENCH_CONFIG_FILE: configFile },
       stdio: ["pipe", "pipe", "inherit"],
     });
-    if (this.child.pid === undefined) throw new Error(`${name}: could not start ${String(file)}`);
+    if (this.child.pid === undefined) {
+      removeConfig(configFile);
+      throw new Error(`${name}: could not start ${String(file)}`);
+    }
     this.pid = this.child.pid;
     live.add(this.child);
     this.child.stdin?.on("error", () => undefined); // EPIPE when it already quit: the exit tells why
     this.exited = new Promise((resolve) => {
       this.child.once("exit", (code, signal) => {
         live.delete(this.child);
+        removeConfig(configFile);
         this.exitInfo = signal ? `signal ${signal}` : `code ${code}`;
         this.wake();
         resolve();

@@ -1,73 +1,80 @@
-// Child process holding the simulated fleet: one device HTTP server and one device agent per id, the same
-// for every path, so the device side does identical work on all of them: (a) and (b) reach the servers
-// through the agents, (c) and (d) reach the same servers directly over HTTP, at the URLs this worker
-// reports in its "ready" event. Started by bench/ratios/ratios.ts.
-import { startFleet, type Fleet } from "../../test/helpers/fleet.js";
+// Child process holding the device side of the default run's HTTP: every device's own HTTP server, the same
+// for every path, so the devices do identical work on all of them: (a) and (b) reach them through the device
+// agents (one agent process, bench/ratios/fleet.ts), (c) and (d) directly over HTTP, at the URLs this
+// worker reports in its "ready" event. Started by bench/ratios/fleet.ts.
+//
+// Each device listens on a port of its own, so each is an origin of its own, as real devices are: the
+// gateway's pass-through and the bare proxy both pool connections per origin, and at 16 per origin a single
+// shared origin would queue 64 clients behind 16 connections. But one http.Server parses and answers for
+// all of them (each listener hands its connections to it): 5,000 devices are 5,000 listening sockets, not
+// 5,000 servers' worth of objects. It counts the connections the devices accept ("count" command): with
+// thousands of devices asked in turn, a device may be asked again only after its idle connections were
+// closed, and each request then opens one.
+import http from "node:http";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
 import { temperatureDevice } from "../common/device.js";
 import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
-
-/** The Prosody handle startFleet takes, wherever the harness declares it. */
-type FleetProsody = Parameters<typeof startFleet>[0];
 
 /** The "ready" event: each device's own HTTP server, by id (http://127.0.0.1:PORT). */
 export interface DevicesReady {
   pid: number;
-  devices: number;
   servers: Record<string, string>;
 }
 
 export interface DevicesConfig {
-  service: string;
-  vhost: string;
-  gatewayDomain: string;
   ids: string[];
+}
+
+/** The "count" event, answering the "count" command: connections accepted since the start, all devices. */
+export interface DevicesCount {
+  accepted: number;
+}
+
+/** Pending connections the kernel queues per listener: a pool opening its connections sends them at once. */
+const BACKLOG = 1024;
+
+async function listenOn(listener: net.Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen({ port: 0, host: "127.0.0.1", backlog: BACKLOG }, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  return (listener.address() as AddressInfo).port;
 }
 
 async function main(): Promise<void> {
   const config = workerConfig<DevicesConfig>();
-  // startFleet reads only these fields of the Prosody handle. The parent owns Prosody and has created the
-  // accounts already, so creating them here is a no-op.
-  const view: Pick<FleetProsody, "service" | "vhost" | "components" | "createUsers"> = {
-    service: config.service,
-    vhost: config.vhost,
-    components: [{ domain: config.gatewayDomain, secret: "unused-by-devices" }],
-    createUsers: () => Promise.resolve(),
-  };
-  let fleet: Fleet | undefined;
+  const server = http.createServer(temperatureDevice);
+  const listeners: net.Server[] = [];
   let stopping = false;
+  let accepted = 0;
   listen(
     (command) => {
-      if (command === "reconnect" && fleet) void reconnect(fleet);
+      if (command === "count") emit("count", { accepted });
     },
     () => {
       stopping = true;
-      void (fleet?.stop() ?? Promise.resolve()).finally(() => process.exit(0));
+      for (const l of listeners) l.close();
+      server.closeAllConnections();
+      process.exit(0);
     },
   );
-  fleet = await startFleet(view, config.ids, () => temperatureDevice);
-  if (stopping) return; // told to stop while starting: the stop handler above finishes the job
-  const ready: DevicesReady = {
-    pid: process.pid,
-    devices: fleet.devices.length,
-    servers: Object.fromEntries(fleet.devices.map((d) => [d.id, d.server.url])),
-  };
-  emit("ready", { ...ready });
-}
-
-/**
- * Logs every agent out and in again. Agents announce themselves with directed presence when they come
- * online, and presence sent while no component holds the gateway's domain is bounced: after the gateway
- * (re)connects, this makes sure it has heard from every device, as it would after a gateway restart.
- */
-async function reconnect(fleet: Fleet): Promise<void> {
-  try {
-    await Promise.all(fleet.devices.map((d) => d.agent.stop()));
-    await Promise.all(fleet.devices.map((d) => d.agent.start()));
-    await Promise.all(fleet.devices.map((d) => d.agent.waitOnline(10_000)));
-    emit("reconnected");
-  } catch (err) {
-    fail(err);
+  const servers: Record<string, string> = {};
+  for (const id of config.ids) {
+    // Node's documented way to give a server connections it did not accept itself.
+    const listener = net.createServer((socket) => {
+      accepted++;
+      server.emit("connection", socket);
+    });
+    listeners.push(listener);
+    servers[id] = `http://127.0.0.1:${await listenOn(listener)}`;
+    if (stopping) return;
   }
+  const ready: DevicesReady = { pid: process.pid, servers };
+  emit("ready", { ...ready });
 }
 
 main().catch(fail);

@@ -1,21 +1,41 @@
 // Child process generating the load, so the gateway's event loop is not shared with its own clients.
-// mode "raw-iq": a bare component sends the IQs itself, path (a); mode "http": node:http GETs of
+// Driver "raw-iq": a bare component sends the IQs itself, path (a); driver "http": node:http GETs of
 // `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d) and the bare proxy for (c).
-// It reports window-start/window-end as they happen (the parent samples CPU then) and
-// the result at the end. Started by bench/ratios/measure.ts.
+// Shape "closed-loop": N clients for a time window (load.ts); "sequential": one client for a count of
+// requests (sequential.ts). It reports window-start/window-end as they happen (the parent samples CPU then)
+// and the result at the end. Started by bench/ratios/measure.ts.
+import { setTimeout as delay } from "node:timers/promises";
 import { runLoad, type Issue, type LoadPlan } from "./load.js";
 import { httpGetter } from "../common/http-get.js";
 import { responseText, startRawIq } from "./raw-iq.js";
+import { runSequential, type SequentialPlan } from "./sequential.js";
 import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
-export type LoadConfig = Omit<LoadPlan, "targets"> & {
+export type LoadShape = ({ kind: "closed-loop" } & Omit<LoadPlan, "targets">) | ({ kind: "sequential" } & Omit<SequentialPlan, "targets">);
+
+export type LoadDriver =
+  | { mode: "raw-iq"; componentService: string; componentDomain: string; componentSecret: string; deviceJidTemplate: string }
+  | { mode: "http"; baseUrl: string };
+
+export interface LoadConfig {
+  /** The devices, asked in turn. */
   ids: string[];
   expectBody: string;
   requestTimeoutMs: number;
-} & (
-    | { mode: "raw-iq"; componentService: string; componentDomain: string; componentSecret: string; deviceJidTemplate: string }
-    | { mode: "http"; baseUrl: string }
-  );
+  shape: LoadShape;
+  driver: LoadDriver;
+  /**
+   * Before anything is timed, one request to each device must bring back its body, so that no figure is
+   * taken with a device missing. A device that fails is asked again until `retryForMs` have passed (the
+   * agents may still be logging in: (a) has no gateway to count them online); null: no check (the same
+   * path was checked by its closed-loop run just before).
+   */
+  check: { retryForMs: number } | null;
+}
+
+/** Check requests outstanding at once: thousands of devices are checked in seconds. */
+const CHECK_CONCURRENCY = 64;
+const CHECK_RETRY_MS = 250;
 
 interface Driver {
   /** One request to a device; resolves with the body the device sent. */
@@ -24,20 +44,46 @@ interface Driver {
 }
 
 async function driverFor(config: LoadConfig): Promise<Driver> {
-  if (config.mode === "http") {
-    const http = httpGetter(config.baseUrl, config.concurrency, config.requestTimeoutMs);
+  const d = config.driver;
+  if (d.mode === "http") {
+    const sockets = config.shape.kind === "closed-loop" ? Math.max(config.shape.concurrency, CHECK_CONCURRENCY) : CHECK_CONCURRENCY;
+    const http = httpGetter(d.baseUrl, sockets, config.requestTimeoutMs);
     return { call: (id) => http.get(`/devices/${id}/TEMPERATURE`), close: () => Promise.resolve(http.close()) };
   }
   const raw = await startRawIq({
-    service: config.componentService,
-    domain: config.componentDomain,
-    secret: config.componentSecret,
+    service: d.componentService,
+    domain: d.componentDomain,
+    secret: d.componentSecret,
     timeoutMs: config.requestTimeoutMs,
   });
   return {
-    call: async (id) => responseText(await raw.get(config.deviceJidTemplate.replaceAll("{id}", id), "/TEMPERATURE")),
+    call: async (id) => responseText(await raw.get(d.deviceJidTemplate.replaceAll("{id}", id), "/TEMPERATURE")),
     close: () => raw.stop(),
   };
+}
+
+/** One request per device, CHECK_CONCURRENCY at a time; a wrong body fails at once, a failure is retried until the bound. */
+async function checkEachDevice(d: Driver, config: LoadConfig, retryForMs: number): Promise<void> {
+  const deadline = Date.now() + retryForMs;
+  const queue = [...config.ids];
+  const checker = async (): Promise<void> => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      for (;;) {
+        let body: string;
+        try {
+          body = await d.call(id);
+        } catch (err) {
+          if (Date.now() >= deadline) throw new Error(`${id} does not answer: ${(err as Error).message}`, { cause: err });
+          await delay(CHECK_RETRY_MS);
+          continue;
+        }
+        if (body !== config.expectBody)
+          throw new Error(`${id} answered ${JSON.stringify(body)}, expected ${JSON.stringify(config.expectBody)}`);
+        break;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CHECK_CONCURRENCY, config.ids.length) }, checker));
 }
 
 async function main(): Promise<void> {
@@ -52,24 +98,17 @@ async function main(): Promise<void> {
   );
   driver = await driverFor(config);
   const d = driver;
-  // One request per device first: proves every device really answers with its body before timing anything.
-  for (const id of config.ids) {
-    const body = await d.call(id);
-    if (body !== config.expectBody)
-      throw new Error(`${id} answered ${JSON.stringify(body)}, expected ${JSON.stringify(config.expectBody)}`);
-  }
+  if (config.check) await checkEachDevice(d, config, config.check.retryForMs);
   emit("ready", { pid: process.pid });
   const issue: Issue = async (id) => {
     await d.call(id);
   };
-  const result = await runLoad(
-    issue,
-    { ...config, targets: config.ids },
-    {
-      onWindowStart: () => emit("window-start"),
-      onWindowEnd: () => emit("window-end"),
-    },
-  );
+  const hooks = { onWindowStart: () => emit("window-start"), onWindowEnd: () => emit("window-end") };
+  const shape = config.shape;
+  const result =
+    shape.kind === "closed-loop"
+      ? await runLoad(issue, { ...shape, targets: config.ids }, hooks)
+      : await runSequential(issue, { ...shape, targets: config.ids }, hooks);
   // Close before reporting: for raw-iq the component's domain must be free when the parent starts the gateway.
   await d.close();
   emit("result", { result });

@@ -11,8 +11,9 @@ export interface ProxyConfig {
   /** Each device's own HTTP server, by id (from the devices worker's "ready" event). */
   targets: Record<string, string>;
   /**
-   * Connections per device origin, open and idle. The gateway's pass-through pool holds 16 per origin: the
-   * same here, so that the two paths differ by their software and not by their pool.
+   * Connections per device origin, open and idle. The gateway opens as many to a device as it lets that device
+   * have requests in flight (GATEWAY_DEVICE_MAX_IN_FLIGHT, 16 by default): the same here, so that the two paths
+   * differ by their software and not by their pool.
    */
   maxSocketsPerDevice: number;
 }
@@ -23,12 +24,21 @@ export interface ProxyReady {
   url: string;
 }
 
+const IDLE_SOCKET_TIMEOUT_MS = 4000;
 const DEVICE_PATH = /^\/devices\/([^/?]+)(.*)$/;
 
 async function main(): Promise<void> {
   const config = workerConfig<ProxyConfig>();
   const targets = new Map(Object.entries(config.targets));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: config.maxSocketsPerDevice, maxFreeSockets: config.maxSocketsPerDevice });
+  // An idle connection is closed after 4 s, as the gateway's pass-through pool does: below the 5 s the
+  // devices' node servers keep one, so the proxy never sends on a connection the device is closing (with
+  // thousands of devices asked in turn, a connection may sit idle about that long).
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: config.maxSocketsPerDevice,
+    maxFreeSockets: config.maxSocketsPerDevice,
+    timeout: IDLE_SOCKET_TIMEOUT_MS,
+  });
   const proxy = new ProxyServer();
 
   const server = http.createServer((req, res) => {

@@ -1,48 +1,59 @@
 // The default run: four paths, one after the other, on the same Prosody, Redis and simulated devices, with
-// the same load (64 closed-loop clients over 10 devices, same warm-up and duration):
+// the same load (64 closed-loop clients over N devices, `--devices`, 10 by default, asked round robin; same
+// warm-up and duration):
 //   (a) raw IQ round trip            a bare @xmpp/component ↔ device agents: the baseline of (b)
 //   (b) gateway XMPP path            HTTP clients → gateway → XEP-0332 over Prosody → agents → device servers
 //   (c) bare http-proxy-3            HTTP clients → a minimal http-proxy-3 → device servers: the baseline of (d)
 //   (d) gateway HTTP pass-through    HTTP clients → gateway (devices registered `transport: "http"`) → device servers
+// Right after each, the same path unloaded (runs.ts; unless --no-latency): one client, one request at a
+// time, a fixed count; what the gateway adds to a single request. Then the performance targets (targets.ts),
+// each met or missed.
 //
 // How the processes are arranged, so that the gateway is measured alone:
 //   this process   the gateway (startGateway, in-process) and the orchestration, which only waits and
 //                  reads /proc while the load runs
-//   prosody        its own process (test harness), shared by every path
-//   redis-server   its own process (test harness), used by the gateway only
-//   devices        child `node --import tsx bench/ratios/devices-worker.ts`: 10 device HTTP servers + 10 agents;
-//                  it reports the servers' URLs, which (c) and (d) are pointed at
+//   prosody        its own process (local stack), shared by every path
+//   redis          `--redis`: one redis-server, a Sentinel deployment or a Cluster (redis.ts), used by the
+//                  gateway only; its CPU is the sum over every redis-server process of it
+//   devices        child `node --import tsx bench/ratios/devices-worker.ts`: every device's HTTP server, one
+//                  listening port (origin) per device; (c) and (d) are pointed at them
+//   agent          ONE device agent process (the shipped agent under tsx, AGENT_FLEET_FILE) for every device
+//                  (fleet.ts), running during (a), (b) and (d)
 //   proxy          child `node --import tsx bench/ratios/proxy-worker.ts`, up during (c) only
-//   load           child `node --import tsx bench/ratios/load-worker.ts`, one per path: for (a) a bare
-//                  @xmpp/component that is its own load generator, for (b) (c) (d) 64 keep-alive node:http
+//   load           child `node --import tsx bench/ratios/load-worker.ts`, one per path and shape: for (a) a
+//                  bare @xmpp/component that is its own load generator, for (b) (c) (d) keep-alive node:http
 //                  clients asking for `/devices/{id}/TEMPERATURE`
 // (a) and (c) run first, while no gateway is up: the bare component of (a) must hold the gateway's component
 // domain, since the agents serve requests from that domain only, and Prosody admits one connection per
-// domain. Then the gateway starts (with an admin token), (b) runs with every device on XMPP (no registry
-// entries: DEFAULT_TRANSPORT), the devices are registered `transport: "http"` through the admin API, and (d)
-// runs on the same gateway. The gateway's own metrics confirm afterwards which transport served each path.
-// CPU seconds per process are read from /proc/PID/stat at the edges of the measured window.
+// domain. The agent process stops after (a) and starts again once the gateway is up, so that the gateway
+// hears every device's presence; (b) waits until it counts them all online. (b) runs with every device on
+// XMPP (no registry entries: DEFAULT_TRANSPORT), the devices are registered `transport: "http"` through the
+// admin API, and (d) runs on the same gateway. The gateway's own metrics confirm afterwards which transport
+// served each path. CPU seconds per process are read from /proc/PID/stat at the edges of the measured window.
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startGateway, type RunningGateway } from "../../test/helpers/gateway.js";
-import { startStack, type Teardown } from "../../test/helpers/stack.js";
+import type { Teardown } from "../../test/helpers/stack.js";
 import { adminClient } from "../common/admin.js";
 import type { BenchArgs } from "../common/args.js";
-import { clockTicksPerSecond } from "../common/cpu.js";
-import { TEMPERATURE_BODY } from "../common/device.js";
+import { clockTicksPerSecond, type PidGroups } from "../common/cpu.js";
 import { progress } from "../common/progress.js";
 import { WorkerProcess } from "../common/worker-process.js";
-import type { DevicesConfig, DevicesReady } from "./devices-worker.js";
-import type { LoadConfig } from "./load-worker.js";
-import { measurePath, type WindowHooks } from "./measure.js";
+import { startBenchFleet, type BenchFleet } from "./fleet.js";
 import { windowProfiler } from "./profile.js";
 import type { ProxyConfig, ProxyReady } from "./proxy-worker.js";
-import { compare, HTTP_TARGETS, TARGETS, type BenchReport, type PathResult } from "./report.js";
+import { startBenchRedis, type BenchRedis } from "./redis.js";
+import { CONCURRENCY, pathRunner, type Run } from "./runs.js";
+import { compare, type BenchReport, type FourPaths, type PathResult } from "./report.js";
+import { pathTargets } from "./targets.js";
 
-const CONCURRENCY = 64;
-const DEVICE_COUNT = 10;
-/** Connections per device in the bare proxy's pool: the default of the gateway's pass-through pool. */
+/** Connections per device in the bare proxy's pool: the gateway's default limit of requests in flight per device. */
 const PROXY_SOCKETS_PER_DEVICE = 16;
+/** Registry PUTs outstanding at once when the devices move to the pass-through. */
+const REGISTER_CONCURRENCY = 16;
+/** Logins of thousands of devices through one agent process take a while on a loaded machine. */
+const ONLINE_BOUND_MS = 300_000;
 
 /** Requests the gateway answered 2xx, by transport, from its own metrics (everything since it started). */
 async function answeredByTransport(gw: RunningGateway): Promise<Record<string, number>> {
@@ -63,7 +74,7 @@ async function answeredByTransport(gw: RunningGateway): Promise<Record<string, n
 async function measureGatewayPath(
   gw: RunningGateway,
   transport: string,
-  run: (hooks: WindowHooks) => Promise<PathResult>,
+  run: Run,
   profile: { dir: string; name: string } | undefined,
   teardown: Teardown,
 ): Promise<PathResult> {
@@ -84,103 +95,141 @@ async function measureGatewayPath(
   return result;
 }
 
+/** Registers every device `transport: "http"` at its own server, through the admin API, a few at a time. */
+async function registerHttp(gw: RunningGateway, token: string, fleet: BenchFleet): Promise<void> {
+  const admin = adminClient(gw.url, token);
+  const queue = [...fleet.ids];
+  const worker = async (): Promise<void> => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      const stored = await admin.put(id, { transport: "http", httpTarget: fleet.servers[id] });
+      if (stored.transport !== "http" || stored.httpTarget !== fleet.servers[id]) {
+        throw new Error(`the registry stored ${JSON.stringify(stored)} for ${id}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, worker));
+}
+
+/** Prosody and the chosen Redis, started together; whichever started is stopped by the teardown. */
+async function startServers(args: BenchArgs, teardown: Teardown): Promise<{ prosody: ProsodyServer; redis: BenchRedis }> {
+  const [p, r] = await Promise.allSettled([startProsody(), startBenchRedis(args.paths.redis)]);
+  if (p.status === "fulfilled") teardown.stopLater("prosody", p.value);
+  if (r.status === "fulfilled") teardown.stopLater("redis", r.value);
+  if (p.status === "rejected") throw p.reason;
+  if (r.status === "rejected") throw r.reason;
+  return { prosody: p.value, redis: r.value };
+}
+
 export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
   const hz = clockTicksPerSecond();
-  progress("starting Redis and Prosody");
-  const stack = teardown.stopLater("stack", await startStack());
-  const component = stack.prosody.components[0];
-  if (!component) throw new Error("the harness Prosody has no component");
-  const ids = Array.from({ length: DEVICE_COUNT }, (_, i) => `bench-${i}`);
-  // The same passwords the fleet helper logs in with.
-  await stack.prosody.createUsers(ids.map((id) => ({ username: id, password: `pw-${id}` })));
+  const n = args.paths.devices;
+  progress(`starting Prosody and Redis (${args.paths.redis})`);
+  const { prosody, redis } = await startServers(args, teardown);
+  const component = prosody.components[0];
+  if (!component) throw new Error("the local Prosody has no component");
+  const width = String(n - 1).length;
+  const ids = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(width, "0")}`);
 
-  progress(`starting ${DEVICE_COUNT} devices and their agents`);
-  const devicesConfig: DevicesConfig = { service: stack.prosody.service, vhost: stack.prosody.vhost, gatewayDomain: component.domain, ids };
-  const devices = WorkerProcess.start("devices", new URL("./devices-worker.ts", import.meta.url), devicesConfig);
-  teardown.add("devices", () => devices.stop());
-  const { servers } = (await devices.next("ready", 30_000)) as unknown as DevicesReady;
-  const missing = ids.filter((id) => typeof servers?.[id] !== "string");
-  if (missing.length > 0) throw new Error(`the devices worker reported no HTTP server for ${missing.join(", ")}`);
+  progress(`creating ${n} accounts, starting ${n} device servers and one agent process for them`);
+  const fleet = await startBenchFleet(prosody, ids, teardown);
+  await fleet.startAgents();
 
-  const plan = {
-    concurrency: CONCURRENCY,
-    warmupMs: args.warmupS * 1000,
-    durationMs: args.durationS * 1000,
-    drainMs: 5_000,
-    ids,
-    expectBody: TEMPERATURE_BODY,
-    requestTimeoutMs: 10_000,
-  };
-  const pids = { prosody: stack.prosody.pid, redis: stack.redis.pid, devices: devices.pid };
+  const runner = pathRunner(args, ids, fleet, hz, teardown);
+  const pids = (): PidGroups => ({
+    gateway: undefined,
+    proxy: undefined,
+    prosody: [prosody.pid],
+    redis: redis.pids,
+    devices: [fleet.devicesPid],
+    agent: ((pid) => (pid === undefined ? undefined : [pid]))(fleet.agentPid()),
+  });
 
-  progress(`(a) raw IQ round trip: ${args.warmupS} s warm-up + ${args.durationS} s`);
-  const rawConfig: LoadConfig = {
-    ...plan,
-    mode: "raw-iq",
-    componentService: stack.prosody.componentService,
-    componentDomain: component.domain,
-    componentSecret: component.secret,
-    deviceJidTemplate: `{id}@${stack.prosody.vhost}/agent`,
-  };
-  const a = await measurePath("(a) raw IQ round trip", rawConfig, { gateway: undefined, proxy: undefined, ...pids }, hz, teardown);
+  // (a): the agents are logging in meanwhile; the load worker asks each device until it answers.
+  const a = await runner.measure({
+    label: "(a) raw IQ round trip",
+    driver: {
+      mode: "raw-iq",
+      componentService: prosody.componentService,
+      componentDomain: component.domain,
+      componentSecret: component.secret,
+      deviceJidTemplate: `{id}@${prosody.vhost}/agent`,
+    },
+    processes: pids(),
+    retryForMs: ONLINE_BOUND_MS,
+  });
+  await fleet.stopAgents();
 
   progress("starting the bare http-proxy-3 proxy");
-  const proxyConfig: ProxyConfig = { targets: servers, maxSocketsPerDevice: PROXY_SOCKETS_PER_DEVICE };
+  const proxyConfig: ProxyConfig = { targets: { ...fleet.servers }, maxSocketsPerDevice: PROXY_SOCKETS_PER_DEVICE };
   const proxy = WorkerProcess.start("proxy", new URL("./proxy-worker.ts", import.meta.url), proxyConfig);
   teardown.add("proxy", () => proxy.stop());
   const { url: proxyUrl } = (await proxy.next("ready", 30_000)) as unknown as ProxyReady;
-  progress(`(c) bare http-proxy-3: ${args.warmupS} s warm-up + ${args.durationS} s`);
-  const proxyLoad: LoadConfig = { ...plan, mode: "http", baseUrl: proxyUrl };
-  const c = await measurePath("(c) bare http-proxy-3", proxyLoad, { gateway: undefined, proxy: proxy.pid, ...pids }, hz, teardown);
+  const c = await runner.measure({
+    label: "(c) bare http-proxy-3",
+    driver: { mode: "http", baseUrl: proxyUrl },
+    processes: { ...pids(), proxy: [proxy.pid] },
+    retryForMs: 0,
+  });
   await proxy.stop();
 
   progress("starting the gateway");
   const adminToken = randomBytes(24).toString("hex");
-  const gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_ADMIN_TOKEN: adminToken }));
-  devices.send("reconnect");
-  await devices.next("reconnected", 30_000);
-  const gatewayPids = { gateway: process.pid, proxy: undefined, ...pids };
+  const gw = teardown.stopLater(
+    "gateway",
+    await startGateway({ redis: { url: redis.url }, prosody }, { GATEWAY_ADMIN_TOKEN: adminToken, ...redis.env }),
+  );
+  progress(`starting the agent process again; waiting for the gateway to count the ${n} devices online`);
+  await fleet.startAgents();
+  const onlineMs = await fleet.waitOnlineAt(gw.url, ONLINE_BOUND_MS);
+  progress(`all ${n} devices online at the gateway ${(onlineMs / 1000).toFixed(1)} s after the agent process started`);
   const stamp = startedAt.replace(/[:.]/g, "-");
   const profile = (path: string) => (args.cpuProfDir ? { dir: args.cpuProfDir, name: `gateway-${path}-${stamp}` } : undefined);
 
-  // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
-  const throughGateway = (label: string, transport: "xmpp" | "http", key: string) => {
-    progress(`${label}: ${args.warmupS} s warm-up + ${args.durationS} s`);
-    const load: LoadConfig = { ...plan, mode: "http", baseUrl: gw.url };
-    return measureGatewayPath(gw, transport, (hooks) => measurePath(label, load, gatewayPids, hz, teardown, hooks), profile(key), teardown);
-  };
+  // (b) and (d) are the same load on the same gateway; only the devices' transport differs. Only the loaded
+  // runs are profiled.
+  const throughGateway = (label: string, transport: "xmpp" | "http", key: string) =>
+    runner.measure({
+      label,
+      driver: { mode: "http", baseUrl: gw.url },
+      processes: { ...pids(), gateway: [process.pid] },
+      retryForMs: 0,
+      wrap: (run, loaded) => measureGatewayPath(gw, transport, run, loaded ? profile(key) : undefined, teardown),
+    });
   const b = await throughGateway("(b) gateway XMPP path", "xmpp", "b");
 
-  progress(`registering the ${DEVICE_COUNT} devices as transport "http" through the admin API`);
-  const admin = adminClient(gw.url, adminToken);
-  for (const id of ids) {
-    const stored = await admin.put(id, { transport: "http", httpTarget: servers[id] });
-    if (stored.transport !== "http" || stored.httpTarget !== servers[id]) {
-      throw new Error(`the registry stored ${JSON.stringify(stored)} for ${id}`);
-    }
-  }
-
+  progress(`registering the ${n} devices as transport "http" through the admin API`);
+  await registerHttp(gw, adminToken, fleet);
   const d = await throughGateway("(d) gateway HTTP pass-through", "http", "d");
 
+  const loaded: FourPaths = { a: a.loaded, b: b.loaded, c: c.loaded, d: d.loaded };
+  const unloaded: FourPaths | null =
+    a.unloaded && b.unloaded && c.unloaded && d.unloaded ? { a: a.unloaded, b: b.unloaded, c: c.unloaded, d: d.unloaded } : null;
   return {
     startedAt,
     machine: { cpus: os.cpus().length, node: process.version, clockTicksPerSecond: hz },
-    settings: { durationS: args.durationS, warmupS: args.warmupS, concurrency: CONCURRENCY, devices: DEVICE_COUNT },
+    settings: {
+      durationS: args.durationS,
+      warmupS: args.warmupS,
+      concurrency: CONCURRENCY,
+      devices: n,
+      redis: args.paths.redis,
+      unloaded: runner.unloaded ? { warmupRequests: runner.unloaded.warmupRequests, requests: runner.unloaded.requests } : null,
+    },
     arrangement: {
       gateway: "the bench process itself (startGateway in-process, admin API on); idle orchestration only during the window",
       proxy: `child node process, (c) only: http-proxy-3 with a keep-alive http.Agent (${PROXY_SOCKETS_PER_DEVICE} sockets per device)`,
-      prosody: "harness child process, shared by every path (idle in (c) and (d))",
-      redis: "harness child process; used by the gateway, (b) and (d)",
-      devices: "child node process: device HTTP servers + device agents (@xmpp/client); (c) and (d) call the servers directly",
-      load: "child node process per path: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
+      prosody: "local-stack child process, shared by every path (idle in (c) and (d))",
+      redis: `${redis.description}; used by the gateway, (b) and (d); its CPU is the sum over those processes`,
+      devices: `child node process: one HTTP server answering for all ${n} devices, each on a listening port of its own; (c) and (d) call them directly`,
+      agent: `ONE device agent process (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE) for all ${n} devices, during (a), (b) and (d)`,
+      load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
       ...(args.cpuProfDir ? { profiling: `the gateway was CPU-profiled during (b) and (d): their numbers are not comparable` } : {}),
     },
-    a,
-    b,
-    c,
-    d,
-    comparison: compare(a, b, TARGETS),
-    httpComparison: compare(c, d, HTTP_TARGETS),
+    ...loaded,
+    unloaded,
+    comparison: compare(loaded.a, loaded.b),
+    httpComparison: compare(loaded.c, loaded.d),
+    targets: pathTargets({ ...loaded, unloaded }, args.cpuProfDir ? "the gateway was CPU-profiled: not comparable" : undefined),
   };
 }

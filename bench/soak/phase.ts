@@ -153,6 +153,6 @@ export async function runPhase(r: SoakRun, transport: SoakPhase, o: SoakArgs): P
     listenOverflows: overflowsBefore === undefined || overflowsAfter === undefined ? null : overflowsAfter - overflowsBefore,
     cpuS,
     gatewayCounters,
-    meetsTargets: errors <= SOAK_TARGETS.errors && peakMiB < SOAK_TARGETS.gatewayPeakRssBelowMiB,
+    meetsTargets: errors <= SOAK_TARGETS.errors && peakMiB < SOAK_TARGETS.gatewayPeakRssBelowMiB[transport],
   };
 }

@@ -31,7 +31,8 @@ import { progress } from "../common/progress.js";
 import { scrapeMetrics } from "../common/scrape.js";
 import type { SlowDevicesConfig, SlowDevicesReady } from "../common/slow-devices-worker.js";
 import { runPhase, type SoakRun } from "./phase.js";
-import { SOAK_TARGETS, type SoakPhaseResult, type SoakReport } from "./report.js";
+import type { SoakPhaseResult, SoakReport } from "./report.js";
+import { soakTargets } from "./targets.js";
 import { WorkerProcess } from "../common/worker-process.js";
 
 /**
@@ -211,7 +212,7 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
     },
     setup: { usersCreatedMs, devicesOnlineMs },
     phases,
-    targets: SOAK_TARGETS,
+    targets: soakTargets(phases, o.requests, args.gatewayNodeOptions),
     notes,
   };
 }
