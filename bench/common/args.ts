@@ -56,8 +56,8 @@ export interface BenchArgs {
   warmupS: number;
   json: boolean;
   /**
-   * Default mode: directory for CPU profiles of the in-process gateway over the measured windows of (b) and
-   * (d). Soak and fleet: the gateway (and, in fleet mode, the agent) process is profiled from start to exit.
+   * Directory for CPU profiles: the gateway process (and, in fleet mode, the agent process) is profiled from
+   * its start to its exit.
    */
   cpuProfDir: string | undefined;
   /**
@@ -87,7 +87,7 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
   --redis KIND     the gateway's Redis: single (default), sentinel (a primary, a replica, three Sentinels) or
                    cluster (three primaries, a replica each); Redis CPU is the sum over its processes
   --no-latency     skip the unloaded measurement (2,000 sequential requests per path after 200)
-  --cpu-prof DIR   write a V8 CPU profile of the gateway over the measured window of (b) and of (d) to DIR
+  --cpu-prof DIR   profile the gateway process from its start to its exit, (b) and (d) in one file in DIR
                    (open in Chrome DevTools); profiling slows the gateway: such a run's numbers are not comparable
 
 --soak: requests held in flight all at once against slow devices, through the gateway's XMPP path, then

@@ -10,8 +10,10 @@
 // each met or missed.
 //
 // How the processes are arranged, so that the gateway is measured alone:
-//   this process   the gateway (startGateway, in-process) and the orchestration, which only waits and
-//                  reads /proc while the load runs
+//   this process   the orchestration, which only waits and reads /proc while the load runs
+//   gateway        its own process: the compiled gateway/main.ts under plain node, as `npm start` runs it
+//                  (bench/common/compiled.ts; tsx would add its loader and a name on every function), logs
+//                  silent, on a port picked beforehand (a silent gateway cannot tell the one it got)
 //   prosody        its own process (local stack), shared by every path
 //   redis          `--redis`: one redis-server, a Sentinel deployment or a Cluster (redis.ts), used by the
 //                  gateway only; its CPU is the sum over every redis-server process of it
@@ -33,15 +35,17 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
-import { startGateway, type RunningGateway } from "../../test/helpers/gateway.js";
+import { freePort } from "../../local-stack/ports.js";
+import { startGatewayProcess, type GatewayProcess } from "../../test/helpers/gateway-process.js";
+import { parseMetrics } from "../../test/helpers/metrics.js";
 import type { Teardown } from "../../test/helpers/stack.js";
 import { adminClient } from "../common/admin.js";
 import type { BenchArgs } from "../common/args.js";
+import { compileForRun, profileArgs } from "../common/compiled.js";
 import { clockTicksPerSecond, type PidGroups } from "../common/cpu.js";
 import { progress } from "../common/progress.js";
 import { WorkerProcess } from "../common/worker-process.js";
 import { startBenchFleet, type BenchFleet } from "./fleet.js";
-import { windowProfiler } from "./profile.js";
 import type { ProxyConfig, ProxyReady } from "./proxy-worker.js";
 import { startBenchRedis, type BenchRedis } from "./redis.js";
 import { CONCURRENCY, pathRunner, type Run } from "./runs.js";
@@ -56,13 +60,14 @@ const REGISTER_CONCURRENCY = 16;
 const ONLINE_BOUND_MS = 300_000;
 
 /** Requests the gateway answered 2xx, by transport, from its own metrics (everything since it started). */
-async function answeredByTransport(gw: RunningGateway): Promise<Record<string, number>> {
-  const { values } = await gw.gateway.metrics.httpRequests.get();
+async function answeredByTransport(gw: GatewayProcess): Promise<Record<string, number>> {
+  const res = await fetch(`${gw.url}/metrics`);
+  if (res.status !== 200) throw new Error(`GET ${gw.url}/metrics: status ${res.status}`);
   const out: Record<string, number> = {};
-  for (const v of values) {
-    if (v.labels.status_class !== "2xx") continue;
-    const transport = String(v.labels.transport);
-    out[transport] = (out[transport] ?? 0) + v.value;
+  for (const s of parseMetrics(await res.text())) {
+    if (s.name !== "gateway_http_requests_total" || s.labels.status_class !== "2xx") continue;
+    const transport = String(s.labels.transport);
+    out[transport] = (out[transport] ?? 0) + s.value;
   }
   return out;
 }
@@ -71,18 +76,9 @@ async function answeredByTransport(gw: RunningGateway): Promise<Record<string, n
  * Runs one gateway path and checks, from the gateway's metrics, that `transport` served it: at least the
  * window's successful requests, and none on any other transport. (A check of the set-up, not of timings.)
  */
-async function measureGatewayPath(
-  gw: RunningGateway,
-  transport: string,
-  run: Run,
-  profile: { dir: string; name: string } | undefined,
-  teardown: Teardown,
-): Promise<PathResult> {
+async function measureGatewayPath(gw: GatewayProcess, transport: string, run: Run): Promise<PathResult> {
   const before = await answeredByTransport(gw);
-  const profiler = profile ? windowProfiler(profile.dir, profile.name) : undefined;
-  if (profiler) teardown.add(`profiler ${profile?.name}`, () => profiler.close());
-  const result = await run(profiler ? { onWindowStart: () => profiler.start(), onWindowEnd: () => profiler.stop() } : {});
-  if (profiler) progress(`CPU profile of the gateway written to ${await profiler.done()}`);
+  const result = await run({});
   const after = await answeredByTransport(gw);
   const delta = (t: string): number => (after[t] ?? 0) - (before[t] ?? 0);
   const others = Object.keys(after).filter((t) => t !== transport && delta(t) > 0);
@@ -96,7 +92,7 @@ async function measureGatewayPath(
 }
 
 /** Registers every device `transport: "http"` at its own server, through the admin API, a few at a time. */
-async function registerHttp(gw: RunningGateway, token: string, fleet: BenchFleet): Promise<void> {
+async function registerHttp(gw: GatewayProcess, token: string, fleet: BenchFleet): Promise<void> {
   const admin = adminClient(gw.url, token);
   const queue = [...fleet.ids];
   const worker = async (): Promise<void> => {
@@ -124,6 +120,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
   const startedAt = new Date().toISOString();
   const hz = clockTicksPerSecond();
   const n = args.paths.devices;
+  const build = await compileForRun(teardown);
   progress(`starting Prosody and Redis (${args.paths.redis})`);
   const { prosody, redis } = await startServers(args, teardown);
   const component = prosody.components[0];
@@ -175,32 +172,31 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
 
   progress("starting the gateway");
   const adminToken = randomBytes(24).toString("hex");
-  const gw = teardown.stopLater(
-    "gateway",
-    await startGateway({ redis: { url: redis.url }, prosody }, { GATEWAY_ADMIN_TOKEN: adminToken, ...redis.env }),
+  const gw = await startGatewayProcess(
+    { redis: { url: redis.url }, prosody },
+    { GATEWAY_ADMIN_TOKEN: adminToken, ...redis.env },
+    { port: await freePort(), nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] },
   );
+  teardown.add("gateway", () => gw.stop());
   progress(`starting the agent process again; waiting for the gateway to count the ${n} devices online`);
   await fleet.startAgents();
   const onlineMs = await fleet.waitOnlineAt(gw.url, ONLINE_BOUND_MS);
   progress(`all ${n} devices online at the gateway ${(onlineMs / 1000).toFixed(1)} s after the agent process started`);
-  const stamp = startedAt.replace(/[:.]/g, "-");
-  const profile = (path: string) => (args.cpuProfDir ? { dir: args.cpuProfDir, name: `gateway-${path}-${stamp}` } : undefined);
-
-  // (b) and (d) are the same load on the same gateway; only the devices' transport differs. Only the loaded
-  // runs are profiled.
-  const throughGateway = (label: string, transport: "xmpp" | "http", key: string) =>
+  // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
+  const gatewayPid = gw.child.pid;
+  const throughGateway = (label: string, transport: "xmpp" | "http") =>
     runner.measure({
       label,
       driver: { mode: "http", baseUrl: gw.url },
-      processes: { ...pids(), gateway: [process.pid] },
+      processes: { ...pids(), gateway: [gatewayPid] },
       retryForMs: 0,
-      wrap: (run, loaded) => measureGatewayPath(gw, transport, run, loaded ? profile(key) : undefined, teardown),
+      wrap: (run) => measureGatewayPath(gw, transport, run),
     });
-  const b = await throughGateway("(b) gateway XMPP path", "xmpp", "b");
+  const b = await throughGateway("(b) gateway XMPP path", "xmpp");
 
   progress(`registering the ${n} devices as transport "http" through the admin API`);
   await registerHttp(gw, adminToken, fleet);
-  const d = await throughGateway("(d) gateway HTTP pass-through", "http", "d");
+  const d = await throughGateway("(d) gateway HTTP pass-through", "http");
 
   const loaded: FourPaths = { a: a.loaded, b: b.loaded, c: c.loaded, d: d.loaded };
   const unloaded: FourPaths | null =
@@ -217,14 +213,19 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
       unloaded: runner.unloaded ? { warmupRequests: runner.unloaded.warmupRequests, requests: runner.unloaded.requests } : null,
     },
     arrangement: {
-      gateway: "the bench process itself (startGateway in-process, admin API on); idle orchestration only during the window",
+      gateway:
+        "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent)",
       proxy: `child node process, (c) only: http-proxy-3 with a keep-alive http.Agent (${PROXY_SOCKETS_PER_DEVICE} sockets per device)`,
       prosody: "local-stack child process, shared by every path (idle in (c) and (d))",
       redis: `${redis.description}; used by the gateway, (b) and (d); its CPU is the sum over those processes`,
       devices: `child node process: one HTTP server answering for all ${n} devices, each on a listening port of its own; (c) and (d) call them directly`,
       agent: `ONE device agent process (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE) for all ${n} devices, during (a), (b) and (d)`,
       load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
-      ...(args.cpuProfDir ? { profiling: `the gateway was CPU-profiled during (b) and (d): their numbers are not comparable` } : {}),
+      ...(args.cpuProfDir
+        ? {
+            profiling: `the gateway process was CPU-profiled from start to exit (one file in ${args.cpuProfDir}): the numbers are not comparable`,
+          }
+        : {}),
     },
     ...loaded,
     unloaded,

@@ -61,8 +61,6 @@ export interface SoakReport {
     maxInFlight: number;
     /** GATEWAY_REQUEST_TIMEOUT_MS and AGENT_LOCAL_TIMEOUT_MS. */
     deadlineMs: number;
-    /** The gateway's pass-through pool: connections per device origin. */
-    passThroughSocketsPerOrigin: number;
   };
   arrangement: Record<string, string>;
   /** devicesOnlineMs: from the agent's spawn until the gateway counted every device online; null without agents. */

@@ -36,14 +36,12 @@ import { soakTargets } from "./targets.js";
 import { WorkerProcess } from "../common/worker-process.js";
 
 /**
- * The gateway's pass-through opens at most this many connections per device origin (the default of
- * gateway/proxy/pass-through.ts, which no setting changes); more requests to one device wait for one.
+ * Each device's share of the requests, which is also its GATEWAY_DEVICE_MAX_IN_FLIGHT: every request is in
+ * flight at once, on either path (the pass-through opens as many connections to a device as the device may
+ * have requests in flight).
  */
-const PASS_THROUGH_SOCKETS_PER_ORIGIN = 16;
-/** Each device's share of the requests, and how many hold-times a device's share takes on the pass-through. */
-function shareOf(o: SoakArgs): { share: number; passThroughRounds: number } {
-  const share = Math.ceil(o.requests / o.devices);
-  return { share, passThroughRounds: Math.ceil(share / PASS_THROUGH_SOCKETS_PER_ORIGIN) };
+function shareOf(o: SoakArgs): number {
+  return Math.ceil(o.requests / o.devices);
 }
 
 /**
@@ -51,22 +49,14 @@ function shareOf(o: SoakArgs): { share: number; passThroughRounds: number } {
  * (EMFILE). Says which process of this run would need more than the machine allows, before the run does.
  */
 function fileBudgetNotes(o: SoakArgs, limit: number | undefined): string[] {
-  const { share, passThroughRounds } = shareOf(o);
   const notes: string[] = [];
-  if (o.phases.includes("http") && passThroughRounds > 1) {
-    notes.push(
-      `pass-through: at most ${PASS_THROUGH_SOCKETS_PER_ORIGIN} connections per device origin, so at most ` +
-        `${Math.min(o.requests, PASS_THROUGH_SOCKETS_PER_ORIGIN * o.devices)} of the ${o.requests} requests reach the devices at once; ` +
-        `the rest wait in the gateway (a device's ${share} take ${passThroughRounds} hold times)`,
-    );
-  }
   if (limit === undefined) return notes;
   const reserve = 200; // listeners, Prosody and Redis connections, node's own descriptors
   const needs: Array<[string, number]> = [
     ["load", o.requests],
     ["agent", o.phases.includes("xmpp") ? o.requests + o.devices : 0],
     ["devices", o.requests + o.devices],
-    ["gateway", o.requests + (o.phases.includes("http") ? Math.min(share, PASS_THROUGH_SOCKETS_PER_ORIGIN) * o.devices : 0)],
+    ["gateway", o.requests * (o.phases.includes("http") ? 2 : 1)],
   ];
   for (const [name, n] of needs) {
     if (n + reserve > limit)
@@ -105,11 +95,11 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
   const o = args.soak;
   const startedAt = new Date().toISOString();
   const hz = clockTicksPerSecond();
-  const { share, passThroughRounds } = shareOf(o);
+  const share = shareOf(o);
   const holdMs = o.holdS * 1000;
-  // Long enough for the last request of the ramp to be held, on the pass-through for every round its
-  // device's share takes, with a minute to spare: a timeout here would be the bench's, not a finding.
-  const deadlineMs = Math.round(o.rampS * 1000 + (o.phases.includes("http") ? passThroughRounds : 1) * holdMs + 60_000);
+  // Long enough for the last request of the ramp to be held, with a minute to spare: a timeout here would be
+  // the bench's, not a finding.
+  const deadlineMs = Math.round(o.rampS * 1000 + holdMs + 60_000);
   const limit = openFilesLimit();
   const notes = fileBudgetNotes(o, limit);
   for (const note of notes) progress(`note: ${note}`);
@@ -200,7 +190,6 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
       maxInFlightPerDevice: share,
       maxInFlight: o.requests,
       deadlineMs,
-      passThroughSocketsPerOrigin: PASS_THROUGH_SOCKETS_PER_ORIGIN,
     },
     arrangement: {
       gateway: "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it",
