@@ -105,16 +105,37 @@ export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {
   const drained = Promise.all(loops).then(() => "drained" as const);
   await Promise.race([drained, delay(plan.drainMs, "bound" as const, { ref: false })]);
 
-  const windowS = (windowEnd - windowStart) / 1000;
-  return {
-    completed: latencies.length,
+  return loadResult({
+    latencies,
     errors,
-    windowS,
-    rate: windowS > 0 ? latencies.length / windowS : 0,
-    latencyMs: summarize(latencies),
+    windowS: (windowEnd - windowStart) / 1000,
     warmupCompleted,
     warmupErrors,
     unfinished: active,
-    errorSamples: [...errorSamples],
+    errorSamples,
+  });
+}
+
+/** A window's counts as a LoadResult: its rate and latency summary computed from them. */
+export function loadResult(counts: {
+  latencies: number[];
+  errors: number;
+  windowS: number;
+  warmupCompleted: number;
+  warmupErrors: number;
+  unfinished: number;
+  errorSamples: Iterable<string>;
+}): LoadResult {
+  const { latencies, windowS } = counts;
+  return {
+    completed: latencies.length,
+    errors: counts.errors,
+    windowS,
+    rate: windowS > 0 ? latencies.length / windowS : 0,
+    latencyMs: summarize(latencies),
+    warmupCompleted: counts.warmupCompleted,
+    warmupErrors: counts.warmupErrors,
+    unfinished: counts.unfinished,
+    errorSamples: [...counts.errorSamples],
   };
 }

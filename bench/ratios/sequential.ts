@@ -3,8 +3,7 @@
 // where latency is mostly waiting: Little's law).
 import { performance } from "node:perf_hooks";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { summarize } from "../common/stats.js";
-import type { Issue, LoadHooks, LoadResult } from "./load.js";
+import { loadResult, type Issue, type LoadHooks, type LoadResult } from "./load.js";
 
 export interface SequentialPlan {
   /** Requests go to these in turn. */
@@ -49,15 +48,5 @@ export async function runSequential(issue: Issue, plan: SequentialPlan, hooks: L
   }
   const windowS = (performance.now() - windowStart) / 1000;
   hooks.onWindowEnd?.();
-  return {
-    completed: latencies.length,
-    errors,
-    windowS,
-    rate: windowS > 0 ? latencies.length / windowS : 0,
-    latencyMs: summarize(latencies),
-    warmupCompleted,
-    warmupErrors,
-    unfinished: 0,
-    errorSamples: [...errorSamples],
-  };
+  return loadResult({ latencies, errors, windowS, warmupCompleted, warmupErrors, unfinished: 0, errorSamples });
 }

@@ -430,6 +430,8 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
       const survivor = a;
       const load = new SteadyLoad(lb.port, 20_000);
       let killAt = 0;
+      /** When the victim's exit was seen: a request started between the signal and the exit may still reach it. */
+      let exitedAt = 0;
       let downAt = 0;
       let inFlightAtKill: number;
       const victimIncarnation = victim.incarnation;
@@ -441,6 +443,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
         inFlightAtKill = load.inFlight();
         killAt = now();
         const exit = await victim.signal("SIGKILL", 5_000);
+        exitedAt = now();
         assert.equal(exit.signal, "SIGKILL");
         await pollUntil(`${victim.name} DOWN in HAProxy`, async () => (await lb.serverStates())[victim.name] === "DOWN", {
           timeoutMs: 15_000,
@@ -456,6 +459,7 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
       const afterDown = outcomes.filter((o) => o.startedAt >= downAt);
       const marks = [
         { at: killAt, what: `SIGKILL ${victimIncarnation}` },
+        { at: exitedAt, what: `${victimIncarnation} exited` },
         { at: downAt, what: "DOWN" },
       ];
       // The survivor's access log must show every request started after DOWN (the file may lag a little).
@@ -483,9 +487,11 @@ describe("gateway processes behind HAProxy on ejabberd: rolling restart and cras
         `at most the ${inFlightAtKill} requests in flight at the kill may fail, not ${failed.length}`,
       );
       assert.deepEqual(
-        failed.filter((o) => o.startedAt > killAt).map((o) => describeOutcome(o, marks, servedBy)),
+        // Not from the signal: the process dies a little after it, and HAProxy may hand it a connection meanwhile
+        // (a request started 2 ms after the signal was reset by the dying process in one run).
+        failed.filter((o) => o.startedAt > exitedAt).map((o) => describeOutcome(o, marks, servedBy)),
         [],
-        "a request started after the kill is never lost (HAProxy retries a refused connection elsewhere)",
+        "a request started after the victim exited is never lost (HAProxy retries a refused connection elsewhere)",
       );
       // ejabberd spreads replies over the component connections at random: a reply for a request the survivor
       // holds may be passing through the victim's connection at the instant of the crash, and is lost with it.

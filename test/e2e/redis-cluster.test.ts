@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createLogger } from "../../gateway/log.js";
 import { RedisStore } from "../../gateway/redis/client.js";
@@ -20,7 +19,7 @@ import { issueServerCertificate, makeCertificateAuthority } from "../helpers/cer
 import { startProsody, type ComponentSpec, type ProsodyServer } from "../../local-stack/prosody.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
 import { echoDevice } from "../helpers/echo-device.js";
-import { commandCounts, serveEveryDevice } from "../helpers/redis-probes.js";
+import { commandCounts, FAILOVER_BOUND_MS, serveEveryDevice, shardSubscribers } from "../helpers/redis-probes.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { Teardown } from "../helpers/stack.js";
@@ -32,20 +31,6 @@ const TAKEN_OVER: ComponentSpec = { domain: "gateway.localhost", secret: "test-s
 const SECOND: ComponentSpec = { domain: "gateway-2.localhost", secret: "second-secret" };
 /** Every node has this ACL user, and the gateways authenticate as it (REDIS_USERNAME, REDIS_PASSWORD). */
 const ACL_USER = { name: "gateway", password: "cluster-acl-secret-5e1" };
-/** Bound for a loaded machine (a primary is failed after 1 s unreachable, then a replica is elected). */
-const FAILOVER_BOUND_MS = 60_000;
-
-/** Sharded subscribers of `channel` on the node at `port` (PUBSUB SHARDNUMSUB, Redis 7.0). */
-async function shardSubscribers(port: number, channel: string): Promise<number> {
-  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const reply = (await client.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
-    return Number(reply[1]);
-  } finally {
-    client.disconnect();
-  }
-}
 
 describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a primary", () => {
   const teardown = new Teardown();

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import { loadConfig } from "../../gateway/config.js";
 import { createMetrics } from "../../gateway/metrics/metrics.js";
@@ -14,22 +13,8 @@ import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { buildStores, type Stores } from "../../gateway/wiring/stores.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { startRedisCluster, type ClusterDeployment } from "../../local-stack/redis-cluster.js";
+import { FAILOVER_BOUND_MS, shardSubscribers } from "../helpers/redis-probes.js";
 import { Teardown } from "../helpers/stack.js";
-
-/** Bound for a loaded machine (a primary is failed after 1 s unreachable, then a replica is elected). */
-const FAILOVER_BOUND_MS = 60_000;
-
-/** Sharded subscribers of `channel` on the node at `port` (PUBSUB SHARDNUMSUB, Redis 7.0). */
-async function shardSubscribers(port: number, channel: string): Promise<number> {
-  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const reply = (await client.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
-    return Number(reply[1]);
-  } finally {
-    client.disconnect();
-  }
-}
 
 describe("the registry cache on a Redis Cluster", () => {
   const teardown = new Teardown();

@@ -1,9 +1,24 @@
 // What a test asks a Redis node directly, beside the gateway: its command counts, and the gateway's answers per
-// device, for the tests that fail Redis over (Sentinel, Cluster).
+// device, its sharded subscribers, for the tests that fail Redis over (Sentinel, Cluster).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { EchoReport } from "./echo-device.js";
+
+/** Bound for a loaded machine on a Redis Cluster's failover (a primary is failed after 1 s unreachable, then a replica is elected). */
+export const FAILOVER_BOUND_MS = 60_000;
+
+/** Sharded subscribers of `channel` on the node at `port` (PUBSUB SHARDNUMSUB, Redis 7.0). */
+export async function shardSubscribers(port: number, channel: string): Promise<number> {
+  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    const reply = (await client.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
+    return Number(reply[1]);
+  } finally {
+    client.disconnect();
+  }
+}
 
 /** `calls` of EVAL, EVALSHA and SPUBLISH and `count` of NOSCRIPT replies on the node at `port` (INFO commandstats, errorstats). */
 export async function commandCounts(port: number): Promise<{ eval: number; evalsha: number; spublish: number; noscript: number }> {
