@@ -56,6 +56,15 @@ export function readBody(req: IncomingMessage, maxBytes: number, budget?: Reserv
   });
 }
 
+/**
+ * Whether the request has a body to read (RFC 9112 §6.3: without Transfer-Encoding or Content-Length it has
+ * none; node's parser refuses the two together and any malformed length before this is asked).
+ */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
 function tooLarge(maxBytes: number): GatewayError {
   return new GatewayError("GW_PAYLOAD_TOO_LARGE", { message: `request body is over the limit of ${maxBytes} bytes` });
 }

@@ -4,7 +4,7 @@ import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
 import type { ByteBudget } from "../../limits/byte-budget.js";
 import type { AddressedRequest } from "../addressing.js";
-import { readBody } from "../body.js";
+import { hasBody, readBody } from "../body.js";
 import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { sendError, sendJson } from "../error-response.js";
@@ -90,7 +90,8 @@ async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResp
  */
 async function readHeld(deps: DeviceRouteDeps, req: IncomingMessage, res: ServerResponse): Promise<ReadBody> {
   let handedOver = false;
-  const held = deps.budget?.open();
+  // Nothing to hold for a request without a body (most GETs): no reservation, no listener.
+  const held = hasBody(req) ? deps.budget?.open() : undefined;
   if (held)
     whenClosed(res, () => {
       if (!handedOver) held.release();
