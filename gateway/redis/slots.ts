@@ -23,6 +23,14 @@ function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
+/** The part of a key its slot is the hash of: its hash tag, or the whole key (the rule of keySlot, on text). */
+function hashedPart(key: string): string {
+  const open = key.indexOf("{");
+  if (open === -1) return key;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
 export function keySlot(key: string | Uint8Array): number {
   const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : key;
   const open = bytes.indexOf(0x7b);
@@ -40,8 +48,11 @@ export function keySlot(key: string | Uint8Array): number {
  * A programming error, not a request's: a plain Error.
  */
 export function assertOneSlot(script: string, keys: ReadonlyArray<string | number>): void {
-  // One key is one slot: nothing to hash (most calls, on every request).
+  // One key is one slot, and keys with one hash tag are one slot: nothing to hash (every call on a
+  // request's way). Only keys of different tags (or without one) are hashed, since those may still share a slot.
   if (keys.length <= 1) return;
+  const first = hashedPart(String(keys[0]));
+  if (keys.every((key) => hashedPart(String(key)) === first)) return;
   const slots = keys.map((key) => keySlot(String(key)));
   if (new Set(slots).size <= 1) return;
   throw new Error(

@@ -67,3 +67,27 @@ describe("RedisStore.script", () => {
     }
   });
 });
+
+describe("assertOneSlot without hashing", () => {
+  it("lets keys of one tag pass, and still tells keys of different tags apart by their slots", () => {
+    assertOneSlot("s", ["gw:inflight:{dev-1}", "gw:slotfree:{dev-1}"]);
+    // Two different tags of one slot pass (the slot decides, not the text).
+    const [a, b] = sameSlotPair();
+    assertOneSlot("s", [`gw:x:{${a}}`, `gw:y:{${b}}`]);
+    assert.throws(() => assertOneSlot("s", ["gw:inflight:{dev-1}", "gw:slotfree:{dev-2}"]), /more than one hash slot/);
+    // An empty tag is no tag: the whole key is hashed, and two such keys differ.
+    assert.throws(() => assertOneSlot("s", ["gw:a{}{dev-1}", "gw:b{}{dev-1}"]), /more than one hash slot/);
+  });
+});
+
+/** Two different short strings of one hash slot, found by search. */
+function sameSlotPair(): [string, string] {
+  const seen = new Map<number, string>();
+  for (let i = 0; ; i++) {
+    const s = `k${i}`;
+    const slot = keySlot(s);
+    const other = seen.get(slot);
+    if (other !== undefined) return [other, s];
+    seen.set(slot, s);
+  }
+}
