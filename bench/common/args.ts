@@ -61,8 +61,8 @@ export interface BenchArgs {
    */
   cpuProfDir: string | undefined;
   /**
-   * Soak and fleet: NODE_OPTIONS for the gateway process (e.g. "--max-old-space-size=256"), to see how V8's
-   * heap sizing moves its RSS.
+   * NODE_OPTIONS for the gateway process (e.g. "--max-old-space-size=256"), to see how V8's heap sizing moves
+   * its RSS (soak, fleet) or its CPU per request (the default run).
    */
   gatewayNodeOptions: string | undefined;
   paths: PathsArgs;
@@ -72,7 +72,7 @@ export interface BenchArgs {
 }
 
 export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--devices N] [--redis single|sentinel|cluster] [--no-latency]
-                           [--json] [--cpu-prof DIR]
+                           [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --soak [--requests N] [--devices N] [--hold S] [--ramp S] [--xmpp-only | --http-only]
                            [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
        npm run bench -- --fleet [--devices N] [--gateway-node-options OPTS] [--json] [--cpu-prof DIR]
@@ -120,8 +120,8 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
   --trials N       trials per variant, alternating (default 3)
   --duration S     measured seconds of each keyed-request trial through the gateway (default 10)
 
---soak and --fleet run the gateway and the agent compiled (tsconfig.build.json), as they ship, each in its
-own process; the gateway's RSS is its own
+Every mode but --failover and --capacity runs the gateway compiled (tsconfig.build.json), as it ships, in a
+process of its own (--soak and --fleet the agent too); the gateway's RSS and CPU are its own
   --gateway-node-options OPTS   NODE_OPTIONS for the gateway process, e.g. "--max-old-space-size=256"
 
   --json           print only the JSON result on stdout (progress still goes to stderr)`;
@@ -145,7 +145,7 @@ const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--redis": ["paths"],
   "--no-latency": ["paths"],
   "--cpu-prof": ["paths", "soak", "fleet"],
-  "--gateway-node-options": ["soak", "fleet"],
+  "--gateway-node-options": ["paths", "soak", "fleet"],
   "--trials": ["failover"],
 };
 

@@ -182,7 +182,19 @@ describe("gateways on a Redis Cluster: sharded pub/sub, and a failover of a prim
     assert.deepEqual(await ready(b), { status: 200, redis: true });
 
     await t.test("requests answer again", async () => {
-      await serveEveryDevice(b.url, DEVICES, "cluster");
+      // B's connections learn the new topology when a command of theirs meets it: its first request to a slot
+      // of the crashed primary may still fail (503 GW_STORE_UNAVAILABLE) before ioredis moves the slot.
+      let attempts = 0;
+      await pollUntil(
+        "every device served through B",
+        async () => {
+          attempts++;
+          await serveEveryDevice(b.url, DEVICES, "cluster");
+          return true;
+        },
+        { timeoutMs: FAILOVER_BOUND_MS, intervalMs: 100 },
+      );
+      console.log(`[redis-cluster] every device served through B at attempt ${attempts}`);
       console.log(`[redis-cluster] requests served again ${Date.now() - crashedAt} ms after the crash`);
       // Scripts are not replicated: each instance's new connection to the promoted replica sends a script by
       // EVAL once (ioredis tracks it per socket) and by EVALSHA after that, as after a Sentinel failover.
