@@ -11,9 +11,3 @@ export function pathOf(target: string): string {
   if (!URL.canParse(target)) return target;
   return new URL(target).pathname;
 }
-
-/** A request header field's value, repeats joined (what Express's `req.get` gave). `name` in lower case. */
-export function headerOf(req: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value.join(", ") : value;
-}

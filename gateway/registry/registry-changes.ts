@@ -86,11 +86,6 @@ export class RegistryChangeFeed implements Lifecycle {
     for (const event of LOSS_EVENTS) this.connection.on(event, lost);
   }
 
-  /** Whether every change is heard now (the cache is open). */
-  get hearing(): boolean {
-    return this.live;
-  }
-
   async start(): Promise<void> {
     this.scheduleRecheck();
     // Once connected and subscribed, the facade calls check().

@@ -109,15 +109,6 @@ export class XmppExchanger {
     );
   }
 
-  /** One exchange, start to end (prepare, then send at once). */
-  exchange(req: ExchangeRequest): Promise<HttpResponseMessage> {
-    try {
-      return this.prepare(req).send(req.timeoutMs);
-    } catch (err) {
-      return Promise.reject(toGatewayError(err));
-    }
-  }
-
   /**
    * The first half of an exchange: a fresh id, and its correlation record on its way to Redis, before the
    * device's in-flight slot is taken. The caller asks for the slot in the same tick, so both commands leave in

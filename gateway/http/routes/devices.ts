@@ -8,7 +8,6 @@ import { hasBody, readBody } from "../body.js";
 import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { sendError, sendJson } from "../error-response.js";
-import { headerOf } from "../request-path.js";
 import { whenClosed } from "../../../lib/http/response-end.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
@@ -104,4 +103,10 @@ async function readHeld(deps: DeviceRouteDeps, req: IncomingMessage, res: Server
 export function prefersAsync(req: IncomingMessage): boolean {
   const prefer = headerOf(req, "prefer");
   return prefer !== undefined && prefer.split(",").some((p) => p.split(";")[0]?.trim().toLowerCase() === "respond-async");
+}
+
+/** A request header field's value, repeats joined (what Express's `req.get` gave). `name` in lower case. */
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
 }
