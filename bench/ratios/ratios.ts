@@ -78,7 +78,7 @@ async function answeredByTransport(gw: GatewayProcess): Promise<Record<string, n
  */
 async function measureGatewayPath(gw: GatewayProcess, transport: string, run: Run): Promise<PathResult> {
   const before = await answeredByTransport(gw);
-  const result = await run({});
+  const result = await run();
   const after = await answeredByTransport(gw);
   const delta = (t: string): number => (after[t] ?? 0) - (before[t] ?? 0);
   const others = Object.keys(after).filter((t) => t !== transport && delta(t) > 0);

@@ -19,8 +19,8 @@ export interface PathRuns {
   unloaded: PathResult | undefined;
 }
 
-/** One run, given the hooks of its measured window. */
-export type Run = (hooks: WindowHooks) => Promise<PathResult>;
+/** One run of a path. */
+export type Run = () => Promise<PathResult>;
 
 export interface PathSpec {
   label: string;
@@ -28,8 +28,8 @@ export interface PathSpec {
   processes: PidGroups;
   /** The devices are checked before the loaded run, each retried for this long (0: once); the unloaded run follows unchecked. */
   retryForMs: number;
-  /** Runs a run, e.g. checking the gateway's metrics around it; `loaded` tells which of the two it is. */
-  wrap?: (run: Run, loaded: boolean) => Promise<PathResult>;
+  /** Runs a run, e.g. checking the gateway's metrics around it. */
+  wrap?: (run: Run) => Promise<PathResult>;
 }
 
 export interface PathRunner {
@@ -59,31 +59,28 @@ export function pathRunner(
 
   /** `run`, with the connections the devices accepted during its window counted, per request. */
   const countingConnections =
-    (run: Run): Run =>
-    async (hooks) => {
+    (run: (hooks: WindowHooks) => Promise<PathResult>): Run =>
+    async () => {
       const marks: Array<Promise<number>> = [];
       const mark = (): void => void marks.push(fleet.connectionsAccepted().catch(() => Number.NaN));
-      const result = await run({
-        onWindowStart: () => (mark(), hooks.onWindowStart?.()),
-        onWindowEnd: () => (mark(), hooks.onWindowEnd?.()),
-      });
+      const result = await run({ onWindowStart: mark, onWindowEnd: mark });
       const [start = Number.NaN, end = Number.NaN] = await Promise.all(marks);
       return { ...result, deviceConnectionsPerRequest: result.load.completed > 0 ? (end - start) / result.load.completed : Number.NaN };
     };
 
-  const once = (spec: PathSpec, config: LoadConfig, loaded: boolean): Promise<PathResult> => {
+  const once = (spec: PathSpec, config: LoadConfig): Promise<PathResult> => {
     const run = countingConnections((hooks) => measurePath(spec.label, config, spec.processes, hz, teardown, hooks));
-    return spec.wrap ? spec.wrap(run, loaded) : run({});
+    return spec.wrap ? spec.wrap(run) : run();
   };
 
   return {
     unloaded,
     async measure(spec) {
       progress(`${spec.label}: ${args.warmupS} s warm-up + ${args.durationS} s, ${CONCURRENCY} clients`);
-      const loaded = await once(spec, { ...common, driver: spec.driver, shape: closedLoop, check: { retryForMs: spec.retryForMs } }, true);
+      const loaded = await once(spec, { ...common, driver: spec.driver, shape: closedLoop, check: { retryForMs: spec.retryForMs } });
       if (!unloaded) return { loaded, unloaded: undefined };
       progress(`${spec.label}, unloaded: ${unloaded.requests} requests one at a time after ${unloaded.warmupRequests}`);
-      return { loaded, unloaded: await once(spec, { ...common, driver: spec.driver, shape: unloaded, check: null }, false) };
+      return { loaded, unloaded: await once(spec, { ...common, driver: spec.driver, shape: unloaded, check: null }) };
     },
   };
 }
