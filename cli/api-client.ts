@@ -1,0 +1,153 @@
+// One typed client over the gateway's admin API (README "Admin API", docs/admin-api.md): the base URL, the
+// bearer token, and the gateway's JSON errors turned into GatewayApiError with their stable code.
+import { redactUrl } from "../lib/env.js";
+import type {
+  ApiErrorBody,
+  BulkAnswer,
+  BulkRequest,
+  DeviceEntry,
+  DeviceFilter,
+  DevicePage,
+  MigrationSummary,
+  Wave,
+  WaveList,
+  WaveRequest,
+} from "./api-types.js";
+
+/** The gateway answered with an error: its status, and the catalogue's code (README, "Errors"). */
+export class GatewayApiError extends Error {
+  override readonly name = "GatewayApiError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No answer at all: the connection failed, or no answer came in time. */
+export class GatewayUnreachable extends Error {
+  override readonly name = "GatewayUnreachable";
+}
+
+export interface AdminClientOptions {
+  /** e.g. `http://localhost:8080`; a path (behind a reverse proxy) is kept. */
+  baseUrl: string;
+  token: string;
+  /** Bound on one request, answer included; a bulk call of 1000 devices is well within the default. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+export class AdminClient {
+  private readonly base: string;
+  private readonly fetch: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: AdminClientOptions) {
+    this.base = opts.baseUrl.replace(/\/+$/, "");
+    this.fetch = opts.fetch ?? fetch;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  listDevices(query: DeviceFilter & { limit?: number; cursor?: string | null }): Promise<DevicePage> {
+    const params = new URLSearchParams();
+    if (query.transport !== undefined) params.set("transport", query.transport);
+    if (query.online !== undefined) params.set("online", String(query.online));
+    if (query.prefix !== undefined) params.set("prefix", query.prefix);
+    if (query.limit !== undefined) params.set("limit", String(query.limit));
+    if (query.cursor != null) params.set("cursor", query.cursor);
+    const search = params.size > 0 ? `?${params.toString()}` : "";
+    return this.request<DevicePage>("GET", `/admin/devices${search}`);
+  }
+
+  getDevice(id: string): Promise<DeviceEntry> {
+    return this.request("GET", `/admin/devices/${encodeURIComponent(id)}`);
+  }
+
+  patchDevice(id: string, changes: Record<string, unknown>): Promise<DeviceEntry> {
+    return this.request("PATCH", `/admin/devices/${encodeURIComponent(id)}`, changes);
+  }
+
+  bulk(body: BulkRequest): Promise<BulkAnswer> {
+    return this.request("POST", "/admin/devices/bulk", body);
+  }
+
+  migration(): Promise<MigrationSummary> {
+    return this.request("GET", "/admin/migration");
+  }
+
+  startWave(body: WaveRequest): Promise<Wave> {
+    return this.request("POST", "/admin/waves", body);
+  }
+
+  listWaves(): Promise<WaveList> {
+    return this.request("GET", "/admin/waves");
+  }
+
+  getWave(id: string): Promise<Wave> {
+    return this.request("GET", `/admin/waves/${encodeURIComponent(id)}`);
+  }
+
+  rollbackWave(id: string): Promise<Wave> {
+    return this.request("POST", `/admin/waves/${encodeURIComponent(id)}/rollback`);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.opts.token}`, accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetch(`${this.base}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw new GatewayUnreachable(`cannot reach the gateway at ${redactUrl(this.base)}: ${reason(err, this.timeoutMs)}`, { cause: err });
+    }
+    if (!res.ok) throw errorOf(res.status, text);
+    if (res.status === 204 || text === "") return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new GatewayApiError(
+        res.status,
+        `HTTP_${res.status}`,
+        `the answer to ${method} ${path} is not JSON: is ${redactUrl(this.base)} the gateway?`,
+      );
+    }
+  }
+}
+
+/** The gateway's `{"error":{code,message,field}}`, or, from something else on the way (a proxy), the status. */
+function errorOf(status: number, text: string): GatewayApiError {
+  try {
+    const parsed = JSON.parse(text) as { error?: Partial<ApiErrorBody> };
+    const error = parsed.error;
+    if (error && typeof error.code === "string") {
+      return new GatewayApiError(status, error.code, typeof error.message === "string" ? error.message : "", error.field);
+    }
+  } catch {
+    // not JSON: below
+  }
+  const snippet = text.replace(/\s+/g, " ").trim().slice(0, 200);
+  return new GatewayApiError(status, `HTTP_${status}`, snippet === "" ? `status ${status} without a body` : snippet);
+}
+
+/** Node's fetch hides the socket's error code in `cause`: that code is what tells an operator what to check. */
+function reason(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return `no answer within ${timeoutMs} ms`;
+  const cause = err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (cause && typeof cause.code === "string") return cause.code;
+  if (cause && typeof cause.message === "string") return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
