@@ -42,7 +42,7 @@ export function cellText(value: unknown): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
-/** Columns a string takes: code points (a surrogate pair is one character, as a terminal shows it). */
+/** Characters in a string: code points, so a character outside the BMP (two UTF-16 units) counts once. */
 function width(text: string): number {
   let n = 0;
   for (const _ of text) n++;
