@@ -13,6 +13,7 @@ import { requestId } from "../../gateway/http/request-id.js";
 import { adminRoutes, type AdminRouteDeps, type PresenceLookup } from "../../gateway/http/routes/admin.js";
 import { createLogger } from "../../gateway/log.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
+import type { IdRange } from "../../gateway/registry/device-listing.js";
 import type { DeviceStore } from "../../gateway/registry/redis-registry.js";
 
 const TOKEN = "unit-test-token-0123456789";
@@ -42,6 +43,20 @@ class MemoryStore implements DeviceStore {
   }
   findByLegacyAddress() {
     return Promise.resolve(undefined);
+  }
+  idsIn(range: IdRange, count: number) {
+    return Promise.resolve(this.inRange(range).slice(0, count));
+  }
+  countIn(range: IdRange) {
+    return Promise.resolve(this.inRange(range).length);
+  }
+  getMany(ids: readonly string[]) {
+    return Promise.resolve(ids.map((id) => this.records.get(id)));
+  }
+  private inRange({ after, prefix }: IdRange): string[] {
+    return [...this.records.keys()]
+      .filter((id) => (after === undefined || id > after) && (prefix === undefined || id.startsWith(prefix)))
+      .sort();
   }
 }
 
