@@ -32,6 +32,11 @@ export class GatewayUnreachable extends Error {
   override readonly name = "GatewayUnreachable";
 }
 
+/** An answer that is not what the API answers: another server at that URL, or a gateway of another version. */
+export class UnexpectedAnswer extends Error {
+  override readonly name = "UnexpectedAnswer";
+}
+
 export interface AdminClientOptions {
   /** e.g. `http://localhost:8080`; a path (behind a reverse proxy) is kept. */
   baseUrl: string;
@@ -54,7 +59,7 @@ export class AdminClient {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  listDevices(query: DeviceFilter & { limit?: number; cursor?: string | null }): Promise<DevicePage> {
+  async listDevices(query: DeviceFilter & { limit?: number; cursor?: string | null }): Promise<DevicePage> {
     const params = new URLSearchParams();
     if (query.transport !== undefined) params.set("transport", query.transport);
     if (query.online !== undefined) params.set("online", String(query.online));
@@ -62,7 +67,12 @@ export class AdminClient {
     if (query.limit !== undefined) params.set("limit", String(query.limit));
     if (query.cursor != null) params.set("cursor", query.cursor);
     const search = params.size > 0 ? `?${params.toString()}` : "";
-    return this.request<DevicePage>("GET", `/admin/devices${search}`);
+    const page = await this.request<unknown>("GET", `/admin/devices${search}`);
+    if (Array.isArray(page)) {
+      // A gateway from before paged listing answers every entry as one array and ignores the filters.
+      throw new UnexpectedAnswer("GET /admin/devices answered a JSON array: this gateway predates paged listing (docs/admin-api.md)");
+    }
+    return expect(page, isPage, "GET /admin/devices");
   }
 
   getDevice(id: string): Promise<DeviceEntry> {
@@ -73,28 +83,28 @@ export class AdminClient {
     return this.request("PATCH", `/admin/devices/${encodeURIComponent(id)}`, changes);
   }
 
-  bulk(body: BulkRequest): Promise<BulkAnswer> {
-    return this.request("POST", "/admin/devices/bulk", body);
+  async bulk(body: BulkRequest): Promise<BulkAnswer> {
+    return expect(await this.request("POST", "/admin/devices/bulk", body), isBulkAnswer, "POST /admin/devices/bulk");
   }
 
-  migration(): Promise<MigrationSummary> {
-    return this.request("GET", "/admin/migration");
+  async migration(): Promise<MigrationSummary> {
+    return expect(await this.request("GET", "/admin/migration"), isMigration, "GET /admin/migration");
   }
 
-  startWave(body: WaveRequest): Promise<Wave> {
-    return this.request("POST", "/admin/waves", body);
+  async startWave(body: WaveRequest): Promise<Wave> {
+    return expect(await this.request("POST", "/admin/waves", body), isWaveOrPlan, "POST /admin/waves");
   }
 
-  listWaves(): Promise<WaveList> {
-    return this.request("GET", "/admin/waves");
+  async listWaves(): Promise<WaveList> {
+    return expect(await this.request("GET", "/admin/waves"), isWaveList, "GET /admin/waves");
   }
 
-  getWave(id: string): Promise<Wave> {
-    return this.request("GET", `/admin/waves/${encodeURIComponent(id)}`);
+  async getWave(id: string): Promise<Wave> {
+    return expect(await this.request("GET", `/admin/waves/${encodeURIComponent(id)}`), isWave, "GET /admin/waves/{id}");
   }
 
-  rollbackWave(id: string): Promise<Wave> {
-    return this.request("POST", `/admin/waves/${encodeURIComponent(id)}/rollback`);
+  async rollbackWave(id: string): Promise<Wave> {
+    return expect(await this.request("POST", `/admin/waves/${encodeURIComponent(id)}/rollback`), isWave, "POST /admin/waves/{id}/rollback");
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -119,11 +129,7 @@ export class AdminClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new GatewayApiError(
-        res.status,
-        `HTTP_${res.status}`,
-        `the answer to ${method} ${path} is not JSON: is ${redactUrl(this.base)} the gateway?`,
-      );
+      throw new UnexpectedAnswer(`the answer to ${method} ${path} is not JSON: is ${redactUrl(this.base)} the gateway?`);
     }
   }
 }
@@ -150,4 +156,26 @@ function reason(err: unknown, timeoutMs: number): string {
   if (cause && typeof cause.code === "string") return cause.code;
   if (cause && typeof cause.message === "string") return cause.message;
   return err instanceof Error ? err.message : String(err);
+}
+
+// The few fields each command relies on, checked so that a surprising answer is one clear error line rather
+// than a TypeError from deep inside a command.
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const isCursor = (v: unknown): boolean => v === null || typeof v === "string";
+const isPage = (v: unknown): boolean => isObject(v) && Array.isArray(v.devices) && isCursor(v.nextCursor);
+const isBulkAnswer = (v: unknown): boolean =>
+  isObject(v) &&
+  Array.isArray(v.results) &&
+  isCursor(v.nextCursor) &&
+  ["matched", "changed", "unchanged", "failed"].every((k) => typeof v[k] === "number");
+const isMigration = (v: unknown): boolean => isObject(v) && isObject(v.devices) && isObject(v.devices.byTransport);
+const isWave = (v: unknown): boolean => isObject(v) && typeof v.id === "string" && typeof v.state === "string";
+/** A wave, or a dry run's plan (no wave is made: no id, no state). */
+const isWaveOrPlan = (v: unknown): boolean => isWave(v) || (isObject(v) && v.dryRun === true && Array.isArray(v.deviceIds));
+const isWaveList = (v: unknown): boolean => isObject(v) && Array.isArray(v.waves) && v.waves.every(isWave);
+
+function expect<T>(answer: unknown, check: (v: unknown) => boolean, what: string): T {
+  if (!check(answer)) throw new UnexpectedAnswer(`the answer to ${what} is not what the admin API answers (docs/admin-api.md)`);
+  return answer as T;
 }

@@ -2,7 +2,7 @@
 // refused or failed, 2 a usage error; docs/admin-api.md, "The command-line client").
 import { setTimeout as sleep } from "node:timers/promises";
 import { EnvReader, isUrlWith, type Env } from "../lib/env.js";
-import { AdminClient, GatewayApiError, GatewayUnreachable } from "./api-client.js";
+import { AdminClient, GatewayApiError, GatewayUnreachable, UnexpectedAnswer } from "./api-client.js";
 import { parseInvocation, UsageError, type Command } from "./args.js";
 import { cellText } from "./table.js";
 import type { CommandContext, OutputStream } from "./context.js";
@@ -51,7 +51,7 @@ export async function run(argv: readonly string[], io: RunIo): Promise<number> {
       io.stderr.write(`error: ${cellText(err.code)}: ${cellText(err.message)}${field}\n`);
       return 1;
     }
-    if (err instanceof GatewayUnreachable) {
+    if (err instanceof GatewayUnreachable || err instanceof UnexpectedAnswer) {
       io.stderr.write(`error: ${err.message}\n`);
       return 1;
     }

@@ -7,8 +7,24 @@ import { formatPairs, formatTable } from "../table.js";
 export async function startWave(ctx: CommandContext, request: WaveRequest): Promise<number> {
   const wave = await ctx.client.startWave(request);
   if (ctx.json) printJson(ctx, wave);
+  else if (wave.dryRun === true) printText(ctx, planText(wave));
   else printText(ctx, waveText(wave));
   return 0;
+}
+
+/** A dry run's answer: no wave was made, only the devices it would move. */
+function planText(plan: Wave): string {
+  return formatPairs([
+    ["dry run", `nothing was changed: ${count(plan.devices ?? plan.deviceIds?.length ?? 0)} devices would move to ${plan.to ?? "?"}`],
+    ["window", plan.windowMs === undefined ? undefined : duration(plan.windowMs)],
+    ["rolls back", threshold(plan)],
+    ["device ids", plan.deviceIds?.join(" ")],
+  ]);
+}
+
+function threshold(w: Wave): string | undefined {
+  if (w.maxErrorRateIncrease === undefined) return undefined;
+  return `when its error rate exceeds the baseline's by more than ${w.maxErrorRateIncrease}, after ${w.minRequests ?? "?"} requests`;
 }
 
 export async function listWaves(ctx: CommandContext): Promise<number> {
@@ -68,13 +84,8 @@ export function waveText(w: Wave): string {
     ["devices", w.devices],
     ["created", w.createdAt],
     ["watch until", w.watchUntil],
-    ["window", w.windowMs === undefined ? undefined : `${w.windowMs} ms`],
-    [
-      "rolls back",
-      w.maxErrorRateIncrease === undefined
-        ? undefined
-        : `when its error rate exceeds the baseline's by more than ${w.maxErrorRateIncrease}, after ${w.minRequests ?? "?"} requests`,
-    ],
+    ["window", w.windowMs === undefined ? undefined : duration(w.windowMs)],
+    ["rolls back", threshold(w)],
     ["wave errors", w.observed ? counts(w.observed.wave) : undefined],
     ["baseline errors", w.observed ? counts(w.observed.baseline) : undefined],
     ["ended", w.endedAt ?? undefined],
@@ -109,4 +120,16 @@ function rollbackText(w: Wave): string {
 export function counts(c: WaveCounts | undefined): string {
   if (!c) return "-";
   return `${count(c.errors)}/${count(c.requests)} (${(c.errorRate * 100).toFixed(2)}%)`;
+}
+
+/** Milliseconds in the largest unit that shows them whole, as --window takes them: `10m`, `90s`, `1500ms`. */
+export function duration(ms: number): string {
+  for (const [unit, size] of [
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
