@@ -27,7 +27,9 @@ const XMPP_IDS = range("cli-x-", 5);
 /** Moved by a filtered cutover, 3 pages of --limit 25. */
 const CUT_IDS = range("cli-c-", 60);
 const ONLINE_ID = "cli-on-1";
-const ALL_IDS = [...HTTP_IDS, ...XMPP_IDS, ...CUT_IDS, ONLINE_ID].sort();
+/** Candidates of migration waves. */
+const WAVE_IDS = range("cli-w-", 10);
+const ALL_IDS = [...HTTP_IDS, ...XMPP_IDS, ...CUT_IDS, ONLINE_ID, ...WAVE_IDS].sort();
 
 interface Ran {
   code: number | null;
@@ -48,22 +50,22 @@ describe("gatewayctl against a running gateway", () => {
   let dir: string;
 
   /** The client as its own process, with nothing of this process's environment but PATH and what is given. */
-  function gatewayctl(
+  function startGatewayctl(
     args: string[],
     env: Record<string, string> = { GATEWAY_ADMIN_TOKEN: TOKEN },
     command = [process.execPath, BIN],
-  ): Promise<Ran> {
-    return new Promise((resolve, reject) => {
-      const [file = "", ...before] = command;
-      const child = spawn(file, [...before, ...args], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? dir, GATEWAY_URL: gw.url, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on("data", (c: Buffer) => out.push(c));
-      child.stderr.on("data", (c: Buffer) => err.push(c));
+  ): { stdout(): string; done: Promise<Ran> } {
+    const [file = "", ...before] = command;
+    const child = spawn(file, [...before, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? dir, GATEWAY_URL: gw.url, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (c: Buffer) => out.push(c));
+    child.stderr.on("data", (c: Buffer) => err.push(c));
+    const done = new Promise<Ran>((resolve, reject) => {
       // A bound on a client that hangs, so the test fails with what it printed rather than timing out mute.
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
       child.on("error", reject);
@@ -72,7 +74,11 @@ describe("gatewayctl against a running gateway", () => {
         resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
       });
     });
+    return { stdout: () => Buffer.concat(out).toString(), done };
   }
+
+  const gatewayctl = (args: string[], env?: Record<string, string>, command?: string[]): Promise<Ran> =>
+    startGatewayctl(args, env, command).done;
 
   const ok = async (args: string[], env?: Record<string, string>): Promise<Ran> => {
     const ran = await gatewayctl(args, env);
@@ -86,6 +92,8 @@ describe("gatewayctl against a running gateway", () => {
     return (await res.json()) as T;
   };
 
+  const waveTransports = async () => Promise.all(WAVE_IDS.map(async (id) => (await api<Entry>(`/admin/devices/${id}`)).transport));
+
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
     dir = await mkdtemp(join(tmpdir(), "gw-cli-"));
@@ -95,11 +103,17 @@ describe("gatewayctl against a running gateway", () => {
       ...XMPP_IDS.map((id) => ({ id, transport: "xmpp" })),
       ...CUT_IDS.map((id) => ({ id, transport: "http", httpTarget: "http://127.0.0.1:9" })),
       { id: ONLINE_ID, transport: "xmpp" },
+      ...WAVE_IDS.map((id) => ({ id, transport: "http", httpTarget: "http://127.0.0.1:9" })),
     ];
     await writeFile(join(dir, "devices.json"), JSON.stringify(entries));
     gw = teardown.stopLater(
       "gateway",
-      await startGateway(stack, { GATEWAY_ADMIN_TOKEN: TOKEN, GATEWAY_DEVICES_FILE: join(dir, "devices.json") }),
+      await startGateway(stack, {
+        GATEWAY_ADMIN_TOKEN: TOKEN,
+        GATEWAY_DEVICES_FILE: join(dir, "devices.json"),
+        // Waves are judged (and their end seen) this often: a wave watched for 3 s ends soon after it.
+        GATEWAY_WAVE_CHECK_MS: "50",
+      }),
     );
     teardown.stopLater("fleet", await startFleet(stack.prosody, [ONLINE_ID], (id) => echoDevice(id)));
     await pollUntil(`${ONLINE_ID} online`, async () => (await api<Entry>(`/admin/devices/${ONLINE_ID}`)).online === true, {
@@ -187,7 +201,10 @@ describe("gatewayctl against a running gateway", () => {
   it("get: the entry as label/value lines, or the API's JSON", async () => {
     // A device never seen online: its presence is unknown (null), shown as such.
     const table = await ok(["devices", "get", "cli-h-003"]);
-    assert.match(table.stdout, /^id +cli-h-003\ntransport +http\nhttpTarget +http:\/\/127\.0\.0\.1:9\/3\nonline +unknown\nupdatedAt +\d{4}-/);
+    assert.match(
+      table.stdout,
+      /^id +cli-h-003\ntransport +http\nhttpTarget +http:\/\/127\.0\.0\.1:9\/3\nonline +unknown\nupdatedAt +\d{4}-/,
+    );
     const json = JSON.parse((await ok(["devices", "get", ONLINE_ID, "--json"])).stdout) as Entry;
     assert.deepEqual(json, await api<Entry>(`/admin/devices/${ONLINE_ID}`));
     assert.equal(json.online, true);
@@ -279,6 +296,94 @@ describe("gatewayctl against a running gateway", () => {
     assert.match(stdout, new RegExp(`^registered +${ALL_IDS.length}\\nonline +1\\n`));
     assert.match(stdout, /\nTRANSPORT +DEVICES +SHARE\nxmpp +\d+ +\d+\.\d%\nhttp +\d+ +\d+\.\d%\nshadow +0 +0\.0%\n/);
     assert.match(stdout, /\nshadow mismatches: none/);
+  });
+
+  it("wave start --dry-run: the devices a wave would move, nothing changed", async () => {
+    const plan = JSON.parse(
+      (await ok(["devices", "wave", "start", "--percent", "50", "--prefix", "cli-w-", "--dry-run", "--json"])).stdout,
+    ) as {
+      dryRun: boolean;
+      devices: number;
+      deviceIds: string[];
+    };
+    assert.equal(plan.dryRun, true);
+    assert.equal(plan.devices, 5, "50% of 10 candidates");
+    assert.ok(plan.deviceIds.every((id) => WAVE_IDS.includes(id)));
+    const table = await ok(["devices", "wave", "start", "--percent", "50", "--prefix", "cli-w-", "--dry-run"]);
+    assert.match(table.stdout, /^dry run +nothing was changed: 5 devices would move to xmpp\n/);
+    assert.match(table.stdout, /\nwindow +10m\n/);
+    assert.deepEqual(
+      await waveTransports(),
+      WAVE_IDS.map(() => "http"),
+    );
+  });
+
+  it("wave start, then get --watch until its window ends; a completed wave is rolled back by hand, once", async () => {
+    const started = JSON.parse(
+      (await ok(["devices", "wave", "start", "--percent", "30", "--prefix", "cli-w-", "--window", "3s", "--json"])).stdout,
+    ) as {
+      id: string;
+      state: string;
+      deviceIds: string[];
+    };
+    assert.equal(started.state, "watching");
+    assert.equal(started.deviceIds.length, 3);
+    for (const id of started.deviceIds) assert.equal((await api<Entry>(`/admin/devices/${id}`)).transport, "xmpp");
+
+    // The watch ends with the window. Had the window passed before the client's first look (a slow start), it
+    // shows the completed wave and ends at once: either way, its last word is "completed".
+    const watched = await ok(["devices", "wave", "get", started.id, "--watch", "--interval", "100ms"]);
+    assert.match(watched.stdout, new RegExp(`^wave +${started.id}\\nstate +(watching|completed)\\n`));
+    const lines = watched.stdout.trimEnd().split("\n");
+    if (/\nstate +watching\n/.test(watched.stdout)) {
+      assert.match(lines.at(-1) ?? "", /^\d\d:\d\d:\d\d {2}completed {2}wave 0\/0 \(0\.00%\) {2}baseline \d+\/\d+ \(\d+\.\d\d%\)$/);
+    } else {
+      assert.match(lines.at(-1) ?? "", /^device ids +(cli-w-\d{3} ?){3}$/);
+    }
+    assert.equal((await api<{ state: string }>(`/admin/waves/${started.id}`)).state, "completed");
+
+    const rolled = await ok(["devices", "wave", "rollback", started.id]);
+    assert.match(rolled.stdout, /\nstate +rolled-back\n/);
+    assert.match(rolled.stdout, /\nrollback +manual at \S+; rolled back by an operator; 3 restored\n/);
+    for (const id of started.deviceIds) assert.equal((await api<Entry>(`/admin/devices/${id}`)).transport, "http");
+    const again = await gatewayctl(["devices", "wave", "rollback", started.id]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`^error: GW_CONFLICT: wave ${started.id} is rolled-back already\n$`));
+  });
+
+  it("wave get --watch ends when an operator rolls the wave back meanwhile", async () => {
+    const started = JSON.parse((await ok(["devices", "wave", "start", ...WAVE_IDS.slice(0, 2), "--window", "10m", "--json"])).stdout) as {
+      id: string;
+    };
+    const watcher = startGatewayctl(["devices", "wave", "get", started.id, "--watch", "--interval", "100ms"]);
+    // The watcher has read the wave once it prints its first count line; then the rollback is a change it sees.
+    await pollUntil("the watcher's first line", () => /\n\d\d:\d\d:\d\d {2}watching /.test(watcher.stdout()), { timeoutMs: 30_000 });
+    await ok(["devices", "wave", "rollback", started.id]);
+    const watched = await watcher.done;
+    assert.equal(watched.code, 0, watched.stderr);
+    const lines = watched.stdout.trimEnd().split("\n");
+    assert.match(lines.at(-2) ?? "", / {2}rolled-back {2}wave /);
+    assert.match(lines.at(-1) ?? "", /^manual at \S+; rolled back by an operator; 2 restored$/);
+  });
+
+  it("wave list, wave get of an unknown wave, and the waves in status", async () => {
+    const listed = await api<{ waves: Array<{ id: string; state: string }> }>("/admin/waves");
+    assert.ok(listed.waves.length >= 2);
+    assert.deepEqual(JSON.parse((await ok(["devices", "wave", "list", "--json"])).stdout), listed);
+    const table = (await ok(["devices", "wave", "list"])).stdout.trimEnd().split("\n");
+    assert.match(table[0] ?? "", /^ID +STATE +DEVICES +CREATED +WAVE ERRORS +BASELINE ERRORS$/);
+    assert.deepEqual(
+      table.slice(1).map((l) => l.split(/ +/).slice(0, 2).join(" ")),
+      listed.waves.map((w) => `${w.id} ${w.state}`),
+    );
+    const unknown = await gatewayctl(["devices", "wave", "get", "w999999"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^error: GW_NOT_FOUND: /);
+
+    const summary = await api<{ waves: { watching: unknown[]; completed: number; rolledBack: number } }>("/admin/migration");
+    const status = await ok(["devices", "status"]);
+    const { watching, completed, rolledBack } = summary.waves;
+    assert.match(status.stdout, new RegExp(`\nwaves: ${watching.length} watching, ${completed} completed, ${rolledBack} rolled back\n$`));
   });
 
   it("takes the token from GATEWAY_ADMIN_TOKEN_FILE (its trailing newline dropped)", async () => {
