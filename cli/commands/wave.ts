@@ -18,8 +18,16 @@ function planText(plan: Wave): string {
     ["dry run", `nothing was changed: ${count(plan.devices ?? plan.deviceIds?.length ?? 0)} devices would move to ${plan.to ?? "?"}`],
     ["window", plan.windowMs === undefined ? undefined : duration(plan.windowMs)],
     ["rolls back", threshold(plan)],
-    ["device ids", plan.deviceIds?.join(" ")],
+    ["device ids", plan.deviceIds && idsText(plan.deviceIds)],
   ]);
+}
+
+/** A wave may hold 10,000 devices: a table shows the first few, `--json` every one. */
+const IDS_SHOWN = 20;
+
+function idsText(ids: readonly string[]): string {
+  const more = ids.length - IDS_SHOWN;
+  return ids.slice(0, IDS_SHOWN).join(" ") + (more > 0 ? ` (and ${count(more)} more: --json lists them all)` : "");
 }
 
 function threshold(w: Wave): string | undefined {
@@ -91,7 +99,7 @@ export function waveText(w: Wave): string {
     ["ended", w.endedAt ?? undefined],
   ];
   if (w.rollback) pairs.push(["rollback", rollbackText(w)]);
-  if (w.deviceIds) pairs.push(["device ids", w.deviceIds.join(" ")]);
+  if (w.deviceIds) pairs.push(["device ids", idsText(w.deviceIds)]);
   // Fields this client does not know yet (a dry run's answer, a newer gateway) are shown rather than lost.
   const known = new Set([
     ...["id", "state", "to", "devices", "createdAt", "watchUntil", "windowMs", "maxErrorRateIncrease", "minRequests"],
