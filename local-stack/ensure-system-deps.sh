@@ -46,7 +46,7 @@ if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
     echo "Missing Debian packages: ${missing[*]} ${bare[*]}. Install them (as root: apt-get install -y ${missing[*]}; apt-get install -y --no-install-recommends ${bare[*]})." >&2
     exit 1
   fi
-  echo "Installing ${missing[*]} ${bare[*]} ..."
+  echo "Installing $(echo "${missing[*]} ${bare[*]}" | xargs) ..."
   apt-get update -qq
   if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
