@@ -17,7 +17,7 @@ import { startProsody } from "../local-stack/prosody.js";
 import { startRedis } from "../local-stack/redis.js";
 import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
 import { fireAlarm } from "../adapters/simulated-device/fire-alarm.js";
-import { agentIdentities, FLEET, registryEntries, type LegacyServer } from "./fleet.js";
+import { agentIdentities, FLEET, registryEntries } from "./fleet.js";
 import { walkthrough } from "./walkthrough.js";
 
 const port = Number(process.env.GATEWAY_PORT ?? 8080);
@@ -27,7 +27,8 @@ const adminToken = randomBytes(18).toString("base64url");
 const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-async function startLegacyServer(id: string): Promise<LegacyServer> {
+/** A device's own HTTP server, on loopback; answers its base URL. */
+async function startLegacyServer(id: string): Promise<string> {
   const server: Server = createServer(fireAlarm(id));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   stops.push({
@@ -37,8 +38,7 @@ async function startLegacyServer(id: string): Promise<LegacyServer> {
       return new Promise((resolve) => server.close(resolve));
     },
   });
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url: `http://${address}`, address };
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function node(script: string, name: string, env: Record<string, string>): Promise<ChildHandle> {
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     startProsody({ components: [component] }).then((p) => (stops.push({ name: "prosody", stop: () => p.stop() }), p)),
   ]);
 
-  const servers = new Map<string, LegacyServer>();
+  const servers = new Map<string, string>();
   for (const d of FLEET) servers.set(d.id, await startLegacyServer(d.id));
   const identities = agentIdentities(FLEET, servers);
   await prosody.createUsers(identities.map(({ username, password }) => ({ username, password })));
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
   say("");
   say(`Ready in ${seconds(Date.now() - started)}${installNote()} (${parts})`);
   say("");
-  for (const line of walkthrough({ base: `http://localhost:${port}`, adminToken, fleet: FLEET, servers })) say(line);
+  for (const line of walkthrough({ base: `http://localhost:${port}`, adminToken, fleet: FLEET })) say(line);
   say("");
   say("Press Ctrl-C to stop everything.");
 }

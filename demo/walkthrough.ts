@@ -1,37 +1,33 @@
 // What the demo prints once everything answers: the fleet, then a walk through a live cut-over, as
 // commands to copy. Every command is one line, indented by two spaces, after a "  # " line saying what it
 // shows, so that a reader can follow it and a program (test/e2e/demo.test.ts) can pick the curl ones out.
-import { CUT_OVER, type DemoDevice, type LegacyServer } from "./fleet.js";
+import { CUT_OVER, type DemoDevice } from "./fleet.js";
 
 export interface Walkthrough {
   /** The gateway as clients reach it, e.g. http://localhost:8080. */
   base: string;
   adminToken: string;
   fleet: readonly DemoDevice[];
-  servers: ReadonlyMap<string, LegacyServer>;
 }
 
-export function walkthrough({ base, adminToken, fleet, servers }: Walkthrough): string[] {
+export function walkthrough({ base, adminToken, fleet }: Walkthrough): string[] {
   const auth = `-H "Authorization: Bearer ${adminToken}"`;
   const xmppDevice = first(fleet, (d) => d.transport === "xmpp" && !d.fallback);
   const shadowDevice = first(fleet, (d) => d.transport === "shadow");
-  const legacy = servers.get(CUT_OVER)?.address;
+  const cutOver = first(fleet, (d) => d.id === CUT_OVER);
   const idWidth = Math.max(...fleet.map((d) => d.id.length));
+  const addressWidth = Math.max(...fleet.map((d) => d.legacyAddress.length));
   return [
     `The gateway answers on ${base}. Admin token, generated for this run: ${adminToken}`,
     "",
-    "The fleet, in the middle of its migration (every device keeps its legacy HTTP server):",
-    ...fleet.map((d) => `  ${d.id.padEnd(idWidth)}  ${d.transport.padEnd(6)}  ${d.note}`),
+    "The fleet, in the middle of its migration (device, transport, legacy address, stage):",
+    ...fleet.map((d) => `  ${d.id.padEnd(idWidth)}  ${d.transport.padEnd(6)}  ${d.legacyAddress.padEnd(addressWidth)}  ${d.note}`),
     "",
     "Try:",
     `  # ${CUT_OVER} is still on HTTP: the gateway passes the request through to its legacy server`,
     `  curl -i ${base}/devices/${CUT_OVER}/TEMPERATURE`,
-    ...(legacy
-      ? [
-          `  # the same, as an unchanged legacy client calls it (${legacy}), with the gateway as its HTTP proxy`,
-          `  curl -i -x ${base} http://${legacy}/TEMPERATURE`,
-        ]
-      : []),
+    `  # the same, as an unchanged legacy client sends it to ${cutOver.legacyAddress}, with the gateway as its HTTP proxy`,
+    `  curl -i -x ${base} http://${cutOver.legacyAddress}/TEMPERATURE`,
     `  # ${xmppDevice.id} is migrated: the gateway asks its agent over XMPP (XEP-0332), the agent asks the device`,
     `  curl -i ${base}/devices/${xmppDevice.id}/TEMPERATURE`,
     `  # ${shadowDevice.id} is in shadow mode: the HTTP answer, compared with the XMPP one (readings drift, so /TEMPERATURE mismatches)`,
