@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const started = Number(process.env.DEMO_STARTED_AT_MS) || performance.timeOrigin;
   const parts = `Prosody, Redis, the gateway, 1 device agent for ${identities.length} devices, ${servers.size} legacy HTTP devices`;
   say("");
-  say(`Ready in ${seconds(Date.now() - started)}${installNote()} (${parts})`);
+  say(`Ready in ${seconds(Date.now() - started)} (${parts})${installNote()}`);
   say("");
   for (const line of walkthrough({ base: `http://localhost:${port}`, adminToken, fleet: FLEET })) say(line);
   say("");

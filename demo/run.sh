@@ -11,7 +11,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 bash local-stack/ensure-system-deps.sh --demo | tee "$log"
 # Its "Installing X ..." lines say what it installed.
-installed=$(sed -n 's/^Installing \(.*\) \.\.\.$/\1/p' "$log" | paste -sd ';' | sed 's/;/; /g')
+installed=$(sed -n 's/^Installing \(.*\) \.\.\.$/\1/p' "$log" | paste -sd ',' | sed 's/,/, /g')
 rm -f "$log"
 if [ -n "$installed" ]; then
   DEMO_INSTALLED=$installed
