@@ -17,5 +17,7 @@ if [ -n "$installed" ]; then
   DEMO_INSTALLED=$installed
   DEMO_INSTALL_MS=$(($(date +%s%3N) - DEMO_STARTED_AT_MS))
   export DEMO_INSTALLED DEMO_INSTALL_MS
+else
+  unset DEMO_INSTALLED DEMO_INSTALL_MS
 fi
 exec node --import tsx demo/demo.ts
