@@ -4,6 +4,7 @@ import { createApp, createMetricsApp } from "../http/app.js";
 import { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { deviceJid } from "../registry/resolver.js";
 import type { XmppComponent } from "../xmpp/component.js";
 import type { DeliverySide } from "./delivery.js";
 import type { Phases } from "./phases.js";
@@ -42,6 +43,9 @@ export function buildHttp(
           const state = await stores.presence.state((await delivery.route(id)).jid);
           return state === "unknown" ? null : state === "online";
         },
+        // Listed entries are at hand: their JIDs need no registry read; the presence reads go out together.
+        areOnline: (records) =>
+          Promise.all(records.map(async (r) => (await stores.presence.state(deviceJid(r, config.devices.jidTemplate))) === "online")),
       },
     },
     asyncRequests: stores.asyncRequests,
