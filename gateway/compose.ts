@@ -15,6 +15,7 @@ import { buildHttp } from "./wiring/http.js";
 import { buildLimits } from "./wiring/limits.js";
 import { Phases, runInPhases } from "./wiring/phases.js";
 import { buildStores } from "./wiring/stores.js";
+import { buildWaves } from "./wiring/waves.js";
 import { buildXmpp } from "./wiring/xmpp.js";
 import type { XmppComponent } from "./xmpp/component.js";
 import type { XmppExchanger } from "./xmpp/exchange.js";
@@ -37,8 +38,8 @@ export interface Gateway extends Lifecycle {
 }
 
 /**
- * The composition root: metrics, then the Redis side, the instance's limits, the XMPP side, delivery and the
- * HTTP side (gateway/wiring/, one file each), then their start and stop order (wiring/phases.ts). Every
+ * The composition root: metrics, then the Redis side, the instance's limits, the XMPP side, delivery, the
+ * migration waves and the HTTP side (gateway/wiring/, one file each), then their start and stop order (wiring/phases.ts). Every
  * dependency is handed over at construction; nothing here is global, so several gateways can run in one
  * process (tests do).
  */
@@ -56,6 +57,7 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       bufferedBytes: () => limits.budget.held,
       proxyConnections: () => delivery.passThrough.connections(),
       registryCacheLookups: () => stores.registryCache.lookups,
+      migrationWaves: () => stores.waves.counts(),
     },
     gatewayVersion(),
   );
@@ -63,11 +65,17 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const limits = buildLimits(config, logger, metrics, stores.redis);
   const xmpp = buildXmpp(config, logger, metrics, stores, { budget: limits.budget, onAvailable: (jid) => delivery.deliverQueued(jid) });
   const delivery = buildDelivery(config, logger, metrics, stores, limits, xmpp.exchanger);
+  /** Whether a device's agent has a current presence now; null when this instance cannot tell. */
+  const isOnline = async (id: string): Promise<boolean | null> => {
+    const state = await stores.presence.state((await delivery.delivery.route(id)).jid);
+    return state === "unknown" ? null : state === "online";
+  };
+  const waves = buildWaves(config, logger, metrics, stores, { isOnline });
   const phases = new Phases();
-  const http = buildHttp(config, logger, metrics, { stores, limits, delivery, component: xmpp.component, phases });
+  const http = buildHttp(config, logger, metrics, { stores, limits, delivery, component: xmpp.component, phases, waves, isOnline });
   const { pipeline } = delivery.delivery;
   const lifecycle = runInPhases(phases, logger, {
-    start: [() => stores.start(), () => limits.start(), () => xmpp.start(), () => http.start()],
+    start: [() => stores.start(), () => limits.start(), () => waves.start(), () => xmpp.start(), () => http.start()],
     drain: {
       graceMs: config.drainGraceMs,
       boundMs: config.drainTimeoutMs,
@@ -79,7 +87,14 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
       // (else a hung device holds the stop).
       atBound: [() => xmpp.shutDown(), () => limits.failWaiting(), () => delivery.stop()],
     },
-    stop: [() => http.stopMetrics(), () => delivery.stop(), () => xmpp.stop(), () => limits.stop(), () => stores.stop()],
+    stop: [
+      () => http.stopMetrics(),
+      () => delivery.stop(),
+      () => xmpp.stop(),
+      () => waves.stop(),
+      () => limits.stop(),
+      () => stores.stop(),
+    ],
   });
   const { component, pending, exchanger } = xmpp;
   const { redis, registry, registryCache } = stores;

@@ -76,6 +76,11 @@ export interface Config {
   };
   /** Admin API bearer token; absent: the admin API is off. */
   admin: { token?: string };
+  /**
+   * Migration waves (README, "Migrating a fleet"): GATEWAY_WAVE_CHECK_MS, how often this instance adds its
+   * counts to the waves' counts in Redis and checks each watched wave for a breach or the end of its window.
+   */
+  waves: { checkMs: number };
   exchange: {
     timeoutMs: number;
     maxReplyBytes: number;
@@ -208,6 +213,7 @@ export function loadConfig(env: Env): Config {
       maxBufferedBytes: read("GATEWAY_MAX_BUFFERED_BYTES"),
     },
     admin: adminToken !== undefined ? { token: adminToken } : {},
+    waves: { checkMs: read("GATEWAY_WAVE_CHECK_MS") },
     exchange: {
       timeoutMs: read("GATEWAY_REQUEST_TIMEOUT_MS"),
       maxReplyBytes: read("GATEWAY_MAX_REPLY_BYTES"),

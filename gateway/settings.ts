@@ -193,6 +193,13 @@ export const GATEWAY_SETTINGS = {
     max: 600_000,
     doc: "a registry entry an instance keeps in memory is read again once this old, even if no change notice came; 0: read on every request",
   },
+  GATEWAY_WAVE_CHECK_MS: {
+    kind: "int",
+    default: 1000,
+    min: 10,
+    max: 60_000,
+    doc: "how often each instance adds its counts of migration-wave requests in Redis and checks the waves being watched",
+  },
   GATEWAY_REQUEST_TIMEOUT_MS: { kind: "int", default: 30_000, min: 1, doc: "deadline of one device exchange" },
   GATEWAY_MAX_BODY_BYTES: { kind: "int", default: 10 * 1024 * 1024, min: 0, doc: "request body limit (413)" },
   GATEWAY_LINGER_MS: {

@@ -5,19 +5,29 @@ import { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { XmppComponent } from "../xmpp/component.js";
+import { waveRoutes } from "../http/routes/admin-waves.js";
 import type { DeliverySide } from "./delivery.js";
 import type { Phases } from "./phases.js";
 import type { Limits } from "./limits.js";
 import type { Stores } from "./stores.js";
+import type { Waves } from "./waves.js";
 
 /** The HTTP side: the listener for clients (device requests, health, admin, results) and the metrics one. */
 export function buildHttp(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-  parts: { stores: Stores; limits: Limits; delivery: DeliverySide; component: XmppComponent; phases: Phases },
+  parts: {
+    stores: Stores;
+    limits: Limits;
+    delivery: DeliverySide;
+    component: XmppComponent;
+    phases: Phases;
+    waves: Waves;
+    isOnline(deviceId: string): Promise<boolean | null>;
+  },
 ) {
-  const { stores, limits, phases } = parts;
+  const { stores, limits, phases, waves } = parts;
   const { delivery } = parts.delivery;
   const app = createApp({
     logger,
@@ -37,13 +47,10 @@ export function buildHttp(
       registry: stores.registry,
       migration: stores.migration,
       logger,
-      presence: {
-        isOnline: async (id) => {
-          const state = await stores.presence.state((await delivery.route(id)).jid);
-          return state === "unknown" ? null : state === "online";
-        },
-      },
+      presence: { isOnline: (id) => parts.isOnline(id) },
+      waves: waveRoutes(waves.controller),
     },
+    outcomes: waves.counter,
     asyncRequests: stores.asyncRequests,
     maxHeaders: config.http.maxHeaders,
     serveMetrics: config.http.metricsPort === undefined,

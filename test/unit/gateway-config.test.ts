@@ -175,6 +175,7 @@ describe("loadConfig", () => {
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256, registryCacheMs: 5000 },
       limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
       admin: {},
+      waves: { checkMs: 1000 },
       exchange: {
         timeoutMs: 30_000,
         maxReplyBytes: 10_485_760,
@@ -247,6 +248,7 @@ describe("loadConfig", () => {
       GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE: "8000",
       GATEWAY_QUEUE_MAX_TOTAL: "900",
       GATEWAY_QUEUE_MAX_TOTAL_BYTES: "90000",
+      GATEWAY_WAVE_CHECK_MS: "250",
     });
     assert.deepEqual(config, {
       http: {
@@ -275,6 +277,7 @@ describe("loadConfig", () => {
         maxBufferedBytes: 5000,
       },
       admin: { token: "admin-token-0123456789" },
+      waves: { checkMs: 250 },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
       requests: {

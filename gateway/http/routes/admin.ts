@@ -10,6 +10,7 @@ import { readBody } from "../body.js";
 import { isDeviceId } from "../../registry/device-id.js";
 import { sendError } from "../error-response.js";
 import type { MigrationView } from "../../registry/migration.js";
+import { WAVE_PATHS } from "./admin-waves.js";
 
 /** Whether a device is connected now; null when this instance cannot tell. */
 export interface PresenceLookup {
@@ -27,6 +28,8 @@ export interface AdminRouteDeps {
   migration?: Pick<MigrationView, "summary">;
   /** Largest JSON body accepted (413 GW_PAYLOAD_TOO_LARGE above it). */
   maxBodyBytes?: number;
+  /** `/admin/waves` and below (admin-waves.ts), called once the request is authorized; without it, 404. */
+  waves?: (req: Request, res: Response) => Promise<void>;
 }
 
 export const ADMIN_MAX_BODY_BYTES = 64 * 1024;
@@ -54,6 +57,7 @@ async function handle(deps: AdminRouteDeps, expected: Buffer, req: Request, res:
   res.setHeader("Cache-Control", "no-store");
   try {
     authorize(req, expected);
+    if (deps.waves && WAVE_PATHS.test(req.path)) return await deps.waves(req, res);
     if (req.path === "/admin/migration" && deps.migration) {
       if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(res, "GET, HEAD");
       res.json(await deps.migration.summary());
