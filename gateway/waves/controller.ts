@@ -89,20 +89,31 @@ export class WaveController implements Lifecycle {
   /** One check: learn the waves watched now, hand over counts, judge each. */
   async tick(): Promise<void> {
     const { store, counter } = this.deps;
+    // Only waves watched before the read can be missing from it: one created here meanwhile is not.
+    const known = counter.waveIds();
     const ids = new Set(await store.watchingIds());
-    for (const id of counter.waveIds()) if (!ids.has(id)) this.forget(id);
+    for (const id of known) if (!ids.has(id)) this.forget(id);
     for (const id of ids) {
-      if (!counter.watching(id)) {
-        const wave = await store.get(id);
-        if (wave?.state !== "watching") {
-          // Ended and left in the set by an instance that stopped between the two steps.
-          if (wave === undefined || wave.endedAt !== null) await store.unwatch(id);
-          continue;
-        }
-        this.watch(wave, await store.devices(id));
-      }
-      await this.check(id);
+      // One wave that cannot be checked (Redis failing on its slot) does not hold up the others.
+      await this.learnAndCheck(id).catch((err: unknown) =>
+        this.log.warn({ event: "wave-check-failed", wave: id, err: (err as Error).message }, "wave not checked"),
+      );
     }
+  }
+
+  private async learnAndCheck(id: string): Promise<void> {
+    const { store, counter } = this.deps;
+    if (!counter.watching(id)) {
+      const wave = await store.get(id);
+      if (wave?.state !== "watching") {
+        // Ended and left in the set by an instance that stopped between the two steps (or gone): the set
+        // is written after the wave, so a wave in it always has its record.
+        await store.unwatch(id);
+        return;
+      }
+      this.watch(wave, await store.devices(id));
+    }
+    await this.check(id);
   }
 
   private watch(wave: WaveView, devices: readonly WaveDevice[]): void {
@@ -120,7 +131,7 @@ export class WaveController implements Lifecycle {
     for (const side of ["wave", "baseline"]) for (const outcome of ["ok", "error"]) gauge.remove({ wave: id, side, outcome });
   }
 
-  /** Hands over this instance's counts; answers where the wave stands (undefined if Redis did not answer). */
+  /** Hands over this instance's counts; answers where the wave stands (undefined: no such wave). */
   private async flush(id: string) {
     const counts = this.deps.counter.take(id);
     try {
