@@ -375,5 +375,46 @@ describe("migration waves", () => {
       assert.equal(summary.rolledBack, rolledBackBefore + 1);
       assert.deepEqual(summary.watching, []);
     });
+
+    it("lets one of two operators' rollbacks at once win; the other is 409", async () => {
+      const ids = ["race-1", "race-2"];
+      await register(a, ids, { transport: "http", httpTarget: device.url });
+      const created = await startWave(a, { ids, minRequests: 1_000_000 });
+      const answers = await Promise.all([a, b].map((g) => admin<WaveView>(g, "POST", `/admin/waves/${created.id}/rollback`)));
+      assert.deepEqual(answers.map((x) => x.status).sort(), [200, 409]);
+      const won = answers.find((x) => x.status === 200);
+      assert.equal(won?.body.rollback?.restored, 2);
+      assert.equal((await wave(b, created.id)).rollback?.restored, 2);
+      for (const id of ids) assert.equal(await transportOf(a, id), "http");
+    });
+  });
+
+  // Last: it empties Redis.
+  it("answers 503 GW_STORE_UNAVAILABLE while Redis is down, and serves waves again once it is back", async () => {
+    await stack.redis.kill();
+    for (const [method, path, body] of [
+      ["POST", "/admin/waves", { percent: 10 }],
+      ["GET", "/admin/waves", undefined],
+      ["GET", "/admin/waves/w1", undefined],
+      ["POST", "/admin/waves/w1/rollback", undefined],
+    ] as const) {
+      const answer = await admin<{ error: { code: string } }>(gw, method, path, body);
+      assert.equal(answer.status, 503, `${method} ${path}`);
+      assert.equal(answer.body.error.code, "GW_STORE_UNAVAILABLE");
+    }
+    await stack.redis.restart();
+    // An empty Redis: no wave, no device.
+    const back = await pollUntil(
+      "the admin API served again",
+      async () => {
+        const answer = await admin<{ waves: WaveView[] }>(gw, "GET", "/admin/waves");
+        return answer.status === 200 ? answer.body : undefined;
+      },
+      { timeoutMs: EVENT_BOUND_MS },
+    );
+    assert.deepEqual(back.waves, []);
+    const refused = await admin<{ error: { field: string } }>(gw, "POST", "/admin/waves", { ids: ["base-1"] });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.field, "ids");
   });
 });
