@@ -182,7 +182,11 @@ export class WaveController implements Lifecycle {
     void tracked.finally(() => this.rollbacks.delete(tracked));
   }
 
-  /** The devices a wave request selects (ids checked, or the percentage of the candidates). */
+  /**
+   * Creates a wave: selects its devices (select.ts), records it as watching with each device's transport,
+   * then moves them; this instance counts for it at once, the others from their next check. A dry run
+   * answers the selection and writes nothing.
+   */
   async create(request: WaveRequest): Promise<WavePlan | WaveView> {
     const { store, registry, counter } = this.deps;
     const planned = await selectDevices(request, {
