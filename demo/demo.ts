@@ -1,105 +1,137 @@
-// `npm run demo`: a private Prosody and Redis, the gateway on port 8080 (GATEWAY_PORT), and a small
-// fleet of simulated fire-alarm devices, each behind the device agent (one agent process running all
-// identities). Everything runs on 127.0.0.1; Ctrl-C stops everything this script started.
+// `npm run demo`: a fleet of simulated fire alarms in the middle of its move from HTTP to XMPP (demo/fleet.ts),
+// behind the gateway on port 8080 (GATEWAY_PORT), with the admin API on (a token generated for the run), and a
+// private Prosody and Redis. Every device has its legacy HTTP server; those that have an agent are served by
+// one device agent process. Everything listens on 127.0.0.1; Ctrl-C or SIGTERM stops everything it started.
+//
+// demo/run.sh passes DEMO_STARTED_AT_MS (epoch ms when it began) and, when it installed something,
+// DEMO_INSTALLED and DEMO_INSTALL_MS, so that "Ready in" counts from the user's command, install included.
+import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { pollUntil } from "../local-stack/ports.js";
 import { spawnChild, type ChildHandle } from "../local-stack/process.js";
 import { startProsody } from "../local-stack/prosody.js";
 import { startRedis } from "../local-stack/redis.js";
-import { makeTempDir } from "../local-stack/tempdir.js";
+import { makeTempDir, removeDir } from "../local-stack/tempdir.js";
 import { fireAlarm } from "../adapters/simulated-device/fire-alarm.js";
+import { agentIdentities, FLEET, registryEntries } from "./fleet.js";
+import { walkthrough } from "./walkthrough.js";
 
-const DEVICES = ["dev-17", "dev-18", "dev-19", "kitchen", "garage"];
 const port = Number(process.env.GATEWAY_PORT ?? 8080);
-const secret = "demo-secret";
+const logLevel = process.env.LOG_LEVEL ?? "warn";
+const component = { domain: "gateway.localhost", secret: randomBytes(18).toString("base64url") };
+const adminToken = randomBytes(18).toString("base64url");
 const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-async function startDevice(id: string): Promise<string> {
+/** A device's own HTTP server, on loopback; answers its base URL. */
+async function startLegacyServer(id: string): Promise<string> {
   const server: Server = createServer(fireAlarm(id));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  stops.push({ name: `device ${id}`, stop: () => new Promise((r) => server.close(r)) });
+  stops.push({
+    name: `device ${id}`,
+    stop: () => {
+      server.closeAllConnections(); // the gateway's pass-through keeps connections alive
+      return new Promise((resolve) => server.close(resolve));
+    },
+  });
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function node(script: string, name: string, env: Record<string, string>): Promise<ChildHandle> {
-  return spawnChild(process.execPath, ["--import", "tsx", script], { name, env });
+  return spawnChild(process.execPath, ["--import", "tsx", script], { name, env: { LOG_LEVEL: logLevel, ...env } });
 }
 
 async function main(): Promise<void> {
   say("Starting a private Prosody and Redis ...");
-  const redis = await startRedis();
-  stops.push({ name: "redis", stop: () => redis.stop() });
-  const prosody = await startProsody({ components: [{ domain: "gateway.localhost", secret }] });
-  stops.push({ name: "prosody", stop: () => prosody.stop() });
-  await prosody.createUsers(DEVICES.map((id) => ({ username: id, password: `pw-${id}` })));
+  // Each is registered for the stop as soon as it runs, even if the other fails to start.
+  const [redis, prosody] = await Promise.all([
+    startRedis().then((r) => (stops.push({ name: "redis", stop: () => r.stop() }), r)),
+    startProsody({ components: [component] }).then((p) => (stops.push({ name: "prosody", stop: () => p.stop() }), p)),
+  ]);
+
+  const servers = new Map<string, string>();
+  for (const d of FLEET) servers.set(d.id, await startLegacyServer(d.id));
+  const identities = agentIdentities(FLEET, servers);
+  await prosody.createUsers(identities.map(({ username, password }) => ({ username, password })));
+  const dir = await makeTempDir("demo-");
+  stops.push({ name: "files", stop: () => removeDir(dir) });
+  const devicesFile = path.join(dir, "devices.json");
+  await writeFile(devicesFile, JSON.stringify(registryEntries(FLEET, servers), null, 2));
+  const fleetFile = path.join(dir, "agent-fleet.json");
+  await writeFile(fleetFile, JSON.stringify(identities, null, 2), { mode: 0o600 });
 
   say(`Starting the gateway on port ${port} ...`);
   const gateway = await node("gateway/main.ts", "gateway", {
     GATEWAY_PORT: String(port),
     REDIS_URL: redis.url,
     XMPP_COMPONENT_SERVICE: prosody.componentService,
-    XMPP_COMPONENT_DOMAIN: "gateway.localhost",
-    XMPP_COMPONENT_SECRET: secret,
+    XMPP_COMPONENT_DOMAIN: component.domain,
+    XMPP_COMPONENT_SECRET: component.secret,
     DEVICE_JID_TEMPLATE: "{id}@localhost/agent",
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    GATEWAY_DEVICES_FILE: devicesFile,
+    GATEWAY_ADMIN_TOKEN: adminToken,
   });
   stops.push({ name: "gateway", stop: () => gateway.stop() });
+  const local = `http://127.0.0.1:${port}`;
   await pollUntil(
-    "gateway ready",
+    "the gateway to be ready",
     async () => {
-      if (gateway.hasExited()) throw new Error(`gateway exited:\n${gateway.output()}`);
-      return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
+      if (gateway.hasExited()) throw new Error(`the gateway exited:\n${gateway.output()}`);
+      return (await fetch(`${local}/readyz`).catch(() => undefined))?.status === 200;
     },
     { timeoutMs: 30_000, intervalMs: 100 },
   );
 
-  say(`Starting ${DEVICES.length} simulated fire-alarm devices behind one device agent process ...`);
-  const fleet = await Promise.all(DEVICES.map(async (id) => ({ username: id, password: `pw-${id}`, localUrl: await startDevice(id) })));
-  const dir = await makeTempDir("demo-fleet-");
-  const fleetFile = path.join(dir, "fleet.json");
-  await writeFile(fleetFile, JSON.stringify(fleet, null, 2));
+  // After the gateway: an agent's presence reaches the gateway only while its component is connected.
+  say(`Starting the device agent for ${identities.map((i) => i.username).join(", ")} ...`);
   const agent = await node("adapters/device-agent/main.ts", "agent", {
     AGENT_SERVICE: prosody.service,
     AGENT_DOMAIN: "localhost",
-    AGENT_GATEWAY_JID: "gateway.localhost",
+    AGENT_GATEWAY_JID: component.domain,
     AGENT_FLEET_FILE: fleetFile,
     AGENT_SASL_MECHANISM: "PLAIN", // loopback only; use STARTTLS and SCRAM across a network
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   });
   stops.push({ name: "agent", stop: () => agent.stop() });
-  const base = `http://localhost:${port}`;
+  // Online as the gateway sees it (the agent's presence), for the devices still on HTTP too: their
+  // cut-over must work at once. No device request is made, so the metrics start at zero.
   await pollUntil(
-    "devices online",
+    "every agent to be online",
     async () => {
-      if (agent.hasExited()) throw new Error(`agent exited:\n${agent.output()}`);
-      const answers = await Promise.all(
-        DEVICES.map((id) =>
-          fetch(`${base}/devices/${id}/`).then(
-            (r) => r.status,
-            () => 0,
-          ),
-        ),
+      if (agent.hasExited()) throw new Error(`the agent exited:\n${agent.output()}`);
+      const online = await Promise.all(
+        identities.map(async ({ username }) => {
+          const res = await fetch(`${local}/admin/devices/${username}`, { headers: { Authorization: `Bearer ${adminToken}` } });
+          return res.ok && ((await res.json()) as { online?: unknown }).online === true;
+        }),
       );
-      return answers.every((s) => s === 200);
+      return online.every(Boolean);
     },
-    { timeoutMs: 30_000, intervalMs: 200 },
+    { timeoutMs: 30_000, intervalMs: 100 },
   );
 
+  const started = Number(process.env.DEMO_STARTED_AT_MS) || performance.timeOrigin;
+  const parts = `Prosody, Redis, the gateway, 1 device agent for ${identities.length} devices, ${servers.size} legacy HTTP devices`;
   say("");
-  say(`Ready: the gateway answers on ${base}. Devices: ${DEVICES.join(", ")}. Try:`);
+  say(`Ready in ${seconds(Date.now() - started)} (${parts})${installNote()}`);
   say("");
-  say(`  curl -i ${base}/devices/dev-17/TEMPERATURE`);
-  say(`  curl ${base}/devices/kitchen/HUMIDITY`);
-  say(`  curl -X POST ${base}/devices/garage/BULB/ON`);
-  say(`  curl ${base}/devices/garage/BULB`);
-  say(`  curl -i ${base}/devices/not-connected/TEMPERATURE     # 503 GW_DEVICE_OFFLINE`);
-  say(`  curl ${base}/readyz ; curl -s ${base}/metrics | grep gateway_`);
+  for (const line of walkthrough({ base: `http://localhost:${port}`, adminToken, fleet: FLEET })) say(line);
   say("");
   say("Press Ctrl-C to stop everything.");
+}
+
+/** ", 41.2 s of it installing prosody redis-server" when demo/run.sh installed something. */
+function installNote(): string {
+  const what = process.env.DEMO_INSTALLED;
+  const ms = Number(process.env.DEMO_INSTALL_MS);
+  return what && Number.isFinite(ms) ? `, ${seconds(ms)} of it installing ${what}` : "";
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 let stopping = false;

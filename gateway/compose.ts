@@ -1,6 +1,7 @@
 import { Registry } from "prom-client";
 import type { Config } from "./config.js";
 import type { PendingExchanges } from "./correlation/pending.js";
+import type { PresenceLookup } from "./http/routes/admin.js";
 import type { HttpServer } from "./http/server.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
@@ -9,6 +10,7 @@ import type { HttpPassThrough } from "./proxy/pass-through.js";
 import type { RedisStore } from "./redis/client.js";
 import type { CachedRegistry } from "./registry/cached-registry.js";
 import type { RedisDeviceRegistry } from "./registry/redis-registry.js";
+import { deviceJid } from "./registry/resolver.js";
 import { gatewayVersion } from "./version.js";
 import { buildDelivery } from "./wiring/delivery.js";
 import { buildHttp } from "./wiring/http.js";
@@ -65,14 +67,19 @@ export function createGateway(config: Config, baseLogger: Logger): Gateway {
   const limits = buildLimits(config, logger, metrics, stores.redis);
   const xmpp = buildXmpp(config, logger, metrics, stores, { budget: limits.budget, onAvailable: (jid) => delivery.deliverQueued(jid) });
   const delivery = buildDelivery(config, logger, metrics, stores, limits, xmpp.exchanger);
-  /** Whether a device's agent has a current presence now; null when this instance cannot tell. */
-  const isOnline = async (id: string): Promise<boolean | null> => {
-    const state = await stores.presence.state((await delivery.delivery.route(id)).jid);
-    return state === "unknown" ? null : state === "online";
+  /** Presence as the admin API and the waves ask for it: one device, or many entries at hand at once. */
+  const presence: Required<PresenceLookup> = {
+    isOnline: async (id) => {
+      const state = await stores.presence.state((await delivery.delivery.route(id)).jid);
+      return state === "unknown" ? null : state === "online";
+    },
+    // Listed entries are at hand: their JIDs need no registry read; the presence reads go out together.
+    areOnline: (records) =>
+      Promise.all(records.map(async (r) => (await stores.presence.state(deviceJid(r, config.devices.jidTemplate))) === "online")),
   };
-  const waves = buildWaves(config, logger, metrics, stores, { isOnline });
+  const waves = buildWaves(config, logger, metrics, stores, { areOnline: (records) => presence.areOnline(records) });
   const phases = new Phases();
-  const http = buildHttp(config, logger, metrics, { stores, limits, delivery, component: xmpp.component, phases, waves, isOnline });
+  const http = buildHttp(config, logger, metrics, { stores, limits, delivery, component: xmpp.component, phases, waves, presence });
   const { pipeline } = delivery.delivery;
   const lifecycle = runInPhases(phases, logger, {
     start: [() => stores.start(), () => limits.start(), () => waves.start(), () => xmpp.start(), () => http.start()],

@@ -165,6 +165,15 @@ export class RedisKeys {
     return this.key("devices");
   }
 
+  /**
+   * Sorted set (every registered device id, each scored 0, so ordered by id): the listing's pages
+   * (ZRANGEBYLEX, ZLEXCOUNT), where a set would need every id read and sorted per page. Written with
+   * devices() and built from it at start (redis-registry.ts), so the earlier releases' registries need no migration.
+   */
+  deviceIds(): string {
+    return this.key("deviceids");
+  }
+
   /** String (device id): the index from a legacy address (`host:port`) to the device that registered it. */
   legacyIndex(address: string): string {
     return this.key("legacy", tag(address));

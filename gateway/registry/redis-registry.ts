@@ -1,6 +1,7 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 import type { DeviceRecord, DeviceRegistry } from "./device.js";
+import type { IdRange, OrderedDevices } from "./device-listing.js";
 import { canonicalDeviceId, canonicalOrAsGiven } from "./device-id.js";
 import { normalizeLegacyAddress } from "./validate.js";
 
@@ -14,8 +15,8 @@ export class LegacyAddressConflict extends GatewayError {
   }
 }
 
-/** The registry as the admin API and the forward proxy use it: the DeviceRegistry contract and two more. */
-export interface DeviceStore extends DeviceRegistry {
+/** The registry as the admin API and the forward proxy use it: the DeviceRegistry contract, its ordered ids, and two more. */
+export interface DeviceStore extends DeviceRegistry, OrderedDevices {
   /** put(), answering the record as stored (with its updatedAt). Throws LegacyAddressConflict. */
   upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }>;
   /** The device that registered this `host:port` (any spelling normalizeLegacyAddress accepts). */
@@ -55,14 +56,18 @@ return 0`;
 /** Reads of the registry (list) are sent in batches of this many GETs (auto-pipelined: one write each). */
 const LIST_BATCH = 500;
 
+/** Ids added to the ordered index per ZADD while it is built from the id set. */
+const INDEX_BATCH = 1000;
+
 /**
  * The device registry on Redis (README, "Admin API"), shared by every instance. Every write of an entry is
  * announced on the registry channel, after which each instance's registry cache (cached-registry.ts) reads
  * it again. Keys: `{prefix}device:{id}` (the record as JSON, tagged by device), `{prefix}devices` (the set of
- * ids), `{prefix}legacy:{host:port}` (the id owning a legacy address, tagged by address). Every Redis failure
+ * ids), `{prefix}deviceids` (the same ids as a sorted set, ordered: the listing's pages),
+ * `{prefix}legacy:{host:port}` (the id owning a legacy address, tagged by address). Every Redis failure
  * surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
  *
- * The three are different hash slots, so a change is several single-slot steps, in an order whose every
+ * They are different hash slots, so a change is several single-slot steps, in an order whose every
  * intermediate state (an instance dying between two steps) is one that readers already tolerate:
  * - the record is the truth; the index is authoritative only when the record it names agrees (lookups by
  *   address check that), and an index entry whose device's record does not name the address (left by a
@@ -72,7 +77,11 @@ const LIST_BATCH = 500;
  *   device's previous address freed. Cut short, the record may name an address the index does not give it
  *   (found by id, not by address, until the put is repeated) or an old address stays indexed (stale);
  * - delete: the record first, then the id set, then the index (stale meanwhile);
- * - the id set: written after the record; list() skips ids whose record is gone.
+ * - the id set and the ordered ids: written together in one step (two commands sent at once), after the
+ *   record; list() and the pages skip ids whose record is gone. An id in one and not the other (a step cut
+ *   short between the two commands) is what a put or delete cut short before that step leaves too: the
+ *   next put or delete of the device sets both right, and at start the ordered ids get every id of the set
+ *   (indexIds(), which also fills them in for a registry written before they existed).
  */
 export class RedisDeviceRegistry implements DeviceStore {
   private readonly claimScript: (...args: Array<string | number>) => Promise<string>;
@@ -81,6 +90,8 @@ export class RedisDeviceRegistry implements DeviceStore {
 
   private readonly now: () => Date;
   private readonly onChanged: (id: string) => void;
+  /** indexIds() once done (or under way) on this instance; cleared when it fails, so the next page tries again. */
+  private indexed: Promise<number> | undefined;
 
   /**
    * `onChanged`: called at once after every write of an entry (also one that failed partway), before every
@@ -122,7 +133,7 @@ export class RedisDeviceRegistry implements DeviceStore {
     const oldKey = this.redis.keys.device(oldId);
     const json = await this.redis.run((c) => c.get(oldKey));
     if (json === null) {
-      await this.redis.run((c) => c.srem(this.setKey(), oldId));
+      await this.removeId(oldId);
       return "gone";
     }
     const rec = parseRecord(json);
@@ -131,7 +142,7 @@ export class RedisDeviceRegistry implements DeviceStore {
     const written = await this.redis.run((c) => c.set(this.recordKey(newId), moved, "NX"));
     const outcome = written === "OK" ? "renamed" : "dropped";
     // Also when dropped: a rename cut short before this step finds the new record there already.
-    await this.redis.run((c) => c.sadd(this.setKey(), newId));
+    await this.addId(newId);
     const address = rec.legacyAddress;
     if (typeof address === "string") {
       // The index follows whichever record names the address now: the moved one, or the one that was there.
@@ -139,7 +150,7 @@ export class RedisDeviceRegistry implements DeviceStore {
       await this.swapScript(this.redis.keys.legacyIndex(address), oldId, kept?.legacyAddress === address ? newId : "");
     }
     await this.redis.run((c) => c.del(oldKey));
-    await this.redis.run((c) => c.srem(this.setKey(), oldId));
+    await this.removeId(oldId);
     return outcome;
   }
 
@@ -175,13 +186,13 @@ export class RedisDeviceRegistry implements DeviceStore {
     const json = JSON.stringify(stored);
     const recordKey = this.recordKey(id);
     const old = await this.redis.run((c) => c.set(recordKey, json, "GET"));
-    await this.redis.run((c) => c.sadd(this.setKey(), id));
+    await this.addId(id);
     if (address !== "") {
       const owner = await this.claim(id, address);
       if (owner !== undefined) {
         // Lost a race for the address: the record goes back to what it was.
         const deleted = await this.undoScript(recordKey, json, old ?? "");
-        if (deleted === 1) await this.redis.run((c) => c.srem(this.setKey(), id));
+        if (deleted === 1) await this.removeId(id);
         throw new LegacyAddressConflict(address, owner);
       }
     }
@@ -220,7 +231,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   private async remove(id: string): Promise<boolean> {
     const canonical = canonicalOrAsGiven(id);
     const old = await this.redis.run((c) => c.getdel(this.recordKey(id)));
-    await this.redis.run((c) => c.srem(this.setKey(), canonical));
+    await this.removeId(canonical);
     if (old === null) return false;
     const address = parseRecord(old)?.legacyAddress;
     if (typeof address === "string") await this.swapScript(this.redis.keys.legacyIndex(address), canonical, "");
@@ -240,6 +251,58 @@ export class RedisDeviceRegistry implements DeviceStore {
       });
     }
     return records;
+  }
+
+  /**
+   * Up to `count` ids of the ordered index in `range`, in order (ZRANGEBYLEX: Redis compares them byte by
+   * byte, which for ids, ASCII only, is the order of list()). Builds the index first if this instance has
+   * not yet (indexIds()).
+   */
+  async idsIn(range: IdRange, count: number): Promise<string[]> {
+    await this.ensureIndexed();
+    const [min, max] = lexRange(range);
+    if (min === undefined) return [];
+    return this.redis.run((c) => c.zrangebylex(this.indexKey(), min, max, "LIMIT", 0, count));
+  }
+
+  /** How many ids of the ordered index are in `range` (ZLEXCOUNT): ids whose record is gone count too. */
+  async countIn(range: IdRange): Promise<number> {
+    await this.ensureIndexed();
+    const [min, max] = lexRange(range);
+    if (min === undefined) return 0;
+    return this.redis.run((c) => c.zlexcount(this.indexKey(), min, max));
+  }
+
+  /** The records of `ids`, in their order (undefined: none, e.g. deleted since the ids were read), read together. */
+  async getMany(ids: readonly string[]): Promise<Array<DeviceRecord | undefined>> {
+    // One GET per record (no MGET: the records are in different hash slots); sent together.
+    const values = await this.redis.run((c) => Promise.all(ids.map((id) => c.get(this.recordKey(id)))));
+    return values.map((json, i) => (json === null ? undefined : decode(json, ids[i] as string)));
+  }
+
+  /**
+   * Adds every id of the id set to the ordered index (ZADD of ids already there changes nothing); answers
+   * how many were missing. Run at start and before this instance's first page: a registry written before the
+   * index existed (or a step cut short) gets its ids ordered. An id the set lost while the index kept it (a
+   * delete cut short) stays: pages skip ids without a record, and its next put or delete sets it right.
+   */
+  async indexIds(): Promise<number> {
+    const ids = await this.redis.run((c) => c.smembers(this.setKey()));
+    let added = 0;
+    for (let i = 0; i < ids.length; i += INDEX_BATCH) {
+      const members = ids.slice(i, i + INDEX_BATCH).flatMap((id) => [0, id]);
+      added += await this.redis.run((c) => c.zadd(this.indexKey(), ...members));
+    }
+    return added;
+  }
+
+  /** indexIds(), once per instance (again after a failure). */
+  ensureIndexed(): Promise<number> {
+    this.indexed ??= this.indexIds().catch((err: unknown) => {
+      this.indexed = undefined;
+      throw err;
+    });
+    return this.indexed;
   }
 
   async findByLegacyAddress(hostPort: string): Promise<DeviceRecord | undefined> {
@@ -282,6 +345,36 @@ export class RedisDeviceRegistry implements DeviceStore {
   private setKey(): string {
     return this.redis.keys.devices();
   }
+
+  private indexKey(): string {
+    return this.redis.keys.deviceIds();
+  }
+
+  /** The id into the id set and the ordered index: one step, both commands sent at once (different slots). */
+  private async addId(id: string): Promise<void> {
+    await this.redis.run((c) => Promise.all([c.sadd(this.setKey(), id), c.zadd(this.indexKey(), 0, id)]));
+  }
+
+  /** The id out of both, as addId(). */
+  private async removeId(id: string): Promise<void> {
+    await this.redis.run((c) => Promise.all([c.srem(this.setKey(), id), c.zrem(this.indexKey(), id)]));
+  }
+}
+
+/**
+ * ZRANGEBYLEX bounds of `range` (`(` excludes, `[` includes, `-`/`+` the ends); min undefined when the
+ * range is empty (a cursor past the prefix's ids).
+ */
+export function lexRange(range: IdRange): [min: string | undefined, max: string] {
+  const { after, prefix } = range;
+  // The first string after every one that starts with the prefix: its last character moved up by one (ids
+  // and prefixes are ASCII below DEL, so that is still one character).
+  const end =
+    prefix === undefined || prefix === "" ? undefined : prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const max = end === undefined ? "+" : `(${end}`;
+  if (after !== undefined && end !== undefined && after >= end) return [undefined, max];
+  if (after !== undefined && (prefix === undefined || after >= prefix)) return [`(${after}`, max];
+  return [prefix === undefined || prefix === "" ? "-" : `[${prefix}`, max];
 }
 
 function byCodePoint(a: string, b: string): number {

@@ -47,7 +47,7 @@ export class RegistryResolver implements DeviceResolver {
       return {
         deviceId,
         transport: record.transport,
-        jid: record.jid ?? this.templateJid(deviceId),
+        jid: deviceJid({ id: deviceId, jid: record.jid }, d.jidTemplate),
         ...(record.httpTarget !== undefined ? { httpTarget: record.httpTarget } : {}),
         ...(record.fallback !== undefined ? { fallback: record.fallback } : {}),
         timeoutMs: record.timeoutMs ?? d.timeoutMs,
@@ -55,10 +55,17 @@ export class RegistryResolver implements DeviceResolver {
       };
     }
     if (d.defaultTransport === "none") throw new GatewayError("GW_UNKNOWN_DEVICE", { message: `no device ${deviceId} in the registry` });
-    return { deviceId, transport: "xmpp", jid: this.templateJid(deviceId), timeoutMs: d.timeoutMs, maxInFlight: d.maxInFlight };
+    return {
+      deviceId,
+      transport: "xmpp",
+      jid: deviceJid({ id: deviceId }, d.jidTemplate),
+      timeoutMs: d.timeoutMs,
+      maxInFlight: d.maxInFlight,
+    };
   }
+}
 
-  private templateJid(deviceId: string): string {
-    return this.defaults.jidTemplate.replaceAll("{id}", deviceId);
-  }
+/** The JID of a device's agent: its entry's, else DEVICE_JID_TEMPLATE's (`{id}` the canonical id). */
+export function deviceJid(record: { id: string; jid?: string | undefined }, jidTemplate: string): string {
+  return record.jid ?? jidTemplate.replaceAll("{id}", canonicalOrAsGiven(record.id));
 }

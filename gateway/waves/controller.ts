@@ -3,6 +3,7 @@ import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { DeviceRecord } from "../registry/device.js";
 import { judge } from "./judge.js";
 import { moveDevices, restoreDevices, type WaveRegistry } from "./moves.js";
 import type { WaveCounter } from "./outcome-counter.js";
@@ -31,8 +32,8 @@ export interface WaveControllerDeps {
   counter: WaveCounter;
   metrics: Pick<Metrics, "migrationWaveRollbacks" | "migrationWaveRequests">;
   logger: Logger;
-  /** Whether a device's agent has a current presence (the `online` filter); null when unknown. */
-  isOnline(deviceId: string): Promise<boolean | null>;
+  /** Whether each device's agent has a current presence (the `online` filter; unknown counts as not). */
+  areOnline(records: readonly DeviceRecord[]): Promise<boolean[]>;
   instanceId: string;
   /** GATEWAY_WAVE_CHECK_MS: how often this instance hands over its counts and judges the watched waves. */
   checkMs: number;
@@ -191,7 +192,7 @@ export class WaveController implements Lifecycle {
     const { store, registry, counter } = this.deps;
     const planned = await selectDevices(request, {
       registry,
-      isOnline: (id) => this.deps.isOnline(id),
+      areOnline: (records) => this.deps.areOnline(records),
       waveOf: (id) => counter.waveOf(id),
     });
     const settings = { windowMs: request.windowMs, maxErrorRateIncrease: request.maxErrorRateIncrease, minRequests: request.minRequests };

@@ -7,7 +7,8 @@ import type { WaveDevice } from "./wave.js";
 
 export interface SelectionDeps {
   registry: Pick<WaveRegistry, "get" | "list">;
-  isOnline(deviceId: string): Promise<boolean | null>;
+  /** Whether each device's agent has a current presence (unknown counts as not, as in the listing's filter). */
+  areOnline(records: readonly DeviceRecord[]): Promise<boolean[]>;
   /** The watched wave a device is in already, if any. */
   waveOf(deviceId: string): string | undefined;
 }
@@ -61,8 +62,7 @@ async function byPresence<T extends DeviceRecord>(records: readonly T[], online:
   const kept: T[] = [];
   for (let i = 0; i < records.length; i += ONLINE_BATCH) {
     const batch = records.slice(i, i + ONLINE_BATCH);
-    const states = await Promise.all(batch.map((r) => deps.isOnline(r.id)));
-    // Unknown presence (null) matches neither true nor false: the filter keeps only what it can tell.
+    const states = await deps.areOnline(batch);
     batch.forEach((r, j) => {
       if (states[j] === online) kept.push(r);
     });

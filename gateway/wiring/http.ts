@@ -4,8 +4,8 @@ import { createApp, createMetricsApp } from "../http/app.js";
 import { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { PresenceLookup } from "../http/routes/admin.js";
 import type { XmppComponent } from "../xmpp/component.js";
-import { waveRoutes } from "../http/routes/admin-waves.js";
 import type { DeliverySide } from "./delivery.js";
 import type { Phases } from "./phases.js";
 import type { Limits } from "./limits.js";
@@ -24,7 +24,8 @@ export function buildHttp(
     component: XmppComponent;
     phases: Phases;
     waves: Waves;
-    isOnline(deviceId: string): Promise<boolean | null>;
+    /** Presence as the admin API asks for it (one device, or many listed entries at once). */
+    presence: Required<PresenceLookup>;
   },
 ) {
   const { stores, limits, phases, waves } = parts;
@@ -47,8 +48,8 @@ export function buildHttp(
       registry: stores.registry,
       migration: stores.migration,
       logger,
-      presence: { isOnline: (id) => parts.isOnline(id) },
-      waves: waveRoutes(waves.controller),
+      presence: parts.presence,
+      waves: waves.controller,
     },
     outcomes: waves.counter,
     asyncRequests: stores.asyncRequests,

@@ -68,6 +68,15 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
             "registry ids not checked for capitals (Redis unreachable)",
           ),
       );
+      // The ordered ids the listing pages through, filled in from the id set (for a registry written before
+      // them); when Redis is away now, the first page does it.
+      await registry.ensureIndexed().then(
+        (added) => {
+          if (added > 0) logger.info({ event: "device-ids-indexed", added }, "registry ids added to the ordered index");
+        },
+        (err: unknown) =>
+          logger.warn({ event: "device-ids-not-indexed", err: (err as Error).message }, "registry ids not indexed yet (Redis unreachable)"),
+      );
       await changeFeed?.start();
     },
     async stop(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { DeviceRecord } from "../registry/device.js";
 import { WaveController } from "../waves/controller.js";
 import { WaveCounter } from "../waves/outcome-counter.js";
 import type { Stores } from "./stores.js";
@@ -14,7 +15,7 @@ export function buildWaves(
   logger: Logger,
   metrics: Metrics,
   stores: Stores,
-  deps: { isOnline(deviceId: string): Promise<boolean | null> },
+  deps: { areOnline(records: readonly DeviceRecord[]): Promise<boolean[]> },
 ) {
   for (const reason of ["threshold", "manual"]) metrics.migrationWaveRollbacks.inc({ reason }, 0);
   const counter = new WaveCounter();
@@ -24,7 +25,7 @@ export function buildWaves(
     counter,
     metrics,
     logger,
-    isOnline: (id) => deps.isOnline(id),
+    areOnline: (records) => deps.areOnline(records),
     instanceId: config.instanceId,
     checkMs: config.waves.checkMs,
   });

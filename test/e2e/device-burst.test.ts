@@ -13,6 +13,7 @@ import type { Element } from "@xmpp/xml";
 import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
+import { listAll } from "../helpers/admin-listing.js";
 import { startFleet } from "../helpers/fleet.js";
 import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
 import { startDeviceServer } from "../helpers/http-device.js";
@@ -450,9 +451,7 @@ describe("a device's burst: waiting for its in-flight slots", () => {
         assert.equal(((await r.json()) as DeviceRecord).id, "dev-18");
       }
       assert.equal((await admin("PUT", "dev-18", { transport: "xmpp", maxInFlight: 3 })).status, 200, "replaced, not a second entry");
-      const list = (await (
-        await fetch(`${a.url}/admin/devices`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
-      ).json()) as DeviceRecord[];
+      const list = await listAll(a.url, ADMIN_TOKEN);
       assert.deepEqual(
         list.filter((d) => d.id.toLowerCase() === "dev-18").map((d) => [d.id, d.maxInFlight]),
         [["dev-18", 3]],

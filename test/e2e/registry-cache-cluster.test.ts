@@ -62,6 +62,21 @@ describe("the registry cache on a Redis Cluster", () => {
     await seenByB("clu-1", "http");
   });
 
+  it("the listing's ordered ids and their records, read across slots: written by A, paged by B", async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `clu-p${String(i).padStart(2, "0")}`);
+    await Promise.all(ids.map((id) => a.registry.put(rec(id, "xmpp"))));
+    await a.registry.delete("clu-p07");
+    const expected = ids.filter((id) => id !== "clu-p07");
+    assert.deepEqual(await b.registry.idsIn({ prefix: "clu-p" }, 100), expected);
+    assert.deepEqual(await b.registry.idsIn({ prefix: "clu-p", after: "clu-p05" }, 2), ["clu-p06", "clu-p08"]);
+    assert.equal(await b.registry.countIn({ prefix: "clu-p", after: "clu-p29" }), 10);
+    assert.deepEqual(
+      (await b.registry.getMany(expected)).map((r) => r?.id),
+      expected,
+    );
+    assert.equal(await b.registry.indexIds(), 0, "the id set and the ordered ids agree");
+  });
+
   it("the primary owning the channel crashes: the caches close, and open again once the subscriptions are back", async () => {
     const oldPrimary = await cluster.primaryOf(channel);
     await cluster.killPrimaryOf(channel);

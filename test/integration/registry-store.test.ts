@@ -104,3 +104,36 @@ it("a start-up rename cut short is finished by the next start", async () => {
   assert.equal((await registry.findByLegacyAddress("10.5.0.1:80"))?.id, "old-1", "the address stays with the moved entry");
   assert.equal(await redis.run((c) => c.exists(redis.keys.device("OLD-1"))), 0);
 });
+
+const ordered = () => redis.run((c) => c.zrange(redis.keys.deviceIds(), 0, -1));
+const members = async () => (await redis.run((c) => c.smembers(redis.keys.devices()))).sort();
+
+it("the ordered ids follow every put, delete, undone put and start-up rename, as the id set does", async () => {
+  for (const id of ["b", "a", "c"]) await registry.put(record(id));
+  await registry.delete("b");
+  await registry.put(record("owner", "10.6.0.1:80"));
+  await assert.rejects(registry.put(record("loser", "10.6.0.1:80")), /already belongs/);
+  await redis.run((c) => c.set(redis.keys.device("OLD-2"), JSON.stringify(record("OLD-2"))));
+  await redis.run((c) => c.sadd(redis.keys.devices(), "OLD-2"));
+  await registry.canonicalizeIds();
+  assert.deepEqual(await ordered(), ["a", "c", "old-2", "owner"]);
+  assert.deepEqual(await ordered(), await members());
+});
+
+it("ids missing from the ordered ids (a registry from before them) are filled in; pages skip ids whose record is gone", async () => {
+  for (const id of ["dev-2", "dev-10", "dev-1", "other"]) {
+    await redis.run((c) => c.set(redis.keys.device(id), JSON.stringify(record(id))));
+    await redis.run((c) => c.sadd(redis.keys.devices(), id));
+  }
+  await registry.put(record("dev-3"));
+  assert.equal(await registry.indexIds(), 4, "the four the set alone held");
+  assert.equal(await registry.indexIds(), 0, "a second run adds nothing");
+  assert.deepEqual(await registry.idsIn({ prefix: "dev-" }, 10), ["dev-1", "dev-10", "dev-2", "dev-3"], "byte order, as list()");
+  assert.deepEqual(await registry.idsIn({ prefix: "dev-", after: "dev-10" }, 1), ["dev-2"]);
+  assert.deepEqual(await registry.idsIn({ after: "dev-3" }, 10), ["other"]);
+  assert.equal(await registry.countIn({ prefix: "dev-", after: "dev-1" }), 3);
+  assert.equal(await registry.countIn({ prefix: "dev-", after: "dev-9" }), 0);
+  await redis.run((c) => c.zadd(redis.keys.deviceIds(), 0, "dev-ghost"));
+  const ghost = await registry.getMany(await registry.idsIn({ prefix: "dev-g" }, 10));
+  assert.deepEqual(ghost, [undefined], "an id without a record reads as none");
+});

@@ -13,6 +13,7 @@ import { requestId } from "../../gateway/http/request-id.js";
 import { adminRoutes, type AdminRouteDeps, type PresenceLookup } from "../../gateway/http/routes/admin.js";
 import { createLogger } from "../../gateway/log.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
+import type { IdRange } from "../../gateway/registry/device-listing.js";
 import type { DeviceStore } from "../../gateway/registry/redis-registry.js";
 
 const TOKEN = "unit-test-token-0123456789";
@@ -42,6 +43,20 @@ class MemoryStore implements DeviceStore {
   }
   findByLegacyAddress() {
     return Promise.resolve(undefined);
+  }
+  idsIn(range: IdRange, count: number) {
+    return Promise.resolve(this.inRange(range).slice(0, count));
+  }
+  countIn(range: IdRange) {
+    return Promise.resolve(this.inRange(range).length);
+  }
+  getMany(ids: readonly string[]) {
+    return Promise.resolve(ids.map((id) => this.records.get(id)));
+  }
+  private inRange({ after, prefix }: IdRange): string[] {
+    return [...this.records.keys()]
+      .filter((id) => (after === undefined || id > after) && (prefix === undefined || id.startsWith(prefix)))
+      .sort();
   }
 }
 
@@ -125,6 +140,10 @@ describe("admin API (in-memory store)", () => {
     assert.equal((list.body as ErrorBody).error.code, "GW_METHOD_NOT_ALLOWED");
     const one = await request(a).post("/admin/devices/x").set("Authorization", AUTH).send({}).expect(405);
     assert.equal(one.headers.allow, "GET, HEAD, PUT, PATCH, DELETE");
+    const bulk = await request(a).delete("/admin/devices/bulk").set("Authorization", AUTH).expect(404);
+    assert.equal((bulk.body as ErrorBody).error.code, "GW_UNKNOWN_DEVICE", "the device named bulk, which does not exist");
+    const options = await request(a).options("/admin/devices/bulk").set("Authorization", AUTH).expect(405);
+    assert.equal(options.headers.allow, "GET, HEAD, PUT, PATCH, DELETE, POST");
   });
 
   it("never writes refused input, and marks answers no-store", async () => {
@@ -157,6 +176,43 @@ describe("admin API (in-memory store)", () => {
       .send('{"transport":"xmpp"}')
       .expect(201);
     assert.equal(res.headers.location, "/admin/devices/x");
+  });
+
+  it("the listing's online filter: asks isOnline per entry without a batch lookup, and is refused without presence", async () => {
+    const store = new MemoryStore();
+    for (const id of ["a", "b", "c"]) await store.upsert({ id, transport: "xmpp" });
+    const asked: string[] = [];
+    const presence: PresenceLookup = { isOnline: (id) => (asked.push(id), Promise.resolve(id === "b" ? true : id === "c" ? null : false)) };
+    const on = await request(app({ registry: store, presence }))
+      .get("/admin/devices?online=true")
+      .set("Authorization", AUTH)
+      .expect(200);
+    assert.deepEqual(
+      (on.body as { devices: DeviceRecord[] }).devices.map((d) => d.id),
+      ["b"],
+    );
+    const off = await request(app({ registry: store, presence }))
+      .get("/admin/devices?online=false")
+      .set("Authorization", AUTH)
+      .expect(200);
+    assert.deepEqual(
+      (off.body as { devices: DeviceRecord[] }).devices.map((d) => d.id),
+      ["a", "c"],
+      "unknown counts as not online",
+    );
+    assert.deepEqual(asked.sort(), ["a", "a", "b", "b", "c", "c"]);
+    const refused = await request(app({ registry: store }))
+      .get("/admin/devices?online=true")
+      .set("Authorization", AUTH)
+      .expect(400);
+    assert.equal((refused.body as ErrorBody).error.field, "online");
+    const bulk = await request(app({ registry: store }))
+      .post("/admin/devices/bulk")
+      .set("Authorization", AUTH)
+      .send({ filter: { online: true }, set: { timeoutMs: 5 } })
+      .expect(400);
+    assert.equal((bulk.body as ErrorBody).error.field, "filter.online");
+    assert.equal(store.writes, 3);
   });
 
   it("answers HEAD on the list and on a device without a body", async () => {
