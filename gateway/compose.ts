@@ -41,9 +41,9 @@ export interface Gateway extends Lifecycle {
 
 /**
  * The composition root: metrics, then the Redis side, the instance's limits, the XMPP side, delivery, the
- * migration waves and the HTTP side (gateway/wiring/, one file each), then their start and stop order (wiring/phases.ts). Every
- * dependency is handed over at construction; nothing here is global, so several gateways can run in one
- * process (tests do).
+ * migration waves and the HTTP side (gateway/wiring/, one file each), then their start and stop order
+ * (wiring/phases.ts). Every dependency is handed over at construction; nothing here is global, so several
+ * gateways can run in one process (tests do).
  */
 export function createGateway(config: Config, baseLogger: Logger): Gateway {
   // Every line of this instance says which instance wrote it.
