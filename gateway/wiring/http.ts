@@ -1,3 +1,4 @@
+import type { Tracing } from "../../lib/tracing/tracing.js";
 import type { Config } from "../config.js";
 import { DeviceAddressing } from "../http/addressing.js";
 import { createApp, createMetricsApp } from "../http/app.js";
@@ -15,7 +16,15 @@ export function buildHttp(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-  parts: { stores: Stores; limits: Limits; delivery: DeliverySide; component: XmppComponent; phases: Phases },
+  parts: {
+    stores: Stores;
+    limits: Limits;
+    delivery: DeliverySide;
+    component: XmppComponent;
+    phases: Phases;
+    /** Device requests get a SERVER span each when tracing is on. */
+    tracing: Tracing | undefined;
+  },
 ) {
   const { stores, limits, phases } = parts;
   const { delivery } = parts.delivery;
@@ -31,6 +40,7 @@ export function buildHttp(
       delivery,
       maxBodyBytes: config.http.maxBodyBytes,
       budget: limits.budget,
+      tracing: parts.tracing,
     },
     admin: {
       token: config.admin.token,
