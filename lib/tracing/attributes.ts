@@ -11,6 +11,8 @@ export const ATTR = {
   serverAddress: ATTR_SERVER_ADDRESS,
   serverPort: ATTR_SERVER_PORT,
   deviceId: "gateway.device.id",
+  /** The device agent's own JID (its spans' device). */
+  deviceJid: "device_agent.jid",
   /** xmpp, http, shadow (or none, for a request that never got that far). */
   transport: "gateway.transport",
   requestId: "gateway.request.id",
