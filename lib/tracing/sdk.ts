@@ -25,7 +25,8 @@ export interface ServiceIdentity {
  * the provider goes to the program's composition root, which hands it to the parts that trace.
  *
  * The resource: service.name from the configuration (OTEL_SERVICE_NAME or the program's name), its version
- * and instance, then OTEL_RESOURCE_ATTRIBUTES over them (the SDK's environment detector). The batch
+ * and instance, then what the operator set over them (the SDK's environment detector: OTEL_RESOURCE_ATTRIBUTES,
+ * and OTEL_SERVICE_NAME over a service.name there, as OpenTelemetry's specification orders them). The batch
  * processor reads OTEL_BSP_*, the exporter OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and _COMPRESSION, the
  * provider OTEL_TRACES_SAMPLER(_ARG), as the SDK documents.
  */
@@ -35,8 +36,7 @@ export function startTracingSdk(config: TracingConfig, identity: ServiceIdentity
     ...(identity.version !== undefined ? { [ATTR_SERVICE_VERSION]: identity.version } : {}),
     ...(identity.instanceId !== undefined ? { [ATTR_SERVICE_INSTANCE_ID]: identity.instanceId } : {}),
   });
-  // Ours win over OTEL_RESOURCE_ATTRIBUTES for service.name, since OTEL_SERVICE_NAME is already in config.
-  const resource = detectResources({ detectors: [envDetector] }).merge(own);
+  const resource = own.merge(detectResources({ detectors: [envDetector] }));
   const exporter = config.protocol === "http/json" ? new JsonExporter({ url: config.url }) : new ProtobufExporter({ url: config.url });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
   return { provider, shutdown: () => provider.shutdown() };
