@@ -3,7 +3,7 @@ import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace
 import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { RESOURCE_ATTR } from "./attributes.js";
 import type { TracingConfig } from "./settings.js";
 
 /** A tracer provider of the OpenTelemetry SDK, and its end: what is still batched is exported first. */
@@ -32,9 +32,9 @@ export interface ServiceIdentity {
  */
 export function startTracingSdk(config: TracingConfig, identity: ServiceIdentity = {}): TracingSdk {
   const own = resourceFromAttributes({
-    [ATTR_SERVICE_NAME]: config.serviceName,
-    ...(identity.version !== undefined ? { [ATTR_SERVICE_VERSION]: identity.version } : {}),
-    ...(identity.instanceId !== undefined ? { [ATTR_SERVICE_INSTANCE_ID]: identity.instanceId } : {}),
+    [RESOURCE_ATTR.serviceName]: config.serviceName,
+    ...(identity.version !== undefined ? { [RESOURCE_ATTR.serviceVersion]: identity.version } : {}),
+    ...(identity.instanceId !== undefined ? { [RESOURCE_ATTR.serviceInstanceId]: identity.instanceId } : {}),
   });
   const resource = own.merge(detectResources({ detectors: [envDetector] }));
   const exporter = config.protocol === "http/json" ? new JsonExporter({ url: config.url }) : new ProtobufExporter({ url: config.url });

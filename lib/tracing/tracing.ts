@@ -11,7 +11,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from "@opentelemetry/api";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_RESPONSE_STATUS_CODE } from "@opentelemetry/semantic-conventions";
+import { ATTR } from "./attributes.js";
 import { boundedTracestate, formatTraceparent, parseTraceparent, type TraceFields } from "./trace-context.js";
 
 /*
@@ -115,7 +115,7 @@ export class TraceSpan {
    * semantic conventions' `error.type`; the span's status is ERROR.
    */
   fail(errorType: string, message?: string): void {
-    this.span.setAttribute(ATTR_ERROR_TYPE, errorType);
+    this.span.setAttribute(ATTR.errorType, errorType);
     this.span.setStatus(message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message });
   }
 
@@ -124,10 +124,10 @@ export class TraceSpan {
    * CLIENT span from 400 (`errorFrom`); a status in error without another `error.type` gets the code itself.
    */
   answered(statusCode: number, errorFrom: 400 | 500, errorType?: string): void {
-    this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
-    if (errorType !== undefined) this.span.setAttribute(ATTR_ERROR_TYPE, errorType);
+    this.span.setAttribute(ATTR.statusCode, statusCode);
+    if (errorType !== undefined) this.span.setAttribute(ATTR.errorType, errorType);
     if (statusCode >= errorFrom) {
-      if (errorType === undefined) this.span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+      if (errorType === undefined) this.span.setAttribute(ATTR.errorType, String(statusCode));
       this.span.setStatus({ code: SpanStatusCode.ERROR });
     }
   }

@@ -182,6 +182,22 @@ describe("tracing", () => {
     assert.notEqual(sent.traceId, CLIENT_TRACE);
     const server = await spanIn(traced.exporter, sent.traceId, "server", (s) => s.kind === SpanKind.SERVER);
     assert.equal(server.parentSpanContext, undefined);
+
+    // Two traceparent fields are an invalid one (W3C Trace Context §3.2); a tracestate past 512 characters is dropped.
+    const twice = new Headers();
+    twice.append("traceparent", `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`);
+    twice.append("traceparent", `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00`);
+    const again = await fetch(`${a.url}/devices/trace-dev/xmpp-twice`, { headers: twice });
+    assert.equal(again.status, 200);
+    await again.text();
+    assert.notEqual(parseTraceparent(seen.get("/xmpp-twice")?.traceparent as string | undefined)?.traceId, CLIENT_TRACE);
+    const long = await fetch(`${a.url}/devices/trace-dev/xmpp-long-state`, {
+      headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, tracestate: `v=${"x".repeat(600)}` },
+    });
+    assert.equal(long.status, 200);
+    await long.text();
+    assert.equal(parseTraceparent(seen.get("/xmpp-long-state")?.traceparent as string | undefined)?.traceId, CLIENT_TRACE);
+    assert.equal(seen.get("/xmpp-long-state")?.tracestate, undefined);
   });
 
   it("marks a 5xx answer ERROR with its catalogue code, and a device's 4xx only on the exchange span", async () => {
