@@ -1,3 +1,4 @@
+import type { Tracing } from "../../lib/tracing/tracing.js";
 import type { Config } from "../config.js";
 import { DeviceAddressing } from "../http/addressing.js";
 import { createApp, createMetricsApp } from "../http/app.js";
@@ -26,6 +27,8 @@ export function buildHttp(
     waves: Waves;
     /** Presence as the admin API asks for it (one device, or many listed entries at once). */
     presence: Required<PresenceLookup>;
+    /** Device requests get a SERVER span each when tracing is on. */
+    tracing: Tracing | undefined;
   },
 ) {
   const { stores, limits, phases, waves } = parts;
@@ -42,6 +45,7 @@ export function buildHttp(
       delivery,
       maxBodyBytes: config.http.maxBodyBytes,
       budget: limits.budget,
+      tracing: parts.tracing,
     },
     admin: {
       token: config.admin.token,

@@ -195,6 +195,7 @@ describe("loadConfig", () => {
       drainTimeoutMs: 25_000,
       instanceId: `${hostname()}-${process.pid}`,
       logLevel: "info",
+      tracing: undefined,
     });
   });
 
@@ -227,6 +228,9 @@ describe("loadConfig", () => {
       GATEWAY_BUSY_RETRY_AFTER_S: "2",
       GATEWAY_INSTANCE_ID: "gw-a",
       LOG_LEVEL: "debug",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_SERVICE_NAME: "gw-eu",
       DEFAULT_TRANSPORT: "none",
       GATEWAY_DEVICE_MAX_IN_FLIGHT: "4",
       GATEWAY_DEVICE_QUEUE_MAX: "0",
@@ -291,6 +295,7 @@ describe("loadConfig", () => {
       drainTimeoutMs: 100,
       instanceId: "gw-a",
       logLevel: "debug",
+      tracing: { serviceName: "gw-eu", url: "http://collector:4318/v1/traces", protocol: "http/json" },
     });
   });
 
