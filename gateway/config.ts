@@ -4,7 +4,8 @@ import { EnvReader, type Env, type LogLevel, type SettingFallback, type SettingV
 import { parseClientKeyMode, type ClientKeyMode } from "./limits/client-key.js";
 import type { RedisOptions } from "./redis/client.js";
 import { parseHostPorts, type HostPort } from "./redis/host-ports.js";
-import { GATEWAY_SETTINGS, type GatewaySettingName } from "./settings.js";
+import { readTracingConfig, type TracingConfig } from "../lib/tracing/settings.js";
+import { GATEWAY_SERVICE_NAME, GATEWAY_SETTINGS, type GatewaySettingName } from "./settings.js";
 
 /** Everything the gateway is configured with; every field comes from one environment variable (settings.ts, README table). */
 export interface Config {
@@ -76,6 +77,11 @@ export interface Config {
   };
   /** Admin API bearer token; absent: the admin API is off. */
   admin: { token?: string };
+  /**
+   * Migration waves (README, "Migrating a fleet"): GATEWAY_WAVE_CHECK_MS, how often this instance adds its
+   * counts to the waves' counts in Redis and checks each watched wave for a breach or the end of its window.
+   */
+  waves: { checkMs: number };
   exchange: {
     timeoutMs: number;
     maxReplyBytes: number;
@@ -107,6 +113,8 @@ export interface Config {
   drainTimeoutMs: number;
   instanceId: string;
   logLevel: LogLevel;
+  /** OpenTelemetry tracing: undefined when the OTEL_ variables do not turn it on (README, "Tracing"). */
+  tracing: TracingConfig | undefined;
 }
 
 /**
@@ -208,6 +216,7 @@ export function loadConfig(env: Env): Config {
       maxBufferedBytes: read("GATEWAY_MAX_BUFFERED_BYTES"),
     },
     admin: adminToken !== undefined ? { token: adminToken } : {},
+    waves: { checkMs: read("GATEWAY_WAVE_CHECK_MS") },
     exchange: {
       timeoutMs: read("GATEWAY_REQUEST_TIMEOUT_MS"),
       maxReplyBytes: read("GATEWAY_MAX_REPLY_BYTES"),
@@ -235,6 +244,7 @@ export function loadConfig(env: Env): Config {
     drainTimeoutMs: read("GATEWAY_DRAIN_TIMEOUT_MS"),
     instanceId: read("GATEWAY_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel: read("LOG_LEVEL"),
+    tracing: readTracingConfig(r, GATEWAY_SETTINGS, GATEWAY_SERVICE_NAME),
   };
   // A budget smaller than one request or reply would refuse the largest ones on an idle instance.
   const largest = Math.max(config.http.maxBodyBytes, config.exchange.maxReplyBytes);

@@ -1,17 +1,31 @@
-import { ConfigError, exitWithConfigError, loadOrExit } from "../lib/env.js";
+import { ConfigError, exitWithConfigError, loadOrExit, redactUrl } from "../lib/env.js";
+import { startTracingSdk } from "../lib/tracing/sdk.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
 import { installProcessGuard, ProcessGuard } from "./process-guard.js";
+import { gatewayVersion } from "./version.js";
 
 /** Process entry: configuration from the environment, signals, exit codes. All wiring is in compose.ts (and its area builders, wiring/). */
 async function main(): Promise<void> {
   const config = loadOrExit(loadConfig);
   const logger = createLogger(config.logLevel);
-  const gateway = createGateway(config, logger);
+  // Only when the OTEL_ variables ask for it (README, "Tracing"); else there is no provider, and requests do no tracing work.
+  const tracing = config.tracing
+    ? startTracingSdk(config.tracing, { version: gatewayVersion(), instanceId: config.instanceId })
+    : undefined;
+  const gateway = createGateway(config, logger, tracing ? { tracerProvider: tracing.provider } : {});
+  if (config.tracing)
+    logger.info({ event: "tracing", url: redactUrl(config.tracing.url), protocol: config.tracing.protocol }, "tracing on");
   let stopping: Promise<void> | undefined;
-  // One stop, whoever asks first (a signal, or the crash policy), and the same promise for the second.
-  const stopOnce = () => (stopping ??= gateway.stop());
+  // One stop, whoever asks first (a signal, or the crash policy), and the same promise for the second. The
+  // spans still batched are exported last, after the requests they describe are over.
+  const stopOnce = () => (stopping ??= gateway.stop().finally(() => flushTraces()));
+  const flushTraces = async () => {
+    await tracing
+      ?.shutdown()
+      .catch((err: unknown) => logger.warn({ event: "tracing-not-flushed", err: (err as Error).message }, "spans not exported"));
+  };
   // Before anything connects: an error nobody caught follows the crash policy (process-guard.ts), never
   // Node's default, which ends the process with every request in flight.
   installProcessGuard(

@@ -2,6 +2,10 @@ import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_
 import { LOG_LEVELS, type Setting } from "../lib/env.js";
 import { isHostName } from "../lib/legacy-address.js";
 import { parseClientKeyMode } from "./limits/client-key.js";
+import { tracingSettings } from "../lib/tracing/settings.js";
+
+/** service.name when OTEL_SERVICE_NAME is not set. */
+export const GATEWAY_SERVICE_NAME = "xmpp-http-gateway";
 
 /**
  * Every environment variable of the gateway, once: kind, default, range or rule, one line of doc (README,
@@ -193,6 +197,13 @@ export const GATEWAY_SETTINGS = {
     max: 600_000,
     doc: "a registry entry an instance keeps in memory is read again once this old, even if no change notice came; 0: read on every request",
   },
+  GATEWAY_WAVE_CHECK_MS: {
+    kind: "int",
+    default: 1000,
+    min: 10,
+    max: 60_000,
+    doc: "how often each instance adds its counts of migration-wave requests in Redis and checks the waves being watched",
+  },
   GATEWAY_REQUEST_TIMEOUT_MS: { kind: "int", default: 30_000, min: 1, doc: "deadline of one device exchange" },
   GATEWAY_MAX_BODY_BYTES: { kind: "int", default: 10 * 1024 * 1024, min: 0, doc: "request body limit (413)" },
   GATEWAY_LINGER_MS: {
@@ -249,6 +260,8 @@ export const GATEWAY_SETTINGS = {
   GATEWAY_DRAIN_TIMEOUT_MS: { kind: "int", default: 25_000, min: 0, doc: "then, how long requests in flight may still finish" },
   GATEWAY_INSTANCE_ID: { kind: "derivedString", shown: "`hostname-pid`", doc: "owner name in correlation entries, instance in logs" },
   LOG_LEVEL: { kind: "oneOf", default: "info", allowed: LOG_LEVELS, doc: "log level" },
+  // OpenTelemetry tracing (README, "Tracing"): the standard variables, off unless they ask for it.
+  ...tracingSettings(GATEWAY_SERVICE_NAME),
 } as const satisfies Record<string, Setting>;
 
 export type GatewaySettingName = keyof typeof GATEWAY_SETTINGS;

@@ -19,6 +19,9 @@ import { DeviceConnection } from "./xmpp-client.js";
 import type { AgentTlsOptions } from "./tls.js";
 import type { SrvLookup } from "./servers.js";
 import { randomBytes } from "node:crypto";
+import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
+import { traceFieldsOf, withTraceFields } from "../../lib/tracing/trace-context.js";
+import type { TraceSpan, Tracing } from "../../lib/tracing/tracing.js";
 
 /** One device identity: who it is on XMPP and where its own HTTP server listens. */
 export interface AgentIdentity {
@@ -76,7 +79,12 @@ export class DeviceAgent {
 
   constructor(
     private readonly opts: AgentOptions,
-    private readonly deps: { log: AgentLog; httpAgent?: HttpAgent },
+    private readonly deps: {
+      log: AgentLog;
+      httpAgent?: HttpAgent;
+      /** On when the process traces (README, "Tracing"): each request continues the gateway's trace. */
+      tracing?: Tracing;
+    },
   ) {
     this.localUrl = new URL(opts.localUrl);
     if (opts.legacyAddress !== undefined) {
@@ -183,6 +191,8 @@ export class DeviceAgent {
       this.deps.log.warn({ event: "bad-request", device: this.jid, err: (err as Error).message }, "request refused");
       return { reply: codecErrorToStanzaError(err) };
     }
+    const spans = this.deps.tracing ? this.startSpans(this.deps.tracing, request) : undefined;
+    if (spans) request = { ...request, headers: withTraceFields(request.headers, spans.local.fields) };
     let response: HttpResponseMessage;
     try {
       response = await callLocal(this.localUrl, request, {
@@ -193,6 +203,13 @@ export class DeviceAgent {
     } catch (err) {
       // node's http.request throws synchronously on what it will not send; the gateway still gets an answer.
       response = localFailure(502, "local-unreachable", `device HTTP server not called: ${(err as Error).message}`);
+    }
+    if (spans) {
+      const failure = agentError(response);
+      spans.local.answered(response.statusCode, 400, failure);
+      spans.local.end();
+      spans.request.answered(response.statusCode, 500, failure);
+      spans.request.end();
     }
     const encodeOptions = {
       chunkThreshold: this.opts.chunkThresholdBytes,
@@ -219,6 +236,27 @@ export class DeviceAgent {
       reply: encoded.payload,
       after: () => void this.sendChunks(from, encoded.chunks),
     };
+  }
+
+  /**
+   * The request's SERVER span, continuing the gateway's trace from the `<req>`'s traceparent (its exchange's
+   * span), and the CLIENT span of the call to the device's own HTTP server, whose fields the device gets as
+   * its traceparent (the gateway's replaced).
+   */
+  private startSpans(tracing: Tracing, request: HttpRequestMessage): { request: TraceSpan; local: TraceSpan } {
+    const path = pathOnly(request.resource);
+    const span = tracing.continue("device agent", "server", traceFieldsOf(request.headers), {
+      [ATTR.method]: request.method,
+      [ATTR.path]: path,
+      [ATTR.deviceJid]: this.jid,
+    });
+    const local = span.child(request.method, "client", {
+      [ATTR.method]: request.method,
+      [ATTR.path]: path,
+      [ATTR.serverAddress]: this.localUrl.hostname,
+      [ATTR.serverPort]: Number(this.localUrl.port || (this.localUrl.protocol === "https:" ? 443 : 80)),
+    });
+    return { request: span, local };
   }
 
   private async sendChunks(to: string, chunks: XmlElement[]): Promise<void> {

@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { EnvReader, isUrlWith, redactUrl, type Env, type LogLevel, type SettingFallback, type SettingValue } from "../../lib/env.js";
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
 import type { AgentIdentity, AgentOptions } from "./agent.js";
-import { AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
+import { readTracingConfig, type TracingConfig } from "../../lib/tracing/settings.js";
+import { AGENT_SERVICE_NAME, AGENT_SETTINGS, LEGACY_ADDRESS_RULE, type AgentSettingName } from "./settings.js";
 import { hasDirectTlsEntry, isServiceList, SERVICE_LIST_RULE } from "./servers.js";
 import { readCaFile, type AgentTlsOptions } from "./tls.js";
 
@@ -10,6 +11,8 @@ export interface AgentConfig {
   /** One entry per device identity this process runs. */
   agents: AgentOptions[];
   logLevel: LogLevel;
+  /** OpenTelemetry tracing: undefined when the OTEL_ variables do not turn it on (README, "Tracing"). */
+  tracing: TracingConfig | undefined;
 }
 
 /**
@@ -64,7 +67,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
   }
   const logLevel = read("LOG_LEVEL");
   r.done();
-  return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel };
+  const tracing = readTracingConfig(r, AGENT_SETTINGS, AGENT_SERVICE_NAME);
+  return { agents: identities.map((id) => ({ ...shared, ...id })), logLevel, tracing };
 }
 
 /** Reads one of AGENT_SETTINGS as its entry says (EnvReader.read). */

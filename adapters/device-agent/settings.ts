@@ -1,7 +1,11 @@
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "../../lib/xep0332/constants.js";
 import { LOG_LEVELS, type Setting } from "../../lib/env.js";
 import { normalizeLegacyAddress } from "../../lib/legacy-address.js";
+import { tracingSettings } from "../../lib/tracing/settings.js";
 import { TLS_MODES } from "./tls.js";
+
+/** service.name when OTEL_SERVICE_NAME is not set. */
+export const AGENT_SERVICE_NAME = "device-agent";
 
 export const LEGACY_ADDRESS_RULE = "must be host:port (IPv4, [IPv6] or a host name; port 1-65535), e.g. 10.0.0.17:8080";
 
@@ -67,6 +71,8 @@ export const AGENT_SETTINGS = {
   },
   AGENT_FLEET_FILE: { kind: "optional", unset: "", doc: "JSON array of device identities run by this one process" },
   LOG_LEVEL: { kind: "oneOf", default: "info", allowed: LOG_LEVELS, doc: "log level" },
+  // OpenTelemetry tracing (README, "Tracing"): the standard variables, off unless they ask for it.
+  ...tracingSettings(AGENT_SERVICE_NAME),
 } as const satisfies Record<string, Setting>;
 
 export type AgentSettingName = keyof typeof AGENT_SETTINGS;

@@ -1,3 +1,4 @@
+import type { TraceFields } from "../../lib/tracing/trace-context.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
 
@@ -7,6 +8,11 @@ export interface CorrelationEntry {
   deviceId: string;
   jid: string;
   deadline: number;
+  /**
+   * The exchange's span (W3C fields), only when its instance traces: an instance the reply reaches instead
+   * of the owner records its forwarding as a child of it (README, "Tracing").
+   */
+  trace?: TraceFields;
 }
 
 /**

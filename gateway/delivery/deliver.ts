@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { isGatewayError } from "../errors.js";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
+import { traced } from "../tracing/traced.js";
 import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
 import { clientHangUp, type DeviceSlot, type ProxyCall } from "./device-slot.js";
 import { toDeviceRequest, writeHeldAnswer } from "../messages/device-messages.js";
@@ -23,6 +25,8 @@ export interface DeviceCall {
   readBody(): Promise<ReadBody>;
   /** Which transport carries the request (the access log's and the metrics' `transport`). */
   onTransport(transport: DeviceRoute["transport"]): void;
+  /** The request's SERVER span, when the instance traces: the parent of the spans of its delivery. */
+  trace?: TraceSpan | undefined;
 }
 
 /** A body read into memory, held in the instance's budget until the response is over (unless handed over). */
@@ -64,7 +68,9 @@ export class Delivery {
   }
 
   async deliver(deviceId: string, call: DeviceCall): Promise<Delivered> {
-    const route = await this.route(deviceId);
+    const route = call.trace
+      ? await traced(call.trace.child("registry resolve", "internal"), this.route(deviceId))
+      : await this.route(deviceId);
     call.onTransport(route.transport);
     const timeoutMs = deadlineMs(call.req, route.timeoutMs);
     if (route.transport === "http") await this.overHttp(route, call, timeoutMs);
@@ -91,6 +97,7 @@ export class Delivery {
       ...(respondAsync ? {} : { signal: clientHangUp(res) }),
       ...(idempotencyKey ? { idempotencyKey } : {}),
       ...(respondAsync && read.held ? { held: read.held } : {}),
+      trace: call.trace,
       // During a migration, an XMPP device that is offline may still answer at its legacy address; its
       // Idempotency-Key stays held across both attempts, and keeps the HTTP answer for retries.
       fallbackOverHttp: route.fallback === "http",
@@ -156,7 +163,7 @@ export class Delivery {
     // come first served, so with the device at its maxInFlight the copy waits for the client's answer, never
     // the client for the copy.
     const overXmppToo: Promise<Side> = this.deps.slot
-      .overXmpp({ ...route, transport: "xmpp" }, toDeviceRequest(req, call.resource, body, requestId), timeoutMs)
+      .overXmpp({ ...route, transport: "xmpp" }, toDeviceRequest(req, call.resource, body, requestId), timeoutMs, undefined, call.trace)
       .then(answerOfReply, (err: unknown) => ({ error: isGatewayError(err) ? err.code : "GW_INTERNAL" }));
     await answered;
     // Compared once both are in; the client already has its answer. Nothing of it may reject unhandled: a
@@ -171,7 +178,7 @@ export class Delivery {
 const SAFE = new Set(["GET", "HEAD"]);
 
 function proxyCall(call: DeviceCall, timeoutMs: number): ProxyCall {
-  return { resource: call.resource, timeoutMs, requestId: call.requestId };
+  return { resource: call.resource, timeoutMs, requestId: call.requestId, trace: call.trace };
 }
 
 /**

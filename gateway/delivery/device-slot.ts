@@ -5,12 +5,15 @@ import { whenClosed } from "../../lib/http/response-end.js";
 import type { DeviceQueue, HangUpSignal } from "../limits/device-queue.js";
 import type { PassThroughTarget } from "../proxy/exchange.js";
 import type { DeviceRoute } from "../registry/resolver.js";
+import { ATTR } from "../../lib/tracing/attributes.js";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
+import { traced } from "../tracing/traced.js";
 
 /** The XMPP side (XmppExchanger): an exchange prepared before the slot is asked for, sent once it is held. */
 export interface Exchanger {
-  prepare(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number }): {
+  prepare(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number; trace?: TraceSpan | undefined }): {
     send(timeoutMs: number): Promise<HttpResponseMessage>;
-    cancel(): void;
+    cancel(err?: unknown): void;
   };
 }
 
@@ -36,20 +39,27 @@ export class DeviceSlot {
 
   /**
    * Over XMPP (XEP-0332), with the body read beforehand. `signal`: the client hung up (a request still
-   * waiting for a slot leaves the queue; one sent is carried to its end).
+   * waiting for a slot leaves the queue; one sent is carried to its end). `trace`: the request's span, when
+   * the instance traces (the exchange's span and the slot's are its children).
    */
-  overXmpp(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, signal?: HangUpSignal): Promise<HttpResponseMessage> {
+  overXmpp(
+    route: DeviceRoute,
+    message: HttpRequestMessage,
+    timeoutMs: number,
+    signal?: HangUpSignal,
+    trace?: TraceSpan,
+  ): Promise<HttpResponseMessage> {
     if (route.transport !== "xmpp")
       return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
     let prepared: ReturnType<Exchanger["prepare"]>;
     try {
       // Prepared first: its correlation record and the slot's request go to Redis in one write.
-      prepared = this.deps.xmpp.prepare({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs });
+      prepared = this.deps.xmpp.prepare({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs, trace });
     } catch (err) {
       return Promise.reject(toGatewayError(err));
     }
-    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) => prepared.send(remainingMs)).catch((err: unknown) => {
-      prepared.cancel(); // a no-op once sent
+    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) => prepared.send(remainingMs), trace).catch((err: unknown) => {
+      prepared.cancel(err); // a no-op once sent
       throw err;
     });
   }
@@ -62,28 +72,36 @@ export class DeviceSlot {
     const httpTarget = route.httpTarget;
     if (!httpTarget)
       return Promise.reject(new GatewayError("GW_UPSTREAM_UNREACHABLE", { message: "device has no httpTarget in the registry" }));
-    return this.withSlot(route, { timeoutMs: call.timeoutMs, signal: clientHangUp(res) }, (remainingMs) =>
-      this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body),
+    return this.withSlot(
+      route,
+      { timeoutMs: call.timeoutMs, signal: clientHangUp(res) },
+      (remainingMs) => this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body),
+      call.trace,
     );
   }
 
   /**
    * A promise chain rather than an async function: with thousands of requests held at once, every suspended
-   * async frame on the way down is memory held per request.
+   * async frame on the way down is memory held per request. With a trace, the wait for the slot is a span
+   * of its own (`device slot`), ended once the slot is held or the wait failed.
    */
   private withSlot<T>(
     route: DeviceRoute,
     wait: Parameters<DeviceQueue["acquire"]>[2],
     work: (remainingMs: number) => Promise<T>,
+    trace: TraceSpan | undefined,
   ): Promise<T> {
-    return this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait).then(({ release, remainingMs }) => {
-      try {
-        return work(remainingMs).finally(release);
-      } catch (err) {
-        release();
-        throw err;
-      }
-    });
+    const acquired = this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait);
+    return (trace ? traced(trace.child("device slot", "internal", { [ATTR.deviceId]: route.deviceId }), acquired) : acquired).then(
+      ({ release, remainingMs }) => {
+        try {
+          return work(remainingMs).finally(release);
+        } catch (err) {
+          release();
+          throw err;
+        }
+      },
+    );
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -35,6 +36,8 @@ export interface DeviceRequest {
    * result instead of GW_DEVICE_OFFLINE, its Idempotency-Key still held for the HTTP attempt.
    */
   fallbackOverHttp?: boolean;
+  /** The request's SERVER span, when the instance traces: the exchange's span is its child. */
+  trace?: TraceSpan | undefined;
 }
 
 /** A request for the HTTP pass-through, as the pipeline sees it: for its Idempotency-Key only. */
@@ -126,9 +129,9 @@ export class DevicePipeline {
     const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: req.requestId } : undefined;
     const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
-    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held);
+    if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held, req.trace);
     try {
-      const reply = await this.deps.slot.overXmpp(route, req.message, timeoutMs, req.signal);
+      const reply = await this.deps.slot.overXmpp(route, req.message, timeoutMs, req.signal, req.trace);
       await settle(storeReply(reply));
       return { kind: "reply", reply };
     } catch (err) {
@@ -230,12 +233,13 @@ export class DevicePipeline {
     idem: KeyedRequest | undefined,
     settle: (outcome: StoredOutcome) => Promise<void>,
     held: { release(): void } | undefined,
+    trace: TraceSpan | undefined,
   ): Promise<PipelineResult> {
     const { asyncRequests } = this.deps;
     const deadline = Date.now() + timeoutMs;
     const id = await asyncRequests.accept(route.deviceId, deadline);
     void this.track(
-      this.run(route, message, timeoutMs)
+      this.run(route, message, timeoutMs, trace)
         .then(async (outcome) => {
           // Offline now (the XMPP server bounced it): it waits for the device instead of failing.
           if (outcome.kind === "error" && outcome.code === "GW_DEVICE_OFFLINE")
@@ -327,9 +331,9 @@ export class DevicePipeline {
   }
 
   /** Runs a delivery to its end and says how it ended; never throws. */
-  private async run(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number): Promise<StoredOutcome> {
+  private async run(route: DeviceRoute, message: HttpRequestMessage, timeoutMs: number, trace?: TraceSpan): Promise<StoredOutcome> {
     try {
-      return storeReply(await this.deps.slot.overXmpp(route, message, timeoutMs));
+      return storeReply(await this.deps.slot.overXmpp(route, message, timeoutMs, undefined, trace));
     } catch (err) {
       return storeError(isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err }));
     }

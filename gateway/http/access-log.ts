@@ -1,12 +1,28 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
-import { statusClass, type Metrics } from "../metrics/metrics.js";
+import { statusClass, type Metrics, type Transport } from "../metrics/metrics.js";
 import { facts } from "./context.js";
 import { pathOf } from "./request-path.js";
 import { whenClosed } from "../../lib/http/response-end.js";
 
-/** One JSON log line and one metric sample per request, written when the response is done (or aborted). */
-export function accessLog(logger: Logger, metrics: Metrics): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * Told of every device request once its answer is over: the device, the transport that carried it (`none`:
+ * refused before any, such as 503 GW_OVERLOADED) and the status (499: the client hung up first). Called on
+ * every device request: an observer must cost next to nothing when it has nothing to count.
+ */
+export interface DeviceOutcomes {
+  observe(deviceId: string, transport: Transport, status: number): void;
+}
+
+/**
+ * One JSON log line and one metric sample per request, written when the response is done (or aborted); the
+ * device request's outcome goes to `outcomes` (the migration waves' counts).
+ */
+export function accessLog(
+  logger: Logger,
+  metrics: Metrics,
+  outcomes?: DeviceOutcomes,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const started = process.hrtime.bigint();
     whenClosed(res, () => {
@@ -18,6 +34,7 @@ export function accessLog(logger: Logger, metrics: Metrics): (req: IncomingMessa
       if (f.deviceId || path.startsWith("/devices/")) {
         metrics.httpRequests.inc({ transport: f.transport, method, status_class: statusClass(status) });
         metrics.httpDuration.observe({ transport: f.transport }, seconds);
+        if (f.deviceId) outcomes?.observe(f.deviceId, f.transport, status);
       }
       // Not even built for a logger that drops it.
       if (!logger.isLevelEnabled("info")) return;

@@ -4,6 +4,7 @@ import { CATALOGUE, GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { errorHandler, sendError } from "./error-response.js";
+import type { DeviceOutcomes } from "./access-log.js";
 import { frontDoor, type Handler } from "./front-door.js";
 import { adminRoutes, type AdminRouteDeps } from "./routes/admin.js";
 import { requestRoutes } from "./routes/requests.js";
@@ -26,6 +27,8 @@ export interface AppDeps {
   maxHeaders: number;
   /** False when /metrics has a listener of its own (GATEWAY_METRICS_PORT). */
   serveMetrics: boolean;
+  /** Told of each device request's outcome (the migration waves' counts). */
+  outcomes?: DeviceOutcomes;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { accessLog } from "./access-log.js";
+import { accessLog, type DeviceOutcomes } from "./access-log.js";
 import { drainingRefusal } from "./draining.js";
 import { answerThrown, sendError } from "./error-response.js";
 import { requestHeadProblem } from "./head-checks.js";
@@ -21,6 +21,8 @@ export interface FrontDoorDeps {
   devices: DeviceRouteDeps;
   /** The gateway's own routes (health, metrics, admin, results): whatever is not a device request. */
   rest: Handler;
+  /** Told of each device request's outcome (the migration waves' counts). */
+  outcomes?: DeviceOutcomes;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface FrontDoorDeps {
  * slows every later property access), and keep more per request in flight (docs/benchmark.md).
  */
 export function frontDoor(deps: FrontDoorDeps): Handler {
-  const logAccess = accessLog(deps.logger, deps.metrics);
+  const logAccess = accessLog(deps.logger, deps.metrics, deps.outcomes);
   const devices = deviceRequests(deps.devices);
   const failed = (res: ServerResponse) => (err: unknown) => answerThrown(deps.logger, res, err);
   return (req, res, next) => {

@@ -22,6 +22,8 @@ export interface MetricSources {
   proxyConnections?: () => { active: number; idle: number; waiting: number };
   /** Registry lookups so far, by how they were answered (counted by the registry cache, reported at scrape time). */
   registryCacheLookups?: () => { hit: number; miss: number; bypass: number };
+  /** Migration waves by state (shared by all instances). */
+  migrationWaves?: () => Promise<Record<string, number>>;
 }
 
 export function createMetrics(registry: Registry = new Registry(), sources: MetricSources = {}, version = "unknown") {
@@ -167,6 +169,29 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     shadowMismatches: new Counter({
       name: "gateway_shadow_mismatches_total",
       help: "Shadow comparisons whose XMPP answer differed from the HTTP one (per device: GET /admin/migration).",
+      registers,
+    }),
+    migrationWaves: new Gauge({
+      name: "gateway_migration_waves",
+      help: "Migration waves by state: watching, completed, rolled-back (shared by all instances).",
+      labelNames: ["state"] as const,
+      registers,
+      async collect() {
+        if (!sources.migrationWaves) return;
+        const counts = await sources.migrationWaves().catch(() => undefined);
+        for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
+      },
+    }),
+    migrationWaveRollbacks: new Counter({
+      name: "gateway_migration_wave_rollbacks_total",
+      help: "Migration waves this instance rolled back, by reason: threshold (the wave's error rate exceeded the baseline's by more than allowed), manual (an operator).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    migrationWaveRequests: new Gauge({
+      name: "gateway_migration_wave_requests",
+      help: "Requests counted for each watched migration wave, all instances together as last read from Redis: side wave or baseline, outcome ok or error. Series of ended waves are removed.",
+      labelNames: ["wave", "side", "outcome"] as const,
       registers,
     }),
     xmppConnected: new Gauge({ name: "gateway_xmpp_connected", help: "1 while the XMPP component connection is online.", registers }),

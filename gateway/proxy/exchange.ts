@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, GatewayError } from "../errors.js";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
 import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
 import type { Framing } from "./headers.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";
@@ -17,6 +18,8 @@ export interface PassThroughTarget {
   requestId: string;
   /** Sees the device's response (status, headers, body as a stream) while it is written to the client. */
   observe?: (response: IncomingMessage) => void;
+  /** The request's span, when the instance traces: the pass-through's CLIENT span is its child. */
+  trace?: TraceSpan | undefined;
 }
 
 /** The call's deadline, request id and observer (PassThroughTarget), with the client's response and the body's framing. */

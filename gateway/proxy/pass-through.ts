@@ -14,6 +14,9 @@ import { BAD_REPLY_REASONS, Exchange, type PassThroughTarget } from "./exchange.
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
 import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
 import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
+import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
+import { setTraceFields } from "../../lib/tracing/trace-context.js";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
 
 export interface PassThroughOptions {
   /** GATEWAY_MAX_BODY_BYTES: a larger request body is 413 GW_PAYLOAD_TOO_LARGE and never reaches the device whole. */
@@ -149,6 +152,7 @@ export class HttpPassThrough implements Lifecycle {
     }
     const framing = requestFraming(req, bufferedBody);
     const path = devicePath(base, target.resource);
+    const span = target.trace ? passThroughSpan(target.trace, req.method ?? "", path, base) : undefined;
     // A request may be sent again after a stale kept-alive connection (see Exchange.upstreamError) only if
     // its method is idempotent (RFC 9110 §9.2.2) and its body can be sent again: none, or one already read.
     // A streamed client body is gone once piped.
@@ -168,15 +172,18 @@ export class HttpPassThrough implements Lifecycle {
           countFailure: (code) => this.count(code),
           countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }),
           done: () => this.exchanges.delete(res),
-          resolve,
-          reject,
+          resolve: span ? () => endPassThroughSpan(span, res, resolve) : resolve,
+          reject: span ? (err) => failPassThroughSpan(span, err, reject) : reject,
           retry,
         },
       );
       this.exchanges.set(res, exchange);
       const send = (streamed: BodyLimit | undefined): void => {
         const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : streamed;
-        this.attempt(req, res, exchange, { base, path, headers: deviceRequestHeaders(req, target.requestId, framing), body });
+        const headers = deviceRequestHeaders(req, target.requestId, framing);
+        // Traced: the device's parent is the pass-through's span, never the client's own traceparent (replaced).
+        if (span) setTraceFields(headers, span.fields);
+        this.attempt(req, res, exchange, { base, path, headers, body });
       };
       // A request without framing has no body (RFC 9112 §6.3): nothing to count, and the library pipes the
       // (empty) request itself, which ends the upstream request at once.
@@ -279,6 +286,30 @@ export class HttpPassThrough implements Lifecycle {
   private count(code: ErrorCode): void {
     this.deps.metrics.proxyErrors.inc({ code });
   }
+}
+
+/** The CLIENT span of one pass-through call, a child of the request's (README, "Tracing"). */
+function passThroughSpan(parent: TraceSpan, method: string, path: string, base: URL): TraceSpan {
+  return parent.child("http pass-through", "client", {
+    [ATTR.method]: method,
+    [ATTR.path]: pathOnly(path),
+    [ATTR.serverAddress]: base.hostname,
+    [ATTR.serverPort]: Number(base.port || (base.protocol === "https:" ? 443 : 80)),
+    [ATTR.transport]: "http",
+  });
+}
+
+/** The device's answer went to the client (its status is the client's, in error from 400 for a client span), or the client left. */
+function endPassThroughSpan(span: TraceSpan, res: ServerResponse, resolve: () => void): void {
+  if (res.headersSent) span.answered(res.statusCode, 400);
+  span.end();
+  resolve();
+}
+
+function failPassThroughSpan(span: TraceSpan, err: GatewayError, reject: (err: GatewayError) => void): void {
+  span.fail(err.code);
+  span.end();
+  reject(err);
 }
 
 function httpBaseUrl(httpTarget: string): URL | undefined {

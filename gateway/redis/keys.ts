@@ -188,6 +188,41 @@ export class RedisKeys {
     return this.key("registrychanged");
   }
 
+  // --- Migration waves (README, "Migrating a fleet"; docs/admin-api.md) ----------------------------------------
+
+  /**
+   * Hash: one migration wave: its settings, state, claim and the counts every instance adds (HINCRBY). Tagged
+   * by the wave id: the scripts that add counts and change the state (compare-and-set) touch this key alone.
+   */
+  wave(id: string): string {
+    return this.key("wave", tag(id));
+  }
+
+  /** String (JSON `[[id, transport before], …]`): the wave's devices; the wave's tag. */
+  waveDevices(id: string): string {
+    return this.key("wavedevices", tag(id));
+  }
+
+  /** Sorted set (wave ids by creation time): every wave, for listing newest first. */
+  waves(): string {
+    return this.key("waves");
+  }
+
+  /** Set: the ids of the waves being watched, which every instance's evaluator reads. */
+  wavesWatching(): string {
+    return this.key("waveswatching");
+  }
+
+  /** Hash (`completed`, `rolled-back` → count): waves that ended, for the migration summary and the metrics. */
+  waveCounts(): string {
+    return this.key("wavecounts");
+  }
+
+  /** String (counter): the number of the last wave created (ids `w1`, `w2`, …). */
+  waveSequence(): string {
+    return this.key("waveseq");
+  }
+
   private onlineBucket(bucket: number): string {
     return this.key("online", String(bucket));
   }

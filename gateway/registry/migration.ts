@@ -6,6 +6,15 @@ export interface MigrationSummary {
   online: number;
   /** Shadow comparisons that differed, per device (only devices with at least one). */
   shadowMismatches: Record<string, number>;
+  /** Migration waves: those being watched, and how many ended each way (when the view has waves). */
+  waves?: WavesSummary;
+}
+
+/** Migration waves as the summary shows them (the waves' store answers it). */
+export interface WavesSummary {
+  watching: unknown[];
+  completed: number;
+  rolledBack: number;
 }
 
 /** How many devices' agents have a current presence (the presence store answers it). */
@@ -18,12 +27,20 @@ export interface ShadowMismatches {
   mismatchesByDevice(): Promise<Record<string, number>>;
 }
 
+/** The waves part of the summary (the migration waves' store answers it). */
+export interface WavesSource {
+  summary(): Promise<WavesSummary>;
+}
+
 /**
  * Where a fleet's migration stands (`GET /admin/migration`); the same figures are metrics. Presence and
- * shadow comparisons are layers above the registry: they come in through the two small interfaces above.
+ * shadow comparisons, and migration waves, are layers above the registry: they come in through the small
+ * interfaces above.
  */
 export class MigrationView {
-  constructor(private readonly deps: { registry: Pick<DeviceRegistry, "list">; presence: OnlineCount; shadow: ShadowMismatches }) {}
+  constructor(
+    private readonly deps: { registry: Pick<DeviceRegistry, "list">; presence: OnlineCount; shadow: ShadowMismatches; waves?: WavesSource },
+  ) {}
 
   async byTransport(): Promise<Record<Transport, number>> {
     const counts = Object.fromEntries(TRANSPORTS.map((t) => [t, 0])) as Record<Transport, number>;
@@ -32,12 +49,13 @@ export class MigrationView {
   }
 
   async summary(): Promise<MigrationSummary> {
-    const [byTransport, online, shadowMismatches] = await Promise.all([
+    const [byTransport, online, shadowMismatches, waves] = await Promise.all([
       this.byTransport(),
       this.deps.presence.countOnline(),
       this.deps.shadow.mismatchesByDevice(),
+      this.deps.waves?.summary(),
     ]);
     const registered = Object.values(byTransport).reduce((a, b) => a + b, 0);
-    return { devices: { registered, byTransport }, online, shadowMismatches };
+    return { devices: { registered, byTransport }, online, shadowMismatches, ...(waves ? { waves } : {}) };
   }
 }

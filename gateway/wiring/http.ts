@@ -1,24 +1,37 @@
+import type { Tracing } from "../../lib/tracing/tracing.js";
 import type { Config } from "../config.js";
 import { DeviceAddressing } from "../http/addressing.js";
 import { createApp, createMetricsApp } from "../http/app.js";
 import { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { deviceJid } from "../registry/resolver.js";
+import type { PresenceLookup } from "../http/routes/admin.js";
 import type { XmppComponent } from "../xmpp/component.js";
 import type { DeliverySide } from "./delivery.js";
 import type { Phases } from "./phases.js";
 import type { Limits } from "./limits.js";
 import type { Stores } from "./stores.js";
+import type { Waves } from "./waves.js";
 
 /** The HTTP side: the listener for clients (device requests, health, admin, results) and the metrics one. */
 export function buildHttp(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-  parts: { stores: Stores; limits: Limits; delivery: DeliverySide; component: XmppComponent; phases: Phases },
+  parts: {
+    stores: Stores;
+    limits: Limits;
+    delivery: DeliverySide;
+    component: XmppComponent;
+    phases: Phases;
+    waves: Waves;
+    /** Presence as the admin API asks for it (one device, or many listed entries at once). */
+    presence: Required<PresenceLookup>;
+    /** Device requests get a SERVER span each when tracing is on. */
+    tracing: Tracing | undefined;
+  },
 ) {
-  const { stores, limits, phases } = parts;
+  const { stores, limits, phases, waves } = parts;
   const { delivery } = parts.delivery;
   const app = createApp({
     logger,
@@ -32,22 +45,17 @@ export function buildHttp(
       delivery,
       maxBodyBytes: config.http.maxBodyBytes,
       budget: limits.budget,
+      tracing: parts.tracing,
     },
     admin: {
       token: config.admin.token,
       registry: stores.registry,
       migration: stores.migration,
       logger,
-      presence: {
-        isOnline: async (id) => {
-          const state = await stores.presence.state((await delivery.route(id)).jid);
-          return state === "unknown" ? null : state === "online";
-        },
-        // Listed entries are at hand: their JIDs need no registry read; the presence reads go out together.
-        areOnline: (records) =>
-          Promise.all(records.map(async (r) => (await stores.presence.state(deviceJid(r, config.devices.jidTemplate))) === "online")),
-      },
+      presence: parts.presence,
+      waves: waves.controller,
     },
+    outcomes: waves.counter,
     asyncRequests: stores.asyncRequests,
     maxHeaders: config.http.maxHeaders,
     serveMetrics: config.http.metricsPort === undefined,

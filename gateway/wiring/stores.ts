@@ -11,8 +11,9 @@ import { MigrationView } from "../registry/migration.js";
 import { RedisDeviceRegistry } from "../registry/redis-registry.js";
 import { RegistryChangeFeed } from "../registry/registry-changes.js";
 import { REGISTRY_CACHE_MAX_ENTRIES } from "../settings.js";
+import { WaveStore } from "../waves/wave-store.js";
 
-/** The Redis side: the connection, and what the instances share through it (registry, presence, results). */
+/** The Redis side: the connection, and what the instances share through it (registry, presence, results, waves). */
 export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
   const redis = new RedisStore(
     { ...config.redis, connectionName: `gateway:${config.instanceId}` },
@@ -30,13 +31,15 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
       : undefined;
   const presence = new PresenceStore(redis, config.presence);
   const shadow = new ShadowComparisons(redis, metrics, logger);
+  const waves = new WaveStore(redis);
   return {
     redis,
     registry,
     registryCache,
     presence,
     shadow,
-    migration: new MigrationView({ registry, presence, shadow }),
+    waves,
+    migration: new MigrationView({ registry, presence, shadow, waves }),
     asyncRequests: new AsyncRequests(redis, config.requests.resultTtlMs),
     /**
      * Connects to Redis, with the devices file (GATEWAY_DEVICES_FILE) imported into the registry; then the

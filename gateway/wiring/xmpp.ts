@@ -1,3 +1,4 @@
+import type { Tracing } from "../../lib/tracing/tracing.js";
 import type { Config } from "../config.js";
 import { PendingExchanges } from "../correlation/pending.js";
 import { ReplyBus } from "../correlation/reply-bus.js";
@@ -22,7 +23,12 @@ export function buildXmpp(
   logger: Logger,
   metrics: Metrics,
   stores: Stores,
-  deps: { budget: ByteBudget; onAvailable: (jid: string) => void },
+  deps: {
+    budget: ByteBudget;
+    onAvailable: (jid: string) => void;
+    /** A reply forwarded to the instance that owns its exchange is a span of that exchange's trace. */
+    tracing: Tracing | undefined;
+  },
 ) {
   const { redis } = stores;
   const { instanceId } = config;
@@ -71,7 +77,7 @@ export function buildXmpp(
     // A reply routed to another instance's connection as it closed is gone: what may be sent again, is.
     onDeparture: (departed) => exchanger.resendUnanswered(departed),
   });
-  const router = new ReplyRouter({ bus, exchanger, pending, store, streamRoutes, metrics, instanceId });
+  const router = new ReplyRouter({ bus, exchanger, pending, store, streamRoutes, metrics, instanceId, tracing: deps.tracing });
   const tracker = new PresenceTracker(
     stores.presence,
     logger,

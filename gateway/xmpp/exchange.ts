@@ -10,7 +10,11 @@ import { stanzaErrorOf } from "../../lib/xmpp/stanza-error.js";
 import { forLog, isAcceptableStreamId, MAX_STREAM_ID_LENGTH, newId } from "../correlation/ids.js";
 import type { ByteBudget, Reservation } from "../limits/byte-budget.js";
 import type { PendingExchange, PendingExchanges } from "../correlation/pending.js";
-import type { CorrelationStore } from "../correlation/store.js";
+import type { CorrelationEntry, CorrelationStore } from "../correlation/store.js";
+import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
+import { withTraceFields } from "../../lib/tracing/trace-context.js";
+import type { TraceSpan } from "../../lib/tracing/tracing.js";
+import { failSpan } from "../tracing/traced.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
 import { GatewayError, toGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -30,7 +34,12 @@ export interface ExchangeRequest {
   jid: string;
   message: HttpRequestMessage;
   timeoutMs: number;
+  /** The request's span, when the instance traces: the exchange's span is its child. */
+  trace?: TraceSpan | undefined;
 }
+
+/** A request as it is sent: with its exchange's span when traced (the `<req>` then names it as the device's parent). */
+type SentRequest = ExchangeRequest & { span?: TraceSpan };
 
 export interface ExchangeDeps {
   component: XmppComponent;
@@ -64,8 +73,8 @@ const MAX_ERROR_TEXT = 256;
 export interface PreparedExchange {
   /** Sends the request once the record is written; `timeoutMs` is what is left of the request's deadline. */
   send(timeoutMs: number): Promise<HttpResponseMessage>;
-  /** Never sent: the record goes. */
-  cancel(): void;
+  /** Never sent (`err`: why not): the record goes. */
+  cancel(err?: unknown): void;
 }
 
 /** What became of a reply or chunk offered to this instance's exchanges. */
@@ -88,7 +97,7 @@ export class XmppExchanger {
    * Sent requests that may go again (see resendUnanswered), and how often each was resent. The IQ is built
    * again for a resend, rare, rather than kept: its element tree would be held for every request in flight.
    */
-  private readonly resendable = new Map<string, { request: ExchangeRequest; resends: number }>();
+  private readonly resendable = new Map<string, { request: SentRequest; resends: number }>();
   private closing = false;
 
   constructor(private readonly deps: ExchangeDeps) {
@@ -122,22 +131,34 @@ export class XmppExchanger {
     if (!this.deps.component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
     const { store } = this.deps;
     const id = newId();
-    const recorded = store.put(
-      id,
-      { owner: this.deps.instanceId, deviceId: req.deviceId, jid: req.jid, deadline: Date.now() + req.timeoutMs },
-      req.timeoutMs,
-    );
+    const entry: CorrelationEntry = {
+      owner: this.deps.instanceId,
+      deviceId: req.deviceId,
+      jid: req.jid,
+      deadline: Date.now() + req.timeoutMs,
+    };
+    // Traced: the exchange's span, named in the record (for an instance the reply reaches instead of this
+    // one) and in the <req> (for the device). Nothing of it for an untraced request.
+    const span = req.trace ? exchangeSpan(req.trace, id, req) : undefined;
+    if (span) entry.trace = span.fields;
+    const request: SentRequest = span ? { ...req, span } : req;
+    const recorded = store.put(id, entry, req.timeoutMs);
     // Observed at once: a failed write is send()'s to report, or nobody's after cancel().
     recorded.catch(() => undefined);
     let used = false;
     return {
       send: (timeoutMs) => {
         used = true;
-        return this.send(id, req, recorded, timeoutMs);
+        const reply = this.send(id, request, recorded, timeoutMs);
+        return span ? endExchangeSpan(span, reply) : reply;
       },
-      cancel: () => {
+      cancel: (err) => {
         if (used) return;
         used = true;
+        if (span) {
+          failSpan(span, err);
+          span.end();
+        }
         recorded.then(() => store.remove(id, req.jid)).catch(() => undefined);
       },
     };
@@ -148,7 +169,7 @@ export class XmppExchanger {
    * (and its body chunks) sent, a failed send settling the entry, and every way out (reply, error, deadline,
    * drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
    */
-  private async send(id: string, req: ExchangeRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
+  private async send(id: string, req: SentRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
     const { component, store, pending } = this.deps;
     await recorded;
     // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
@@ -211,7 +232,7 @@ export class XmppExchanger {
    * Sends the IQ, then its body's chunks (XEP-0332 §3: as messages from the same full JID). A function of its
    * own so that the stanzas are garbage once written: nothing of them stays in the frame that waits for the reply.
    */
-  private async transmit(id: string, req: ExchangeRequest): Promise<void> {
+  private async transmit(id: string, req: SentRequest): Promise<void> {
     const { component } = this.deps;
     const encoded = this.encode(id, req);
     await component.send(encoded.iq);
@@ -220,9 +241,11 @@ export class XmppExchanger {
   }
 
   /** The request's IQ (XEP-0332 §2) under exchange id `id`, and the chunks its body goes in if it is large. */
-  private encode(id: string, req: ExchangeRequest): { iq: XmlElement; chunks: XmlElement[] } {
+  private encode(id: string, req: SentRequest): { iq: XmlElement; chunks: XmlElement[] } {
     const { component, limits } = this.deps;
-    const encoded = encodeRequest(req.message, {
+    // Traced: the device's parent is this exchange's span, never the client's own traceparent (replaced).
+    const message = req.span ? { ...req.message, headers: withTraceFields(req.message.headers, req.span.fields) } : req.message;
+    const encoded = encodeRequest(message, {
       chunkThreshold: limits.chunkThresholdBytes,
       chunkSize: limits.chunkSizeBytes,
       maxChunkSize: limits.chunkSizeBytes,
@@ -398,6 +421,37 @@ export class XmppExchanger {
     this.deps.metrics.repliesDropped.inc({ reason });
     this.log.warn({ event: "reply-dropped", reason, ...fields }, `device reply dropped: ${reason}`);
   }
+}
+
+/** The CLIENT span of one exchange, a child of the request's (README, "Tracing"). */
+function exchangeSpan(parent: TraceSpan, id: string, req: ExchangeRequest): TraceSpan {
+  const { method, resource } = req.message;
+  return parent.child("xmpp exchange", "client", {
+    [ATTR.method]: method,
+    [ATTR.path]: pathOnly(resource),
+    [ATTR.deviceId]: req.deviceId,
+    [ATTR.transport]: "xmpp",
+    [ATTR.exchangeId]: id,
+  });
+}
+
+/**
+ * Ends an exchange's span when its reply is in: the device's status (in error from 400, as the HTTP
+ * semantic conventions have it for a client span), or the catalogue code it failed with.
+ */
+function endExchangeSpan(span: TraceSpan, reply: Promise<HttpResponseMessage>): Promise<HttpResponseMessage> {
+  return reply.then(
+    (answer) => {
+      span.answered(answer.statusCode, 400);
+      span.end();
+      return answer;
+    },
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
 }
 
 function parseParked(raw: string): XmlElement | undefined {

@@ -4,7 +4,9 @@ import { sameJid } from "../../lib/xmpp/jid.js";
 import { forLog, isAcceptableStreamId, isGatewayId } from "../correlation/ids.js";
 import type { PendingExchanges } from "../correlation/pending.js";
 import { plain, type ReplyBus } from "../correlation/reply-bus.js";
-import type { CorrelationStore } from "../correlation/store.js";
+import type { CorrelationEntry, CorrelationStore } from "../correlation/store.js";
+import { ATTR } from "../../lib/tracing/attributes.js";
+import type { TraceSpan, Tracing } from "../../lib/tracing/tracing.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { XmppExchanger } from "./exchange.js";
@@ -17,6 +19,8 @@ export interface ReplyRouterDeps {
   streamRoutes: StreamRoutes;
   metrics: Metrics;
   instanceId: string;
+  /** On when the instance traces: a reply forwarded to its owner is a span of its exchange's trace. */
+  tracing?: Tracing | undefined;
 }
 
 /**
@@ -99,7 +103,13 @@ export class ReplyRouter {
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
       // Checked here too, so that a spoofed reply costs its sender more than it costs the owner.
       if (!sameJid(from, entry.jid)) return this.deps.exchanger.drop("spoofed", { id, from, expected: entry.jid });
-      await this.forward(entry.owner, stanza, "iq", { id });
+      // The owner traced the exchange: this hop is a child of its span, on this instance.
+      const span = entry.trace && this.deps.tracing ? forwardSpan(this.deps.tracing, id, entry) : undefined;
+      const delivered = await this.forward(entry.owner, stanza, "iq", { id });
+      if (span) {
+        if (!delivered) span.fail("owner_gone");
+        span.end();
+      }
     } catch (err) {
       this.deps.exchanger.drop("unknown", { id, from, err: (err as Error).message });
     }
@@ -122,12 +132,30 @@ export class ReplyRouter {
     }
   }
 
-  private async forward(owner: string, stanza: XmlElement, kind: "iq" | "chunk", fields: Record<string, unknown>): Promise<void> {
-    if (await this.deps.bus.forward(owner, stanza)) this.deps.metrics.repliesForwarded.inc({ kind });
-    else this.deps.exchanger.drop("unknown", { ...fields, owner, err: "owner instance is gone" });
+  /** Publishes to the owner; false when it is gone (the stanza is dropped, and counted). */
+  private async forward(owner: string, stanza: XmlElement, kind: "iq" | "chunk", fields: Record<string, unknown>): Promise<boolean> {
+    if (await this.deps.bus.forward(owner, stanza)) {
+      this.deps.metrics.repliesForwarded.inc({ kind });
+      return true;
+    }
+    this.deps.exchanger.drop("unknown", { ...fields, owner, err: "owner instance is gone" });
+    return false;
   }
 
   private dropUnclaimed(id: string, fallback: "unknown"): void {
     this.deps.exchanger.drop(this.deps.pending.recent.get(id) ?? fallback, { id });
   }
+}
+
+/**
+ * A PRODUCER span for a reply this instance forwards to the owner of its exchange, a child of the exchange's
+ * span named in the correlation record (README, "Tracing"): the trace shows which instance the reply came
+ * through. A failed lookup or a spoofed reply has none (no exchange of anyone's is involved).
+ */
+function forwardSpan(tracing: Tracing, id: string, entry: CorrelationEntry): TraceSpan {
+  return tracing.continue("reply forward", "producer", entry.trace, {
+    [ATTR.exchangeId]: id,
+    [ATTR.owner]: entry.owner,
+    [ATTR.deviceId]: entry.deviceId,
+  });
 }

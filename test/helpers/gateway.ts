@@ -2,7 +2,7 @@
 // HTTP server), with silent logs. A gateway as its own process: gateway-process.ts.
 import { randomBytes } from "node:crypto";
 import { loadConfig, type Config } from "../../gateway/config.js";
-import { createGateway, type Gateway } from "../../gateway/compose.js";
+import { createGateway, type Gateway, type GatewayOptions } from "../../gateway/compose.js";
 import { createLogger } from "../../gateway/log.js";
 import type { Env } from "../../lib/env.js";
 import { pollUntil } from "../../local-stack/ports.js";
@@ -41,9 +41,10 @@ export function gatewayEnv(stack: GatewayTargets, overrides: Env = {}): Env {
   };
 }
 
-export async function startGateway(stack: GatewayTargets, overrides: Env = {}): Promise<RunningGateway> {
+/** `options`: what createGateway takes besides the configuration (a tracer provider, for the tracing tests). */
+export async function startGateway(stack: GatewayTargets, overrides: Env = {}, options: GatewayOptions = {}): Promise<RunningGateway> {
   const config = loadConfig(gatewayEnv(stack, overrides));
-  const gateway = createGateway(config, createLogger(config.logLevel));
+  const gateway = createGateway(config, createLogger(config.logLevel), options);
   await gateway.start();
   await gateway.component.waitOnline(10_000);
   return { gateway, config, url: `http://127.0.0.1:${gateway.http.port}`, stop: () => gateway.stop() };

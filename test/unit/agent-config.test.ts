@@ -33,6 +33,7 @@ describe("loadAgentConfig: one identity from the environment", () => {
         },
       ],
       logLevel: "info",
+      tracing: undefined,
     });
     assert.equal("saslMechanism" in (config.agents[0] ?? {}), false);
   });
@@ -52,6 +53,8 @@ describe("loadAgentConfig: one identity from the environment", () => {
       AGENT_SASL_MECHANISM: "SCRAM-SHA-1",
       AGENT_LOCAL_URL: "https://10.0.0.17:8443",
       LOG_LEVEL: "debug",
+      OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
     });
     assert.deepEqual(config, {
       agents: [
@@ -72,6 +75,7 @@ describe("loadAgentConfig: one identity from the environment", () => {
         },
       ],
       logLevel: "debug",
+      tracing: { serviceName: "device-agent", url: "http://localhost:4318/v1/traces", protocol: "http/json" },
     });
   });
 

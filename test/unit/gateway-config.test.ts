@@ -175,6 +175,7 @@ describe("loadConfig", () => {
       devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256, registryCacheMs: 5000 },
       limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
       admin: {},
+      waves: { checkMs: 1000 },
       exchange: {
         timeoutMs: 30_000,
         maxReplyBytes: 10_485_760,
@@ -194,6 +195,7 @@ describe("loadConfig", () => {
       drainTimeoutMs: 25_000,
       instanceId: `${hostname()}-${process.pid}`,
       logLevel: "info",
+      tracing: undefined,
     });
   });
 
@@ -226,6 +228,9 @@ describe("loadConfig", () => {
       GATEWAY_BUSY_RETRY_AFTER_S: "2",
       GATEWAY_INSTANCE_ID: "gw-a",
       LOG_LEVEL: "debug",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_SERVICE_NAME: "gw-eu",
       DEFAULT_TRANSPORT: "none",
       GATEWAY_DEVICE_MAX_IN_FLIGHT: "4",
       GATEWAY_DEVICE_QUEUE_MAX: "0",
@@ -247,6 +252,7 @@ describe("loadConfig", () => {
       GATEWAY_QUEUE_MAX_BYTES_PER_DEVICE: "8000",
       GATEWAY_QUEUE_MAX_TOTAL: "900",
       GATEWAY_QUEUE_MAX_TOTAL_BYTES: "90000",
+      GATEWAY_WAVE_CHECK_MS: "250",
     });
     assert.deepEqual(config, {
       http: {
@@ -275,6 +281,7 @@ describe("loadConfig", () => {
         maxBufferedBytes: 5000,
       },
       admin: { token: "admin-token-0123456789" },
+      waves: { checkMs: 250 },
       exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
       requests: {
@@ -288,6 +295,7 @@ describe("loadConfig", () => {
       drainTimeoutMs: 100,
       instanceId: "gw-a",
       logLevel: "debug",
+      tracing: { serviceName: "gw-eu", url: "http://collector:4318/v1/traces", protocol: "http/json" },
     });
   });
 

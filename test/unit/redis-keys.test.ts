@@ -38,6 +38,12 @@ describe("Redis key names", () => {
         deviceIds: keys.deviceIds(),
         legacyIndex: keys.legacyIndex("10.0.0.1:80"),
         registryChanges: keys.registryChanges(),
+        wave: keys.wave("w1"),
+        waveDevices: keys.waveDevices("w1"),
+        waves: keys.waves(),
+        wavesWatching: keys.wavesWatching(),
+        waveCounts: keys.waveCounts(),
+        waveSequence: keys.waveSequence(),
       },
       {
         exchange: "gw:corr:{abc}",
@@ -66,6 +72,12 @@ describe("Redis key names", () => {
         deviceIds: "gw:deviceids",
         legacyIndex: "gw:legacy:{10.0.0.1:80}",
         registryChanges: "gw:registrychanged",
+        wave: "gw:wave:{w1}",
+        waveDevices: "gw:wavedevices:{w1}",
+        waves: "gw:waves",
+        wavesWatching: "gw:waveswatching",
+        waveCounts: "gw:wavecounts",
+        waveSequence: "gw:waveseq",
       },
     );
   });
@@ -89,6 +101,7 @@ describe("Redis key hash tags", () => {
     // DeviceLimiter's release publishes from inside its script: the channel is in the script's slot.
     sameSlot(keys.deviceSlots("dev-17"), keys.slotFreed("dev-17"), keys.idempotency("dev-17", "h"), keys.device("dev-17"));
     sameSlot(keys.offlineQueuedTotal(), keys.offlineQueuedBytesTotal());
+    sameSlot(keys.wave("w1"), keys.waveDevices("w1"));
   });
 
   it("spread JIDs and devices over slots", () => {

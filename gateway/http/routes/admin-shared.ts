@@ -5,6 +5,7 @@ import type { DeviceRecord } from "../../registry/device.js";
 import type { MigrationView } from "../../registry/migration.js";
 import type { DeviceStore } from "../../registry/redis-registry.js";
 import { invalidField } from "../../registry/validate.js";
+import type { WaveController } from "../../waves/controller.js";
 import { readBody } from "../body.js";
 
 /** What the admin API's route modules share: their dependencies and the helpers of their answers. */
@@ -32,6 +33,8 @@ export interface AdminRouteDeps {
   maxBodyBytes?: number;
   /** Largest body of a bulk move accepted (it may name 1000 ids of 64 characters). */
   bulkMaxBodyBytes?: number;
+  /** Migration waves (`/admin/waves`, admin-waves.ts); without them, those paths are 404. */
+  waves?: Pick<WaveController, "create" | "view" | "list" | "rollBackByHand">;
 }
 
 /**

@@ -6,6 +6,7 @@ import { sendError } from "../error-response.js";
 import { bulkRoute } from "./admin-bulk.js";
 import { deviceRoute } from "./admin-devices.js";
 import { listingRoute } from "./admin-listing.js";
+import { waveRoute } from "./admin-waves.js";
 import { notAllowed, type AdminRoute, type AdminRouteDeps } from "./admin-shared.js";
 
 export { ADMIN_MAX_BODY_BYTES, type AdminRouteDeps, type PresenceLookup } from "./admin-shared.js";
@@ -32,7 +33,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
  * family of paths is a module of its own (an AdminRoute) and one more line here.
  */
 function adminRouteTable(deps: AdminRouteDeps): AdminRoute[] {
-  return [migrationRoute(deps), listingRoute(deps), bulkRoute(deps), deviceRoute(deps)];
+  return [migrationRoute(deps), listingRoute(deps), bulkRoute(deps), deviceRoute(deps), waveRoute(deps)];
 }
 
 async function handle(routes: readonly AdminRoute[], expected: Buffer, req: Request, res: Response): Promise<void> {

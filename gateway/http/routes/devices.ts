@@ -9,6 +9,8 @@ import { facts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { sendError, sendJson } from "../error-response.js";
 import { whenClosed } from "../../../lib/http/response-end.js";
+import type { Tracing } from "../../../lib/tracing/tracing.js";
+import { startRequestSpan } from "../request-span.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
 export interface Addressing {
@@ -27,6 +29,8 @@ export interface DeviceRouteDeps {
   maxBodyBytes: number;
   /** The instance's GATEWAY_MAX_BUFFERED_BYTES: bodies read into memory reserve their bytes in it. */
   budget?: ByteBudget;
+  /** On when the instance traces (README, "Tracing"): a SERVER span per device request. */
+  tracing?: Tracing | undefined;
 }
 
 /**
@@ -47,6 +51,8 @@ export function deviceRequests(
 
 async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResponse, next: () => void): Promise<void> {
   const f = facts(res);
+  // Read before the first await, in the front door's tick: the span starts with the request.
+  const startTime = deps.tracing ? performance.now() : 0;
   try {
     const address = await deps.addressing.address(req);
     if (!address) {
@@ -54,6 +60,8 @@ async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResp
       return;
     }
     f.deviceId = address.deviceId;
+    // Made once the request is known to be a device's: the gateway's own routes (probes, scrapes) get none.
+    const trace = deps.tracing ? startRequestSpan(deps.tracing, req, res, address.deviceId, startTime) : undefined;
     await deps.admission.admit(req, res);
     const idempotencyKey = headerOf(req, "idempotency-key");
     const delivered = await deps.delivery.deliver(address.deviceId, {
@@ -65,6 +73,7 @@ async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResp
       ...(idempotencyKey ? { idempotencyKey } : {}),
       readBody: () => readHeld(deps, req, res),
       onTransport: (transport) => (f.transport = transport),
+      trace,
     });
     if (delivered.kind === "accepted") {
       res.setHeader("Location", `/requests/${delivered.id}`);
