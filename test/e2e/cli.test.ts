@@ -1,6 +1,7 @@
 // gatewayctl (docs/admin-api.md, "The command-line client") end to end: a real gateway with an admin token
-// on real Redis and Prosody, a registry of a few hundred devices, and the client run as its own process
-// through the package's bin, as `npx gatewayctl` runs it. What the client did is checked through the API.
+// on real Redis and Prosody, a registry of a few hundred devices, and the client run as cli/main.ts runs it
+// (in this process), or as its own process through the package's bin and `npx gatewayctl` where the process
+// is the point. What the client did is checked through the API.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -9,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { run } from "../../cli/run.js";
 import { parseDevicesFile } from "../../gateway/registry/import.js";
 import { freePort, pollUntil } from "../../local-stack/ports.js";
 import { echoDevice } from "../helpers/echo-device.js";
@@ -49,12 +51,28 @@ describe("gatewayctl against a running gateway", () => {
   let gw: RunningGateway;
   let dir: string;
 
-  /** The client as its own process, with nothing of this process's environment but PATH and what is given. */
+  /**
+   * The client in this process: run(), what cli/main.ts hands the real streams and environment to, with
+   * streams that collect what it writes and only the environment given. Most cases run this way (a process
+   * of its own costs a second of TypeScript loading each); the cases about the process itself (`npx`, the
+   * exit status, the refusals before any request) start one.
+   */
   function startGatewayctl(
     args: string[],
     env: Record<string, string> = { GATEWAY_ADMIN_TOKEN: TOKEN },
-    command = [process.execPath, BIN],
   ): { stdout(): string; done: Promise<Ran> } {
+    const out: string[] = [];
+    const err: string[] = [];
+    const done = run(args, {
+      stdout: { write: (text: string) => out.push(text) },
+      stderr: { write: (text: string) => err.push(text) },
+      env: { GATEWAY_URL: gw.url, ...env },
+    }).then((code) => ({ code, stdout: out.join(""), stderr: err.join("") }));
+    return { stdout: () => out.join(""), done };
+  }
+
+  /** The client as its own process, with nothing of this process's environment but PATH and what is given. */
+  function gatewayctlProcess(args: string[], env: Record<string, string>, command = [process.execPath, BIN]): Promise<Ran> {
     const [file = "", ...before] = command;
     const child = spawn(file, [...before, ...args], {
       cwd: ROOT,
@@ -65,7 +83,7 @@ describe("gatewayctl against a running gateway", () => {
     const err: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));
     child.stderr.on("data", (c: Buffer) => err.push(c));
-    const done = new Promise<Ran>((resolve, reject) => {
+    return new Promise<Ran>((resolve, reject) => {
       // A bound on a client that hangs, so the test fails with what it printed rather than timing out mute.
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
       child.on("error", reject);
@@ -74,11 +92,9 @@ describe("gatewayctl against a running gateway", () => {
         resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
       });
     });
-    return { stdout: () => Buffer.concat(out).toString(), done };
   }
 
-  const gatewayctl = (args: string[], env?: Record<string, string>, command?: string[]): Promise<Ran> =>
-    startGatewayctl(args, env, command).done;
+  const gatewayctl = (args: string[], env?: Record<string, string>): Promise<Ran> => startGatewayctl(args, env).done;
 
   const ok = async (args: string[], env?: Record<string, string>): Promise<Ran> => {
     const ran = await gatewayctl(args, env);
@@ -397,11 +413,11 @@ describe("gatewayctl against a running gateway", () => {
   });
 
   it("refuses --token (exit 2, saying why), and a missing token (exit 2)", async () => {
-    const refused = await gatewayctl(["devices", "list", `--token=${TOKEN}`]);
+    const refused = await gatewayctlProcess(["devices", "list", `--token=${TOKEN}`], { GATEWAY_ADMIN_TOKEN: TOKEN });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--token is refused: a command line is visible to every user of the machine/);
     assert.ok(!refused.stderr.includes(TOKEN), "the refusal does not echo the token");
-    const none = await gatewayctl(["devices", "list"], {});
+    const none = await gatewayctlProcess(["devices", "list"], {});
     assert.equal(none.code, 2);
     assert.match(none.stderr, /^error: no admin token: set GATEWAY_ADMIN_TOKEN, or GATEWAY_ADMIN_TOKEN_FILE/);
   });
@@ -433,10 +449,11 @@ describe("gatewayctl against a running gateway", () => {
   });
 
   it("`npx gatewayctl` in the project runs the project's own bin (offline: nothing is fetched)", async () => {
-    const ran = await gatewayctl(["devices", "get", "cli-x-004", "--json"], { GATEWAY_ADMIN_TOKEN: TOKEN, npm_config_offline: "true" }, [
-      "npx",
-      "gatewayctl",
-    ]);
+    const ran = await gatewayctlProcess(
+      ["devices", "get", "cli-x-004", "--json"],
+      { GATEWAY_ADMIN_TOKEN: TOKEN, npm_config_offline: "true" },
+      ["npx", "gatewayctl"],
+    );
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal((JSON.parse(ran.stdout) as Entry).id, "cli-x-004");
   });
