@@ -282,6 +282,10 @@ describe("tracing", () => {
     const server = await spanIn(traced.exporter, trace, "server", (s) => s.kind === SpanKind.SERVER);
     assert.equal(parentOf(exchange), spanId(server));
     assert.equal(server.attributes["http.response.status_code"], 200);
+    // The device's side of the same trace: the agent continued A's exchange span, and answered to B.
+    const agentSpan = await spanIn(agentTracer.exporter, trace, "agent", named("device agent", SpanKind.SERVER));
+    assert.equal(parentOf(agentSpan), spanId(exchange), "the agent's span is in the trace, under A's exchange span");
+    assert.equal(parseTraceparent(seen.get("/hold-cross")?.traceparent as string | undefined)?.traceId, trace);
     assert.equal((await b.gateway.metrics.repliesForwarded.get()).values.find((v) => v.labels.kind === "iq")?.value, 1);
   });
 });
