@@ -96,7 +96,7 @@ export class LegacyAddressRecorder {
           reason: `the entry does not take announced addresses (acceptAnnouncedAddress); its legacyAddress is ${entry.legacyAddress ?? "unset"}`,
         };
       }
-      await this.deps.registry.upsert({ ...entry, legacyAddress });
+      await this.deps.registry.upsert({ ...entry, legacyAddress }, { existing: true });
       return { ...base, result: "recorded" };
     } catch (err) {
       if (err instanceof LegacyAddressConflict) return { ...base, result: "conflict", reason: `owned by device ${err.owner}` };

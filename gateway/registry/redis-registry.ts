@@ -15,10 +15,19 @@ export class LegacyAddressConflict extends GatewayError {
   }
 }
 
+/** How upsert() writes an entry. */
+export interface WriteOptions {
+  /**
+   * A change of an entry that exists (read, changed, written back): refused with GW_UNKNOWN_DEVICE, and
+   * nothing written, when the entry was deleted meanwhile.
+   */
+  existing?: boolean;
+}
+
 /** The registry as the admin API and the forward proxy use it: the DeviceRegistry contract, its ordered ids, and two more. */
 export interface DeviceStore extends DeviceRegistry, OrderedDevices {
   /** put(), answering the record as stored (with its updatedAt). Throws LegacyAddressConflict. */
-  upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }>;
+  upsert(record: DeviceRecord, opts?: WriteOptions): Promise<{ created: boolean; record: DeviceRecord }>;
   /** The device that registered this `host:port` (any spelling normalizeLegacyAddress accepts). */
   findByLegacyAddress(hostPort: string): Promise<DeviceRecord | undefined>;
 }
@@ -163,11 +172,11 @@ export class RedisDeviceRegistry implements DeviceStore {
     return (await this.upsert(record)).created;
   }
 
-  async upsert(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
-    return this.changing(canonicalOrAsGiven(record.id), () => this.write(record));
+  async upsert(record: DeviceRecord, opts: WriteOptions = {}): Promise<{ created: boolean; record: DeviceRecord }> {
+    return this.changing(canonicalOrAsGiven(record.id), () => this.write(record, opts.existing === true));
   }
 
-  private async write(record: DeviceRecord): Promise<{ created: boolean; record: DeviceRecord }> {
+  private async write(record: DeviceRecord, existing: boolean): Promise<{ created: boolean; record: DeviceRecord }> {
     const stored: DeviceRecord = { ...record, id: canonicalOrAsGiven(record.id), updatedAt: this.now().toISOString() };
     let address = "";
     if (stored.legacyAddress !== undefined) {
@@ -185,7 +194,10 @@ export class RedisDeviceRegistry implements DeviceStore {
     }
     const json = JSON.stringify(stored);
     const recordKey = this.recordKey(id);
-    const old = await this.redis.run((c) => c.set(recordKey, json, "GET"));
+    // SET … XX for a change of an entry read before (a PATCH, a bulk move, a wave, an agent's address): an
+    // entry deleted since stays deleted rather than coming back as the change's copy.
+    const old = await this.redis.run((c) => (existing ? c.set(recordKey, json, "XX", "GET") : c.set(recordKey, json, "GET")));
+    if (existing && old === null) throw new GatewayError("GW_UNKNOWN_DEVICE", { message: `no device ${id} in the registry` });
     await this.addId(id);
     if (address !== "") {
       const owner = await this.claim(id, address);

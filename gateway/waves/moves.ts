@@ -60,7 +60,7 @@ export async function restoreDevices(
 
 /**
  * Writes the entry with its transport changed, checked as a whole as a PATCH would be; false when the result
- * is not a valid entry (an `http` device whose `httpTarget` was removed meanwhile).
+ * is not a valid entry (an `http` device whose `httpTarget` was removed meanwhile) or the entry was deleted.
  */
 async function change(registry: WaveRegistry, record: DeviceRecord, transport: Transport): Promise<boolean> {
   let changed: DeviceRecord;
@@ -70,6 +70,11 @@ async function change(registry: WaveRegistry, record: DeviceRecord, transport: T
     if (isGatewayError(err) && err.code === "GW_INVALID_FIELD") return false;
     throw err;
   }
-  await registry.upsert(changed);
+  try {
+    await registry.upsert(changed, { existing: true });
+  } catch (err) {
+    if (isGatewayError(err) && err.code === "GW_UNKNOWN_DEVICE") return false;
+    throw err;
+  }
   return true;
 }

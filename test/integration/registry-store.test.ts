@@ -137,3 +137,23 @@ it("ids missing from the ordered ids (a registry from before them) are filled in
   const ghost = await registry.getMany(await registry.idsIn({ prefix: "dev-g" }, 10));
   assert.deepEqual(ghost, [undefined], "an id without a record reads as none");
 });
+
+it("a change of an entry deleted since it was read (a PATCH, a bulk move, a wave) is refused and brings nothing back", async () => {
+  await registry.put(record("patched", "10.1.0.9:80"));
+  const read = await registry.get("patched");
+  assert.ok(read);
+  assert.equal(await registry.delete("patched"), true);
+  await assert.rejects(
+    registry.upsert({ ...read, transport: "shadow" }, { existing: true }),
+    (err: Error & { code?: string }) => err.code === "GW_UNKNOWN_DEVICE",
+  );
+  assert.equal(await registry.get("patched"), undefined, "the record stays deleted");
+  assert.deepEqual(await registry.idsIn({}, 10), [], "and out of the ordered ids");
+  assert.equal(await redis.run((c) => c.sismember(redis.keys.devices(), "patched")), 0, "and out of the id set");
+  assert.equal(await index("10.1.0.9:80"), null, "its address is not claimed again");
+  // An entry that exists is changed as before.
+  await registry.put(record("kept"));
+  const changed = await registry.upsert({ ...record("kept"), transport: "shadow" }, { existing: true });
+  assert.equal(changed.created, false);
+  assert.equal((await registry.get("kept"))?.transport, "shadow");
+});

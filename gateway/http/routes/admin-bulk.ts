@@ -84,7 +84,7 @@ async function moveOne(deps: AdminRouteDeps, request: BulkRequest, id: string, e
     if (sameSettings(existing, record)) return { id, outcome: "unchanged" };
     let to = record.transport;
     if (!request.dryRun) {
-      const { record: stored } = await deps.registry.upsert(record);
+      const { record: stored } = await deps.registry.upsert(record, { existing: true });
       audit(deps.logger, "patched", stored, { bulk: true });
       to = stored.transport;
     }

@@ -74,7 +74,7 @@ async function patchOne(deps: AdminRouteDeps, id: string, req: Request, res: Res
   }
   const existing = await deps.registry.get(id);
   if (!existing) throw unknownDevice(id);
-  const { record: stored } = await deps.registry.upsert(patchDevice(existing, patch as Record<string, unknown>, id));
+  const { record: stored } = await deps.registry.upsert(patchDevice(existing, patch as Record<string, unknown>, id), { existing: true });
   audit(deps.logger, "patched", stored);
   res.json(stored);
 }
