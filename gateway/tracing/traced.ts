@@ -3,11 +3,13 @@ import { isGatewayError } from "../errors.js";
 
 /**
  * Ends `span` when `work` settles: failed with the catalogue code (`error.type`) when it rejects, `_OTHER`
- * for anything that is not a catalogue error (the semantic conventions' fallback). The result is `work`'s.
+ * for anything that is not a catalogue error (the semantic conventions' fallback); `recordValue` first
+ * notes what it resolved with (an answer's status). The result is `work`'s.
  */
-export function traced<T>(span: TraceSpan, work: Promise<T>): Promise<T> {
+export function traced<T>(span: TraceSpan, work: Promise<T>, recordValue?: (value: T) => void): Promise<T> {
   return work.then(
     (value) => {
+      recordValue?.(value);
       span.end();
       return value;
     },

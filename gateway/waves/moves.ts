@@ -5,7 +5,7 @@ import { validateDevice } from "../registry/validate.js";
 import type { WaveDevice } from "./wave.js";
 
 /** The registry as waves use it: each change a PUT of the entry would make (its change notice included). */
-export type WaveRegistry = Pick<DeviceStore, "get" | "upsert" | "list">;
+export type WaveRegistry = Pick<DeviceStore, "get" | "upsert" | "idsIn" | "countIn" | "getMany">;
 
 /** Devices changed at once (their writes share round trips: the Redis client pipelines them). */
 const BATCH = 100;

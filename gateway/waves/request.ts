@@ -1,11 +1,13 @@
 import { GatewayError } from "../errors.js";
 import { canonicalDeviceId } from "../registry/device-id.js";
+import type { DeviceFilter } from "../registry/device-listing.js";
+import { parseFilterObject } from "../registry/filter-fields.js";
 
 /** A wave as asked for (`POST /admin/waves`), checked: exactly one of `ids` or `percent`. */
 export interface WaveRequest {
   ids?: string[];
   percent?: number;
-  filter: { prefix?: string; online?: boolean };
+  filter: Pick<DeviceFilter, "prefix" | "online">;
   windowMs: number;
   maxErrorRateIncrease: number;
   minRequests: number;
@@ -20,8 +22,6 @@ export const WAVE_LIMITS = {
 } as const;
 
 const FIELDS = ["ids", "percent", "filter", "windowMs", "maxErrorRateIncrease", "minRequests", "dryRun"];
-const FILTER_FIELDS = ["prefix", "online"];
-const PREFIX = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * The body of `POST /admin/waves` (docs/admin-api.md), or 400 GW_INVALID_FIELD naming the first field at
@@ -41,7 +41,7 @@ export function parseWaveRequest(body: unknown): WaveRequest {
   if (ids !== undefined && percent !== undefined) throw invalid("percent", "exactly one of ids or percent: not both");
   if (ids !== undefined && filter !== undefined) throw invalid("filter", "filter goes with percent; with ids, the ids are the wave");
   const request: WaveRequest = {
-    filter: filter === undefined ? {} : parseFilter(filter),
+    filter: filter === undefined ? {} : parseFilterObject(filter, "filter", ["prefix", "online"]),
     windowMs: wholeNumber(fields, "windowMs", WAVE_LIMITS.windowMs),
     maxErrorRateIncrease: rate(fields.get("maxErrorRateIncrease")),
     minRequests: wholeNumber(fields, "minRequests", WAVE_LIMITS.minRequests),
@@ -70,25 +70,6 @@ function parsePercent(value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 100)
     throw invalid("percent", "percent must be a number above 0 and at most 100");
   return value;
-}
-
-function parseFilter(value: unknown): WaveRequest["filter"] {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw invalid("filter", "filter must be a JSON object with prefix and/or online");
-  const filter: WaveRequest["filter"] = {};
-  for (const [key, v] of Object.entries(value)) {
-    if (!FILTER_FIELDS.includes(key))
-      throw invalid(`filter.${key.slice(0, 64)}`, `${JSON.stringify(key.slice(0, 64))} is not a wave filter (filters: prefix, online)`);
-    if (key === "prefix") {
-      if (typeof v !== "string" || !PREFIX.test(v)) throw invalid("filter.prefix", "filter.prefix must be 1-64 of [A-Za-z0-9._-]");
-      // Ids are stored in lower case (README, "Device ids").
-      filter.prefix = v.toLowerCase();
-    } else {
-      if (typeof v !== "boolean") throw invalid("filter.online", "filter.online must be true or false");
-      filter.online = v;
-    }
-  }
-  return filter;
 }
 
 function wholeNumber(fields: Map<string, unknown>, name: "windowMs" | "minRequests", range: { min: number; max: number; default: number }) {

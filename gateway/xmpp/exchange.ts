@@ -14,7 +14,7 @@ import type { CorrelationEntry, CorrelationStore } from "../correlation/store.js
 import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
 import { withTraceFields } from "../../lib/tracing/trace-context.js";
 import type { TraceSpan } from "../../lib/tracing/tracing.js";
-import { failSpan } from "../tracing/traced.js";
+import { failSpan, traced } from "../tracing/traced.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
 import { GatewayError, toGatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -150,7 +150,9 @@ export class XmppExchanger {
       send: (timeoutMs) => {
         used = true;
         const reply = this.send(id, request, recorded, timeoutMs);
-        return span ? endExchangeSpan(span, reply) : reply;
+        // Ended with the device's status (in error from 400, as the HTTP semantic conventions have it for a
+        // client span), or the catalogue code the exchange failed with.
+        return span ? traced(span, reply, (answer) => span.answered(answer.statusCode, 400)) : reply;
       },
       cancel: (err) => {
         if (used) return;
@@ -433,25 +435,6 @@ function exchangeSpan(parent: TraceSpan, id: string, req: ExchangeRequest): Trac
     [ATTR.transport]: "xmpp",
     [ATTR.exchangeId]: id,
   });
-}
-
-/**
- * Ends an exchange's span when its reply is in: the device's status (in error from 400, as the HTTP
- * semantic conventions have it for a client span), or the catalogue code it failed with.
- */
-function endExchangeSpan(span: TraceSpan, reply: Promise<HttpResponseMessage>): Promise<HttpResponseMessage> {
-  return reply.then(
-    (answer) => {
-      span.answered(answer.statusCode, 400);
-      span.end();
-      return answer;
-    },
-    (err: unknown) => {
-      failSpan(span, err);
-      span.end();
-      throw err;
-    },
-  );
 }
 
 function parseParked(raw: string): XmlElement | undefined {

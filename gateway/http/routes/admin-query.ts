@@ -1,6 +1,5 @@
-import { TRANSPORTS, type Transport } from "../../registry/device.js";
-import { DEVICE_ID_RULE } from "../../registry/device-id.js";
 import type { DeviceFilter, PageRequest } from "../../registry/device-listing.js";
+import { parseFilterObject, parsePrefix, parseTransports } from "../../registry/filter-fields.js";
 import { invalidField } from "../../registry/validate.js";
 
 /**
@@ -12,7 +11,6 @@ import { invalidField } from "../../registry/validate.js";
 export const LIMIT = { min: 1, max: 1000, listing: 100, bulk: 500 } as const;
 
 const LISTING_PARAMS = new Set(["limit", "cursor", "transport", "online", "prefix"]);
-const PREFIX = /^[A-Za-z0-9._-]{1,64}$/;
 /** A cursor is the base64url (RFC 4648 §5, unpadded) of an id: ids are printable ASCII. */
 const CURSOR = /^[A-Za-z0-9_-]{1,1400}$/;
 const CURSOR_ID = /^[\x21-\x7e]{1,1024}$/;
@@ -62,33 +60,9 @@ export function parseListingQuery(search: string): PageRequest {
 
 /** A bulk move's `filter` (a JSON object of the listing's `transport`, `online`, `prefix`; at least one). */
 export function parseFilter(value: unknown, field = "filter"): DeviceFilter {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw invalidField(field, `${field} must be an object of transport, online and/or prefix`);
-  const fields = value as Record<string, unknown>;
-  for (const key of Object.keys(fields)) {
-    if (key !== "transport" && key !== "online" && key !== "prefix") {
-      const shown = key.length > 64 ? `${key.slice(0, 64)}…` : key;
-      throw invalidField(`${field}.${shown}`, `${JSON.stringify(shown)} is not a filter (filters: transport, online, prefix)`);
-    }
-  }
-  const { transport, online, prefix } = fields;
-  if (transport === undefined && online === undefined && prefix === undefined)
+  const filter = parseFilterObject(value, field, ["transport", "online", "prefix"]);
+  if (filter.transports === undefined && filter.online === undefined && filter.prefix === undefined)
     throw invalidField(field, `${field} needs at least one of transport, online, prefix: a bulk move of the whole fleet is not a filter`);
-  const filter: DeviceFilter = {};
-  if (transport !== undefined) {
-    const parts = typeof transport === "string" ? transport.split(",") : transport;
-    if (!Array.isArray(parts) || parts.length === 0 || parts.some((p) => typeof p !== "string"))
-      throw invalidField(`${field}.transport`, `${field}.transport must be a transport or a list of them: ${TRANSPORTS.join(", ")}`);
-    filter.transports = parseTransports(parts as string[], `${field}.transport`);
-  }
-  if (online !== undefined) {
-    if (typeof online !== "boolean") throw invalidField(`${field}.online`, `${field}.online must be true or false`);
-    filter.online = online;
-  }
-  if (prefix !== undefined) {
-    if (typeof prefix !== "string") throw invalidField(`${field}.prefix`, `${field}.prefix must be ${DEVICE_ID_RULE}`);
-    filter.prefix = parsePrefix(prefix, `${field}.prefix`);
-  }
   return filter;
 }
 
@@ -104,23 +78,7 @@ function parseLimitText(text: string, field: string): number {
   return parseLimit(Number(text), field);
 }
 
-function parseTransports(parts: readonly string[], field: string): Set<Transport> {
-  const transports = new Set<Transport>();
-  for (const part of parts) {
-    if (!(TRANSPORTS as readonly string[]).includes(part))
-      throw invalidField(field, `${field} must be one of ${TRANSPORTS.join(", ")} (several comma-separated)`);
-    transports.add(part as Transport);
-  }
-  return transports;
-}
-
 function parseOnlineText(text: string, field: string): boolean {
   if (text !== "true" && text !== "false") throw invalidField(field, `${field} must be true or false`);
   return text === "true";
-}
-
-/** Ids are stored in lower case (README "Device ids"): so is the prefix they are compared with. */
-function parsePrefix(text: string, field: string): string {
-  if (!PREFIX.test(text)) throw invalidField(field, `${field} must be ${DEVICE_ID_RULE}`);
-  return text.toLowerCase();
 }
