@@ -18,6 +18,7 @@ import { buildDelivery } from "./wiring/delivery.js";
 import { buildHttp } from "./wiring/http.js";
 import { buildLimits } from "./wiring/limits.js";
 import { Phases, runInPhases } from "./wiring/phases.js";
+import type { SlotReuse } from "./limits/slot-reuse.js";
 import { buildStores } from "./wiring/stores.js";
 import { buildWaves } from "./wiring/waves.js";
 import { buildXmpp } from "./wiring/xmpp.js";
@@ -37,6 +38,8 @@ export interface Gateway extends Lifecycle {
   readonly registry: RedisDeviceRegistry;
   /** What device requests read the registry through (GATEWAY_REGISTRY_CACHE_MS). */
   readonly registryCache: CachedRegistry;
+  /** Devices' in-flight slots as this instance lends them again (GATEWAY_DEVICE_SLOT_REUSE_MS). */
+  readonly slots: SlotReuse;
   /** The HTTP pass-through: its connections and exchanges in flight (for tests and diagnostics). */
   readonly passThrough: HttpPassThrough;
 }
@@ -73,6 +76,7 @@ export function createGateway(config: Config, baseLogger: Logger, options: Gatew
       bufferedBytes: () => limits.budget.held,
       proxyConnections: () => delivery.passThrough.connections(),
       registryCacheLookups: () => stores.registryCache.lookups,
+      deviceSlots: () => limits.slots.counts,
       migrationWaves: () => stores.waves.counts(),
     },
     gatewayVersion(),
@@ -142,6 +146,7 @@ export function createGateway(config: Config, baseLogger: Logger, options: Gatew
     redis,
     registry,
     registryCache,
+    slots: limits.slots,
     passThrough: delivery.passThrough,
     ...lifecycle,
   };

@@ -52,6 +52,11 @@ export interface Config {
      * beyond maxInFlight; beyond, 429 GW_DEVICE_BUSY. 0: none wait (429 as soon as the device is full).
      */
     queueMax: number;
+    /**
+     * GATEWAY_DEVICE_SLOT_REUSE_MS: a slot taken from Redis is lent to this instance's next requests of the
+     * device for this long after the take (limits/slot-reuse.ts); 0: each request takes and gives back its own.
+     */
+    slotReuseMs: number;
     /** JSON or YAML list of registry entries imported at start. */
     file?: string;
     /**
@@ -198,6 +203,7 @@ export function loadConfig(env: Env): Config {
       defaultTransport: read("DEFAULT_TRANSPORT"),
       maxInFlight: read("GATEWAY_DEVICE_MAX_IN_FLIGHT"),
       queueMax: read("GATEWAY_DEVICE_QUEUE_MAX"),
+      slotReuseMs: read("GATEWAY_DEVICE_SLOT_REUSE_MS"),
       registryCacheMs: read("GATEWAY_REGISTRY_CACHE_MS"),
       ...(devicesFile !== undefined ? { file: devicesFile } : {}),
     },

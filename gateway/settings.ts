@@ -137,6 +137,13 @@ export const GATEWAY_SETTINGS = {
     max: 100_000,
     doc: "requests of one device that wait on this instance for a slot; beyond, 429",
   },
+  GATEWAY_DEVICE_SLOT_REUSE_MS: {
+    kind: "int",
+    default: 1000,
+    min: 0,
+    max: 60_000,
+    doc: "how long a device's in-flight slot taken from Redis may serve this instance's next requests of that device; 0: every request takes its own",
+  },
   GATEWAY_HEADERS_TIMEOUT_MS: {
     kind: "int",
     default: 20_000,

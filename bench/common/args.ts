@@ -65,6 +65,8 @@ export interface BenchArgs {
    * its RSS (soak, fleet) or its CPU per request (the default run).
    */
   gatewayNodeOptions: string | undefined;
+  /** Settings given to the gateway process besides the bench's own (--gateway-env), e.g. to compare one setting's two values. */
+  gatewayEnv: Record<string, string>;
   paths: PathsArgs;
   soak: SoakArgs;
   fleet: FleetArgs;
@@ -123,6 +125,7 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
 Every mode but --failover and --capacity runs the gateway compiled (tsconfig.build.json), as it ships, in a
 process of its own (--soak and --fleet the agent too); the gateway's RSS and CPU are its own
   --gateway-node-options OPTS   NODE_OPTIONS for the gateway process, e.g. "--max-old-space-size=256"
+  --gateway-env NAME=VALUE      a setting of the gateway process (repeatable), e.g. GATEWAY_DEVICE_SLOT_REUSE_MS=0
 
   --json           print only the JSON result on stdout (progress still goes to stderr)`;
 
@@ -146,6 +149,7 @@ const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--no-latency": ["paths"],
   "--cpu-prof": ["paths", "soak", "fleet"],
   "--gateway-node-options": ["paths", "soak", "fleet"],
+  "--gateway-env": ["paths", "soak"],
   "--trials": ["failover"],
 };
 
@@ -165,6 +169,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
     json: false,
     cpuProfDir: undefined,
     gatewayNodeOptions: undefined,
+    gatewayEnv: {},
     paths: { ...DEFAULT_PATHS },
     soak: { ...DEFAULT_SOAK, phases: [...DEFAULT_SOAK.phases] },
     fleet: { ...DEFAULT_FLEET },
@@ -202,6 +207,12 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
       const opts = value();
       if (!opts) throw new Error("--gateway-node-options wants node options, e.g. --gateway-node-options=--max-old-space-size=256");
       args.gatewayNodeOptions = opts;
+    } else if (name === "--gateway-env") {
+      // Not `name`: the flag's own `=` is taken already when written as --gateway-env=NAME=VALUE.
+      const setting = arg.startsWith("--gateway-env=") ? arg.slice("--gateway-env=".length) : argv[++i];
+      const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(setting ?? "");
+      if (!m) throw new Error(`--gateway-env wants NAME=VALUE, got ${JSON.stringify(setting)}`);
+      args.gatewayEnv[m[1] as string] = m[2] as string;
     } else if (name === "--requests") {
       const n = numberFlag("--requests", value(), 1, 100_000, true);
       args.soak.requests = n;

@@ -174,7 +174,12 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
   const adminToken = randomBytes(24).toString("hex");
   const gw = await startGatewayProcess(
     { redis: { url: redis.url }, prosody },
-    { GATEWAY_ADMIN_TOKEN: adminToken, ...redis.env, ...(args.gatewayNodeOptions ? { NODE_OPTIONS: args.gatewayNodeOptions } : {}) },
+    {
+      ...args.gatewayEnv,
+      GATEWAY_ADMIN_TOKEN: adminToken,
+      ...redis.env,
+      ...(args.gatewayNodeOptions ? { NODE_OPTIONS: args.gatewayNodeOptions } : {}),
+    },
     { port: await freePort(), nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] },
   );
   teardown.add("gateway", () => gw.stop());
@@ -211,11 +216,15 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
       devices: n,
       redis: args.paths.redis,
       unloaded: runner.unloaded ? { warmupRequests: runner.unloaded.warmupRequests, requests: runner.unloaded.requests } : null,
+      gatewayEnv: args.gatewayEnv,
     },
     arrangement: {
       gateway:
         "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent)" +
-        (args.gatewayNodeOptions ? `, NODE_OPTIONS=${args.gatewayNodeOptions}` : ""),
+        (args.gatewayNodeOptions ? `, NODE_OPTIONS=${args.gatewayNodeOptions}` : "") +
+        Object.entries(args.gatewayEnv)
+          .map(([name, value]) => `, ${name}=${value}`)
+          .join(""),
       proxy: `child node process, (c) only: http-proxy-3 with a keep-alive http.Agent (${PROXY_SOCKETS_PER_DEVICE} sockets per device)`,
       prosody: "local-stack child process, shared by every path (idle in (c) and (d))",
       redis: `${redis.description}; used by the gateway, (b) and (d); its CPU is the sum over those processes`,

@@ -45,6 +45,8 @@ export interface BenchReport extends FourPaths {
     redis: RedisKind;
     /** The unloaded runs' requests (one client, one at a time); null when skipped (--no-latency). */
     unloaded: { warmupRequests: number; requests: number } | null;
+    /** Settings the gateway process was given beyond the bench's own (--gateway-env). */
+    gatewayEnv: Record<string, string>;
   };
   arrangement: Record<string, string>;
   /** The four paths again, unloaded; null when skipped. */
@@ -150,7 +152,10 @@ export function formatTable(r: BenchReport): string {
   const paths = [r.a, r.b, r.c, r.d];
   const lines = [
     `${r.settings.concurrency} outstanding over ${r.settings.devices} devices, Redis ${r.settings.redis}, ${r.settings.warmupS} s warm-up, ` +
-      `${r.settings.durationS} s measured per path, ${r.machine.cpus} cores, node ${r.machine.node}`,
+      `${r.settings.durationS} s measured per path, ${r.machine.cpus} cores, node ${r.machine.node}` +
+      Object.entries(r.settings.gatewayEnv)
+        .map(([name, value]) => `, gateway ${name}=${value}`)
+        .join(""),
     "",
     `${"path".padEnd(LABEL_WIDTH)}${"rate/s".padStart(7)}${"p50 ms".padStart(8)}${"p99 ms".padStart(8)}${"errors".padStart(7)}  cpu-s ${PROCESSES.join("/")}`,
     row(r.a),

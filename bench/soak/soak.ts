@@ -130,6 +130,7 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
       GATEWAY_REQUEST_TIMEOUT_MS: String(deadlineMs),
       GATEWAY_MAX_IN_FLIGHT: String(o.requests),
       ...(args.gatewayNodeOptions ? { NODE_OPTIONS: args.gatewayNodeOptions } : {}),
+      ...args.gatewayEnv,
     },
     undefined,
     { nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] },
@@ -176,6 +177,7 @@ export async function runSoak(args: BenchArgs, teardown: Teardown): Promise<Soak
     phases.push(await runPhase(running, phase, o));
   }
   if (args.gatewayNodeOptions) notes.push(`the gateway ran with NODE_OPTIONS=${args.gatewayNodeOptions}`);
+  for (const [name, value] of Object.entries(args.gatewayEnv)) notes.push(`the gateway ran with ${name}=${value}`);
   if (args.cpuProfDir)
     notes.push(`the gateway process was CPU-profiled (written to ${args.cpuProfDir} when it exits): timings are not comparable`);
 

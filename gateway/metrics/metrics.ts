@@ -22,6 +22,8 @@ export interface MetricSources {
   proxyConnections?: () => { active: number; idle: number; waiting: number };
   /** Registry lookups so far, by how they were answered (counted by the registry cache, reported at scrape time). */
   registryCacheLookups?: () => { hit: number; miss: number; bypass: number };
+  /** Device slots handed to requests so far: taken from Redis, or lent again on this instance (limits/slot-reuse.ts). */
+  deviceSlots?: () => { redis: number; reused: number };
   /** Migration waves by state (shared by all instances). */
   migrationWaves?: () => Promise<Record<string, number>>;
 }
@@ -42,6 +44,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
   });
   buildInfo.set({ version, node: process.version }, 1);
   const lookupsReported = new Map<string, number>();
+  const slotsReported = new Map<string, number>();
   return {
     registry,
     httpRequests: new Counter({
@@ -152,6 +155,19 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
         for (const [result, n] of Object.entries(sources.registryCacheLookups())) {
           this.inc({ result }, Math.max(0, n - (lookupsReported.get(result) ?? 0)));
           lookupsReported.set(result, n);
+        }
+      },
+    }),
+    deviceSlots: new Counter({
+      name: "gateway_device_slots_total",
+      help: "In-flight slots handed to device requests: taken from Redis (redis), or lent again from a slot this instance had just given back (reused).",
+      labelNames: ["source"] as const,
+      registers,
+      collect() {
+        if (!sources.deviceSlots) return;
+        for (const [source, n] of Object.entries(sources.deviceSlots())) {
+          this.inc({ source }, Math.max(0, n - (slotsReported.get(source) ?? 0)));
+          slotsReported.set(source, n);
         }
       },
     }),

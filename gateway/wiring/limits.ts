@@ -6,6 +6,7 @@ import { ByteBudget } from "../limits/byte-budget.js";
 import { ClientRateLimiter } from "../limits/client-rate-limiter.js";
 import { DeviceLimiter } from "../limits/device-limiter.js";
 import { DeviceQueue } from "../limits/device-queue.js";
+import { SlotReuse } from "../limits/slot-reuse.js";
 import { InFlightCap } from "../limits/in-flight-cap.js";
 import { SlotNotices } from "../limits/slot-notices.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -22,9 +23,13 @@ export function buildLimits(config: Config, logger: Logger, metrics: Metrics, re
   const budget = new ByteBudget(config.limits.maxBufferedBytes, { onRefused: () => metrics.admissionRefusals.inc({ reason: "memory" }) });
   const cap = new InFlightCap(config.limits.maxInFlight);
   const slotNotices = new SlotNotices(redis, config.instanceId, logger);
+  const slots = new SlotReuse(
+    new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
+    config.devices.slotReuseMs,
+  );
   const deviceQueue = new DeviceQueue(
     {
-      limiter: new DeviceLimiter(redis, { instanceId: config.instanceId, retryAfterS: config.requests.busyRetryAfterS }),
+      limiter: slots,
       notices: slotNotices,
       metrics,
     },
@@ -43,11 +48,13 @@ export function buildLimits(config: Config, logger: Logger, metrics: Metrics, re
     budget,
     cap,
     deviceQueue,
+    slots,
     admission,
     /** The drain bound: requests still waiting for a device's slot are not sent (GW_SHUTTING_DOWN). */
     failWaiting: () => deviceQueue.failAll(new GatewayError("GW_SHUTTING_DOWN")),
-    start: () => slotNotices.start(),
-    stop: () => slotNotices.stop(),
+    start: () => Promise.all([slotNotices.start(), slots.start()]).then(() => undefined),
+    // Parked slots go back while Redis is still there (the stores stop after).
+    stop: () => Promise.all([slots.stop(), slotNotices.stop()]).then(() => undefined),
   };
 }
 

@@ -1,0 +1,182 @@
+import { performance } from "node:perf_hooks";
+import type { Lifecycle } from "../lifecycle.js";
+import { SLOT_GRACE_MS, type DeviceLimiter, type SlotAttempt } from "./device-limiter.js";
+
+/** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or this reuse in front of them. */
+export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
+
+/**
+ * How long a slot given back waits, parked on this instance, for its device's next request before it goes
+ * back to Redis: about a client's round trip for its next request on a LAN (a closed-loop client asks
+ * again as soon as it has its answer), short enough that another instance waiting for the slot barely
+ * notices. A constant: GATEWAY_DEVICE_SLOT_REUSE_MS is the bound that matters to operators.
+ */
+export const SLOT_LINGER_MS = 20;
+
+interface Slot {
+  /** Gives the slot back in Redis (DeviceLimiter's release: ZREM and the freed-slot notice). */
+  giveBack: () => void;
+  /** performance.now() after which it is not lent again (taken + GATEWAY_DEVICE_SLOT_REUSE_MS). */
+  reusableUntil: number;
+  /** performance.now() before which it is surely still in Redis: its score is Redis's now at the take, later. */
+  expiresAt: number;
+}
+
+interface Parked extends Slot {
+  parkedAt: number;
+  /** The last holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
+  onReleased: (() => void) | undefined;
+}
+
+/**
+ * A device's in-flight slot taken from Redis serves this instance's next requests of that device for a
+ * while (GATEWAY_DEVICE_SLOT_REUSE_MS, from the take): given back, it is parked for SLOT_LINGER_MS and
+ * lent to the next request that fits, without a Redis command. A busy device's requests then cost no
+ * Redis round trip for their slot most of the time, where each cost two (take and give back).
+ *
+ * What stays exact: a parked slot is still in the device's set in Redis, so the instances together never
+ * have more than maxInFlight requests at a device. What moves, and by how much (README, "Limits"):
+ * - a slot is taken for its request's deadline plus the reuse window, so a slot of a crashed instance is
+ *   reclaimed up to the window later;
+ * - a slot freed here is offered to this instance's next request for up to SLOT_LINGER_MS before another
+ *   instance hears of it;
+ * - a lowered maxInFlight holds for new slots at once, and for slots being lent again within the window
+ *   (a slot is lent only while this instance holds fewer than the device's current maxInFlight).
+ * A slot is lent only to a request whose deadline (plus grace) ends before the slot does in Redis.
+ */
+export class SlotReuse implements SlotSource, Lifecycle {
+  private readonly parked = new Map<string, Parked[]>();
+  /** Slots held by requests now, per device (lent or taken), for the lowered-maxInFlight check. */
+  private readonly held = new Map<string, number>();
+  private sweep: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Slots handed to requests so far: taken from Redis, or lent again here (gateway_device_slots_total). */
+  readonly counts = { redis: 0, reused: 0 };
+
+  constructor(
+    private readonly slots: SlotSource,
+    private readonly windowMs: number,
+  ) {}
+
+  channel(deviceId: string): string {
+    return this.slots.channel(deviceId);
+  }
+
+  busy(message: string) {
+    return this.slots.busy(message);
+  }
+
+  tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
+    if (this.windowMs <= 0 || this.stopped)
+      return this.slots.tryAcquire(deviceId, maxInFlight, timeoutMs, onReleased).then((attempt) => {
+        if (attempt.taken) this.counts.redis++;
+        return attempt;
+      });
+    const now = performance.now();
+    const lent = this.lend(deviceId, maxInFlight, timeoutMs, now);
+    if (lent) {
+      this.counts.reused++;
+      return Promise.resolve(this.hold(deviceId, lent, onReleased));
+    }
+    // Taken for the request's deadline and the window: a request lent the slot later must end before it does.
+    const lifetimeMs = Math.max(1, Math.ceil(timeoutMs)) + this.windowMs;
+    return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs).then((attempt) => {
+      if (!attempt.taken) return attempt;
+      this.counts.redis++;
+      const slot = { giveBack: attempt.release, reusableUntil: now + this.windowMs, expiresAt: now + lifetimeMs + SLOT_GRACE_MS };
+      return this.hold(deviceId, slot, onReleased);
+    });
+  }
+
+  start(): Promise<void> {
+    this.stopped = false;
+    return Promise.resolve();
+  }
+
+  /** Parked slots go back to Redis; from now on every slot does when its request ends. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.sweep) clearTimeout(this.sweep);
+    this.sweep = undefined;
+    for (const [deviceId, slots] of [...this.parked]) this.giveBack(deviceId, slots.splice(0));
+    return Promise.resolve();
+  }
+
+  /** Slots parked now, all devices. */
+  get parkedCount(): number {
+    let n = 0;
+    for (const slots of this.parked.values()) n += slots.length;
+    return n;
+  }
+
+  /**
+   * A parked slot of the device that outlives this request's deadline, most recently parked first. One that
+   * does not fit, or with the device already at maxInFlight here (lowered meanwhile), goes back to Redis
+   * rather than stay in the way of the attempt that follows.
+   */
+  private lend(deviceId: string, maxInFlight: number, timeoutMs: number, now: number): Slot | undefined {
+    const slots = this.parked.get(deviceId);
+    if (!slots) return undefined;
+    const atMax = (this.held.get(deviceId) ?? 0) >= maxInFlight;
+    let lent: Parked | undefined;
+    const unfit: Parked[] = [];
+    while (!lent && slots.length > 0) {
+      const slot = slots.pop() as Parked;
+      if (!atMax && now < slot.reusableUntil && now + timeoutMs + SLOT_GRACE_MS <= slot.expiresAt) lent = slot;
+      else unfit.push(slot);
+    }
+    if (slots.length === 0) this.parked.delete(deviceId);
+    if (unfit.length > 0) this.giveBack(deviceId, unfit);
+    return lent;
+  }
+
+  private hold(deviceId: string, slot: Slot, onReleased: (() => void) | undefined): SlotAttempt {
+    this.held.set(deviceId, (this.held.get(deviceId) ?? 0) + 1);
+    let released = false;
+    return {
+      taken: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.held.get(deviceId) ?? 1) - 1;
+        if (left > 0) this.held.set(deviceId, left);
+        else this.held.delete(deviceId);
+        const now = performance.now();
+        if (this.stopped || now >= slot.reusableUntil) {
+          slot.giveBack();
+        } else {
+          const slots = this.parked.get(deviceId);
+          const parked: Parked = { ...slot, parkedAt: now, onReleased };
+          if (slots) slots.push(parked);
+          else this.parked.set(deviceId, [parked]);
+          this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
+        }
+        // A request of this device waiting here is lent the parked slot by its next attempt.
+        onReleased?.();
+      },
+    };
+  }
+
+  /** Slots parked for SLOT_LINGER_MS or more go back to Redis; the sweep runs again while any stay parked. */
+  private sweepParked(): void {
+    this.sweep = undefined;
+    const now = performance.now();
+    for (const [deviceId, slots] of [...this.parked]) {
+      const stale = slots.filter((slot) => now - slot.parkedAt >= SLOT_LINGER_MS || now >= slot.reusableUntil);
+      if (stale.length === 0) continue;
+      const kept = slots.filter((slot) => !stale.includes(slot));
+      if (kept.length > 0) this.parked.set(deviceId, kept);
+      else this.parked.delete(deviceId);
+      this.giveBack(deviceId, stale);
+    }
+    if (this.parked.size > 0) this.sweep = setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
+  }
+
+  private giveBack(deviceId: string, slots: Parked[]): void {
+    if (slots.length === 0) return;
+    if (this.parked.get(deviceId)?.length === 0) this.parked.delete(deviceId);
+    for (const slot of slots) slot.giveBack();
+    // After the commands are sent: an attempt made now is answered after them (one connection, in order).
+    for (const slot of slots) slot.onReleased?.();
+  }
+}

@@ -1,0 +1,182 @@
+// A device's in-flight slot reused by the instance that took it (GATEWAY_DEVICE_SLOT_REUSE_MS), against a real
+// Redis, Prosody, device agents and device servers: successive requests share one slot taken from Redis; the
+// limit across instances stays exact (a device never holds more than maxInFlight, with slots parked on
+// both instances); a slot parked on one instance reaches a request waiting on another without waiting for
+// the slot's deadline; a lowered maxInFlight holds; 0 turns the reuse off.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { after, before, describe, it } from "node:test";
+import { pollUntil } from "../../local-stack/ports.js";
+import type { DeviceRecord } from "../../gateway/registry/device.js";
+import { startFleet } from "../helpers/fleet.js";
+import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { startDeviceServer } from "../helpers/http-device.js";
+import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
+
+type Transport = "xmpp" | "http";
+
+/** A device's server: counts the requests it holds at once (and the most ever); `/hold…` waits for the test. */
+function countingDevice(id: string) {
+  let now = 0;
+  let most = 0;
+  const held: ServerResponse[] = [];
+  return {
+    held,
+    get most() {
+      return most;
+    },
+    handler(req: IncomingMessage, res: ServerResponse) {
+      req.resume();
+      req.on("end", () => {
+        most = Math.max(most, ++now);
+        res.once("close", () => now--);
+        if (req.url?.startsWith("/hold")) held.push(res);
+        else setTimeout(() => res.end(`${id} answers ${req.url}`), 2);
+      });
+    },
+    releaseAll() {
+      for (const res of held.splice(0)) res.end(`released ${id}`);
+    },
+  };
+}
+
+describe("a device's in-flight slot, reused by the instance that took it", () => {
+  const teardown = new Teardown();
+  let stack: Stack;
+  let a: RunningGateway;
+  let b: RunningGateway;
+  /** GATEWAY_DEVICE_SLOT_REUSE_MS=0. */
+  let off: RunningGateway;
+  const prefix = `reuse-${randomBytes(3).toString("hex")}:`;
+  const devices: Array<ReturnType<typeof countingDevice>> = [];
+
+  async function device(id: string, transport: Transport, settings: Partial<DeviceRecord> = {}) {
+    const d = countingDevice(id);
+    devices.push(d);
+    if (transport === "xmpp") {
+      teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], () => (req, res) => d.handler(req, res)));
+      await a.gateway.registry.put({ id, transport: "xmpp", ...settings });
+    } else {
+      const server = teardown.stopLater(`device ${id}`, await startDeviceServer((req, res) => d.handler(req, res)));
+      await a.gateway.registry.put({ id, transport: "http", httpTarget: server.url, ...settings });
+    }
+    await registryChangeSeen([b, off], id);
+    return d;
+  }
+
+  /** gateway_device_slots_total by source. */
+  async function slotCounts(g: RunningGateway): Promise<{ redis: number; reused: number }> {
+    const values = (await g.gateway.metrics.deviceSlots.get()).values;
+    const of = (source: string) => values.find((v) => v.labels.source === source)?.value ?? 0;
+    return { redis: of("redis"), reused: of("reused") };
+  }
+
+  const slotsInRedis = (id: string) => a.gateway.redis.client.zcard(a.gateway.redis.keys.deviceSlots(id));
+  const waiting = async (g: RunningGateway) => (await g.gateway.metrics.deviceQueueWaiting.get()).values[0]?.value ?? 0;
+
+  async function ok(url: string): Promise<void> {
+    const r = await fetch(url);
+    assert.equal(r.status, 200, await r.text());
+    await r.arrayBuffer().catch(() => undefined);
+  }
+
+  before(async () => {
+    stack = teardown.stopLater("stack", await startStack({ prosody: { components: testComponents(3) } }));
+    const common = { REDIS_KEY_PREFIX: prefix };
+    [a, b] = await startTwoGateways(stack, teardown, common);
+    const third = testComponents(3)[2] as { domain: string; secret: string };
+    off = teardown.stopLater(
+      "gateway without reuse",
+      await startGateway(stack, {
+        ...common,
+        GATEWAY_INSTANCE_ID: "off",
+        GATEWAY_DEVICE_SLOT_REUSE_MS: "0",
+        XMPP_COMPONENT_DOMAIN: third.domain,
+        XMPP_COMPONENT_SECRET: third.secret,
+      }),
+    );
+  });
+  after(async () => {
+    for (const d of devices) d.releaseAll();
+    await teardown.run();
+  });
+
+  for (const transport of ["http", "xmpp"] as const) {
+    it(`${transport}: successive requests share the slot taken from Redis; parked, it stays in the set, then goes back`, async () => {
+      const id = `seq-${transport}`;
+      await device(id, transport);
+      const before = await slotCounts(a);
+      const n = 30;
+      for (let i = 0; i < n; i++) await ok(`${a.url}/devices/${id}/r${i}`);
+      const counts = await slotCounts(a);
+      const taken = counts.redis - before.redis;
+      const reused = counts.reused - before.reused;
+      assert.equal(taken + reused, n, "one slot per request");
+      // Each next request comes within a few milliseconds of the last answer: nearly all are lent the slot.
+      assert.ok(reused > 0, `reused ${reused} of ${n}`);
+      // The parked slot is given back after its linger: none left in Redis, none parked.
+      await pollUntil("the parked slot given back", async () => (await slotsInRedis(id)) === 0 && a.gateway.slots.parkedCount === 0, {
+        timeoutMs: 10_000,
+      });
+    });
+
+    // Over XMPP through A alone: a device agent answers one gateway's component.
+    const through = transport === "http" ? "two instances" : "one instance";
+    it(`${transport}: a burst through ${through} at maxInFlight 2: the device never holds more than 2, every answer 200`, async () => {
+      const id = `burst-${transport}`;
+      const dev = await device(id, transport, { maxInFlight: 2 });
+      const clients = (g: RunningGateway, tag: string) =>
+        Array.from({ length: 6 }, async (_, c) => {
+          for (let i = 0; i < 8; i++) await ok(`${g.url}/devices/${id}/${tag}${c}-${i}`);
+        });
+      await Promise.all([...clients(a, "a"), ...clients(transport === "http" ? b : a, "b")]);
+      assert.ok(dev.most <= 2, `the device held ${dev.most} at once; maxInFlight is 2`);
+      // (A device agent may call its device one request at a time: the limit is seen used on the pass-through.)
+      if (transport === "http") assert.equal(dev.most, 2, "the device was used to its limit");
+    });
+  }
+
+  it("a slot parked on A reaches B's waiting request long before the slot's deadline", async () => {
+    const id = "cross";
+    // Slots last 600 s: B's request waiting for the slot's deadline would outlast the poll below.
+    const dev = await device(id, "http", { maxInFlight: 1, timeoutMs: 600_000 });
+    const first = fetch(`${a.url}/devices/${id}/hold/a`);
+    await pollUntil("A's request at the device", () => dev.held.length === 1, { timeoutMs: 10_000 });
+    const second = fetch(`${b.url}/devices/${id}/hold/b`);
+    await pollUntil("B's request waiting", async () => (await waiting(b)) === 1, { timeoutMs: 10_000 });
+    dev.releaseAll(); // A's slot is parked on A, then given back with its notice
+    assert.equal((await first).status, 200);
+    await pollUntil("B's request at the device", () => dev.held.length === 1, { timeoutMs: 10_000 });
+    dev.releaseAll();
+    assert.equal(await (await second).text(), `released ${id}`);
+  });
+
+  it("after maxInFlight is lowered from 2 to 1, two requests reach the device one at a time", async () => {
+    const id = "lowered";
+    const dev = await device(id, "http", { maxInFlight: 2 });
+    const two = [fetch(`${a.url}/devices/${id}/hold/1`), fetch(`${a.url}/devices/${id}/hold/2`)];
+    await pollUntil("both at the device", () => dev.held.length === 2, { timeoutMs: 10_000 });
+    await a.gateway.registry.put({ id, transport: "http", httpTarget: (await a.gateway.registry.get(id))?.httpTarget, maxInFlight: 1 });
+    await registryChangeSeen([a], id);
+    dev.releaseAll(); // both slots parked on A
+    for (const r of await Promise.all(two)) assert.equal(r.status, 200);
+    const next = [fetch(`${a.url}/devices/${id}/hold/3`), fetch(`${a.url}/devices/${id}/hold/4`)];
+    await pollUntil("one at the device, one waiting", async () => dev.held.length === 1 && (await waiting(a)) === 1, { timeoutMs: 10_000 });
+    dev.releaseAll();
+    await pollUntil("the second at the device", () => dev.held.length === 1, { timeoutMs: 10_000 });
+    dev.releaseAll();
+    for (const r of await Promise.all(next)) assert.equal(r.status, 200);
+    assert.equal(dev.most, 2, "two at once only before the change");
+  });
+
+  it("GATEWAY_DEVICE_SLOT_REUSE_MS=0: every request takes its own slot and gives it back", async () => {
+    const id = "no-reuse";
+    await device(id, "http");
+    const before = await slotCounts(off);
+    for (let i = 0; i < 10; i++) await ok(`${off.url}/devices/${id}/r${i}`);
+    const counts = await slotCounts(off);
+    assert.deepEqual([counts.redis - before.redis, counts.reused - before.reused], [10, 0]);
+    assert.equal(await slotsInRedis(id), 0, "given back with each answer");
+  });
+});

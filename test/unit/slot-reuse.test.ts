@@ -1,0 +1,154 @@
+// SlotReuse's logic against an in-memory slot set: which requests are lent a parked slot (within the window,
+// a deadline that fits, below the device's maxInFlight), and when a parked slot goes back (its linger, a
+// request it does not fit, stop). Against real Redis and instances: test/e2e/slot-reuse.test.ts.
+import assert from "node:assert/strict";
+import { once, EventEmitter } from "node:events";
+import { describe, it } from "node:test";
+import { GatewayError } from "../../gateway/errors.js";
+import { SLOT_GRACE_MS, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
+import { SlotReuse } from "../../gateway/limits/slot-reuse.js";
+
+/** The device's set in Redis, in memory: what was taken, with which lifetime, and every give-back. */
+function fakeSet() {
+  const events = new EventEmitter();
+  const held = new Map<string, number>();
+  const lifetimes: number[] = [];
+  let takes = 0;
+  let givenBack = 0;
+  return {
+    events,
+    held,
+    lifetimes,
+    get takes() {
+      return takes;
+    },
+    get givenBack() {
+      return givenBack;
+    },
+    source: {
+      channel: (deviceId: string) => `slotfree:${deviceId}`,
+      busy: (message: string) => new GatewayError("GW_DEVICE_BUSY", { message, retryAfterS: 1 }),
+      tryAcquire(deviceId: string, max: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
+        const n = held.get(deviceId) ?? 0;
+        if (n >= max) return Promise.resolve({ taken: false, retryInMs: 1000 });
+        held.set(deviceId, n + 1);
+        takes++;
+        lifetimes.push(timeoutMs);
+        let released = false;
+        return Promise.resolve({
+          taken: true,
+          release: () => {
+            if (released) return;
+            released = true;
+            held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
+            givenBack++;
+            onReleased?.();
+            events.emit("givenBack", deviceId);
+          },
+        });
+      },
+    },
+  };
+}
+
+async function take(reuse: SlotReuse, deviceId: string, max: number, timeoutMs: number, onReleased?: () => void) {
+  const attempt = await reuse.tryAcquire(deviceId, max, timeoutMs, onReleased);
+  assert.ok(attempt.taken, "a slot");
+  return attempt.release;
+}
+
+describe("SlotReuse", () => {
+  it("a slot given back is lent to the device's next request without a take; the set holds one slot throughout", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1000);
+    for (let i = 0; i < 5; i++) (await take(reuse, "d", 4, 5000))();
+    assert.deepEqual([set.takes, reuse.counts], [1, { redis: 1, reused: 4 }]);
+    assert.equal(set.held.get("d"), 1, "parked, still counted in the set");
+    assert.equal(set.givenBack, 0);
+    await reuse.stop();
+  });
+
+  it("takes a slot for the request's deadline plus the window, so the request lent it later still ends before it", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1000);
+    (await take(reuse, "d", 4, 5000))();
+    assert.deepEqual(set.lifetimes, [6000]);
+    await reuse.stop();
+  });
+
+  it("a request whose deadline outlives the parked slot takes its own, and the parked one goes back first", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1000);
+    (await take(reuse, "d", 4, 1000))(); // in Redis for about 1000 + 1000 + grace
+    const release = await take(reuse, "d", 4, 1000 + 1000 + SLOT_GRACE_MS);
+    assert.deepEqual([set.takes, set.givenBack, set.held.get("d")], [2, 1, 1]);
+    release();
+    await reuse.stop();
+  });
+
+  it("different devices never share a slot", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1000);
+    (await take(reuse, "a", 4, 1000))();
+    (await take(reuse, "b", 4, 1000))();
+    assert.deepEqual([set.takes, reuse.counts.reused], [2, 0]);
+    await reuse.stop();
+  });
+
+  it("lends nothing while the device already holds its maxInFlight here (lowered meanwhile): the parked slot goes back", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1000);
+    const r1 = await take(reuse, "d", 4, 1000);
+    const r2 = await take(reuse, "d", 4, 1000);
+    r2(); // parked; r1 still held
+    // maxInFlight now 1: r1 alone fills it, so the parked slot is not lent, and the set answers full.
+    const attempt = await reuse.tryAcquire("d", 1, 1000);
+    assert.equal(attempt.taken, false);
+    assert.deepEqual([set.givenBack, set.held.get("d"), reuse.parkedCount], [1, 1, 0]);
+    r1();
+    await reuse.stop();
+  });
+
+  it("a parked slot goes back to Redis after the linger, and the last holder's wake-up is told", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 60_000);
+    let woken = 0;
+    (await take(reuse, "d", 4, 1000, () => woken++))();
+    assert.equal(woken, 1, "woken at the park: a waiter here is lent the slot");
+    await once(set.events, "givenBack");
+    assert.deepEqual([set.held.get("d"), reuse.parkedCount, woken], [0, 0, 2]);
+    await reuse.stop();
+  });
+
+  it("a slot past its window is given back when its request ends, not parked", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 1);
+    const release = await take(reuse, "d", 4, 1000);
+    const start = performance.now();
+    while (performance.now() - start < 2); // past the 1 ms window
+    release();
+    assert.deepEqual([set.givenBack, reuse.parkedCount], [1, 0]);
+    await reuse.stop();
+  });
+
+  it("stop gives every parked slot back, and later releases go straight back", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 60_000);
+    const held = await take(reuse, "a", 4, 1000);
+    (await take(reuse, "b", 4, 1000))();
+    (await take(reuse, "c", 4, 1000))();
+    assert.equal(reuse.parkedCount, 2);
+    await reuse.stop();
+    assert.deepEqual([set.givenBack, reuse.parkedCount], [2, 0]);
+    held();
+    assert.deepEqual([set.givenBack, reuse.parkedCount], [3, 0]);
+  });
+
+  it("window 0: every request takes and gives back its own slot", async () => {
+    const set = fakeSet();
+    const reuse = new SlotReuse(set.source, 0);
+    for (let i = 0; i < 3; i++) (await take(reuse, "d", 4, 1000))();
+    assert.deepEqual([set.takes, set.givenBack, set.lifetimes], [3, 3, [1000, 1000, 1000]]);
+    await reuse.stop();
+  });
+});
