@@ -1,5 +1,4 @@
 import { ConfigError, exitWithConfigError, loadOrExit, redactUrl } from "../lib/env.js";
-import { startTracingSdk } from "../lib/tracing/sdk.js";
 import { loadConfig } from "./config.js";
 import { createGateway } from "./compose.js";
 import { createLogger } from "./log.js";
@@ -10,9 +9,10 @@ import { gatewayVersion } from "./version.js";
 async function main(): Promise<void> {
   const config = loadOrExit(loadConfig);
   const logger = createLogger(config.logLevel);
-  // Only when the OTEL_ variables ask for it (README, "Tracing"); else there is no provider, and requests do no tracing work.
+  // Only when the OTEL_ variables ask for it (README, "Tracing"); else there is no provider, and requests do no
+  // tracing work. Imported only then: the SDK and its exporters are some 350 modules, about 10 MB of memory.
   const tracing = config.tracing
-    ? startTracingSdk(config.tracing, { version: gatewayVersion(), instanceId: config.instanceId })
+    ? (await import("../lib/tracing/sdk.js")).startTracingSdk(config.tracing, { version: gatewayVersion(), instanceId: config.instanceId })
     : undefined;
   const gateway = createGateway(config, logger, tracing ? { tracerProvider: tracing.provider } : {});
   if (config.tracing)

@@ -2,7 +2,6 @@ import { Agent } from "node:http";
 import { pino } from "pino";
 import { DeviceAgent } from "./agent.js";
 import { loadOrExit, redactUrl } from "../../lib/env.js";
-import { startTracingSdk } from "../../lib/tracing/sdk.js";
 import { Tracing } from "../../lib/tracing/tracing.js";
 import { loadAgentConfig } from "./config.js";
 import { AGENT_SERVICE_NAME } from "./settings.js";
@@ -13,7 +12,8 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, timestamp: pino.stdTimeFunctions.isoTime });
   const httpAgent = new Agent({ keepAlive: true });
   // Only when the OTEL_ variables ask for it (README, "Tracing"): one provider for every identity of the process.
-  const sdk = config.tracing ? startTracingSdk(config.tracing) : undefined;
+  // Imported only then: the SDK and its exporters are some 350 modules, about 10 MB of memory.
+  const sdk = config.tracing ? (await import("../../lib/tracing/sdk.js")).startTracingSdk(config.tracing) : undefined;
   const tracing = sdk ? new Tracing(sdk.provider, { name: AGENT_SERVICE_NAME }) : undefined;
   if (config.tracing) log.info({ event: "tracing", url: redactUrl(config.tracing.url), protocol: config.tracing.protocol }, "tracing on");
   const agents = config.agents.map((opts) => new DeviceAgent(opts, { log, httpAgent, ...(tracing ? { tracing } : {}) }));
