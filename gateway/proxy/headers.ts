@@ -91,12 +91,6 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
   return out;
 }
 
-/** The path the device sees: the registry's base path (e.g. `/api` of `http://10.0.0.17:8080/api/`), then the resource, verbatim. */
-export function devicePath(base: URL, resource: string): string {
-  const prefix = base.pathname.replace(/\/+$/, "");
-  return prefix + (resource.startsWith("/") ? resource : `/${resource}`);
-}
-
 /**
  * Whether the client asks to switch protocols (RFC 9110 §7.8: Upgrade, with `upgrade` among the Connection
  * options). An offer of h2c only is not: RFC 9113 §3.1 deprecates it and a server MAY ignore an Upgrade

@@ -13,7 +13,8 @@ import { BodyLimit } from "./body-limit.js";
 import { BAD_REPLY_REASONS, Exchange, type PassThroughTarget } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
 import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
-import { applyFraming, asksToSwitchProtocols, devicePath, deviceRequestHeaders, requestFraming } from "./headers.js";
+import { applyFraming, asksToSwitchProtocols, deviceRequestHeaders, requestFraming } from "./headers.js";
+import { DeviceOrigins, devicePath, type DeviceOrigin } from "./device-origin.js";
 import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
 import { setTraceFields } from "../../lib/tracing/trace-context.js";
 import type { TraceSpan } from "../../lib/tracing/tracing.js";
@@ -85,6 +86,7 @@ export class HttpPassThrough implements Lifecycle {
   private readonly proxy: ProxyServer;
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly exchanges = new Map<ServerResponse, Exchange>();
+  private readonly origins = new DeviceOrigins();
   private stopped = false;
 
   constructor(
@@ -143,7 +145,7 @@ export class HttpPassThrough implements Lifecycle {
    * reading `req` (for callers that read it already).
    */
   forward(req: IncomingMessage, res: ServerResponse, target: PassThroughTarget, bufferedBody?: Buffer): Promise<void> {
-    const base = httpBaseUrl(target.httpTarget);
+    const base = this.origins.of(target.httpTarget);
     const refusal = this.refusal(req, base, bufferedBody);
     if (refusal || !base) {
       const err = refusal ?? new GatewayError("GW_UPSTREAM_UNREACHABLE");
@@ -200,7 +202,7 @@ export class HttpPassThrough implements Lifecycle {
     req: IncomingMessage,
     res: ServerResponse,
     exchange: Exchange,
-    attempt: { base: URL; path: string; headers: IncomingMessage["headers"]; body: Readable | undefined },
+    attempt: { base: DeviceOrigin; path: string; headers: IncomingMessage["headers"]; body: Readable | undefined },
   ): void {
     const { base, path, headers, body } = attempt;
     const own = { url: req.url, headers: req.headers };
@@ -212,7 +214,7 @@ export class HttpPassThrough implements Lifecycle {
         res,
         {
           target: base.origin,
-          agent: base.protocol === "https:" ? this.agents.https : this.agents.http,
+          agent: base.https ? this.agents.https : this.agents.http,
           ...(body ? { buffer: body } : {}),
           // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
           // http.request an option it does not know, here the signal that cancels the upstream request
@@ -247,7 +249,7 @@ export class HttpPassThrough implements Lifecycle {
   }
 
   /** Why the request is answered without reaching the device, if it is. */
-  private refusal(req: IncomingMessage, base: URL | undefined, bufferedBody: Buffer | undefined): GatewayError | undefined {
+  private refusal(req: IncomingMessage, base: DeviceOrigin | undefined, bufferedBody: Buffer | undefined): GatewayError | undefined {
     if (this.stopped) return new GatewayError("GW_SHUTTING_DOWN");
     const method = req.method ?? "";
     if (!isHttpMethod(method)) {
@@ -289,12 +291,12 @@ export class HttpPassThrough implements Lifecycle {
 }
 
 /** The CLIENT span of one pass-through call, a child of the request's (README, "Tracing"). */
-function passThroughSpan(parent: TraceSpan, method: string, path: string, base: URL): TraceSpan {
+function passThroughSpan(parent: TraceSpan, method: string, path: string, base: DeviceOrigin): TraceSpan {
   return parent.child("http pass-through", "client", {
     [ATTR.method]: method,
     [ATTR.path]: pathOnly(path),
-    [ATTR.serverAddress]: base.hostname,
-    [ATTR.serverPort]: Number(base.port || (base.protocol === "https:" ? 443 : 80)),
+    [ATTR.serverAddress]: base.origin.hostname,
+    [ATTR.serverPort]: Number(base.origin.port || (base.https ? 443 : 80)),
     [ATTR.transport]: "http",
   });
 }
@@ -310,15 +312,6 @@ function failPassThroughSpan(span: TraceSpan, err: GatewayError, reject: (err: G
   span.fail(err.code);
   span.end();
   reject(err);
-}
-
-function httpBaseUrl(httpTarget: string): URL | undefined {
-  try {
-    const url = new URL(httpTarget);
-    return url.protocol === "http:" || url.protocol === "https:" ? url : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function total(byOrigin: NodeJS.ReadOnlyDict<readonly unknown[]>): number {
