@@ -12,7 +12,8 @@ export class ConnectionTracker {
   attach(server: Server): void {
     server.on("connection", (socket: Socket) => {
       this.bySocket.set(socket, new Set());
-      socket.once("close", () => this.bySocket.delete(socket));
+      // `on`: `close` comes once, and `once` would hold a wrapper and a bound function per connection.
+      socket.on("close", () => this.bySocket.delete(socket));
     });
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       const responses = this.bySocket.get(req.socket);

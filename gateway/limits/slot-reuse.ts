@@ -13,6 +13,7 @@ export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
  */
 export const SLOT_LINGER_MS = 20;
 
+/** One slot taken from Redis, the same object through every request it is lent to. */
 interface Slot {
   /** Gives the slot back in Redis (DeviceLimiter's release: ZREM and the freed-slot notice). */
   giveBack: () => void;
@@ -20,11 +21,9 @@ interface Slot {
   reusableUntil: number;
   /** performance.now() before which it is surely still in Redis: its score is Redis's now at the take, later. */
   expiresAt: number;
-}
-
-interface Parked extends Slot {
+  /** When it was last parked. */
   parkedAt: number;
-  /** The last holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
+  /** Its current (or last) holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
   onReleased: (() => void) | undefined;
 }
 
@@ -45,7 +44,7 @@ interface Parked extends Slot {
  * A slot is lent only to a request whose deadline (plus grace) ends before the slot does in Redis.
  */
 export class SlotReuse implements SlotSource, Lifecycle {
-  private readonly parked = new Map<string, Parked[]>();
+  private readonly parked = new Map<string, Slot[]>();
   /** Slots held by requests now, per device (lent or taken), for the lowered-maxInFlight check. */
   private readonly held = new Map<string, number>();
   private sweep: NodeJS.Timeout | undefined;
@@ -83,7 +82,13 @@ export class SlotReuse implements SlotSource, Lifecycle {
     return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs).then((attempt) => {
       if (!attempt.taken) return attempt;
       this.counts.redis++;
-      const slot = { giveBack: attempt.release, reusableUntil: now + this.windowMs, expiresAt: now + lifetimeMs + SLOT_GRACE_MS };
+      const slot: Slot = {
+        giveBack: attempt.release,
+        reusableUntil: now + this.windowMs,
+        expiresAt: now + lifetimeMs + SLOT_GRACE_MS,
+        parkedAt: 0,
+        onReleased: undefined,
+      };
       return this.hold(deviceId, slot, onReleased);
     });
   }
@@ -118,10 +123,10 @@ export class SlotReuse implements SlotSource, Lifecycle {
     const slots = this.parked.get(deviceId);
     if (!slots) return undefined;
     const atMax = (this.held.get(deviceId) ?? 0) >= maxInFlight;
-    let lent: Parked | undefined;
-    const unfit: Parked[] = [];
+    let lent: Slot | undefined;
+    const unfit: Slot[] = [];
     while (!lent && slots.length > 0) {
-      const slot = slots.pop() as Parked;
+      const slot = slots.pop() as Slot;
       if (!atMax && now < slot.reusableUntil && now + timeoutMs + SLOT_GRACE_MS <= slot.expiresAt) lent = slot;
       else unfit.push(slot);
     }
@@ -132,6 +137,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
 
   private hold(deviceId: string, slot: Slot, onReleased: (() => void) | undefined): SlotAttempt {
     this.held.set(deviceId, (this.held.get(deviceId) ?? 0) + 1);
+    slot.onReleased = onReleased;
     let released = false;
     return {
       taken: true,
@@ -145,10 +151,10 @@ export class SlotReuse implements SlotSource, Lifecycle {
         if (this.stopped || now >= slot.reusableUntil) {
           slot.giveBack();
         } else {
+          slot.parkedAt = now;
           const slots = this.parked.get(deviceId);
-          const parked: Parked = { ...slot, parkedAt: now, onReleased };
-          if (slots) slots.push(parked);
-          else this.parked.set(deviceId, [parked]);
+          if (slots) slots.push(slot);
+          else this.parked.set(deviceId, [slot]);
           this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
         }
         // A request of this device waiting here is lent the parked slot by its next attempt.
@@ -172,7 +178,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
     if (this.parked.size > 0) this.sweep = setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 
-  private giveBack(deviceId: string, slots: Parked[]): void {
+  private giveBack(deviceId: string, slots: Slot[]): void {
     if (slots.length === 0) return;
     if (this.parked.get(deviceId)?.length === 0) this.parked.delete(deviceId);
     for (const slot of slots) slot.giveBack();

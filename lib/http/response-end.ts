@@ -25,7 +25,10 @@ export function whenClosed(res: ServerResponse, callback: () => void): void {
   }
   const endings = [callback];
   ending.endings = endings;
-  res.once("close", () => {
-    for (const end of endings) end();
+  // `on`, not `once`: `close` comes once (emitClose), and a `once` listener is itself a wrapper, a bound
+  // function and their state, held as long as the response. Each callback is taken off as it runs (one added
+  // meanwhile runs too), so none runs twice.
+  res.on("close", () => {
+    for (let end = endings.shift(); end; end = endings.shift()) end();
   });
 }
