@@ -172,7 +172,14 @@ describe("loadConfig", () => {
       },
       redis: { url: "redis://127.0.0.1:6379", keyPrefix: "gw:", commandTimeoutMs: 2000, waitReplicas: { replicas: 0, timeoutMs: 250 } },
       xmpp: { service: "xmpp://127.0.0.1:5347", domain: "gateway.localhost", secret: "s3cret" },
-      devices: { jidTemplate: "{id}@localhost/agent", defaultTransport: "xmpp", maxInFlight: 16, queueMax: 256, registryCacheMs: 5000 },
+      devices: {
+        jidTemplate: "{id}@localhost/agent",
+        defaultTransport: "xmpp",
+        maxInFlight: 16,
+        queueMax: 256,
+        registryCacheMs: 5000,
+        slotReuseMs: 1000,
+      },
       limits: { maxInFlight: 10_000, maxBufferedBytes: 134_217_728 },
       admin: {},
       waves: { checkMs: 1000 },
@@ -237,6 +244,7 @@ describe("loadConfig", () => {
       GATEWAY_ADMIN_TOKEN: "admin-token-0123456789",
       GATEWAY_DEVICES_FILE: "/etc/gateway/devices.yaml",
       GATEWAY_REGISTRY_CACHE_MS: "0",
+      GATEWAY_DEVICE_SLOT_REUSE_MS: "0",
       GATEWAY_MAX_IN_FLIGHT: "500",
       GATEWAY_HEADERS_TIMEOUT_MS: "5000",
       GATEWAY_RECEIVE_TIMEOUT_MS: "60000",
@@ -273,6 +281,7 @@ describe("loadConfig", () => {
         maxInFlight: 4,
         queueMax: 0,
         registryCacheMs: 0,
+        slotReuseMs: 0,
         file: "/etc/gateway/devices.yaml",
       },
       limits: {
@@ -324,6 +333,20 @@ describe("loadConfig", () => {
       ).length,
       1,
     );
+  });
+
+  it("device slot reuse: 1 s by default, 0 (off) allowed, negative or over 60 s refused", () => {
+    assert.equal(loadConfig({ ...SECRET }).devices.slotReuseMs, 1000);
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_DEVICE_SLOT_REUSE_MS: "0" }).devices.slotReuseMs, 0);
+    for (const bad of ["-1", "60001", "1.5"])
+      assert.equal(
+        linesFor(
+          expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_DEVICE_SLOT_REUSE_MS: bad })),
+          "GATEWAY_DEVICE_SLOT_REUSE_MS",
+        ).length,
+        1,
+        bad,
+      );
   });
 
   it("linger after an early answer: 0 turns it off; a negative time or an idle gap of 0 is named", () => {
