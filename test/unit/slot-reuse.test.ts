@@ -115,7 +115,9 @@ describe("SlotReuse", () => {
     let woken = 0;
     (await take(reuse, "d", 4, 1000, () => woken++))();
     assert.equal(woken, 1, "woken at the park: a waiter here is lent the slot");
-    await once(set.events, "givenBack");
+    // The sweep's timer does not hold the process open (unref): this test's own does, while it waits.
+    const alive = setInterval(() => undefined, 1000);
+    await once(set.events, "givenBack").finally(() => clearInterval(alive));
     assert.deepEqual([set.held.get("d"), reuse.parkedCount, woken], [0, 0, 2]);
     await reuse.stop();
   });
