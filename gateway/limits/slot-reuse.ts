@@ -34,7 +34,7 @@ interface Slot {
  * Redis round trip for their slot most of the time, where each cost two (take and give back).
  *
  * What stays exact: a parked slot is still in the device's set in Redis, so the instances together never
- * have more than maxInFlight requests at a device. What moves, and by how much (README, "Limits"):
+ * have more than maxInFlight requests at a device. What moves, and by how much (README, "Device requests"):
  * - a slot is taken for its request's deadline plus the reuse window, so a slot of a crashed instance is
  *   reclaimed up to the window later;
  * - a slot freed here is offered to this instance's next request for up to SLOT_LINGER_MS before another
@@ -124,14 +124,14 @@ export class SlotReuse implements SlotSource, Lifecycle {
     if (!slots) return undefined;
     const atMax = (this.held.get(deviceId) ?? 0) >= maxInFlight;
     let lent: Slot | undefined;
-    const unfit: Slot[] = [];
+    let unfit: Slot[] | undefined;
     while (!lent && slots.length > 0) {
       const slot = slots.pop() as Slot;
       if (!atMax && now < slot.reusableUntil && now + timeoutMs + SLOT_GRACE_MS <= slot.expiresAt) lent = slot;
-      else unfit.push(slot);
+      else (unfit ??= []).push(slot);
     }
     if (slots.length === 0) this.parked.delete(deviceId);
-    if (unfit.length > 0) this.giveBack(deviceId, unfit);
+    if (unfit) this.giveBack(deviceId, unfit);
     return lent;
   }
 

@@ -150,12 +150,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       labelNames: ["result"] as const,
       registers,
       collect() {
-        if (!sources.registryCacheLookups) return;
-        // Counted as plain numbers on the request path; the counter catches up here.
-        for (const [result, n] of Object.entries(sources.registryCacheLookups())) {
-          this.inc({ result }, Math.max(0, n - (lookupsReported.get(result) ?? 0)));
-          lookupsReported.set(result, n);
-        }
+        if (sources.registryCacheLookups) catchUp(this, "result", sources.registryCacheLookups(), lookupsReported);
       },
     }),
     deviceSlots: new Counter({
@@ -164,11 +159,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       labelNames: ["source"] as const,
       registers,
       collect() {
-        if (!sources.deviceSlots) return;
-        for (const [source, n] of Object.entries(sources.deviceSlots())) {
-          this.inc({ source }, Math.max(0, n - (slotsReported.get(source) ?? 0)));
-          slotsReported.set(source, n);
-        }
+        if (sources.deviceSlots) catchUp(this, "source", sources.deviceSlots(), slotsReported);
       },
     }),
     registryCacheInvalidations: new Counter({
@@ -239,6 +230,17 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * A counter kept as plain numbers on the request path (cheaper than a labelled inc per request) catches up
+ * at scrape time: each label value gets what its count grew by since the last scrape.
+ */
+function catchUp<L extends string>(counter: Counter<L>, label: L, counts: Record<string, number>, reported: Map<string, number>): void {
+  for (const [value, n] of Object.entries(counts)) {
+    counter.inc({ [label]: value } as Partial<Record<L, string>>, Math.max(0, n - (reported.get(value) ?? 0)));
+    reported.set(value, n);
+  }
+}
 
 export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
