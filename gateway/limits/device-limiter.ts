@@ -45,6 +45,19 @@ export const SLOT_GRACE_MS = 1000;
 
 export type SlotAttempt = { taken: true; release: () => void } | { taken: false; retryInMs: number };
 
+/** A slot taken: `giveBack` runs at the first release only (a request's every way out releases it). */
+export function takenSlot(giveBack: () => void): SlotAttempt {
+  let released = false;
+  return {
+    taken: true,
+    release: () => {
+      if (released) return;
+      released = true;
+      giveBack();
+    },
+  };
+}
+
 export class DeviceLimiter {
   private readonly acquireSlot: (...args: Array<string | number>) => Promise<[number, number]>;
   private readonly releaseSlot: (...args: Array<string | number>) => Promise<number>;
@@ -74,17 +87,11 @@ export class DeviceLimiter {
     const id = `${this.slot.instanceId}:${++this.slots}`;
     const [taken, retryInMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
     if (taken !== 1) return { taken: false, retryInMs };
-    let released = false;
-    return {
-      taken: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        // Else it expires at its deadline.
-        this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
-        onReleased?.();
-      },
-    };
+    return takenSlot(() => {
+      // Else it expires at its deadline.
+      this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
+      onReleased?.();
+    });
   }
 
   /** 429 GW_DEVICE_BUSY with the configured Retry-After. */

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Lifecycle } from "../lifecycle.js";
-import { SLOT_GRACE_MS, type DeviceLimiter, type SlotAttempt } from "./device-limiter.js";
+import { SLOT_GRACE_MS, takenSlot, type DeviceLimiter, type SlotAttempt } from "./device-limiter.js";
 
 /** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or this reuse in front of them. */
 export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
@@ -138,29 +138,28 @@ export class SlotReuse implements SlotSource, Lifecycle {
   private hold(deviceId: string, slot: Slot, onReleased: (() => void) | undefined): SlotAttempt {
     this.held.set(deviceId, (this.held.get(deviceId) ?? 0) + 1);
     slot.onReleased = onReleased;
-    let released = false;
-    return {
-      taken: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        const left = (this.held.get(deviceId) ?? 1) - 1;
-        if (left > 0) this.held.set(deviceId, left);
-        else this.held.delete(deviceId);
-        const now = performance.now();
-        if (this.stopped || now >= slot.reusableUntil) {
-          slot.giveBack();
-        } else {
-          slot.parkedAt = now;
-          const slots = this.parked.get(deviceId);
-          if (slots) slots.push(slot);
-          else this.parked.set(deviceId, [slot]);
-          this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
-        }
-        // A request of this device waiting here is lent the parked slot by its next attempt.
-        onReleased?.();
-      },
-    };
+    return takenSlot(() => {
+      const left = (this.held.get(deviceId) ?? 1) - 1;
+      if (left > 0) this.held.set(deviceId, left);
+      else this.held.delete(deviceId);
+      this.park(deviceId, slot);
+      // A request of this device waiting here is lent the parked slot by its next attempt.
+      onReleased?.();
+    });
+  }
+
+  /** A slot its request is done with: parked for the device's next request, or back to Redis once past its window. */
+  private park(deviceId: string, slot: Slot): void {
+    const now = performance.now();
+    if (this.stopped || now >= slot.reusableUntil) {
+      slot.giveBack();
+      return;
+    }
+    slot.parkedAt = now;
+    const slots = this.parked.get(deviceId);
+    if (slots) slots.push(slot);
+    else this.parked.set(deviceId, [slot]);
+    this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 
   /** Slots parked for SLOT_LINGER_MS or more go back to Redis; the sweep runs again while any stay parked. */

@@ -7,7 +7,7 @@
 // device (one registry entry, one in-flight limit, one idempotency space).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { Element } from "@xmpp/xml";
 import { NS_HTTP } from "../../lib/xep0332/constants.js";
@@ -16,6 +16,7 @@ import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { listAll } from "../helpers/admin-listing.js";
 import { startFleet } from "../helpers/fleet.js";
 import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { countingDevice, type CountingDevice } from "../helpers/counting-device.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
@@ -29,58 +30,7 @@ interface ErrorBody {
 
 type Transport = "xmpp" | "http";
 
-/**
- * A device's own HTTP server: counts the requests it holds at once (the most ever, too). `/hold…` waits
- * for the test; anything else is answered after a few milliseconds (a device that takes a little time).
- */
-function countingDevice(id: string) {
-  let now = 0;
-  let most = 0;
-  const held: ServerResponse[] = [];
-  const seen: string[] = [];
-  let actuations = 0;
-  let releaseAtOnce = false;
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    req.on("end", () => {
-      seen.push(req.url ?? "");
-      most = Math.max(most, ++now);
-      res.once("close", () => now--);
-      if (req.method === "POST") res.end(`${id} actuation ${++actuations}`);
-      else if (req.url?.startsWith("/hold") && !releaseAtOnce) held.push(res);
-      else setTimeout(() => res.end(`${id} answers ${req.url}`), 3);
-    });
-  };
-  return {
-    handler,
-    seen,
-    held,
-    get most() {
-      return most;
-    },
-    get now() {
-      return now;
-    },
-    get actuations() {
-      return actuations;
-    },
-    releaseAll() {
-      for (const res of held.splice(0)) res.end(`released ${id}`);
-    },
-    /** From now on `/hold` is answered at once; those held are released. */
-    openUp() {
-      releaseAtOnce = true;
-      this.releaseAll();
-    },
-    reset() {
-      most = now;
-      seen.length = 0;
-      releaseAtOnce = false;
-    },
-  };
-}
-
-type Device = ReturnType<typeof countingDevice>;
+type Device = CountingDevice;
 
 /**
  * What the queue tests need of a device that holds requests: an HTTP server (countingDevice), or, over

@@ -5,41 +5,16 @@
 // the slot's deadline; a lowered maxInFlight holds; 0 turns the reuse off.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
+import { countingDevice, type CountingDevice } from "../helpers/counting-device.js";
 import { startDeviceServer } from "../helpers/http-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 type Transport = "xmpp" | "http";
-
-/** A device's server: counts the requests it holds at once (and the most ever); `/hold…` waits for the test. */
-function countingDevice(id: string) {
-  let now = 0;
-  let most = 0;
-  const held: ServerResponse[] = [];
-  return {
-    held,
-    get most() {
-      return most;
-    },
-    handler(req: IncomingMessage, res: ServerResponse) {
-      req.resume();
-      req.on("end", () => {
-        most = Math.max(most, ++now);
-        res.once("close", () => now--);
-        if (req.url?.startsWith("/hold")) held.push(res);
-        else setTimeout(() => res.end(`${id} answers ${req.url}`), 2);
-      });
-    },
-    releaseAll() {
-      for (const res of held.splice(0)) res.end(`released ${id}`);
-    },
-  };
-}
 
 describe("a device's in-flight slot, reused by the instance that took it", () => {
   const teardown = new Teardown();
@@ -49,16 +24,16 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
   /** GATEWAY_DEVICE_SLOT_REUSE_MS=0. */
   let off: RunningGateway;
   const prefix = `reuse-${randomBytes(3).toString("hex")}:`;
-  const devices: Array<ReturnType<typeof countingDevice>> = [];
+  const devices: CountingDevice[] = [];
 
   async function device(id: string, transport: Transport, settings: Partial<DeviceRecord> = {}) {
     const d = countingDevice(id);
     devices.push(d);
     if (transport === "xmpp") {
-      teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], () => (req, res) => d.handler(req, res)));
+      teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], () => d.handler));
       await a.gateway.registry.put({ id, transport: "xmpp", ...settings });
     } else {
-      const server = teardown.stopLater(`device ${id}`, await startDeviceServer((req, res) => d.handler(req, res)));
+      const server = teardown.stopLater(`device ${id}`, await startDeviceServer(d.handler));
       await a.gateway.registry.put({ id, transport: "http", httpTarget: server.url, ...settings });
     }
     await registryChangeSeen([b, off], id);

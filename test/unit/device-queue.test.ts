@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import { GatewayError } from "../../gateway/errors.js";
-import type { SlotAttempt } from "../../gateway/limits/device-limiter.js";
+import { takenSlot, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
 import { DeviceQueue, type HeldSlot } from "../../gateway/limits/device-queue.js";
 import type { SlotFreedNotices } from "../../gateway/limits/slot-notices.js";
 import type { Metrics } from "../../gateway/metrics/metrics.js";
@@ -40,16 +40,10 @@ function fakeSlots(retryInMs = 60_000) {
         afterDecision = undefined;
         fn?.();
         if (full) return { taken: false, retryInMs };
-        let released = false;
-        return {
-          taken: true,
-          release: () => {
-            if (released) return;
-            released = true;
-            held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
-            onReleased?.();
-          },
-        };
+        return takenSlot(() => {
+          held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
+          onReleased?.();
+        });
       },
     },
   };

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { once, EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import { GatewayError } from "../../gateway/errors.js";
-import { SLOT_GRACE_MS, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
+import { SLOT_GRACE_MS, takenSlot, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
 import { SlotReuse } from "../../gateway/limits/slot-reuse.js";
 
 /** The device's set in Redis, in memory: what was taken, with which lifetime, and every give-back. */
@@ -34,18 +34,14 @@ function fakeSet() {
         held.set(deviceId, n + 1);
         takes++;
         lifetimes.push(timeoutMs);
-        let released = false;
-        return Promise.resolve({
-          taken: true,
-          release: () => {
-            if (released) return;
-            released = true;
+        return Promise.resolve(
+          takenSlot(() => {
             held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
             givenBack++;
             onReleased?.();
             events.emit("givenBack", deviceId);
-          },
-        });
+          }),
+        );
       },
     },
   };
