@@ -14,10 +14,8 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
 import { listAll } from "../helpers/admin-listing.js";
-import { startFleet } from "../helpers/fleet.js";
 import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
-import { countingDevice, type CountingDevice } from "../helpers/counting-device.js";
-import { startDeviceServer } from "../helpers/http-device.js";
+import { startCountingDevice, type CountingDevice } from "../helpers/counting-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 import { startPeer, textReply, type Peer } from "../helpers/xmpp-peer.js";
 
@@ -93,16 +91,8 @@ describe("a device's burst: waiting for its in-flight slots", () => {
 
   /** A device by that id on the transport, registered with these settings; its server counts concurrency. */
   async function device(id: string, transport: Transport, settings: Partial<DeviceRecord> = {}): Promise<Device> {
-    const d = countingDevice(id);
+    const d = await startCountingDevice({ prosody: stack.prosody, teardown, writer: a, readers: [b, c] }, id, transport, settings);
     devices.set(id, d);
-    if (transport === "xmpp") {
-      teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], () => d.handler));
-      await a.gateway.registry.put({ id, transport: "xmpp", ...settings });
-    } else {
-      const server = teardown.stopLater(`device ${id}`, await startDeviceServer(d.handler));
-      await a.gateway.registry.put({ id, transport: "http", httpTarget: server.url, ...settings });
-    }
-    await registryChangeSeen([b, c], id);
     return d;
   }
 

@@ -8,10 +8,8 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { pollUntil } from "../../local-stack/ports.js";
 import type { DeviceRecord } from "../../gateway/registry/device.js";
-import { startFleet } from "../helpers/fleet.js";
 import { registryChangeSeen, startGateway, startTwoGateways, type RunningGateway } from "../helpers/gateway.js";
-import { countingDevice, type CountingDevice } from "../helpers/counting-device.js";
-import { startDeviceServer } from "../helpers/http-device.js";
+import { startCountingDevice, type CountingDevice } from "../helpers/counting-device.js";
 import { startStack, Teardown, type Stack, testComponents } from "../helpers/stack.js";
 
 type Transport = "xmpp" | "http";
@@ -27,16 +25,8 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
   const devices: CountingDevice[] = [];
 
   async function device(id: string, transport: Transport, settings: Partial<DeviceRecord> = {}) {
-    const d = countingDevice(id);
+    const d = await startCountingDevice({ prosody: stack.prosody, teardown, writer: a, readers: [b, off] }, id, transport, settings);
     devices.push(d);
-    if (transport === "xmpp") {
-      teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], () => d.handler));
-      await a.gateway.registry.put({ id, transport: "xmpp", ...settings });
-    } else {
-      const server = teardown.stopLater(`device ${id}`, await startDeviceServer(d.handler));
-      await a.gateway.registry.put({ id, transport: "http", httpTarget: server.url, ...settings });
-    }
-    await registryChangeSeen([b, off], id);
     return d;
   }
 
