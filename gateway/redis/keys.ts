@@ -174,6 +174,14 @@ export class RedisKeys {
     return this.key("deviceids");
   }
 
+  /**
+   * Hash (transport → count): registered devices by transport, added to by every registry write
+   * (registry/transport-counts.ts); counted from the records when missing.
+   */
+  transportCounts(): string {
+    return this.key("transportcounts");
+  }
+
   /** String (device id): the index from a legacy address (`host:port`) to the device that registered it. */
   legacyIndex(address: string): string {
     return this.key("legacy", tag(address));

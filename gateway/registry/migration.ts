@@ -1,4 +1,4 @@
-import { TRANSPORTS, type DeviceRegistry, type Transport } from "./device.js";
+import type { Transport } from "./device.js";
 
 export interface MigrationSummary {
   devices: { registered: number; byTransport: Record<Transport, number> };
@@ -15,6 +15,11 @@ export interface WavesSummary {
   watching: unknown[];
   completed: number;
   rolledBack: number;
+}
+
+/** Registered devices by transport (the registry's counts answer it: registry/transport-counts.ts). */
+export interface TransportCountsSource {
+  read(): Promise<Record<Transport, number>>;
 }
 
 /** How many devices' agents have a current presence (the presence store answers it). */
@@ -39,13 +44,12 @@ export interface WavesSource {
  */
 export class MigrationView {
   constructor(
-    private readonly deps: { registry: Pick<DeviceRegistry, "list">; presence: OnlineCount; shadow: ShadowMismatches; waves?: WavesSource },
+    private readonly deps: { counts: TransportCountsSource; presence: OnlineCount; shadow: ShadowMismatches; waves?: WavesSource },
   ) {}
 
-  async byTransport(): Promise<Record<Transport, number>> {
-    const counts = Object.fromEntries(TRANSPORTS.map((t) => [t, 0])) as Record<Transport, number>;
-    for (const d of await this.deps.registry.list()) counts[d.transport]++;
-    return counts;
+  /** Registered devices by transport: kept by the registry's writes, never the registry read whole. */
+  byTransport(): Promise<Record<Transport, number>> {
+    return this.deps.counts.read();
   }
 
   async summary(): Promise<MigrationSummary> {

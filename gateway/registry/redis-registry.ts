@@ -1,8 +1,9 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
-import type { DeviceRecord, DeviceRegistry } from "./device.js";
+import { TRANSPORTS, type DeviceRecord, type DeviceRegistry, type Transport } from "./device.js";
 import type { IdRange, OrderedDevices } from "./device-listing.js";
 import { canonicalDeviceId, canonicalOrAsGiven } from "./device-id.js";
+import { TransportCounts } from "./transport-counts.js";
 import { normalizeLegacyAddress } from "./validate.js";
 
 /** A put whose legacyAddress another device already owns (409 GW_CONFLICT, field `legacyAddress`). */
@@ -51,7 +52,8 @@ return 1`;
 
 /**
  * Puts a record back as it was before a put that lost its address (ARGV[2], or deleted when ""), unless it
- * changed since (ARGV[1] is what the put wrote). KEYS: the record. Answers 1 when it was deleted.
+ * changed since (ARGV[1] is what the put wrote). KEYS: the record. Answers 1 when it was deleted, 2 when put
+ * back, 0 when it had changed since (the put's record was replaced by another write: that one stands).
  */
 const UNDO_SCRIPT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -60,7 +62,7 @@ if ARGV[2] == '' then
   return 1
 end
 redis.call('SET', KEYS[1], ARGV[2])
-return 0`;
+return 2`;
 
 /** Reads of the registry (list) are sent in batches of this many GETs (auto-pipelined: one write each). */
 const LIST_BATCH = 500;
@@ -99,6 +101,8 @@ export class RedisDeviceRegistry implements DeviceStore {
 
   private readonly now: () => Date;
   private readonly onChanged: (id: string) => void;
+  /** Registered devices by transport (`gateway_devices`, `GET /admin/migration`), kept by every write. */
+  readonly counts: TransportCounts;
   /** indexIds() once done (or under way) on this instance; cleared when it fails, so the next page tries again. */
   private indexed: Promise<number> | undefined;
 
@@ -112,6 +116,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   ) {
     this.now = opts.now ?? (() => new Date());
     this.onChanged = opts.onChanged ?? (() => undefined);
+    this.counts = new TransportCounts(redis, () => this.storedTransports());
     this.claimScript = redis.script<string>("registryClaimAddress", 1, CLAIM_SCRIPT);
     this.swapScript = redis.script<number>("registrySwapAddress", 1, SWAP_SCRIPT);
     this.undoScript = redis.script<number>("registryUndoPut", 1, UNDO_SCRIPT);
@@ -160,6 +165,8 @@ export class RedisDeviceRegistry implements DeviceStore {
     }
     await this.redis.run((c) => c.del(oldKey));
     await this.removeId(oldId);
+    // Renamed: the same device, counted once before and after; dropped: one record fewer.
+    if (outcome === "dropped") await this.counts.changed(transportOf(json), undefined);
     return outcome;
   }
 
@@ -203,11 +210,14 @@ export class RedisDeviceRegistry implements DeviceStore {
       const owner = await this.claim(id, address);
       if (owner !== undefined) {
         // Lost a race for the address: the record goes back to what it was.
-        const deleted = await this.undoScript(recordKey, json, old ?? "");
-        if (deleted === 1) await this.removeId(id);
+        const undone = await this.undoScript(recordKey, json, old ?? "");
+        if (undone === 1) await this.removeId(id);
+        // Replaced meanwhile by another write, which counted from this one's record: this one counts too.
+        if (undone === 0) await this.counts.changed(transportOf(old), stored.transport);
         throw new LegacyAddressConflict(address, owner);
       }
     }
+    await this.counts.changed(transportOf(old), stored.transport);
     const before = old === null ? undefined : parseRecord(old)?.legacyAddress;
     if (typeof before === "string" && before !== address) await this.swapScript(this.redis.keys.legacyIndex(before), id, "");
     return { created: old === null, record: stored };
@@ -245,24 +255,37 @@ export class RedisDeviceRegistry implements DeviceStore {
     const old = await this.redis.run((c) => c.getdel(this.recordKey(id)));
     await this.removeId(canonical);
     if (old === null) return false;
+    await this.counts.changed(transportOf(old), undefined);
     const address = parseRecord(old)?.legacyAddress;
     if (typeof address === "string") await this.swapScript(this.redis.keys.legacyIndex(address), canonical, "");
     return true;
   }
 
   async list(): Promise<DeviceRecord[]> {
-    const ids = (await this.redis.run((c) => c.smembers(this.setKey()))).sort(byCodePoint);
     const records: DeviceRecord[] = [];
+    await this.eachStored((json, id) => records.push(decode(json, id)));
+    return records;
+  }
+
+  /** The transport of every stored record (none for one that cannot be read): the first count of the counts. */
+  private async storedTransports(): Promise<Array<Transport | undefined>> {
+    const transports: Array<Transport | undefined> = [];
+    await this.eachStored((json) => transports.push(transportOf(json)));
+    return transports;
+  }
+
+  /** Every stored record as it is, in id order, read in batches. */
+  private async eachStored(each: (json: string, id: string) => void): Promise<void> {
+    const ids = (await this.redis.run((c) => c.smembers(this.setKey()))).sort(byCodePoint);
     for (let i = 0; i < ids.length; i += LIST_BATCH) {
       const batch = ids.slice(i, i + LIST_BATCH);
       // One GET per record (no MGET: the records are in different hash slots); sent together.
       const values = await this.redis.run((c) => Promise.all(batch.map((id) => c.get(this.recordKey(id)))));
       values.forEach((json, j) => {
         // No record: deleted between SMEMBERS and GET, or a put or delete cut short. Skip it.
-        if (json !== null) records.push(decode(json, batch[j] as string));
+        if (json !== null) each(json, batch[j] as string);
       });
     }
-    return records;
   }
 
   /**
@@ -391,6 +414,13 @@ export function lexRange(range: IdRange): [min: string | undefined, max: string]
 
 function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The transport a stored record names, if it is one (none for no record, or one that cannot be read). */
+function transportOf(json: string | null): Transport | undefined {
+  if (json === null) return undefined;
+  const transport = parseRecord(json)?.transport;
+  return TRANSPORTS.find((t) => t === transport);
 }
 
 /** A stored record as far as it can be read (undefined when it is not a JSON object). */

@@ -39,7 +39,7 @@ export function buildStores(config: Config, logger: Logger, metrics: Metrics) {
     presence,
     shadow,
     waves,
-    migration: new MigrationView({ registry, presence, shadow, waves }),
+    migration: new MigrationView({ counts: registry.counts, presence, shadow, waves }),
     asyncRequests: new AsyncRequests(redis, config.requests.resultTtlMs),
     /**
      * Connects to Redis, with the devices file (GATEWAY_DEVICES_FILE) imported into the registry; then the
