@@ -19,7 +19,9 @@ import { formatFailoverTable } from "./failover/report.js";
 import { runFleet } from "./fleet/fleet.js";
 import { formatFleetTable } from "./fleet/report.js";
 import { runRatios } from "./ratios/ratios.js";
-import { formatTable } from "./ratios/report.js";
+import { formatTable, type BenchReport } from "./ratios/report.js";
+import { medianTargets, type RepeatedReport } from "./ratios/repeat.js";
+import { formatTargets } from "./common/targets.js";
 import { runSoak } from "./soak/soak.js";
 import { formatSoakTable } from "./soak/report.js";
 
@@ -52,8 +54,26 @@ async function runMode(args: BenchArgs, teardown: Teardown): Promise<Outcome> {
     const report = await runCapacity(args, teardown);
     return { kind: "capacity", report, table: formatCapacityTable(report) };
   }
-  const report = await runRatios(args, teardown);
-  return { kind: "bench", report, table: formatTable(report) };
+  if (args.paths.repeat === 1) {
+    const report = await runRatios(args, teardown);
+    return { kind: "bench", report, table: formatTable(report) };
+  }
+  const runs: BenchReport[] = [];
+  for (let i = 1; i <= args.paths.repeat; i++) {
+    progress(`run ${i} of ${args.paths.repeat}`);
+    // Each run's processes are stopped before the next starts (and by the signal handler's teardown).
+    const own = new Teardown({ timeoutMs: 10_000 });
+    teardown.add(`run ${i}`, () => own.run());
+    try {
+      runs.push(await runRatios(args, own));
+    } finally {
+      await own.run();
+    }
+  }
+  const report: RepeatedReport = { startedAt: runs[0]?.startedAt ?? new Date().toISOString(), runs, targets: medianTargets(runs) };
+  const tables = runs.map((r, i) => `run ${i + 1} of ${runs.length}\n${formatTable(r)}`);
+  const medians = [`the median of the ${runs.length} runs`, ...formatTargets(report.targets)].join("\n");
+  return { kind: "bench", report, table: [...tables, medians].join("\n\n") };
 }
 
 async function main(): Promise<void> {

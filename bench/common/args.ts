@@ -21,6 +21,8 @@ export interface PathsArgs {
   /** Unloaded: requests first sent and not counted, then requests timed. */
   latencyWarmupRequests: number;
   latencyRequests: number;
+  /** Runs of the whole comparison, one after the other; the targets are then read on their medians. */
+  repeat: number;
 }
 
 export interface SoakArgs {
@@ -89,6 +91,7 @@ default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-
   --redis KIND     the gateway's Redis: single (default), sentinel (a primary, a replica, three Sentinels) or
                    cluster (three primaries, a replica each); Redis CPU is the sum over its processes
   --no-latency     skip the unloaded measurement (2,000 sequential requests per path after 200)
+  --repeat N       the whole comparison N times, each with fresh processes; the targets on the N runs' medians
   --cpu-prof DIR   profile the gateway process from its start to its exit, (b) and (d) in one file in DIR
                    (open in Chrome DevTools); profiling slows the gateway: such a run's numbers are not comparable
 
@@ -129,7 +132,14 @@ process of its own (--soak and --fleet the agent too); the gateway's RSS and CPU
 
   --json           print only the JSON result on stdout (progress still goes to stderr)`;
 
-const DEFAULT_PATHS: PathsArgs = { devices: 10, redis: "single", latency: true, latencyWarmupRequests: 200, latencyRequests: 2000 };
+const DEFAULT_PATHS: PathsArgs = {
+  devices: 10,
+  redis: "single",
+  latency: true,
+  latencyWarmupRequests: 200,
+  latencyRequests: 2000,
+  repeat: 1,
+};
 const DEFAULT_SOAK: SoakArgs = { requests: 10_000, devices: 500, holdS: 20, rampS: 5, phases: ["xmpp", "http"] };
 const DEFAULT_FLEET: FleetArgs = { devices: 1000 };
 const DEFAULT_CAPACITY: CapacityArgs = { requests: 5000, devices: 1000, held: 2000 };
@@ -147,6 +157,7 @@ const MODE_OF_FLAG: Record<string, BenchMode[]> = {
   "--devices": ["paths", "soak", "fleet", "capacity"],
   "--redis": ["paths"],
   "--no-latency": ["paths"],
+  "--repeat": ["paths"],
   "--cpu-prof": ["paths", "soak", "fleet"],
   "--gateway-node-options": ["paths", "soak", "fleet"],
   "--gateway-env": ["paths", "soak"],
@@ -193,6 +204,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs | "help" {
       args.paths.latencyWarmupRequests = 100;
       args.paths.latencyRequests = 500;
     } else if (arg === "--no-latency") args.paths.latency = false;
+    else if (name === "--repeat") args.paths.repeat = numberFlag("--repeat", value(), 1, 20, true);
     else if (name === "--redis") {
       const kind = value();
       if (!REDIS_KINDS.includes(kind as RedisKind))

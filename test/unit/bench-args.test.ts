@@ -3,6 +3,20 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseArgs } from "../../bench/common/args.js";
 
+describe("bench --repeat", () => {
+  it("runs the comparison once by default, N times when asked (1 to 20), and only in the default run", () => {
+    const plain = parseArgs([]);
+    assert.ok(plain !== "help");
+    assert.equal(plain.paths.repeat, 1);
+    const three = parseArgs(["--repeat", "3", "--quick"]);
+    assert.ok(three !== "help");
+    assert.equal(three.paths.repeat, 3);
+    assert.throws(() => parseArgs(["--repeat", "0"]), /--repeat wants an integer/);
+    assert.throws(() => parseArgs(["--repeat=21"]), /--repeat wants an integer/);
+    assert.throws(() => parseArgs(["--soak", "--repeat", "2"]), /--repeat applies to the default run only/);
+  });
+});
+
 describe("bench --gateway-env", () => {
   it("gives the gateway process settings, either spelling, repeatable; none by default", () => {
     const plain = parseArgs([]);
