@@ -75,8 +75,9 @@ const INDEX_BATCH = 1000;
  * announced on the registry channel, after which each instance's registry cache (cached-registry.ts) reads
  * it again. Keys: `{prefix}device:{id}` (the record as JSON, tagged by device), `{prefix}devices` (the set of
  * ids), `{prefix}deviceids` (the same ids as a sorted set, ordered: the listing's pages),
- * `{prefix}legacy:{host:port}` (the id owning a legacy address, tagged by address). Every Redis failure
- * surfaces as GW_STORE_UNAVAILABLE (RedisStore.run).
+ * `{prefix}transportcounts` (the entries by transport: transport-counts.ts), `{prefix}legacy:{host:port}` (the
+ * id owning a legacy address, tagged by address). Every Redis failure surfaces as GW_STORE_UNAVAILABLE
+ * (RedisStore.run).
  *
  * They are different hash slots, so a change is several single-slot steps, in an order whose every
  * intermediate state (an instance dying between two steps) is one that readers already tolerate:
