@@ -45,6 +45,9 @@ export const SLOT_GRACE_MS = 1000;
 
 export type SlotAttempt = { taken: true; release: () => void } | { taken: false; retryInMs: number };
 
+/** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them. */
+export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
+
 /** A slot taken: `giveBack` runs at the first release only (a request's every way out releases it). */
 export function takenSlot(giveBack: () => void): SlotAttempt {
   let released = false;

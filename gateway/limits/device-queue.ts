@@ -1,6 +1,6 @@
 import { GatewayError } from "../errors.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { DeviceLimiter, SlotAttempt } from "./device-limiter.js";
+import type { SlotAttempt, SlotSource } from "./device-limiter.js";
 import type { SlotFreedNotices } from "./slot-notices.js";
 
 export interface DeviceQueueOptions {
@@ -80,7 +80,7 @@ export class DeviceQueue {
 
   constructor(
     private readonly deps: {
-      limiter: Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
+      limiter: SlotSource;
       notices: SlotFreedNotices;
       metrics: Pick<Metrics, "deviceQueueRefusals">;
     },

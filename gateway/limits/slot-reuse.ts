@@ -1,9 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Lifecycle } from "../lifecycle.js";
-import { SLOT_GRACE_MS, takenSlot, type DeviceLimiter, type SlotAttempt } from "./device-limiter.js";
-
-/** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or this reuse in front of them. */
-export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
+import { SLOT_GRACE_MS, takenSlot, type SlotAttempt, type SlotSource } from "./device-limiter.js";
 
 /**
  * How long a slot given back waits, parked on this instance, for its device's next request before it goes
