@@ -212,7 +212,7 @@ export class RedisDeviceRegistry implements DeviceStore {
       if (owner !== undefined) {
         // Lost a race for the address: the record goes back to what it was.
         const undone = await this.undoScript(recordKey, json, old ?? "");
-        if (undone === 1) await this.removeId(id);
+        if (undone === 1) await this.unlist(id);
         // Replaced meanwhile by another write, which counted from this one's record: this one counts too.
         if (undone === 0) await this.counts.changed(transportOf(old), stored.transport);
         throw new LegacyAddressConflict(address, owner);
@@ -254,7 +254,7 @@ export class RedisDeviceRegistry implements DeviceStore {
   private async remove(id: string): Promise<boolean> {
     const canonical = canonicalOrAsGiven(id);
     const old = await this.redis.run((c) => c.getdel(this.recordKey(id)));
-    await this.removeId(canonical);
+    await this.unlist(canonical);
     if (old === null) return false;
     await this.counts.changed(transportOf(old), undefined);
     const address = parseRecord(old)?.legacyAddress;
@@ -394,6 +394,18 @@ export class RedisDeviceRegistry implements DeviceStore {
   /** The id out of both, as addId(). */
   private async removeId(id: string): Promise<void> {
     await this.redis.run((c) => Promise.all([c.srem(this.setKey(), id), c.zrem(this.indexKey(), id)]));
+  }
+
+  /**
+   * The id out of both after its record was deleted, and back in if a record is there again by then. A put
+   * of the same id from another instance writes the record and then adds the id; landing between this
+   * delete's record and id steps, its id would be removed and its record left out of list() for good. Read
+   * after the removal, the record decides: whatever the order of the two writers' steps, a record that
+   * exists ends listed (an id listed without a record, the other way round, is skipped by every reader).
+   */
+  private async unlist(id: string): Promise<void> {
+    await this.removeId(id);
+    if ((await this.redis.run((c) => c.exists(this.recordKey(id)))) === 1) await this.addId(id);
   }
 }
 
