@@ -12,31 +12,38 @@ export type AsyncState =
  * outcome lands in `{prefix}request:{id}` for GATEWAY_RESULT_TTL_S, readable from every instance. A request
  * still pending or queued after its deadline reads as expired (504 GW_DEVICE_TIMEOUT): a device that never
  * came back, or an instance that died mid-exchange, cannot leave a request pending forever.
+ *
+ * An entry's deadline is the last moment a delivery of the request may still begin or end, so that it is
+ * never read as expired while the device may yet act on it: a request's first attempt runs to its timeout; a
+ * queued one waits to the queue's deadline, set before it is queued (an instance killed between the two must
+ * not leave a queued request whose result expires with the first attempt's deadline); a queued request
+ * taken for delivery runs to that delivery's timeout. The first outcome written stands: a late reply does
+ * not replace an expiry a reader already got, nor an expiry a reply, so a client never reads two outcomes
+ * for one request; and a queued request whose result a reader already found expired is not delivered.
  */
 const EXPIRY_GRACE_MS = 1000;
 
 /**
- * Marks a request queued unless it already ended: it is queued first and marked after, so that a request the
- * queue refuses never reads "queued"; meanwhile a device that came online may have had it delivered already.
- * KEYS: the request's key. ARGV: the queued entry, its ttl (ms).
+ * Writes an entry unless the request already ended (its entry is "done"). KEYS: the request's key. ARGV: the
+ * entry, its ttl (ms). Answers "" when written, else the entry that stands.
  */
-const MARK_QUEUED = `
+const UNLESS_DONE = `
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, entry = pcall(cjson.decode, current)
-  if ok and type(entry) == 'table' and entry.state == 'done' then return 0 end
+  if ok and type(entry) == 'table' and entry.state == 'done' then return current end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
+return ''`;
 
 export class AsyncRequests {
-  private readonly markQueuedScript: (...args: Array<string | number>) => Promise<number>;
+  private readonly unlessDone: (...args: Array<string | number>) => Promise<string>;
 
   constructor(
     private readonly redis: RedisStore,
     private readonly resultTtlMs: number,
   ) {
-    this.markQueuedScript = redis.script<number>("markQueued", 1, MARK_QUEUED);
+    this.unlessDone = redis.script<string>("asyncRequestUnlessDone", 1, UNLESS_DONE);
   }
 
   /** Durable (REDIS_WAIT_REPLICAS): a request accepted with 202 must not be forgotten in a failover (404). */
@@ -47,10 +54,19 @@ export class AsyncRequests {
     return id;
   }
 
-  /** The device turned out to be offline: the request now waits in the queue until `deadline`. */
+  /**
+   * The request (still "pending": a request the queue refuses never reads "queued") may now begin or end
+   * until `deadline`. Answers the outcome it already ended with instead, if it did.
+   */
+  async extend(id: string, deviceId: string, deadline: number): Promise<StoredOutcome | undefined> {
+    const standing = await this.write(id, { state: "pending", deviceId, deadline });
+    return standing?.state === "done" ? standing.outcome : undefined;
+  }
+
+  /** The device turned out to be offline: the request now waits in the queue, and ends by `deadline`. */
   async markQueued(id: string, deviceId: string, deadline: number): Promise<void> {
-    const entry: AsyncState = { state: "queued", deviceId, deadline };
-    await this.markQueuedScript(this.key(id), JSON.stringify(entry), this.resultTtlMs);
+    // Not over a result already written: the device may have come online and had it delivered meanwhile.
+    await this.write(id, { state: "queued", deviceId, deadline });
   }
 
   async complete(id: string, deviceId: string, outcome: StoredOutcome): Promise<void> {
@@ -68,14 +84,16 @@ export class AsyncRequests {
         deviceId: entry.deviceId,
         outcome: storeError(new GatewayError("GW_DEVICE_TIMEOUT", { message: "the device did not answer before the request expired" })),
       };
-      await this.write(id, expired);
-      return expired;
+      const standing = await this.write(id, expired);
+      return standing ?? expired;
     }
     return entry;
   }
 
-  private async write(id: string, entry: AsyncState): Promise<void> {
-    await this.redis.run((c) => c.set(this.key(id), JSON.stringify(entry), "PX", this.resultTtlMs));
+  /** Writes the entry unless the request ended meanwhile; answers the ended entry then. */
+  private async write(id: string, entry: AsyncState): Promise<AsyncState | undefined> {
+    const standing = await this.unlessDone(this.key(id), JSON.stringify(entry), this.resultTtlMs);
+    return standing === "" ? undefined : (JSON.parse(standing) as AsyncState);
   }
 
   private key(id: string): string {

@@ -280,8 +280,11 @@ export class DevicePipeline {
         });
         return await this.finishAccepted(id, route.deviceId, storeError(notQueued), settle, deadline);
       }
-      // The key now runs until the queue's deadline and the delivery after it, not the first attempt's.
+      // The key now runs until the queue's deadline and the delivery after it, the result until the queue's
+      // deadline (its delivery moves it again); both before the request is queued, so that an instance killed
+      // in between never leaves a queued request whose result expires with the first attempt's deadline.
       if (idem) await this.deps.idempotency.extend(idem.deviceId, idem.key, idem.fingerprint, queuedUntil + route.timeoutMs);
+      await this.deps.asyncRequests.extend(id, route.deviceId, queuedUntil);
       try {
         await this.deps.queue.enqueue(route.jid, toQueued(id, route.deviceId, queuedUntil, message, idem?.key));
       } catch (err) {
@@ -290,8 +293,7 @@ export class DevicePipeline {
           return await this.finishAccepted(id, route.deviceId, storeError(err), settle, queuedUntil);
         throw err;
       }
-      // Marked after it is queued, so a refused request never reads "queued"; not over a result already
-      // written (the device came online and had it delivered in between).
+      // Marked after it is queued, so a refused request never reads "queued".
       await this.deps.asyncRequests.markQueued(id, route.deviceId, queuedUntil);
       // The device may have announced itself between the bounce and the queueing: then nobody else drains.
       if ((await this.deps.presence.state(route.jid)) === "online") await this.deliverQueued(route.jid);
@@ -301,6 +303,11 @@ export class DevicePipeline {
   }
 
   private async completeQueued(item: QueuedRequest, route: DeviceRoute): Promise<void | "stop"> {
+    // Its delivery may end past the queue's deadline: the result reads pending until then. One a reader
+    // already found expired is not delivered (its client was told 504): it ends with that outcome, key
+    // included. With the store away, it is delivered (an unknown is not an expiry).
+    const ended = await this.deps.asyncRequests.extend(item.id, item.deviceId, Date.now() + route.timeoutMs).catch(() => undefined);
+    if (ended) return this.finishAsync(item, ended, Date.now());
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
     // Never sent (this instance is past its drain bound): it goes back in the queue, for the next instance
     // the device announces itself to, rather than ending 503.

@@ -45,7 +45,7 @@ describe("state shared by instances", () => {
       "stack",
       await startStack({
         prosody: {
-          components: testComponents(3),
+          components: testComponents(4),
         },
       }),
     );
@@ -148,6 +148,55 @@ describe("state shared by instances", () => {
     );
     assert.equal(expired.status, 504);
     assert.equal(((await expired.json()) as ErrorBody).error.code, "GW_DEVICE_TIMEOUT");
+  });
+
+  it("keeps a queued request pending while its delivery outlives the queue's deadline: its result is the reply, never 504 first", async () => {
+    // D queues for QUEUE_TTL_S only; A, which the device announces itself to, delivers it and the device holds
+    // it past that deadline (plus the 1 s grace of an expiry). The request is still under way: it must not read
+    // as expired meanwhile, then as the reply once the device answers.
+    const QUEUE_TTL_S = 4;
+    const d = teardown.stopLater(
+      "gateway D",
+      await startGateway(stack, {
+        REDIS_KEY_PREFIX: prefix,
+        GATEWAY_QUEUE_TTL_S: String(QUEUE_TTL_S),
+        GATEWAY_INSTANCE_ID: "d",
+        XMPP_COMPONENT_DOMAIN: "gw4.localhost",
+        XMPP_COMPONENT_SECRET: "s4",
+      }),
+    );
+    const slow = await fleetOf("late-dev");
+    await slow.stop();
+    await pollUntil("known offline", async () => (await fetch(`${d.url}/devices/late-dev/x`)).status === 503, { timeoutMs: 15_000 });
+    const accepted = await fetch(`${d.url}/devices/late-dev/hold`, { method: "POST", headers: { Prefer: "respond-async" }, body: "late" });
+    const queuedAt = Date.now();
+    assert.equal(accepted.status, 202);
+    const location = accepted.headers.get("location") ?? "";
+    const status = async (g: RunningGateway) => (await fetch(`${g.url}${location}`)).status;
+    await pollUntil(
+      "queued",
+      async () => ((await (await fetch(`${b.url}${location}`)).json()) as { status?: string }).status === "queued",
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    await fleetOf("late-dev");
+    await pollUntil("delivered, and held by the device", () => held.length === 1, { timeoutMs: 15_000 });
+    // Past the queue's deadline and the grace of an expiry: the state a reader got here before was 504.
+    await new Promise((r) => setTimeout(r, Math.max(0, queuedAt + QUEUE_TTL_S * 1000 + 1500 - Date.now())));
+    assert.deepEqual([await status(b), await status(d)], [202, 202], "still under way: not expired");
+    held.shift()?.end("late reply");
+    const done = await pollUntil(
+      "answered",
+      async () => {
+        const r = await fetch(`${b.url}${location}`);
+        return r.status === 202 ? undefined : r;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    assert.equal(done.status, 200);
+    assert.equal(await done.text(), "late reply");
+    assert.equal(await (await fetch(`${a.url}${location}`)).text(), "late reply");
   });
 
   it("answers a retried actuation with the stored outcome, reaching the device once", async () => {
