@@ -60,6 +60,14 @@ export class CorrelationStore {
     if (written !== "OK") throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
   }
 
+  /**
+   * Whether a write issued now goes out on a connected Redis connection, ahead of any command issued after it
+   * (with Redis away, it fails at once: the client keeps no offline queue).
+   */
+  get connected(): boolean {
+    return this.redis.ready;
+  }
+
   async get(id: string): Promise<CorrelationEntry | undefined> {
     const raw = await this.redis.run((c) => c.get(this.redis.keys.exchange(id)));
     return raw ? (JSON.parse(raw) as CorrelationEntry) : undefined;

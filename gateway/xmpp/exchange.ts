@@ -71,7 +71,7 @@ const MAX_ERROR_TEXT = 256;
 
 /** An exchange whose correlation record is on its way (XmppExchanger.prepare): sent, or cancelled, once. */
 export interface PreparedExchange {
-  /** Sends the request once the record is written; `timeoutMs` is what is left of the request's deadline. */
+  /** Sends the request (its record written, or on its way: see send()); `timeoutMs` is what is left of the request's deadline. */
   send(timeoutMs: number): Promise<HttpResponseMessage>;
   /** Never sent (`err`: why not): the record goes. */
   cancel(err?: unknown): void;
@@ -173,7 +173,16 @@ export class XmppExchanger {
    */
   private async send(id: string, req: SentRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
     const { component, store, pending } = this.deps;
-    await recorded;
+    // The IQ does not wait for its record's write while Redis is connected: the write left first, and a reply
+    // that reaches another instance instead comes after a round trip through the XMPP server and the device,
+    // by which time the record is there (that instance also looks it up once more before giving up:
+    // ReplyRouter). A round trip fewer before every request leaves. With Redis away the write fails at
+    // once, before anything is sent: the request ends GW_STORE_UNAVAILABLE, the device not reached.
+    if (!store.connected) await recorded;
+    else
+      recorded.catch((err: unknown) =>
+        this.log.warn({ event: "record-not-written", id, err: (err as Error).message }, "correlation record not written"),
+      );
     // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
     // is either failed by shutDown() as sent, or never sent at all.
     const refusal = this.closing ? "GW_SHUTTING_DOWN" : component.online ? undefined : "GW_XMPP_UNAVAILABLE";

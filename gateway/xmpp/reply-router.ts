@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { isChunk } from "../../lib/xep0332/chunks.js";
 import { childElements, type XmlElement } from "../../lib/xep0332/xml.js";
 import { sameJid } from "../../lib/xmpp/jid.js";
@@ -10,6 +11,9 @@ import type { TraceSpan, Tracing } from "../../lib/tracing/tracing.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { XmppExchanger } from "./exchange.js";
+
+/** How long a reply whose correlation record is not found waits before it is looked up once more. */
+const LOOKUP_AGAIN_MS = 25;
 
 export interface ReplyRouterDeps {
   bus: Pick<ReplyBus, "forward">;
@@ -99,7 +103,9 @@ export class ReplyRouter {
     const id = stanza.attrs.id ?? "";
     const from = stanza.attrs.from;
     try {
-      const entry = await this.deps.store.get(id);
+      // Not there yet: its owner sends the IQ without waiting for the record's write (XmppExchanger.send), so
+      // it is looked up once more, a moment later, before the reply is dropped.
+      const entry = (await this.deps.store.get(id)) ?? (await delay(LOOKUP_AGAIN_MS).then(() => this.deps.store.get(id)));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
       // Checked here too, so that a spoofed reply costs its sender more than it costs the owner.
       if (!sameJid(from, entry.jid)) return this.deps.exchanger.drop("spoofed", { id, from, expected: entry.jid });
