@@ -16,48 +16,54 @@ export interface CorrelationEntry {
 }
 
 /**
- * The exchange's id in `{prefix}exchanges:{jid}`, a sorted set scored by deadline that says which senders may
- * have a reply on its way (StreamRoutes parks early chunks only for those). The set lives as long as its
- * latest deadline. KEYS: the set. ARGV: ttl, deadline, id.
+ * Writes an exchange's entry, unless one has its id (SET NX), and adds the id to `{prefix}exchanges:{jid}`, a
+ * sorted set scored by deadline that says which senders may have a reply on its way (StreamRoutes parks early
+ * chunks only for those), which lives as long as its latest deadline. KEYS: the entry, the set (one hash slot:
+ * the device's). ARGV: the entry, ttl, deadline, id. Answers 1 written, 0 when the id was taken.
  */
-const ADD_TO_JID = `
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+const PUT = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
+/** Removes an exchange's entry and its id from the JID's set. KEYS: as PUT's. ARGV: the id. */
+const REMOVE = `
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
 
 /**
- * `{prefix}corr:{id}` entries: written before the IQ leaves, expiring by themselves at the deadline.
- *
- * The entry is tagged by its exchange id (spread evenly over a cluster), the JID's set by the JID, so they
- * are two hash slots and a put or remove is two steps, each on one slot. A put writes the entry first
- * (SET NX: the id collision check), then adds the id to the JID's set; an instance that dies in between
- * never sent its IQ, and leaves an entry that nobody answers and that expires at its deadline. The set
- * grants nothing but the parking of early chunks, so an entry without its set member only means its
- * reply's chunks could not be parked (they cannot come: the IQ was never sent), and a member without its
- * entry (a remove cut short) lets that JID park a little longer, within the same bounds, until the deadline.
- * Whom a reply may come from is the entry's `jid` alone (the reply's `from` is checked against it). On a
- * single Redis (one connection, commands in order) the entry is always written first.
+ * `{prefix}corr:{jid}|<id>` entries: written before the IQ leaves (or while it does: XmppExchanger.send),
+ * expiring by themselves at the deadline. An entry and its JID's set are in the device's hash slot, so each
+ * put and remove is one script, one command: an instance that dies mid-write leaves both or neither. An
+ * instance that gets a reply it does not own finds the entry from the reply's sender and id; a reply from
+ * any other sender (a spoof of the id) finds nothing.
  */
 export class CorrelationStore {
-  /** (JID key, ttl, deadline, id) → 1. */
-  private readonly addToJid: (...args: Array<string | number>) => Promise<number>;
+  /** (entry key, JID key, entry, ttl, deadline, id) → 1 written, 0 id taken. */
+  private readonly putScript: (...args: Array<string | number>) => Promise<number>;
+  /** (entry key, JID key, id) → 1. */
+  private readonly removeScript: (...args: Array<string | number>) => Promise<number>;
 
   constructor(private readonly redis: RedisStore) {
-    this.addToJid = redis.script<number>("addCorrelationToJid", 1, ADD_TO_JID);
+    this.putScript = redis.script<number>("putCorrelation", 2, PUT);
+    this.removeScript = redis.script<number>("removeCorrelation", 2, REMOVE);
   }
 
-  /**
-   * Both steps are sent at once (auto-pipelined: one write, one round trip on the hot path); each state
-   * between or after them is one of those above. A collision (never in practice) leaves an extra set member.
-   */
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
     const ttl = Math.max(1, ttlMs);
-    const [written] = await Promise.all([
-      this.redis.run((c) => c.set(this.redis.keys.exchange(id), JSON.stringify(entry), "PX", ttl, "NX")),
-      this.addToJid(this.redis.keys.exchangesTo(entry.jid), ttl, entry.deadline, id),
-    ]);
+    const { keys } = this.redis;
+    const written = await this.putScript(
+      keys.exchange(entry.jid, id),
+      keys.exchangesTo(entry.jid),
+      JSON.stringify(entry),
+      ttl,
+      entry.deadline,
+      id,
+    );
     // 96 random bits make a collision practically impossible; if one happens, refuse rather than share an id.
-    if (written !== "OK") throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
+    if (written !== 1) throw new GatewayError("GW_INTERNAL", { message: "correlation id collision" });
   }
 
   /**
@@ -68,13 +74,14 @@ export class CorrelationStore {
     return this.redis.ready;
   }
 
-  async get(id: string): Promise<CorrelationEntry | undefined> {
-    const raw = await this.redis.run((c) => c.get(this.redis.keys.exchange(id)));
+  /** The entry of exchange `id` with `jid` (a reply's sender). */
+  async get(jid: string, id: string): Promise<CorrelationEntry | undefined> {
+    const raw = await this.redis.run((c) => c.get(this.redis.keys.exchange(jid, id)));
     return raw ? (JSON.parse(raw) as CorrelationEntry) : undefined;
   }
 
-  /** The entry first, then the set member; sent together (auto-pipelined, one write). */
   async remove(id: string, jid: string): Promise<void> {
-    await this.redis.run((c) => Promise.all([c.del(this.redis.keys.exchange(id)), c.zrem(this.redis.keys.exchangesTo(jid), id)]));
+    const { keys } = this.redis;
+    await this.removeScript(keys.exchange(jid, id), keys.exchangesTo(jid), id);
   }
 }

@@ -24,9 +24,13 @@ export class RedisKeys {
 
   // --- Correlation: exchanges in flight, and the bodies of chunked replies --------------------------------
 
-  /** String (JSON, expires at the deadline): one XMPP exchange in flight, with the instance that owns it. */
-  exchange(id: string): string {
-    return this.key("corr", tag(id));
+  /**
+   * String (JSON, expires at the deadline): one XMPP exchange in flight, with the instance that owns it; in
+   * its device's hash slot, beside `exchangesTo`, so that both are written (and removed) by one script, and
+   * found from a reply's sender and id.
+   */
+  exchange(jid: string, id: string): string {
+    return this.key("corr", streamKey(jid, id));
   }
 
   /** Sorted set (ids by deadline): the exchanges in flight to one JID; a chunk from a stranger is refused. */
@@ -240,7 +244,10 @@ export class RedisKeys {
   }
 }
 
-/** One stream of one sender: XEP-0332 stream ids are chosen by the device, so they are scoped to its JID. */
+/**
+ * One id scoped to one JID: a stream of one sender (XEP-0332 stream ids are chosen by the device), an exchange
+ * with one device.
+ */
 function streamKey(jid: string, streamId: string): string {
   return `${jidTag(jid)}|${streamId}`;
 }

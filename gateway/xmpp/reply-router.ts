@@ -1,7 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { isChunk } from "../../lib/xep0332/chunks.js";
 import { childElements, type XmlElement } from "../../lib/xep0332/xml.js";
-import { sameJid } from "../../lib/xmpp/jid.js";
 import { forLog, isAcceptableStreamId, isGatewayId } from "../correlation/ids.js";
 import type { PendingExchanges } from "../correlation/pending.js";
 import { plain, type ReplyBus } from "../correlation/reply-bus.js";
@@ -105,10 +104,12 @@ export class ReplyRouter {
     try {
       // Not there yet: its owner sends the IQ without waiting for the record's write (XmppExchanger.send), so
       // it is looked up once more, a moment later, before the reply is dropped.
-      const entry = (await this.deps.store.get(id)) ?? (await delay(LOOKUP_AGAIN_MS).then(() => this.deps.store.get(id)));
+      // Looked up under its sender: a reply from anyone but the device the request went to (a spoof of the id)
+      // finds nothing, and is dropped here without costing the owner anything.
+      if (from === undefined) return this.dropUnclaimed(id, "unknown");
+      const lookUp = () => this.deps.store.get(from, id);
+      const entry = (await lookUp()) ?? (await delay(LOOKUP_AGAIN_MS).then(lookUp));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
-      // Checked here too, so that a spoofed reply costs its sender more than it costs the owner.
-      if (!sameJid(from, entry.jid)) return this.deps.exchanger.drop("spoofed", { id, from, expected: entry.jid });
       // The owner traced the exchange: this hop is a child of its span, on this instance.
       const span = entry.trace && this.deps.tracing ? forwardSpan(this.deps.tracing, id, entry) : undefined;
       const delivered = await this.forward(entry.owner, stanza, "iq", { id });

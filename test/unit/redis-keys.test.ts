@@ -12,7 +12,7 @@ describe("Redis key names", () => {
   it("are stable, under the prefix", () => {
     assert.deepEqual(
       {
-        exchange: keys.exchange("abc"),
+        exchange: keys.exchange(jid, "abc"),
         exchangesTo: keys.exchangesTo(jid),
         streamOwner: keys.streamOwner(jid, "s1"),
         parkedChunks: keys.parkedChunks(jid, "s1"),
@@ -47,7 +47,7 @@ describe("Redis key names", () => {
         waveSequence: keys.waveSequence(),
       },
       {
-        exchange: "gw:corr:{abc}",
+        exchange: "gw:corr:{dev-17@devices.example.com/agent}|abc",
         exchangesTo: "gw:exchanges:{dev-17@devices.example.com/agent}",
         streamOwner: "gw:stream:{dev-17@devices.example.com/agent}|s1",
         parkedChunks: "gw:parked:{dev-17@devices.example.com/agent}|s1",
@@ -86,6 +86,7 @@ describe("Redis key names", () => {
 
   it("give one key to every spelling of a JID", () => {
     assert.equal(keys.exchangesTo(jid), keys.exchangesTo(jid.toLowerCase()));
+    assert.equal(keys.exchange(jid, "abc"), keys.exchange(jid.toLowerCase(), "abc"));
     assert.equal(keys.offlineQueue(jid), keys.offlineQueue("dev-17@devices.example.com/agent"));
   });
 });
@@ -96,8 +97,15 @@ describe("Redis key hash tags", () => {
 
   it("put every key of one script or MULTI in one slot", () => {
     for (const jid of ["dev-17@devices.example.com/agent", "a}b@x/y", "}x@y", "{x}@y", "\\}@y", "", "}", "{}"]) {
-      // StreamRoutes' route and claim, the offline queue's device step and drain lock, presence's MULTI.
-      sameSlot(keys.streamOwner(jid, "s1"), keys.parkedChunks(jid, "s1"), keys.exchangesTo(jid), keys.parkedBytes(jid));
+      // CorrelationStore's put and remove, StreamRoutes' route and claim, the offline queue's device step and
+      // drain lock, presence's MULTI.
+      sameSlot(
+        keys.exchange(jid, "abc"),
+        keys.streamOwner(jid, "s1"),
+        keys.parkedChunks(jid, "s1"),
+        keys.exchangesTo(jid),
+        keys.parkedBytes(jid),
+      );
       sameSlot(keys.offlineQueue(jid), keys.offlineQueueBytes(jid), keys.offlineQueueDrain(jid), keys.seen(jid), keys.offline(jid));
     }
     // DeviceLimiter's release publishes from inside its script: the channel is in the script's slot.
