@@ -102,11 +102,12 @@ export class ReplyRouter {
     const id = stanza.attrs.id ?? "";
     const from = stanza.attrs.from;
     try {
-      // Not there yet: its owner sends the IQ without waiting for the record's write (XmppExchanger.send), so
-      // it is looked up once more, a moment later, before the reply is dropped.
-      // Looked up under its sender: a reply from anyone but the device the request went to (a spoof of the id)
-      // finds nothing, and is dropped here without costing the owner anything.
-      if (from === undefined) return this.dropUnclaimed(id, "unknown");
+      // One this instance ended lately (a duplicate, a late reply) is its own: no lookup.
+      if (from === undefined || this.deps.pending.recent.get(id)) return this.dropUnclaimed(id, "unknown");
+      // Looked up under its sender: a reply from anyone but the device the request went to (a spoof of the
+      // id) finds nothing, and is dropped here without costing the owner anything. One not there yet is looked
+      // up once more, a moment later: its owner sends the IQ without waiting for the record's write
+      // (XmppExchanger.send).
       const lookUp = () => this.deps.store.get(from, id);
       const entry = (await lookUp()) ?? (await delay(LOOKUP_AGAIN_MS).then(lookUp));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
