@@ -310,8 +310,11 @@ export class DevicePipeline {
     if (ended) return this.finishAsync(item, ended, Date.now());
     const outcome = await this.run(route, messageOf(item), route.timeoutMs);
     // Never sent (this instance is past its drain bound): it goes back in the queue, for the next instance
-    // the device announces itself to, rather than ending 503.
-    if (outcome.kind === "error" && outcome.code === "GW_SHUTTING_DOWN") return "stop";
+    // the device announces itself to, rather than ending 503; and reads "queued" again, until its deadline.
+    if (outcome.kind === "error" && outcome.code === "GW_SHUTTING_DOWN") {
+      await this.deps.asyncRequests.markQueued(item.id, item.deviceId, item.deadline).catch((err: unknown) => this.lost(item.id, err));
+      return "stop";
+    }
     await this.finishAsync(item, outcome, Date.now());
   }
 
