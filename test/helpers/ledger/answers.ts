@@ -5,10 +5,20 @@ import { CATALOGUE, type ErrorCode } from "../../../gateway/errors.js";
 import type { DeviceBody } from "./device-book.js";
 import { NOT_KEPT, type Spec } from "./requests.js";
 
+/** What the gateway says of a key whose first request never recorded its outcome. */
+const UNRECORDED = "never recorded its outcome";
+
 export type Answer =
   | { kind: "device"; status: number; body: string; via: string }
   /** A catalogue error; its code is "?" only for HEAD, whose answers carry no body (status and headers only). */
-  | { kind: "error"; status: number; code: ErrorCode | "?"; via: string }
+  | {
+      kind: "error";
+      status: number;
+      code: ErrorCode | "?";
+      via: string;
+      /** A key's kept "outcome unknown": its first request never recorded its outcome (gateway/delivery/idempotency.ts). */
+      unrecorded?: true;
+    }
   | { kind: "accepted"; id: string; via: string }
   | { kind: "not-sent"; why: string; via: string }
   | { kind: "no-answer"; why: string; via: string }
@@ -51,8 +61,9 @@ export function classify(
   }
   if ((headers["content-type"] ?? "").startsWith("application/json") && body.includes('"error"')) {
     let code: string | undefined;
+    let message: string | undefined;
     try {
-      code = (JSON.parse(body) as { error?: { code?: string } }).error?.code;
+      ({ code, message } = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error ?? {});
     } catch {
       // not JSON after all: judged below as a device reply
     }
@@ -61,7 +72,7 @@ export function classify(
       const c = code as ErrorCode;
       if (c === "GW_INTERNAL") return { kind: "bad", why: `500 GW_INTERNAL: ${body.slice(0, 160)}`, via };
       if (c !== "GW_DEVICE_ERROR" && CATALOGUE[c].status !== status) return { kind: "bad", why: `${c} with status ${status}`, via };
-      return { kind: "error", status, code: c, via };
+      return { kind: "error", status, code: c, via, ...(message?.includes(UNRECORDED) ? { unrecorded: true as const } : {}) };
     }
   }
   // HEAD: no body, so no code to read; a gateway error is known by its JSON type, a catalogue status, no X-Device.
