@@ -30,7 +30,7 @@ export class RedisKeys {
    * found from a reply's sender and id.
    */
   exchange(jid: string, id: string): string {
-    return this.key("corr", streamKey(jid, id));
+    return this.key("corr", scopedToJid(jid, id));
   }
 
   /** Sorted set (ids by deadline): the exchanges in flight to one JID; a chunk from a stranger is refused. */
@@ -40,12 +40,12 @@ export class RedisKeys {
 
   /** String: the instance receiving one chunked reply stream (XEP-0332 §3), claimed by the exchange's owner. */
   streamOwner(jid: string, streamId: string): string {
-    return this.key("stream", streamKey(jid, streamId));
+    return this.key("stream", scopedToJid(jid, streamId));
   }
 
   /** List: chunks of a stream that came before its owner claimed it, waiting there. */
   parkedChunks(jid: string, streamId: string): string {
-    return this.key("parked", streamKey(jid, streamId));
+    return this.key("parked", scopedToJid(jid, streamId));
   }
 
   /** String (counter): bytes of chunks parked for one JID's streams, bounded. */
@@ -248,7 +248,7 @@ export class RedisKeys {
  * One id scoped to one JID: a stream of one sender (XEP-0332 stream ids are chosen by the device), an exchange
  * with one device.
  */
-function streamKey(jid: string, streamId: string): string {
+function scopedToJid(jid: string, streamId: string): string {
   return `${jidTag(jid)}|${streamId}`;
 }
 

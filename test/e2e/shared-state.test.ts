@@ -40,6 +40,29 @@ describe("state shared by instances", () => {
     return teardown.stopLater(`fleet ${id}`, await startFleet(stack.prosody, [id], device));
   }
 
+  /**
+   * Another instance on the same key space that keeps queued requests `queueTtlS` only, on a component domain
+   * of its own (`gw<component>.localhost`; Prosody admits one connection per domain).
+   */
+  async function queueingGateway(instanceId: string, component: number, queueTtlS: number): Promise<RunningGateway> {
+    return teardown.stopLater(
+      `gateway ${instanceId.toUpperCase()}`,
+      await startGateway(stack, {
+        REDIS_KEY_PREFIX: prefix,
+        GATEWAY_QUEUE_TTL_S: String(queueTtlS),
+        GATEWAY_INSTANCE_ID: instanceId,
+        XMPP_COMPONENT_DOMAIN: `gw${component}.localhost`,
+        XMPP_COMPONENT_SECRET: `s${component}`,
+      }),
+    );
+  }
+
+  /** The device came online once and signed off: `g` answers it 503 at once (the XMPP server bounces it). */
+  async function knownOffline(g: RunningGateway, id: string): Promise<void> {
+    await (await fleetOf(id)).stop();
+    await pollUntil("known offline", async () => (await fetch(`${g.url}/devices/${id}/x`)).status === 503, { timeoutMs: 15_000 });
+  }
+
   before(async () => {
     stack = teardown.stopLater(
       "stack",
@@ -123,19 +146,8 @@ describe("state shared by instances", () => {
 
   it("expires a queued request whose device never returns: 504 GW_DEVICE_TIMEOUT", async () => {
     // C shares the key space, but keeps queued requests for one second only.
-    const c = teardown.stopLater(
-      "gateway C",
-      await startGateway(stack, {
-        REDIS_KEY_PREFIX: prefix,
-        GATEWAY_QUEUE_TTL_S: "1",
-        GATEWAY_INSTANCE_ID: "c",
-        XMPP_COMPONENT_DOMAIN: "gw3.localhost",
-        XMPP_COMPONENT_SECRET: "s3",
-      }),
-    );
-    const gone = await fleetOf("gone-dev");
-    await gone.stop();
-    await pollUntil("known offline", async () => (await fetch(`${c.url}/devices/gone-dev/x`)).status === 503, { timeoutMs: 15_000 });
+    const c = await queueingGateway("c", 3, 1);
+    await knownOffline(c, "gone-dev");
     const accepted = await fetch(`${c.url}/devices/gone-dev/x`, { headers: { Prefer: "respond-async" } });
     assert.equal(accepted.status, 202);
     const expired = await pollUntil(
@@ -155,19 +167,8 @@ describe("state shared by instances", () => {
     // it past that deadline (plus the 1 s grace of an expiry). The request is still under way: it must not read
     // as expired meanwhile, then as the reply once the device answers.
     const QUEUE_TTL_S = 4;
-    const d = teardown.stopLater(
-      "gateway D",
-      await startGateway(stack, {
-        REDIS_KEY_PREFIX: prefix,
-        GATEWAY_QUEUE_TTL_S: String(QUEUE_TTL_S),
-        GATEWAY_INSTANCE_ID: "d",
-        XMPP_COMPONENT_DOMAIN: "gw4.localhost",
-        XMPP_COMPONENT_SECRET: "s4",
-      }),
-    );
-    const slow = await fleetOf("late-dev");
-    await slow.stop();
-    await pollUntil("known offline", async () => (await fetch(`${d.url}/devices/late-dev/x`)).status === 503, { timeoutMs: 15_000 });
+    const d = await queueingGateway("d", 4, QUEUE_TTL_S);
+    await knownOffline(d, "late-dev");
     const accepted = await fetch(`${d.url}/devices/late-dev/hold`, { method: "POST", headers: { Prefer: "respond-async" }, body: "late" });
     const queuedAt = Date.now();
     assert.equal(accepted.status, 202);
