@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 // http-proxy-3 1.23.x: the maintained TypeScript rewrite of http-proxy 1.18.1 (unmaintained), same API.
@@ -73,8 +73,9 @@ const IDLE_SOCKET_TIMEOUT_MS = 4000;
  *   device's status, reason phrase and raw header list minus hop-by-hop fields (exchange.ts).
  * - deadlines: not the library's `proxyTimeout`, an idle timer on the socket ending in a plain destroy() that
  *   surfaces as "socket hang up", indistinguishable from a reset (no 504 possible), and blind to time spent
- *   waiting for a connection. Exchange has a deadline of its own and cancels through an AbortSignal given to
- *   http.request; `timeout` is not used either (it arms a timer on the *client's* socket).
+ *   waiting for a connection. Exchange has a deadline of its own and cancels by destroying the request to
+ *   the device, which it holds from the moment the agent is handed it (`announcing`); `timeout` is not used
+ *   either (it arms a timer on the *client's* socket).
  * - errors: per call through web()'s callback, mapped to the catalogue (exchange.ts).
  * - bodies stream both ways: `buffer` is the client request through a byte counter (body-limit.ts), or the
  *   body a caller already read.
@@ -87,6 +88,8 @@ export class HttpPassThrough implements Lifecycle {
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly exchanges = new Map<ServerResponse, Exchange>();
   private readonly origins = new DeviceOrigins();
+  /** The exchange whose attempt is being handed to the library now (attempt(): web() is synchronous up to the agent). */
+  private attempting: Exchange | undefined;
   private stopped = false;
 
   constructor(
@@ -98,7 +101,11 @@ export class HttpPassThrough implements Lifecycle {
     }
     const maxSockets = opts.keepAliveMaxSockets ?? DEFAULT_MAX_SOCKETS;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: IDLE_SOCKET_TIMEOUT_MS };
-    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    const handedTo = (proxyReq: ClientRequest) => this.attempting?.attempt(proxyReq);
+    this.agents = {
+      http: announcing(new http.Agent(agentOptions), handedTo),
+      https: announcing(new https.Agent(agentOptions), handedTo),
+    };
     this.proxy = new ProxyServer({
       changeOrigin: true,
       xfwd: true,
@@ -195,8 +202,9 @@ export class HttpPassThrough implements Lifecycle {
 
   /**
    * One attempt at the device: hands the request to the library. Each attempt gets fresh headers (the
-   * library's passes append to them) and its own AbortSignal; a retry adds the library's per-call listeners
-   * on `req` and `res` again, a number MAX_STALE_RETRIES bounds.
+   * library's passes append to them), and its request to the device is the exchange's to cancel from the
+   * moment the agent is handed it (http.request does that synchronously, before any connection); a retry
+   * adds the library's per-call listeners on `req` and `res` again, a number MAX_STALE_RETRIES bounds.
    */
   private attempt(
     req: IncomingMessage,
@@ -208,6 +216,7 @@ export class HttpPassThrough implements Lifecycle {
     const own = { url: req.url, headers: req.headers };
     req.url = path;
     req.headers = headers;
+    this.attempting = exchange;
     try {
       this.proxy.web(
         req,
@@ -216,10 +225,6 @@ export class HttpPassThrough implements Lifecycle {
           target: base.origin,
           agent: base.https ? this.agents.https : this.agents.http,
           ...(body ? { buffer: body } : {}),
-          // The library builds the http.request options on top of a copy of `ssl`: the one way to hand
-          // http.request an option it does not know, here the signal that cancels the upstream request
-          // even while it waits in the agent's queue, where no socket (and no `proxyReq` event) exists yet.
-          ssl: { signal: exchange.nextAttempt() },
         },
         (err) => exchange.upstreamError(err),
       );
@@ -227,6 +232,7 @@ export class HttpPassThrough implements Lifecycle {
       if (body instanceof BodyLimit) req.unpipe().resume();
       exchange.fail("GW_INTERNAL", err);
     } finally {
+      this.attempting = undefined;
       req.url = own.url;
       req.headers = own.headers;
     }
@@ -312,6 +318,22 @@ function failPassThroughSpan(span: TraceSpan, err: GatewayError, reject: (err: G
   span.fail(err.code);
   span.end();
   reject(err);
+}
+
+/**
+ * `agent`, telling `handedTo` of each request given to it, as http.request does in ClientRequest's
+ * constructor: the request is known from then on, while it still waits in the agent's queue for a
+ * connection, where no `socket` (and no `proxyReq` event) exists yet. `addRequest` is what makes an object
+ * an agent to node (http.request refuses one without it), so node calls it on every request.
+ */
+function announcing<A extends http.Agent>(agent: A, handedTo: (req: ClientRequest) => void): A {
+  const withAdd = agent as A & { addRequest(req: ClientRequest, options: object): void };
+  const addRequest = withAdd.addRequest.bind(agent);
+  withAdd.addRequest = (req, options) => {
+    handedTo(req);
+    addRequest(req, options);
+  };
+  return agent;
 }
 
 function total(byOrigin: NodeJS.ReadOnlyDict<readonly unknown[]>): number {
