@@ -42,7 +42,8 @@ export class Lingering {
     // First among the request listeners, so that it is in place before the app can answer.
     server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
       // Before Node's own 'finish' listener, which calls destroySoon() for a response that ends the connection.
-      res.prependOnceListener("finish", () => {
+      // Not a `once` listener: `finish` comes once, and `once` costs a wrapper and a bound function per request.
+      res.prependListener("finish", () => {
         if (!req.complete) this.lingerOnClose(req.socket);
       });
     });

@@ -29,12 +29,17 @@ export interface ExchangeCall extends Pick<PassThroughTarget, "timeoutMs" | "req
   framing: Framing;
 }
 
-export interface ExchangeHooks {
+/** What every exchange of one pass-through reports to it (one object for them all). */
+export interface ExchangeReports {
   countFailure(code: ErrorCode): void;
   /** A device response refused as not valid HTTP/1.1: a head check's reason, or node's parser error code. */
   countBadReply(reason: string): void;
-  /** Called once, when the exchange is over whichever way. */
-  done(): void;
+  /** Called once per exchange, when it is over whichever way. */
+  done(exchange: Exchange): void;
+}
+
+/** How one exchange settles its forward() call. */
+export interface ExchangeHooks {
   resolve(): void;
   reject(err: GatewayError): void;
   /**
@@ -73,6 +78,7 @@ export class Exchange {
 
   constructor(
     readonly call: ExchangeCall,
+    private readonly reports: ExchangeReports,
     private readonly hooks: ExchangeHooks,
   ) {
     this.deadline = Date.now() + call.timeoutMs;
@@ -122,11 +128,12 @@ export class Exchange {
     // the constructor's `close` listener; a device breaking off is an error, or a close before the end
     // (node's IncomingMessage emits no error without a listener of its own).
     const brokeOff = (err?: Error) => this.fail("GW_UPSTREAM_UNREACHABLE", err, "device HTTP server broke off its response");
+    // `on`, not `once`, for events that come once: `once` costs a wrapper and a bound function per listener.
     proxyRes.on("error", brokeOff);
-    proxyRes.once("close", () => {
+    proxyRes.on("close", () => {
       if (!proxyRes.complete) brokeOff();
     });
-    res.once("finish", () => this.succeed());
+    res.on("finish", () => this.succeed());
     proxyRes.on("data", () => this.timer.refresh());
     proxyRes.pipe(res);
   }
@@ -142,7 +149,7 @@ export class Exchange {
       socket.destroy();
       this.badReply("interim-status", "device HTTP server switched protocols (101) unasked");
     });
-    proxyReq.once("close", () => {
+    proxyReq.on("close", () => {
       // A retried attempt's close is not the end: the next attempt is under way.
       if (this.proxyRes === undefined && proxyReq === this.current)
         this.fail("GW_UPSTREAM_UNREACHABLE", undefined, "device HTTP server closed the connection without a response");
@@ -174,7 +181,7 @@ export class Exchange {
 
   private badReply(reason: string, message: string, cause?: unknown): void {
     if (this.settled) return;
-    this.hooks.countBadReply(reason);
+    this.reports.countBadReply(reason);
     this.fail("GW_BAD_UPSTREAM_REPLY", cause, message);
   }
 
@@ -185,7 +192,7 @@ export class Exchange {
   fail(code: ErrorCode, cause?: unknown, message?: string): void {
     if (this.settled) return;
     this.settle();
-    this.hooks.countFailure(code);
+    this.reports.countFailure(code);
     this.current?.destroy();
     this.proxyRes?.destroy();
     const { res } = this.call;
@@ -241,7 +248,7 @@ export class Exchange {
     this.settled = true;
     clearTimeout(this.timer);
     clearTimeout(this.bodyTimer);
-    this.hooks.done();
+    this.reports.done(this);
   }
 }
 

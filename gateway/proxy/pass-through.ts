@@ -10,7 +10,7 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { GATEWAY_SETTINGS } from "../settings.js";
 import { BodyLimit } from "./body-limit.js";
-import { BAD_REPLY_REASONS, Exchange, type PassThroughTarget } from "./exchange.js";
+import { BAD_REPLY_REASONS, Exchange, type ExchangeReports, type PassThroughTarget } from "./exchange.js";
 import { BAD_HEAD_REASONS } from "../../lib/http/response-head.js";
 import { IDEMPOTENT, MAX_STALE_RETRIES } from "../../lib/http/stale-retry.js";
 import { applyFraming, asksToSwitchProtocols, deviceRequestHeaders, requestFraming } from "./headers.js";
@@ -88,6 +88,11 @@ export class HttpPassThrough implements Lifecycle {
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly exchanges = new Map<ServerResponse, Exchange>();
   private readonly origins = new DeviceOrigins();
+  private readonly reports: ExchangeReports = {
+    countFailure: (code) => this.count(code),
+    countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }),
+    done: (exchange) => this.exchanges.delete(exchange.call.res),
+  };
   /** The exchange whose attempt is being handed to the library now (attempt(): web() is synchronous up to the agent). */
   private attempting: Exchange | undefined;
   private stopped = false;
@@ -177,10 +182,8 @@ export class HttpPassThrough implements Lifecycle {
       };
       const exchange = new Exchange(
         { res, timeoutMs: target.timeoutMs, requestId: target.requestId, framing, ...(target.observe ? { observe: target.observe } : {}) },
+        this.reports,
         {
-          countFailure: (code) => this.count(code),
-          countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }),
-          done: () => this.exchanges.delete(res),
           resolve: span ? () => endPassThroughSpan(span, res, resolve) : resolve,
           reject: span ? (err) => failPassThroughSpan(span, err, reject) : reject,
           retry,

@@ -1,6 +1,6 @@
 import { GatewayError } from "../errors.js";
 import { canonicalOrAsGiven } from "./device-id.js";
-import type { DeviceRegistry, Transport } from "./device.js";
+import type { DeviceRecord, DeviceRegistry, Transport } from "./device.js";
 
 /** Where and how a device is reached, every optional setting of its entry filled in from configuration. */
 export interface DeviceRoute {
@@ -33,6 +33,13 @@ export interface ResolverDefaults {
  * the instance's registry cache (cached-registry.ts), which bounds how late a change may apply.
  */
 export class RegistryResolver implements DeviceResolver {
+  /**
+   * The route made of each entry the registry answered: the registry cache answers with the same entry
+   * object until it changes, so a device's requests share one route instead of building it (and its JID)
+   * every time. Weak: a route goes with its entry.
+   */
+  private readonly routes = new WeakMap<DeviceRecord, DeviceRoute>();
+
   constructor(
     private readonly registry: Pick<DeviceRegistry, "get">,
     private readonly defaults: ResolverDefaults,
@@ -44,15 +51,12 @@ export class RegistryResolver implements DeviceResolver {
     const deviceId = canonicalOrAsGiven(id);
     const record = await this.registry.get(deviceId);
     if (record) {
-      return {
-        deviceId,
-        transport: record.transport,
-        jid: deviceJid({ id: deviceId, jid: record.jid }, d.jidTemplate),
-        ...(record.httpTarget !== undefined ? { httpTarget: record.httpTarget } : {}),
-        ...(record.fallback !== undefined ? { fallback: record.fallback } : {}),
-        timeoutMs: record.timeoutMs ?? d.timeoutMs,
-        maxInFlight: record.maxInFlight ?? d.maxInFlight,
-      };
+      let route = this.routes.get(record);
+      if (route === undefined || route.deviceId !== deviceId) {
+        route = this.routeOf(deviceId, record);
+        this.routes.set(record, route);
+      }
+      return route;
     }
     if (d.defaultTransport === "none") throw new GatewayError("GW_UNKNOWN_DEVICE", { message: `no device ${deviceId} in the registry` });
     return {
@@ -61,6 +65,19 @@ export class RegistryResolver implements DeviceResolver {
       jid: deviceJid({ id: deviceId }, d.jidTemplate),
       timeoutMs: d.timeoutMs,
       maxInFlight: d.maxInFlight,
+    };
+  }
+
+  private routeOf(deviceId: string, record: DeviceRecord): DeviceRoute {
+    const d = this.defaults;
+    return {
+      deviceId,
+      transport: record.transport,
+      jid: deviceJid({ id: deviceId, jid: record.jid }, d.jidTemplate),
+      ...(record.httpTarget !== undefined ? { httpTarget: record.httpTarget } : {}),
+      ...(record.fallback !== undefined ? { fallback: record.fallback } : {}),
+      timeoutMs: record.timeoutMs ?? d.timeoutMs,
+      maxInFlight: record.maxInFlight ?? d.maxInFlight,
     };
   }
 }
