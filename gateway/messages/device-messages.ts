@@ -17,7 +17,8 @@ export const REQUEST_ID = "X-Request-Id";
 
 /** Fields meant for the gateway itself, or that the gateway sets: never forwarded as the client sent them. */
 const NOT_FORWARDED = new Set(["x-gateway-timeout", "x-request-id"]);
-const notForwarded = (lowerName: string): boolean => NOT_FORWARDED.has(lowerName);
+/** The gateway's own fields among a client request's (lower-case name): `headersForDevice` drops them, as does the pass-through. */
+export const notForwarded = (lowerName: string): boolean => NOT_FORWARDED.has(lowerName);
 
 /**
  * What the device sees of a client request's header fields, over either transport: end-to-end fields in

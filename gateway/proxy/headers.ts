@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { headersForDevice } from "../messages/device-messages.js";
+import { forEachEndToEnd } from "../../lib/xep0332/headers.js";
+import { notForwarded, REQUEST_ID } from "../messages/device-messages.js";
 
 /**
  * What the device sees of a client request on the HTTP pass-through, as the header object http-proxy-3
@@ -66,27 +67,29 @@ export function applyFraming(headers: IncomingHttpHeaders, framing: Framing): vo
 export function deviceRequestHeaders(req: IncomingMessage, requestId: string, framing: Framing): IncomingHttpHeaders {
   // No prototype: a field named `__proto__` is just a field.
   const out = Object.create(null) as Record<string, string | string[]>;
-  const keyOf = new Map<string, string>();
-  const fields = headersForDevice(req.rawHeaders, requestId);
-  // The gateway's request id comes last, after Host.
-  const [idName, idValue] = fields.pop() as [string, string];
-  for (const [name, value] of fields) {
-    const lower = name.toLowerCase();
-    if (lower === "host" || lower === "content-length") continue;
-    const key = keyOf.get(lower) ?? (LIBRARY_SPELLING.has(lower) ? lower : name);
-    keyOf.set(lower, key);
-    const previous = out[key];
-    if (previous === undefined) out[key] = value;
-    else if (COMBINED.has(lower)) out[key] = `${String(previous)}, ${value}`;
-    else out[key] = [...(Array.isArray(previous) ? previous : [previous]), value];
-  }
+  let keyOf: Map<string, string> | undefined;
+  // Straight from node's rawHeaders (this runs on every request), by the rule of `headersForDevice`.
+  forEachEndToEnd(req.rawHeaders, notForwarded, (name, lower, value) => {
+    if (lower === "host" || lower === "content-length") return;
+    const seen = keyOf?.get(lower);
+    if (seen === undefined) {
+      const key = LIBRARY_SPELLING.has(lower) ? lower : name;
+      (keyOf ??= new Map()).set(lower, key);
+      out[key] = value;
+      return;
+    }
+    const previous = out[seen] as string | string[];
+    if (COMBINED.has(lower)) out[seen] = `${String(previous)}, ${value}`;
+    else out[seen] = [...(Array.isArray(previous) ? previous : [previous]), value];
+  });
   const host = req.headers.host;
   if (host !== undefined) {
     out.host = host;
     const forwardedHost = out["x-forwarded-host"];
     if (typeof forwardedHost === "string") out["x-forwarded-host"] = `${forwardedHost},${host}`;
   }
-  out[idName] = idValue;
+  // The gateway's request id comes last, after Host.
+  out[REQUEST_ID] = requestId;
   applyFraming(out, framing);
   return out;
 }

@@ -54,28 +54,71 @@ export function checkHeadLimits(headers: HeaderList, reasonPhrase = "", limits =
 }
 
 /**
+ * The field names a message's Connection fields list (RFC 9110 §7.6.1), lower case; undefined when it has
+ * none. `nameAt` and `valueAt` give the message's fields by index (a header list, or node's flat rawHeaders).
+ */
+function connectionOptions(count: number, nameAt: (i: number) => string, valueAt: (i: number) => string): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < count; i++) {
+    const name = nameAt(i);
+    if (name.length !== CONNECTION.length || name.toLowerCase() !== CONNECTION) continue;
+    named ??= new Set();
+    for (const token of valueAt(i).split(",")) {
+      const t = token.trim().toLowerCase();
+      if (t) named.add(t);
+    }
+  }
+  return named;
+}
+
+/** Whether a field (its name in lower case) is hop-by-hop, given the names its message's Connection fields list. */
+function isHopByHop(lowerName: string, named: Set<string> | undefined): boolean {
+  // README ("Device requests", headers) promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
+  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith("proxy-") || named?.has(lowerName) === true;
+}
+
+/**
  * Drops hop-by-hop headers and any header the Connection header lists, and those `drop` names (it gets the
  * name in lower case). Order of the rest is kept; the pairs returned are fresh. One pass, each name
  * lowered once: this runs on every request and every answer, both ways.
  */
 export function stripHopByHop(headers: HeaderList, drop?: (lowerName: string) => boolean): Array<[string, string]> {
-  let named: Set<string> | undefined;
-  for (const [name, value] of headers) {
-    if (name.length !== CONNECTION.length || name.toLowerCase() !== CONNECTION) continue;
-    named ??= new Set();
-    for (const token of value.split(",")) {
-      const t = token.trim().toLowerCase();
-      if (t) named.add(t);
-    }
-  }
+  const named = connectionOptions(
+    headers.length,
+    (i) => (headers[i] as readonly [string, string])[0],
+    (i) => (headers[i] as readonly [string, string])[1],
+  );
   const out: Array<[string, string]> = [];
   for (const [name, value] of headers) {
     const n = name.toLowerCase();
-    // README ("Device requests", headers) promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
-    if (HOP_BY_HOP.has(n) || n.startsWith("proxy-") || named?.has(n) || drop?.(n)) continue;
+    if (isHopByHop(n, named) || drop?.(n)) continue;
     out.push([name, value]);
   }
   return out;
+}
+
+/**
+ * stripHopByHop over node's flat `rawHeaders` (name, value, name, value...), without making the pairs:
+ * `each` gets every field kept, its name as sent and in lower case. For the header object of the HTTP
+ * pass-through, built on every request.
+ */
+export function forEachEndToEnd(
+  raw: readonly string[],
+  drop: (lowerName: string) => boolean,
+  each: (name: string, lowerName: string, value: string) => void,
+): void {
+  const fields = raw.length >> 1;
+  const named = connectionOptions(
+    fields,
+    (i) => raw[2 * i] as string,
+    (i) => raw[2 * i + 1] as string,
+  );
+  for (let i = 0; i < fields; i++) {
+    const name = raw[2 * i] as string;
+    const n = name.toLowerCase();
+    if (isHopByHop(n, named) || drop(n)) continue;
+    each(name, n, raw[2 * i + 1] as string);
+  }
 }
 
 /** First value of a header, case-insensitively. */
