@@ -9,9 +9,9 @@ import { notForwarded, REQUEST_ID } from "../messages/device-messages.js";
  */
 
 /**
- * Names http-proxy-3 reads or writes under their lower-case spelling (changeOrigin sets `host`, xfwd appends
- * to `x-forwarded-*`, its `deleteLength` pass looks at the framing headers). Under any other spelling the
- * library would add a second field instead of replacing or appending to ours. Every other name keeps the
+ * Names written under their lower-case spelling: http-proxy-3 reads or writes them so (changeOrigin sets
+ * `host`, its `deleteLength` pass looks at the framing headers), and `appendForwarded` appends to the
+ * `x-forwarded-*` lists. Under any other spelling a second field would go out beside ours. Every other name keeps the
  * client's spelling (RFC 9110 §5.1: names are case-insensitive, but legacy devices are not always forgiving).
  */
 const LIBRARY_SPELLING = new Set([
@@ -59,10 +59,9 @@ export function applyFraming(headers: IncomingHttpHeaders, framing: Framing): vo
  * The request header fields for the device, as the header object http-proxy-3 copies into its request:
  * - the fields of `headersForDevice` (hop-by-hop and the gateway's own dropped, the gateway's X-Request-Id),
  *   repeated fields as repeated lines, names in the client's spelling;
- * - `X-Forwarded-Host` with the client's Host appended to any list already there (http-proxy-3's xfwd appends
- *   to X-Forwarded-For/-Port/-Proto, but keeps an X-Forwarded-Host that is present and appends nothing);
+ * - X-Forwarded-For, -Port, -Proto and -Host, each appended to any list already there (`appendForwarded`);
  * - the body's framing (see `requestFraming`).
- * `host` stays the client's: http-proxy-3 reads it for X-Forwarded-Host/-Port, then changeOrigin replaces it.
+ * `host` stays the client's: the library's changeOrigin replaces it.
  */
 export function deviceRequestHeaders(req: IncomingMessage, requestId: string, framing: Framing): IncomingHttpHeaders {
   // No prototype: a field named `__proto__` is just a field.
@@ -83,15 +82,40 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
     else out[seen] = [...(Array.isArray(previous) ? previous : [previous]), value];
   });
   const host = req.headers.host;
-  if (host !== undefined) {
-    out.host = host;
-    const forwardedHost = out["x-forwarded-host"];
-    if (typeof forwardedHost === "string") out["x-forwarded-host"] = `${forwardedHost},${host}`;
-  }
+  if (host !== undefined) out.host = host;
+  appendForwarded(out, req, host);
   // The gateway's request id comes last, after Host.
   out[REQUEST_ID] = requestId;
   applyFraming(out, framing);
   return out;
+}
+
+/**
+ * The X-Forwarded-* fields (the de facto convention RFC 7239 §1 describes; what http-proxy's `xfwd` option
+ * writes, done here in the same pass): the client's address, the port and scheme it reached the gateway on,
+ * each appended to the list the client sent (comma-separated), and the client's Host to X-Forwarded-Host
+ * (without a Host, which only HTTP/1.0 allows, that list stays as it was, or empty).
+ */
+function appendForwarded(out: Record<string, string | string[]>, req: IncomingMessage, host: string | undefined): void {
+  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+  const append = (name: string, value: string) => {
+    const previous = out[name];
+    out[name] = typeof previous === "string" && previous !== "" ? `${previous},${value}` : value;
+  };
+  append("x-forwarded-for", req.socket.remoteAddress ?? "");
+  append("x-forwarded-port", portOf(host) ?? (encrypted ? "443" : "80"));
+  append("x-forwarded-proto", encrypted ? "https" : "http");
+  if (host !== undefined) append("x-forwarded-host", host);
+  else out["x-forwarded-host"] ??= "";
+}
+
+/** The port of a Host value (`name:port`, `[v6]:port`), if it names one (RFC 9112 §3.2, RFC 3986 §3.2.3). */
+function portOf(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  const colon = host.lastIndexOf(":");
+  if (colon < 0 || colon < host.lastIndexOf("]")) return undefined;
+  const port = host.slice(colon + 1);
+  return /^\d+$/.test(port) ? port : undefined;
 }
 
 /**

@@ -60,10 +60,10 @@ const IDLE_SOCKET_TIMEOUT_MS = 4000;
  *   its urlJoin drops a bare trailing `?` (an empty query).
  * - request headers: the library copies `req.headers` (node's merged view: duplicates folded or dropped,
  *   names lower-cased) and strips only `Trailer`. We hand it our own view (headers.ts: hop-by-hop stripped
- *   per RFC 9110 §7.6.1, repeats kept, X-Request-Id replaced, X-Forwarded-Host appended to), swapped into
- *   req for the synchronous part of web() and swapped back.
- * - changeOrigin (Host = the device's host:port) and xfwd (X-Forwarded-For/-Port/-Proto appended): the
- *   library's, as they are.
+ *   per RFC 9110 §7.6.1, repeats kept, X-Request-Id replaced, X-Forwarded-For/-Port/-Proto/-Host appended
+ *   to), swapped into req for the synchronous part of web() and swapped back.
+ * - changeOrigin (Host = the device's host:port): the library's, as it is. Not its xfwd: headers.ts appends
+ *   the X-Forwarded-* fields in the pass that builds the header object (one pass over the fields fewer).
  * - body framing: the library's `deleteLength` pass turns a DELETE/OPTIONS body without Content-Length into
  *   `Content-Length: 0` and drops Transfer-Encoding, and would then stream the body anyway: the device would
  *   read it as the next request on the connection (request smuggling). A pass of ours, just before the
@@ -113,7 +113,7 @@ export class HttpPassThrough implements Lifecycle {
     };
     this.proxy = new ProxyServer({
       changeOrigin: true,
-      xfwd: true,
+      xfwd: false,
       toProxy: true,
       prependPath: false,
       selfHandleResponse: true,

@@ -9,8 +9,8 @@ import { describe, it } from "node:test";
 import { deviceRequestHeaders } from "../../gateway/proxy/headers.js";
 import { headersForDevice } from "../../gateway/messages/device-messages.js";
 
-/** What node hands over: the raw fields, and its merged view (only Host and Connection are read from it). */
-function request(raw: string[]): IncomingMessage {
+/** What node hands over: the raw fields, its merged view (only Host and Connection are read from it), the socket. */
+function request(raw: string[], socket: { remoteAddress?: string; encrypted?: boolean } = { remoteAddress: "10.0.0.5" }): IncomingMessage {
   const headers: Record<string, string> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
@@ -18,7 +18,7 @@ function request(raw: string[]): IncomingMessage {
     if (name === "host" && headers.host === undefined) headers.host = value;
     if (name === "connection") headers.connection = headers.connection ? `${headers.connection}, ${value}` : value;
   }
-  return { rawHeaders: raw, headers } as unknown as IncomingMessage;
+  return { rawHeaders: raw, headers, socket } as unknown as IncomingMessage;
 }
 
 /** The object's fields as lines (repeats as separate lines), for comparing with the header list of the rule. */
@@ -47,7 +47,7 @@ describe("pass-through request headers (deviceRequestHeaders)", () => {
         .filter(([name]) => !["host", "content-length"].includes(name.toLowerCase()))
         .map(([name, value]): [string, string] => [name.toLowerCase(), value]);
       const got = lines(out)
-        .filter(([name]) => name !== "host")
+        .filter(([name]) => name !== "host" && !name.startsWith("x-forwarded-"))
         .map(([name, value]): [string, string] => [name.toLowerCase(), value]);
       assert.deepEqual(got, expected);
       assert.equal(out.host, request(raw).headers.host, "Host stays the client's, for the library's changeOrigin");
@@ -57,14 +57,42 @@ describe("pass-through request headers (deviceRequestHeaders)", () => {
 
   it("keeps the client's spelling, except for the names the library writes under its own", () => {
     const out = deviceRequestHeaders(request(["Host", "gw.test", "X-Custom", "1", "X-Forwarded-For", "10.0.0.1"]), "r", undefined);
-    assert.deepEqual(Object.keys(out), ["X-Custom", "x-forwarded-for", "host", "X-Request-Id"]);
+    assert.deepEqual(Object.keys(out), [
+      "X-Custom",
+      "x-forwarded-for",
+      "host",
+      "x-forwarded-port",
+      "x-forwarded-proto",
+      "x-forwarded-host",
+      "X-Request-Id",
+    ]);
   });
 
-  it("combines X-Forwarded-* lines into one list, and appends the client's Host to X-Forwarded-Host", () => {
-    const raw = ["X-Forwarded-For", "10.0.0.1", "Host", "gw.test", "x-forwarded-for", "10.0.0.2", "X-Forwarded-Host", "a.test"];
+  it("appends the client's address, port, scheme and Host to the X-Forwarded-* lists, the client's lines combined first", () => {
+    const raw = ["X-Forwarded-For", "10.0.0.1", "Host", "gw.test:8080", "x-forwarded-for", "10.0.0.2", "X-Forwarded-Host", "a.test"];
     const out = deviceRequestHeaders(request(raw), "r", undefined);
-    assert.equal(out["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
-    assert.equal(out["x-forwarded-host"], "a.test,gw.test");
+    assert.equal(out["x-forwarded-for"], "10.0.0.1, 10.0.0.2,10.0.0.5");
+    assert.equal(out["x-forwarded-host"], "a.test,gw.test:8080");
+    assert.equal(out["x-forwarded-port"], "8080");
+    assert.equal(out["x-forwarded-proto"], "http");
+  });
+
+  it("takes the port from the Host value, an IPv6 literal's after its bracket, else the scheme's", () => {
+    const port = (host: string, encrypted = false) =>
+      deviceRequestHeaders(request(["Host", host], { remoteAddress: "::1", encrypted }), "r", undefined)["x-forwarded-port"];
+    assert.equal(port("[::1]:8080"), "8080");
+    assert.equal(port("[2001:db8::17]"), "80");
+    assert.equal(port("gw.test"), "80");
+    assert.equal(port("gw.test", true), "443");
+    assert.equal(port("gw.test:"), "80");
+    const tls = deviceRequestHeaders(request(["Host", "gw.test"], { remoteAddress: "::1", encrypted: true }), "r", undefined);
+    assert.equal(tls["x-forwarded-proto"], "https");
+    assert.equal(tls["x-forwarded-for"], "::1");
+  });
+
+  it("without a Host (HTTP/1.0), leaves X-Forwarded-Host as the client sent it, or empty", () => {
+    assert.equal(deviceRequestHeaders(request(["Accept", "*/*"]), "r", undefined)["x-forwarded-host"], "");
+    assert.equal(deviceRequestHeaders(request(["X-Forwarded-Host", "a.test"]), "r", undefined)["x-forwarded-host"], "a.test");
   });
 
   it("puts exactly the gateway's framing on it, whatever the client sent", () => {
