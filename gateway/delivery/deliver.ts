@@ -6,7 +6,7 @@ import type { DeviceResolver, DeviceRoute } from "../registry/resolver.js";
 import { clientHangUp, type DeviceSlot, type ProxyCall } from "./device-slot.js";
 import { toDeviceRequest, writeHeldAnswer } from "../messages/device-messages.js";
 import { UNSAFE_METHODS } from "./idempotency.js";
-import { DevicePipeline, type PipelineDeps } from "./pipeline.js";
+import { DevicePipeline, type PipelineDeps, type PipelineResult } from "./pipeline.js";
 import { answerOfReply, observeAnswer, type Answer, type ShadowComparisons, type Side } from "./shadow.js";
 
 /** A client request for a device, as the HTTP route read it: what the delivery needs, nothing decided yet. */
@@ -73,10 +73,11 @@ export class Delivery {
       : await this.route(deviceId);
     call.onTransport(route.transport);
     const timeoutMs = deadlineMs(call.req, route.timeoutMs);
-    if (route.transport === "http") await this.overHttp(route, call, timeoutMs);
-    else if (route.transport === "shadow") await this.inShadow(route, call, timeoutMs);
-    else return this.overXmpp(route, call, timeoutMs);
-    return { kind: "answered" };
+    // Each transport's promise is handed on, not awaited here: a request held for its device's answer then
+    // keeps no suspended frame of this method (thousands may be held at once).
+    if (route.transport === "http") return this.overHttp(route, call, timeoutMs).then(answered);
+    if (route.transport === "shadow") return this.inShadow(route, call, timeoutMs).then(answered);
+    return this.overXmpp(route, call, timeoutMs);
   }
 
   /** What waited in the offline queue for a device that just came online (called on its presence). */
@@ -85,11 +86,11 @@ export class Delivery {
   }
 
   private async overXmpp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<Delivered> {
-    const { req, res, respondAsync, idempotencyKey, requestId } = call;
+    const { res, respondAsync, idempotencyKey, requestId } = call;
     const read = await call.readBody();
-    const result = await this.pipeline.handle({
+    const handled = this.pipeline.handle({
       route,
-      message: toDeviceRequest(req, call.resource, read.body, requestId),
+      message: toDeviceRequest(call.req, call.resource, read.body, requestId),
       requestId,
       timeoutMs,
       respondAsync,
@@ -102,6 +103,18 @@ export class Delivery {
       // Idempotency-Key stays held across both attempts, and keeps the HTTP answer for retries.
       fallbackOverHttp: route.fallback === "http",
     });
+    // Handed on, not awaited (see deliver()): what waits for the device's answer is this one callback.
+    return handled.then((result) => this.answerOverXmpp(route, call, timeoutMs, read, result));
+  }
+
+  private async answerOverXmpp(
+    route: DeviceRoute,
+    call: DeviceCall,
+    timeoutMs: number,
+    read: ReadBody,
+    result: PipelineResult,
+  ): Promise<Delivered> {
+    const { req, res, requestId } = call;
     if (result.kind === "accepted") {
       read.handOver();
       return result;
@@ -113,10 +126,10 @@ export class Delivery {
         this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, read.body),
       );
       if (overHttp.kind === "replay") writeHeldAnswer(req.method, res, overHttp.reply, requestId);
-      return { kind: "answered" };
+      return ANSWERED;
     }
     writeHeldAnswer(req.method, res, result.reply, requestId);
-    return { kind: "answered" };
+    return ANSWERED;
   }
 
   /**
@@ -127,10 +140,7 @@ export class Delivery {
   private async overHttp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<void> {
     const { req, res, idempotencyKey, requestId } = call;
     const target = proxyCall(call, timeoutMs);
-    if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) {
-      await this.deps.slot.overHttp(route, req, res, target);
-      return;
-    }
+    if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) return this.deps.slot.overHttp(route, req, res, target);
     const { body } = await call.readBody();
     const result = await this.pipeline.passThrough(
       { route, message: toDeviceRequest(req, call.resource, body, requestId), requestId, timeoutMs, idempotencyKey },
@@ -173,6 +183,9 @@ export class Delivery {
       .catch(() => undefined);
   }
 }
+
+const ANSWERED: Delivered = Object.freeze({ kind: "answered" });
+const answered = (): Delivered => ANSWERED;
 
 /** Safe methods (RFC 9110 §9.2.1): the only ones shadow mode sends over both transports. */
 const SAFE = new Set(["GET", "HEAD"]);

@@ -111,19 +111,36 @@ export class DeviceSlot {
  * DOMException an abort builds, only for the rare request that waits for a slot while its client leaves.
  */
 export function clientHangUp(res: ServerResponse): HangUpSignal {
-  let aborted = res.writableEnded || res.destroyed;
-  let listeners: Set<() => void> | undefined;
-  if (!aborted)
-    whenClosed(res, () => {
-      if (res.writableFinished) return;
-      aborted = true;
-      if (listeners) for (const listener of listeners) listener();
-    });
-  return {
-    get aborted() {
-      return aborted;
-    },
-    addEventListener: (_type, listener) => void (listeners ??= new Set()).add(listener),
-    removeEventListener: (_type, listener) => void listeners?.delete(listener),
-  };
+  return new ClientHangUp(res);
+}
+
+/**
+ * A class rather than an object of closures: its methods are shared, so a request held for its device's
+ * answer keeps one small object and one `close` callback for it.
+ */
+class ClientHangUp implements HangUpSignal {
+  private hungUp: boolean;
+  private listeners: Set<() => void> | undefined;
+
+  constructor(res: ServerResponse) {
+    this.hungUp = res.writableEnded || res.destroyed;
+    if (!this.hungUp)
+      whenClosed(res, () => {
+        if (res.writableFinished) return;
+        this.hungUp = true;
+        if (this.listeners) for (const listener of this.listeners) listener();
+      });
+  }
+
+  get aborted(): boolean {
+    return this.hungUp;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    (this.listeners ??= new Set()).add(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    this.listeners?.delete(listener);
+  }
 }

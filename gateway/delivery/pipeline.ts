@@ -81,6 +81,11 @@ function passThroughFailure(err: unknown): GatewayError {
   });
 }
 
+/** The XMPP attempt found the device offline, and the route has `fallback: "http"`. */
+function fallsBack(req: DeviceRequest, err: unknown): boolean {
+  return req.fallbackOverHttp === true && isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE";
+}
+
 export type PipelineResult =
   | { kind: "reply"; reply: HttpResponseMessage }
   | { kind: "accepted"; id: string; state: "pending" }
@@ -130,6 +135,7 @@ export class DevicePipeline {
     const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
     if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held, req.trace);
+    if (!idem) return this.unkeyed(req, deadline);
     try {
       const reply = await this.deps.slot.overXmpp(route, req.message, timeoutMs, req.signal, req.trace);
       await settle(storeReply(reply));
@@ -137,12 +143,24 @@ export class DevicePipeline {
     } catch (err) {
       // The XMPP attempt did not reach the device, the HTTP one will: the key stays held for it (freeing it
       // here would let a retry actuate the device again while, or after, the HTTP attempt does).
-      if (req.fallbackOverHttp && isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE") {
-        return { kind: "fallback", overHttp: (forward) => this.forwardKept(idem, deadline, forward) };
-      }
+      if (fallsBack(req, err)) return { kind: "fallback", overHttp: (forward) => this.forwardKept(idem, deadline, forward) };
       await settle(storeError(isGatewayError(err) ? err : new GatewayError("GW_INTERNAL", { cause: err })));
       throw err;
     }
+  }
+
+  /**
+   * A live request without an Idempotency-Key: nothing of its outcome is kept, so its reply is not copied
+   * and encoded for a record (as storeReply does), and no frame of this method waits for it.
+   */
+  private unkeyed(req: DeviceRequest, deadline: number): Promise<PipelineResult> {
+    return this.deps.slot.overXmpp(req.route, req.message, req.timeoutMs, req.signal, req.trace).then(
+      (reply): PipelineResult => ({ kind: "reply", reply }),
+      (err: unknown): PipelineResult => {
+        if (fallsBack(req, err)) return { kind: "fallback", overHttp: (forward) => this.forwardKept(undefined, deadline, forward) };
+        throw err;
+      },
+    );
   }
 
   /**

@@ -199,15 +199,18 @@ export class XmppExchanger {
     } catch (err) {
       pending.settle(id, toGatewayError(err), "late");
     }
-    try {
-      return await reply;
-    } finally {
-      this.resendable.delete(id);
-      this.endStream(id);
-      this.releaseHold(id);
-      this.deps.metrics.iqInflight.set(pending.size);
-      store.remove(id, req.jid).catch(() => undefined); // it expires by itself at the deadline anyway
-    }
+    // Handed on, not awaited: what waits for the reply is this one callback, not this method's frame (with
+    // thousands of requests held, each suspended frame is memory held per request).
+    return reply.finally(() => this.ended(id, req.jid));
+  }
+
+  /** Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's bytes, the record. */
+  private ended(id: string, jid: string): void {
+    this.resendable.delete(id);
+    this.endStream(id);
+    this.releaseHold(id);
+    this.deps.metrics.iqInflight.set(this.deps.pending.size);
+    this.deps.store.remove(id, jid).catch(() => undefined); // it expires by itself at the deadline anyway
   }
 
   /**
