@@ -44,7 +44,7 @@ export function frontDoor(deps: FrontDoorDeps): Handler {
       refuse(res, refusal);
       return;
     }
-    devices(req as IncomingMessage & { method: string; url: string }, res, () => deps.rest(req, res, next), failed(res));
+    devices(req as IncomingMessage & { method: string; url: string }, res, deps.rest, next, failed(res));
   };
 }
 

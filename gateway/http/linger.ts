@@ -39,13 +39,17 @@ export class Lingering {
 
   attach(server: Server): void {
     if (this.bounds.totalMs <= 0) return;
+    // One listener for every response (node calls it with the response as `this`, and the response knows its
+    // request): none of its own per request. Not a `once` listener: `finish` comes once, and `once` costs a
+    // wrapper and a bound function per request.
+    const lingering = (socket: Socket) => this.lingerOnClose(socket);
+    const finished = function (this: ServerResponse): void {
+      if (!this.req.complete) lingering(this.req.socket);
+    };
     // First among the request listeners, so that it is in place before the app can answer.
-    server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
+    server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
       // Before Node's own 'finish' listener, which calls destroySoon() for a response that ends the connection.
-      // Not a `once` listener: `finish` comes once, and `once` costs a wrapper and a bound function per request.
-      res.prependListener("finish", () => {
-        if (!req.complete) this.lingerOnClose(req.socket);
-      });
+      res.prependListener("finish", finished);
     });
   }
 

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors.js";
-import { whenClosed } from "../../lib/http/response-end.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { clientKey, type ClientKeyMode } from "./client-key.js";
 import type { ClientRateLimiter } from "./client-rate-limiter.js";
@@ -28,15 +27,13 @@ export class Admission {
   /** Holds a place in the cap until the response is over (finished or aborted). */
   async admit(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { cap, rate, metrics } = this.deps;
-    const release = cap.tryEnter();
-    if (!release) {
+    if (!cap.holdUntilClosed(res)) {
       metrics.admissionRefusals.inc({ reason: "overloaded" });
       throw new GatewayError("GW_OVERLOADED", {
         message: `instance already holds ${cap.max} device requests`,
         retryAfterS: this.deps.overloadRetryAfterS,
       });
     }
-    whenClosed(res, release);
     if (!rate) return;
     try {
       await rate.limiter.check(clientKey(req, rate.key));

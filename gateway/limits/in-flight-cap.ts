@@ -1,3 +1,6 @@
+import type { ServerResponse } from "node:http";
+import { whenClosed } from "../../lib/http/response-end.js";
+
 /**
  * A ceiling on the device requests this instance holds at once, whatever device or client they are for
  * (503 GW_OVERLOADED beyond it). Per-device limits (DeviceLimiter) keep one device from being flooded;
@@ -6,6 +9,10 @@
  */
 export class InFlightCap {
   private held = 0;
+  /** One function for every place given back: a held request keeps no closure of its own for it. */
+  private readonly leave = (): void => {
+    this.held--;
+  };
 
   constructor(readonly max: number) {}
 
@@ -13,15 +20,14 @@ export class InFlightCap {
     return this.held;
   }
 
-  /** A place, and the function that gives it back (once, however often it is called); undefined when full. */
-  tryEnter(): (() => void) | undefined {
-    if (this.held >= this.max) return undefined;
+  /**
+   * A place for `res`'s request until the response is over (finished or aborted: given back once, when its
+   * `close` comes); false when the cap is reached.
+   */
+  holdUntilClosed(res: ServerResponse): boolean {
+    if (this.held >= this.max) return false;
     this.held++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.held--;
-    };
+    whenClosed(res, this.leave);
+    return true;
   }
 }

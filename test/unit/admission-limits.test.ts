@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { IncomingMessage } from "node:http";
+import { EventEmitter } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
 import { clientKey, parseClientKeyMode } from "../../gateway/limits/client-key.js";
 import { InFlightCap } from "../../gateway/limits/in-flight-cap.js";
@@ -9,27 +10,35 @@ function request(remoteAddress: string, headers: Record<string, string> = {}): I
   return { socket: { remoteAddress }, headers } as unknown as IncomingMessage;
 }
 
+/** A response as whenClosed sees it: `close` once, when `close()` is called. */
+function response(): ServerResponse & { close(): void } {
+  const res = new EventEmitter() as unknown as ServerResponse & { close(): void };
+  Object.assign(res, { closed: false, close: () => res.emit("close") });
+  return res;
+}
+
 describe("InFlightCap", () => {
-  it("lets `max` in, refuses the next, and takes one again once a place is given back", () => {
+  it("lets `max` in, refuses the next, and takes one again once a response is over", () => {
     const cap = new InFlightCap(2);
-    const first = cap.tryEnter();
-    const second = cap.tryEnter();
-    assert.ok(first && second);
-    assert.equal(cap.tryEnter(), undefined);
+    const first = response();
+    assert.ok(cap.holdUntilClosed(first));
+    assert.ok(cap.holdUntilClosed(response()));
+    assert.equal(cap.holdUntilClosed(response()), false);
     assert.equal(cap.size, 2);
-    first();
+    first.close();
     assert.equal(cap.size, 1);
-    assert.ok(cap.tryEnter());
+    assert.ok(cap.holdUntilClosed(response()));
   });
 
-  it("gives a place back once, however often its release is called", () => {
+  it("gives a place back once, however often its response's close comes", () => {
     const cap = new InFlightCap(2);
-    const release = cap.tryEnter();
-    cap.tryEnter();
-    release?.();
-    release?.();
-    release?.();
-    assert.equal(cap.size, 1, "a repeated release must not free someone else's place");
+    const res = response();
+    cap.holdUntilClosed(res);
+    cap.holdUntilClosed(response());
+    res.close();
+    res.close();
+    res.close();
+    assert.equal(cap.size, 1, "a repeated close must not free someone else's place");
   });
 });
 

@@ -41,22 +41,32 @@ export interface DeviceRouteDeps {
  */
 export function deviceRequests(
   deps: DeviceRouteDeps,
-): (req: ClientRequest, res: ServerResponse, next: () => void, failed: (err: unknown) => void) => void {
+): (req: ClientRequest, res: ServerResponse, rest: GatewayRoutes, next: () => void, failed: (err: unknown) => void) => void {
   // Whatever escapes the handler (even from writing an error) goes to `failed`, never becomes an unhandled
   // rejection, which would end the process with every exchange in flight.
-  return (req, res, next, failed) => {
-    handle(deps, req, res, next).catch(failed);
+  return (req, res, rest, next, failed) => {
+    handle(deps, req, res, rest, next).catch(failed);
   };
 }
 
-async function handle(deps: DeviceRouteDeps, req: ClientRequest, res: ServerResponse, next: () => void): Promise<void> {
+/** The gateway's own routes, for a request that is not a device's (Express's calling convention: `next` when none answers). */
+type GatewayRoutes = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+async function handle(
+  deps: DeviceRouteDeps,
+  req: ClientRequest,
+  res: ServerResponse,
+  rest: GatewayRoutes,
+  next: () => void,
+): Promise<void> {
   const f = facts(res);
   // Read before the first await, in the front door's tick: the span starts with the request.
   const startTime = deps.tracing ? performance.now() : 0;
   try {
     const address = await deps.addressing.address(req);
     if (!address) {
-      next();
+      // Handed on as they came, not wrapped in a closure made for every request.
+      rest(req, res, next);
       return;
     }
     f.deviceId = address.deviceId;
