@@ -81,6 +81,9 @@ function passThroughFailure(err: unknown): GatewayError {
   });
 }
 
+/** One function for every reply (not a closure made per request: see unkeyed()). */
+const asReply = (reply: HttpResponseMessage): PipelineResult => ({ kind: "reply", reply });
+
 /** The XMPP attempt found the device offline, and the route has `fallback: "http"`. */
 function fallsBack(req: DeviceRequest, err: unknown): boolean {
   return req.fallbackOverHttp === true && isGatewayError(err) && err.code === "GW_DEVICE_OFFLINE";
@@ -154,13 +157,12 @@ export class DevicePipeline {
    * and encoded for a record (as storeReply does), and no frame of this method waits for it.
    */
   private unkeyed(req: DeviceRequest, deadline: number): Promise<PipelineResult> {
-    return this.deps.slot.overXmpp(req.route, req.message, req.timeoutMs, req.signal, req.trace).then(
-      (reply): PipelineResult => ({ kind: "reply", reply }),
-      (err: unknown): PipelineResult => {
-        if (fallsBack(req, err)) return { kind: "fallback", overHttp: (forward) => this.forwardKept(undefined, deadline, forward) };
-        throw err;
-      },
-    );
+    const reply = this.deps.slot.overXmpp(req.route, req.message, req.timeoutMs, req.signal, req.trace);
+    if (!req.fallbackOverHttp) return reply.then(asReply);
+    return reply.then(asReply, (err: unknown): PipelineResult => {
+      if (fallsBack(req, err)) return { kind: "fallback", overHttp: (forward) => this.forwardKept(undefined, deadline, forward) };
+      throw err;
+    });
   }
 
   /**

@@ -63,6 +63,9 @@ interface ReplyHold {
   stream?: { jid: string; streamId: string };
 }
 
+/** For rejections observed and dropped: one function, not a closure made for every request. */
+const ignore = (): undefined => undefined;
+
 /** How often one request may be sent again, one departure of another instance's connection each. */
 export const MAX_RESENDS = 2;
 
@@ -144,7 +147,7 @@ export class XmppExchanger {
     const request: SentRequest = span ? { ...req, span } : req;
     const recorded = store.put(id, entry, req.timeoutMs);
     // Observed at once: a failed write is send()'s to report, or nobody's after cancel().
-    recorded.catch(() => undefined);
+    recorded.catch(ignore);
     let used = false;
     return {
       send: (timeoutMs) => {
@@ -192,7 +195,7 @@ export class XmppExchanger {
     }
     const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
     // The deadline may fire while the IQ is still being written: never leave the rejection unobserved.
-    reply.catch(() => undefined);
+    reply.catch(ignore);
     this.deps.metrics.iqInflight.set(pending.size);
     try {
       await this.transmit(id, req);

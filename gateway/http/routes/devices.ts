@@ -1,15 +1,16 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Delivery, ReadBody } from "../../delivery/deliver.js";
+import type { Delivery, DeviceCall, ReadBody } from "../../delivery/deliver.js";
 import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
 import type { ByteBudget } from "../../limits/byte-budget.js";
 import type { AddressedRequest } from "../addressing.js";
 import { hasBody, readBody } from "../body.js";
-import { facts } from "../context.js";
+import { facts, type RequestFacts } from "../context.js";
 import type { DeviceAddress } from "../device-address.js";
 import { sendError, sendJson } from "../error-response.js";
 import { whenClosed } from "../../../lib/http/response-end.js";
-import type { Tracing } from "../../../lib/tracing/tracing.js";
+import type { TraceSpan, Tracing } from "../../../lib/tracing/tracing.js";
+import type { DeviceRoute } from "../../registry/resolver.js";
 import { startRequestSpan } from "../request-span.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
@@ -73,18 +74,7 @@ async function handle(
     // Made once the request is known to be a device's: the gateway's own routes (probes, scrapes) get none.
     const trace = deps.tracing ? startRequestSpan(deps.tracing, req, res, address.deviceId, startTime) : undefined;
     await deps.admission.admit(req, res);
-    const idempotencyKey = headerOf(req, "idempotency-key");
-    const delivered = await deps.delivery.deliver(address.deviceId, {
-      req,
-      res,
-      resource: address.resource,
-      requestId: f.requestId,
-      respondAsync: prefersAsync(req),
-      ...(idempotencyKey ? { idempotencyKey } : {}),
-      readBody: () => readHeld(deps, req, res),
-      onTransport: (transport) => (f.transport = transport),
-      trace,
-    });
+    const delivered = await deps.delivery.deliver(address.deviceId, new RouteCall(deps, req, res, f, address.resource, trace));
     if (delivered.kind === "accepted") {
       res.setHeader("Location", `/requests/${delivered.id}`);
       res.setHeader("Preference-Applied", "respond-async");
@@ -103,20 +93,55 @@ async function handle(
 }
 
 /**
+ * A client request for a device, as delivery takes it (DeviceCall). A class: its methods are shared, where
+ * an object of closures would be made for every request and held as long as it is.
+ */
+class RouteCall implements DeviceCall {
+  readonly resource: string;
+  readonly requestId: string;
+  readonly respondAsync: boolean;
+  readonly idempotencyKey: string | undefined;
+
+  constructor(
+    private readonly deps: DeviceRouteDeps,
+    readonly req: ClientRequest,
+    readonly res: ServerResponse,
+    private readonly facts: RequestFacts,
+    resource: string,
+    readonly trace: TraceSpan | undefined,
+  ) {
+    this.resource = resource;
+    this.requestId = facts.requestId;
+    this.respondAsync = prefersAsync(req);
+    this.idempotencyKey = headerOf(req, "idempotency-key") || undefined;
+  }
+
+  readBody(): Promise<ReadBody> {
+    return readHeld(this.deps, this.req, this.res);
+  }
+
+  onTransport(transport: DeviceRoute["transport"]): void {
+    this.facts.transport = transport;
+  }
+}
+
+/**
  * The body read whole, its bytes held in the instance's byte budget until the response is over, or, for an
  * accepted asynchronous request (handed over), until the pipeline's delivery of it ends (it releases them then).
  */
 async function readHeld(deps: DeviceRouteDeps, req: IncomingMessage, res: ServerResponse): Promise<ReadBody> {
-  let handedOver = false;
   // Nothing to hold for a request without a body (most GETs): no reservation, no listener.
   const held = hasBody(req) ? deps.budget?.open() : undefined;
-  if (held)
-    whenClosed(res, () => {
-      if (!handedOver) held.release();
-    });
+  if (!held) return { body: await readBody(req, deps.maxBodyBytes, undefined), handOver: nothingHeld };
+  let handedOver = false;
+  whenClosed(res, () => {
+    if (!handedOver) held.release();
+  });
   const body = await readBody(req, deps.maxBodyBytes, held);
-  return { body, ...(held ? { held } : {}), handOver: () => (handedOver = true) };
+  return { body, held, handOver: () => (handedOver = true) };
 }
+
+const nothingHeld = (): void => undefined;
 
 /** RFC 7240 §4.1: `Prefer: respond-async`, among other preferences, in any case. */
 export function prefersAsync(req: IncomingMessage): boolean {
