@@ -135,10 +135,10 @@ export class DevicePipeline {
       if (begun.state === "done") return { kind: "reply", reply: this.replay(begun.outcome) };
     }
     const idem: KeyedRequest | undefined = key ? { deviceId: route.deviceId, key, fingerprint, requestId: req.requestId } : undefined;
+    if (!idem && !req.respondAsync) return this.unkeyed(req, deadline);
     const settle = (outcome: StoredOutcome) => this.settleIdempotency(idem, outcome, deadline);
 
     if (req.respondAsync) return this.accept(route, req.message, timeoutMs, idem, settle, req.held, req.trace);
-    if (!idem) return this.unkeyed(req, deadline);
     try {
       const reply = await this.deps.slot.overXmpp(route, req.message, timeoutMs, req.signal, req.trace);
       await settle(storeReply(reply));

@@ -97,7 +97,6 @@ async function handle(
  * an object of closures would be made for every request and held as long as it is.
  */
 class RouteCall implements DeviceCall {
-  readonly resource: string;
   readonly requestId: string;
   readonly respondAsync: boolean;
   readonly idempotencyKey: string | undefined;
@@ -107,10 +106,9 @@ class RouteCall implements DeviceCall {
     readonly req: ClientRequest,
     readonly res: ServerResponse,
     private readonly facts: RequestFacts,
-    resource: string,
+    readonly resource: string,
     readonly trace: TraceSpan | undefined,
   ) {
-    this.resource = resource;
     this.requestId = facts.requestId;
     this.respondAsync = prefersAsync(req);
     this.idempotencyKey = headerOf(req, "idempotency-key") || undefined;
