@@ -98,15 +98,17 @@ export function deviceRequestHeaders(req: IncomingMessage, requestId: string, fr
  */
 function appendForwarded(out: Record<string, string | string[]>, req: IncomingMessage, host: string | undefined): void {
   const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const append = (name: string, value: string) => {
-    const previous = out[name];
-    out[name] = typeof previous === "string" && previous !== "" ? `${previous},${value}` : value;
-  };
-  append("x-forwarded-for", req.socket.remoteAddress ?? "");
-  append("x-forwarded-port", portOf(host) ?? (encrypted ? "443" : "80"));
-  append("x-forwarded-proto", encrypted ? "https" : "http");
-  if (host !== undefined) append("x-forwarded-host", host);
+  appendToList(out, "x-forwarded-for", req.socket.remoteAddress ?? "");
+  appendToList(out, "x-forwarded-port", portOf(host) ?? (encrypted ? "443" : "80"));
+  appendToList(out, "x-forwarded-proto", encrypted ? "https" : "http");
+  if (host !== undefined) appendToList(out, "x-forwarded-host", host);
   else out["x-forwarded-host"] ??= "";
+}
+
+/** `value` appended to the comma-separated list under `name` (the list the client sent, combined), or the list started. */
+function appendToList(out: Record<string, string | string[]>, name: string, value: string): void {
+  const previous = out[name];
+  out[name] = typeof previous === "string" && previous !== "" ? `${previous},${value}` : value;
 }
 
 /** The port of a Host value (`name:port`, `[v6]:port`), if it names one (RFC 9112 §3.2, RFC 3986 §3.2.3). */

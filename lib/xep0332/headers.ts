@@ -54,10 +54,19 @@ export function checkHeadLimits(headers: HeaderList, reasonPhrase = "", limits =
 }
 
 /**
- * The field names a message's Connection fields list (RFC 9110 §7.6.1), lower case; undefined when it has
- * none. `nameAt` and `valueAt` give the message's fields by index (a header list, or node's flat rawHeaders).
+ * The one filter of hop-by-hop fields (RFC 9110 §7.6.1: the connection-specific ones, and any the message's
+ * Connection fields list), and of those `drop` names (it gets the name in lower case), over a message's
+ * fields by index (`nameAt`, `valueAt`: a header list, or node's flat rawHeaders). `each` gets every field
+ * kept, in order, its name as sent and in lower case. Each name is lowered once for the filter: this runs
+ * on every request and every answer, both ways.
  */
-function connectionOptions(count: number, nameAt: (i: number) => string, valueAt: (i: number) => string): Set<string> | undefined {
+function forEachKept(
+  count: number,
+  nameAt: (i: number) => string,
+  valueAt: (i: number) => string,
+  drop: ((lowerName: string) => boolean) | undefined,
+  each: (name: string, lowerName: string, value: string) => void,
+): void {
   let named: Set<string> | undefined;
   for (let i = 0; i < count; i++) {
     const name = nameAt(i);
@@ -68,57 +77,44 @@ function connectionOptions(count: number, nameAt: (i: number) => string, valueAt
       if (t) named.add(t);
     }
   }
-  return named;
+  for (let i = 0; i < count; i++) {
+    const name = nameAt(i);
+    const n = name.toLowerCase();
+    // README ("Device requests", headers) promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
+    if (HOP_BY_HOP.has(n) || n.startsWith("proxy-") || named?.has(n) || drop?.(n)) continue;
+    each(name, n, valueAt(i));
+  }
 }
 
-/** Whether a field (its name in lower case) is hop-by-hop, given the names its message's Connection fields list. */
-function isHopByHop(lowerName: string, named: Set<string> | undefined): boolean {
-  // README ("Device requests", headers) promises Proxy-* as a family, not just the three names in HOP_BY_HOP.
-  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith("proxy-") || named?.has(lowerName) === true;
-}
-
-/**
- * Drops hop-by-hop headers and any header the Connection header lists, and those `drop` names (it gets the
- * name in lower case). Order of the rest is kept; the pairs returned are fresh. One pass, each name
- * lowered once: this runs on every request and every answer, both ways.
- */
+/** The fields of `headers` that forEachKept keeps, as fresh pairs in their order. */
 export function stripHopByHop(headers: HeaderList, drop?: (lowerName: string) => boolean): Array<[string, string]> {
-  const named = connectionOptions(
+  const out: Array<[string, string]> = [];
+  forEachKept(
     headers.length,
     (i) => (headers[i] as readonly [string, string])[0],
     (i) => (headers[i] as readonly [string, string])[1],
+    drop,
+    (name, _lower, value) => out.push([name, value]),
   );
-  const out: Array<[string, string]> = [];
-  for (const [name, value] of headers) {
-    const n = name.toLowerCase();
-    if (isHopByHop(n, named) || drop?.(n)) continue;
-    out.push([name, value]);
-  }
   return out;
 }
 
 /**
- * stripHopByHop over node's flat `rawHeaders` (name, value, name, value...), without making the pairs:
- * `each` gets every field kept, its name as sent and in lower case. For the header object of the HTTP
- * pass-through, built on every request.
+ * The same filter over node's flat `rawHeaders` (name, value, name, value...), without making the pairs:
+ * for the header object of the HTTP pass-through, built on every request.
  */
 export function forEachEndToEnd(
   raw: readonly string[],
   drop: (lowerName: string) => boolean,
   each: (name: string, lowerName: string, value: string) => void,
 ): void {
-  const fields = raw.length >> 1;
-  const named = connectionOptions(
-    fields,
+  forEachKept(
+    raw.length >> 1,
     (i) => raw[2 * i] as string,
     (i) => raw[2 * i + 1] as string,
+    drop,
+    each,
   );
-  for (let i = 0; i < fields; i++) {
-    const name = raw[2 * i] as string;
-    const n = name.toLowerCase();
-    if (isHopByHop(n, named) || drop(n)) continue;
-    each(name, n, raw[2 * i + 1] as string);
-  }
 }
 
 /** First value of a header, case-insensitively. */
