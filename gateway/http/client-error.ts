@@ -37,7 +37,7 @@ export function answerClientError(
       return;
     }
     const gwErr = clientErrorOf(err);
-    const inProgress = [...connections.inProgress(socket as Socket)];
+    const inProgress = connections.inProgress(socket as Socket);
     if (inProgress.length === 0) {
       const requestId = randomUUID();
       writeRawError(socket, gwErr, requestId);

@@ -5,6 +5,7 @@ import { streamedHead, writeAnswerHead } from "../messages/device-messages.js";
 import type { Framing } from "./headers.js";
 import { checkResponseHead } from "../../lib/http/response-head.js";
 import { whenClosed } from "../../lib/http/response-end.js";
+import type { RosterMember } from "../../lib/roster.js";
 
 /** One request through the pass-through: where it goes, its deadline and request id, and who watches the answer. */
 export interface PassThroughTarget {
@@ -62,7 +63,8 @@ export interface ExchangeHooks {
  * as on the XMPP path). After the head, `timeoutMs` without a byte from the device is a stall, unless the
  * client is the one not reading (then the device is waiting on the client, not the other way round).
  */
-export class Exchange {
+export class Exchange implements RosterMember {
+  rosterIndex = -1;
   /**
    * The current attempt's request to the device, from the moment node's agent is handed it (attempt()):
    * destroying it cancels the attempt wherever it is, queued in the agent for a connection, sending, or
@@ -90,14 +92,19 @@ export class Exchange {
 
   /**
    * An attempt's request, as node's agent is handed it (before it has a connection). The previous attempt,
-   * if any, is over: its request failed and its `close` is no longer this exchange's end.
+   * if any, is over: its request failed and its `close` is no longer this exchange's end. The request's
+   * events come straight here, not through http-proxy-3's `proxyReq` and `proxyRes` events, which would
+   * have to find the exchange again from the response (and `proxyReq` is not emitted for a request with
+   * Expect).
    */
   attempt(proxyReq: ClientRequest): void {
     this.current = proxyReq;
+    proxyReq.on("response", (proxyRes: IncomingMessage) => this.respond(proxyRes));
+    this.watch(proxyReq);
   }
 
-  /** The device's response head arrived (http-proxy-3's `proxyRes`, with selfHandleResponse). */
-  respond(proxyRes: IncomingMessage): void {
+  /** The device's response head arrived (selfHandleResponse: the library leaves the response to us). */
+  private respond(proxyRes: IncomingMessage): void {
     if (this.settled) {
       proxyRes.destroy();
       return;
@@ -139,12 +146,12 @@ export class Exchange {
   }
 
   /**
-   * The request to the device, once it has a socket (http-proxy-3's `proxyReq`). A 101 (Switching Protocols)
-   * only answers a request with Upgrade (RFC 9110 §15.2.2), which the gateway never sends: without an
-   * `upgrade` listener node destroys the socket and emits neither a response nor an error, and the client
-   * would wait for the deadline. And whatever else ends the request without a response is caught here too.
+   * The request to the device. A 101 (Switching Protocols) only answers a request with Upgrade (RFC 9110
+   * §15.2.2), which the gateway never sends: without an `upgrade` listener node destroys the socket and emits
+   * neither a response nor an error, and the client would wait for the deadline. And whatever else ends the
+   * request without a response is caught here too.
    */
-  watch(proxyReq: ClientRequest): void {
+  private watch(proxyReq: ClientRequest): void {
     proxyReq.on("upgrade", (_res: IncomingMessage, socket: { destroy(): void }) => {
       socket.destroy();
       this.badReply("interim-status", "device HTTP server switched protocols (101) unasked");

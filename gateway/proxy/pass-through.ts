@@ -18,6 +18,7 @@ import { DeviceOrigins, devicePath, type DeviceOrigin } from "./device-origin.js
 import { ATTR, pathOnly } from "../../lib/tracing/attributes.js";
 import { setTraceFields } from "../../lib/tracing/trace-context.js";
 import type { TraceSpan } from "../../lib/tracing/tracing.js";
+import { Roster } from "../../lib/roster.js";
 
 export interface PassThroughOptions {
   /** GATEWAY_MAX_BODY_BYTES: a larger request body is 413 GW_PAYLOAD_TOO_LARGE and never reaches the device whole. */
@@ -86,14 +87,19 @@ const IDLE_SOCKET_TIMEOUT_MS = 4000;
 export class HttpPassThrough implements Lifecycle {
   private readonly proxy: ProxyServer;
   private readonly agents: { http: http.Agent; https: https.Agent };
-  private readonly exchanges = new Map<ServerResponse, Exchange>();
+  /** The exchanges in flight (a Roster, not a Map keyed by the response: lib/roster.ts says why). */
+  private readonly exchanges = new Roster<Exchange>();
   private readonly origins = new DeviceOrigins();
   private readonly reports: ExchangeReports = {
     countFailure: (code) => this.count(code),
     countBadReply: (reason) => this.deps.metrics.proxyBadReplies.inc({ reason }),
-    done: (exchange) => this.exchanges.delete(exchange.call.res),
+    done: (exchange) => this.exchanges.remove(exchange),
   };
-  /** The exchange whose attempt is being handed to the library now (attempt(): web() is synchronous up to the agent). */
+  /**
+   * The exchange whose attempt is being handed to the library now: web() runs its passes, builds the request
+   * to the device and hands it to the agent synchronously, so whatever the library calls back meanwhile is
+   * this exchange's. Its request's later events go to the exchange directly (Exchange.attempt).
+   */
   private attempting: Exchange | undefined;
   private stopped = false;
 
@@ -118,18 +124,12 @@ export class HttpPassThrough implements Lifecycle {
       prependPath: false,
       selfHandleResponse: true,
     });
-    this.proxy.before("web", "stream", (req, res) => {
-      const exchange = this.exchanges.get(res);
-      if (exchange) applyFraming(req.headers, exchange.call.framing);
+    this.proxy.before("web", "stream", (req) => {
+      if (this.attempting) applyFraming(req.headers, this.attempting.call.framing);
     });
-    this.proxy.on("proxyReq", (proxyReq, _req, res) => this.exchanges.get(res)?.watch(proxyReq));
-    this.proxy.on("proxyRes", (proxyRes, _req, res) => {
-      const exchange = this.exchanges.get(res);
-      if (exchange) exchange.respond(proxyRes);
-      else proxyRes.destroy();
-    });
-    // Errors come through web()'s callback; without a listener of ours the library would throw this one.
-    this.proxy.on("error", (err, _req, res) => this.exchanges.get(res as ServerResponse)?.upstreamError(err));
+    // Errors come through web()'s callback. The library emits this event only without one (or, synchronously,
+    // for options it cannot use): a listener keeps that from throwing.
+    this.proxy.on("error", (err) => this.attempting?.upstreamError(err));
     // The codes forward() can end with (CATALOGUE's `passThrough`): their series exist from the start, at 0.
     for (const [code, entry] of Object.entries(CATALOGUE)) if (entry.passThrough) deps.metrics.proxyErrors.inc({ code }, 0);
     for (const reason of [...BAD_HEAD_REASONS, ...BAD_REPLY_REASONS]) deps.metrics.proxyBadReplies.inc({ reason }, 0);
@@ -140,7 +140,7 @@ export class HttpPassThrough implements Lifecycle {
   /** Cancels what is still in flight (503 GW_SHUTTING_DOWN, or a truncated response) and closes every connection. */
   stop(): Promise<void> {
     this.stopped = true;
-    for (const exchange of [...this.exchanges.values()]) exchange.fail("GW_SHUTTING_DOWN");
+    for (const exchange of this.exchanges.snapshot()) exchange.fail("GW_SHUTTING_DOWN");
     this.agents.http.destroy();
     this.agents.https.destroy();
     return Promise.resolve();
@@ -189,7 +189,7 @@ export class HttpPassThrough implements Lifecycle {
           retry,
         },
       );
-      this.exchanges.set(res, exchange);
+      this.exchanges.add(exchange);
       const send = (streamed: BodyLimit | undefined): void => {
         const body = bufferedBody !== undefined ? Readable.from(bufferedBody.length > 0 ? [bufferedBody] : []) : streamed;
         const headers = deviceRequestHeaders(req, target.requestId, framing);
