@@ -41,13 +41,8 @@ export class Roster<T extends RosterMember> {
     member.rosterIndex = -1;
   }
 
-  /** A copy of the members now: removing (or adding) while walking it is safe. */
+  /** A copy of the members now, in no particular order: removing (or adding) while walking it is safe. */
   snapshot(): T[] {
     return this.members.slice();
-  }
-
-  /** The members now, in no particular order; for a walk that neither adds nor removes. */
-  values(): IterableIterator<T> {
-    return this.members.values();
   }
 }

@@ -31,6 +31,15 @@ const DEFAULT_LINGER_MS = GATEWAY_SETTINGS.GATEWAY_LINGER_MS.default;
 const DEFAULT_LINGER_IDLE_MS = GATEWAY_SETTINGS.GATEWAY_LINGER_IDLE_MS.default;
 const LISTEN_BACKLOG = 4096;
 
+/**
+ * The listeners a response may have for one event. Each part that waits for a device request's end adds a
+ * `close` listener of its own (lib/http/response-end.ts): the access log, the connection tracker, the
+ * in-flight cap, the route, the hang-up signal, the pass-through exchange and, when tracing, the request's
+ * span; the proxy library adds one per attempt (up to four with the stale-connection retries) and pipe() one.
+ * That is up to a dozen, past node's default of ten, at which it warns of a leak.
+ */
+const CLOSE_LISTENERS = 24;
+
 /** How often a stopping server ends the connections that fell idle since the last look. */
 const IDLE_SWEEP_MS = 100;
 
@@ -78,6 +87,7 @@ export class HttpServer implements Lifecycle {
           req.resume();
           return;
         }
+        res.setMaxListeners(CLOSE_LISTENERS);
         // With a final handler of ours (answerUnroutable, client-error.ts).
         this.app(req, res, () => unroutable(req, res));
       },

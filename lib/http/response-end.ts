@@ -6,13 +6,16 @@ import type { ServerResponse } from "node:http";
  * access log, an in-flight ceiling, a memory budget, a request waiting for a slot, a connection tracker, a
  * proxied exchange).
  *
- * Each callback is a plain `close` listener of its own: not a `once` listener, which costs a wrapper, a bound
- * function and their state per listener for as long as the request is held (`close` comes once anyway); and
- * not a list of callbacks kept on the response, grown as parts add theirs. Such a list is an array literal,
- * and V8 allocates an array literal whose arrays tend to live long (as they do while requests are held)
- * straight in the old generation: growing one then leaves its first backing store there, still pointing at
- * the first callback and, through it, at the whole request, until the next full collection. Every request
- * then survived the young collections and was promoted (docs/benchmark.md, "What a request leaves behind").
+ * Each callback is a plain `close` listener of its own (the server allows a response that many: see
+ * CLOSE_LISTENERS in gateway/http/server.ts). Not a `once` listener, which costs a wrapper, a bound function
+ * and their state per listener for as long as the request is held (`close` comes once anyway). And not a
+ * list of our own kept on the response, which later parts add to: an array grown per response, or a linked
+ * list, both measured. V8 allocates the objects of an allocation site whose objects tend to live long (they
+ * do while requests are held) straight in the old generation; such a list then points from the old
+ * generation at each callback added after it, and through them at the whole request, until the next full
+ * collection, after the response is long over: every request survived the young collections and was
+ * promoted (docs/benchmark.md, "What a request leaves behind"). Node's own listener storage is shared with
+ * every emitter of the process, most of them short-lived, and stays young.
  *
  * For a response already closed the callback runs in a microtask, as a listener would have run after the
  * caller's synchronous code, never in the middle of it (node sets `closed` before it emits `close`, so a

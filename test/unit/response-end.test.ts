@@ -54,6 +54,21 @@ describe("whenClosed", () => {
     }
   });
 
+  it("runs a callback added by another while the response closes", async () => {
+    let done!: () => void;
+    const ended = new Promise<void>((resolve) => (done = resolve));
+    const server = await serve((_req, res) => {
+      whenClosed(res, () => whenClosed(res, done));
+      res.end("ok");
+    });
+    try {
+      await (await fetch(`http://127.0.0.1:${server.port}/`)).text();
+      await ended;
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("calls them when the client leaves before the response is over", async () => {
     const finished: boolean[] = [];
     let done!: () => void;
