@@ -39,9 +39,19 @@ async function subscribers(port: number, channel: string): Promise<number> {
 }
 
 /** Connections subscribed to something on every Sentinel (ioredis' failover detector subscribes to +switch-master). */
-async function sentinelSubscriptions(sentinel: SentinelDeployment): Promise<number> {
-  const lists = await Promise.all(sentinel.sentinelPorts.map((port) => redisCommand(port, ["CLIENT", "LIST"])));
-  return lists.flatMap((list) => list.split("\n")).filter((line) => / sub=[1-9]/.test(line)).length;
+/** The clients subscribed to something on the Sentinels, each as `<sentinel port>/<client id>`. */
+async function sentinelSubscribers(sentinel: SentinelDeployment): Promise<Set<string>> {
+  const lists = await Promise.all(
+    sentinel.sentinelPorts.map(async (port) => ({ port, list: await redisCommand(port, ["CLIENT", "LIST"]) })),
+  );
+  return new Set(
+    lists.flatMap(({ port, list }) =>
+      list
+        .split("\n")
+        .filter((line) => / sub=[1-9]/.test(line))
+        .map((line) => `${port}/${/(?:^|\s)id=(\d+)/.exec(line)?.[1] ?? line}`),
+    ),
+  );
 }
 
 describe("the gateway on Redis Sentinel follows a failover", () => {
@@ -130,7 +140,9 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
   });
 
   it("a stopped gateway leaves no connection to the Sentinels open (quit() alone leaves the failover detector's)", async () => {
-    const others = await sentinelSubscriptions(sentinel);
+    // The Sentinels' other subscribers (the first gateway's detectors) may come and go meanwhile (a detector
+    // reconnects after the failover above): the second gateway's are told apart by their client ids.
+    const before = await sentinelSubscribers(sentinel);
     const second = await startGateway(
       { redis: { url: "" }, prosody: { ...prosody, components: [SECOND_COMPONENT] } },
       {
@@ -146,17 +158,20 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
       // on each Sentinel before it is stopped: a detector still subscribing when its connection closes is left
       // behind by ioredis, and that is not what this test is about.
       const primary = await sentinel.primaryPort();
-      const running = await pollUntil("every connection's failover detector of the second gateway to subscribe", async () => {
+      const mine = await pollUntil("every connection's failover detector of the second gateway to subscribe", async () => {
         const list = await redisCommand(primary, ["CLIENT", "LIST"]);
         const connections = list.split("\n").filter((line) => line.includes(" name=gateway:sen-second ")).length;
-        const n = await sentinelSubscriptions(sentinel);
-        return connections > 0 && n === others + connections * sentinel.sentinelPorts.length ? n : undefined;
+        const added = [...(await sentinelSubscribers(sentinel))].filter((client) => !before.has(client));
+        return connections > 0 && added.length === connections * sentinel.sentinelPorts.length ? added : undefined;
       });
       await second.stop();
       stopped = true;
       await pollUntil(
-        `the Sentinels to lose the stopped gateway's subscriptions (${running - others} of them)`,
-        async () => (await sentinelSubscriptions(sentinel)) === others,
+        `the Sentinels to lose the stopped gateway's subscriptions (${mine.length} of them)`,
+        async () => {
+          const now = await sentinelSubscribers(sentinel);
+          return mine.every((client) => !now.has(client));
+        },
         { timeoutMs: 10_000 },
       );
     } finally {
