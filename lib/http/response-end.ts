@@ -6,8 +6,8 @@ import type { ServerResponse } from "node:http";
  * access log, an in-flight ceiling, a memory budget, a request waiting for a slot, a connection tracker, a
  * proxied exchange).
  *
- * Each callback is a plain `close` listener of its own (the server allows a response that many: see
- * CLOSE_LISTENERS in gateway/http/server.ts). Not a `once` listener, which costs a wrapper, a bound function
+ * Each callback is a plain `close` listener of its own: a server with more than ten parts waiting for the
+ * same response must raise that response's listener limit (node warns past ten). Not a `once` listener, which costs a wrapper, a bound function
  * and their state per listener for as long as the request is held (`close` comes once anyway). And not a
  * list of our own kept on the response, which later parts add to: an array grown per response, or a linked
  * list, both measured. V8 allocates the objects of an allocation site whose objects tend to live long (they
