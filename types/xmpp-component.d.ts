@@ -22,6 +22,8 @@ declare module "@xmpp/component" {
     start(): Promise<unknown>;
     stop(): Promise<unknown>;
     send(el: LtxElement): Promise<void>;
+    /** Raw serialized XML onto the stream (refused while the connection closes). */
+    write(data: string): Promise<void>;
     reconnect: { stop(): void; reconnect(): Promise<void>; delay: number };
     iqCallee: IqCallee;
   }

@@ -4,7 +4,7 @@ import { NS_HTTP } from "../../lib/xep0332/constants.js";
 import type { XmlElement } from "../../lib/xep0332/xml.js";
 import type { BackoffOptions } from "../../lib/backoff.js";
 import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
-import { asXmlElement } from "../../lib/xmpp/elements.js";
+import { asXmlElement, toLibraryElement } from "../../lib/xmpp/elements.js";
 import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
 import { ConnectionSupervisor, type RetryPolicy, type SupervisedEntity, type SupervisorEvents } from "../../lib/xmpp/supervisor.js";
 import { parseServiceList, resolveServices, ServerRotation, type ServiceEntry, type SrvLookup } from "./servers.js";
@@ -64,7 +64,7 @@ export class DeviceConnection extends SupervisedConnection<Element> {
       directTls: tls.mode !== "off",
     });
     const supervisor = new ConnectionSupervisor(entity as unknown as SupervisedEntity, events, retry, opts.attemptTimeoutMs);
-    super(supervisor, xml, (el) => entity.send(el));
+    super(supervisor, xml, (node) => entity.send(toLibraryElement(xml, node)));
     this.entity = entity;
     this.callee = (entity as unknown as { iqCallee: IqCallee }).iqCallee;
     this.tls = tls;

@@ -5,7 +5,8 @@ import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
 import { asXmlElement } from "../../lib/xmpp/elements.js";
 import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
 import { ConnectionSupervisor } from "../../lib/xmpp/supervisor.js";
-import type { XmlElement } from "../../lib/xep0332/xml.js";
+import { WriteBatch } from "../../lib/xmpp/write-batch.js";
+import { serialize, type XmlElement } from "../../lib/xep0332/xml.js";
 import { GatewayError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../log.js";
@@ -54,7 +55,11 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
       },
       opts.backoff,
     );
-    super(supervisor, xmppComponent.xml, (el) => entity.send(el));
+    // Serialized here and batched per pass of the event loop (WriteBatch), rather than sent one by one
+    // through `entity.send`: that builds the library's element tree only to serialize it, and a context
+    // with two parsed JIDs for outgoing filters, which this component has none of.
+    const batch = new WriteBatch((data) => entity.write(data));
+    super(supervisor, xmppComponent.xml, (node) => batch.add(serialize(node)));
     this.domain = opts.domain;
     this.closedHandlers = closedHandlers;
     if (deps.onStanza) this.handlers.push(deps.onStanza);

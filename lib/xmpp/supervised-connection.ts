@@ -4,13 +4,13 @@ import type { ConnectionSupervisor } from "./supervisor.js";
 
 /**
  * What the gateway's component facade and the agent's client facade share: a lifecycle run by the
- * supervisor, and sending the codec's neutral stanzas as the library's own elements.
+ * supervisor, and sending the codec's neutral stanzas (each facade says how: `write`).
  */
 export abstract class SupervisedConnection<E> {
   protected constructor(
     private readonly supervisor: ConnectionSupervisor,
     private readonly xml: XmlFactory<E>,
-    private readonly write: (element: E) => Promise<unknown>,
+    private readonly write: (node: XmlElement) => Promise<unknown>,
   ) {}
 
   get online(): boolean {
@@ -34,7 +34,7 @@ export abstract class SupervisedConnection<E> {
   async send(node: XmlElement): Promise<void> {
     if (!this.supervisor.online) throw this.unavailable();
     try {
-      await this.write(this.toElement(node));
+      await this.write(node);
     } catch (err) {
       throw this.unavailable(err);
     }
@@ -43,6 +43,7 @@ export abstract class SupervisedConnection<E> {
   /** The error a caller gets when a stanza cannot be sent. */
   protected abstract unavailable(cause?: unknown): Error;
 
+  /** The library's own element for `node`: what its IQ handlers must return. */
   protected toElement(node: XmlElement): E {
     return toLibraryElement(this.xml, node);
   }
