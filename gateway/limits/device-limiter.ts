@@ -15,7 +15,7 @@ import type { RedisStore } from "../redis/client.js";
  * 7, alone would not do: a new set has no expiry, which GT treats as infinite and so never sets.)
  *
  * KEYS: the set. ARGV: max in flight, slot lifetime (ms), slot id.
- * Answers {1, 0} when taken, {0, ms until the earliest slot's deadline} when full.
+ * Answers {1, slots in use with this one} when taken, {0, ms until the earliest slot's deadline} when full.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
@@ -28,7 +28,7 @@ end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
-return {1, 0}`;
+return {1, redis.call('ZCARD', KEYS[1])}`;
 
 /**
  * Gives a slot back and tells the instances that wait for one (SlotNotices), in one step. The channel is
@@ -43,13 +43,17 @@ return 0`;
 /** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
 export const SLOT_GRACE_MS = 1000;
 
-export type SlotAttempt = { taken: true; release: () => void } | { taken: false; retryInMs: number };
+/**
+ * A slot taken, with `inUse`: the device's slots in use across all instances just after the take, this one
+ * included (when the source knows it); or none free, and how long until the earliest slot's deadline.
+ */
+export type SlotAttempt = { taken: true; release: () => void; inUse: number | undefined } | { taken: false; retryInMs: number };
 
 /** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them. */
 export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
 
 /** A slot taken: `giveBack` runs at the first release only (a request's every way out releases it). */
-export function takenSlot(giveBack: () => void): SlotAttempt {
+export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
   let released = false;
   return {
     taken: true,
@@ -58,6 +62,7 @@ export function takenSlot(giveBack: () => void): SlotAttempt {
       released = true;
       giveBack();
     },
+    inUse,
   };
 }
 
@@ -88,13 +93,13 @@ export class DeviceLimiter {
   async tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
     const key = this.redis.keys.deviceSlots(deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
-    const [taken, retryInMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
-    if (taken !== 1) return { taken: false, retryInMs };
+    const [taken, count] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
+    if (taken !== 1) return { taken: false, retryInMs: count };
     return takenSlot(() => {
       // Else it expires at its deadline.
       this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
       onReleased?.();
-    });
+    }, count);
   }
 
   /** 429 GW_DEVICE_BUSY with the configured Retry-After. */

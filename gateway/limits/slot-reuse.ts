@@ -10,6 +10,16 @@ import { SLOT_GRACE_MS, takenSlot, type SlotAttempt, type SlotSource } from "./d
  */
 export const SLOT_LINGER_MS = 20;
 
+/**
+ * A slot taken while its device was quiet, at most this share of its maxInFlight in use across all
+ * instances (this slot included), stays parked until its window ends rather than for SLOT_LINGER_MS. A
+ * client that polls a fleet one device after another comes back to a device long after any linger, and
+ * without this each of its requests waited for a Redis round trip (the take) before it could leave; a quiet
+ * device has slots to spare for the other instances meanwhile. A device with fewer than 1/QUIET_SHARE slots
+ * (a one-request-at-a-time device) never counts as quiet.
+ */
+export const QUIET_SHARE = 1 / 4;
+
 /** One slot taken from Redis, the same object through every request it is lent to. */
 interface Slot {
   /** Gives the slot back in Redis (DeviceLimiter's release: ZREM and the freed-slot notice). */
@@ -20,22 +30,26 @@ interface Slot {
   expiresAt: number;
   /** When it was last parked. */
   parkedAt: number;
+  /** How long it stays parked each time: SLOT_LINGER_MS, or until `reusableUntil` for a quiet device's slot. */
+  lingerMs: number;
   /** Its current (or last) holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
   onReleased: (() => void) | undefined;
 }
 
 /**
  * A device's in-flight slot taken from Redis serves this instance's next requests of that device for a
- * while (GATEWAY_DEVICE_SLOT_REUSE_MS, from the take): given back, it is parked for SLOT_LINGER_MS and
- * lent to the next request that fits, without a Redis command. A busy device's requests then cost no
- * Redis round trip for their slot most of the time, where each cost two (take and give back).
+ * while (GATEWAY_DEVICE_SLOT_REUSE_MS, from the take): given back, it is parked for SLOT_LINGER_MS (a quiet
+ * device's: until the window ends, QUIET_SHARE) and lent to the next request that fits, without a Redis
+ * command. A busy device's requests then cost no Redis round trip for their slot most of the time, where
+ * each cost two (take and give back).
  *
  * What stays exact: a parked slot is still in the device's set in Redis, so the instances together never
  * have more than maxInFlight requests at a device. What moves, and by how much (README, "Device requests"):
  * - a slot is taken for its request's deadline plus the reuse window, so a slot of a crashed instance is
  *   reclaimed up to the window later;
  * - a slot freed here is offered to this instance's next request for up to SLOT_LINGER_MS before another
- *   instance hears of it;
+ *   instance hears of it (a quiet device's, until its window ends: the others then had at least the rest of
+ *   the device's slots free when it was taken);
  * - a lowered maxInFlight holds for new slots at once, and for slots being lent again within the window
  *   (a slot is lent only while this instance holds fewer than the device's current maxInFlight).
  * A slot is lent only to a request whose deadline (plus grace) ends before the slot does in Redis.
@@ -84,6 +98,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
         reusableUntil: now + this.windowMs,
         expiresAt: now + lifetimeMs + SLOT_GRACE_MS,
         parkedAt: 0,
+        lingerMs: attempt.inUse !== undefined && attempt.inUse <= maxInFlight * QUIET_SHARE ? this.windowMs : SLOT_LINGER_MS,
         onReleased: undefined,
       };
       return this.hold(deviceId, slot, onReleased);
@@ -159,18 +174,25 @@ export class SlotReuse implements SlotSource, Lifecycle {
     this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 
-  /** Slots parked for SLOT_LINGER_MS or more go back to Redis; the sweep runs again while any stay parked. */
+  /**
+   * Slots parked for their linger or past their window go back to Redis; the sweep runs again while any stay
+   * parked. With quiet devices' slots parked for up to the window this walks every parked device each time,
+   * so it allocates only for a device with something to give back.
+   */
   private sweepParked(): void {
     this.sweep = undefined;
     const now = performance.now();
-    for (const [deviceId, slots] of [...this.parked]) {
-      const stale = slots.filter((slot) => now - slot.parkedAt >= SLOT_LINGER_MS || now >= slot.reusableUntil);
-      if (stale.length === 0) continue;
-      const kept = slots.filter((slot) => !stale.includes(slot));
+    const due = (slot: Slot) => now - slot.parkedAt >= slot.lingerMs || now >= slot.reusableUntil;
+    let stale: Array<[string, Slot[]]> | undefined;
+    for (const [deviceId, slots] of this.parked) {
+      if (!slots.some(due)) continue;
+      const kept = slots.filter((slot) => !due(slot));
+      (stale ??= []).push([deviceId, slots.filter(due)]);
       if (kept.length > 0) this.parked.set(deviceId, kept);
       else this.parked.delete(deviceId);
-      this.giveBack(deviceId, stale);
     }
+    // Given back once the walk is over: a give-back's wake-up may park or lend slots of its own.
+    for (const [deviceId, slots] of stale ?? []) this.giveBack(deviceId, slots);
     if (this.parked.size > 0) this.sweep = setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 

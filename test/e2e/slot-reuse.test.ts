@@ -2,7 +2,8 @@
 // Redis, Prosody, device agents and device servers: successive requests share one slot taken from Redis; the
 // limit across instances stays exact (a device never holds more than maxInFlight, with slots parked on
 // both instances); a slot parked on one instance reaches a request waiting on another without waiting for
-// the slot's deadline; a lowered maxInFlight holds; 0 turns the reuse off.
+// the slot's deadline; a quiet device's slot stays parked for a client that comes back after the linger; a
+// lowered maxInFlight holds; 0 turns the reuse off.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -49,7 +50,9 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
   before(async () => {
     stack = teardown.stopLater("stack", await startStack({ prosody: { components: testComponents(3) } }));
     const common = { REDIS_KEY_PREFIX: prefix };
-    [a, b] = await startTwoGateways(stack, teardown, common);
+    // A window far longer than any test here: a quiet device's slot, parked until the window ends, is seen
+    // still parked however slow the machine.
+    [a, b] = await startTwoGateways(stack, teardown, { ...common, GATEWAY_DEVICE_SLOT_REUSE_MS: "60000" });
     const third = testComponents(3)[2] as { domain: string; secret: string };
     off = teardown.stopLater(
       "gateway without reuse",
@@ -70,7 +73,8 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
   for (const transport of ["http", "xmpp"] as const) {
     it(`${transport}: successive requests share the slot taken from Redis; parked, it stays in the set, then goes back`, async () => {
       const id = `seq-${transport}`;
-      await device(id, transport);
+      // Two slots: never a quiet device (QUIET_SHARE), so its slot is parked for the linger only.
+      await device(id, transport, { maxInFlight: 2 });
       const before = await slotCounts(a);
       const n = 30;
       for (let i = 0; i < n; i++) await ok(`${a.url}/devices/${id}/r${i}`);
@@ -115,6 +119,27 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
     await pollUntil("B's request at the device", () => dev.held.length === 1, { timeoutMs: 10_000 });
     dev.releaseAll();
     assert.equal(await (await second).text(), `released ${id}`);
+  });
+
+  it("a quiet device's slot stays parked past the linger for the device's next request; a one-slot device's goes back", async () => {
+    const quiet = "quiet";
+    const small = "small";
+    await device(quiet, "http"); // 16 slots: its take leaves 15 free
+    await device(small, "http", { maxInFlight: 1 });
+    const before = await slotCounts(a);
+    await ok(`${a.url}/devices/${quiet}/first`);
+    await ok(`${a.url}/devices/${small}/first`);
+    // Parked after the quiet device's, the small device's slot goes back at its linger, by the same sweep or
+    // an earlier one than any that could give back the quiet device's.
+    await pollUntil("the one-slot device's slot given back", async () => (await slotsInRedis(small)) === 0, { timeoutMs: 10_000 });
+    assert.equal(await slotsInRedis(quiet), 1, "the quiet device's slot is still parked, and still in the set");
+    await ok(`${a.url}/devices/${quiet}/later`);
+    const counts = await slotCounts(a);
+    assert.deepEqual(
+      [counts.redis - before.redis, counts.reused - before.reused],
+      [2, 1],
+      "taken for each device's first request; lent to the later one",
+    );
   });
 
   it("after maxInFlight is lowered from 2 to 1, two requests reach the device one at a time", async () => {

@@ -1,6 +1,6 @@
 // SlotReuse's logic against an in-memory slot set: which requests are lent a parked slot (within the window,
-// a deadline that fits, below the device's maxInFlight), and when a parked slot goes back (its linger, a
-// request it does not fit, stop). Against real Redis and instances: test/e2e/slot-reuse.test.ts.
+// a deadline that fits, below the device's maxInFlight), and when a parked slot goes back (its linger, or
+// the end of its window for a quiet device's; a request it does not fit, stop). Against real Redis and instances: test/e2e/slot-reuse.test.ts.
 import assert from "node:assert/strict";
 import { once, EventEmitter } from "node:events";
 import { describe, it } from "node:test";
@@ -8,8 +8,11 @@ import { GatewayError } from "../../gateway/errors.js";
 import { SLOT_GRACE_MS, takenSlot, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
 import { SlotReuse } from "../../gateway/limits/slot-reuse.js";
 
-/** The device's set in Redis, in memory: what was taken, with which lifetime, and every give-back. */
-function fakeSet() {
+/**
+ * The device's set in Redis, in memory: what was taken, with which lifetime, and every give-back.
+ * `reportsInUse`: a take tells how many of the device's slots are in use with it, as DeviceLimiter's does.
+ */
+function fakeSet({ reportsInUse = false } = {}) {
   const events = new EventEmitter();
   const held = new Map<string, number>();
   const lifetimes: number[] = [];
@@ -35,12 +38,15 @@ function fakeSet() {
         takes++;
         lifetimes.push(timeoutMs);
         return Promise.resolve(
-          takenSlot(() => {
-            held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
-            givenBack++;
-            onReleased?.();
-            events.emit("givenBack", deviceId);
-          }),
+          takenSlot(
+            () => {
+              held.set(deviceId, (held.get(deviceId) ?? 1) - 1);
+              givenBack++;
+              onReleased?.();
+              events.emit("givenBack", deviceId);
+            },
+            reportsInUse ? n + 1 : undefined,
+          ),
         );
       },
     },
@@ -115,6 +121,33 @@ describe("SlotReuse", () => {
     const alive = setInterval(() => undefined, 1000);
     await once(set.events, "givenBack").finally(() => clearInterval(alive));
     assert.deepEqual([set.held.get("d"), reuse.parkedCount, woken], [0, 0, 2]);
+    await reuse.stop();
+  });
+
+  it("a quiet device's slot (a quarter of its slots in use or fewer) stays parked past the linger, and is lent", async () => {
+    const set = fakeSet({ reportsInUse: true });
+    const reuse = new SlotReuse(set.source, 60_000);
+    (await take(reuse, "d", 4, 1000))(); // 1 of 4 in use
+    (await take(reuse, "busy", 3, 1000))(); // 1 of 3: more than a quarter
+    const alive = setInterval(() => undefined, 1000);
+    // The busy device's slot goes back at its linger; the sweep that gives it back keeps the quiet one.
+    await once(set.events, "givenBack").finally(() => clearInterval(alive));
+    assert.deepEqual([set.held.get("busy"), set.held.get("d"), reuse.parkedCount], [0, 1, 1]);
+    (await take(reuse, "d", 4, 1000))();
+    assert.deepEqual([set.takes, reuse.counts.reused], [2, 1], "lent, not taken again");
+    await reuse.stop();
+  });
+
+  it("a quiet device's slot goes back when its window ends, not before", async () => {
+    const set = fakeSet({ reportsInUse: true });
+    const windowMs = 60;
+    const reuse = new SlotReuse(set.source, windowMs);
+    const start = performance.now();
+    (await take(reuse, "d", 16, 1000))();
+    const alive = setInterval(() => undefined, 1000);
+    await once(set.events, "givenBack").finally(() => clearInterval(alive));
+    assert.ok(performance.now() - start >= windowMs, "not before the window's end");
+    assert.equal(reuse.parkedCount, 0);
     await reuse.stop();
   });
 
