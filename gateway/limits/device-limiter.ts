@@ -93,13 +93,14 @@ export class DeviceLimiter {
   async tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
     const key = this.redis.keys.deviceSlots(deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
-    const [taken, count] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
-    if (taken !== 1) return { taken: false, retryInMs: count };
+    // The second answer is the slots in use when taken, else the wait until the earliest slot's deadline.
+    const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
+    if (taken !== 1) return { taken: false, retryInMs: inUseOrWaitMs };
     return takenSlot(() => {
       // Else it expires at its deadline.
       this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
       onReleased?.();
-    }, count);
+    }, inUseOrWaitMs);
   }
 
   /** 429 GW_DEVICE_BUSY with the configured Retry-After. */

@@ -38,8 +38,10 @@ async function subscribers(port: number, channel: string): Promise<number> {
   }
 }
 
-/** Connections subscribed to something on every Sentinel (ioredis' failover detector subscribes to +switch-master). */
-/** The clients subscribed to something on the Sentinels, each as `<sentinel port>/<client id>`. */
+/**
+ * The clients subscribed to something on the Sentinels (ioredis' failover detector subscribes to
+ * +switch-master), each as `<sentinel port>/<client id>`.
+ */
 async function sentinelSubscribers(sentinel: SentinelDeployment): Promise<Set<string>> {
   const lists = await Promise.all(
     sentinel.sentinelPorts.map(async (port) => ({ port, list: await redisCommand(port, ["CLIENT", "LIST"]) })),
