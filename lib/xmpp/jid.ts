@@ -6,12 +6,15 @@
 export function normalizeJid(jid: string): string {
   const slash = jid.indexOf("/");
   const bare = slash === -1 ? jid : jid.slice(0, slash);
-  const resource = slash === -1 ? "" : jid.slice(slash);
-  return bare.toLowerCase() + resource;
+  const lower = bare.toLowerCase();
+  // Every exchange normalizes its JID several times (keys, pending, the reply's sender), nearly always one
+  // already in lower case: then the JID itself, with no new string.
+  if (lower === bare) return jid;
+  return slash === -1 ? lower : lower + jid.slice(slash);
 }
 
 export function sameJid(a: string | undefined, b: string | undefined): boolean {
-  return a !== undefined && b !== undefined && normalizeJid(a) === normalizeJid(b);
+  return a !== undefined && b !== undefined && (a === b || normalizeJid(a) === normalizeJid(b));
 }
 
 export function bareJid(jid: string): string {
