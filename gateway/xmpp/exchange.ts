@@ -63,9 +63,6 @@ interface ReplyHold {
   stream?: { jid: string; streamId: string };
 }
 
-/** For rejections observed and dropped: one function, not a closure made for every request. */
-const ignore = (): undefined => undefined;
-
 /** How often one request may be sent again, one departure of another instance's connection each. */
 export const MAX_RESENDS = 2;
 
@@ -164,36 +161,36 @@ export class XmppExchanger {
    * The second half, as xmpp.js's iq caller does it: the pending entry, the IQ (and its body chunks) sent
    * with its correlation record, a failed send settling the entry, and every way out (reply, error,
    * deadline, drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
+   *
+   * Not an async function: the caller gets the reply's own promise (with the cleanup attached) in the tick
+   * it asked, before anything can settle it, and nothing else waits per request. An async function here
+   * kept a promise of its own following the reply's, and a guard against the deadline's rejection while
+   * the IQ was written: with thousands of requests held, memory per request.
    */
-  private async send(id: string, req: SentRequest, entry: CorrelationEntry, timeoutMs: number): Promise<HttpResponseMessage> {
-    const { component, store, pending } = this.deps;
+  private send(id: string, req: SentRequest, entry: CorrelationEntry, timeoutMs: number): Promise<HttpResponseMessage> {
+    const { store } = this.deps;
     // With Redis away the record's write fails at once (no offline queue), before anything is sent: the
     // request ends GW_STORE_UNAVAILABLE, the device not reached. While it is connected the IQ does not wait
     // for the write (transmit).
-    let record: CorrelationEntry | undefined = entry;
-    if (!store.connected) {
-      await store.put(id, entry, req.timeoutMs);
-      record = undefined;
-    }
+    if (!store.connected) return store.put(id, entry, req.timeoutMs).then(() => this.dispatch(id, req, undefined, timeoutMs));
+    return this.dispatch(id, req, entry, timeoutMs);
+  }
+
+  /** Sends exchange `id`'s request; `record`: its correlation record, unless it is written already. */
+  private dispatch(id: string, req: SentRequest, record: CorrelationEntry | undefined, timeoutMs: number): Promise<HttpResponseMessage> {
+    const { component, store, pending } = this.deps;
     // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
     // is either failed by shutDown() as sent, or never sent at all.
     const refusal = this.closing ? "GW_SHUTTING_DOWN" : component.online ? undefined : "GW_XMPP_UNAVAILABLE";
     if (refusal) {
       if (!record) store.remove(id, req.jid);
-      throw new GatewayError(refusal);
+      return Promise.reject(new GatewayError(refusal));
     }
-    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
-    // The deadline may fire while the IQ is still being written: never leave the rejection unobserved.
-    reply.catch(ignore);
+    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs).finally(() => this.ended(id, req.jid));
     this.deps.metrics.iqInflight.set(pending.size);
-    try {
-      await this.transmit(id, req, record);
-    } catch (err) {
-      pending.settle(id, toGatewayError(err), "late");
-    }
-    // Handed on, not awaited: what waits for the reply is this one callback, not this method's frame (with
-    // thousands of requests held, each suspended frame is memory held per request).
-    return reply.finally(() => this.ended(id, req.jid));
+    // A write that fails ends the exchange (a no-op if its deadline came first).
+    this.transmit(id, req, record).catch((err: unknown) => pending.settle(id, toGatewayError(err), "late"));
+    return reply;
   }
 
   /** Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's bytes, the record. */
@@ -252,7 +249,9 @@ export class XmppExchanger {
     if (record) this.record(id, record, req.timeoutMs);
     await sent;
     for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
-    if (encoded.chunks.length === 0 && mayResend(req.message)) this.resendable.set(id, { request: req, resends: 0 });
+    // Only while it waits: its deadline may have ended it while the IQ was written.
+    if (encoded.chunks.length === 0 && mayResend(req.message) && this.deps.pending.get(id))
+      this.resendable.set(id, { request: req, resends: 0 });
   }
 
   /** Writes an exchange's correlation record without waiting for it: a failed write is logged, the record expires anyway. */
