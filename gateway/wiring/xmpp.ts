@@ -77,7 +77,17 @@ export function buildXmpp(
     // A reply routed to another instance's connection as it closed is gone: what may be sent again, is.
     onDeparture: (departed) => exchanger.resendUnanswered(departed),
   });
-  const router = new ReplyRouter({ bus, exchanger, pending, store, streamRoutes, metrics, instanceId, tracing: deps.tracing });
+  const router = new ReplyRouter({
+    bus,
+    exchanger,
+    pending,
+    store,
+    streamRoutes,
+    metrics,
+    instanceId,
+    tracing: deps.tracing,
+    recordWriteBoundMs: config.redis.commandTimeoutMs,
+  });
   const tracker = new PresenceTracker(
     stores.presence,
     logger,

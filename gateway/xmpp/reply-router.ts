@@ -11,8 +11,34 @@ import type { StreamRoutes } from "../correlation/stream-routes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { XmppExchanger } from "./exchange.js";
 
-/** How long a reply whose correlation record is not found waits before it is looked up once more. */
-const LOOKUP_AGAIN_MS = 25;
+/** The first wait before a reply whose correlation record is not found is looked up again; each next doubles. */
+const FIRST_LOOK_AGAIN_MS = 25;
+
+/**
+ * Replies looked up again at once, at most: beyond, a reply not found at once is dropped. A device that
+ * sends replies with ids of no exchange (a spoof, or garbage) costs this instance a lookup each, not a
+ * growing number of lookups held for seconds.
+ */
+export const MAX_LOOKING_AGAIN = 1024;
+
+/**
+ * The waits between the lookups of a reply whose correlation record is not there yet: 25 ms, doubling,
+ * the last cut so that they add up to `boundMs`. The owner does not wait for its record's write before the
+ * IQ leaves (XmppExchanger.send), and that write may queue behind the owner's other Redis commands (its
+ * client sends one pipeline at a time; a burst of chunk routing is tens of milliseconds of them): the write
+ * lands within the owner's command timeout, or fails there (and its exchange has no record to be found).
+ * So the lookups go on until that bound, REDIS_COMMAND_TIMEOUT_MS, has passed.
+ */
+export function lookAgainWaits(boundMs: number): number[] {
+  const waits: number[] = [];
+  let total = 0;
+  for (let wait = FIRST_LOOK_AGAIN_MS; total < boundMs; wait *= 2) {
+    const next = Math.min(wait, boundMs - total);
+    waits.push(next);
+    total += next;
+  }
+  return waits;
+}
 
 export interface ReplyRouterDeps {
   bus: Pick<ReplyBus, "forward">;
@@ -24,6 +50,8 @@ export interface ReplyRouterDeps {
   instanceId: string;
   /** On when the instance traces: a reply forwarded to its owner is a span of its exchange's trace. */
   tracing?: Tracing | undefined;
+  /** REDIS_COMMAND_TIMEOUT_MS: how long a reply whose record is not found is looked up again (lookAgainWaits). */
+  recordWriteBoundMs: number;
 }
 
 /**
@@ -34,8 +62,13 @@ export interface ReplyRouterDeps {
 export class ReplyRouter {
   /** Forwards under way: a stopping instance lets them finish before it closes Redis (see `settle`). */
   private readonly inProgress = new Set<Promise<void>>();
+  private readonly lookAgain: readonly number[];
+  /** Replies being looked up again now (MAX_LOOKING_AGAIN). */
+  private lookingAgain = 0;
 
-  constructor(private readonly deps: ReplyRouterDeps) {}
+  constructor(private readonly deps: ReplyRouterDeps) {
+    this.lookAgain = lookAgainWaits(deps.recordWriteBoundMs);
+  }
 
   /** A stanza from the XMPP server (the component's `onStanza`). */
   fromServer(stanza: XmlElement): void {
@@ -106,10 +139,9 @@ export class ReplyRouter {
       if (from === undefined || this.deps.pending.recent.get(id)) return this.dropUnclaimed(id, "unknown");
       // Looked up under its sender: a reply from anyone but the device the request went to (a spoof of the
       // id) finds nothing, and is dropped here without costing the owner anything. One not there yet is looked
-      // up once more, a moment later: its owner sends the IQ without waiting for the record's write
-      // (XmppExchanger.send).
-      const lookUp = () => this.deps.store.get(from, id);
-      const entry = (await lookUp()) ?? (await delay(LOOKUP_AGAIN_MS).then(lookUp));
+      // up again, until its owner's write of the record has landed or failed (lookAgainWaits): its owner sends
+      // the IQ without waiting for that write (XmppExchanger.send).
+      const entry = (await this.deps.store.get(from, id)) ?? (await this.lookUpAgain(from, id));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
       // The owner traced the exchange: this hop is a child of its span, on this instance.
       const span = entry.trace && this.deps.tracing ? forwardSpan(this.deps.tracing, id, entry) : undefined;
@@ -120,6 +152,22 @@ export class ReplyRouter {
       }
     } catch (err) {
       this.deps.exchanger.drop("unknown", { id, from, err: (err as Error).message });
+    }
+  }
+
+  /** The record of reply `id` from `from`, looked up again after each of the waits; undefined if it never came. */
+  private async lookUpAgain(from: string, id: string): Promise<CorrelationEntry | undefined> {
+    if (this.lookingAgain >= MAX_LOOKING_AGAIN) return undefined;
+    this.lookingAgain++;
+    try {
+      for (const wait of this.lookAgain) {
+        await delay(wait);
+        const entry = await this.deps.store.get(from, id);
+        if (entry) return entry;
+      }
+      return undefined;
+    } finally {
+      this.lookingAgain--;
     }
   }
 
