@@ -142,9 +142,17 @@ describe("the gateway on Redis Sentinel follows a failover", () => {
   });
 
   it("a stopped gateway leaves no connection to the Sentinels open (quit() alone leaves the failover detector's)", async () => {
-    // The Sentinels' other subscribers (the first gateway's detectors) may come and go meanwhile (a detector
-    // reconnects after the failover above): the second gateway's are told apart by their client ids.
-    const before = await sentinelSubscribers(sentinel);
+    // The Sentinels' other subscribers are the first gateway's detectors, which resubscribe after the failover
+    // above: waited for until each of its connections has one on every Sentinel, so that none of them
+    // subscribes while the second gateway's are counted. The second gateway's are then told apart by their
+    // client ids.
+    const firstName = ` name=gateway:${gw.config.instanceId} `;
+    const before = await pollUntil("the first gateway's failover detectors to be subscribed on every Sentinel", async () => {
+      const list = await redisCommand(await sentinel.primaryPort(), ["CLIENT", "LIST"]);
+      const connections = list.split("\n").filter((line) => line.includes(firstName)).length;
+      const subscribers = await sentinelSubscribers(sentinel);
+      return connections > 0 && subscribers.size === connections * sentinel.sentinelPorts.length ? subscribers : undefined;
+    });
     const second = await startGateway(
       { redis: { url: "" }, prosody: { ...prosody, components: [SECOND_COMPONENT] } },
       {
