@@ -34,17 +34,32 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
 
 /**
- * `{prefix}corr:{jid}|<id>` entries: written before the IQ leaves (or while it does: XmppExchanger.send),
- * expiring by themselves at the deadline. An entry and its JID's set are in the device's hash slot, so each
- * put and remove is one script, one command: an instance that dies mid-write leaves both or neither. An
- * instance that gets a reply it does not own finds the entry from the reply's sender and id; a reply from
- * any other sender (a spoof of the id) finds nothing.
+ * How long an exchange's removal may wait for a write to ride along with. An entry outlives its exchange by
+ * at most this: a late reply reaching another instance meanwhile is forwarded to the owner, which drops it
+ * as it drops any reply after the end (ReplyRouter); a chunk from the device may be parked for this long more.
+ */
+export const REMOVAL_WAIT_MS = 50;
+
+/**
+ * `{prefix}corr:{jid}|<id>` entries: written as the IQ leaves (XmppExchanger), expiring by themselves at the
+ * deadline. An entry and its JID's set are in the device's hash slot, so each put and remove is one script,
+ * one command: an instance that dies mid-write leaves both or neither. An instance that gets a reply it does
+ * not own finds the entry from the reply's sender and id; a reply from any other sender (a spoof of the id)
+ * finds nothing.
+ *
+ * Removals are not sent at once: they go with the next put, or after REMOVAL_WAIT_MS when none comes. On a
+ * quiet instance each exchange's removal then shares the next exchange's write to Redis instead of being a
+ * write of its own after the response (each write to a process asleep on another core costs about 0.1 ms of
+ * CPU on a small VM, docs/benchmark.md); under load every pass writes anyway, and the removals join it.
  */
 export class CorrelationStore {
   /** (entry key, JID key, entry, ttl, deadline, id) → 1 written, 0 id taken. */
   private readonly putScript: (...args: Array<string | number>) => Promise<number>;
   /** (entry key, JID key, id) → 1. */
   private readonly removeScript: (...args: Array<string | number>) => Promise<number>;
+  /** Removals waiting for the next put: id, jid, id, jid, ... */
+  private removals: string[] = [];
+  private removalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly redis: RedisStore) {
     this.putScript = redis.script<number>("putCorrelation", 2, PUT);
@@ -52,6 +67,7 @@ export class CorrelationStore {
   }
 
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
+    this.flushRemovals();
     const ttl = Math.max(1, ttlMs);
     const { keys } = this.redis;
     const written = await this.putScript(
@@ -80,8 +96,33 @@ export class CorrelationStore {
     return raw ? (JSON.parse(raw) as CorrelationEntry) : undefined;
   }
 
-  async remove(id: string, jid: string): Promise<void> {
+  /**
+   * Removes the entry of exchange `id` with `jid`, with the next put or within REMOVAL_WAIT_MS. Never fails:
+   * an entry not removed expires by itself at its deadline.
+   */
+  remove(id: string, jid: string): void {
+    this.removals.push(id, jid);
+    if (!this.removalTimer) {
+      this.removalTimer = setTimeout(() => this.flushRemovals(), REMOVAL_WAIT_MS);
+      // The instance may stop meanwhile: stop() flushes what waits.
+      this.removalTimer.unref();
+    }
+  }
+
+  /** Sends the removals waiting, in this tick (one write to Redis with whatever else this pass sends). */
+  flushRemovals(): void {
+    if (this.removals.length === 0) return;
+    clearTimeout(this.removalTimer);
+    this.removalTimer = undefined;
+    const removals = this.removals;
+    this.removals = [];
     const { keys } = this.redis;
-    await this.removeScript(keys.exchange(jid, id), keys.exchangesTo(jid), id);
+    for (let i = 0; i < removals.length; i += 2) {
+      const id = removals[i] as string;
+      const jid = removals[i + 1] as string;
+      this.removeScript(keys.exchange(jid, id), keys.exchangesTo(jid), id).catch(ignore);
+    }
   }
 }
+
+const ignore = (): undefined => undefined;

@@ -9,7 +9,10 @@ import { ATTR } from "../../lib/tracing/attributes.js";
 import type { TraceSpan } from "../../lib/tracing/tracing.js";
 import { traced } from "../tracing/traced.js";
 
-/** The XMPP side (XmppExchanger): an exchange prepared before the slot is asked for, sent once it is held. */
+/**
+ * The XMPP side (XmppExchanger): an exchange prepared before the slot is asked for (refused at once, with no
+ * slot taken, when nothing may be sent), sent once it is held.
+ */
 export interface Exchanger {
   prepare(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number; trace?: TraceSpan | undefined }): {
     send(timeoutMs: number): Promise<HttpResponseMessage>;
@@ -53,7 +56,7 @@ export class DeviceSlot {
       return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
     let prepared: ReturnType<Exchanger["prepare"]>;
     try {
-      // Prepared first: its correlation record and the slot's request go to Redis in one write.
+      // Prepared first: a request that cannot be sent now (shutting down, XMPP away) takes no slot.
       prepared = this.deps.xmpp.prepare({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs, trace });
     } catch (err) {
       return Promise.reject(toGatewayError(err));

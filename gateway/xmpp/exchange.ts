@@ -63,9 +63,6 @@ interface ReplyHold {
   stream?: { jid: string; streamId: string };
 }
 
-/** For rejections observed and dropped: one function, not a closure made for every request. */
-const ignore = (): undefined => undefined;
-
 /** How often one request may be sent again, one departure of another instance's connection each. */
 export const MAX_RESENDS = 2;
 
@@ -122,17 +119,13 @@ export class XmppExchanger {
   }
 
   /**
-   * The first half of an exchange: a fresh id, and its correlation record on its way to Redis, before the
-   * device's in-flight slot is taken. The caller asks for the slot in the same tick, so both commands leave in
-   * one write to Redis (auto-pipelining), one round trip fewer per request than one after the other. Then
-   * `send` once the slot is held, or `cancel` when none came (the record would expire by itself at the
-   * deadline; it goes at once). Throws when nothing may be sent now (the instance shuts down, the component
-   * is offline), before any slot is taken.
+   * The first half of an exchange, before the device's in-flight slot is asked for: a fresh id, and the
+   * checks that nothing may be sent now (the instance shuts down, the component is offline), which throw
+   * before any slot is taken. Then `send` once the slot is held, or `cancel` when none came.
    */
   prepare(req: ExchangeRequest): PreparedExchange {
     if (this.closing) throw new GatewayError("GW_SHUTTING_DOWN");
     if (!this.deps.component.online) throw new GatewayError("GW_XMPP_UNAVAILABLE");
-    const { store } = this.deps;
     const id = newId();
     const entry: CorrelationEntry = {
       owner: this.deps.instanceId,
@@ -145,14 +138,11 @@ export class XmppExchanger {
     const span = req.trace ? exchangeSpan(req.trace, id, req) : undefined;
     if (span) entry.trace = span.fields;
     const request: SentRequest = span ? { ...req, span } : req;
-    const recorded = store.put(id, entry, req.timeoutMs);
-    // Observed at once: a failed write is send()'s to report, or nobody's after cancel().
-    recorded.catch(ignore);
     let used = false;
     return {
       send: (timeoutMs) => {
         used = true;
-        const reply = this.send(id, request, recorded, timeoutMs);
+        const reply = this.send(id, request, entry, timeoutMs);
         // Ended with the device's status (in error from 400, as the HTTP semantic conventions have it for a
         // client span), or the catalogue code the exchange failed with.
         return span ? traced(span, reply, (answer) => span.answered(answer.statusCode, 400)) : reply;
@@ -160,51 +150,47 @@ export class XmppExchanger {
       cancel: (err) => {
         if (used) return;
         used = true;
-        if (span) {
-          failSpan(span, err);
-          span.end();
-        }
-        recorded.then(() => store.remove(id, req.jid)).catch(() => undefined);
+        if (!span) return;
+        failSpan(span, err);
+        span.end();
       },
     };
   }
 
   /**
-   * The second half, as xmpp.js's iq caller does it: once the record is written, the pending entry, the IQ
-   * (and its body chunks) sent, a failed send settling the entry, and every way out (reply, error, deadline,
-   * drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
+   * The second half, as xmpp.js's iq caller does it: the pending entry, the IQ (and its body chunks) sent
+   * with its correlation record, a failed send settling the entry, and every way out (reply, error,
+   * deadline, drain) cleaning up here: the stream still receiving, the reply's bytes, the record.
+   *
+   * Not an async function: the caller gets the reply's own promise (with the cleanup attached) in the tick
+   * it asked, before anything can settle it, and nothing else waits per request. An async function here
+   * kept a promise of its own following the reply's, and a guard against the deadline's rejection while
+   * the IQ was written: with thousands of requests held, memory per request.
    */
-  private async send(id: string, req: SentRequest, recorded: Promise<void>, timeoutMs: number): Promise<HttpResponseMessage> {
+  private send(id: string, req: SentRequest, entry: CorrelationEntry, timeoutMs: number): Promise<HttpResponseMessage> {
+    const { store } = this.deps;
+    // With Redis away the record's write fails at once (no offline queue), before anything is sent: the
+    // request ends GW_STORE_UNAVAILABLE, the device not reached. While it is connected the IQ does not wait
+    // for the write (transmit).
+    if (!store.connected) return store.put(id, entry, req.timeoutMs).then(() => this.dispatch(id, req, undefined, timeoutMs));
+    return this.dispatch(id, req, entry, timeoutMs);
+  }
+
+  /** Sends exchange `id`'s request; `record`: its correlation record, unless it is written already. */
+  private dispatch(id: string, req: SentRequest, record: CorrelationEntry | undefined, timeoutMs: number): Promise<HttpResponseMessage> {
     const { component, store, pending } = this.deps;
-    // The IQ does not wait for its record's write while Redis is connected: the write left first, and a reply
-    // that reaches another instance instead comes after a round trip through the XMPP server and the device,
-    // by which time the record is there (that instance also looks it up once more before giving up:
-    // ReplyRouter). A round trip fewer before every request leaves. With Redis away the write fails at
-    // once, before anything is sent: the request ends GW_STORE_UNAVAILABLE, the device not reached.
-    if (!store.connected) await recorded;
-    else
-      recorded.catch((err: unknown) =>
-        this.log.warn({ event: "record-not-written", id, err: (err as Error).message }, "correlation record not written"),
-      );
     // Checked again (the slot may have taken a while), with nothing awaited before pending.add: an exchange
     // is either failed by shutDown() as sent, or never sent at all.
     const refusal = this.closing ? "GW_SHUTTING_DOWN" : component.online ? undefined : "GW_XMPP_UNAVAILABLE";
     if (refusal) {
-      store.remove(id, req.jid).catch(() => undefined);
-      throw new GatewayError(refusal);
+      if (!record) store.remove(id, req.jid);
+      return Promise.reject(new GatewayError(refusal));
     }
-    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
-    // The deadline may fire while the IQ is still being written: never leave the rejection unobserved.
-    reply.catch(ignore);
+    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs).finally(() => this.ended(id, req.jid));
     this.deps.metrics.iqInflight.set(pending.size);
-    try {
-      await this.transmit(id, req);
-    } catch (err) {
-      pending.settle(id, toGatewayError(err), "late");
-    }
-    // Handed on, not awaited: what waits for the reply is this one callback, not this method's frame (with
-    // thousands of requests held, each suspended frame is memory held per request).
-    return reply.finally(() => this.ended(id, req.jid));
+    // A write that fails ends the exchange (a no-op if its deadline came first).
+    this.transmit(id, req, record).catch((err: unknown) => pending.settle(id, toGatewayError(err), "late"));
+    return reply;
   }
 
   /** Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's bytes, the record. */
@@ -213,7 +199,7 @@ export class XmppExchanger {
     this.endStream(id);
     this.releaseHold(id);
     this.deps.metrics.iqInflight.set(this.deps.pending.size);
-    this.deps.store.remove(id, jid).catch(() => undefined); // it expires by itself at the deadline anyway
+    this.deps.store.remove(id, jid);
   }
 
   /**
@@ -246,15 +232,36 @@ export class XmppExchanger {
   }
 
   /**
-   * Sends the IQ, then its body's chunks (XEP-0332 §3: as messages from the same full JID). A function of its
-   * own so that the stanzas are garbage once written: nothing of them stays in the frame that waits for the reply.
+   * Sends the IQ, then its body's chunks (XEP-0332 §3: as messages from the same full JID), and writes
+   * `record`, the exchange's correlation record, unless it is written already. A function of its own so
+   * that the stanzas are garbage once written: nothing of them stays in the frame that waits for the reply.
    */
-  private async transmit(id: string, req: SentRequest): Promise<void> {
+  private async transmit(id: string, req: SentRequest, record: CorrelationEntry | undefined): Promise<void> {
     const { component } = this.deps;
     const encoded = this.encode(id, req);
-    await component.send(encoded.iq);
+    const sent = component.send(encoded.iq);
+    // Asked for after the IQ, in the same tick: both are written at the end of this pass of the event loop
+    // (the component's write batch, then Redis's auto-pipeline), the IQ first, so the request leaves one
+    // socket write sooner (on a quiet instance, most of what a write costs is waking the peer's process).
+    // The record is needed only by another instance the reply may reach instead of this one (ReplyRouter),
+    // after a round trip through the XMPP server and the device, by which time it is there; should it still
+    // be queued behind that instance's other Redis commands, the other instance looks it up again until
+    // REDIS_COMMAND_TIMEOUT_MS (lookAgainWaits). A reply reaching this instance needs no record.
+    if (record) this.record(id, record, req.timeoutMs);
+    await sent;
     for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
-    if (encoded.chunks.length === 0 && mayResend(req.message)) this.resendable.set(id, { request: req, resends: 0 });
+    // Only while it waits: its deadline may have ended it while the IQ was written.
+    if (encoded.chunks.length === 0 && mayResend(req.message) && this.deps.pending.get(id))
+      this.resendable.set(id, { request: req, resends: 0 });
+  }
+
+  /** Writes an exchange's correlation record without waiting for it: a failed write is logged, the record expires anyway. */
+  private record(id: string, entry: CorrelationEntry, ttlMs: number): void {
+    this.deps.store
+      .put(id, entry, ttlMs)
+      .catch((err: unknown) =>
+        this.log.warn({ event: "record-not-written", id, err: (err as Error).message }, "correlation record not written"),
+      );
   }
 
   /** The request's IQ (XEP-0332 §2) under exchange id `id`, and the chunks its body goes in if it is large. */

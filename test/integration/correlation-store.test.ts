@@ -1,9 +1,11 @@
 // Correlation records in a real Redis (correlation/store.ts): a record and its id in the JID's set are written
-// and removed together, found by the reply's sender and id only, and an id is never written twice.
+// and removed together; a removal waits for the next put and leaves with it, ahead of it, or goes by itself
+// within REMOVAL_WAIT_MS when no put comes; flushRemovals() sends what waits at once.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
+import { pollUntil } from "../../local-stack/ports.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 import { CorrelationStore, type CorrelationEntry } from "../../gateway/correlation/store.js";
 
@@ -50,11 +52,36 @@ describe("correlation store", () => {
     await assert.rejects(store.put("id-1", entry(), 30_000), { code: "GW_INTERNAL" });
   });
 
-  it("removes a record and its id in the JID's set together, and leaves the others", async () => {
-    await Promise.all(["id-1", "id-2"].map((id) => store.put(id, entry(), 30_000)));
-    await store.remove("id-1", JID);
+  it("sends a removal with the next put, ahead of it", async () => {
+    await store.put("id-1", entry(), 30_000);
+    store.remove("id-1", JID);
+    // Not sent yet: a read issued now still finds it.
+    assert.deepEqual(await present("id-1"), { record: true, inSet: true });
+    // Commands on one connection are answered in order: once the put is, the removal sent before it was too.
+    await store.put("id-2", entry(), 30_000);
     assert.deepEqual(await present("id-1"), { record: false, inSet: false });
     assert.deepEqual(await present("id-2"), { record: true, inSet: true });
-    assert.equal(await store.get(JID, "id-1"), undefined);
+  });
+
+  it("sends a removal by itself when no put comes", async () => {
+    await store.put("id-1", entry(), 30_000);
+    store.remove("id-1", JID);
+    assert.deepEqual(await present("id-1"), { record: true, inSet: true });
+    await pollUntil("removal sent", async () => !(await present("id-1")).record, { timeoutMs: 10_000 });
+    assert.deepEqual(await present("id-1"), { record: false, inSet: false });
+  });
+
+  it("sends every removal waiting at once on flushRemovals()", async () => {
+    await Promise.all(["id-1", "id-2", "id-3"].map((id) => store.put(id, entry(), 30_000)));
+    for (const id of ["id-1", "id-2", "id-3"]) store.remove(id, JID);
+    store.flushRemovals();
+    // Issued after the removals, on the same connection: answered after them.
+    const after = await Promise.all(["id-1", "id-2", "id-3"].map(present));
+    assert.deepEqual(after, [
+      { record: false, inSet: false },
+      { record: false, inSet: false },
+      { record: false, inSet: false },
+    ]);
+    store.flushRemovals(); // nothing waits: a no-op
   });
 });
