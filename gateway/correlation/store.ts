@@ -1,6 +1,7 @@
 import type { TraceFields } from "../../lib/tracing/trace-context.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
+import type { ScriptItem } from "../redis/slots.js";
 
 /** What any instance needs to finish an exchange it did not start (README, "Running several instances"). */
 export interface CorrelationEntry {
@@ -27,10 +28,15 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`;
 
-/** Removes an exchange's entry and its id from the JID's set. KEYS: as PUT's. ARGV: the id. */
+/**
+ * Removes exchanges' entries and their ids from their JIDs' sets. KEYS: PUT's two for each exchange, one
+ * exchange after another. ARGV: their ids, in the same order.
+ */
 const REMOVE = `
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+for i = 1, #ARGV do
+  redis.call('DEL', KEYS[2 * i - 1])
+  redis.call('ZREM', KEYS[2 * i], ARGV[i])
+end
 return 1`;
 
 /**
@@ -55,15 +61,15 @@ export const REMOVAL_WAIT_MS = 50;
 export class CorrelationStore {
   /** (entry key, JID key, entry, ttl, deadline, id) → 1 written, 0 id taken. */
   private readonly putScript: (...args: Array<string | number>) => Promise<number>;
-  /** (entry key, JID key, id) → 1. */
-  private readonly removeScript: (...args: Array<string | number>) => Promise<number>;
-  /** Removals waiting for the next put: id, jid, id, jid, ... */
-  private removals: string[] = [];
+  /** Each item: (entry key, JID key), id. */
+  private readonly removeScript: (items: readonly ScriptItem[], shared: []) => Promise<void>;
+  /** Removals waiting for the next put. */
+  private removals: ScriptItem[] = [];
   private removalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly redis: RedisStore) {
     this.putScript = redis.script<number>("putCorrelation", 2, PUT);
-    this.removeScript = redis.script<number>("removeCorrelation", 2, REMOVE);
+    this.removeScript = redis.batchScript("removeCorrelation", 2, REMOVE);
   }
 
   async put(id: string, entry: CorrelationEntry, ttlMs: number): Promise<void> {
@@ -101,7 +107,8 @@ export class CorrelationStore {
    * an entry not removed expires by itself at its deadline.
    */
   remove(id: string, jid: string): void {
-    this.removals.push(id, jid);
+    const { keys } = this.redis;
+    this.removals.push({ keys: [keys.exchange(jid, id), keys.exchangesTo(jid)], arg: id });
     if (!this.removalTimer) {
       this.removalTimer = setTimeout(() => this.flushRemovals(), REMOVAL_WAIT_MS);
       // The instance may stop meanwhile: stop() flushes what waits.
@@ -109,19 +116,20 @@ export class CorrelationStore {
     }
   }
 
-  /** Sends the removals waiting, in this tick (one write to Redis with whatever else this pass sends). */
+  /**
+   * Sends the removals waiting, in this tick, as one command (one per hash slot in a Cluster: batchScript),
+   * in the write to Redis of whatever else this pass sends. One command for them all rather than one each:
+   * when thousands of requests are answered at once, each command's objects live until Redis answers, long
+   * enough under such a burst to outlast a young-generation collection and be kept until the next full one
+   * (docs/benchmark.md, "Soak").
+   */
   flushRemovals(): void {
     if (this.removals.length === 0) return;
     clearTimeout(this.removalTimer);
     this.removalTimer = undefined;
     const removals = this.removals;
     this.removals = [];
-    const { keys } = this.redis;
-    for (let i = 0; i < removals.length; i += 2) {
-      const id = removals[i] as string;
-      const jid = removals[i + 1] as string;
-      this.removeScript(keys.exchange(jid, id), keys.exchangesTo(jid), id).catch(ignore);
-    }
+    this.removeScript(removals, []).catch(ignore);
   }
 }
 

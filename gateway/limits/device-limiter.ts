@@ -1,5 +1,6 @@
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
+import type { ScriptItem } from "../redis/slots.js";
 
 /**
  * A device's requests in flight, counted across all instances (README "Errors", GW_DEVICE_BUSY): small
@@ -31,13 +32,17 @@ redis.call('PEXPIREAT', KEYS[1], last[2])
 return {1, redis.call('ZCARD', KEYS[1])}`;
 
 /**
- * Gives a slot back and tells the instances that wait for one (SlotNotices), in one step. The channel is
- * declared as a key: in a Redis Cluster the notice goes by sharded pub/sub (SPUBLISH), which a script may
- * only do on a channel of its own slot (the channel carries the set's hash tag, keys.ts).
- * KEYS: the set, the channel. ARGV: slot id, the releasing instance, PUBLISH or SPUBLISH.
+ * Gives slots back and tells the instances that wait for one (SlotNotices), each in one step. The channel
+ * is declared as a key: in a Redis Cluster the notice goes by sharded pub/sub (SPUBLISH), which a script
+ * may only do on a channel of its own slot (the channel carries the set's hash tag, keys.ts).
+ * KEYS: the set and the channel of each slot, one slot after another. ARGV: PUBLISH or SPUBLISH, the
+ * releasing instance, then the slots' ids in the same order.
  */
 const RELEASE = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call(ARGV[3], KEYS[2], ARGV[2]) end
+for i = 3, #ARGV do
+  local set = 2 * (i - 2) - 1
+  if redis.call('ZREM', KEYS[set], ARGV[i]) == 1 then redis.call(ARGV[1], KEYS[set + 1], ARGV[2]) end
+end
 return 0`;
 
 /** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
@@ -68,15 +73,18 @@ export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
 
 export class DeviceLimiter {
   private readonly acquireSlot: (...args: Array<string | number>) => Promise<[number, number]>;
-  private readonly releaseSlot: (...args: Array<string | number>) => Promise<number>;
+  private readonly releaseSlots: (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<void>;
   private slots = 0;
+  /** Slots given back in this tick, sent together at its end (flushReleases), and their wake-ups. */
+  private releases: ScriptItem[] = [];
+  private wakeUps: Array<() => void> = [];
 
   constructor(
     private readonly redis: RedisStore,
     private readonly slot: { instanceId: string; retryAfterS: number },
   ) {
     this.acquireSlot = redis.script<[number, number]>("acquireSlot", 1, ACQUIRE);
-    this.releaseSlot = redis.script<number>("releaseSlot", 2, RELEASE);
+    this.releaseSlots = redis.batchScript("releaseSlot", 2, RELEASE);
   }
 
   /** The pub/sub channel on which a freed slot of this device is announced. */
@@ -87,8 +95,8 @@ export class DeviceLimiter {
   /**
    * One attempt: a slot held for `timeoutMs` (plus grace), or how long until the earliest slot's deadline
    * (when a slot whose instance died is reclaimed at the latest). `onReleased` runs once the slot is given
-   * back, after the command is sent (commands on the one connection run in order, so an attempt sent
-   * after it sees the slot free).
+   * back, after the command is sent, at the end of the tick of the release (commands on the one connection
+   * run in order, so an attempt sent after it sees the slot free).
    */
   async tryAcquire(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
     const key = this.redis.keys.deviceSlots(deviceId);
@@ -96,11 +104,29 @@ export class DeviceLimiter {
     // The second answer is the slots in use when taken, else the wait until the earliest slot's deadline.
     const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
     if (taken !== 1) return { taken: false, retryInMs: inUseOrWaitMs };
-    return takenSlot(() => {
-      // Else it expires at its deadline.
-      this.releaseSlot(key, this.channel(deviceId), id, this.slot.instanceId, this.redis.publishCommand).catch(() => undefined);
-      onReleased?.();
-    }, inUseOrWaitMs);
+    return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], arg: id }, onReleased), inUseOrWaitMs);
+  }
+
+  /**
+   * A slot given back: sent with the others given back in this tick, in one command (one per hash slot in a
+   * Cluster: RedisStore.batchScript) rather than one each. Answers to many requests are handled in one tick
+   * (one read of the XMPP stream), and under such a burst each command's objects outlive young-generation
+   * collections and are kept until the next full one (docs/benchmark.md, "Soak").
+   */
+  private release(item: ScriptItem, onReleased: (() => void) | undefined): void {
+    if (this.releases.length === 0) process.nextTick(() => this.flushReleases());
+    this.releases.push(item);
+    if (onReleased) this.wakeUps.push(onReleased);
+  }
+
+  private flushReleases(): void {
+    const releases = this.releases;
+    const wakeUps = this.wakeUps;
+    this.releases = [];
+    this.wakeUps = [];
+    // Sent, not awaited: a slot not given back expires at its deadline.
+    this.releaseSlots(releases, [this.redis.publishCommand, this.slot.instanceId]).catch(ignore);
+    for (const wakeUp of wakeUps) wakeUp();
   }
 
   /** 429 GW_DEVICE_BUSY with the configured Retry-After. */
@@ -108,3 +134,5 @@ export class DeviceLimiter {
     return new GatewayError("GW_DEVICE_BUSY", { message, retryAfterS: this.slot.retryAfterS });
   }
 }
+
+const ignore = (): undefined => undefined;

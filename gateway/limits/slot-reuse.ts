@@ -90,10 +90,13 @@ export class SlotReuse implements SlotSource, Lifecycle {
     }
     // Taken for the request's deadline and the window: a request lent the slot later must end before it does.
     const lifetimeMs = Math.max(1, Math.ceil(timeoutMs)) + this.windowMs;
-    return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs).then((attempt) => {
+    // Whoever holds the slot (or held it last) is woken once it is back in Redis.
+    const wakeHolder = () => slot?.onReleased?.();
+    let slot: Slot | undefined;
+    return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs, wakeHolder).then((attempt) => {
       if (!attempt.taken) return attempt;
       this.counts.redis++;
-      const slot: Slot = {
+      slot = {
         giveBack: attempt.release,
         reusableUntil: now + this.windowMs,
         expiresAt: now + lifetimeMs + SLOT_GRACE_MS,
@@ -115,7 +118,9 @@ export class SlotReuse implements SlotSource, Lifecycle {
     this.stopped = true;
     if (this.sweep) clearTimeout(this.sweep);
     this.sweep = undefined;
-    for (const [deviceId, slots] of [...this.parked]) this.giveBack(deviceId, slots.splice(0));
+    const parked = [...this.parked.values()].flat();
+    this.parked.clear();
+    this.giveBack(parked);
     return Promise.resolve();
   }
 
@@ -143,7 +148,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
       else (unfit ??= []).push(slot);
     }
     if (slots.length === 0) this.parked.delete(deviceId);
-    if (unfit) this.giveBack(deviceId, unfit);
+    if (unfit) this.giveBack(unfit);
     return lent;
   }
 
@@ -154,24 +159,28 @@ export class SlotReuse implements SlotSource, Lifecycle {
       const left = (this.held.get(deviceId) ?? 1) - 1;
       if (left > 0) this.held.set(deviceId, left);
       else this.held.delete(deviceId);
-      this.park(deviceId, slot);
-      // A request of this device waiting here is lent the parked slot by its next attempt.
-      onReleased?.();
+      // A request of this device waiting here is lent the parked slot by its next attempt. A slot given
+      // back to Redis instead wakes it once the give-back is sent (wakeHolder).
+      if (this.park(deviceId, slot)) onReleased?.();
     });
   }
 
-  /** A slot its request is done with: parked for the device's next request, or back to Redis once past its window. */
-  private park(deviceId: string, slot: Slot): void {
+  /**
+   * A slot its request is done with: parked for the device's next request (true), or back to Redis once
+   * past its window (false).
+   */
+  private park(deviceId: string, slot: Slot): boolean {
     const now = performance.now();
     if (this.stopped || now >= slot.reusableUntil) {
       slot.giveBack();
-      return;
+      return false;
     }
     slot.parkedAt = now;
     const slots = this.parked.get(deviceId);
     if (slots) slots.push(slot);
     else this.parked.set(deviceId, [slot]);
     this.sweep ??= setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
+    return true;
   }
 
   /**
@@ -183,24 +192,21 @@ export class SlotReuse implements SlotSource, Lifecycle {
     this.sweep = undefined;
     const now = performance.now();
     const due = (slot: Slot) => now - slot.parkedAt >= slot.lingerMs || now >= slot.reusableUntil;
-    let stale: Array<[string, Slot[]]> | undefined;
+    let stale: Slot[] | undefined;
     for (const [deviceId, slots] of this.parked) {
       if (!slots.some(due)) continue;
       const kept = slots.filter((slot) => !due(slot));
-      (stale ??= []).push([deviceId, slots.filter(due)]);
+      (stale ??= []).push(...slots.filter(due));
       if (kept.length > 0) this.parked.set(deviceId, kept);
       else this.parked.delete(deviceId);
     }
     // Given back once the walk is over: a give-back's wake-up may park or lend slots of its own.
-    for (const [deviceId, slots] of stale ?? []) this.giveBack(deviceId, slots);
+    if (stale) this.giveBack(stale);
     if (this.parked.size > 0) this.sweep = setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 
-  private giveBack(deviceId: string, slots: Slot[]): void {
-    if (slots.length === 0) return;
-    if (this.parked.get(deviceId)?.length === 0) this.parked.delete(deviceId);
+  /** Slots back to Redis (in one command: DeviceLimiter), each waking its last holder once it is sent. */
+  private giveBack(slots: readonly Slot[]): void {
     for (const slot of slots) slot.giveBack();
-    // After the commands are sent: an attempt made now is answered after them (one connection, in order).
-    for (const slot of slots) slot.onReleased?.();
   }
 }

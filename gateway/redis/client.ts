@@ -2,7 +2,7 @@ import { Cluster, Redis, SentinelConnector, type RedisOptions as IoRedisOptions,
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { HostPort } from "./host-ports.js";
-import { assertOneSlot } from "./slots.js";
+import { assertOneSlot, bySlot, type ScriptItem } from "./slots.js";
 import { keepConnected } from "./keep-connected.js";
 import { ReplicaAcks } from "./replica-acks.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
@@ -63,16 +63,18 @@ export class RedisStore implements Lifecycle {
   readonly client: RedisClient;
   /** Every key and channel name (keys.ts). */
   readonly keys: RedisKeys;
-  /**
-   * The command a Lua script must publish with: in Cluster mode the gateway's subscribers listen with
-   * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
-   * must then be one of the script's KEYS, in the slot of the others.
-   */
   /** Connects again a connection ioredis gave up on its own (keep-connected.ts); stopped by stop(). */
   private readonly keepers: Array<{ stop(): void }> = [];
   private readonly reconnectDelay: () => number;
   /** Where durable writes go, when REDIS_WAIT_REPLICAS asks for replicas' acknowledgements. */
   private readonly acks: ReplicaAcks | undefined;
+  /** The Cluster's autoPipeliningIgnoredCommands: batchScript's commands (see there). */
+  private readonly notAutoPipelined: string[] = [];
+  /**
+   * The command a Lua script must publish with: in Cluster mode the gateway's subscribers listen with
+   * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
+   * must then be one of the script's KEYS, in the slot of the others.
+   */
   readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly log: Logger;
 
@@ -107,6 +109,7 @@ export class RedisStore implements Lifecycle {
       ? new Cluster(cluster.nodes, {
           lazyConnect: true,
           enableAutoPipelining: true,
+          autoPipeliningIgnoredCommands: this.notAutoPipelined,
           // Off as for one node: a command while the Cluster is down fails at once. Not in redisOptions: each
           // node's connection is opened by its first command, which an off offline queue there would refuse.
           enableOfflineQueue: false,
@@ -214,6 +217,45 @@ export class RedisStore implements Lifecycle {
   }
 
   /**
+   * A Lua script run for many items in one command: each item's keys (`keysPerItem` of them, of one hash
+   * slot) one after another in KEYS, and in ARGV the `shared` arguments, then each item's own. Loaded and
+   * run as script() does. A Redis Cluster takes only keys of one hash slot in a command, so there the
+   * items go in one command per slot (bySlot); elsewhere in one. Either way at most MAX_BATCH_ITEMS per
+   * command, so that no one script holds Redis for long. Resolves once every command is answered.
+   */
+  batchScript(
+    name: string,
+    keysPerItem: number,
+    lua: string,
+  ): (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<void> {
+    // No numberOfKeys: each call's first argument says how many keys follow (ioredis's dynamic key count).
+    this.client.defineCommand(name, { lua });
+    const command = (this.client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[name];
+    if (!command) throw new Error(`ioredis did not define the script command ${name}`);
+    const clustered = this.publishCommand === "SPUBLISH";
+    // A Cluster's auto-pipelines are grouped by the hash slot of a command's first argument, here the key
+    // count: such a command would go to whichever node owns that number's slot. Sent by itself instead, it
+    // goes by its keys (few such commands: one a batch).
+    if (clustered) this.notAutoPipelined.push(name);
+    return (items, shared) => {
+      const sent: Array<Promise<unknown>> = [];
+      for (const group of clustered ? bySlot(items) : [items])
+        for (let from = 0; from < group.length; from += MAX_BATCH_ITEMS) {
+          const keys: string[] = [];
+          const args: Array<string | number> = [...shared];
+          for (const item of group.slice(from, from + MAX_BATCH_ITEMS)) {
+            if (item.keys.length !== keysPerItem) throw new Error(`Redis script ${name} takes ${keysPerItem} keys an item`);
+            assertOneSlot(name, item.keys);
+            keys.push(...item.keys);
+            args.push(item.arg);
+          }
+          sent.push(this.run(() => command.call(this.client, keys.length, ...keys, ...args)));
+        }
+      return Promise.all(sent).then(nothing);
+    };
+  }
+
+  /**
    * Runs a write (touching `key`) that guards against acting twice, such as the claim of an Idempotency-Key:
    * with REDIS_WAIT_REPLICAS set, on the durable-writes connection and not answered until that many replicas
    * have it (replica-acks.ts; fails as GW_STORE_UNAVAILABLE when they do not in time); otherwise as run().
@@ -248,6 +290,11 @@ export class RedisStore implements Lifecycle {
     }
   }
 }
+
+/** At most this many items in one command of a batchScript. */
+export const MAX_BATCH_ITEMS = 256;
+
+const nothing = (): undefined => undefined;
 
 /**
  * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel. Its

@@ -1,10 +1,11 @@
 // Correlation records in a real Redis (correlation/store.ts): a record and its id in the JID's set are written
 // and removed together; a removal waits for the next put and leaves with it, ahead of it, or goes by itself
-// within REMOVAL_WAIT_MS when no put comes; flushRemovals() sends what waits at once.
+// within REMOVAL_WAIT_MS when no put comes; flushRemovals() sends what waits at once, in one command.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
+import { commandCounts } from "../helpers/redis-probes.js";
 import { pollUntil } from "../../local-stack/ports.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 import { CorrelationStore, type CorrelationEntry } from "../../gateway/correlation/store.js";
@@ -83,5 +84,17 @@ describe("correlation store", () => {
       { record: false, inSet: false },
     ]);
     store.flushRemovals(); // nothing waits: a no-op
+  });
+
+  it("sends the removals of exchanges with different devices in one command", async () => {
+    const jids = ["dev-1@devices.example.com/agent", "dev-2@devices.example.com/agent", "dev-3@devices.example.com/a"];
+    await Promise.all(jids.map((jid, i) => store.put(`id-${i}`, { ...entry(), jid }, 30_000)));
+    await redis.run((c) => c.config("RESETSTAT"));
+    jids.forEach((jid, i) => store.remove(`id-${i}`, jid));
+    store.flushRemovals();
+    const left = await Promise.all(jids.map((jid, i) => redis.run((c) => c.exists(redis.keys.exchange(jid, `id-${i}`)))));
+    assert.deepEqual(left, [0, 0, 0]);
+    const calls = await commandCounts(server.port);
+    assert.equal(calls.eval + calls.evalsha, 1, "one script call for the three");
   });
 });

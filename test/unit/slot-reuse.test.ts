@@ -151,14 +151,16 @@ describe("SlotReuse", () => {
     await reuse.stop();
   });
 
-  it("a slot past its window is given back when its request ends, not parked", async () => {
+  it("a slot past its window is given back when its request ends, not parked, and its holder woken once, by the give-back", async () => {
     const set = fakeSet();
     const reuse = new SlotReuse(set.source, 1);
-    const release = await take(reuse, "d", 4, 1000);
+    const woken: number[] = [];
+    const release = await take(reuse, "d", 4, 1000, () => woken.push(set.givenBack));
     const start = performance.now();
     while (performance.now() - start < 2); // past the 1 ms window
     release();
     assert.deepEqual([set.givenBack, reuse.parkedCount], [1, 0]);
+    assert.deepEqual(woken, [1], "woken after the give-back, not also before it");
     await reuse.stop();
   });
 
