@@ -113,7 +113,11 @@ export class SlotReuse implements SlotSource, Lifecycle {
     return Promise.resolve();
   }
 
-  /** Parked slots go back to Redis; from now on every slot does when its request ends. */
+  /**
+   * Parked slots go back to Redis; from now on every slot does when its request ends. Resolves once their
+   * give-back is sent (DeviceLimiter sends the slots given back in a tick at its end), so that whatever stops
+   * after this (Redis) comes after it.
+   */
   stop(): Promise<void> {
     this.stopped = true;
     if (this.sweep) clearTimeout(this.sweep);
@@ -121,7 +125,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
     const parked = [...this.parked.values()].flat();
     this.parked.clear();
     this.giveBack(parked);
-    return Promise.resolve();
+    return new Promise((resolve) => process.nextTick(resolve));
   }
 
   /** Slots parked now, all devices. */
