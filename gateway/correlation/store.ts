@@ -117,8 +117,8 @@ export class CorrelationStore {
   }
 
   /**
-   * Sends the removals waiting, in this tick, as one command (one per hash slot in a Cluster: batchScript),
-   * in the write to Redis of whatever else this pass sends. One command for them all rather than one each:
+   * Sends the removals waiting, in this tick, as one command (on a Cluster one each: batchScript), in the
+   * write to Redis of whatever else this pass sends. One command for them all rather than one each:
    * when thousands of requests are answered at once, each command's objects live until Redis answers, long
    * enough under such a burst to outlast a young-generation collection and be kept until the next full one
    * (docs/benchmark.md, "Soak").

@@ -108,10 +108,10 @@ export class DeviceLimiter {
   }
 
   /**
-   * A slot given back: sent with the others given back in this tick, in one command (one per hash slot in a
-   * Cluster: RedisStore.batchScript) rather than one each. Answers to many requests are handled in one tick
-   * (one read of the XMPP stream), and under such a burst each command's objects outlive young-generation
-   * collections and are kept until the next full one (docs/benchmark.md, "Soak").
+   * A slot given back: sent with the others given back in this tick, in one command rather than one each
+   * (on a Cluster, one each in one auto-pipeline: RedisStore.batchScript). Answers to many requests are
+   * handled in one tick (one read of the XMPP stream), and under such a burst each command's objects
+   * outlive young-generation collections and are kept until the next full one (docs/benchmark.md, "Soak").
    */
   private release(item: ScriptItem, onReleased: (() => void) | undefined): void {
     if (this.releases.length === 0) process.nextTick(() => this.flushReleases());

@@ -2,7 +2,7 @@ import { Cluster, Redis, SentinelConnector, type RedisOptions as IoRedisOptions,
 import { Backoff } from "../../lib/backoff.js";
 import { RedisKeys } from "./keys.js";
 import type { HostPort } from "./host-ports.js";
-import { assertOneSlot, bySlot, type ScriptItem } from "./slots.js";
+import { assertOneSlot, type ScriptItem } from "./slots.js";
 import { keepConnected } from "./keep-connected.js";
 import { ReplicaAcks } from "./replica-acks.js";
 import { closeConnection, RedisSubscriber } from "./subscriber.js";
@@ -68,8 +68,6 @@ export class RedisStore implements Lifecycle {
   private readonly reconnectDelay: () => number;
   /** Where durable writes go, when REDIS_WAIT_REPLICAS asks for replicas' acknowledgements. */
   private readonly acks: ReplicaAcks | undefined;
-  /** The Cluster's autoPipeliningIgnoredCommands: batchScript's commands (see there). */
-  private readonly notAutoPipelined: string[] = [];
   /**
    * The command a Lua script must publish with: in Cluster mode the gateway's subscribers listen with
    * SSUBSCRIBE on the shard owning the channel, which a PUBLISH never reaches (see `publish`); the channel
@@ -109,7 +107,6 @@ export class RedisStore implements Lifecycle {
       ? new Cluster(cluster.nodes, {
           lazyConnect: true,
           enableAutoPipelining: true,
-          autoPipeliningIgnoredCommands: this.notAutoPipelined,
           // Off as for one node: a command while the Cluster is down fails at once. Not in redisOptions: each
           // node's connection is opened by its first command, which an off offline queue there would refuse.
           enableOfflineQueue: false,
@@ -219,38 +216,45 @@ export class RedisStore implements Lifecycle {
   /**
    * A Lua script run for many items in one command: each item's keys (`keysPerItem` of them, of one hash
    * slot) one after another in KEYS, and in ARGV the `shared` arguments, then each item's own. Loaded and
-   * run as script() does. A Redis Cluster takes only keys of one hash slot in a command, so there the
-   * items go in one command per slot (bySlot); elsewhere in one. Either way at most MAX_BATCH_ITEMS per
-   * command, so that no one script holds Redis for long. Resolves once every command is answered.
+   * run as script() does, at most MAX_BATCH_ITEMS items a command, so that no one script holds Redis for
+   * long. Resolves once every command is answered.
+   *
+   * On a Cluster each item goes as a command of its own, as script() sends it: a command may only take keys
+   * of one hash slot there, and ioredis groups a Cluster's auto-pipelines by the slot of a command's first
+   * argument, which for a batch would be its key count, not a key. Those commands still share the writes of
+   * their auto-pipelines.
    */
   batchScript(
     name: string,
     keysPerItem: number,
     lua: string,
   ): (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<void> {
-    // No numberOfKeys: each call's first argument says how many keys follow (ioredis's dynamic key count).
-    this.client.defineCommand(name, { lua });
+    const clustered = this.publishCommand === "SPUBLISH";
+    // Without numberOfKeys, each call's first argument says how many keys follow (ioredis's dynamic key count).
+    this.client.defineCommand(name, clustered ? { numberOfKeys: keysPerItem, lua } : { lua });
     const command = (this.client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>)[name];
     if (!command) throw new Error(`ioredis did not define the script command ${name}`);
-    const clustered = this.publishCommand === "SPUBLISH";
-    // A Cluster's auto-pipelines are grouped by the hash slot of a command's first argument, here the key
-    // count: such a command would go to whichever node owns that number's slot. Sent by itself instead, it
-    // goes by its keys (few such commands: one a batch).
-    if (clustered) this.notAutoPipelined.push(name);
+    const checked = (item: ScriptItem): ScriptItem => {
+      if (item.keys.length !== keysPerItem) throw new Error(`Redis script ${name} takes ${keysPerItem} keys an item`);
+      assertOneSlot(name, item.keys);
+      return item;
+    };
+    if (clustered)
+      return (items, shared) =>
+        Promise.all(items.map(checked).map((item) => this.run(() => command.call(this.client, ...item.keys, ...shared, item.arg)))).then(
+          nothing,
+        );
     return (items, shared) => {
       const sent: Array<Promise<unknown>> = [];
-      for (const group of clustered ? bySlot(items) : [items])
-        for (let from = 0; from < group.length; from += MAX_BATCH_ITEMS) {
-          const keys: string[] = [];
-          const args: Array<string | number> = [...shared];
-          for (const item of group.slice(from, from + MAX_BATCH_ITEMS)) {
-            if (item.keys.length !== keysPerItem) throw new Error(`Redis script ${name} takes ${keysPerItem} keys an item`);
-            assertOneSlot(name, item.keys);
-            keys.push(...item.keys);
-            args.push(item.arg);
-          }
-          sent.push(this.run(() => command.call(this.client, keys.length, ...keys, ...args)));
+      for (let from = 0; from < items.length; from += MAX_BATCH_ITEMS) {
+        const keys: string[] = [];
+        const args: Array<string | number> = [...shared];
+        for (const item of items.slice(from, from + MAX_BATCH_ITEMS).map(checked)) {
+          keys.push(...item.keys);
+          args.push(item.arg);
         }
+        sent.push(this.run(() => command.call(this.client, keys.length, ...keys, ...args)));
+      }
       return Promise.all(sent).then(nothing);
     };
   }

@@ -66,15 +66,3 @@ export interface ScriptItem {
   keys: readonly string[];
   arg: string;
 }
-
-/** `items` grouped by the hash slot of their keys (an item's first key's), in their order within each group. */
-export function bySlot(items: readonly ScriptItem[]): ScriptItem[][] {
-  const groups = new Map<number, ScriptItem[]>();
-  for (const item of items) {
-    const slot = keySlot(item.keys[0] ?? "");
-    const group = groups.get(slot);
-    if (group) group.push(item);
-    else groups.set(slot, [item]);
-  }
-  return [...groups.values()];
-}

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import { RedisStore } from "../../gateway/redis/client.js";
-import { assertOneSlot, bySlot, keySlot } from "../../gateway/redis/slots.js";
+import { assertOneSlot, keySlot } from "../../gateway/redis/slots.js";
 import { isGatewayError } from "../../gateway/errors.js";
 
 describe("keySlot", () => {
@@ -77,16 +77,6 @@ describe("assertOneSlot without hashing", () => {
     assert.throws(() => assertOneSlot("s", ["gw:inflight:{dev-1}", "gw:slotfree:{dev-2}"]), /more than one hash slot/);
     // An empty tag is no tag: the whole key is hashed, and two such keys differ.
     assert.throws(() => assertOneSlot("s", ["gw:a{}{dev-1}", "gw:b{}{dev-1}"]), /more than one hash slot/);
-  });
-});
-
-describe("bySlot", () => {
-  it("groups a batch's items by their keys' hash slot, keeping their order within each group", () => {
-    const [x, y] = sameSlotPair();
-    const item = (key: string, arg: string) => ({ keys: [`{${key}}:set`, `{${key}}:channel`], arg });
-    const items = [item("dev-1", "1"), item(x, "2"), item("dev-1", "3"), item(y, "4"), item("dev-2", "5")];
-    const groups = bySlot(items).map((group) => group.map((i) => i.arg));
-    assert.deepEqual(groups, [["1", "3"], ["2", "4"], ["5"]]);
   });
 });
 
