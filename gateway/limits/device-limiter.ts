@@ -57,6 +57,9 @@ export type SlotAttempt = { taken: true; release: () => void; inUse: number | un
 /** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them. */
 export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
 
+/** What SlotReuse asks of the slots in Redis: a SlotSource that says when what it gave back is sent. */
+export type RedisSlotSource = SlotSource & Pick<DeviceLimiter, "afterReleases">;
+
 /** A slot taken: `giveBack` runs at the first release only (a request's every way out releases it). */
 export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
   let released = false;
@@ -117,6 +120,15 @@ export class DeviceLimiter {
     if (this.releases.length === 0) process.nextTick(() => this.flushReleases());
     this.releases.push(item);
     if (onReleased) this.wakeUps.push(onReleased);
+  }
+
+  /**
+   * Runs `wakeUp` once the slots given back so far in this tick are sent (at once when none wait): for one
+   * who gave a slot back without an `onReleased` of its own, such as SlotReuse, whose slot changes holder.
+   */
+  afterReleases(wakeUp: () => void): void {
+    if (this.releases.length === 0) wakeUp();
+    else this.wakeUps.push(wakeUp);
   }
 
   private flushReleases(): void {

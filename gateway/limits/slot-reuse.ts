@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Lifecycle } from "../lifecycle.js";
-import { SLOT_GRACE_MS, takenSlot, type SlotAttempt, type SlotSource } from "./device-limiter.js";
+import { SLOT_GRACE_MS, takenSlot, type RedisSlotSource, type SlotAttempt, type SlotSource } from "./device-limiter.js";
 
 /**
  * How long a slot given back waits, parked on this instance, for its device's next request before it goes
@@ -64,7 +64,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
   readonly counts = { redis: 0, reused: 0 };
 
   constructor(
-    private readonly slots: SlotSource,
+    private readonly slots: RedisSlotSource,
     private readonly windowMs: number,
   ) {}
 
@@ -90,13 +90,10 @@ export class SlotReuse implements SlotSource, Lifecycle {
     }
     // Taken for the request's deadline and the window: a request lent the slot later must end before it does.
     const lifetimeMs = Math.max(1, Math.ceil(timeoutMs)) + this.windowMs;
-    // Whoever holds the slot (or held it last) is woken once it is back in Redis.
-    const wakeHolder = () => slot?.onReleased?.();
-    let slot: Slot | undefined;
-    return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs, wakeHolder).then((attempt) => {
+    return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs).then((attempt) => {
       if (!attempt.taken) return attempt;
       this.counts.redis++;
-      slot = {
+      const slot: Slot = {
         giveBack: attempt.release,
         reusableUntil: now + this.windowMs,
         expiresAt: now + lifetimeMs + SLOT_GRACE_MS,
@@ -163,8 +160,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
       const left = (this.held.get(deviceId) ?? 1) - 1;
       if (left > 0) this.held.set(deviceId, left);
       else this.held.delete(deviceId);
-      // A request of this device waiting here is lent the parked slot by its next attempt. A slot given
-      // back to Redis instead wakes it once the give-back is sent (wakeHolder).
+      // A request of this device waiting here is lent the parked slot by its next attempt.
       if (this.park(deviceId, slot)) onReleased?.();
     });
   }
@@ -176,7 +172,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
   private park(deviceId: string, slot: Slot): boolean {
     const now = performance.now();
     if (this.stopped || now >= slot.reusableUntil) {
-      slot.giveBack();
+      this.giveBack([slot]);
       return false;
     }
     slot.parkedAt = now;
@@ -209,8 +205,15 @@ export class SlotReuse implements SlotSource, Lifecycle {
     if (this.parked.size > 0) this.sweep = setTimeout(() => this.sweepParked(), SLOT_LINGER_MS).unref();
   }
 
-  /** Slots back to Redis (in one command: DeviceLimiter), each waking its last holder once it is sent. */
+  /**
+   * Slots back to Redis (the ones of a tick in one command: DeviceLimiter), and their last holders' wake-ups
+   * once that is sent: an attempt made then is answered after it (one connection, in order).
+   */
   private giveBack(slots: readonly Slot[]): void {
+    if (slots.length === 0) return;
     for (const slot of slots) slot.giveBack();
+    this.slots.afterReleases(() => {
+      for (const slot of slots) slot.onReleased?.();
+    });
   }
 }

@@ -1,6 +1,7 @@
 // Device slots in a real Redis (limits/device-limiter.ts): a slot taken is in the device's set and goes at
 // its release, with a notice on the device's channel; slots given back in one tick go in one command, each
-// with its notice, and each release's wake-up comes once that command is sent (an attempt then sees it free).
+// with its notice, and each release's wake-up (or afterReleases()) comes once that command is sent (an
+// attempt then sees it free).
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
@@ -77,10 +78,15 @@ describe("device limiter", () => {
     await redis.run((c) => c.config("RESETSTAT"));
     const got = await notices(devices, 3, async () => {
       for (const release of releases) release();
+      // As SlotReuse asks, for a slot given back without a wake-up of its own.
+      limiter.afterReleases(() => afterWake.push(inUse("dev-1")));
       assert.equal(afterWake.length, 0, "no wake-up before the command is sent");
       await new Promise<void>((resolve) => process.nextTick(resolve));
       // Read in each wake-up, on the same connection: answered after the releases.
-      assert.deepEqual(await Promise.all(afterWake), [0, 0, 0]);
+      assert.deepEqual(await Promise.all(afterWake), [0, 0, 0, 0]);
+      let atOnce = false;
+      limiter.afterReleases(() => (atOnce = true));
+      assert.ok(atOnce, "with nothing waiting to be sent, at once");
     });
     assert.deepEqual(got, devices.map((d) => `${limiter.channel(d)} gw-a`).sort());
     const calls = await commandCounts(server.port);

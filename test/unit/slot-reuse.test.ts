@@ -29,6 +29,8 @@ function fakeSet({ reportsInUse = false } = {}) {
       return givenBack;
     },
     source: {
+      // Give-backs here are done at once: nothing waits to be sent.
+      afterReleases: (wakeUp: () => void) => wakeUp(),
       channel: (deviceId: string) => `slotfree:${deviceId}`,
       busy: (message: string) => new GatewayError("GW_DEVICE_BUSY", { message, retryAfterS: 1 }),
       tryAcquire(deviceId: string, max: number, timeoutMs: number, onReleased?: () => void): Promise<SlotAttempt> {
