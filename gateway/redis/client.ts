@@ -296,7 +296,7 @@ export class RedisStore implements Lifecycle {
 }
 
 /** At most this many items in one command of a batchScript. */
-export const MAX_BATCH_ITEMS = 256;
+const MAX_BATCH_ITEMS = 256;
 
 const nothing = (): undefined => undefined;
 
