@@ -23,8 +23,8 @@ interface Entry extends PendingExchange {
 export interface PendingHooks {
   onTimeout?(p: PendingExchange): void;
   /**
-   * Called once per exchange, however it ends. The gateway's exchanges need none: XmppExchanger.exchange
-   * cleans up after its own entry.
+   * Called once per exchange, however it ends, before its caller sees the outcome (the gateway's
+   * XmppExchanger cleans up after its exchanges here).
    */
   onSettled?(p: PendingExchange): void;
 }
@@ -46,16 +46,20 @@ export class PendingExchanges {
 
   add(id: string, deviceId: string, jid: string, timeoutMs: number): Promise<HttpResponseMessage> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const entry = this.entries.get(id);
-        if (entry) this.hooks.onTimeout?.(entry);
-        this.settle(id, new GatewayError("GW_DEVICE_TIMEOUT"), "late");
-      }, timeoutMs);
+      // The id as the timer's argument to one function: a closure per exchange would be held as long as it.
+      const timer = setTimeout(this.expire, timeoutMs, id);
       const norm = normalizeJid(jid);
       this.entries.set(id, { id, deviceId, jid: norm, deadline: Date.now() + timeoutMs, resolve, reject, timer });
       this.perJid.set(norm, (this.perJid.get(norm) ?? 0) + 1);
     });
   }
+
+  /** Exchange `id`'s deadline has come. */
+  private readonly expire = (id: string): void => {
+    const entry = this.entries.get(id);
+    if (entry) this.hooks.onTimeout?.(entry);
+    this.settle(id, new GatewayError("GW_DEVICE_TIMEOUT"), "late");
+  };
 
   get(id: string): PendingExchange | undefined {
     return this.entries.get(id);

@@ -14,10 +14,20 @@ import { traced } from "../tracing/traced.js";
  * slot taken, when nothing may be sent), sent once it is held.
  */
 export interface Exchanger {
-  prepare(req: { deviceId: string; jid: string; message: HttpRequestMessage; timeoutMs: number; trace?: TraceSpan | undefined }): {
-    send(timeoutMs: number): Promise<HttpResponseMessage>;
-    cancel(err?: unknown): void;
-  };
+  prepare(req: {
+    deviceId: string;
+    jid: string;
+    message: HttpRequestMessage;
+    timeoutMs: number;
+    trace?: TraceSpan | undefined;
+  }): SlotWork<HttpResponseMessage>;
+}
+
+/** What runs once a device's slot is held, with what is left of the request's deadline. */
+interface SlotWork<T> {
+  send(remainingMs: number): Promise<T>;
+  /** No slot came (the wait failed): the work is never sent. */
+  cancel?(err: unknown): void;
 }
 
 /** A pass-through call as the slot takes it: the device's address comes from its route, the time left from its slot. */
@@ -54,17 +64,14 @@ export class DeviceSlot {
   ): Promise<HttpResponseMessage> {
     if (route.transport !== "xmpp")
       return Promise.reject(new GatewayError("GW_INTERNAL", { message: `overXmpp() is the XMPP path, not ${route.transport}` }));
-    let prepared: ReturnType<Exchanger["prepare"]>;
+    let prepared: SlotWork<HttpResponseMessage>;
     try {
       // Prepared first: a request that cannot be sent now (shutting down, XMPP away) takes no slot.
       prepared = this.deps.xmpp.prepare({ deviceId: route.deviceId, jid: route.jid, message, timeoutMs, trace });
     } catch (err) {
       return Promise.reject(toGatewayError(err));
     }
-    return this.withSlot(route, { timeoutMs, signal }, (remainingMs) => prepared.send(remainingMs), trace).catch((err: unknown) => {
-      prepared.cancel(err); // a no-op once sent
-      throw err;
-    });
+    return this.withSlot(route, { timeoutMs, signal }, prepared, trace);
   }
 
   /**
@@ -78,31 +85,36 @@ export class DeviceSlot {
     return this.withSlot(
       route,
       { timeoutMs: call.timeoutMs, signal: clientHangUp(res) },
-      (remainingMs) => this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body),
+      { send: (remainingMs) => this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body) },
       call.trace,
     );
   }
 
   /**
    * A promise chain rather than an async function: with thousands of requests held at once, every suspended
-   * async frame on the way down is memory held per request. With a trace, the wait for the slot is a span
-   * of its own (`device slot`), ended once the slot is held or the wait failed.
+   * async frame on the way down is memory held per request (and so is every link of the chain: the work's
+   * cancel rides on the slot's own link rather than on one of its own). With a trace, the wait for the slot
+   * is a span of its own (`device slot`), ended once the slot is held or the wait failed.
    */
   private withSlot<T>(
     route: DeviceRoute,
     wait: Parameters<DeviceQueue["acquire"]>[2],
-    work: (remainingMs: number) => Promise<T>,
+    work: SlotWork<T>,
     trace: TraceSpan | undefined,
   ): Promise<T> {
     const acquired = this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait);
     return (trace ? traced(trace.child("device slot", "internal", { [ATTR.deviceId]: route.deviceId }), acquired) : acquired).then(
       ({ release, remainingMs }) => {
         try {
-          return work(remainingMs).finally(release);
+          return work.send(remainingMs).finally(release);
         } catch (err) {
           release();
           throw err;
         }
+      },
+      (err: unknown) => {
+        work.cancel?.(err);
+        throw err;
       },
     );
   }

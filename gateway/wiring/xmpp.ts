@@ -53,7 +53,8 @@ export function buildXmpp(
     },
   });
   const store = new CorrelationStore(redis);
-  const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc() });
+  // However an exchange ends, the exchanger cleans up after it (its stream, its reply's bytes, its record).
+  const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc(), onSettled: (p) => exchanger.ended(p) });
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
   // limit, plus room for the elements around small bodies, is what one exchange's early chunks may hold.
   const streamRoutes = new StreamRoutes(redis, {

@@ -99,6 +99,8 @@ export class XmppExchanger {
    */
   private readonly resendable = new Map<string, { request: SentRequest; resends: number }>();
   private closing = false;
+  /** `send`, for the prepared exchanges: one function for them all, not a closure each. */
+  private readonly sender: Sender = (id, req, entry, timeoutMs) => this.send(id, req, entry, timeoutMs);
 
   constructor(private readonly deps: ExchangeDeps) {
     this.log = deps.logger.child({ component: "exchange" });
@@ -137,24 +139,7 @@ export class XmppExchanger {
     // one) and in the <req> (for the device). Nothing of it for an untraced request.
     const span = req.trace ? exchangeSpan(req.trace, id, req) : undefined;
     if (span) entry.trace = span.fields;
-    const request: SentRequest = span ? { ...req, span } : req;
-    let used = false;
-    return {
-      send: (timeoutMs) => {
-        used = true;
-        const reply = this.send(id, request, entry, timeoutMs);
-        // Ended with the device's status (in error from 400, as the HTTP semantic conventions have it for a
-        // client span), or the catalogue code the exchange failed with.
-        return span ? traced(span, reply, (answer) => span.answered(answer.statusCode, 400)) : reply;
-      },
-      cancel: (err) => {
-        if (used) return;
-        used = true;
-        if (!span) return;
-        failSpan(span, err);
-        span.end();
-      },
-    };
+    return new Prepared(this.sender, id, span ? { ...req, span } : req, entry, span);
   }
 
   /**
@@ -186,20 +171,27 @@ export class XmppExchanger {
       if (!record) store.remove(id, req.jid);
       return Promise.reject(new GatewayError(refusal));
     }
-    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs).finally(() => this.ended(id, req.jid));
+    // Cleaned up by ended(), which PendingExchanges calls however the exchange ends.
+    const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
     this.deps.metrics.iqInflight.set(pending.size);
     // A write that fails ends the exchange (a no-op if its deadline came first).
     this.transmit(id, req, record).catch((err: unknown) => pending.settle(id, toGatewayError(err), "late"));
     return reply;
   }
 
-  /** Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's bytes, the record. */
-  private ended(id: string, jid: string): void {
+  /**
+   * Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's
+   * bytes, the record. PendingExchanges' `onSettled` hook (wired by the composition root), called as the
+   * exchange settles, before its caller sees the outcome: a `.finally` on each exchange's promise did the
+   * same with a promise, a reaction and four closures held for as long as the request waited.
+   */
+  ended(exchange: PendingExchange): void {
+    const { id } = exchange;
     this.resendable.delete(id);
     this.endStream(id);
     this.releaseHold(id);
     this.deps.metrics.iqInflight.set(this.deps.pending.size);
-    this.deps.store.remove(id, jid);
+    this.deps.store.remove(id, exchange.jid);
   }
 
   /**
@@ -457,6 +449,42 @@ function exchangeSpan(parent: TraceSpan, id: string, req: ExchangeRequest): Trac
     [ATTR.transport]: "xmpp",
     [ATTR.exchangeId]: id,
   });
+}
+
+/** XmppExchanger's send: exchange `id`'s request, its record, and what is left of its deadline. */
+type Sender = (id: string, req: SentRequest, entry: CorrelationEntry, timeoutMs: number) => Promise<HttpResponseMessage>;
+
+/**
+ * An exchange prepared and not yet sent (XmppExchanger.prepare). A class: a request waiting for its device's
+ * slot holds this object alone, where an object of two closures kept them and their shared context.
+ */
+class Prepared implements PreparedExchange {
+  private used = false;
+
+  constructor(
+    private readonly sender: Sender,
+    private readonly id: string,
+    private readonly request: SentRequest,
+    private readonly entry: CorrelationEntry,
+    private readonly span: TraceSpan | undefined,
+  ) {}
+
+  send(timeoutMs: number): Promise<HttpResponseMessage> {
+    this.used = true;
+    const reply = this.sender(this.id, this.request, this.entry, timeoutMs);
+    const span = this.span;
+    // Ended with the device's status (in error from 400, as the HTTP semantic conventions have it for a
+    // client span), or the catalogue code the exchange failed with.
+    return span ? traced(span, reply, (answer) => span.answered(answer.statusCode, 400)) : reply;
+  }
+
+  cancel(err?: unknown): void {
+    if (this.used) return;
+    this.used = true;
+    if (!this.span) return;
+    failSpan(this.span, err);
+    this.span.end();
+  }
 }
 
 function parseParked(raw: string): XmlElement | undefined {
