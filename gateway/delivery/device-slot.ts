@@ -85,7 +85,7 @@ export class DeviceSlot {
     return this.withSlot(
       route,
       { timeoutMs: call.timeoutMs, signal: clientHangUp(res) },
-      { send: (remainingMs) => this.deps.http.forward(req, res, { ...call, httpTarget, timeoutMs: remainingMs }, body) },
+      new PassThroughWork(this.deps.http, req, res, call, httpTarget, body),
       call.trace,
     );
   }
@@ -112,11 +112,33 @@ export class DeviceSlot {
           throw err;
         }
       },
-      (err: unknown) => {
-        work.cancel?.(err);
-        throw err;
-      },
+      // Only for work that has something to cancel: the handler would otherwise be one more closure per request.
+      work.cancel
+        ? (err: unknown) => {
+            work.cancel?.(err);
+            throw err;
+          }
+        : undefined,
     );
+  }
+}
+
+/**
+ * The pass-through's work once the device's slot is held. A class, as the prepared XMPP exchange is: a
+ * request waiting for its slot holds this one object, not a closure and its context.
+ */
+class PassThroughWork implements SlotWork<void> {
+  constructor(
+    private readonly http: PassThrough,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly call: ProxyCall,
+    private readonly httpTarget: string,
+    private readonly body: Buffer | undefined,
+  ) {}
+
+  send(remainingMs: number): Promise<void> {
+    return this.http.forward(this.req, this.res, { ...this.call, httpTarget: this.httpTarget, timeoutMs: remainingMs }, this.body);
   }
 }
 
