@@ -183,7 +183,7 @@ export class XmppExchanger {
    * Every way out of an exchange (reply, error, deadline, drain): the stream still receiving, the reply's
    * bytes, the record. PendingExchanges' `onSettled` hook (wired by the composition root), called as the
    * exchange settles, before its caller sees the outcome: a `.finally` on each exchange's promise did the
-   * same with a promise, a reaction and four closures held for as long as the request waited.
+   * same with a promise, a reaction and three closures held for as long as the request waited.
    */
   ended(exchange: PendingExchange): void {
     const { id } = exchange;
