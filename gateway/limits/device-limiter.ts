@@ -76,7 +76,7 @@ export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
 
 export class DeviceLimiter {
   private readonly acquireSlot: (...args: Array<string | number>) => Promise<[number, number]>;
-  private readonly releaseSlots: (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<void>;
+  private readonly releaseSlots: (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<number[]>;
   private slots = 0;
   /** Slots given back in this tick, sent together at its end (flushReleases), and their wake-ups. */
   private releases: ScriptItem[] = [];
@@ -107,7 +107,7 @@ export class DeviceLimiter {
     // The second answer is the slots in use when taken, else the wait until the earliest slot's deadline.
     const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
     if (taken !== 1) return { taken: false, retryInMs: inUseOrWaitMs };
-    return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], arg: id }, onReleased), inUseOrWaitMs);
+    return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], args: [id] }, onReleased), inUseOrWaitMs);
   }
 
   /**

@@ -217,7 +217,8 @@ export class RedisStore implements Lifecycle {
    * A Lua script run for many items in one command: each item's keys (`keysPerItem` of them, of one hash
    * slot) one after another in KEYS, and in ARGV the `shared` arguments, then each item's own. Loaded and
    * run as script() does, at most MAX_BATCH_ITEMS items a command, so that no one script holds Redis for
-   * long. Resolves once every command is answered.
+   * long. A script may answer a table of the positions (1-based, in its command) of items it refused;
+   * resolves, once every command is answered, with those items' indexes in `items`.
    *
    * On a Cluster each item goes as a command of its own, as script() sends it: a command may only take keys
    * of one hash slot there, and ioredis groups a Cluster's auto-pipelines by the slot of a command's first
@@ -228,7 +229,7 @@ export class RedisStore implements Lifecycle {
     name: string,
     keysPerItem: number,
     lua: string,
-  ): (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<void> {
+  ): (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<number[]> {
     const clustered = this.publishCommand === "SPUBLISH";
     // Without numberOfKeys, each call's first argument says how many keys follow (ioredis's dynamic key count).
     this.client.defineCommand(name, clustered ? { numberOfKeys: keysPerItem, lua } : { lua });
@@ -241,21 +242,21 @@ export class RedisStore implements Lifecycle {
     };
     if (clustered)
       return (items, shared) =>
-        Promise.all(items.map(checked).map((item) => this.run(() => command.call(this.client, ...item.keys, ...shared, item.arg)))).then(
-          nothing,
-        );
+        Promise.all(
+          items.map(checked).map((item) => this.run(() => command.call(this.client, ...item.keys, ...shared, ...item.args))),
+        ).then((replies) => replies.flatMap((reply, i) => (refusals(reply, 0).length > 0 ? [i] : [])));
     return (items, shared) => {
-      const sent: Array<Promise<unknown>> = [];
+      const sent: Array<Promise<number[]>> = [];
       for (let from = 0; from < items.length; from += MAX_BATCH_ITEMS) {
         const keys: string[] = [];
         const args: Array<string | number> = [...shared];
         for (const item of items.slice(from, from + MAX_BATCH_ITEMS).map(checked)) {
           keys.push(...item.keys);
-          args.push(item.arg);
+          args.push(...item.args);
         }
-        sent.push(this.run(() => command.call(this.client, keys.length, ...keys, ...args)));
+        sent.push(this.run(() => command.call(this.client, keys.length, ...keys, ...args)).then((reply) => refusals(reply, from)));
       }
-      return Promise.all(sent).then(nothing);
+      return sent.length === 1 ? (sent[0] as Promise<number[]>) : Promise.all(sent).then((lists) => lists.flat());
     };
   }
 
@@ -298,7 +299,10 @@ export class RedisStore implements Lifecycle {
 /** At most this many items in one command of a batchScript. */
 const MAX_BATCH_ITEMS = 256;
 
-const nothing = (): undefined => undefined;
+/** The indexes of the items a batch script's reply names as refused (1-based positions in a command of items from `from`). */
+function refusals(reply: unknown, from: number): number[] {
+  return Array.isArray(reply) ? reply.map((position) => from + Number(position) - 1) : [];
+}
 
 /**
  * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel. Its

@@ -61,8 +61,8 @@ export function assertOneSlot(script: string, keys: ReadonlyArray<string | numbe
   );
 }
 
-/** One item of a batched script (RedisStore.batchScript): its keys, all of one hash slot, and its argument. */
+/** One item of a batched script (RedisStore.batchScript): its keys, all of one hash slot, and its arguments. */
 export interface ScriptItem {
   keys: readonly string[];
-  arg: string;
+  args: ReadonlyArray<string | number>;
 }

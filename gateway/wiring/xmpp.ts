@@ -52,7 +52,7 @@ export function buildXmpp(
         );
     },
   });
-  const store = new CorrelationStore(redis);
+  const store = new CorrelationStore(redis, logger);
   // However an exchange ends, the exchanger cleans up after it (its stream, its reply's bytes, its record).
   const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc(), onSettled: (p) => exchanger.ended(p) });
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
@@ -114,7 +114,7 @@ export function buildXmpp(
       // Replies that arrived while the component was closing may still be on their way to their owner.
       await router.settle(config.redis.commandTimeoutMs * 2);
       // Removals waiting for a write to ride along with go now, while Redis is still open.
-      store.flushRemovals();
+      store.flush().catch(() => undefined);
       await bus.stop();
     },
   };

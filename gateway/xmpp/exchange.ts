@@ -232,28 +232,20 @@ export class XmppExchanger {
     const { component } = this.deps;
     const encoded = this.encode(id, req);
     const sent = component.send(encoded.iq);
-    // Asked for after the IQ, in the same tick: both are written at the end of this pass of the event loop
-    // (the component's write batch, then Redis's auto-pipeline), the IQ first, so the request leaves one
-    // socket write sooner (on a quiet instance, most of what a write costs is waking the peer's process).
+    // Asked for after the IQ, in the same tick: the IQ is written at the end of this pass of the event loop
+    // (the component's write batch), the record after it (the store sends a pass's records together, at its
+    // end), so the request leaves one socket write sooner (on a quiet instance, most of what a write costs is
+    // waking the peer's process).
     // The record is needed only by another instance the reply may reach instead of this one (ReplyRouter),
     // after a round trip through the XMPP server and the device, by which time it is there; should it still
     // be queued behind that instance's other Redis commands, the other instance looks it up again until
     // REDIS_COMMAND_TIMEOUT_MS (lookAgainWaits). A reply reaching this instance needs no record.
-    if (record) this.record(id, record, req.timeoutMs);
+    if (record) this.deps.store.record(id, record, req.timeoutMs);
     await sent;
     for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));
     // Only while it waits: its deadline may have ended it while the IQ was written.
     if (encoded.chunks.length === 0 && mayResend(req.message) && this.deps.pending.get(id))
       this.resendable.set(id, { request: req, resends: 0 });
-  }
-
-  /** Writes an exchange's correlation record without waiting for it: a failed write is logged, the record expires anyway. */
-  private record(id: string, entry: CorrelationEntry, ttlMs: number): void {
-    this.deps.store
-      .put(id, entry, ttlMs)
-      .catch((err: unknown) =>
-        this.log.warn({ event: "record-not-written", id, err: (err as Error).message }, "correlation record not written"),
-      );
   }
 
   /** The request's IQ (XEP-0332 §2) under exchange id `id`, and the chunks its body goes in if it is large. */

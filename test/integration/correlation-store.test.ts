@@ -1,18 +1,21 @@
 // Correlation records in a real Redis (correlation/store.ts): a record and its id in the JID's set are written
-// and removed together; a removal waits for the next put and leaves with it, ahead of it, or goes by itself
-// within REMOVAL_WAIT_MS when no put comes; flushRemovals() sends what waits at once, in one command.
+// and removed together; the records of one pass go in one command at its end, with the removals waiting; a
+// removal waits for the next write and leaves with it, in the order asked, or goes by itself within
+// REMOVAL_WAIT_MS when no write comes; flush() sends what waits at once, in one command.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
 import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { commandCounts } from "../helpers/redis-probes.js";
-import { pollUntil } from "../../local-stack/ports.js";
+import { freePort, pollUntil } from "../../local-stack/ports.js";
 import { RedisStore } from "../../gateway/redis/client.js";
 import { CorrelationStore, type CorrelationEntry } from "../../gateway/correlation/store.js";
 
 let server: RedisServer;
 let redis: RedisStore;
 let store: CorrelationStore;
+/** What the store logged, as parsed JSON lines. */
+let logged: Array<Record<string, unknown>>;
 
 const JID = "dev-1@devices.example.com/agent";
 const entry = (): CorrelationEntry => ({ owner: "gw-a", deviceId: "dev-1", jid: JID, deadline: Date.now() + 30_000 });
@@ -23,7 +26,11 @@ before(async () => {
   await redis.start();
 });
 beforeEach(async () => {
-  store = new CorrelationStore(redis);
+  logged = [];
+  store = new CorrelationStore(
+    redis,
+    pino({ level: "info" }, { write: (line: string) => logged.push(JSON.parse(line) as Record<string, unknown>) }),
+  );
   await redis.run((c) => c.flushdb());
 });
 after(async () => {
@@ -72,10 +79,10 @@ describe("correlation store", () => {
     assert.deepEqual(await present("id-1"), { record: false, inSet: false });
   });
 
-  it("sends every removal waiting at once on flushRemovals()", async () => {
+  it("sends every removal waiting at once on flush()", async () => {
     await Promise.all(["id-1", "id-2", "id-3"].map((id) => store.put(id, entry(), 30_000)));
     for (const id of ["id-1", "id-2", "id-3"]) store.remove(id, JID);
-    store.flushRemovals();
+    void store.flush();
     // Issued after the removals, on the same connection: answered after them.
     const after = await Promise.all(["id-1", "id-2", "id-3"].map(present));
     assert.deepEqual(after, [
@@ -83,7 +90,7 @@ describe("correlation store", () => {
       { record: false, inSet: false },
       { record: false, inSet: false },
     ]);
-    store.flushRemovals(); // nothing waits: a no-op
+    assert.deepEqual(await store.flush(), []); // nothing waits: a no-op
   });
 
   it("sends the removals of exchanges with different devices in one command", async () => {
@@ -91,10 +98,73 @@ describe("correlation store", () => {
     await Promise.all(jids.map((jid, i) => store.put(`id-${i}`, { ...entry(), jid }, 30_000)));
     await redis.run((c) => c.config("RESETSTAT"));
     jids.forEach((jid, i) => store.remove(`id-${i}`, jid));
-    store.flushRemovals();
+    void store.flush();
     const left = await Promise.all(jids.map((jid, i) => redis.run((c) => c.exists(redis.keys.exchange(jid, `id-${i}`)))));
     assert.deepEqual(left, [0, 0, 0]);
     const calls = await commandCounts(server.port);
     assert.equal(calls.eval + calls.evalsha, 1, "one script call for the three");
+  });
+
+  it("sends the records of one pass in one command at its end, with the removals waiting, in the order asked", async () => {
+    await store.put("old", entry(), 30_000);
+    store.remove("old", JID);
+    await redis.run((c) => c.config("RESETSTAT"));
+    store.record("id-1", entry(), 30_000);
+    store.record("id-2", entry(), 30_000);
+    // A removal asked after its record's write goes after it: the exchange ended in the same pass.
+    store.remove("id-2", JID);
+    // Not sent in this tick: a read issued now finds none of them.
+    assert.deepEqual(await present("id-1"), { record: false, inSet: false });
+    await pollUntil("records sent", async () => (await present("id-1")).record, { timeoutMs: 10_000 });
+    assert.deepEqual(await Promise.all(["old", "id-1", "id-2"].map(present)), [
+      { record: false, inSet: false },
+      { record: true, inSet: true },
+      { record: false, inSet: false },
+    ]);
+    const calls = await commandCounts(server.port);
+    assert.equal(calls.eval + calls.evalsha, 1, "one script call for the two writes and two removals");
+    assert.deepEqual(logged, []);
+  });
+
+  it("logs a recorded write whose id is taken, and writes the others of its command", async () => {
+    await store.put("taken", { ...entry(), owner: "gw-first" }, 30_000);
+    store.record("fresh", entry(), 30_000);
+    store.record("taken", entry(), 30_000);
+    await pollUntil("refusal logged", () => logged.length > 0, { timeoutMs: 10_000 });
+    assert.equal(logged.length, 1);
+    assert.equal(logged[0]?.event, "record-not-written");
+    assert.equal(logged[0]?.id, "taken");
+    assert.equal((await store.get(JID, "taken"))?.owner, "gw-first", "the first record is kept");
+    assert.deepEqual(await present("fresh"), { record: true, inSet: true });
+  });
+
+  it("refuses a put whose id is taken even when writes of the pass go with it", async () => {
+    await store.put("taken", entry(), 30_000);
+    store.record("fresh", entry(), 30_000);
+    await assert.rejects(store.put("taken", entry(), 30_000), { code: "GW_INTERNAL" });
+    assert.deepEqual(await present("fresh"), { record: true, inSet: true });
+    assert.deepEqual(logged, [], "the recorded write went");
+  });
+
+  it("logs each recorded write of a command Redis never got, and fails a put with it", async () => {
+    // A store whose Redis is not there: with no offline queue, its commands fail at once.
+    const gone = new RedisStore(
+      { url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: "cs:", commandTimeoutMs: 2000 },
+      { logger: pino({ level: "silent" }) },
+    );
+    const lost = new CorrelationStore(
+      gone,
+      pino({ level: "info" }, { write: (line: string) => logged.push(JSON.parse(line) as Record<string, unknown>) }),
+    );
+    lost.record("id-1", entry(), 30_000);
+    lost.remove("id-0", JID);
+    await assert.rejects(lost.put("id-2", entry(), 30_000), { code: "GW_STORE_UNAVAILABLE" });
+    await pollUntil("failure logged", () => logged.length > 0, { timeoutMs: 10_000 });
+    assert.deepEqual(
+      logged.map((line) => [line.event, line.id]),
+      [["record-not-written", "id-1"]],
+      "the recorded write logged; the removal and the put's own write not",
+    );
+    await gone.stop();
   });
 });
