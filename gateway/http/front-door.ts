@@ -6,7 +6,7 @@ import { accessLog, type DeviceOutcomes } from "./access-log.js";
 import { drainingRefusal } from "./draining.js";
 import { answerThrown, sendError } from "./error-response.js";
 import { requestHeadProblem } from "./head-checks.js";
-import { assignRequestId } from "./request-id.js";
+import { noteRequestId } from "./request-id.js";
 import { deviceRequests, type DeviceRouteDeps } from "./routes/devices.js";
 
 /** A request handler in Express's calling convention: `next` for what it does not answer. */
@@ -37,7 +37,7 @@ export function frontDoor(deps: FrontDoorDeps): Handler {
   const devices = deviceRequests(deps.devices);
   const failed = (res: ServerResponse) => (err: unknown) => answerThrown(deps.logger, res, err);
   return (req, res, next) => {
-    assignRequestId(req, res);
+    noteRequestId(req, res);
     logAccess(req, res);
     const refusal = requestHeadProblem(req, deps.maxHeaders) ?? drainingRefusal(req, deps.isDraining);
     if (refusal) {

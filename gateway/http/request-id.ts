@@ -1,12 +1,52 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { setFacts, type RequestFacts } from "./context.js";
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from "node:http";
+import { facts, setFacts, type RequestFacts } from "./context.js";
 import { requestIdOf } from "./raw-error.js";
 
-/** `X-Request-Id` on every response: the caller's, when it is a sane token, else a new UUID. */
+const REQUEST_ID = "X-Request-Id";
+
+/** `X-Request-Id` on every response: the caller's, when it is a sane token, else a new UUID. Set at once. */
 export function assignRequestId(req: IncomingMessage, res: ServerResponse): RequestFacts {
-  const id = requestIdOf(req.headers);
-  res.setHeader("X-Request-Id", id);
-  return setFacts(res, { requestId: id, transport: "none" });
+  const noted = noteRequestId(req, res);
+  res.setHeader(REQUEST_ID, noted.requestId);
+  return noted;
+}
+
+/**
+ * The request's id in its facts only: a GatewayResponse puts it on the head as the head is written. Any
+ * other response (a server not made by HttpServer, such as a test's) gets the header at once.
+ */
+export function noteRequestId(req: IncomingMessage, res: ServerResponse): RequestFacts {
+  const noted = setFacts(res, { requestId: requestIdOf(req.headers), transport: "none" });
+  if (!(res instanceof GatewayResponse)) res.setHeader(REQUEST_ID, noted.requestId);
+  return noted;
+}
+
+/** Sets X-Request-Id from the request's facts unless the response has one: before a head is written. */
+export function stampRequestId(res: ServerResponse): void {
+  const id = facts(res).requestId;
+  if (id !== "" && !res.hasHeader(REQUEST_ID)) res.setHeader(REQUEST_ID, id);
+}
+
+/**
+ * The gateway's responses (HttpServer's `ServerResponse` class): X-Request-Id goes on the head as it is
+ * written, from the request's facts (noteRequestId), however it is written (node's implicit head included:
+ * `end()` calls `writeHead`). Set on arrival instead, a request waiting for its device would hold the
+ * response's header table and its entry all the while: about 260 bytes a request, thousands at once.
+ * Express swaps a response's prototype for its own (a plain ServerResponse's): a request handed to the
+ * gateway's own routes gets its id at once instead (stampRequestId). A head written with a header list of
+ * its own is merged into the response's table, node's rule for `writeHead` after `setHeader`, which keeps
+ * one field of a name: the device's fields, repeats and all, are appended before (device-messages.ts).
+ */
+export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  override writeHead(
+    statusCode: number,
+    reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
+    headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
+  ): this {
+    stampRequestId(this);
+    // Node's writeHead takes a non-string reason as the headers (its overloads, as called).
+    return super.writeHead(statusCode, reason as string | undefined, headers);
+  }
 }
 
 /** The same as a middleware, for an app of its own (tests). */

@@ -10,6 +10,7 @@ import { ConnectionTracker } from "./connections.js";
 import type { Handler } from "./front-door.js";
 import { Lingering } from "./linger.js";
 import { writeErrorResponse } from "./raw-error.js";
+import { GatewayResponse } from "./request-id.js";
 
 export interface HttpServerOptions {
   host: string;
@@ -72,6 +73,8 @@ export class HttpServer implements Lifecycle {
     const unroutable = answerUnroutable(this.logger);
     const server = createServer(
       {
+        // X-Request-Id goes on each head as it is written (request-id.ts).
+        ServerResponse: GatewayResponse,
         headersTimeout,
         requestTimeout: this.opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS,
         // Node looks for expired requests this often (30 s by default): a timeout is only as sharp as that.

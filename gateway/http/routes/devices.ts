@@ -12,6 +12,7 @@ import { whenClosed } from "../../../lib/http/response-end.js";
 import type { TraceSpan, Tracing } from "../../../lib/tracing/tracing.js";
 import type { DeviceRoute } from "../../registry/resolver.js";
 import { startRequestSpan } from "../request-span.js";
+import { stampRequestId } from "../request-id.js";
 
 /** Which device a request is for, if any (README, "Device requests": path, Host or forward-proxy addressing). */
 export interface Addressing {
@@ -67,6 +68,8 @@ async function handle(
     const address = await deps.addressing.address(req);
     if (!address) {
       // Handed on as they came, not wrapped in a closure made for every request.
+      // Express swaps the response's prototype: its id goes on now (GatewayResponse).
+      stampRequestId(res);
       rest(req, res, next);
       return;
     }

@@ -1,0 +1,91 @@
+// X-Request-Id as the gateway's responses carry it (http/request-id.ts): noted on arrival, put on the head as
+// the head is written, however it is written, on a real node server made with the gateway's response class;
+// set at once on a response of any other server.
+import assert from "node:assert/strict";
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { GatewayResponse, noteRequestId } from "../../gateway/http/request-id.js";
+
+type Write = (res: ServerResponse) => void;
+
+/** The ways a head gets written, by the path asked for. */
+const WRITES: Record<string, Write> = {
+  "/implicit": (res) => res.end("body"),
+  "/status-and-headers": (res) => {
+    res.writeHead(201, { "Content-Type": "text/plain" });
+    res.end();
+  },
+  "/reason-and-raw-list": (res) => {
+    res.writeHead(202, "Taken", ["Content-Type", "text/plain"]);
+    res.end();
+  },
+  "/own-id": (res) => {
+    res.setHeader("X-Request-Id", "set-by-handler");
+    res.end();
+  },
+};
+
+/** What the handler saw before writing: whether the header was on the response yet. */
+let seenEarly: boolean[] = [];
+
+function serve(withClass: boolean): Server {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    noteRequestId(req, res);
+    seenEarly.push(res.hasHeader("x-request-id"));
+    (WRITES[req.url ?? ""] ?? WRITES["/implicit"]!)(res);
+  };
+  return withClass ? createServer({ ServerResponse: GatewayResponse }, handler) : createServer(handler);
+}
+
+function get(server: Server, path: string, id?: string): Promise<IncomingMessage> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers: id ? { "X-Request-Id": id } : {} }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const servers: Server[] = [];
+before(async () => {
+  for (const withClass of [true, false]) {
+    const server = serve(withClass);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push(server);
+  }
+});
+after(() => {
+  for (const server of servers) server.close();
+});
+
+describe("X-Request-Id", () => {
+  it("goes on every head the gateway's response class writes, and not before", async () => {
+    const [gateway] = servers as [Server];
+    seenEarly = [];
+    for (const path of ["/implicit", "/status-and-headers", "/reason-and-raw-list"]) {
+      const res = await get(gateway, path, `id-${path.slice(1)}`);
+      assert.equal(res.headers["x-request-id"], `id-${path.slice(1)}`, path);
+    }
+    assert.deepEqual(seenEarly, [false, false, false], "not held on the response while it waits");
+    const listed = await get(gateway, "/reason-and-raw-list");
+    assert.equal(listed.statusMessage, "Taken");
+    assert.equal(listed.headers["content-type"], "text/plain");
+    assert.match(String(listed.headers["x-request-id"]), /^[0-9a-f-]{36}$/, "a new id when the caller gave none");
+  });
+
+  it("leaves an id the handler set itself", async () => {
+    const res = await get(servers[0] as Server, "/own-id", "from-client");
+    assert.equal(res.headers["x-request-id"], "set-by-handler");
+  });
+
+  it("is set at once on a response of another server", async () => {
+    seenEarly = [];
+    const res = await get(servers[1] as Server, "/implicit", "elsewhere");
+    assert.equal(res.headers["x-request-id"], "elsewhere");
+    assert.deepEqual(seenEarly, [true]);
+  });
+});
