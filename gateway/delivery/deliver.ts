@@ -37,8 +37,19 @@ export interface ReadBody {
   handOver(): void;
 }
 
-/** How a device request ended for its client: answered (the device's answer or a replay was written), or accepted for later. */
-export type Delivered = { kind: "answered" } | { kind: "accepted"; id: string; state: "pending" };
+/** A device request accepted for later (Prefer: respond-async): its client is answered 202 by the route. */
+export interface Accepted {
+  kind: "accepted";
+  id: string;
+  state: "pending";
+}
+
+/**
+ * How a device request ended for its client: accepted for later, or nothing when it was answered (the
+ * device's answer or a replay was written). Nothing rather than an "answered" value: a request held for its
+ * device would otherwise keep one more link of its promise chain, only to map the end of the answer to it.
+ */
+export type Delivered = Accepted | void;
 
 export interface DeliveryDeps {
   resolver: DeviceResolver;
@@ -75,8 +86,8 @@ export class Delivery {
     const timeoutMs = deadlineMs(call.req, route.timeoutMs);
     // Each transport's promise is handed on, not awaited here: a request held for its device's answer then
     // keeps no suspended frame of this method (thousands may be held at once).
-    if (route.transport === "http") return this.overHttp(route, call, timeoutMs).then(answered);
-    if (route.transport === "shadow") return this.inShadow(route, call, timeoutMs).then(answered);
+    if (route.transport === "http") return this.overHttp(route, call, timeoutMs);
+    if (route.transport === "shadow") return this.inShadow(route, call, timeoutMs);
     return this.overXmpp(route, call, timeoutMs);
   }
 
@@ -126,10 +137,9 @@ export class Delivery {
         this.deps.slot.overHttp(route, req, res, observe ? { ...target, observe } : target, read.body),
       );
       if (overHttp.kind === "replay") writeHeldAnswer(req.method, res, overHttp.reply, requestId);
-      return ANSWERED;
+      return;
     }
     writeHeldAnswer(req.method, res, result.reply, requestId);
-    return ANSWERED;
   }
 
   /**
@@ -137,10 +147,17 @@ export class Delivery {
    * (RFC 9110 §9.2.2) is read first (within GATEWAY_MAX_BODY_BYTES) for its key's fingerprint, and runs at
    * most once per key, as over XMPP (README, "Idempotency-Key").
    */
-  private async overHttp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<void> {
-    const { req, res, idempotencyKey, requestId } = call;
+  private overHttp(route: DeviceRoute, call: DeviceCall, timeoutMs: number): Promise<void> {
+    const { req, res, idempotencyKey } = call;
+    // The slot's own promise, handed on: an async method here would keep a promise of its own per request.
+    if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) return this.deps.slot.overHttp(route, req, res, proxyCall(call, timeoutMs));
+    return this.overHttpOnce(route, call, timeoutMs, idempotencyKey);
+  }
+
+  /** overHttp() with an Idempotency-Key on an unsafe method: the body read, then the key's pipeline. */
+  private async overHttpOnce(route: DeviceRoute, call: DeviceCall, timeoutMs: number, idempotencyKey: string): Promise<void> {
+    const { req, res, requestId } = call;
     const target = proxyCall(call, timeoutMs);
-    if (!idempotencyKey || !UNSAFE_METHODS.has(req.method)) return this.deps.slot.overHttp(route, req, res, target);
     const { body } = await call.readBody();
     const result = await this.pipeline.passThrough(
       { route, message: toDeviceRequest(req, call.resource, body, requestId), requestId, timeoutMs, idempotencyKey },
@@ -183,9 +200,6 @@ export class Delivery {
       .catch(() => undefined);
   }
 }
-
-const ANSWERED: Delivered = Object.freeze({ kind: "answered" });
-const answered = (): Delivered => ANSWERED;
 
 /** Safe methods (RFC 9110 §9.2.1): the only ones shadow mode sends over both transports. */
 const SAFE = new Set(["GET", "HEAD"]);

@@ -105,12 +105,18 @@ export class DeviceSlot {
     const acquired = this.deps.queue.acquire(route.deviceId, route.maxInFlight, wait);
     return (trace ? traced(trace.child("device slot", "internal", { [ATTR.deviceId]: route.deviceId }), acquired) : acquired).then(
       ({ release, remainingMs }) => {
+        let sent: Promise<T>;
         try {
-          return work.send(remainingMs).finally(release);
+          sent = work.send(remainingMs);
         } catch (err) {
           release();
           throw err;
         }
+        // The slot goes back as the work ends, before its caller sees the outcome (this reaction is on the
+        // work's promise ahead of the caller's). Not `.finally`: that holds a promise, a reaction, two
+        // closures and their context per request for as long as it waits; this, a reaction and a promise.
+        sent.then(release, release);
+        return sent;
       },
       // Only for work that has something to cancel: the handler would otherwise be one more closure per request.
       work.cancel

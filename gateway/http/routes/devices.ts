@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Delivery, DeviceCall, ReadBody } from "../../delivery/deliver.js";
+import type { Accepted, Delivery, DeviceCall, ReadBody } from "../../delivery/deliver.js";
 import { isGatewayError } from "../../errors.js";
 import type { Admission } from "../../limits/admission.js";
 import type { ByteBudget } from "../../limits/byte-budget.js";
@@ -47,7 +47,7 @@ export function deviceRequests(
   // Whatever escapes the handler (even from writing an error) goes to `failed`, never becomes an unhandled
   // rejection, which would end the process with every exchange in flight.
   return (req, res, rest, next, failed) => {
-    handle(deps, req, res, rest, next).catch(failed);
+    handle(deps, req, res, rest, next, failed).catch(failed);
   };
 }
 
@@ -60,6 +60,7 @@ async function handle(
   res: ServerResponse,
   rest: GatewayRoutes,
   next: () => void,
+  failed: (err: unknown) => void,
 ): Promise<void> {
   const f = facts(res);
   // Read before the first await, in the front door's tick: the span starts with the request.
@@ -77,22 +78,46 @@ async function handle(
     // Made once the request is known to be a device's: the gateway's own routes (probes, scrapes) get none.
     const trace = deps.tracing ? startRequestSpan(deps.tracing, req, res, address.deviceId, startTime) : undefined;
     await deps.admission.admit(req, res);
-    const delivered = await deps.delivery.deliver(address.deviceId, new RouteCall(deps, req, res, f, address.resource, trace));
-    if (delivered.kind === "accepted") {
-      res.setHeader("Location", `/requests/${delivered.id}`);
-      res.setHeader("Preference-Applied", "respond-async");
-      sendJson(res, 202, { requestId: delivered.id, status: delivered.state });
-    }
+    // Not awaited: a request held for its device's answer keeps one reaction of this route's, not this
+    // function's suspended frame and the links of its promise (thousands may be held at once).
+    deps.delivery.deliver(address.deviceId, new RouteCall(deps, req, res, f, address.resource, trace)).then(
+      (delivered) => {
+        try {
+          if (delivered) answerAccepted(res, delivered);
+        } catch (err) {
+          failed(err);
+        }
+      },
+      (err: unknown) => {
+        try {
+          answerFailure(res, err);
+        } catch (thrown) {
+          failed(thrown);
+        }
+      },
+    );
   } catch (err) {
-    // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
-    // (The response's state, not the request's: a request stream is destroyed once fully read.)
-    if (res.destroyed) return;
-    // Anything that is not a catalogue error is a bug: the central handler logs it and answers 500.
-    if (!isGatewayError(err)) throw err;
-    // The rest of the body is not wanted: close, after a linger that lets a client still sending read this (linger.ts).
-    if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
-    sendError(res, err);
+    answerFailure(res, err);
   }
+}
+
+/** 202 for a request accepted for later (RFC 7240 `Prefer: respond-async`), where to ask for its result. */
+function answerAccepted(res: ServerResponse, accepted: Accepted): void {
+  res.setHeader("Location", `/requests/${accepted.id}`);
+  res.setHeader("Preference-Applied", "respond-async");
+  sendJson(res, 202, { requestId: accepted.id, status: accepted.state });
+}
+
+/** A device request that failed: its catalogue error; throws anything else (a bug), for the central handler. */
+function answerFailure(res: ServerResponse, err: unknown): void {
+  // A client that hung up (mid-body or while waiting) gets nothing; the access log records 499.
+  // (The response's state, not the request's: a request stream is destroyed once fully read.)
+  if (res.destroyed) return;
+  // Anything that is not a catalogue error is a bug: the central handler logs it and answers 500.
+  if (!isGatewayError(err)) throw err;
+  // The rest of the body is not wanted: close, after a linger that lets a client still sending read this (linger.ts).
+  if (err.code === "GW_PAYLOAD_TOO_LARGE") res.setHeader("Connection", "close");
+  sendError(res, err);
 }
 
 /**
