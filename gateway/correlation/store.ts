@@ -75,8 +75,9 @@ export class CorrelationStore {
   private changes: ScriptItem[] = [];
   /** The positions in `changes` of writes a put() waits for: their failures are the caller's, not logged. */
   private awaited: number[] = [];
-  /** Set while a flush is due at the end of this pass (a write waits), else while only removals wait. */
+  /** The flush at the end of this pass, once a write waits. */
   private flushDue: NodeJS.Immediate | undefined;
+  /** The flush within REMOVAL_WAIT_MS, while only removals wait. */
   private removalTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly flushNow = (): void => {
