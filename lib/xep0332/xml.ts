@@ -12,8 +12,12 @@ export interface XmlElement {
 export type XmlNode = XmlElement | string;
 
 export function el(name: string, attrs: Record<string, string | undefined> = {}, ...children: XmlNode[]): XmlElement {
+  // `for...in` over the caller's own literal: Object.entries would build an array of pairs per element.
   const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) clean[k] = v;
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v !== undefined) clean[k] = v;
+  }
   return { name, attrs: clean, children };
 }
 
@@ -77,7 +81,11 @@ export function serialize(node: XmlNode): string {
       continue;
     }
     out += `<${item.name}`;
-    for (const [k, v] of Object.entries(item.attrs)) if (v !== undefined) out += ` ${k}="${escapeAttr(v)}"`;
+    const attrs = item.attrs;
+    for (const k in attrs) {
+      const v = attrs[k];
+      if (v !== undefined) out += ` ${k}="${escapeAttr(v)}"`;
+    }
     if (item.children.length === 0) {
       out += "/>";
       continue;
