@@ -137,7 +137,7 @@ export class RedisStore implements Lifecycle {
             // Subscribes to +switch-master on the Sentinels: a primary demoted by a failover (SENTINEL
             // FAILOVER, a partition healed) is left at once, instead of when writes start failing with READONLY.
             failoverDetector: true,
-            Connector: listenedSentinelConnector(sentinelError),
+            Connector: listenedSentinelConnector(sentinelError, named.connectionName),
             ...(sentinel.tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
           })
         : new Redis(opts.url, { ...common, ...(opts.url.startsWith("rediss:") ? { tls } : {}) });
@@ -305,20 +305,22 @@ function refusals(reply: unknown, from: number): number[] {
 }
 
 /**
- * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel. Its
- * failover detector (failoverDetector: true) keeps a subscribed connection to each Sentinel, created inside
- * the connector (SentinelConnector.connectToSentinel) with no error listener: when a Sentinel dies, each
- * failed reconnect was printed to stderr as "[ioredis] Unhandled error event". The `Connector` option is
- * ioredis' documented way to supply the connector; the wrap is of its one factory of Sentinel connections.
+ * ioredis' SentinelConnector, with `onError` listening to every connection it opens to a Sentinel, and each
+ * such connection named as the data connections are (`connectionName`: CLIENT LIST on a Sentinel shows
+ * whose it is). Its failover detector (failoverDetector: true) keeps a subscribed connection to each
+ * Sentinel, created inside the connector (SentinelConnector.connectToSentinel) with no error listener: when
+ * a Sentinel dies, each failed reconnect was printed to stderr as "[ioredis] Unhandled error event". The
+ * `Connector` option is ioredis' documented way to supply the connector; the wrap is of its one factory of
+ * Sentinel connections.
  */
-function listenedSentinelConnector(onError: (err: Error) => void) {
+function listenedSentinelConnector(onError: (err: Error) => void, connectionName: string | undefined) {
   return class ListenedSentinelConnector extends SentinelConnector {
     constructor(options: unknown) {
       super(options as SentinelConnectionOptions);
-      const self = this as unknown as { connectToSentinel: (...args: unknown[]) => Redis };
+      const self = this as unknown as { connectToSentinel: (endpoint: unknown, options?: object) => Redis };
       const connect = self.connectToSentinel.bind(this);
-      self.connectToSentinel = (...args) => {
-        const client = connect(...args);
+      self.connectToSentinel = (endpoint, options) => {
+        const client = connect(endpoint, connectionName !== undefined ? { connectionName, ...options } : options);
         client.on("error", onError);
         return client;
       };
