@@ -39,13 +39,12 @@ export function writeRawError(socket: Duplex, err: GatewayError, requestId: stri
  * then the connection closed: the app's own answer could only come after a body that will not arrive.
  */
 export function writeErrorResponse(res: ServerResponse, err: GatewayError): void {
-  // The request's own id when the app got that far (its facts, see context.ts; it may not be on the head yet).
-  const noted = (res as { locals?: Partial<RequestFacts> }).locals?.requestId;
-  const given = res.getHeader("x-request-id");
-  const requestId = noted || (typeof given === "string" ? given : randomUUID());
-  const body = JSON.stringify(errorBody(err, requestId));
-  // The access log's record of the request (Express's res.locals, see context.ts), when the app got that far.
+  // The request's facts (Express's res.locals, see context.ts), when the app got that far: its own id (which
+  // may not be on the head yet), and the access log's record of it.
   const locals = (res as { locals?: Partial<RequestFacts> }).locals;
+  const given = res.getHeader("x-request-id");
+  const requestId = locals?.requestId || (typeof given === "string" ? given : randomUUID());
+  const body = JSON.stringify(errorBody(err, requestId));
   if (locals) locals.errorCode = err.code;
   res.writeHead(err.status, {
     "Content-Type": "application/json; charset=utf-8",
