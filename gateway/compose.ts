@@ -77,6 +77,7 @@ export function createGateway(config: Config, baseLogger: Logger, options: Gatew
       proxyConnections: () => delivery.passThrough.connections(),
       registryCacheLookups: () => stores.registryCache.lookups,
       deviceSlots: () => limits.slots.counts,
+      correlationRecords: () => xmpp.store.counts,
       migrationWaves: () => stores.waves.counts(),
     },
     gatewayVersion(),

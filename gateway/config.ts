@@ -93,6 +93,11 @@ export interface Config {
     chunkThresholdBytes: number;
     chunkSizeBytes: number;
     offlineRetryAfterS: number;
+    /**
+     * GATEWAY_CORRELATION_HOLD_MS: an exchange's correlation record waits this long on the instance before
+     * it is written, and is never written if the exchange ends first (CorrelationStore).
+     */
+    recordHoldMs: number;
   };
   presence: {
     /** A device's presence counts this long after its last announcement (agents re-announce every minute). */
@@ -168,6 +173,16 @@ export function loadConfig(env: Env): Config {
     "must not be below GATEWAY_HEADERS_TIMEOUT_MS",
   );
   const metricsPort = read("GATEWAY_METRICS_PORT");
+  const recordHoldMs = read("GATEWAY_CORRELATION_HOLD_MS");
+  const commandTimeoutMs = read("REDIS_COMMAND_TIMEOUT_MS");
+  // A held record is written within 1.5 holds; another instance a reply reaches first looks it up until
+  // REDIS_COMMAND_TIMEOUT_MS (lookAgainWaits): the write must land well within that.
+  r.check(
+    "GATEWAY_CORRELATION_HOLD_MS",
+    String(recordHoldMs),
+    recordHoldMs * 2 <= commandTimeoutMs,
+    "must be at most half of REDIS_COMMAND_TIMEOUT_MS",
+  );
 
   const config: Config = {
     http: {
@@ -185,7 +200,7 @@ export function loadConfig(env: Env): Config {
     redis: {
       url: read("REDIS_URL"),
       keyPrefix: read("REDIS_KEY_PREFIX"),
-      commandTimeoutMs: read("REDIS_COMMAND_TIMEOUT_MS"),
+      commandTimeoutMs,
       waitReplicas: { replicas: read("REDIS_WAIT_REPLICAS"), timeoutMs: read("REDIS_WAIT_TIMEOUT_MS") },
       ...(redisUsername !== undefined ? { username: redisUsername } : {}),
       ...(redisPassword !== undefined ? { password: redisPassword } : {}),
@@ -229,6 +244,7 @@ export function loadConfig(env: Env): Config {
       chunkThresholdBytes: read("GATEWAY_CHUNK_THRESHOLD_BYTES"),
       chunkSizeBytes: read("GATEWAY_CHUNK_SIZE_BYTES"),
       offlineRetryAfterS: read("GATEWAY_OFFLINE_RETRY_AFTER_S"),
+      recordHoldMs,
     },
     presence: {
       onlineTtlMs: read("GATEWAY_PRESENCE_TTL_S") * 1000,

@@ -2,6 +2,7 @@ import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_SIZE, MIN_CHUNK_
 import { LOG_LEVELS, type Setting } from "../lib/env.js";
 import { isHostName } from "../lib/legacy-address.js";
 import { parseClientKeyMode } from "./limits/client-key.js";
+import { RECORD_HOLD_MS } from "./correlation/store.js";
 import { tracingSettings } from "../lib/tracing/settings.js";
 
 /** service.name when OTEL_SERVICE_NAME is not set. */
@@ -143,6 +144,13 @@ export const GATEWAY_SETTINGS = {
     min: 0,
     max: 60_000,
     doc: "how long a device's in-flight slot taken from Redis may serve this instance's next requests of that device; 0: every request takes its own",
+  },
+  GATEWAY_CORRELATION_HOLD_MS: {
+    kind: "int",
+    default: RECORD_HOLD_MS,
+    min: 0,
+    max: 1000,
+    doc: "how long an exchange's correlation record is held on its instance before it is written to Redis (an exchange that ends by then is never written); 0: written at once",
   },
   GATEWAY_HEADERS_TIMEOUT_MS: {
     kind: "int",

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { TraceFields } from "../../lib/tracing/trace-context.js";
 import { GatewayError } from "../errors.js";
 import type { RedisStore } from "../redis/client.js";
@@ -54,20 +55,54 @@ return refused`;
 export const REMOVAL_WAIT_MS = 50;
 
 /**
- * `{prefix}corr:{jid}|<id>` entries: written as the IQ leaves (XmppExchanger), expiring by themselves at the
+ * How long an entry is held on its instance before it is written, by default (GATEWAY_CORRELATION_HOLD_MS):
+ * an exchange that ends within it (most do: a device answers in milliseconds) never reaches Redis at all,
+ * neither its write nor its removal. Held entries are looked at every half hold, so an entry still needed
+ * is written 50 to 75 ms after its IQ left: before the third lookup of a reply not found elsewhere
+ * (lookAgainWaits: 25 ms, then 50 more).
+ */
+export const RECORD_HOLD_MS = 50;
+
+/**
+ * After a reply crossed between instances (it reached an instance that does not own its exchange, or came
+ * to this one forwarded), entries are written at once, unheld, for this long (each crossing renews it):
+ * replies spread over several connections (ejabberd) then find their entry at their first lookup.
+ */
+export const CROSSING_MEMORY_MS = 10 * 60_000;
+
+/** An entry held on the instance (GATEWAY_CORRELATION_HOLD_MS), not written yet. */
+interface HeldEntry {
+  entry: CorrelationEntry;
+  ttlMs: number;
+  /** performance.now() when it was recorded. */
+  recordedAt: number;
+}
+
+/**
+ * `{prefix}corr:{jid}|<id>` entries: recorded as the IQ leaves (XmppExchanger), expiring by themselves at the
  * deadline. An entry and its JID's set are in the device's hash slot, so each write and removal is one
  * script: an instance that dies mid-write leaves both or neither. An instance that gets a reply it does not
  * own finds the entry from the reply's sender and id; a reply from any other sender (a spoof of the id)
  * finds nothing.
  *
- * Nothing is sent one by one. The entries written in one pass of the event loop go together at its end
- * (`record`), in one command with the removals waiting: under load every request writes one, and a command
- * each cost the gateway more CPU than its writes and removals together in one (ioredis builds a command,
- * its promise and its timer per call; docs/benchmark.md). On a Cluster each still goes as a command of its
- * own (RedisStore.batchScript). Removals wait for the next write, or REMOVAL_WAIT_MS when none comes: on a
- * quiet instance each exchange's removal then shares the next exchange's write to Redis instead of being a
- * write of its own after the response (each write to a process asleep on another core costs about 0.1 ms of
- * CPU on a small VM).
+ * An entry is needed only where a reply arrives that its instance does not own, and by a chunk arriving
+ * before its stream is claimed (StreamRoutes parks it only for a sender with an exchange in flight). The
+ * reply of a device comes back, nearly always, to the connection that sent the IQ, within milliseconds. So
+ * an entry is held here for `holdMs` first, and an exchange that ends meanwhile is never written nor
+ * removed: under load the writes and removals were most of the gateway's Redis work per XMPP request
+ * (docs/benchmark.md). Held entries are written at once (`writeHeld`) when they may be needed sooner: the
+ * component's connection closed (its replies will reach another instance, or none), a chunk is to be
+ * routed through Redis, or replies crossed between instances lately (then every entry is written at once
+ * for CROSSING_MEMORY_MS). What this moves (README, "Running several instances"): the first replies to
+ * cross after a quiet spell find their entry up to 1.5 holds (75 ms) after their IQ left, at a later lookup.
+ *
+ * Nothing is sent one by one. The entries written in one pass of the event loop go together at its end,
+ * in one command with the removals waiting: a command each cost the gateway more CPU than its writes and
+ * removals together in one (ioredis builds a command, its promise and its timer per call). On a Cluster each
+ * still goes as a command of its own (RedisStore.batchScript). Removals wait for the next write, or
+ * REMOVAL_WAIT_MS when none comes: on a quiet instance each exchange's removal then shares the next
+ * exchange's write to Redis instead of being a write of its own after the response (each write to a
+ * process asleep on another core costs about 0.1 ms of CPU on a small VM).
  */
 export class CorrelationStore {
   private readonly apply: (items: readonly ScriptItem[], shared: []) => Promise<number[]>;
@@ -79,15 +114,37 @@ export class CorrelationStore {
   private flushDue: NodeJS.Immediate | undefined;
   /** The flush within REMOVAL_WAIT_MS, while only removals wait. */
   private removalTimer: NodeJS.Timeout | undefined;
+  /** Entries held by exchange id, oldest first: a Map keeps its insertion order. */
+  private readonly held = new Map<string, HeldEntry>();
+  /** The next look for held entries due, while any is held. */
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** performance.now() until which entries are written at once, unheld (CROSSING_MEMORY_MS). */
+  private atOnceUntil = -Infinity;
+  /** Records written to Redis, and records never written (their exchange ended while held): gateway_correlation_records_total. */
+  readonly counts = { written: 0, unneeded: 0 };
   private readonly log: Logger;
   private readonly flushNow = (): void => {
     // Its failures are logged by flush() itself.
     void this.flush();
   };
+  /** Writes the held entries that are due, and looks again later while some are held. */
+  private readonly writeDue = (): void => {
+    this.holdTimer = undefined;
+    const now = performance.now();
+    for (const [id, held] of this.held) {
+      if (now - held.recordedAt < this.holdMs) break;
+      this.held.delete(id);
+      this.changes.push(this.writeHeldEntry(id, held, now));
+    }
+    if (this.held.size > 0) this.lookAgainForDue();
+    if (this.changes.length > 0) this.flushNow();
+  };
 
+  /** `holdMs`: how long an entry is held before it is written (GATEWAY_CORRELATION_HOLD_MS); 0: not at all. */
   constructor(
     private readonly redis: RedisStore,
     logger: Logger,
+    private readonly holdMs = RECORD_HOLD_MS,
   ) {
     this.apply = redis.batchScript("applyCorrelation", 2, APPLY);
     this.log = logger.child({ component: "correlation" });
@@ -107,13 +164,40 @@ export class CorrelationStore {
   }
 
   /**
-   * Writes exchange `id`'s entry at the end of this pass, with the others of the pass and the removals
-   * waiting, without waiting for it: a write that fails is logged, and the exchange goes on (only another
-   * instance the reply reaches instead needs the entry).
+   * Records exchange `id`'s entry without waiting for it: held for `holdMs` (never written if the
+   * exchange ends by then), or, while replies cross between instances, written at the end of this pass with
+   * the others of the pass and the removals waiting. A write that fails is logged, and the exchange goes on
+   * (only another instance the reply reaches instead needs the entry).
    */
   record(id: string, entry: CorrelationEntry, ttlMs: number): void {
-    this.changes.push(this.write(id, entry, ttlMs));
-    this.flushDue ??= setImmediate(this.flushNow);
+    const now = performance.now();
+    if (this.holdMs === 0 || now < this.atOnceUntil) {
+      this.changes.push(this.write(id, entry, ttlMs));
+      this.flushDue ??= setImmediate(this.flushNow);
+      return;
+    }
+    this.held.set(id, { entry, ttlMs, recordedAt: now });
+    if (!this.holdTimer) this.lookAgainForDue();
+  }
+
+  /**
+   * Sends every held entry now, ahead of any command issued after this call; `atOnceForMs`: and writes the
+   * entries recorded within that long from now at once, unheld (a crossing: CROSSING_MEMORY_MS).
+   */
+  writeHeld(atOnceForMs = 0): void {
+    if (atOnceForMs > 0) this.atOnceUntil = Math.max(this.atOnceUntil, performance.now() + atOnceForMs);
+    if (this.held.size === 0) return;
+    const now = performance.now();
+    for (const [id, held] of this.held) this.changes.push(this.writeHeldEntry(id, held, now));
+    this.held.clear();
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.flushNow();
+  }
+
+  /** Entries held now, not written yet. */
+  get heldCount(): number {
+    return this.held.size;
   }
 
   /**
@@ -131,10 +215,16 @@ export class CorrelationStore {
   }
 
   /**
-   * Removes the entry of exchange `id` with `jid`, with the next write or within REMOVAL_WAIT_MS. Never fails:
-   * an entry not removed expires by itself at its deadline.
+   * Removes the entry of exchange `id` with `jid`: a held one is dropped, never written; a written one goes with
+   * the next write or within REMOVAL_WAIT_MS. Never fails: an entry not removed expires by itself at its
+   * deadline.
    */
   remove(id: string, jid: string): void {
+    // Held, so never written: nothing to remove.
+    if (this.held.delete(id)) {
+      this.counts.unneeded++;
+      return;
+    }
     const { keys } = this.redis;
     this.changes.push({ keys: [keys.exchange(jid, id), keys.exchangesTo(jid)], args: ["r", id] });
     if (!this.flushDue && !this.removalTimer) {
@@ -174,11 +264,23 @@ export class CorrelationStore {
     return sent;
   }
 
+  private lookAgainForDue(): void {
+    this.holdTimer = setTimeout(this.writeDue, this.holdMs / 2);
+    // The instance may stop meanwhile: its component's connection closing writes what is held.
+    this.holdTimer.unref();
+  }
+
+  /** A held entry's write, expiring when it would have had it been written as it was recorded. */
+  private writeHeldEntry(id: string, held: HeldEntry, now: number): ScriptItem {
+    return this.write(id, held.entry, held.ttlMs - (now - held.recordedAt));
+  }
+
   private write(id: string, entry: CorrelationEntry, ttlMs: number): ScriptItem {
+    this.counts.written++;
     const { keys } = this.redis;
     return {
       keys: [keys.exchange(entry.jid, id), keys.exchangesTo(entry.jid)],
-      args: ["p", id, JSON.stringify(entry), Math.max(1, ttlMs), entry.deadline],
+      args: ["p", id, JSON.stringify(entry), Math.max(1, Math.ceil(ttlMs)), entry.deadline],
     };
   }
 

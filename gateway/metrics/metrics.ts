@@ -24,6 +24,8 @@ export interface MetricSources {
   registryCacheLookups?: () => { hit: number; miss: number; bypass: number };
   /** Device slots handed to requests so far: taken from Redis, or lent again on this instance (limits/slot-reuse.ts). */
   deviceSlots?: () => { redis: number; reused: number };
+  /** Correlation records written to Redis, and those never written: their exchange ended while held. */
+  correlationRecords?: () => { written: number; unneeded: number };
   /** Migration waves by state (shared by all instances). */
   migrationWaves?: () => Promise<Record<string, number>>;
 }
@@ -45,6 +47,7 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
   buildInfo.set({ version, node: process.version }, 1);
   const lookupsReported = new Map<string, number>();
   const slotsReported = new Map<string, number>();
+  const recordsReported = new Map<string, number>();
   return {
     registry,
     httpRequests: new Counter({
@@ -160,6 +163,15 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       registers,
       collect() {
         if (sources.deviceSlots) catchUp(this, "source", sources.deviceSlots(), slotsReported);
+      },
+    }),
+    correlationRecords: new Counter({
+      name: "gateway_correlation_records_total",
+      help: "XMPP exchanges' correlation records: written to Redis (written), or never written because the exchange ended while the record was held on this instance (unneeded).",
+      labelNames: ["fate"] as const,
+      registers,
+      collect() {
+        if (sources.correlationRecords) catchUp(this, "fate", sources.correlationRecords(), recordsReported);
       },
     }),
     registryCacheInvalidations: new Counter({

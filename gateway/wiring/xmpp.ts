@@ -36,7 +36,12 @@ export function buildXmpp(
   let departure: Promise<void> = Promise.resolve();
   const component = new XmppComponent(config.xmpp, {
     logger,
-    onOnlineChange: (online) => metrics.xmppConnected.set(online ? 1 : 0),
+    onOnlineChange: (online) => {
+      metrics.xmppConnected.set(online ? 1 : 0);
+      // The replies to this instance's exchanges now reach another instance (or none): their records must be
+      // there to be found. Nothing is recorded while offline (no IQ leaves).
+      if (!online) store.writeHeld();
+    },
     onStanza: (stanza) => {
       router.fromServer(stanza);
       tracker.handle(stanza);
@@ -52,7 +57,7 @@ export function buildXmpp(
         );
     },
   });
-  const store = new CorrelationStore(redis, logger);
+  const store = new CorrelationStore(redis, logger, config.exchange.recordHoldMs);
   // However an exchange ends, the exchanger cleans up after it (its stream, its reply's bytes, its record).
   const pending = new PendingExchanges({ onTimeout: () => metrics.iqTimeouts.inc(), onSettled: (p) => exchanger.ended(p) });
   // A reply's body parked as JSON <chunk> elements takes about 4/3 of its bytes (base64): twice the reply
@@ -97,6 +102,7 @@ export function buildXmpp(
   );
   return {
     component,
+    store,
     pending,
     exchanger,
     /**

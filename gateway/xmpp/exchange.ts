@@ -233,13 +233,11 @@ export class XmppExchanger {
     const encoded = this.encode(id, req);
     const sent = component.send(encoded.iq);
     // Asked for after the IQ, in the same tick: the IQ is written at the end of this pass of the event loop
-    // (the component's write batch), the record after it (the store sends a pass's records together, at its
-    // end), so the request leaves one socket write sooner (on a quiet instance, most of what a write costs is
-    // waking the peer's process).
-    // The record is needed only by another instance the reply may reach instead of this one (ReplyRouter),
-    // after a round trip through the XMPP server and the device, by which time it is there; should it still
-    // be queued behind that instance's other Redis commands, the other instance looks it up again until
-    // REDIS_COMMAND_TIMEOUT_MS (lookAgainWaits). A reply reaching this instance needs no record.
+    // (the component's write batch), and the record is held a moment (CorrelationStore.record): most
+    // exchanges end before it is due, and are never written to Redis.
+    // The record is needed only by another instance the reply may reach instead of this one (ReplyRouter):
+    // should it not be there yet, that instance looks it up again until REDIS_COMMAND_TIMEOUT_MS
+    // (lookAgainWaits). A reply reaching this instance needs no record.
     if (record) this.deps.store.record(id, record, req.timeoutMs);
     await sent;
     for (const chunk of encoded.chunks) await component.send(el("message", { to: req.jid, from: component.domain }, chunk));

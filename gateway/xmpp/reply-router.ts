@@ -4,7 +4,7 @@ import { childElements, type XmlElement } from "../../lib/xep0332/xml.js";
 import { forLog, isAcceptableStreamId, isGatewayId } from "../correlation/ids.js";
 import type { PendingExchanges } from "../correlation/pending.js";
 import { plain, type ReplyBus } from "../correlation/reply-bus.js";
-import type { CorrelationEntry, CorrelationStore } from "../correlation/store.js";
+import { CROSSING_MEMORY_MS, type CorrelationEntry, type CorrelationStore } from "../correlation/store.js";
 import { ATTR } from "../../lib/tracing/attributes.js";
 import type { TraceSpan, Tracing } from "../../lib/tracing/tracing.js";
 import type { StreamRoutes } from "../correlation/stream-routes.js";
@@ -24,10 +24,12 @@ export const MAX_LOOKING_AGAIN = 1024;
 /**
  * The waits between the lookups of a reply whose correlation record is not there yet: 25 ms, doubling,
  * the last cut so that they add up to `boundMs`. The owner does not wait for its record's write before the
- * IQ leaves (XmppExchanger.send), and that write may queue behind the owner's other Redis commands (its
- * client sends one pipeline at a time; a burst of chunk routing is tens of milliseconds of them): the write
- * lands within the owner's command timeout, or fails there (and its exchange has no record to be found).
- * So the lookups go on until that bound, REDIS_COMMAND_TIMEOUT_MS, has passed.
+ * IQ leaves (XmppExchanger.send); it holds the record first, up to 1.5 times GATEWAY_CORRELATION_HOLD_MS
+ * (75 ms by default), unless replies crossed lately (CorrelationStore); and that write may queue behind
+ * the owner's other Redis commands (its client sends one pipeline at a time; a burst of chunk routing is
+ * tens of milliseconds of them): the write lands within the owner's command timeout, or fails there (and
+ * its exchange has no record to be found). So the lookups go on until that bound, REDIS_COMMAND_TIMEOUT_MS,
+ * has passed (the hold is at most half of it: config.ts).
  */
 export function lookAgainWaits(boundMs: number): number[] {
   const waits: number[] = [];
@@ -77,6 +79,8 @@ export class ReplyRouter {
 
   /** A stanza another instance forwarded here (the reply bus's `onForwarded`). */
   fromBus(stanza: XmlElement): void {
+    // Replies cross between instances: this one's records are written at once for a while.
+    this.deps.store.writeHeld(CROSSING_MEMORY_MS);
     this.route(stanza, true);
   }
 
@@ -141,8 +145,10 @@ export class ReplyRouter {
       // id) finds nothing, and is dropped here without costing the owner anything. One not there yet is looked
       // up again, until its owner's write of the record has landed or failed (lookAgainWaits): its owner sends
       // the IQ without waiting for that write (XmppExchanger.send).
-      const entry = (await this.deps.store.get(from, id)) ?? (await this.lookUpAgain(from, id));
+      const entry = (await this.deps.store.get(from, id)) ?? (await this.lookUpAgain(() => this.deps.store.get(from, id)));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
+      // Replies cross between instances: this one's records are written at once for a while.
+      this.deps.store.writeHeld(CROSSING_MEMORY_MS);
       // The owner traced the exchange: this hop is a child of its span, on this instance.
       const span = entry.trace && this.deps.tracing ? forwardSpan(this.deps.tracing, id, entry) : undefined;
       const delivered = await this.forward(entry.owner, stanza, "iq", { id });
@@ -155,15 +161,18 @@ export class ReplyRouter {
     }
   }
 
-  /** The record of reply `id` from `from`, looked up again after each of the waits; undefined if it never came. */
-  private async lookUpAgain(from: string, id: string): Promise<CorrelationEntry | undefined> {
+  /**
+   * `look` again after each of the waits, until it finds something (a reply's record; a chunk's way through
+   * Redis once its sender's exchange is recorded); undefined if it never did.
+   */
+  private async lookUpAgain<T>(look: () => Promise<T | undefined>): Promise<T | undefined> {
     if (this.lookingAgain >= MAX_LOOKING_AGAIN) return undefined;
     this.lookingAgain++;
     try {
       for (const wait of this.lookAgain) {
         await delay(wait);
-        const entry = await this.deps.store.get(from, id);
-        if (entry) return entry;
+        const found = await look();
+        if (found !== undefined) return found;
       }
       return undefined;
     } finally {
@@ -176,10 +185,20 @@ export class ReplyRouter {
     const streamId = chunk.attrs.streamId;
     if (!streamId) return this.deps.exchanger.drop("malformed", { from, err: "<chunk> without a streamId" });
     try {
-      const where = await this.deps.streamRoutes.route(from, streamId, JSON.stringify(plain(chunk)));
+      // This instance's exchange with the sender may be held still (CorrelationStore): written now, ahead of
+      // the route's lookup, an early chunk of its own reply is parked rather than taken for a stranger's.
+      this.deps.store.writeHeld();
+      const payload = JSON.stringify(plain(chunk));
+      const route = async () => {
+        const found = await this.deps.streamRoutes.route(from, streamId, payload);
+        return "stranger" in found ? undefined : found;
+      };
+      // The sender's exchange with another instance may be held there still (CorrelationStore): looked up again
+      // as a reply's record is, before the chunk is dropped as a stranger's.
+      const where = (await route()) ?? (await this.lookUpAgain(route));
+      if (!where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "no exchange in flight to the sender" });
       if ("parked" in where) return;
       if ("full" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "too many unclaimed chunks" });
-      if ("stranger" in where) return this.deps.exchanger.drop("unknown", { from, streamId, err: "no exchange in flight to the sender" });
       // Our own claim, but the stream is no longer here: it ended (deadline or complete).
       if (where.owner === this.deps.instanceId) return this.deps.exchanger.drop("late", { from, streamId });
       await this.forward(where.owner, stanza, "chunk", { streamId });

@@ -9,6 +9,8 @@ import { echoDevice, sha256, type EchoReport } from "../helpers/echo-device.js";
 import { startFleet } from "../helpers/fleet.js";
 import { startGateway, type RunningGateway } from "../helpers/gateway.js";
 import { startStack, Teardown, type Stack } from "../helpers/stack.js";
+import { metricValue } from "../helpers/metrics.js";
+import { pollUntil } from "../../local-stack/ports.js";
 
 const DEVICES = Array.from({ length: 20 }, (_, i) => `dev-${i}`);
 
@@ -20,7 +22,11 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
 
   before(async () => {
     stack = teardown.stopLater("stack", await startStack());
-    gw = teardown.stopLater("gateway", await startGateway(stack, { GATEWAY_MAX_BODY_BYTES: String(2 * 1024 * 1024) }));
+    // The longest correlation hold: a record is written only for an exchange not answered within a second.
+    gw = teardown.stopLater(
+      "gateway",
+      await startGateway(stack, { GATEWAY_MAX_BODY_BYTES: String(2 * 1024 * 1024), GATEWAY_CORRELATION_HOLD_MS: "1000" }),
+    );
     teardown.stopLater(
       "fleet",
       await startFleet(stack.prosody, DEVICES, (id) => {
@@ -206,6 +212,20 @@ describe("core path: HTTP request to a device over XEP-0332 and back", () => {
     const res = await fetch(`${gw.url}/devices/dev-8/x`, { method: "PROPFIND" });
     assert.equal(res.status, 405);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, "GW_METHOD_NOT_ALLOWED");
+  });
+
+  it("holds each exchange's correlation record on the instance: an exchange answered meanwhile never reaches Redis", async () => {
+    const records = async (fate: string) =>
+      metricValue(await gw.gateway.metrics.registry.metrics(), "gateway_correlation_records_total", { fate });
+    const before = { written: await records("written"), unneeded: await records("unneeded") };
+    for (let i = 0; i < 10; i++) await request(gw.url).get("/devices/dev-9/TEMPERATURE").expect(200);
+    const written = (await records("written")) - before.written;
+    const unneeded = (await records("unneeded")) - before.unneeded;
+    assert.equal(written + unneeded, 10, "each exchange's record is counted once, written or not");
+    assert.ok(unneeded >= 1, `records of exchanges answered within the hold are never written (${written} written)`);
+    // Any record that was written (an exchange slower than the hold) is removed after its exchange.
+    const left = async () => (await gw.gateway.redis.client.keys(`${gw.config.redis.keyPrefix}corr:*`)).length;
+    await pollUntil("no correlation record left", async () => (await left()) === 0, { timeoutMs: 10_000 });
   });
 
   it("reports health and readiness", async () => {

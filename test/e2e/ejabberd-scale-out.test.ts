@@ -76,13 +76,16 @@ describe("several gateway processes on one ejabberd component domain", () => {
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     assert.deepEqual(failures.slice(0, 10), [], `${failures.length} requests failed`);
 
-    const forwarded = async (kind: string) =>
-      (await Promise.all(gateways.map((g) => g.metric("gateway_replies_forwarded_total", { kind })))).reduce((a, b) => a + b, 0);
-    const iq = await forwarded("iq");
-    const chunks = await forwarded("chunk");
-    process.stdout.write(`# forwarded between instances: ${iq} IQ results, ${chunks} chunks\n`);
+    const sum = async (name: string, labels: Record<string, string>) =>
+      (await Promise.all(gateways.map((g) => g.metric(name, labels)))).reduce((a, b) => a + b, 0);
+    const iq = await sum("gateway_replies_forwarded_total", { kind: "iq" });
+    const chunks = await sum("gateway_replies_forwarded_total", { kind: "chunk" });
+    const written = await sum("gateway_correlation_records_total", { fate: "written" });
+    process.stdout.write(`# forwarded between instances: ${iq} IQ results, ${chunks} chunks; ${written} records written\n`);
     assert.ok(iq > REQUESTS / 10, `only ${iq} replies crossed instances`);
     assert.ok(chunks > 0, "no chunk crossed instances");
+    // Held records are written once replies cross: each forwarded reply found its owner's record.
+    assert.ok(written >= iq, `${written} records written for ${iq} replies forwarded`);
     const dropped = (await Promise.all(gateways.map((g) => g.metric("gateway_replies_dropped_total")))).reduce((a, b) => a + b, 0);
     assert.equal(dropped, 0, "replies were dropped");
   });

@@ -41,6 +41,7 @@ it("exposes every metric the design names, and the build", async () => {
     "gateway_xmpp_iq_timeouts_total",
     "gateway_replies_dropped_total",
     "gateway_replies_forwarded_total",
+    "gateway_correlation_records_total",
     "gateway_devices_online",
     "gateway_devices",
     "gateway_xmpp_connected",

@@ -1,7 +1,9 @@
 // Correlation records in a real Redis (correlation/store.ts): a record and its id in the JID's set are written
-// and removed together; the records of one pass go in one command at its end, with the removals waiting; a
-// removal waits for the next write and leaves with it, in the order asked, or goes by itself within
-// REMOVAL_WAIT_MS when no write comes; flush() sends what waits at once, in one command.
+// and removed together; a recorded entry is held first, and never written if its exchange ends meanwhile;
+// held entries go when due, or at once on writeHeld(), which after a crossing makes records go unheld for a
+// while; the records of one pass go in one command at its end, with the removals waiting; a removal waits
+// for the next write and leaves with it, in the order asked, or goes by itself within REMOVAL_WAIT_MS when
+// no write comes; flush() sends what waits at once, in one command.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
@@ -9,7 +11,7 @@ import { startRedis, type RedisServer } from "../../local-stack/redis.js";
 import { commandCounts } from "../helpers/redis-probes.js";
 import { freePort, pollUntil } from "../../local-stack/ports.js";
 import { RedisStore } from "../../gateway/redis/client.js";
-import { CorrelationStore, type CorrelationEntry } from "../../gateway/correlation/store.js";
+import { CorrelationStore, CROSSING_MEMORY_MS, RECORD_HOLD_MS, type CorrelationEntry } from "../../gateway/correlation/store.js";
 
 let server: RedisServer;
 let redis: RedisStore;
@@ -105,7 +107,60 @@ describe("correlation store", () => {
     assert.equal(calls.eval + calls.evalsha, 1, "one script call for the three");
   });
 
+  it("holds a recorded entry: one whose exchange ends meanwhile never reaches Redis, the others go when due", async () => {
+    await redis.run((c) => c.config("RESETSTAT"));
+    store.record("ended", entry(), 30_000);
+    store.record("waiting", entry(), 30_000);
+    assert.equal(store.heldCount, 2);
+    store.remove("ended", JID);
+    assert.equal(store.heldCount, 1, "a held entry removed is forgotten");
+    await pollUntil("the held entry written when due", async () => (await present("waiting")).record, { timeoutMs: 10_000 });
+    assert.equal(store.heldCount, 0);
+    assert.deepEqual(await present("waiting"), { record: true, inSet: true });
+    assert.deepEqual(await present("ended"), { record: false, inSet: false });
+    const calls = await commandCounts(server.port);
+    assert.equal(calls.eval + calls.evalsha, 1, "one script call: the one write, and no removal for the entry never written");
+    const ttl = await redis.run((c) => c.pttl(redis.keys.exchange(JID, "waiting")));
+    assert.ok(ttl > 0 && ttl <= 30_000 - RECORD_HOLD_MS, `the entry expires when it would have, written at once (PTTL ${ttl})`);
+    assert.deepEqual(logged, []);
+  });
+
+  it("writes the held entries at once on writeHeld(), ahead of the commands after it", async () => {
+    store.record("id-1", entry(), 30_000);
+    store.record("id-2", entry(), 30_000);
+    store.writeHeld();
+    assert.equal(store.heldCount, 0);
+    // Issued after writeHeld(), on the same connection: answered after the writes.
+    assert.deepEqual(await Promise.all(["id-1", "id-2"].map(present)), [
+      { record: true, inSet: true },
+      { record: true, inSet: true },
+    ]);
+    // Written, so no longer held: a removal now goes to Redis.
+    store.remove("id-1", JID);
+    void store.flush();
+    assert.deepEqual(await present("id-1"), { record: false, inSet: false });
+  });
+
+  it("writes every record unheld, at the end of its pass, for a while after a crossing", async () => {
+    store.record("before", entry(), 30_000);
+    store.writeHeld(CROSSING_MEMORY_MS);
+    store.record("after", entry(), 30_000);
+    assert.equal(store.heldCount, 0, "nothing held");
+    // Not sent in this tick: a read issued now finds none of the pass's records.
+    assert.deepEqual(await present("after"), { record: false, inSet: false });
+    await pollUntil("the pass's record sent", async () => (await present("after")).record, { timeoutMs: 10_000 });
+    assert.deepEqual(await present("before"), { record: true, inSet: true });
+  });
+
+  it("holds nothing with a hold of 0 (GATEWAY_CORRELATION_HOLD_MS=0): a record goes at the end of its pass", async () => {
+    const unheld = new CorrelationStore(redis, pino({ level: "silent" }), 0);
+    unheld.record("id-1", entry(), 30_000);
+    assert.equal(unheld.heldCount, 0);
+    await pollUntil("the pass's record sent", async () => (await present("id-1")).record, { timeoutMs: 10_000 });
+  });
+
   it("sends the records of one pass in one command at its end, with the removals waiting, in the order asked", async () => {
+    store.writeHeld(CROSSING_MEMORY_MS);
     await store.put("old", entry(), 30_000);
     store.remove("old", JID);
     await redis.run((c) => c.config("RESETSTAT"));
@@ -139,6 +194,7 @@ describe("correlation store", () => {
   });
 
   it("refuses a put whose id is taken even when writes of the pass go with it", async () => {
+    store.writeHeld(CROSSING_MEMORY_MS);
     await store.put("taken", entry(), 30_000);
     store.record("fresh", entry(), 30_000);
     await assert.rejects(store.put("taken", entry(), 30_000), { code: "GW_INTERNAL" });

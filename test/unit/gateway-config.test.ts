@@ -189,6 +189,7 @@ describe("loadConfig", () => {
         chunkThresholdBytes: 65_536,
         chunkSizeBytes: 32_768,
         offlineRetryAfterS: 30,
+        recordHoldMs: 50,
       },
       presence: { onlineTtlMs: 180_000, offlineTtlMs: 86_400_000 },
       requests: {
@@ -225,6 +226,7 @@ describe("loadConfig", () => {
       GATEWAY_CHUNK_THRESHOLD_BYTES: "4096",
       GATEWAY_CHUNK_SIZE_BYTES: "1024",
       GATEWAY_OFFLINE_RETRY_AFTER_S: "5",
+      GATEWAY_CORRELATION_HOLD_MS: "200",
       GATEWAY_DRAIN_TIMEOUT_MS: "100",
       GATEWAY_DRAIN_GRACE_MS: "50",
       GATEWAY_PRESENCE_TTL_S: "90",
@@ -291,7 +293,14 @@ describe("loadConfig", () => {
       },
       admin: { token: "admin-token-0123456789" },
       waves: { checkMs: 250 },
-      exchange: { timeoutMs: 1500, maxReplyBytes: 2000, chunkThresholdBytes: 4096, chunkSizeBytes: 1024, offlineRetryAfterS: 5 },
+      exchange: {
+        timeoutMs: 1500,
+        maxReplyBytes: 2000,
+        chunkThresholdBytes: 4096,
+        chunkSizeBytes: 1024,
+        offlineRetryAfterS: 5,
+        recordHoldMs: 200,
+      },
       presence: { onlineTtlMs: 90_000, offlineTtlMs: 600_000 },
       requests: {
         resultTtlMs: 60_000,
@@ -382,6 +391,12 @@ describe("loadConfig", () => {
   it("refuses a receive timeout below the headers timeout", () => {
     const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_HEADERS_TIMEOUT_MS: "5000", GATEWAY_RECEIVE_TIMEOUT_MS: "4000" }));
     assert.equal(linesFor(err, "GATEWAY_RECEIVE_TIMEOUT_MS").length, 1);
+  });
+
+  it("refuses a correlation hold above half of the Redis command timeout, within which other instances look records up", () => {
+    const err = expectConfigError(() => loadConfig({ ...SECRET, GATEWAY_CORRELATION_HOLD_MS: "300", REDIS_COMMAND_TIMEOUT_MS: "500" }));
+    assert.equal(linesFor(err, "GATEWAY_CORRELATION_HOLD_MS").length, 1);
+    assert.equal(loadConfig({ ...SECRET, GATEWAY_CORRELATION_HOLD_MS: "250", REDIS_COMMAND_TIMEOUT_MS: "500" }).exchange.recordHoldMs, 250);
   });
 
   it("without XMPP_COMPONENT_SECRET throws a ConfigError naming it", () => {
