@@ -3,6 +3,7 @@ import type { LtxElement } from "@xmpp/component";
 import type { BackoffOptions } from "../../lib/backoff.js";
 import { discoInfo, NS_DISCO_INFO, NS_PING } from "../../lib/xmpp/disco.js";
 import { asXmlElement } from "../../lib/xmpp/elements.js";
+import { answerIq, isIqRequest, type IqRoute } from "../../lib/xmpp/iq-answer.js";
 import { SupervisedConnection } from "../../lib/xmpp/supervised-connection.js";
 import { ConnectionSupervisor } from "../../lib/xmpp/supervisor.js";
 import { WriteBatch } from "../../lib/xmpp/write-batch.js";
@@ -19,6 +20,17 @@ export interface ComponentOptions {
 }
 
 export type StanzaHandler = (stanza: XmlElement) => void;
+
+/** The IQ requests the component answers: XEP-0030 disco#info (XEP-0332 §4) and XEP-0199 ping. */
+const IQ_ROUTES: readonly IqRoute[] = [
+  {
+    type: "get",
+    xmlns: NS_DISCO_INFO,
+    name: "query",
+    answer: () => discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" }),
+  },
+  { type: "get", xmlns: NS_PING, name: "ping", answer: () => undefined },
+];
 
 /**
  * The gateway's one door to `@xmpp/component` (XEP-0114 external component). It answers disco#info and
@@ -63,12 +75,14 @@ export class XmppComponent extends SupervisedConnection<LtxElement> implements L
     this.domain = opts.domain;
     this.closedHandlers = closedHandlers;
     if (deps.onStanza) this.handlers.push(deps.onStanza);
-    entity.iqCallee.get(NS_DISCO_INFO, "query", () =>
-      this.toElement(discoInfo({ category: "gateway", type: "http", name: "HTTP-to-XMPP gateway" })),
-    );
-    entity.iqCallee.get(NS_PING, "ping", () => true);
+    // `component()` installs xmpp.js's middleware, which builds a context with both JIDs parsed, and a
+    // koa-compose chain, for every element received, only to run its IQ handlers: a few percent of the
+    // gateway's CPU per request, every reply paying for it. This component answers its two IQ requests
+    // itself (answerIq), so the middleware's listener is taken off; the library sends nothing through it.
+    for (const listener of entity.listeners("element")) entity.removeListener("element", listener as (...args: unknown[]) => void);
     entity.on("stanza", (stanza: LtxElement) => {
       const el = asXmlElement(stanza);
+      if (isIqRequest(el)) this.send(answerIq(el, IQ_ROUTES)).catch(() => undefined);
       for (const h of this.handlers) h(el);
     });
   }
