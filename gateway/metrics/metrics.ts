@@ -45,9 +45,19 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
     registers,
   });
   buildInfo.set({ version, node: process.version }, 1);
-  const lookupsReported = new Map<string, number>();
-  const slotsReported = new Map<string, number>();
-  const recordsReported = new Map<string, number>();
+  /** A counter by `label` whose values are a part's own running totals, read at scrape time (catchUp). */
+  const totalsCounter = <L extends string>(name: string, help: string, label: L, totals: (() => Record<string, number>) | undefined) => {
+    const reported = new Map<string, number>();
+    return new Counter<L>({
+      name,
+      help,
+      labelNames: [label],
+      registers,
+      collect() {
+        if (totals) catchUp(this, label, totals(), reported);
+      },
+    });
+  };
   return {
     registry,
     httpRequests: new Counter({
@@ -147,33 +157,24 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
         for (const [state, n] of Object.entries(sources.proxyConnections())) this.set({ state }, n);
       },
     }),
-    registryCacheLookups: new Counter({
-      name: "gateway_registry_cache_lookups_total",
-      help: "Registry lookups of device requests: answered from memory (hit), read from Redis (miss), read from Redis because the cache was off or not hearing change notices (bypass).",
-      labelNames: ["result"] as const,
-      registers,
-      collect() {
-        if (sources.registryCacheLookups) catchUp(this, "result", sources.registryCacheLookups(), lookupsReported);
-      },
-    }),
-    deviceSlots: new Counter({
-      name: "gateway_device_slots_total",
-      help: "In-flight slots handed to device requests: taken from Redis (redis), or lent again from a slot this instance had just given back (reused).",
-      labelNames: ["source"] as const,
-      registers,
-      collect() {
-        if (sources.deviceSlots) catchUp(this, "source", sources.deviceSlots(), slotsReported);
-      },
-    }),
-    correlationRecords: new Counter({
-      name: "gateway_correlation_records_total",
-      help: "XMPP exchanges' correlation records: written to Redis (written), or never written because the exchange ended while the record was held on this instance (unneeded).",
-      labelNames: ["fate"] as const,
-      registers,
-      collect() {
-        if (sources.correlationRecords) catchUp(this, "fate", sources.correlationRecords(), recordsReported);
-      },
-    }),
+    registryCacheLookups: totalsCounter(
+      "gateway_registry_cache_lookups_total",
+      "Registry lookups of device requests: answered from memory (hit), read from Redis (miss), read from Redis because the cache was off or not hearing change notices (bypass).",
+      "result",
+      sources.registryCacheLookups,
+    ),
+    deviceSlots: totalsCounter(
+      "gateway_device_slots_total",
+      "In-flight slots handed to device requests: taken from Redis (redis), or lent again from a slot this instance had just given back (reused).",
+      "source",
+      sources.deviceSlots,
+    ),
+    correlationRecords: totalsCounter(
+      "gateway_correlation_records_total",
+      "XMPP exchanges' correlation records: written to Redis (written), or never written because the exchange ended while the record was held on this instance (unneeded).",
+      "fate",
+      sources.correlationRecords,
+    ),
     registryCacheInvalidations: new Counter({
       name: "gateway_registry_cache_invalidations_total",
       help: "Registry change notices this instance received (each drops one device from its registry cache, or all).",
