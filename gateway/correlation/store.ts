@@ -270,7 +270,7 @@ export class CorrelationStore {
     this.holdTimer.unref();
   }
 
-  /** A held entry's write, expiring when it would have had it been written as it was recorded. */
+  /** A held entry's write, expiring when it would have, had it been written as it was recorded. */
   private writeHeldEntry(id: string, held: HeldEntry, now: number): ScriptItem {
     return this.write(id, held.entry, held.ttlMs - (now - held.recordedAt));
   }
