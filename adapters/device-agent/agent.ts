@@ -13,7 +13,7 @@ import type { BackoffOptions } from "../../lib/backoff.js";
 import { InboundStreams } from "../../lib/xep0332/inbound-streams.js";
 import { bareJid } from "../../lib/xmpp/jid.js";
 import { deviceAnnouncement, normalizeLegacyAddress } from "../../lib/legacy-address.js";
-import { NS_STANZAS } from "../../lib/xmpp/stanza-error.js";
+import { stanzaError } from "../../lib/xmpp/stanza-error.js";
 import { callLocal, failure as localFailure } from "./local-http.js";
 import { DeviceConnection } from "./xmpp-client.js";
 import type { AgentTlsOptions } from "./tls.js";
@@ -298,12 +298,6 @@ function carriable(response: HttpResponseMessage): HttpResponseMessage {
 /** The agent's own failure code, when the answer is the agent's and not the device's (local-http.ts). */
 function agentError(response: HttpResponseMessage): string | undefined {
   return response.headers.find(([n]) => n === "X-Device-Agent-Error")?.[1];
-}
-
-function stanzaError(type: string, condition: string, text?: string): XmlElement {
-  const children = [el(condition, { xmlns: NS_STANZAS })];
-  if (text) children.push(el("text", { xmlns: NS_STANZAS }, text));
-  return el("error", { type }, ...children);
 }
 
 /** RFC 6120 §8.3.3: a request we cannot decode is `bad-request`; a form we do not carry, `feature-not-implemented`. */

@@ -131,11 +131,7 @@ export class CorrelationStore {
   private readonly writeDue = (): void => {
     this.holdTimer = undefined;
     const now = performance.now();
-    for (const [id, held] of this.held) {
-      if (now - held.recordedAt < this.holdMs) break;
-      this.held.delete(id);
-      this.changes.push(this.writeHeldEntry(id, held, now));
-    }
+    this.release(now - this.holdMs, now);
     if (this.held.size > 0) this.lookAgainForDue();
     if (this.changes.length > 0) this.flushNow();
   };
@@ -187,9 +183,7 @@ export class CorrelationStore {
   writeHeld(atOnceForMs = 0): void {
     if (atOnceForMs > 0) this.atOnceUntil = Math.max(this.atOnceUntil, performance.now() + atOnceForMs);
     if (this.held.size === 0) return;
-    const now = performance.now();
-    for (const [id, held] of this.held) this.changes.push(this.writeHeldEntry(id, held, now));
-    this.held.clear();
+    this.release(Infinity, performance.now());
     clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.flushNow();
@@ -270,9 +264,16 @@ export class CorrelationStore {
     this.holdTimer.unref();
   }
 
-  /** A held entry's write, expiring when it would have, had it been written as it was recorded. */
-  private writeHeldEntry(id: string, held: HeldEntry, now: number): ScriptItem {
-    return this.write(id, held.entry, held.ttlMs - (now - held.recordedAt));
+  /**
+   * Queues the writes of the held entries recorded before `recordedBefore` (the oldest first, as held), each
+   * expiring when it would have, had it been written as it was recorded.
+   */
+  private release(recordedBefore: number, now: number): void {
+    for (const [id, held] of this.held) {
+      if (held.recordedAt >= recordedBefore) break;
+      this.held.delete(id);
+      this.changes.push(this.write(id, held.entry, held.ttlMs - (now - held.recordedAt)));
+    }
   }
 
   private write(id: string, entry: CorrelationEntry, ttlMs: number): ScriptItem {

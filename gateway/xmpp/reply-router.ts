@@ -79,9 +79,13 @@ export class ReplyRouter {
 
   /** A stanza another instance forwarded here (the reply bus's `onForwarded`). */
   fromBus(stanza: XmlElement): void {
-    // Replies cross between instances: this one's records are written at once for a while.
-    this.deps.store.writeHeld(CROSSING_MEMORY_MS);
+    this.crossed();
     this.route(stanza, true);
+  }
+
+  /** A reply crossed between instances, either way: this one's records are written at once for a while. */
+  private crossed(): void {
+    this.deps.store.writeHeld(CROSSING_MEMORY_MS);
   }
 
   private route(stanza: XmlElement, forwarded: boolean): void {
@@ -147,8 +151,7 @@ export class ReplyRouter {
       // the IQ without waiting for that write (XmppExchanger.send).
       const entry = (await this.deps.store.get(from, id)) ?? (await this.lookUpAgain(() => this.deps.store.get(from, id)));
       if (!entry || entry.owner === this.deps.instanceId) return this.dropUnclaimed(id, "unknown");
-      // Replies cross between instances: this one's records are written at once for a while.
-      this.deps.store.writeHeld(CROSSING_MEMORY_MS);
+      this.crossed();
       // The owner traced the exchange: this hop is a child of its span, on this instance.
       const span = entry.trace && this.deps.tracing ? forwardSpan(this.deps.tracing, id, entry) : undefined;
       const delivered = await this.forward(entry.owner, stanza, "iq", { id });

@@ -1,5 +1,5 @@
 import { childElements, el, type XmlElement } from "../xep0332/xml.js";
-import { NS_STANZAS } from "./stanza-error.js";
+import { stanzaError } from "./stanza-error.js";
 
 /** One IQ request an entity answers: its type, and its payload's namespace and name. */
 export interface IqRoute {
@@ -29,10 +29,5 @@ export function answerIq(iq: XmlElement, routes: readonly IqRoute[]): XmlElement
   const route = routes.find((r) => r.type === iq.attrs.type && r.name === payload.name && r.xmlns === payload.attrs.xmlns);
   if (!route) return el("iq", { ...head, type: "error" }, payload, stanzaError("cancel", "service-unavailable"));
   const result = route.answer();
-  return result ? el("iq", { ...head, type: "result" }, result) : el("iq", { ...head, type: "result" });
-}
-
-/** RFC 6120 §8.3.2: an `<error>` of `type` with one defined condition. */
-function stanzaError(type: "modify" | "cancel", condition: string): XmlElement {
-  return el("error", { type }, el(condition, { xmlns: NS_STANZAS }));
+  return el("iq", { ...head, type: "result" }, ...(result ? [result] : []));
 }

@@ -1,6 +1,13 @@
-import { childElements, type XmlElement } from "../xep0332/xml.js";
+import { childElements, el, type XmlElement } from "../xep0332/xml.js";
 
 export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/** RFC 6120 §8.3.2: an `<error>` of `type` with one defined condition, and an optional text. */
+export function stanzaError(type: string, condition: string, text?: string): XmlElement {
+  const children = [el(condition, { xmlns: NS_STANZAS })];
+  if (text) children.push(el("text", { xmlns: NS_STANZAS }, text));
+  return el("error", { type }, ...children);
+}
 
 /** RFC 6120 §8.3: the defined condition of an `<iq type='error'>`, and its optional text. */
 export function stanzaErrorOf(stanza: XmlElement): { condition: string; text?: string } {
