@@ -71,6 +71,7 @@ export function createGateway(config: Config, baseLogger: Logger, options: Gatew
     {
       devicesOnline: () => stores.presence.countOnline(),
       devicesByTransport: () => stores.migration.byTransport(),
+      iqInflight: () => xmpp.pending.size,
       requestsInFlight: () => limits.cap.size,
       deviceQueueWaiting: () => limits.deviceQueue.size,
       bufferedBytes: () => limits.budget.held,

@@ -24,9 +24,10 @@ export function accessLog(
   outcomes?: DeviceOutcomes,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const started = process.hrtime.bigint();
+    // A number, not hrtime's BigInt: two BigInts and a conversion on every request for nothing finer.
+    const started = performance.now();
     whenClosed(res, () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1e3;
       const f = facts(res);
       const method = req.method ?? "";
       const status = res.writableFinished ? res.statusCode : 499; // 499: the client went away first

@@ -13,6 +13,8 @@ export type Transport = DeviceTransport | "none";
 export interface MetricSources {
   devicesOnline?: () => Promise<number>;
   devicesByTransport?: () => Promise<Record<string, number>>;
+  /** XMPP exchanges of this instance waiting for their device's reply. */
+  iqInflight?: () => number;
   /** Device requests this instance holds now (what GATEWAY_MAX_IN_FLIGHT bounds). */
   requestsInFlight?: () => number;
   deviceQueueWaiting?: () => number;
@@ -79,7 +81,16 @@ export function createMetrics(registry: Registry = new Registry(), sources: Metr
       labelNames: ["reason"] as const,
       registers,
     }),
-    iqInflight: new Gauge({ name: "gateway_xmpp_iq_inflight", help: "XMPP exchanges waiting for a device reply.", registers }),
+    // Read at scrape time, as the other levels are: set on every exchange's start and end, it cost two
+    // gauge updates a request.
+    iqInflight: new Gauge({
+      name: "gateway_xmpp_iq_inflight",
+      help: "XMPP exchanges waiting for a device reply.",
+      registers,
+      collect() {
+        if (sources.iqInflight) this.set(sources.iqInflight());
+      },
+    }),
     iqTimeouts: new Counter({ name: "gateway_xmpp_iq_timeouts_total", help: "XMPP exchanges that reached their deadline.", registers }),
     iqResends: new Counter({
       name: "gateway_xmpp_iq_resends_total",

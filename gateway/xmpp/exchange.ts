@@ -173,7 +173,6 @@ export class XmppExchanger {
     }
     // Cleaned up by ended(), which PendingExchanges calls however the exchange ends.
     const reply = pending.add(id, req.deviceId, req.jid, timeoutMs);
-    this.deps.metrics.iqInflight.set(pending.size);
     // A write that fails ends the exchange (a no-op if its deadline came first).
     this.transmit(id, req, record).catch((err: unknown) => pending.settle(id, toGatewayError(err), "late"));
     return reply;
@@ -190,7 +189,6 @@ export class XmppExchanger {
     this.resendable.delete(id);
     this.endStream(id);
     this.releaseHold(id);
-    this.deps.metrics.iqInflight.set(this.deps.pending.size);
     this.deps.store.remove(id, exchange.jid);
   }
 

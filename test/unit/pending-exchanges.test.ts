@@ -233,37 +233,48 @@ describe("RecentOutcomes", () => {
     assert.equal(r.get("c"), undefined);
   });
 
-  it("forgets the oldest id first when over capacity", () => {
-    const r = new RecentOutcomes(3);
-    for (const id of ["a", "b", "c", "d"]) r.remember(id, "late");
-    assert.equal(r.get("a"), undefined);
+  it("forgets the oldest ids first, half the capacity at a time", () => {
+    const r = new RecentOutcomes(4);
+    for (const id of ["a", "b", "c"]) r.remember(id, "late");
     assert.deepEqual(
-      ["b", "c", "d"].map((id) => r.get(id)),
+      ["a", "b", "c"].map((id) => r.get(id)),
       ["late", "late", "late"],
     );
+    r.remember("d", "late");
+    assert.deepEqual(
+      ["a", "b", "c", "d"].map((id) => r.get(id)),
+      [undefined, undefined, "late", "late"],
+    );
     r.remember("e", "duplicate");
-    assert.equal(r.get("b"), undefined);
+    assert.equal(r.get("c"), "late");
     assert.equal(r.get("e"), "duplicate");
   });
 
+  it("always knows the newest half of its capacity, and never more than all of it", () => {
+    const r = new RecentOutcomes(10);
+    for (let i = 0; i < 100; i++) {
+      r.remember(`id-${i}`, "late");
+      for (let back = 0; back < 5 && back <= i; back++) assert.equal(r.get(`id-${i - back}`), "late", `id-${i - back} after id-${i}`);
+      if (i >= 10) assert.equal(r.get(`id-${i - 10}`), undefined, `id-${i - 10} after id-${i}`);
+    }
+  });
+
   it("remembering an id again refreshes its age and its outcome", () => {
-    const r = new RecentOutcomes(3);
+    const r = new RecentOutcomes(4);
     r.remember("a", "late");
     r.remember("b", "late");
-    r.remember("c", "late");
     r.remember("a", "duplicate");
-    r.remember("d", "late");
+    r.remember("c", "late");
     assert.equal(r.get("b"), undefined, "b is now the oldest");
     assert.equal(r.get("a"), "duplicate");
     assert.equal(r.get("c"), "late");
-    assert.equal(r.get("d"), "late");
   });
 
   it("defaults to 10 000 entries", () => {
     const r = new RecentOutcomes();
-    for (let i = 0; i <= 10_000; i++) r.remember(`id-${i}`, "late");
+    for (let i = 0; i < 10_000; i++) r.remember(`id-${i}`, "late");
     assert.equal(r.get("id-0"), undefined);
-    assert.equal(r.get("id-1"), "late");
-    assert.equal(r.get("id-10000"), "late");
+    assert.equal(r.get("id-5000"), "late");
+    assert.equal(r.get("id-9999"), "late");
   });
 });
