@@ -15,10 +15,14 @@ export const SLOT_LINGER_MS = 20;
  * instances (this slot included), stays parked until its window ends rather than for SLOT_LINGER_MS. A
  * client that polls a fleet one device after another comes back to a device long after any linger, and
  * without this each of its requests waited for a Redis round trip (the take) before it could leave; a quiet
- * device has slots to spare for the other instances meanwhile. A device with fewer than 1/QUIET_SHARE slots
- * (a one-request-at-a-time device) never counts as quiet.
+ * device has slots to spare for the other instances meanwhile. Half: the slots taken past half of the
+ * device's maxInFlight are parked for the linger only, so the slots parked for a whole window are never
+ * more than half of the device's, all instances together. A busy device's slot parked for the linger only
+ * was given back and taken again whenever its requests dipped for longer than the linger (with a quarter,
+ * a device kept at 6 of 16 slots took about twice as many slots from Redis as its window alone needs). A
+ * one-request-at-a-time device never counts as quiet.
  */
-export const QUIET_SHARE = 1 / 4;
+export const QUIET_SHARE = 1 / 2;
 
 /** One slot taken from Redis, the same object through every request it is lent to. */
 interface Slot {

@@ -73,8 +73,8 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
   for (const transport of ["http", "xmpp"] as const) {
     it(`${transport}: successive requests share the slot taken from Redis; parked, it stays in the set, then goes back`, async () => {
       const id = `seq-${transport}`;
-      // Two slots: never a quiet device (QUIET_SHARE), so its slot is parked for the linger only.
-      await device(id, transport, { maxInFlight: 2 });
+      // One slot: never a quiet device (QUIET_SHARE), so its slot is parked for the linger only.
+      await device(id, transport, { maxInFlight: 1 });
       const before = await slotCounts(a);
       const n = 30;
       for (let i = 0; i < n; i++) await ok(`${a.url}/devices/${id}/r${i}`);

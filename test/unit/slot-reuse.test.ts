@@ -126,11 +126,11 @@ describe("SlotReuse", () => {
     await reuse.stop();
   });
 
-  it("a quiet device's slot (a quarter of its slots in use or fewer) stays parked past the linger, and is lent", async () => {
+  it("a quiet device's slot (half of its slots in use or fewer) stays parked past the linger, and is lent", async () => {
     const set = fakeSet({ reportsInUse: true });
     const reuse = new SlotReuse(set.source, 60_000);
-    (await take(reuse, "d", 4, 1000))(); // 1 of 4 in use
-    (await take(reuse, "busy", 3, 1000))(); // 1 of 3: more than a quarter
+    (await take(reuse, "d", 2, 1000))(); // 1 of 2 in use
+    (await take(reuse, "busy", 1, 1000))(); // 1 of 1: more than half
     const alive = setInterval(() => undefined, 1000);
     // The busy device's slot goes back at its linger; the sweep that gives it back keeps the quiet one.
     await once(set.events, "givenBack").finally(() => clearInterval(alive));
