@@ -143,7 +143,7 @@ export const GATEWAY_SETTINGS = {
     default: 1000,
     min: 0,
     max: 60_000,
-    doc: "how long a device's in-flight slot taken from Redis may serve this instance's next requests of that device; 0: every request takes its own",
+    doc: "how long a device's in-flight slot taken (or last renewed) in Redis may serve this instance's next requests of that device; 0: every request takes its own",
   },
   GATEWAY_CORRELATION_HOLD_MS: {
     kind: "int",

@@ -45,6 +45,32 @@ for i = 3, #ARGV do
 end
 return 0`;
 
+/**
+ * Gives slots a new lifetime, from Redis's now, while their device has a slot free (SlotReuse renews the
+ * slots it keeps lending: README, "Device requests"). A slot that is gone (given back, or reclaimed past its
+ * deadline) is not brought back (ZADD XX), and a device with every slot taken renews none: an instance
+ * waiting for one then gets the slot when its window ends, as without renewals. The set expires with its
+ * latest slot, as in ACQUIRE.
+ * KEYS: each slot's set. ARGV: each slot's id, lifetime (ms) and device maxInFlight, one slot after another.
+ * Answers the positions (1-based) of the slots not renewed.
+ */
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local refused = {}
+for i = 1, #KEYS do
+  local id, lifetime, max = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZSCORE', KEYS[i], id) and redis.call('ZCARD', KEYS[i]) < max then
+    redis.call('ZADD', KEYS[i], 'XX', now + lifetime, id)
+    local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', KEYS[i], last[2])
+  else
+    refused[#refused + 1] = i
+  end
+end
+return refused`;
+
 /** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
 export const SLOT_GRACE_MS = 1000;
 
@@ -52,16 +78,30 @@ export const SLOT_GRACE_MS = 1000;
  * A slot taken, with `inUse`: the device's slots in use across all instances just after the take, this one
  * included (when the source knows it); or none free, and how long until the earliest slot's deadline.
  */
-export type SlotAttempt = { taken: true; release: () => void; inUse: number | undefined } | { taken: false; retryInMs: number };
+export type SlotAttempt =
+  { taken: true; release: () => void; inUse: number | undefined; renewable?: SlotRef } | { taken: false; retryInMs: number };
+
+/** A slot in Redis, as a renewal names it: its device, and its member in the device's set. */
+export interface SlotRef {
+  deviceId: string;
+  id: string;
+}
+
+/** A slot to renew: for `lifetimeMs` from Redis's now, if its device (at `maxInFlight`) has a slot free. */
+export interface Renewal {
+  slot: SlotRef;
+  lifetimeMs: number;
+  maxInFlight: number;
+}
 
 /** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them. */
 export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
 
-/** What SlotReuse asks of the slots in Redis: a SlotSource that says when what it gave back is sent. */
-export type RedisSlotSource = SlotSource & Pick<DeviceLimiter, "afterReleases">;
+/** What SlotReuse asks of the slots in Redis: a SlotSource that says when what it gave back is sent, and renews. */
+export type RedisSlotSource = SlotSource & Pick<DeviceLimiter, "afterReleases" | "renew">;
 
 /** A slot taken: `giveBack` runs at the first release only (a request's every way out releases it). */
-export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
+export function takenSlot(giveBack: () => void, inUse?: number, renewable?: SlotRef): SlotAttempt {
   let released = false;
   return {
     taken: true,
@@ -71,12 +111,14 @@ export function takenSlot(giveBack: () => void, inUse?: number): SlotAttempt {
       giveBack();
     },
     inUse,
+    ...(renewable ? { renewable } : {}),
   };
 }
 
 export class DeviceLimiter {
   private readonly acquireSlot: (...args: Array<string | number>) => Promise<[number, number]>;
   private readonly releaseSlots: (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<number[]>;
+  private readonly renewSlots: (items: readonly ScriptItem[], shared: ReadonlyArray<string | number>) => Promise<number[]>;
   private slots = 0;
   /** Slots given back in this tick, sent together at its end (flushReleases), and their wake-ups. */
   private releases: ScriptItem[] = [];
@@ -88,6 +130,7 @@ export class DeviceLimiter {
   ) {
     this.acquireSlot = redis.script<[number, number]>("acquireSlot", 1, ACQUIRE);
     this.releaseSlots = redis.batchScript("releaseSlot", 2, RELEASE);
+    this.renewSlots = redis.batchScript("renewSlot", 1, RENEW);
   }
 
   /** The pub/sub channel on which a freed slot of this device is announced. */
@@ -107,7 +150,21 @@ export class DeviceLimiter {
     // The second answer is the slots in use when taken, else the wait until the earliest slot's deadline.
     const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
     if (taken !== 1) return { taken: false, retryInMs: inUseOrWaitMs };
-    return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], args: [id] }, onReleased), inUseOrWaitMs);
+    return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], args: [id] }, onReleased), inUseOrWaitMs, { deviceId, id });
+  }
+
+  /**
+   * Renews slots in one command (RENEW; on a Cluster, one each in one auto-pipeline); resolves with the
+   * indexes in `renewals` of those not renewed. `lifetimeMs` is counted as a take counts it: the grace is added.
+   */
+  renew(renewals: readonly Renewal[]): Promise<number[]> {
+    return this.renewSlots(
+      renewals.map(({ slot, lifetimeMs, maxInFlight }) => ({
+        keys: [this.redis.keys.deviceSlots(slot.deviceId)],
+        args: [slot.id, Math.max(1, Math.ceil(lifetimeMs)) + SLOT_GRACE_MS, maxInFlight],
+      })),
+      [],
+    );
   }
 
   /**

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Lifecycle } from "../lifecycle.js";
-import { SLOT_GRACE_MS, takenSlot, type RedisSlotSource, type SlotAttempt, type SlotSource } from "./device-limiter.js";
+import { SLOT_GRACE_MS, takenSlot, type RedisSlotSource, type SlotAttempt, type SlotRef, type SlotSource } from "./device-limiter.js";
 
 /**
  * How long a slot given back waits, parked on this instance, for its device's next request before it goes
@@ -38,6 +38,17 @@ interface Slot {
   lingerMs: number;
   /** Its current (or last) holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
   onReleased: (() => void) | undefined;
+  /** Its member in Redis, for renewals (none from a source that cannot renew). */
+  renewable: SlotRef | undefined;
+  /** The lifetime it was taken for (deadline and window), which a renewal gives it again. */
+  lifetimeMs: number;
+  /** Its device's maxInFlight as its latest request had it. */
+  maxInFlight: number;
+  /** Lent (or taken) since it was taken or last renewed: only such a slot is renewed. */
+  used: boolean;
+  renewing: boolean;
+  /** Given back: no longer this instance's. */
+  gone: boolean;
 }
 
 /**
@@ -57,12 +68,23 @@ interface Slot {
  * - a lowered maxInFlight holds for new slots at once, and for slots being lent again within the window
  *   (a slot is lent only while this instance holds fewer than the device's current maxInFlight).
  * A slot is lent only to a request whose deadline (plus grace) ends before the slot does in Redis.
+ *
+ * A slot that keeps being lent is renewed in Redis before its window ends, while its device has a slot
+ * free (DeviceLimiter's RENEW): a new lifetime from then, and a new window. Renewals of all slots due go in
+ * one command every quarter window, off every request's path; without them each slot went back to Redis
+ * and was taken again once a window, and the request that took it waited for that round trip. With every
+ * slot of the device taken the slot is not renewed, so an instance waiting for one gets it when the window
+ * ends, as before. What stays: a slot of a crashed instance is reclaimed at most its lifetime after its
+ * last take or renewal; a slot left unused for a window goes back.
  */
 export class SlotReuse implements SlotSource, Lifecycle {
   private readonly parked = new Map<string, Slot[]>();
   /** Slots held by requests now, per device (lent or taken), for the lowered-maxInFlight check. */
   private readonly held = new Map<string, number>();
   private sweep: NodeJS.Timeout | undefined;
+  /** Slots taken from Redis and not given back, for the renewals; and the renewals' timer. */
+  private readonly live = new Set<Slot>();
+  private renewals: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Slots handed to requests so far: taken from Redis, or lent again here (gateway_device_slots_total). */
   readonly counts = { redis: 0, reused: 0 };
@@ -90,7 +112,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
     const lent = this.lend(deviceId, maxInFlight, timeoutMs, now);
     if (lent) {
       this.counts.reused++;
-      return Promise.resolve(this.hold(deviceId, lent, onReleased));
+      return Promise.resolve(this.hold(deviceId, lent, maxInFlight, onReleased));
     }
     // Taken for the request's deadline and the window: a request lent the slot later must end before it does.
     const lifetimeMs = Math.max(1, Math.ceil(timeoutMs)) + this.windowMs;
@@ -104,8 +126,18 @@ export class SlotReuse implements SlotSource, Lifecycle {
         parkedAt: 0,
         lingerMs: attempt.inUse !== undefined && attempt.inUse <= maxInFlight * QUIET_SHARE ? this.windowMs : SLOT_LINGER_MS,
         onReleased: undefined,
+        renewable: attempt.renewable,
+        lifetimeMs,
+        maxInFlight,
+        used: true,
+        renewing: false,
+        gone: false,
       };
-      return this.hold(deviceId, slot, onReleased);
+      if (slot.renewable) {
+        this.live.add(slot);
+        this.renewals ??= setTimeout(() => this.renewDue(), this.renewEveryMs).unref();
+      }
+      return this.hold(deviceId, slot, maxInFlight, onReleased);
     });
   }
 
@@ -123,6 +155,8 @@ export class SlotReuse implements SlotSource, Lifecycle {
     this.stopped = true;
     if (this.sweep) clearTimeout(this.sweep);
     this.sweep = undefined;
+    clearTimeout(this.renewals);
+    this.renewals = undefined;
     const parked = [...this.parked.values()].flat();
     this.parked.clear();
     this.giveBack(parked);
@@ -157,9 +191,11 @@ export class SlotReuse implements SlotSource, Lifecycle {
     return lent;
   }
 
-  private hold(deviceId: string, slot: Slot, onReleased: (() => void) | undefined): SlotAttempt {
+  private hold(deviceId: string, slot: Slot, maxInFlight: number, onReleased: (() => void) | undefined): SlotAttempt {
     this.held.set(deviceId, (this.held.get(deviceId) ?? 0) + 1);
     slot.onReleased = onReleased;
+    slot.used = true;
+    slot.maxInFlight = maxInFlight;
     return takenSlot(() => {
       const left = (this.held.get(deviceId) ?? 1) - 1;
       if (left > 0) this.held.set(deviceId, left);
@@ -215,9 +251,53 @@ export class SlotReuse implements SlotSource, Lifecycle {
    */
   private giveBack(slots: readonly Slot[]): void {
     if (slots.length === 0) return;
-    for (const slot of slots) slot.giveBack();
+    for (const slot of slots) {
+      slot.gone = true;
+      this.live.delete(slot);
+      slot.giveBack();
+    }
     this.slots.afterReleases(() => {
       for (const slot of slots) slot.onReleased?.();
     });
+  }
+
+  /** A quarter window: a slot due (half its window left) is renewed with at least a quarter window to spare. */
+  private get renewEveryMs(): number {
+    return Math.max(1, Math.floor(this.windowMs / 4));
+  }
+
+  /**
+   * Renews, in one command, the slots lent since their take or last renewal that have half their window left
+   * or less; each renewed one gets a new window and lifetime from when the command was sent (Redis's now,
+   * at which the script scores it, comes later). Runs again while this instance holds slots.
+   */
+  private renewDue(): void {
+    this.renewals = undefined;
+    if (this.stopped || this.live.size === 0) return;
+    const now = performance.now();
+    const due: Slot[] = [];
+    for (const slot of this.live) {
+      if (slot.used && !slot.renewing && now < slot.reusableUntil && slot.reusableUntil - now <= this.windowMs / 2) due.push(slot);
+    }
+    if (due.length > 0) {
+      for (const slot of due) {
+        slot.renewing = true;
+        slot.used = false;
+      }
+      const done = (refused: readonly number[]): void => {
+        const no = new Set(refused);
+        due.forEach((slot, i) => {
+          slot.renewing = false;
+          if (slot.gone || no.has(i)) return;
+          slot.reusableUntil = now + this.windowMs;
+          slot.expiresAt = now + slot.lifetimeMs + SLOT_GRACE_MS;
+        });
+      };
+      // A renewal that fails changes nothing: the slot goes back when its window ends, as it would have.
+      this.slots
+        .renew(due.map((slot) => ({ slot: slot.renewable as SlotRef, lifetimeMs: slot.lifetimeMs, maxInFlight: slot.maxInFlight })))
+        .then(done, () => done(due.map((_, i) => i)));
+    }
+    this.renewals = setTimeout(() => this.renewDue(), this.renewEveryMs).unref();
   }
 }

@@ -92,4 +92,32 @@ describe("device limiter", () => {
     const calls = await commandCounts(server.port);
     assert.equal(calls.eval + calls.evalsha, 1, "one script call for the three releases");
   });
+
+  it("renews slots in one command, for a new lifetime from Redis's now, while their device has a slot free; a slot gone stays gone", async () => {
+    const key = (deviceId: string) => redis.keys.deviceSlots(deviceId);
+    const score = async (deviceId: string, id: string) => Number(await redis.run((c) => c.zscore(key(deviceId), id)));
+    const first = await limiter.tryAcquire("dev-1", 4, 1000);
+    const full = await limiter.tryAcquire("dev-2", 1, 1000);
+    const gone = await limiter.tryAcquire("dev-3", 4, 1000);
+    assert.ok(first.taken && full.taken && gone.taken && first.renewable && full.renewable && gone.renewable);
+    gone.release();
+    await new Promise<void>((resolve) => process.nextTick(resolve)); // the release is sent at the end of the tick
+    const [before, fullBefore] = [await score("dev-1", first.renewable.id), await score("dev-2", full.renewable.id)];
+    const scripts = async () => ((c) => c.eval + c.evalsha)(await commandCounts(server.port));
+    const scriptsBefore = await scripts();
+    const refused = await limiter.renew([
+      { slot: first.renewable, lifetimeMs: 60_000, maxInFlight: 4 },
+      { slot: full.renewable, lifetimeMs: 60_000, maxInFlight: 1 },
+      { slot: gone.renewable, lifetimeMs: 60_000, maxInFlight: 4 },
+    ]);
+    assert.deepEqual(refused, [1, 2], "the full device's slot and the slot given back are not renewed");
+    assert.equal((await scripts()) - scriptsBefore, 1, "one command for the three");
+    const after = await score("dev-1", first.renewable.id);
+    assert.ok(after >= before + 59_000, `renewed: score ${before} -> ${after}`);
+    assert.ok((await redis.run((c) => c.pttl(key("dev-1")))) > 59_000, "the set lives as long as its latest slot");
+    assert.equal(await score("dev-2", full.renewable.id), fullBefore, "with every slot taken, left as it was");
+    assert.equal(await inUse("dev-3"), 0, "not brought back");
+    first.release();
+    full.release();
+  });
 });

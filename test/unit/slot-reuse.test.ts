@@ -5,17 +5,22 @@ import assert from "node:assert/strict";
 import { once, EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import { GatewayError } from "../../gateway/errors.js";
-import { SLOT_GRACE_MS, takenSlot, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
+import { SLOT_GRACE_MS, takenSlot, type Renewal, type SlotAttempt } from "../../gateway/limits/device-limiter.js";
 import { SlotReuse } from "../../gateway/limits/slot-reuse.js";
 
 /**
  * The device's set in Redis, in memory: what was taken, with which lifetime, and every give-back.
  * `reportsInUse`: a take tells how many of the device's slots are in use with it, as DeviceLimiter's does.
  */
-function fakeSet({ reportsInUse = false } = {}) {
+/**
+ * A device's set, in memory. `renews`: the slots it hands out can be renewed, and it answers renewals so
+ * (true: every one renewed; false: none, as with the device's every slot taken); without, no slot is renewable.
+ */
+function fakeSet({ reportsInUse = false, renews }: { reportsInUse?: boolean; renews?: boolean } = {}) {
   const events = new EventEmitter();
   const held = new Map<string, number>();
   const lifetimes: number[] = [];
+  const renewals: Renewal[][] = [];
   let takes = 0;
   let givenBack = 0;
   return {
@@ -28,7 +33,13 @@ function fakeSet({ reportsInUse = false } = {}) {
     get givenBack() {
       return givenBack;
     },
+    renewals,
     source: {
+      renew(batch: readonly Renewal[]): Promise<number[]> {
+        renewals.push([...batch]);
+        events.emit("renewal");
+        return Promise.resolve(renews ? [] : batch.map((_, i) => i));
+      },
       // Give-backs here are done at once: nothing waits to be sent.
       afterReleases: (wakeUp: () => void) => wakeUp(),
       channel: (deviceId: string) => `slotfree:${deviceId}`,
@@ -48,6 +59,7 @@ function fakeSet({ reportsInUse = false } = {}) {
               events.emit("givenBack", deviceId);
             },
             reportsInUse ? n + 1 : undefined,
+            renews === undefined ? undefined : { deviceId, id: `slot-${takes}` },
           ),
         );
       },
@@ -163,6 +175,48 @@ describe("SlotReuse", () => {
     release();
     assert.deepEqual([set.givenBack, reuse.parkedCount], [1, 0]);
     assert.deepEqual(woken, [1], "woken after the give-back, not also before it");
+    await reuse.stop();
+  });
+
+  it("a slot that keeps being lent is renewed before its window ends, and lent past the window it was taken for", async () => {
+    const set = fakeSet({ renews: true });
+    const windowMs = 80;
+    const reuse = new SlotReuse(set.source, windowMs);
+    const start = performance.now();
+    let release = await take(reuse, "d", 4, 1000);
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      await once(set.events, "renewal");
+      assert.ok(performance.now() - start >= windowMs / 2 - 1, "renewed with half its window left, not sooner");
+      release();
+      release = await take(reuse, "d", 4, 1000); // lent again: used since the renewal
+      await once(set.events, "renewal");
+      assert.ok(performance.now() - start > windowMs, "past the window it was taken for");
+      release();
+      (await take(reuse, "d", 4, 1000))();
+    } finally {
+      clearInterval(alive);
+    }
+    assert.deepEqual([set.takes, reuse.counts.reused], [1, 2], "taken once, lent twice, the last time past its first window");
+    assert.deepEqual(
+      set.renewals.map((batch) => batch.map((r) => [r.slot.id, r.lifetimeMs, r.maxInFlight])),
+      [[["slot-1", 1000 + windowMs, 4]], [["slot-1", 1000 + windowMs, 4]]],
+      "one slot a renewal, with the lifetime it was taken for",
+    );
+    await reuse.stop();
+  });
+
+  it("a slot whose renewal is refused (its device's every slot taken) goes back when its window ends", async () => {
+    const set = fakeSet({ renews: false });
+    const windowMs = 40;
+    const reuse = new SlotReuse(set.source, windowMs);
+    const start = performance.now();
+    const release = await take(reuse, "d", 4, 1000);
+    const alive = setInterval(() => undefined, 1000);
+    await once(set.events, "renewal").finally(() => clearInterval(alive));
+    while (performance.now() - start < windowMs); // past the window it was taken for
+    release();
+    assert.deepEqual([set.renewals.length, set.givenBack, reuse.parkedCount], [1, 1, 0], "given back, not parked");
     await reuse.stop();
   });
 
