@@ -76,6 +76,8 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
       // One slot: never a quiet device (QUIET_SHARE), so its slot is parked for the linger only.
       await device(id, transport, { maxInFlight: 1 });
       const before = await slotCounts(a);
+      // Slots of other devices may stay parked here meanwhile (a quiet device's, for its window).
+      const parkedBefore = a.gateway.slots.parkedCount;
       const n = 30;
       for (let i = 0; i < n; i++) await ok(`${a.url}/devices/${id}/r${i}`);
       const counts = await slotCounts(a);
@@ -85,9 +87,13 @@ describe("a device's in-flight slot, reused by the instance that took it", () =>
       // Each next request comes within a few milliseconds of the last answer: nearly all are lent the slot.
       assert.ok(reused > 0, `reused ${reused} of ${n}`);
       // The parked slot is given back after its linger: none left in Redis, none parked.
-      await pollUntil("the parked slot given back", async () => (await slotsInRedis(id)) === 0 && a.gateway.slots.parkedCount === 0, {
-        timeoutMs: 10_000,
-      });
+      await pollUntil(
+        "the parked slot given back",
+        async () => (await slotsInRedis(id)) === 0 && a.gateway.slots.parkedCount <= parkedBefore,
+        {
+          timeoutMs: 10_000,
+        },
+      );
     });
 
     // Over XMPP through A alone: a device agent answers one gateway's component.
