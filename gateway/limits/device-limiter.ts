@@ -94,8 +94,13 @@ export interface Renewal {
   maxInFlight: number;
 }
 
-/** What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them. */
-export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy">;
+/**
+ * What DeviceQueue asks of the slots: DeviceLimiter's attempts, or SlotReuse in front of them, which can also
+ * lend a slot it holds at once (`lendNow`: undefined when it has none to lend).
+ */
+export type SlotSource = Pick<DeviceLimiter, "tryAcquire" | "channel" | "busy"> & {
+  lendNow?(deviceId: string, maxInFlight: number, timeoutMs: number, onReleased?: () => void): SlotAttempt | undefined;
+};
 
 /** What SlotReuse asks of the slots in Redis: a SlotSource that says when what it gave back is sent, and renews. */
 export type RedisSlotSource = SlotSource & Pick<DeviceLimiter, "afterReleases" | "renew">;

@@ -99,8 +99,21 @@ export class DeviceQueue {
     return this.lines.size;
   }
 
-  /** A slot, after waiting for one if need be; rejects with 429 when the queue is full, or the path's timeout. */
-  async acquire(deviceId: string, maxInFlight: number, wait: SlotWait): Promise<HeldSlot> {
+  /**
+   * A slot, after waiting for one if need be; rejects with 429 when the queue is full, or the path's timeout.
+   * A slot the source can lend at once, with nobody of the device waiting here, is handed over in this tick:
+   * the request's most common case under load, with no line made and nothing awaited for it.
+   */
+  acquire(deviceId: string, maxInFlight: number, wait: SlotWait): Promise<HeldSlot> {
+    if (!wait.signal?.aborted && !this.lines.get(deviceId)?.waiters.length) {
+      const lent = this.deps.limiter.lendNow?.(deviceId, maxInFlight, wait.timeoutMs, () => this.wake(deviceId));
+      if (lent?.taken) return Promise.resolve({ release: lent.release, remainingMs: Math.max(1, wait.timeoutMs) });
+    }
+    return this.attempt(deviceId, maxInFlight, wait);
+  }
+
+  /** acquire(), when no slot could be lent at once: an attempt, and the line if it fails. */
+  private async attempt(deviceId: string, maxInFlight: number, wait: SlotWait): Promise<HeldSlot> {
     const started = Date.now();
     const deadline = started + wait.timeoutMs;
     if (wait.signal?.aborted) throw clientGone();

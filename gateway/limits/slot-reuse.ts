@@ -109,11 +109,8 @@ export class SlotReuse implements SlotSource, Lifecycle {
         return attempt;
       });
     const now = performance.now();
-    const lent = this.lend(deviceId, maxInFlight, timeoutMs, now);
-    if (lent) {
-      this.counts.reused++;
-      return Promise.resolve(this.hold(deviceId, lent, maxInFlight, onReleased));
-    }
+    const lent = this.lendNow(deviceId, maxInFlight, timeoutMs, onReleased, now);
+    if (lent) return Promise.resolve(lent);
     // Taken for the request's deadline and the window: a request lent the slot later must end before it does.
     const lifetimeMs = Math.max(1, Math.ceil(timeoutMs)) + this.windowMs;
     return this.slots.tryAcquire(deviceId, maxInFlight, lifetimeMs).then((attempt) => {
@@ -139,6 +136,21 @@ export class SlotReuse implements SlotSource, Lifecycle {
       }
       return this.hold(deviceId, slot, maxInFlight, onReleased);
     });
+  }
+
+  /** A parked slot of the device lent at once, as tryAcquire would lend it; undefined when none fits. */
+  lendNow(
+    deviceId: string,
+    maxInFlight: number,
+    timeoutMs: number,
+    onReleased?: () => void,
+    now = performance.now(),
+  ): SlotAttempt | undefined {
+    if (this.windowMs <= 0 || this.stopped) return undefined;
+    const lent = this.lend(deviceId, maxInFlight, timeoutMs, now);
+    if (!lent) return undefined;
+    this.counts.reused++;
+    return this.hold(deviceId, lent, maxInFlight, onReleased);
   }
 
   start(): Promise<void> {
