@@ -73,6 +73,19 @@ async function take(reuse: SlotReuse, deviceId: string, max: number, timeoutMs: 
   return attempt.release;
 }
 
+/**
+ * The set's next `event`. SlotReuse's timers (the sweep, the renewals) do not hold the process open (unref):
+ * an interval of the test's own does, while it waits.
+ */
+async function next(set: { events: EventEmitter }, event: "givenBack" | "renewal"): Promise<void> {
+  const alive = setInterval(() => undefined, 1000);
+  try {
+    await once(set.events, event);
+  } finally {
+    clearInterval(alive);
+  }
+}
+
 describe("SlotReuse", () => {
   it("a slot given back is lent to the device's next request without a take; the set holds one slot throughout", async () => {
     const set = fakeSet();
@@ -131,9 +144,7 @@ describe("SlotReuse", () => {
     let woken = 0;
     (await take(reuse, "d", 4, 1000, () => woken++))();
     assert.equal(woken, 1, "woken at the park: a waiter here is lent the slot");
-    // The sweep's timer does not hold the process open (unref): this test's own does, while it waits.
-    const alive = setInterval(() => undefined, 1000);
-    await once(set.events, "givenBack").finally(() => clearInterval(alive));
+    await next(set, "givenBack");
     assert.deepEqual([set.held.get("d"), reuse.parkedCount, woken], [0, 0, 2]);
     await reuse.stop();
   });
@@ -143,9 +154,8 @@ describe("SlotReuse", () => {
     const reuse = new SlotReuse(set.source, 60_000);
     (await take(reuse, "d", 2, 1000))(); // 1 of 2 in use
     (await take(reuse, "busy", 1, 1000))(); // 1 of 1: more than half
-    const alive = setInterval(() => undefined, 1000);
     // The busy device's slot goes back at its linger; the sweep that gives it back keeps the quiet one.
-    await once(set.events, "givenBack").finally(() => clearInterval(alive));
+    await next(set, "givenBack");
     assert.deepEqual([set.held.get("busy"), set.held.get("d"), reuse.parkedCount], [0, 1, 1]);
     (await take(reuse, "d", 4, 1000))();
     assert.deepEqual([set.takes, reuse.counts.reused], [2, 1], "lent, not taken again");
@@ -158,8 +168,7 @@ describe("SlotReuse", () => {
     const reuse = new SlotReuse(set.source, windowMs);
     const start = performance.now();
     (await take(reuse, "d", 16, 1000))();
-    const alive = setInterval(() => undefined, 1000);
-    await once(set.events, "givenBack").finally(() => clearInterval(alive));
+    await next(set, "givenBack");
     assert.ok(performance.now() - start >= windowMs, "not before the window's end");
     assert.equal(reuse.parkedCount, 0);
     await reuse.stop();
@@ -184,19 +193,14 @@ describe("SlotReuse", () => {
     const reuse = new SlotReuse(set.source, windowMs);
     const start = performance.now();
     let release = await take(reuse, "d", 4, 1000);
-    const alive = setInterval(() => undefined, 1000);
-    try {
-      await once(set.events, "renewal");
-      assert.ok(performance.now() - start >= windowMs / 2 - 1, "renewed with half its window left, not sooner");
-      release();
-      release = await take(reuse, "d", 4, 1000); // lent again: used since the renewal
-      await once(set.events, "renewal");
-      assert.ok(performance.now() - start > windowMs, "past the window it was taken for");
-      release();
-      (await take(reuse, "d", 4, 1000))();
-    } finally {
-      clearInterval(alive);
-    }
+    await next(set, "renewal");
+    assert.ok(performance.now() - start >= windowMs / 2 - 1, "renewed with half its window left, not sooner");
+    release();
+    release = await take(reuse, "d", 4, 1000); // lent again: used since the renewal
+    await next(set, "renewal");
+    assert.ok(performance.now() - start > windowMs, "past the window it was taken for");
+    release();
+    (await take(reuse, "d", 4, 1000))();
     assert.deepEqual([set.takes, reuse.counts.reused], [1, 2], "taken once, lent twice, the last time past its first window");
     assert.deepEqual(
       set.renewals.map((batch) => batch.map((r) => [r.slot.id, r.lifetimeMs, r.maxInFlight])),
@@ -212,8 +216,7 @@ describe("SlotReuse", () => {
     const reuse = new SlotReuse(set.source, windowMs);
     const start = performance.now();
     const release = await take(reuse, "d", 4, 1000);
-    const alive = setInterval(() => undefined, 1000);
-    await once(set.events, "renewal").finally(() => clearInterval(alive));
+    await next(set, "renewal");
     while (performance.now() - start < windowMs); // past the window it was taken for
     release();
     assert.deepEqual([set.renewals.length, set.givenBack, reuse.parkedCount], [1, 1, 0], "given back, not parked");
