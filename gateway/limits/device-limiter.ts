@@ -74,6 +74,9 @@ return refused`;
 /** Slots are kept this much longer than their request's deadline: the answer may still be on its way. */
 export const SLOT_GRACE_MS = 1000;
 
+/** A slot's lifetime in its set, as ACQUIRE and RENEW score it: what it is taken for, and the grace. */
+const scoredLifetime = (ms: number): number => Math.max(1, Math.ceil(ms)) + SLOT_GRACE_MS;
+
 /**
  * A slot taken, with `inUse`: the device's slots in use across all instances just after the take, this one
  * included (when the source knows it); or none free, and how long until the earliest slot's deadline.
@@ -153,7 +156,7 @@ export class DeviceLimiter {
     const key = this.redis.keys.deviceSlots(deviceId);
     const id = `${this.slot.instanceId}:${++this.slots}`;
     // The second answer is the slots in use when taken, else the wait until the earliest slot's deadline.
-    const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, Math.max(1, Math.ceil(timeoutMs)) + SLOT_GRACE_MS, id);
+    const [taken, inUseOrWaitMs] = await this.acquireSlot(key, maxInFlight, scoredLifetime(timeoutMs), id);
     if (taken !== 1) return { taken: false, retryInMs: inUseOrWaitMs };
     return takenSlot(() => this.release({ keys: [key, this.channel(deviceId)], args: [id] }, onReleased), inUseOrWaitMs, { deviceId, id });
   }
@@ -166,7 +169,7 @@ export class DeviceLimiter {
     return this.renewSlots(
       renewals.map(({ slot, lifetimeMs, maxInFlight }) => ({
         keys: [this.redis.keys.deviceSlots(slot.deviceId)],
-        args: [slot.id, Math.max(1, Math.ceil(lifetimeMs)) + SLOT_GRACE_MS, maxInFlight],
+        args: [slot.id, scoredLifetime(lifetimeMs), maxInFlight],
       })),
       [],
     );

@@ -38,8 +38,6 @@ interface Slot {
   lingerMs: number;
   /** Its current (or last) holder's wake-up (DeviceQueue's line), told once the slot is back in Redis. */
   onReleased: (() => void) | undefined;
-  /** Its member in Redis, for renewals (none from a source that cannot renew). */
-  renewable: SlotRef | undefined;
   /** The lifetime it was taken for (deadline and window), which a renewal gives it again. */
   lifetimeMs: number;
   /** Its device's maxInFlight as its latest request had it. */
@@ -47,8 +45,6 @@ interface Slot {
   /** Lent (or taken) since it was taken or last renewed: only such a slot is renewed. */
   used: boolean;
   renewing: boolean;
-  /** Given back: no longer this instance's. */
-  gone: boolean;
 }
 
 /**
@@ -82,8 +78,11 @@ export class SlotReuse implements SlotSource, Lifecycle {
   /** Slots held by requests now, per device (lent or taken), for the lowered-maxInFlight check. */
   private readonly held = new Map<string, number>();
   private sweep: NodeJS.Timeout | undefined;
-  /** Slots taken from Redis and not given back, for the renewals; and the renewals' timer. */
-  private readonly live = new Set<Slot>();
+  /**
+   * Slots taken from Redis and not given back, each with its member there (a source that cannot renew names
+   * none, and its slots are not kept here); and the renewals' timer.
+   */
+  private readonly live = new Map<Slot, SlotRef>();
   private renewals: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Slots handed to requests so far: taken from Redis, or lent again here (gateway_device_slots_total). */
@@ -123,15 +122,13 @@ export class SlotReuse implements SlotSource, Lifecycle {
         parkedAt: 0,
         lingerMs: attempt.inUse !== undefined && attempt.inUse <= maxInFlight * QUIET_SHARE ? this.windowMs : SLOT_LINGER_MS,
         onReleased: undefined,
-        renewable: attempt.renewable,
         lifetimeMs,
         maxInFlight,
         used: true,
         renewing: false,
-        gone: false,
       };
-      if (slot.renewable) {
-        this.live.add(slot);
+      if (attempt.renewable) {
+        this.live.set(slot, attempt.renewable);
         this.renewals ??= setTimeout(() => this.renewDue(), this.renewEveryMs).unref();
       }
       return this.hold(deviceId, slot, maxInFlight, onReleased);
@@ -264,7 +261,6 @@ export class SlotReuse implements SlotSource, Lifecycle {
   private giveBack(slots: readonly Slot[]): void {
     if (slots.length === 0) return;
     for (const slot of slots) {
-      slot.gone = true;
       this.live.delete(slot);
       slot.giveBack();
     }
@@ -288,7 +284,7 @@ export class SlotReuse implements SlotSource, Lifecycle {
     if (this.stopped || this.live.size === 0) return;
     const now = performance.now();
     const due: Slot[] = [];
-    for (const slot of this.live) {
+    for (const slot of this.live.keys()) {
       if (slot.used && !slot.renewing && now < slot.reusableUntil && slot.reusableUntil - now <= this.windowMs / 2) due.push(slot);
     }
     if (due.length > 0) {
@@ -300,14 +296,15 @@ export class SlotReuse implements SlotSource, Lifecycle {
         const no = new Set(refused);
         due.forEach((slot, i) => {
           slot.renewing = false;
-          if (slot.gone || no.has(i)) return;
+          // Given back meanwhile: no longer this instance's.
+          if (!this.live.has(slot) || no.has(i)) return;
           slot.reusableUntil = now + this.windowMs;
           slot.expiresAt = now + slot.lifetimeMs + SLOT_GRACE_MS;
         });
       };
       // A renewal that fails changes nothing: the slot goes back when its window ends, as it would have.
       this.slots
-        .renew(due.map((slot) => ({ slot: slot.renewable as SlotRef, lifetimeMs: slot.lifetimeMs, maxInFlight: slot.maxInFlight })))
+        .renew(due.map((slot) => ({ slot: this.live.get(slot) as SlotRef, lifetimeMs: slot.lifetimeMs, maxInFlight: slot.maxInFlight })))
         .then(done, () => done(due.map((_, i) => i)));
     }
     this.renewals = setTimeout(() => this.renewDue(), this.renewEveryMs).unref();
