@@ -34,8 +34,8 @@ export function stampRequestId(res: ServerResponse): void {
  * response's header table and its entry all the while: about 260 bytes a request, thousands at once.
  * Express swaps a response's prototype for its own (a plain ServerResponse's): a request handed to the
  * gateway's own routes gets its id at once instead (stampRequestId). A head written with a header list of
- * its own is merged into the response's table, node's rule for `writeHead` after `setHeader`, which keeps
- * one field of a name: the device's fields, repeats and all, are appended before (device-messages.ts).
+ * its own carries X-Request-Id in that list (the writer of a device's answer in device-messages.ts, the raw
+ * error in raw-error.ts): not stamped, node writes it from the list alone, without a header table.
  */
 export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   override writeHead(
@@ -43,7 +43,7 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
     reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
     headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
   ): this {
-    stampRequestId(this);
+    if (headers === undefined && (reason === undefined || typeof reason === "string")) stampRequestId(this);
     // Node's writeHead takes a non-string reason as the headers (its overloads, as called).
     return super.writeHead(statusCode, reason as string | undefined, headers);
   }

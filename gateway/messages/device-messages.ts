@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from "node:http";
 import { isHttpMethod } from "../../lib/xep0332/constants.js";
 import { fromRawHeaders, stripHopByHop, type HeaderList } from "../../lib/xep0332/headers.js";
 import type { HttpRequestMessage, HttpResponseMessage } from "../../lib/xep0332/message.js";
@@ -89,12 +89,27 @@ export function answerHeaders(headers: HeaderList, framing: AnswerFraming, statu
 /**
  * Writes the head of a device's answer. Throws when node refuses it (nothing went out then: the device's
  * fields and reason phrase are taken off again, so that an error written next carries none of them).
+ *
+ * The fields go to writeHead as one list, X-Request-Id last, each checked first with node's own checks
+ * (those appendHeader makes). Given a list and no header table, node writes the head straight from the
+ * list: no table of its own, and no entry per field, on a response that may have been held for a long time
+ * (such a table points from the old generation at young objects; docs/benchmark.md, "What a request leaves
+ * behind"). Checked first, because node checks a list's fields only as it writes them, recording what the
+ * ones before said of the body's framing (Content-Length, chunked) on the response as it goes: a field
+ * refused halfway would leave that framing to the error written next. A response that has a header table
+ * already gets the list merged into it (node's rule for writeHead after setHeader: a field of the list
+ * replaces the table's of that name, repeats and all).
  */
 export function writeAnswerHead(res: ServerResponse, head: AnswerHead, requestId: string): void {
+  const fields: string[] = [];
   try {
-    for (const [name, value] of head.headers) res.appendHeader(name, value);
-    res.setHeader(REQUEST_ID, requestId);
-    res.writeHead(head.statusCode, head.statusMessage);
+    for (const [name, value] of head.headers) {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+      fields.push(name, value);
+    }
+    fields.push(REQUEST_ID, requestId);
+    res.writeHead(head.statusCode, head.statusMessage, fields);
   } catch (err) {
     for (const [name] of head.headers) res.removeHeader(name);
     res.statusMessage = "";

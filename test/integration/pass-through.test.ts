@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
+import net from "node:net";
 import { describe, it, type TestContext } from "node:test";
 import { Registry } from "prom-client";
 import { pollUntil } from "../../local-stack/ports.js";
@@ -545,6 +546,73 @@ describe("HTTP pass-through: what reaches the client", () => {
     const broken = await send(front.port, { path: "/broken" });
     assert.deepEqual([broken.status, broken.body.toString()], [500, "device fault"]);
     assert.equal(broken.headers["content-type"], "text/plain", "the device's answer, not a gateway error");
+  });
+
+  it("holds the device back while the client does not read, then relays every byte", async (t) => {
+    // The device sends 64 MiB as fast as it is let; the client reads nothing until the device has been held
+    // back (a write refused and no drain for a second), far short of the end. A relay that read on regardless
+    // would hold the body in the gateway's memory, and the device would get to its end.
+    const size = 64 * 1024 * 1024;
+    const chunk = randomBytes(64 * 1024);
+    const events = new EventEmitter();
+    let written = 0;
+    const device = await rawUpstream(t, (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": String(size) });
+      const more = (): void => {
+        while (written < size) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            events.emit("blocked");
+            res.once("drain", () => {
+              events.emit("drained");
+              more();
+            });
+            return;
+          }
+        }
+        res.end();
+        events.emit("wrote all");
+      };
+      more();
+    });
+    const { front } = await setup(t, () => ({ httpTarget: device.url }));
+    const socket = net.connect(front.port, "127.0.0.1");
+    t.after(() => socket.destroy());
+    socket.pause();
+    socket.write("GET /dump HTTP/1.1\r\nHost: dev\r\nConnection: close\r\n\r\n");
+    let stuck: NodeJS.Timeout | undefined;
+    t.after(() => clearTimeout(stuck));
+    const heldBack = new Promise<void>((resolve, reject) => {
+      events.once("wrote all", () => reject(new Error(`the device wrote all ${size} bytes while the client read none`)));
+      events.on("blocked", () => (stuck = setTimeout(resolve, 1000)));
+      events.on("drained", () => clearTimeout(stuck));
+    });
+    await within("the device held back", heldBack, 30_000);
+    assert.ok(written < size, `the device got ahead by ${written} bytes`);
+    const hash = createHash("sha256");
+    let bodyBytes = -1;
+    let head = Buffer.alloc(0);
+    socket.on("data", (data: Buffer) => {
+      if (bodyBytes < 0) {
+        head = Buffer.concat([head, data]);
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        assert.match(head.subarray(0, end).toString("latin1"), /^HTTP\/1\.1 200 /);
+        const rest = head.subarray(end + 4);
+        bodyBytes = rest.length;
+        hash.update(rest);
+        return;
+      }
+      bodyBytes += data.length;
+      hash.update(data);
+    });
+    socket.resume();
+    await within("the client's connection to end", once(socket, "end"), 30_000);
+    assert.equal(bodyBytes, size, "every byte of the device's body reached the client");
+    assert.equal(written, size);
+    const expected = createHash("sha256");
+    for (let n = 0; n < size; n += chunk.length) expected.update(chunk);
+    assert.equal(hash.digest("hex"), expected.digest("hex"), "in order, byte-exact");
   });
 });
 
