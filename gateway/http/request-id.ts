@@ -33,9 +33,10 @@ export function stampRequestId(res: ServerResponse): void {
  * `end()` calls `writeHead`). Set on arrival instead, a request waiting for its device would hold the
  * response's header table and its entry all the while: about 260 bytes a request, thousands at once.
  * Express swaps a response's prototype for its own (a plain ServerResponse's): a request handed to the
- * gateway's own routes gets its id at once instead (stampRequestId). A head written with a header list of
- * its own carries X-Request-Id in that list (the writer of a device's answer in device-messages.ts, the raw
- * error in raw-error.ts): not stamped, node writes it from the list alone, without a header table.
+ * gateway's own routes gets its id at once instead (stampRequestId). A head written with a header list that
+ * carries X-Request-Id already (the writer of a device's answer in device-messages.ts, the raw error in
+ * raw-error.ts) is not stamped: node then writes it from the list alone, without a header table. A list
+ * without one is merged into the table the stamp makes (node's rule for `writeHead` after `setHeader`).
  */
 export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   override writeHead(
@@ -43,11 +44,30 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
     reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
     headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
   ): this {
-    if (headers === undefined && (reason === undefined || typeof reason === "string")) stampRequestId(this);
+    if (!carriesRequestId(typeof reason === "string" || reason === undefined ? headers : reason)) stampRequestId(this);
     // Node's writeHead takes a non-string reason as the headers (its overloads, as called).
     return super.writeHead(statusCode, reason as string | undefined, headers);
   }
 }
+
+/**
+ * Whether a header list given to writeHead names X-Request-Id: an object, a flat list of names and values,
+ * or a list of [name, value] pairs (node's three forms). Looked for from the end: the writers that carry it
+ * put it last.
+ */
+function carriesRequestId(headers: OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined): boolean {
+  if (headers === undefined) return false;
+  if (!Array.isArray(headers)) return Object.keys(headers).some(isRequestId);
+  const pairs = Array.isArray(headers[0]);
+  for (let i = pairs ? headers.length - 1 : headers.length - 2; i >= 0; i -= pairs ? 1 : 2) {
+    const entry = headers[i];
+    if (isRequestId(pairs && Array.isArray(entry) ? entry[0] : entry)) return true;
+  }
+  return false;
+}
+
+const isRequestId = (name: unknown): boolean =>
+  typeof name === "string" && name.length === REQUEST_ID.length && name.toLowerCase() === "x-request-id";
 
 /** The same as a middleware, for an app of its own (tests). */
 export function requestId(): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {

@@ -20,6 +20,21 @@ const WRITES: Record<string, Write> = {
     res.writeHead(202, "Taken", ["Content-Type", "text/plain"]);
     res.end();
   },
+  "/flat-list-with-id": (res) => {
+    res.writeHead(200, ["X-Request-Id", "from-list", "Content-Type", "text/plain"]);
+    res.end();
+  },
+  "/pairs-with-id": (res) => {
+    res.writeHead(200, "OK", [
+      ["Content-Type", "text/plain"],
+      ["x-request-id", "from-list"],
+    ]);
+    res.end();
+  },
+  "/object-with-id": (res) => {
+    res.writeHead(200, { "x-request-ID": "from-list" });
+    res.end();
+  },
   "/own-id": (res) => {
     res.setHeader("X-Request-Id", "set-by-handler");
     res.end();
@@ -28,12 +43,15 @@ const WRITES: Record<string, Write> = {
 
 /** What the handler saw before writing: whether the header was on the response yet. */
 let seenEarly: boolean[] = [];
+/** After writing: how many fields the response's header table holds (none when node wrote the head from a list alone). */
+let tableAfter: number[] = [];
 
 function serve(withClass: boolean): Server {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     noteRequestId(req, res);
     seenEarly.push(res.hasHeader("x-request-id"));
     (WRITES[req.url ?? ""] ?? WRITES["/implicit"]!)(res);
+    tableAfter.push(res.getHeaderNames().length);
   };
   return withClass ? createServer({ ServerResponse: GatewayResponse }, handler) : createServer(handler);
 }
@@ -75,6 +93,17 @@ describe("X-Request-Id", () => {
     assert.equal(listed.statusMessage, "Taken");
     assert.equal(listed.headers["content-type"], "text/plain");
     assert.match(String(listed.headers["x-request-id"]), /^[0-9a-f-]{36}$/, "a new id when the caller gave none");
+  });
+
+  it("is not stamped on a head whose header list carries one: the list's, and no header table made", async () => {
+    const [gateway] = servers as [Server];
+    tableAfter = [];
+    for (const path of ["/flat-list-with-id", "/pairs-with-id", "/object-with-id"]) {
+      const res = await get(gateway, path, "from-client");
+      assert.equal(res.headers["x-request-id"], "from-list", path);
+      assert.equal(res.headers["content-type"], path === "/object-with-id" ? undefined : "text/plain", path);
+    }
+    assert.deepEqual(tableAfter, [0, 0, 0]);
   });
 
   it("leaves an id the handler set itself", async () => {
