@@ -27,7 +27,7 @@ interface Route {
 }
 
 interface Front extends DeviceServer {
-  /** "resolved", or the code forward() rejected with, once per request. */
+  /** "outcome": "resolved", or the code forward() rejected with, once per request; "response": each client response, as its request arrives. */
   readonly outcomes: EventEmitter;
 }
 
@@ -61,6 +61,7 @@ async function setup(
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const r = route(req);
     const requestId = `rid-${++lastRequestId}`;
+    outcomes.emit("response", res);
     try {
       const body = r.buffer ? Buffer.concat(await req.toArray()) : undefined;
       await pt.forward(
@@ -549,45 +550,53 @@ describe("HTTP pass-through: what reaches the client", () => {
   });
 
   it("holds the device back while the client does not read, then relays every byte", async (t) => {
-    // The device sends 64 MiB as fast as it is let; the client reads nothing until the device has been held
-    // back (a write refused and no drain for a second), far short of the end. A relay that read on regardless
-    // would hold the body in the gateway's memory, and the device would get to its end.
+    // The device sends 64 MiB as fast as it is let; the client reads nothing until the device is held back:
+    // its write refused, and the gateway's response to the client full (needing drain) while holding no
+    // more than a bound. A relay that read on regardless would pile the body up in that response (the
+    // client reads nothing) and let the device get to its end.
     const size = 64 * 1024 * 1024;
+    const bound = 1024 * 1024;
     const chunk = randomBytes(64 * 1024);
-    const events = new EventEmitter();
     let written = 0;
+    let blocked = false;
+    /** The most the gateway's response to the client held unsent, seen at each of the device's writes. */
+    let mostBuffered = 0;
+    let toClient: http.ServerResponse | undefined;
+    const wroteAll = new EventEmitter();
     const device = await rawUpstream(t, (_req, res) => {
       res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": String(size) });
       const more = (): void => {
+        blocked = false;
         while (written < size) {
+          mostBuffered = Math.max(mostBuffered, toClient?.writableLength ?? 0);
           written += chunk.length;
           if (!res.write(chunk)) {
-            events.emit("blocked");
-            res.once("drain", () => {
-              events.emit("drained");
-              more();
-            });
+            blocked = true;
+            res.once("drain", more);
             return;
           }
         }
         res.end();
-        events.emit("wrote all");
+        wroteAll.emit("done");
       };
       more();
     });
     const { front } = await setup(t, () => ({ httpTarget: device.url }));
+    front.outcomes.on("response", (res: http.ServerResponse) => (toClient = res));
     const socket = net.connect(front.port, "127.0.0.1");
     t.after(() => socket.destroy());
     socket.pause();
     socket.write("GET /dump HTTP/1.1\r\nHost: dev\r\nConnection: close\r\n\r\n");
-    let stuck: NodeJS.Timeout | undefined;
-    t.after(() => clearTimeout(stuck));
-    const heldBack = new Promise<void>((resolve, reject) => {
-      events.once("wrote all", () => reject(new Error(`the device wrote all ${size} bytes while the client read none`)));
-      events.on("blocked", () => (stuck = setTimeout(resolve, 1000)));
-      events.on("drained", () => clearTimeout(stuck));
-    });
-    await within("the device held back", heldBack, 30_000);
+    const early = new Promise<never>((_resolve, reject) =>
+      wroteAll.once("done", () => reject(new Error(`the device wrote all ${size} bytes while the client read none`))),
+    );
+    early.catch(() => {});
+    await Promise.race([
+      early,
+      pollUntil("the device held back", () => blocked && toClient?.writableNeedDrain === true && toClient.writableLength <= bound, {
+        timeoutMs: 30_000,
+      }),
+    ]);
     assert.ok(written < size, `the device got ahead by ${written} bytes`);
     const hash = createHash("sha256");
     let bodyBytes = -1;
@@ -610,6 +619,7 @@ describe("HTTP pass-through: what reaches the client", () => {
     await within("the client's connection to end", once(socket, "end"), 30_000);
     assert.equal(bodyBytes, size, "every byte of the device's body reached the client");
     assert.equal(written, size);
+    assert.ok(mostBuffered <= bound, `the gateway held up to ${mostBuffered} bytes for the client`);
     const expected = createHash("sha256");
     for (let n = 0; n < size; n += chunk.length) expected.update(chunk);
     assert.equal(hash.digest("hex"), expected.digest("hex"), "in order, byte-exact");
