@@ -1,4 +1,4 @@
-// The default run: four paths, one after the other, on the same Prosody, Redis and simulated devices, with
+// The default run: four paths, one after the other in this order, on the same Prosody, Redis and simulated devices, with
 // the same load (64 closed-loop clients over N devices, `--devices`, 10 by default, asked round robin; same
 // warm-up and duration):
 //   (a) raw IQ round trip            a bare @xmpp/component ↔ device agents: the baseline of (b)
@@ -20,17 +20,19 @@
 //   devices        child `node --import tsx bench/ratios/devices-worker.ts`: every device's HTTP server, one
 //                  listening port (origin) per device; (c) and (d) are pointed at them
 //   agent          ONE device agent process (the shipped agent under tsx, AGENT_FLEET_FILE) for every device
-//                  (fleet.ts), running during (a), (b) and (d)
+//                  (fleet.ts), serving (a) and (b), idle during (c) and (d)
 //   proxy          child `node --import tsx bench/ratios/proxy-worker.ts`, up during (c) only
 //   load           child `node --import tsx bench/ratios/load-worker.ts`, one per path and shape: for (a) a
 //                  bare @xmpp/component that is its own load generator, for (b) (c) (d) keep-alive node:http
 //                  clients asking for `/devices/{id}/TEMPERATURE`
-// (a) and (c) run first, while no gateway is up: the bare component of (a) must hold the gateway's component
+// (a) runs first, while no gateway is up: the bare component of (a) must hold the gateway's component
 // domain, since the agents serve requests from that domain only, and Prosody admits one connection per
 // domain. The agent process stops after (a) and starts again once the gateway is up, so that the gateway
 // hears every device's presence; (b) waits until it counts them all online. (b) runs with every device on
-// XMPP (no registry entries: DEFAULT_TRANSPORT), the devices are registered `transport: "http"` through the
-// admin API, and (d) runs on the same gateway. The gateway's own metrics confirm afterwards which transport
+// XMPP (no registry entries: DEFAULT_TRANSPORT); then (c), with the gateway idle; then the devices are
+// registered `transport: "http"` through the admin API, and (d) runs on the same gateway. Each path thus
+// runs right after its baseline (b after a, d after c), so that the machine's drift over a run, which
+// moves every process's CPU per request alike, falls as little as it can between a ratio's two terms. The gateway's own metrics confirm afterwards which transport
 // served each path. CPU seconds per process are read from /proc/PID/stat at the edges of the measured window.
 import { randomBytes } from "node:crypto";
 import os from "node:os";
@@ -157,19 +159,6 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
   });
   await fleet.stopAgents();
 
-  progress("starting the bare http-proxy-3 proxy");
-  const proxyConfig: ProxyConfig = { targets: { ...fleet.servers }, maxSocketsPerDevice: PROXY_SOCKETS_PER_DEVICE };
-  const proxy = WorkerProcess.start("proxy", new URL("./proxy-worker.ts", import.meta.url), proxyConfig);
-  teardown.add("proxy", () => proxy.stop());
-  const { url: proxyUrl } = (await proxy.next("ready", 30_000)) as unknown as ProxyReady;
-  const c = await runner.measure({
-    label: "(c) bare http-proxy-3",
-    driver: { mode: "http", baseUrl: proxyUrl },
-    processes: { ...pids(), proxy: [proxy.pid] },
-    retryForMs: 0,
-  });
-  await proxy.stop();
-
   progress("starting the gateway");
   const adminToken = randomBytes(24).toString("hex");
   const gw = await startGatewayProcess(
@@ -199,6 +188,20 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
     });
   const b = await throughGateway("(b) gateway XMPP path", "xmpp");
 
+  // (c) right before (d), as (a) before (b) (see the head of this file); the gateway and agents idle meanwhile.
+  progress("starting the bare http-proxy-3 proxy");
+  const proxyConfig: ProxyConfig = { targets: { ...fleet.servers }, maxSocketsPerDevice: PROXY_SOCKETS_PER_DEVICE };
+  const proxy = WorkerProcess.start("proxy", new URL("./proxy-worker.ts", import.meta.url), proxyConfig);
+  teardown.add("proxy", () => proxy.stop());
+  const { url: proxyUrl } = (await proxy.next("ready", 30_000)) as unknown as ProxyReady;
+  const c = await runner.measure({
+    label: "(c) bare http-proxy-3",
+    driver: { mode: "http", baseUrl: proxyUrl },
+    processes: { ...pids(), proxy: [proxy.pid] },
+    retryForMs: 0,
+  });
+  await proxy.stop();
+
   progress(`registering the ${n} devices as transport "http" through the admin API`);
   await registerHttp(gw, adminToken, fleet);
   const d = await throughGateway("(d) gateway HTTP pass-through", "http");
@@ -220,7 +223,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
     },
     arrangement: {
       gateway:
-        "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent)" +
+        "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent), started after (a), idle in (c)" +
         (args.gatewayNodeOptions ? `, NODE_OPTIONS=${args.gatewayNodeOptions}` : "") +
         Object.entries(args.gatewayEnv)
           .map(([name, value]) => `, ${name}=${value}`)
@@ -229,7 +232,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
       prosody: "local-stack child process, shared by every path (idle in (c) and (d))",
       redis: `${redis.description}; used by the gateway, (b) and (d); its CPU is the sum over those processes`,
       devices: `child node process: one HTTP server answering for all ${n} devices, each on a listening port of its own; (c) and (d) call them directly`,
-      agent: `ONE device agent process (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE) for all ${n} devices, during (a), (b) and (d)`,
+      agent: `ONE device agent process (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE) for all ${n} devices, serving (a) and (b), idle in (c) and (d)`,
       load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
       ...(args.cpuProfDir
         ? {
