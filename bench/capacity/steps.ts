@@ -136,7 +136,7 @@ export async function rawIq(
     },
     check: { retryForMs: 0 },
   };
-  const r = await measurePath(label, config, { [label]: [server.pid], devices: [devicesPid] }, hz, teardown);
+  const r = await measurePath({ label, config, pids: { [label]: [server.pid], devices: [devicesPid] } }, hz, teardown);
   return { rate: r.load.rate, errors: r.load.errors, cpuMsPerRequest: r.cpuMsPerRequest };
 }
 

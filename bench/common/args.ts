@@ -84,8 +84,9 @@ export const USAGE = `usage: npm run bench -- [--duration S] [--quick] [--device
        npm run bench -- --capacity [--requests N] [--devices N] [--held N] [--json]
 
 default: four paths (raw IQ, gateway XMPP, bare http-proxy-3, gateway HTTP pass-through) under the same load,
-         then each unloaded (one client, one request at a time); the performance targets, met or missed
-  --duration S     measured seconds per path (default 10), after a 2 s warm-up
+         each path in slices of about 2 s alternating with its baseline's, then each unloaded (one client,
+         one request at a time); the performance targets, met or missed
+  --duration S     measured seconds per path (default 10), in slices of about 2 s, after a 2 s warm-up
   --quick          3 s per path after a 1 s warm-up, and 500 unloaded requests after 100, for smoke runs
   --devices N      simulated devices the load is spread over, round robin (default 10)
   --redis KIND     the gateway's Redis: single (default), sentinel (a primary, a replica, three Sentinels) or

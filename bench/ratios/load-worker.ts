@@ -1,17 +1,33 @@
 // Child process generating the load, so the gateway's event loop is not shared with its own clients.
 // Driver "raw-iq": a bare component sends the IQs itself, path (a); driver "http": node:http GETs of
 // `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d) and the bare proxy for (c).
-// Shape "closed-loop": N clients for a time window (load.ts); "sequential": one client for a count of
-// requests (sequential.ts). It reports window-start/window-end as they happen (the parent samples CPU then)
-// and the result at the end. Started by bench/ratios/measure.ts.
+// Shape "closed-loop": N clients for a time window (load.ts); "slices": the same in several windows, each
+// run when the parent sends "slice" (it alternates two paths' workers: measure.ts, measureAlternating),
+// reported together; "sequential": one client for a count of requests (sequential.ts). It reports
+// window-start/window-end as they happen (the parent samples CPU then) and the result at the end. Started by
+// bench/ratios/measure.ts.
 import { setTimeout as delay } from "node:timers/promises";
-import { runLoad, type Issue, type LoadPlan } from "./load.js";
+import {
+  loadResult,
+  mergeWindows,
+  runLoad,
+  runWindow,
+  type Issue,
+  type LoadHooks,
+  type LoadPlan,
+  type LoadResult,
+  type WindowCounts,
+} from "./load.js";
 import { httpGetter } from "../common/http-get.js";
 import { responseText, startRawIq } from "./raw-iq.js";
 import { runSequential, type SequentialPlan } from "./sequential.js";
 import { emit, fail, listen, workerConfig } from "../common/worker-io.js";
 
-export type LoadShape = ({ kind: "closed-loop" } & Omit<LoadPlan, "targets">) | ({ kind: "sequential" } & Omit<SequentialPlan, "targets">);
+export type LoadShape =
+  | ({ kind: "closed-loop" } & Omit<LoadPlan, "targets">)
+  /** `slices` windows of `durationMs`; the first after `warmupMs`, each later one after `rampMs`. */
+  | ({ kind: "slices"; slices: number; rampMs: number } & Omit<LoadPlan, "targets">)
+  | ({ kind: "sequential" } & Omit<SequentialPlan, "targets">);
 
 export type LoadDriver =
   | { mode: "raw-iq"; componentService: string; componentDomain: string; componentSecret: string; deviceJidTemplate: string }
@@ -46,7 +62,7 @@ interface Driver {
 async function driverFor(config: LoadConfig): Promise<Driver> {
   const d = config.driver;
   if (d.mode === "http") {
-    const sockets = config.shape.kind === "closed-loop" ? Math.max(config.shape.concurrency, CHECK_CONCURRENCY) : CHECK_CONCURRENCY;
+    const sockets = config.shape.kind === "sequential" ? CHECK_CONCURRENCY : Math.max(config.shape.concurrency, CHECK_CONCURRENCY);
     const http = httpGetter(d.baseUrl, sockets, config.requestTimeoutMs);
     return { call: (id) => http.get(`/devices/${id}/TEMPERATURE`), close: () => Promise.resolve(http.close()) };
   }
@@ -86,11 +102,45 @@ async function checkEachDevice(d: Driver, config: LoadConfig, retryForMs: number
   await Promise.all(Array.from({ length: Math.min(CHECK_CONCURRENCY, config.ids.length) }, checker));
 }
 
+/** The closed loop in `shape.slices` windows, each started by the parent's "slice" and answered with "slice-done". */
+async function runSlices(
+  issue: Issue,
+  shape: Extract<LoadShape, { kind: "slices" }>,
+  targets: readonly string[],
+  hooks: LoadHooks,
+  nextCommand: () => Promise<string>,
+): Promise<LoadResult> {
+  const windows: WindowCounts[] = [];
+  for (let i = 0; i < shape.slices; i++) {
+    const command = await nextCommand();
+    if (command !== "slice") throw new Error(`expected "slice", got ${JSON.stringify(command)}`);
+    const warmupMs = i === 0 ? shape.warmupMs : shape.rampMs;
+    windows.push(
+      await runWindow(
+        issue,
+        { concurrency: shape.concurrency, warmupMs, durationMs: shape.durationMs, drainMs: shape.drainMs, targets },
+        hooks,
+      ),
+    );
+    emit("slice-done");
+  }
+  return loadResult(mergeWindows(windows));
+}
+
 async function main(): Promise<void> {
   const config = workerConfig<LoadConfig>();
   let driver: Driver | undefined;
+  const commands: string[] = [];
+  let commandArrived: (() => void) | undefined;
+  const nextCommand = async (): Promise<string> => {
+    while (commands.length === 0) await new Promise<void>((resolve) => (commandArrived = resolve));
+    return commands.shift() as string;
+  };
   listen(
-    () => undefined,
+    (command) => {
+      commands.push(command);
+      commandArrived?.();
+    },
     () => {
       // The parent is gone or we were told to stop: leave at once, the run is void anyway.
       void (driver?.close() ?? Promise.resolve()).finally(() => process.exit(0));
@@ -108,7 +158,9 @@ async function main(): Promise<void> {
   const result =
     shape.kind === "closed-loop"
       ? await runLoad(issue, { ...shape, targets: config.ids }, hooks)
-      : await runSequential(issue, { ...shape, targets: config.ids }, hooks);
+      : shape.kind === "slices"
+        ? await runSlices(issue, shape, config.ids, hooks, nextCommand)
+        : await runSequential(issue, { ...shape, targets: config.ids }, hooks);
   // Close before reporting: for raw-iq the component's domain must be free when the parent starts the gateway.
   await d.close();
   emit("result", { result });

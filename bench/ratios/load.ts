@@ -40,7 +40,23 @@ export interface LoadResult {
   errorSamples: string[];
 }
 
+/** What one window saw, before it is summarized: windows of the same path add up (mergeWindows). */
+export interface WindowCounts {
+  latencies: number[];
+  errors: number;
+  windowS: number;
+  warmupCompleted: number;
+  warmupErrors: number;
+  unfinished: number;
+  errorSamples: Iterable<string>;
+}
+
 export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {}): Promise<LoadResult> {
+  return loadResult(await runWindow(issue, plan, hooks));
+}
+
+/** The closed loop of runLoad: warm-up, one measured window, the drain; what the window saw. */
+export async function runWindow(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {}): Promise<WindowCounts> {
   if (plan.targets.length === 0) throw new Error("runLoad: no targets");
   let phase: "warmup" | "measure" | "done" = "warmup";
   let next = 0;
@@ -105,7 +121,7 @@ export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {
   const drained = Promise.all(loops).then(() => "drained" as const);
   await Promise.race([drained, delay(plan.drainMs, "bound" as const, { ref: false })]);
 
-  return loadResult({
+  return {
     latencies,
     errors,
     windowS: (windowEnd - windowStart) / 1000,
@@ -113,19 +129,27 @@ export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {
     warmupErrors,
     unfinished: active,
     errorSamples,
-  });
+  };
+}
+
+/** Several windows of one path as one: their requests, errors and seconds added up. */
+export function mergeWindows(windows: readonly WindowCounts[]): WindowCounts {
+  const samples = new Set<string>();
+  for (const w of windows) for (const s of w.errorSamples) if (samples.size < 5) samples.add(s);
+  const sum = (f: (w: WindowCounts) => number): number => windows.reduce((total, w) => total + f(w), 0);
+  return {
+    latencies: windows.flatMap((w) => w.latencies),
+    errors: sum((w) => w.errors),
+    windowS: sum((w) => w.windowS),
+    warmupCompleted: sum((w) => w.warmupCompleted),
+    warmupErrors: sum((w) => w.warmupErrors),
+    unfinished: sum((w) => w.unfinished),
+    errorSamples: samples,
+  };
 }
 
 /** A window's counts as a LoadResult: its rate and latency summary computed from them. */
-export function loadResult(counts: {
-  latencies: number[];
-  errors: number;
-  windowS: number;
-  warmupCompleted: number;
-  warmupErrors: number;
-  unfinished: number;
-  errorSamples: Iterable<string>;
-}): LoadResult {
+export function loadResult(counts: WindowCounts): LoadResult {
   const { latencies, windowS } = counts;
   return {
     completed: latencies.length,

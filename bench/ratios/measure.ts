@@ -1,7 +1,7 @@
-// Runs one path: starts a load worker, samples every process's CPU when the worker opens and closes its
-// measured window, and collects the worker's result.
+// Runs one path, or two in alternating slices: starts a load worker per path, samples every process's CPU
+// when a worker opens and closes a measured window, and collects the workers' results.
 import type { Teardown } from "../../test/helpers/stack.js";
-import { cpuSecondsBetween, machineBusyTicks, sampleGroupTicks, type PidGroups } from "../common/cpu.js";
+import { machineBusyTicks, sampleGroupTicks, type CpuSeconds, type PidGroups } from "../common/cpu.js";
 import type { LoadResult } from "./load.js";
 import type { LoadConfig } from "./load-worker.js";
 import { perRequest, type PathResult } from "./report.js";
@@ -13,60 +13,159 @@ export interface WindowHooks {
   onWindowEnd?(): void;
 }
 
+/** One path to measure: its load, the processes whose CPU it counts (its load worker is added), its hooks. */
+export interface PathJob {
+  label: string;
+  config: LoadConfig;
+  pids: PidGroups;
+  hooks?: WindowHooks;
+}
+
 /** How long the worker may take to get ready: its device check, and the agents' logins it may wait for. */
 function readyBoundMs(config: LoadConfig): number {
   return 30_000 + config.ids.length * 20 + (config.check?.retryForMs ?? 0);
 }
 
-/** How long its run may take: the window and the drain, or a generous bound on a count of requests. */
-function runBoundMs(config: LoadConfig): number {
+/** How long one window may take with its warm-up and drain, or a generous bound on a count of requests. */
+function windowBoundMs(config: LoadConfig): number {
   const s = config.shape;
-  const bound = s.kind === "closed-loop" ? s.warmupMs + s.durationMs + s.drainMs : (s.warmupRequests + s.requests) * 100;
+  const bound = s.kind === "sequential" ? (s.warmupRequests + s.requests) * 100 : s.warmupMs + s.durationMs + s.drainMs;
   return bound + 30_000;
 }
 
-export async function measurePath(
-  label: string,
-  config: LoadConfig,
-  pids: PidGroups,
-  hz: number,
-  teardown: Teardown,
-  hooks: WindowHooks = {},
-): Promise<PathResult> {
-  const worker = WorkerProcess.start(`load ${label}`, new URL("./load-worker.ts", import.meta.url), config);
-  teardown.add(`load worker ${label}`, () => worker.stop());
-  const all = (): PidGroups => ({ ...pids, load: [worker.pid] });
-  let before: ReturnType<typeof sampleGroupTicks> | undefined;
-  let after: ReturnType<typeof sampleGroupTicks> | undefined;
-  let machine: Array<number | undefined> = [];
+/** CPU ticks of a path's processes, added up over its measured windows, and the rest of the machine's. */
+class WindowTicks {
+  private before: ReturnType<typeof sampleGroupTicks> | undefined;
+  private machineBefore: number | undefined;
+  /** Per process; undefined once it was absent at any window edge. */
+  private readonly ticks: Record<string, number | undefined> = {};
+  private machine: number | undefined = 0;
+  windows = 0;
+
+  constructor(private readonly groups: () => PidGroups) {}
+
+  open(): void {
+    this.before = sampleGroupTicks(this.groups());
+    this.machineBefore = machineBusyTicks();
+  }
+
+  close(): void {
+    const before = this.before;
+    if (!before) return;
+    const after = sampleGroupTicks(this.groups());
+    const machine = machineBusyTicks();
+    for (const name of Object.keys(before)) {
+      const [start, end] = [before[name], after[name]];
+      const sum = this.windows === 0 ? 0 : this.ticks[name];
+      this.ticks[name] = start === undefined || end === undefined || sum === undefined ? undefined : sum + (end - start);
+    }
+    this.machine =
+      this.machine === undefined || this.machineBefore === undefined || machine === undefined
+        ? undefined
+        : this.machine + (machine - this.machineBefore);
+    this.before = undefined;
+    this.windows++;
+  }
+
+  /** CPU seconds per process over the windows; null where a process was absent at an edge. */
+  cpuSeconds(hz: number): CpuSeconds {
+    const out: CpuSeconds = {};
+    for (const [name, ticks] of Object.entries(this.ticks)) out[name] = ticks === undefined ? null : ticks / hz;
+    return out;
+  }
+
+  /** Machine-wide busy CPU minus ours: what other processes (other sessions, the kernel) took meanwhile. */
+  otherCpuS(hz: number, ours: CpuSeconds): number | null {
+    if (this.machine === undefined) return null;
+    const mine = Object.values(ours).reduce<number>((sum, s) => sum + (s ?? 0), 0);
+    return Math.max(0, this.machine / hz - mine);
+  }
+}
+
+interface Measuring {
+  job: PathJob;
+  worker: WorkerProcess;
+  ticks: WindowTicks;
+}
+
+/** Starts a path's load worker, with its CPU sampled at each window edge the worker reports. */
+function startMeasuring(job: PathJob, teardown: Teardown): Measuring {
+  const worker = WorkerProcess.start(`load ${job.label}`, new URL("./load-worker.ts", import.meta.url), job.config);
+  teardown.add(`load worker ${job.label}`, () => worker.stop());
+  const ticks = new WindowTicks(() => ({ ...job.pids, load: [worker.pid] }));
   // Sampled as the event line arrives: at most a few ms after the worker's own window edge, against a
   // window of seconds.
   worker.onEvent((e) => {
     if (e.event === "window-start") {
-      before = sampleGroupTicks(all());
-      machine = [machineBusyTicks()];
-      hooks.onWindowStart?.();
+      ticks.open();
+      job.hooks?.onWindowStart?.();
     } else if (e.event === "window-end") {
-      after = sampleGroupTicks(all());
-      machine.push(machineBusyTicks());
-      hooks.onWindowEnd?.();
+      ticks.close();
+      job.hooks?.onWindowEnd?.();
     }
   });
+  return { job, worker, ticks };
+}
+
+/** The worker's result, with the CPU of its windows. */
+async function finish(m: Measuring, hz: number, windows: number): Promise<PathResult> {
+  const { result } = (await m.worker.next("result", windowBoundMs(m.job.config))) as unknown as { result: LoadResult };
+  if (m.ticks.windows !== windows)
+    throw new Error(`${m.job.label}: the worker reported ${m.ticks.windows} measured windows, not ${windows}`);
+  const cpuS = m.ticks.cpuSeconds(hz);
+  return {
+    label: m.job.label,
+    load: result,
+    cpuS,
+    cpuMsPerRequest: perRequest(cpuS, result.completed),
+    otherCpuS: m.ticks.otherCpuS(hz, cpuS),
+  };
+}
+
+export async function measurePath(job: PathJob, hz: number, teardown: Teardown): Promise<PathResult> {
+  const m = startMeasuring(job, teardown);
   try {
-    await worker.next("ready", readyBoundMs(config));
-    const { result } = (await worker.next("result", runBoundMs(config))) as unknown as { result: LoadResult };
-    if (!before || !after) throw new Error(`${label}: the worker reported no measured window`);
-    const cpuS = cpuSecondsBetween(before, after, hz);
-    return { label, load: result, cpuS, cpuMsPerRequest: perRequest(cpuS, result.completed), otherCpuS: othersCpu(machine, cpuS, hz) };
+    await m.worker.next("ready", readyBoundMs(job.config));
+    return await finish(m, hz, 1);
   } finally {
-    await worker.stop();
+    await m.worker.stop();
   }
 }
 
-/** Machine-wide busy CPU minus ours: what other processes (other sessions, the kernel) took meanwhile. */
-function othersCpu(machine: Array<number | undefined>, ours: Record<string, number | null>, hz: number): number | null {
-  const [start, end] = machine;
-  if (start === undefined || end === undefined) return null;
-  const mine = Object.values(ours).reduce<number>((sum, s) => sum + (s ?? 0), 0);
-  return Math.max(0, (end - start) / hz - mine);
+/**
+ * Which of two paths runs each slice: first, second, second, first, and so on (an ABBA order), so that each
+ * has `slices` windows and a steady drift of the machine's speed over the run weighs on both alike.
+ */
+export function alternation(slices: number): Array<0 | 1> {
+  const order: Array<0 | 1> = [];
+  for (let i = 0; i < 2 * slices; i++) order.push(i % 4 === 0 || i % 4 === 3 ? 0 : 1);
+  return order;
+}
+
+/**
+ * Two paths, each with a load worker of shape "slices", measured in alternating windows (alternation): a
+ * busy spell of the machine, which moves every process's CPU per request, then falls on both terms of their
+ * ratio rather than on one. Both workers stay up throughout, so the idle one's code stays warm.
+ */
+export async function measureAlternating(
+  first: PathJob,
+  second: PathJob,
+  hz: number,
+  teardown: Teardown,
+): Promise<[PathResult, PathResult]> {
+  const slices = (job: PathJob): number => (job.config.shape.kind === "slices" ? job.config.shape.slices : 0);
+  const n = slices(first);
+  if (n < 1 || slices(second) !== n) throw new Error(`${first.label} and ${second.label}: both need shape "slices", with the same count`);
+  const pair = [startMeasuring(first, teardown), startMeasuring(second, teardown)] as const;
+  try {
+    await Promise.all(pair.map((m) => m.worker.next("ready", readyBoundMs(m.job.config))));
+    for (const which of alternation(n)) {
+      const m = pair[which];
+      m.worker.send("slice");
+      await m.worker.next("slice-done", windowBoundMs(m.job.config));
+    }
+    return [await finish(pair[0], hz, n), await finish(pair[1], hz, n)];
+  } finally {
+    await Promise.all(pair.map((m) => m.worker.stop()));
+  }
 }

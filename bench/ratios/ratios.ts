@@ -1,42 +1,43 @@
-// The default run: four paths, one after the other in this order, on the same Prosody, Redis and simulated devices, with
-// the same load (64 closed-loop clients over N devices, `--devices`, 10 by default, asked round robin; same
-// warm-up and duration):
+// The default run: four paths, on the same Prosody, Redis and simulated devices, with the same load (64
+// closed-loop clients over N devices, `--devices`, 10 by default, asked round robin; same warm-up and
+// duration):
 //   (a) raw IQ round trip            a bare @xmpp/component ↔ device agents: the baseline of (b)
 //   (b) gateway XMPP path            HTTP clients → gateway → XEP-0332 over Prosody → agents → device servers
 //   (c) bare http-proxy-3            HTTP clients → a minimal http-proxy-3 → device servers: the baseline of (d)
 //   (d) gateway HTTP pass-through    HTTP clients → gateway (devices registered `transport: "http"`) → device servers
-// Right after each, the same path unloaded (runs.ts; unless --no-latency): one client, one request at a
-// time, a fixed count; what the gateway adds to a single request. Then the performance targets (targets.ts),
-// each met or missed.
+// Each path is measured with its baseline as a pair, (a) with (b), then (c) with (d): their measured windows
+// cut in slices of about 2 s that alternate (runs.ts, measure.ts), so that a busy spell of the machine,
+// which moves every process's CPU per request alike, falls on both terms of a ratio rather than on one.
+// Then each path of the pair unloaded (unless --no-latency): one client, one request at a time, a fixed
+// count; what the gateway adds to a single request. Then the performance targets (targets.ts), each met or
+// missed.
 //
 // How the processes are arranged, so that the gateway is measured alone:
 //   this process   the orchestration, which only waits and reads /proc while the load runs
 //   gateway        its own process: the compiled gateway/main.ts under plain node, as `npm start` runs it
 //                  (bench/common/compiled.ts; tsx would add its loader and a name on every function), logs
 //                  silent, on a port picked beforehand (a silent gateway cannot tell the one it got)
-//   prosody        its own process (local stack), shared by every path
+//   prosody        its own process (local stack), shared by every path, with two components: the gateway's
+//                  and the baseline's, for the bare component of (a)
 //   redis          `--redis`: one redis-server, a Sentinel deployment or a Cluster (redis.ts), used by the
 //                  gateway only; its CPU is the sum over every redis-server process of it
 //   devices        child `node --import tsx bench/ratios/devices-worker.ts`: every device's HTTP server, one
 //                  listening port (origin) per device; (c) and (d) are pointed at them
-//   agent          ONE device agent process (the shipped agent under tsx, AGENT_FLEET_FILE) for every device
-//                  (fleet.ts), serving (a) and (b), idle during (c) and (d)
-//   proxy          child `node --import tsx bench/ratios/proxy-worker.ts`, up during (c) only
+//   agent          TWO device agent processes (the shipped agent under tsx, AGENT_FLEET_FILE), each for every
+//                  device (fleet.ts): one serves the gateway's component, in (b), the other the baseline's, in
+//                  (a); an agent serves one component domain only, and both are up while (a) and (b) alternate
+//   proxy          child `node --import tsx bench/ratios/proxy-worker.ts`, up during (c) and (d)
 //   load           child `node --import tsx bench/ratios/load-worker.ts`, one per path and shape: for (a) a
 //                  bare @xmpp/component that is its own load generator, for (b) (c) (d) keep-alive node:http
 //                  clients asking for `/devices/{id}/TEMPERATURE`
-// (a) runs first, while no gateway is up: the bare component of (a) must hold the gateway's component
-// domain, since the agents serve requests from that domain only, and Prosody admits one connection per
-// domain. The agent process stops after (a) and starts again once the gateway is up, so that the gateway
-// hears every device's presence; (b) waits until it counts them all online. (b) runs with every device on
-// XMPP (no registry entries: DEFAULT_TRANSPORT); then (c), with the gateway idle; then the devices are
-// registered `transport: "http"` through the admin API, and (d) runs on the same gateway. Each path thus
-// runs right after its baseline (b after a, d after c), so that the machine's drift over a run, which
-// moves every process's CPU per request alike, falls as little as it can between a ratio's two terms. The gateway's own metrics confirm afterwards which transport
-// served each path. CPU seconds per process are read from /proc/PID/stat at the edges of the measured window.
+// The gateway starts first and the agents after it, so that it hears every device's presence; the pair
+// (a)-(b) waits until it counts them all online. (b) runs with every device on XMPP (no registry entries:
+// DEFAULT_TRANSPORT); then the devices are registered `transport: "http"` through the admin API, and (d)
+// runs on the same gateway. The gateway's own metrics confirm afterwards which transport served each path.
+// CPU seconds per process are read from /proc/PID/stat at the edges of each measured window, and added up.
 import { randomBytes } from "node:crypto";
 import os from "node:os";
-import { startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
+import { DEFAULT_COMPONENT, startProsody, type ProsodyServer } from "../../local-stack/prosody.js";
 import { freePort } from "../../local-stack/ports.js";
 import { startGatewayProcess, type GatewayProcess } from "../../test/helpers/gateway-process.js";
 import { parseMetrics } from "../../test/helpers/metrics.js";
@@ -50,7 +51,7 @@ import { WorkerProcess } from "../common/worker-process.js";
 import { startBenchFleet, type BenchFleet } from "./fleet.js";
 import type { ProxyConfig, ProxyReady } from "./proxy-worker.js";
 import { startBenchRedis, type BenchRedis } from "./redis.js";
-import { CONCURRENCY, pathRunner, type Run } from "./runs.js";
+import { CONCURRENCY, pathRunner, type PathSpec } from "./runs.js";
 import { compare, type BenchReport, type FourPaths, type PathResult } from "./report.js";
 import { pathTargets } from "./targets.js";
 
@@ -75,13 +76,15 @@ async function answeredByTransport(gw: GatewayProcess): Promise<Record<string, n
 }
 
 /**
- * Runs one gateway path and checks, from the gateway's metrics, that `transport` served it: at least the
- * window's successful requests, and none on any other transport. (A check of the set-up, not of timings.)
+ * Runs `run` and checks, from the gateway's metrics, that `transport` served the gateway's path of it: at
+ * least the loaded windows' successful requests, and none on any other transport. (A check of the set-up,
+ * not of timings.)
  */
-async function measureGatewayPath(gw: GatewayProcess, transport: string, run: Run): Promise<PathResult> {
+async function servedBy<T>(gw: GatewayProcess, transport: string, run: () => Promise<T>, path: (runs: T) => PathResult): Promise<T> {
   const before = await answeredByTransport(gw);
-  const result = await run();
+  const runs = await run();
   const after = await answeredByTransport(gw);
+  const result = path(runs);
   const delta = (t: string): number => (after[t] ?? 0) - (before[t] ?? 0);
   const others = Object.keys(after).filter((t) => t !== transport && delta(t) > 0);
   if (delta(transport) < result.load.completed || others.length > 0) {
@@ -90,7 +93,7 @@ async function measureGatewayPath(gw: GatewayProcess, transport: string, run: Ru
       .join(", ");
     throw new Error(`${result.label}: expected every request on transport ${transport}; the gateway answered 2xx ${seen || "nothing"}`);
   }
-  return result;
+  return runs;
 }
 
 /** Registers every device `transport: "http"` at its own server, through the admin API, a few at a time. */
@@ -110,7 +113,9 @@ async function registerHttp(gw: GatewayProcess, token: string, fleet: BenchFleet
 
 /** Prosody and the chosen Redis, started together; whichever started is stopped by the teardown. */
 async function startServers(args: BenchArgs, teardown: Teardown): Promise<{ prosody: ProsodyServer; redis: BenchRedis }> {
-  const [p, r] = await Promise.allSettled([startProsody(), startBenchRedis(args.paths.redis)]);
+  // The gateway's component first (the gateway connects to the first), then the bare component of (a).
+  const components = [DEFAULT_COMPONENT, { domain: "baseline.localhost", secret: randomBytes(12).toString("hex") }];
+  const [p, r] = await Promise.allSettled([startProsody({ components }), startBenchRedis(args.paths.redis)]);
   if (p.status === "fulfilled") teardown.stopLater("prosody", p.value);
   if (r.status === "fulfilled") teardown.stopLater("redis", r.value);
   if (p.status === "rejected") throw p.reason;
@@ -125,39 +130,16 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
   const build = await compileForRun(teardown);
   progress(`starting Prosody and Redis (${args.paths.redis})`);
   const { prosody, redis } = await startServers(args, teardown);
-  const component = prosody.components[0];
-  if (!component) throw new Error("the local Prosody has no component");
+  const baseline = prosody.components[1];
+  if (!baseline) throw new Error("the local Prosody has no baseline component");
   const width = String(n - 1).length;
-  const ids = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(width, "0")}`);
+  const named = (prefix: string): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(width, "0")}`);
+  // The baseline's accounts as long as the gateway's, so that (a) and (b) carry stanzas of the same size.
+  const ids = named("bench");
+  const baselineIds = named("basis");
 
-  progress(`creating ${n} accounts, starting ${n} device servers and one agent process for them`);
-  const fleet = await startBenchFleet(prosody, ids, teardown);
-  await fleet.startAgents();
-
-  const runner = pathRunner(args, ids, fleet, hz, teardown);
-  const pids = (): PidGroups => ({
-    gateway: undefined,
-    proxy: undefined,
-    prosody: [prosody.pid],
-    redis: redis.pids,
-    devices: [fleet.devicesPid],
-    agent: ((pid) => (pid === undefined ? undefined : [pid]))(fleet.agentPid()),
-  });
-
-  // (a): the agents are logging in meanwhile; the load worker asks each device until it answers.
-  const a = await runner.measure({
-    label: "(a) raw IQ round trip",
-    driver: {
-      mode: "raw-iq",
-      componentService: prosody.componentService,
-      componentDomain: component.domain,
-      componentSecret: component.secret,
-      deviceJidTemplate: `{id}@${prosody.vhost}/agent`,
-    },
-    processes: pids(),
-    retryForMs: ONLINE_BOUND_MS,
-  });
-  await fleet.stopAgents();
+  progress(`creating ${2 * n} accounts (${n} devices, twice), starting ${n} device servers`);
+  const fleet = await startBenchFleet(prosody, { ids, baselineIds }, teardown);
 
   progress("starting the gateway");
   const adminToken = randomBytes(24).toString("hex");
@@ -172,39 +154,78 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
     { port: await freePort(), nodeArgs: [...profileArgs(args.cpuProfDir), ...build.gatewayArgs] },
   );
   teardown.add("gateway", () => gw.stop());
-  progress(`starting the agent process again; waiting for the gateway to count the ${n} devices online`);
+  progress(`starting the two agent processes; waiting for the gateway to count the ${n} devices online`);
   await fleet.startAgents();
   const onlineMs = await fleet.waitOnlineAt(gw.url, ONLINE_BOUND_MS);
-  progress(`all ${n} devices online at the gateway ${(onlineMs / 1000).toFixed(1)} s after the agent process started`);
-  // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
-  const gatewayPid = gw.child.pid;
-  const throughGateway = (label: string, transport: "xmpp" | "http") =>
-    runner.measure({
-      label,
-      driver: { mode: "http", baseUrl: gw.url },
-      processes: { ...pids(), gateway: [gatewayPid] },
-      retryForMs: 0,
-      wrap: (run) => measureGatewayPath(gw, transport, run),
-    });
-  const b = await throughGateway("(b) gateway XMPP path", "xmpp");
+  progress(`all ${n} devices online at the gateway ${(onlineMs / 1000).toFixed(1)} s after the agent processes started`);
 
-  // (c) right before (d), as (a) before (b) (see the head of this file); the gateway and agents idle meanwhile.
-  progress("starting the bare http-proxy-3 proxy");
+  const runner = pathRunner(args, fleet, hz, teardown);
+  const common = (agent: number | undefined): PidGroups => ({
+    gateway: undefined,
+    proxy: undefined,
+    prosody: [prosody.pid],
+    redis: redis.pids,
+    devices: [fleet.devicesPid],
+    agent: agent === undefined ? undefined : [agent],
+  });
+  // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
+  const throughGateway = (label: string, agent: number | undefined): PathSpec => ({
+    label,
+    driver: { mode: "http", baseUrl: gw.url },
+    ids,
+    processes: { ...common(agent), gateway: [gw.child.pid] },
+    retryForMs: 0,
+  });
+
+  // (a) and (b): the baseline's agent may still be logging its devices in; (a)'s load worker asks each
+  // device until it answers.
+  const ab = await servedBy(
+    gw,
+    "xmpp",
+    () =>
+      runner.measurePair(
+        {
+          label: "(a) raw IQ round trip",
+          driver: {
+            mode: "raw-iq",
+            componentService: prosody.componentService,
+            componentDomain: baseline.domain,
+            componentSecret: baseline.secret,
+            deviceJidTemplate: `{id}@${prosody.vhost}/agent`,
+          },
+          ids: fleet.baselineIds,
+          processes: common(fleet.baselineAgentPid()),
+          retryForMs: ONLINE_BOUND_MS,
+        },
+        throughGateway("(b) gateway XMPP path", fleet.agentPid()),
+      ),
+    (runs) => runs.second.loaded,
+  );
+
+  progress(`starting the bare http-proxy-3 proxy; registering the ${n} devices as transport "http" through the admin API`);
   const proxyConfig: ProxyConfig = { targets: { ...fleet.servers }, maxSocketsPerDevice: PROXY_SOCKETS_PER_DEVICE };
   const proxy = WorkerProcess.start("proxy", new URL("./proxy-worker.ts", import.meta.url), proxyConfig);
   teardown.add("proxy", () => proxy.stop());
   const { url: proxyUrl } = (await proxy.next("ready", 30_000)) as unknown as ProxyReady;
-  const c = await runner.measure({
-    label: "(c) bare http-proxy-3",
-    driver: { mode: "http", baseUrl: proxyUrl },
-    processes: { ...pids(), proxy: [proxy.pid] },
-    retryForMs: 0,
-  });
-  await proxy.stop();
-
-  progress(`registering the ${n} devices as transport "http" through the admin API`);
   await registerHttp(gw, adminToken, fleet);
-  const d = await throughGateway("(d) gateway HTTP pass-through", "http");
+  const cd = await servedBy(
+    gw,
+    "http",
+    () =>
+      runner.measurePair(
+        {
+          label: "(c) bare http-proxy-3",
+          driver: { mode: "http", baseUrl: proxyUrl },
+          ids,
+          processes: { ...common(undefined), proxy: [proxy.pid] },
+          retryForMs: 0,
+        },
+        throughGateway("(d) gateway HTTP pass-through", fleet.agentPid()),
+      ),
+    (runs) => runs.second.loaded,
+  );
+  await proxy.stop();
+  const [a, b, c, d] = [ab.first, ab.second, cd.first, cd.second];
 
   const loaded: FourPaths = { a: a.loaded, b: b.loaded, c: c.loaded, d: d.loaded };
   const unloaded: FourPaths | null =
@@ -218,21 +239,23 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
       concurrency: CONCURRENCY,
       devices: n,
       redis: args.paths.redis,
+      slices: runner.slices,
       unloaded: runner.unloaded ? { warmupRequests: runner.unloaded.warmupRequests, requests: runner.unloaded.requests } : null,
       gatewayEnv: args.gatewayEnv,
     },
     arrangement: {
       gateway:
-        "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent), started after (a), idle in (c)" +
+        "its own process: the compiled gateway/main.ts under node --enable-source-maps, as `npm start` runs it (admin API on, logs silent)" +
         (args.gatewayNodeOptions ? `, NODE_OPTIONS=${args.gatewayNodeOptions}` : "") +
         Object.entries(args.gatewayEnv)
           .map(([name, value]) => `, ${name}=${value}`)
           .join(""),
-      proxy: `child node process, (c) only: http-proxy-3 with a keep-alive http.Agent (${PROXY_SOCKETS_PER_DEVICE} sockets per device)`,
+      proxy: `child node process, up while (c) and (d) alternate: http-proxy-3 with a keep-alive http.Agent (${PROXY_SOCKETS_PER_DEVICE} sockets per device)`,
       prosody: "local-stack child process, shared by every path (idle in (c) and (d))",
       redis: `${redis.description}; used by the gateway, (b) and (d); its CPU is the sum over those processes`,
       devices: `child node process: one HTTP server answering for all ${n} devices, each on a listening port of its own; (c) and (d) call them directly`,
-      agent: `ONE device agent process (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE) for all ${n} devices, serving (a) and (b), idle in (c) and (d)`,
+      agent: `TWO device agent processes (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE), each for all ${n} devices: one serving the gateway's component, counted in (b) and (d), the other the baseline's, counted in (a)`,
+      windows: `each path's measured window in ${runner.slices} slices, alternating with its baseline's in the order a b b a a b…, each slice after a ${args.warmupS} s warm-up (the first) or a short ramp; CPU and requests added up over the slices`,
       load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
       ...(args.cpuProfDir
         ? {

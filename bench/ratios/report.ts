@@ -43,6 +43,8 @@ export interface BenchReport extends FourPaths {
     concurrency: number;
     devices: number;
     redis: RedisKind;
+    /** Slices each path's measured window is cut into, alternating with its baseline's (runs.ts). */
+    slices: number;
     /** The unloaded runs' requests (one client, one at a time); null when skipped (--no-latency). */
     unloaded: { warmupRequests: number; requests: number } | null;
     /** Settings the gateway process was given beyond the bench's own (--gateway-env). */
