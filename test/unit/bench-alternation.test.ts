@@ -28,7 +28,7 @@ describe("bench: alternating slices", () => {
       assert.equal(order.filter((w) => w === 1).length, n);
       // A linear drift over the run: slice i runs at speed 1 + i. Over complete a b b a blocks the two
       // paths' mean positions are equal; at most one slice apart otherwise.
-      const mean = (w: 0 | 1): number => order.reduce((sum, x, i) => (x === w ? sum + i : sum), 0) / n;
+      const mean = (w: 0 | 1): number => order.reduce<number>((sum, x, i) => (x === w ? sum + i : sum), 0) / n;
       assert.ok(Math.abs(mean(0) - mean(1)) <= (n % 2 === 0 ? 0 : 1), `n=${n}`);
     }
   });
