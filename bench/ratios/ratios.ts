@@ -113,8 +113,9 @@ async function registerHttp(gw: GatewayProcess, token: string, fleet: BenchFleet
 
 /** Prosody and the chosen Redis, started together; whichever started is stopped by the teardown. */
 async function startServers(args: BenchArgs, teardown: Teardown): Promise<{ prosody: ProsodyServer; redis: BenchRedis }> {
-  // The gateway's component first (the gateway connects to the first), then the bare component of (a).
-  const components = [DEFAULT_COMPONENT, { domain: "baseline.localhost", secret: randomBytes(12).toString("hex") }];
+  // The gateway's component first (the gateway connects to the first), then the bare component of (a), its
+  // domain as long as the gateway's, as every stanza of (a) and (b) carries one.
+  const components = [DEFAULT_COMPONENT, { domain: "rawcomp.localhost", secret: randomBytes(12).toString("hex") }];
   const [p, r] = await Promise.allSettled([startProsody({ components }), startBenchRedis(args.paths.redis)]);
   if (p.status === "fulfilled") teardown.stopLater("prosody", p.value);
   if (r.status === "fulfilled") teardown.stopLater("redis", r.value);

@@ -66,15 +66,25 @@ export async function startRawIq(opts: RawIqOptions): Promise<RawIqClient> {
   await entity.start();
 
   const get = async (jid: string, resource: string): Promise<LtxElement> => {
-    const id = `b${(seq++).toString(36)}`;
-    // The same shape the gateway sends for a bodiless GET: the XEP attributes plus two headers.
+    const n = seq++;
+    // The same shape the gateway sends for a bodiless GET, at the same size: the XEP attributes plus two
+    // headers, an IQ id of 16 characters as the gateway's (gateway/correlation/ids.ts) and an X-Request-Id
+    // of a UUID's 36 (what the gateway makes when the client sends none), both counters here: no random
+    // bytes to pay for in the load process. The agent echoes both in its reply.
+    const id = n.toString(36).padStart(16, "0");
+    const requestId = `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
     const iq = xml(
       "iq",
       { type: "set", id, to: jid, from: opts.domain },
       xml(
         "req",
         { xmlns: NS_HTTP, method: "GET", resource, version: "1.1", maxChunkSize: "32768", sipub: "false", ibb: "false", jingle: "false" },
-        xml("headers", { xmlns: NS_SHIM }, xml("header", { name: "Host" }, "127.0.0.1"), xml("header", { name: "X-Request-Id" }, id)),
+        xml(
+          "headers",
+          { xmlns: NS_SHIM },
+          xml("header", { name: "Host" }, "127.0.0.1"),
+          xml("header", { name: "X-Request-Id" }, requestId),
+        ),
       ),
     );
     const reply = new Promise<LtxElement>((resolve, reject) => {
