@@ -57,7 +57,7 @@ export async function runLoad(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {
 
 /** The closed loop of runLoad: warm-up, one measured window, the drain; what the window saw. */
 export async function runWindow(issue: Issue, plan: LoadPlan, hooks: LoadHooks = {}): Promise<WindowCounts> {
-  if (plan.targets.length === 0) throw new Error("runLoad: no targets");
+  if (plan.targets.length === 0) throw new Error("runWindow: no targets");
   let phase: "warmup" | "measure" | "done" = "warmup";
   let next = 0;
   let active = 0;

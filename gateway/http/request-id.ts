@@ -1,8 +1,9 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from "node:http";
+import { REQUEST_ID } from "../messages/device-messages.js";
 import { facts, setFacts, type RequestFacts } from "./context.js";
 import { requestIdOf } from "./raw-error.js";
 
-const REQUEST_ID = "X-Request-Id";
+const REQUEST_ID_LOWER = REQUEST_ID.toLowerCase();
 
 /** `X-Request-Id` on every response: the caller's, when it is a sane token, else a new UUID. Set at once. */
 export function assignRequestId(req: IncomingMessage, res: ServerResponse): RequestFacts {
@@ -67,7 +68,7 @@ function carriesRequestId(headers: OutgoingHttpHeaders | OutgoingHttpHeader[] | 
 }
 
 const isRequestId = (name: unknown): boolean =>
-  typeof name === "string" && name.length === REQUEST_ID.length && name.toLowerCase() === "x-request-id";
+  typeof name === "string" && name.length === REQUEST_ID.length && name.toLowerCase() === REQUEST_ID_LOWER;
 
 /** The same as a middleware, for an app of its own (tests). */
 export function requestId(): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
