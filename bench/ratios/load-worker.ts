@@ -1,11 +1,11 @@
 // Child process generating the load, so the gateway's event loop is not shared with its own clients.
-// Driver "raw-iq": a bare component sends the IQs itself, path (a); driver "http": node:http GETs of
-// `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d) and the bare proxy for (c).
-// Shape "closed-loop": N clients for a time window (load.ts); "slices": the same in several windows, each
-// run when the parent sends "slice" (it alternates two paths' workers: measure.ts, measureAlternating),
-// reported together; "sequential": one client for a count of requests (sequential.ts). It reports
-// window-start/window-end as they happen (the parent samples CPU then) and the result at the end. Started by
-// bench/ratios/measure.ts.
+// Driver "raw-iq": a bare component sends the IQs itself, path (a); driver "http": keep-alive GETs
+// (../common/http-get.ts) of `/devices/{id}/TEMPERATURE` at `baseUrl`, which is the gateway for (b) and (d)
+// and the bare proxy for (c). Shape "closed-loop": N clients for a time window (load.ts); "slices": the same
+// in several windows, each run when the parent sends "slice" (it alternates two paths' workers: measure.ts,
+// measureAlternating), reported together; "sequential": one client for a count of requests (sequential.ts).
+// It reports window-start/window-end as they happen (the parent samples CPU then) and the result at the end.
+// Started by bench/ratios/measure.ts.
 import { setTimeout as delay } from "node:timers/promises";
 import {
   loadResult,

@@ -28,8 +28,8 @@
 //                  (a); an agent serves one component domain only, and both are up while (a) and (b) alternate
 //   proxy          child `node --import tsx bench/ratios/proxy-worker.ts`, up during (c) and (d)
 //   load           child `node --import tsx bench/ratios/load-worker.ts`, one per path and shape: for (a) a
-//                  bare @xmpp/component that is its own load generator, for (b) (c) (d) keep-alive node:http
-//                  clients asking for `/devices/{id}/TEMPERATURE`
+//                  bare @xmpp/component that is its own load generator, for (b) (c) (d) keep-alive GETs of
+//                  `/devices/{id}/TEMPERATURE` (bench/common/http-get.ts: a lean client, not node:http's)
 // The gateway starts first and the agents after it, so that it hears every device's presence; the pair
 // (a)-(b) waits until it counts them all online. (b) runs with every device on XMPP (no registry entries:
 // DEFAULT_TRANSPORT); then the devices are registered `transport: "http"` through the admin API, and (d)
@@ -257,7 +257,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
       devices: `child node process: one HTTP server answering for all ${n} devices, each on a listening port of its own; (c) and (d) call them directly`,
       agent: `TWO device agent processes (adapters/device-agent/main.ts under tsx, AGENT_FLEET_FILE), each for all ${n} devices: one serving the gateway's component, counted in (b) and (d), the other the baseline's, counted in (a)`,
       windows: `each path's measured window in ${runner.slices} slices, alternating with its baseline's in the order a b b a a b…, each slice after a ${args.warmupS} s warm-up (the first) or a short ramp; CPU and requests added up over the slices`,
-      load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) node:http keep-alive clients",
+      load: "child node process per path and shape: (a) bare @xmpp/component requester, (b) (c) (d) lean keep-alive HTTP/1.1 clients (bench/common/http-get.ts)",
       ...(args.cpuProfDir
         ? {
             profiling: `the gateway process was CPU-profiled from start to exit (one file in ${args.cpuProfDir}): the numbers are not comparable`,
