@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { EventEmitter, once } from "node:events";
 import net, { type AddressInfo } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { httpGetter, parseHead } from "../../bench/common/http-get.js";
+import { httpGetter, parseHead, type HttpGetter } from "../../bench/common/http-get.js";
 
 /** What the server does with one request: write these byte strings in turn (each its own write), then close or not. */
 interface Script {
@@ -73,16 +73,23 @@ beforeEach(() => {
   connections = 0;
 });
 
+/** Runs `use` with a client of `sockets` connections and the given bound, closed afterwards whatever happens. */
+async function withClient(sockets: number, timeoutMs: number, use: (http: HttpGetter) => Promise<void>): Promise<void> {
+  const http = httpGetter(base, sockets, timeoutMs);
+  try {
+    await use(http);
+  } finally {
+    http.close();
+  }
+}
+
 describe("bench HTTP client", () => {
   it("sends one well-formed GET and keeps its connection for the next requests", async () => {
-    const http = httpGetter(base, 4, 10_000);
-    try {
+    await withClient(4, 10_000, async (http) => {
       for (let i = 0; i < 3; i++) assert.equal(await http.get("/ok"), "fine");
       assert.equal(connections, 1);
       assert.match(requestsSeen[0] ?? "", /^GET \/ok HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+$/);
-    } finally {
-      http.close();
-    }
+    });
   });
 
   it("reads an answer cut into several writes, the head itself split, and a UTF-8 body", async () => {
@@ -93,52 +100,41 @@ describe("bench HTTP client", () => {
     // As latin1 strings, which the server writes back as the very bytes they came from.
     const parts = [0, ...cuts].map((start, i) => bytes.subarray(start, cuts[i] ?? bytes.length).toString("latin1"));
     scripts.set("/split", { writes: parts });
-    const http = httpGetter(base, 1, 10_000);
-    try {
+    await withClient(1, 10_000, async (http) => {
       assert.equal(await http.get("/split"), body);
-    } finally {
-      http.close();
-    }
+    });
   });
 
   it("rejects a non-200 answer with its status and body, and reuses the connection", async () => {
     scripts.set("/missing", { writes: ['HTTP/1.1 404 Not Found\r\nContent-Length: 17\r\n\r\n{"code":"NOPE"}\r\n'] });
-    const http = httpGetter(base, 1, 10_000);
-    try {
+    await withClient(1, 10_000, async (http) => {
       await assert.rejects(http.get("/missing"), /^Error: status 404: \{"code":"NOPE"\}/);
       assert.equal(await http.get("/ok"), "fine");
       assert.equal(connections, 1);
-    } finally {
-      http.close();
-    }
+    });
   });
 
   it("opens a new connection after an answer with Connection: close, and after an HTTP/1.0 answer", async () => {
     scripts.set("/close", { writes: [ok("bye", "Connection: close\r\n")], close: true });
     scripts.set("/old", { writes: ["HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold"], close: true });
-    const http = httpGetter(base, 1, 10_000);
-    try {
+    await withClient(1, 10_000, async (http) => {
       assert.equal(await http.get("/close"), "bye");
       assert.equal(await http.get("/old"), "old");
       assert.equal(await http.get("/ok"), "fine");
       assert.equal(connections, 3);
-    } finally {
-      http.close();
-    }
+    });
   });
 
   it("holds requests beyond its socket count until a connection is free", async () => {
-    const http = httpGetter(base, 2, 10_000);
-    try {
+    await withClient(2, 10_000, async (http) => {
       const bodies = await Promise.all(Array.from({ length: 7 }, () => http.get("/ok")));
       assert.deepEqual(bodies, Array(7).fill("fine"));
       assert.equal(connections, 2);
-    } finally {
-      http.close();
-    }
+    });
   });
 
-  const refused: Array<[string, Script, RegExp]> = [
+  /** What the server does, what the failure says, and the client's bound (10 s unless given). */
+  const refused: Array<[string, Script, RegExp, number?]> = [
     [
       "a chunked body",
       { writes: ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nfine\r\n0\r\n\r\n"] },
@@ -154,31 +150,18 @@ describe("bench HTTP client", () => {
       { writes: ["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfine"], close: true },
       /closed the connection/,
     ],
+    ["no answer within the bound", { writes: [], silent: true }, /no answer within 100 ms/, 100],
     ["a head that never ends", { writes: ["HTTP/1.1 200 OK\r\n", `X-Long: ${"a".repeat(17 * 1024)}`] }, /no end of the response head/],
   ];
-  for (const [what, script, message] of refused) {
+  for (const [what, script, message, timeoutMs = 10_000] of refused) {
     it(`fails the request on ${what}, and the next request still gets its own answer`, async () => {
       scripts.set("/bad", script);
-      const http = httpGetter(base, 1, 10_000);
-      try {
+      await withClient(1, timeoutMs, async (http) => {
         await assert.rejects(http.get("/bad"), message);
         assert.equal(await http.get("/ok"), "fine");
-      } finally {
-        http.close();
-      }
+      });
     });
   }
-
-  it("fails a request the server never answers once its bound has passed", async () => {
-    scripts.set("/silent", { writes: [], silent: true });
-    const http = httpGetter(base, 1, 100);
-    try {
-      await assert.rejects(http.get("/silent"), /no answer within 100 ms/);
-      assert.equal(await http.get("/ok"), "fine");
-    } finally {
-      http.close();
-    }
-  });
 
   it("fails the requests outstanding when it is closed, sent or not, and any later one", async () => {
     scripts.set("/silent", { writes: [], silent: true });
