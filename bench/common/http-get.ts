@@ -2,7 +2,8 @@
 // sockets, written as one prepared string and read with just enough parsing to find the status and the end
 // of the body. The load worker shares the machine with what it measures, so what it spends per request is
 // taken from them: node:http's client (an agent, a ClientRequest, an IncomingMessage and its stream
-// per request) cost 0.06–0.07 ms of CPU per request in (b), against 0.04 for (a)'s bare component.
+// per request) cost 0.065–0.097 ms of CPU per request in (b), against 0.04–0.06 for (a)'s bare component;
+// this one 0.03–0.046 (docs/benchmark.md).
 //
 // It reads what the gateway, the bare proxy and the bench devices send: a status line, headers, and a body
 // framed by Content-Length (RFC 9112 §6.3). A response framed otherwise (chunked, or until close) fails the
