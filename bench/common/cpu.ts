@@ -66,6 +66,16 @@ export function cpuSecondsBetween(
   return out;
 }
 
+/** Two accounts of CPU seconds added up, process by process; null where either has null (a process absent). */
+export function addCpuSeconds(a: CpuSeconds, b: CpuSeconds): CpuSeconds {
+  const out: CpuSeconds = {};
+  for (const name of Object.keys(b)) {
+    const [x, y] = [a[name], b[name]];
+    out[name] = x === undefined || x === null || y === null || y === undefined ? null : x + y;
+  }
+  return out;
+}
+
 /** Busy ticks of the whole machine (all cores) from /proc/stat: everything but idle and iowait. */
 export function machineBusyTicks(): number | undefined {
   try {

@@ -101,13 +101,14 @@ export async function startBenchFleet(
     async startAgents() {
       if (agents) throw new Error("the agent processes run already");
       spawnedAt = performance.now();
-      const [gateway, baselineAgent] = await Promise.allSettled([agentFor(component.domain, ids), agentFor(baseline.domain, baselineIds)]);
-      if (gateway.status === "rejected" || baselineAgent.status === "rejected") {
-        if (gateway.status === "fulfilled") await gateway.value.stop();
-        if (baselineAgent.status === "fulfilled") await baselineAgent.value.stop();
-        throw gateway.status === "rejected" ? gateway.reason : (baselineAgent as PromiseRejectedResult).reason;
+      // One after the other: each resolves once spawned, and a failed second leaves only the first to stop.
+      const gateway = await agentFor(component.domain, ids);
+      try {
+        agents = { gateway, baseline: await agentFor(baseline.domain, baselineIds) };
+      } catch (err) {
+        await gateway.stop();
+        throw err;
       }
-      agents = { gateway: gateway.value, baseline: baselineAgent.value };
     },
     stopAgents,
     async waitOnlineAt(gatewayUrl, timeoutMs) {

@@ -1,7 +1,7 @@
 // Runs one path, or two in alternating slices: starts a load worker per path, samples every process's CPU
 // when a worker opens and closes a measured window, and collects the workers' results.
 import type { Teardown } from "../../test/helpers/stack.js";
-import { machineBusyTicks, sampleGroupTicks, type CpuSeconds, type PidGroups } from "../common/cpu.js";
+import { addCpuSeconds, cpuSecondsBetween, machineBusyTicks, sampleGroupTicks, type CpuSeconds, type PidGroups } from "../common/cpu.js";
 import type { LoadResult } from "./load.js";
 import type { LoadConfig } from "./load-worker.js";
 import { perRequest, type PathResult } from "./report.js";
@@ -33,16 +33,19 @@ function windowBoundMs(config: LoadConfig): number {
   return bound + 30_000;
 }
 
-/** CPU ticks of a path's processes, added up over its measured windows, and the rest of the machine's. */
-class WindowTicks {
+/** CPU seconds of a path's processes, added up over its measured windows, and the rest of the machine's. */
+class WindowCpu {
   private before: ReturnType<typeof sampleGroupTicks> | undefined;
   private machineBefore: number | undefined;
-  /** Per process; undefined once it was absent at any window edge. */
-  private readonly ticks: Record<string, number | undefined> = {};
-  private machine: number | undefined = 0;
+  /** Per process; null once it was absent at any window edge. */
+  private total: CpuSeconds = {};
+  private machineS: number | null = 0;
   windows = 0;
 
-  constructor(private readonly groups: () => PidGroups) {}
+  constructor(
+    private readonly groups: () => PidGroups,
+    private readonly hz: number,
+  ) {}
 
   open(): void {
     this.before = sampleGroupTicks(this.groups());
@@ -52,81 +55,74 @@ class WindowTicks {
   close(): void {
     const before = this.before;
     if (!before) return;
-    const after = sampleGroupTicks(this.groups());
+    const window = cpuSecondsBetween(before, sampleGroupTicks(this.groups()), this.hz);
     const machine = machineBusyTicks();
-    for (const name of Object.keys(before)) {
-      const [start, end] = [before[name], after[name]];
-      const sum = this.windows === 0 ? 0 : this.ticks[name];
-      this.ticks[name] = start === undefined || end === undefined || sum === undefined ? undefined : sum + (end - start);
-    }
-    this.machine =
-      this.machine === undefined || this.machineBefore === undefined || machine === undefined
-        ? undefined
-        : this.machine + (machine - this.machineBefore);
+    this.total = this.windows === 0 ? window : addCpuSeconds(this.total, window);
+    this.machineS =
+      this.machineS === null || this.machineBefore === undefined || machine === undefined
+        ? null
+        : this.machineS + (machine - this.machineBefore) / this.hz;
     this.before = undefined;
     this.windows++;
   }
 
   /** CPU seconds per process over the windows; null where a process was absent at an edge. */
-  cpuSeconds(hz: number): CpuSeconds {
-    const out: CpuSeconds = {};
-    for (const [name, ticks] of Object.entries(this.ticks)) out[name] = ticks === undefined ? null : ticks / hz;
-    return out;
+  cpuSeconds(): CpuSeconds {
+    return this.total;
   }
 
   /** Machine-wide busy CPU minus ours: what other processes (other sessions, the kernel) took meanwhile. */
-  otherCpuS(hz: number, ours: CpuSeconds): number | null {
-    if (this.machine === undefined) return null;
+  otherCpuS(ours: CpuSeconds): number | null {
+    if (this.machineS === null) return null;
     const mine = Object.values(ours).reduce<number>((sum, s) => sum + (s ?? 0), 0);
-    return Math.max(0, this.machine / hz - mine);
+    return Math.max(0, this.machineS - mine);
   }
 }
 
 interface Measuring {
   job: PathJob;
   worker: WorkerProcess;
-  ticks: WindowTicks;
+  cpu: WindowCpu;
 }
 
 /** Starts a path's load worker, with its CPU sampled at each window edge the worker reports. */
-function startMeasuring(job: PathJob, teardown: Teardown): Measuring {
+function startMeasuring(job: PathJob, hz: number, teardown: Teardown): Measuring {
   const worker = WorkerProcess.start(`load ${job.label}`, new URL("./load-worker.ts", import.meta.url), job.config);
   teardown.add(`load worker ${job.label}`, () => worker.stop());
-  const ticks = new WindowTicks(() => ({ ...job.pids, load: [worker.pid] }));
+  const cpu = new WindowCpu(() => ({ ...job.pids, load: [worker.pid] }), hz);
   // Sampled as the event line arrives: at most a few ms after the worker's own window edge, against a
   // window of seconds.
   worker.onEvent((e) => {
     if (e.event === "window-start") {
-      ticks.open();
+      cpu.open();
       job.hooks?.onWindowStart?.();
     } else if (e.event === "window-end") {
-      ticks.close();
+      cpu.close();
       job.hooks?.onWindowEnd?.();
     }
   });
-  return { job, worker, ticks };
+  return { job, worker, cpu };
 }
 
 /** The worker's result, with the CPU of its windows. */
-async function finish(m: Measuring, hz: number, windows: number): Promise<PathResult> {
+async function finish(m: Measuring, windows: number): Promise<PathResult> {
   const { result } = (await m.worker.next("result", windowBoundMs(m.job.config))) as unknown as { result: LoadResult };
-  if (m.ticks.windows !== windows)
-    throw new Error(`${m.job.label}: the worker reported ${m.ticks.windows} measured windows, not ${windows}`);
-  const cpuS = m.ticks.cpuSeconds(hz);
+  if (m.cpu.windows !== windows) throw new Error(`${m.job.label}: the worker reported ${m.cpu.windows} measured windows, not ${windows}`);
+  const cpuS = m.cpu.cpuSeconds();
   return {
     label: m.job.label,
     load: result,
     cpuS,
     cpuMsPerRequest: perRequest(cpuS, result.completed),
-    otherCpuS: m.ticks.otherCpuS(hz, cpuS),
+    otherCpuS: m.cpu.otherCpuS(cpuS),
   };
 }
 
 export async function measurePath(job: PathJob, hz: number, teardown: Teardown): Promise<PathResult> {
-  const m = startMeasuring(job, teardown);
+  const m = startMeasuring(job, hz, teardown);
   try {
     await m.worker.next("ready", readyBoundMs(job.config));
-    return await finish(m, hz, 1);
+    return await finish(m, 1);
   } finally {
     await m.worker.stop();
   }
@@ -156,7 +152,7 @@ export async function measureAlternating(
   const slices = (job: PathJob): number => (job.config.shape.kind === "slices" ? job.config.shape.slices : 0);
   const n = slices(first);
   if (n < 1 || slices(second) !== n) throw new Error(`${first.label} and ${second.label}: both need shape "slices", with the same count`);
-  const pair = [startMeasuring(first, teardown), startMeasuring(second, teardown)] as const;
+  const pair = [startMeasuring(first, hz, teardown), startMeasuring(second, hz, teardown)] as const;
   try {
     await Promise.all(pair.map((m) => m.worker.next("ready", readyBoundMs(m.job.config))));
     for (const which of alternation(n)) {
@@ -164,7 +160,7 @@ export async function measureAlternating(
       m.worker.send("slice");
       await m.worker.next("slice-done", windowBoundMs(m.job.config));
     }
-    return [await finish(pair[0], hz, n), await finish(pair[1], hz, n)];
+    return [await finish(pair[0], n), await finish(pair[1], n)];
   } finally {
     await Promise.all(pair.map((m) => m.worker.stop()));
   }

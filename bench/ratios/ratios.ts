@@ -170,11 +170,11 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
     agent: agent === undefined ? undefined : [agent],
   });
   // (b) and (d) are the same load on the same gateway; only the devices' transport differs.
-  const throughGateway = (label: string, agent: number | undefined): PathSpec => ({
+  const throughGateway = (label: string): PathSpec => ({
     label,
     driver: { mode: "http", baseUrl: gw.url },
     ids,
-    processes: { ...common(agent), gateway: [gw.child.pid] },
+    processes: { ...common(fleet.agentPid()), gateway: [gw.child.pid] },
     retryForMs: 0,
   });
 
@@ -198,7 +198,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
           processes: common(fleet.baselineAgentPid()),
           retryForMs: ONLINE_BOUND_MS,
         },
-        throughGateway("(b) gateway XMPP path", fleet.agentPid()),
+        throughGateway("(b) gateway XMPP path"),
       ),
     (runs) => runs.second.loaded,
   );
@@ -221,7 +221,7 @@ export async function runRatios(args: BenchArgs, teardown: Teardown): Promise<Be
           processes: { ...common(undefined), proxy: [proxy.pid] },
           retryForMs: 0,
         },
-        throughGateway("(d) gateway HTTP pass-through", fleet.agentPid()),
+        throughGateway("(d) gateway HTTP pass-through"),
       ),
     (runs) => runs.second.loaded,
   );
